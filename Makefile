@@ -1,0 +1,50 @@
+# mailbastion: `make run` starts the all-in-one system; `make test` installs what the tests need and runs them.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+MB     := $(VENV)/bin/mailbastion
+VAR    := var
+# Debian packages the tests use: a real clamd with a test signature database, ClamAV's test files,
+# 7-Zip for archive tests, SpamAssassin for the filter benchmark.
+DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles p7zip-full
+
+.PHONY: install run test deb-test-deps lock bench clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+$(VAR)/mailbastion.toml: | $(VENV)/.installed
+	$(MB) init --dir $(VAR) --domain example.test
+
+run: install $(VAR)/mailbastion.toml
+	$(MB) serve -c $(VAR)/mailbastion.toml
+
+deb-test-deps:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(DEB_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi; \
+	else echo "not root: skipping Debian packages ($(DEB_TEST_PACKAGES)); tests that need them will say so"; fi
+
+test: install deb-test-deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+# Regenerate the lock file from pyproject.toml (pins every transitive dependency).
+lock:
+	$(PYTHON) -m venv /tmp/mb-lock-venv && /tmp/mb-lock-venv/bin/pip install -q --upgrade pip \
+	  && /tmp/mb-lock-venv/bin/pip install -q -e '.[test]' \
+	  && /tmp/mb-lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

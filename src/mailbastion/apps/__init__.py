@@ -1,0 +1,1 @@
+"""Composition roots, one per role: wiring only. Only apps/ and cli/ build concrete objects."""

@@ -1,0 +1,69 @@
+"""Features plug their checks, engines and start-up rules into the roles through one seam.
+
+Each feature lives in `apps/feature_<name>.py` and exposes `build(services) -> Feature`. The roles
+(gateway, all-in-one, `mailbastion scan`) ask every feature for its checks; a feature whose module is
+not there is simply absent.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mailbastion.config import Settings
+from mailbastion.core.ports import QuarantineSink, RecipientResolver
+from mailbastion.dns import DnsResolver
+from mailbastion.policy.check import Check
+
+log = logging.getLogger("mailbastion.apps")
+
+FEATURE_NAMES = ("gateway", "auth", "antivirus", "spam")
+
+
+@dataclass(eq=False)
+class Services:
+    """Shared collaborators built once per process and handed to every feature."""
+
+    settings: Settings
+    resolver: DnsResolver
+    recipients: RecipientResolver | None = None
+    quarantine: QuarantineSink | None = None
+    extras: dict[str, object] = field(default_factory=dict)  # feature-owned singletons, keyed by feature name
+
+
+class Feature(Protocol):
+    name: str
+
+    def checks(self) -> list[Check]:
+        """The checks this feature adds to the pipeline (may be empty when disabled)."""
+        ...
+
+    def startup_problems(self) -> list[str]:
+        """Reasons the gateway must refuse to start (e.g. no mail AV engine differs from the workstations')."""
+        ...
+
+    async def start(self) -> None:
+        """Start background work (engine pools, rule reloads, freshness watch)."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+def make_resolver(settings: Settings) -> DnsResolver:
+    d = settings.dns
+    return DnsResolver(d.nameservers or None, port=d.port, timeout=d.timeout, cache_size=d.cache_size)
+
+
+def load_features(services: Services, names: tuple[str, ...] = FEATURE_NAMES) -> list[Feature]:
+    out: list[Feature] = []
+    for name in names:
+        try:
+            module = importlib.import_module(f"mailbastion.apps.feature_{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"mailbastion.apps.feature_{name}":
+                continue
+            raise
+        out.append(module.build(services))
+    return out

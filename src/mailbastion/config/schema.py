@@ -1,0 +1,63 @@
+"""The whole configuration: one TOML file, one pydantic model per section, unknown keys refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, PrivateAttr
+
+from mailbastion.config.sections.antivirus import AntivirusSection
+from mailbastion.config.sections.auth import AuthSection
+from mailbastion.config.sections.base import Section
+from mailbastion.config.sections.core import (
+    DirectorySection,
+    DnsSection,
+    LmtpSection,
+    MailboxSection,
+    RelaySection,
+    ServerSection,
+    SmtpSection,
+    SpoolSection,
+    TlsSection,
+)
+from mailbastion.config.sections.spam import SpamSection
+
+
+class Settings(Section):
+    server: ServerSection = Field(default_factory=ServerSection)
+    smtp: SmtpSection = Field(default_factory=SmtpSection)
+    tls: TlsSection = Field(default_factory=TlsSection)
+    relay: RelaySection = Field(default_factory=RelaySection)
+    lmtp: LmtpSection = Field(default_factory=LmtpSection)
+    spool: SpoolSection = Field(default_factory=SpoolSection)
+    directory: DirectorySection = Field(default_factory=DirectorySection)
+    mailbox: MailboxSection = Field(default_factory=MailboxSection)
+    dns: DnsSection = Field(default_factory=DnsSection)
+    auth: AuthSection = Field(default_factory=AuthSection)
+    antivirus: AntivirusSection = Field(default_factory=AntivirusSection)
+    spam: SpamSection = Field(default_factory=SpamSection)
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """data_dir, resolved against the configuration file's folder."""
+        anchor = self._source.parent if self._source else Path.cwd()
+        return (anchor / self.server.data_dir).resolve()
+
+    def path(self, relative: str) -> Path:
+        """A configured path: absolute as given, else below data_dir."""
+        p = Path(relative)
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def directory_url(self) -> str:
+        url = self.directory.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////"):
+            return prefix + str(self.path(url[len(prefix):]))
+        return url

@@ -1,0 +1,1 @@
+"""One pydantic model per configuration section. Secure defaults; unknown keys refused."""

@@ -1,0 +1,95 @@
+"""Sections of the message path: server, listeners, limits, relay, TLS, spool, directory, mailbox, DNS."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network, IPv6Network
+from typing import Literal
+
+from pydantic import Field
+
+from mailbastion.config.sections.base import Section
+
+
+class ServerSection(Section):
+    hostname: str = "localhost.localdomain"  # our name in the banner, Received and DSNs
+    data_dir: str = "."  # relative paths below are relative to this (itself relative to the config file)
+    workers: int = Field(1, ge=1, le=64)  # SMTP acceptor processes behind one listening socket
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_file: str | None = None  # None: standard error
+
+
+class SmtpSection(Section):
+    """The inbound (MX) listener of the gateway."""
+
+    listen: list[str] = ["127.0.0.1:2525"]
+    implicit_tls_listen: list[str] = []  # SMTPS-style listeners (rare for MX)
+    banner: str = "ESMTP mailbastion"
+    max_message_size: int = Field(25 * 1024 * 1024, ge=1024)
+    max_recipients: int = Field(100, ge=1, le=10000)
+    max_line_length: int = Field(2048, ge=1000)  # data lines; RFC 5321 §4.5.3.1.6 says 1000 incl. CRLF
+    max_command_length: int = Field(512, ge=512)  # RFC 5321 §4.5.3.1.4
+    max_unknown_commands: int = Field(5, ge=1)
+    max_errors: int = Field(10, ge=1)
+    max_transactions_per_connection: int = Field(100, ge=1)
+    idle_timeout: float = Field(300.0, gt=0)  # RFC 5321 §4.5.3.2.7 suggests 5 minutes
+    data_timeout: float = Field(600.0, gt=0)
+    max_connections: int = Field(1000, ge=1)
+    max_connections_per_client: int = Field(20, ge=1)
+    require_starttls: bool = False  # an MX must accept plain text from the internet (RFC 3207 §4)
+    proxy_protocol: bool = False  # behind a load balancer: real client address from PROXY v1/v2
+    proxy_protocol_from: list[str] = []  # only these load balancers may send PROXY headers
+    xclient_hosts: list[str] = []  # Postfix XCLIENT accepted from these addresses only (bench)
+    max_hops: int = Field(50, ge=5)  # Received headers before we call it a loop (Postfix hopcount_limit)
+
+
+class TlsSection(Section):
+    min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    cert: str = "tls/gateway.crt"  # the public-facing certificate
+    key: str = "tls/gateway.key"
+    ca: str = "tls/ca.crt"  # the private CA for the gateway <-> MDA link
+    gateway_client_cert: str = "tls/gateway-client.crt"
+    gateway_client_key: str = "tls/gateway-client.key"
+    mda_cert: str = "tls/mda.crt"
+    mda_key: str = "tls/mda.key"
+
+
+class RelaySection(Section):
+    # Default deny: no network may relay unless listed here.
+    networks: list[IPv4Network | IPv6Network] = []
+
+
+class LmtpSection(Section):
+    listen: str = "127.0.0.1:2424"  # where the MDA listens
+    connect: str | None = None  # where the gateway delivers; None = the listen address
+    require_client_cert: bool = True  # mutual TLS on the gateway <-> MDA link
+    timeout: float = Field(120.0, gt=0)
+
+
+class SpoolSection(Section):
+    dir: str = "spool"
+    min_free_bytes: int = Field(100 * 1024 * 1024, ge=0)  # below this, 452 4.3.1
+    max_lifetime_seconds: int = Field(5 * 86400, ge=60)  # Postfix maximal_queue_lifetime
+    bounce_lifetime_seconds: int = Field(5 * 86400, ge=60)
+    min_backoff_seconds: int = Field(300, ge=1)  # Postfix minimal_backoff_time
+    max_backoff_seconds: int = Field(4000, ge=1)  # Postfix maximal_backoff_time
+    scan_interval_seconds: float = Field(1.0, gt=0)
+    delivery_concurrency: int = Field(20, ge=1)
+
+
+class DirectorySection(Section):
+    url: str = "sqlite:///directory.db"  # relative sqlite paths are below data_dir
+    recipient_map: str = "recipient-map.json"  # the address-only map the gateway reads
+
+
+class MailboxSection(Section):
+    root: str = "mail"  # Maildirs: <root>/<domain>/<local>/
+    default_quota_bytes: int = Field(1024 * 1024 * 1024, ge=0)  # 0 = unlimited
+    junk_folder: str = "Junk"
+    recipient_delimiter: str = "+"
+
+
+class DnsSection(Section):
+    nameservers: list[str] = []  # empty: the system resolver (/etc/resolv.conf)
+    port: int = Field(53, ge=1, le=65535)
+    timeout: float = Field(5.0, gt=0)
+    cache_size: int = Field(10000, ge=0)
