@@ -1,0 +1,80 @@
+import pytest
+
+from mailbastion.core.address import Address, AddressError, parse_address, parse_path
+
+
+@pytest.mark.parametrize(
+    "text, local, domain",
+    [
+        ("user@example.test", "user", "example.test"),
+        ("User.Name+tag@EXAMPLE.Test", "User.Name+tag", "example.test"),
+        ("<user@example.test>", "user", "example.test"),
+        ('"john doe"@example.test', '"john doe"', "example.test"),
+    ],
+)
+def test_valid_paths(text: str, local: str, domain: str) -> None:
+    addr = parse_path(text)
+    assert addr is not None
+    assert (addr.local, addr.domain) == (local, domain)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<@relay.test:user@example.test>",  # source route
+        "<@a.test,@b.test:user@example.test>",
+        "a@b@example.test",
+        "user@example.test.",  # trailing dot
+        "user@",
+        "@example.test",
+        "user",
+        "user@localdomain",  # not fully qualified
+        "us er@example.test",
+        "user@exa_mple.test",
+        "<user@example.test",
+        "user@example.test>",
+        "x" * 65 + "@example.test",
+        "user@\x00example.test",
+        "üser@example.test",  # UTF-8 without SMTPUTF8
+        '"unterminated@example.test',
+    ],
+)
+def test_invalid_paths_are_refused(text: str) -> None:
+    with pytest.raises(AddressError):
+        parse_path(text)
+
+
+def test_null_path_only_where_allowed() -> None:
+    assert parse_path("<>", allow_null=True) is None
+    with pytest.raises(AddressError):
+        parse_path("<>")
+
+
+def test_utf8_with_smtputf8() -> None:
+    addr = parse_address("üser@bücher.example", allow_utf8=True)
+    assert addr.domain == "xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize(
+    "text, route",
+    [
+        ("user%other.test@example.test", True),  # percent hack
+        ("other.test!user@example.test", True),  # bang path
+        ('"user@other.test"@example.test', True),  # quoted @
+        ('"user%other.test"@example.test', True),
+        ("plain@example.test", False),
+    ],
+)
+def test_route_characters_are_visible(text: str, route: bool) -> None:
+    assert parse_path(text).has_route_chars is route  # type: ignore[union-attr]
+
+
+def test_address_literal_is_flagged() -> None:
+    addr = parse_path("user@[192.0.2.1]")
+    assert addr is not None and addr.is_literal
+
+
+def test_plus_tag_and_normalized() -> None:
+    addr = parse_address("Alice+News@Example.TEST")
+    assert addr.without_tag() == Address("Alice", "example.test")
+    assert addr.normalized == "alice+news@example.test"
