@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr
 from mailbastion.config.sections.antivirus import AntivirusSection
 from mailbastion.config.sections.auth import AuthSection
 from mailbastion.config.sections.base import Section
+from mailbastion.config.sections.core import DeliverySection
 from mailbastion.config.sections.core import (
     DirectorySection,
     DnsSection,
@@ -33,6 +34,7 @@ class Settings(Section):
     directory: DirectorySection = Field(default_factory=DirectorySection)
     mailbox: MailboxSection = Field(default_factory=MailboxSection)
     dns: DnsSection = Field(default_factory=DnsSection)
+    delivery: DeliverySection = Field(default_factory=DeliverySection)
     auth: AuthSection = Field(default_factory=AuthSection)
     antivirus: AntivirusSection = Field(default_factory=AntivirusSection)
     spam: SpamSection = Field(default_factory=SpamSection)

@@ -93,3 +93,13 @@ class DnsSection(Section):
     port: int = Field(53, ge=1, le=65535)
     timeout: float = Field(5.0, gt=0)
     cache_size: int = Field(10000, ge=0)
+
+
+class DeliverySection(Section):
+    """Outbound delivery to remote domains (the queue manager's SMTP agent)."""
+
+    relayhost: str | None = None  # "host" or "host:port": send all remote mail there, no MX lookup
+    remote_port: int = Field(25, ge=1, le=65535)  # port of remote MX hosts (tests point it elsewhere)
+    connect_timeout: float = Field(30.0, gt=0)
+    command_timeout: float = Field(300.0, gt=0)  # RFC 5321 §4.5.3.2: minutes per command, 10 for DATA end
+    max_mx_hosts: int = Field(5, ge=1, le=20)  # MX hosts tried per domain per attempt
