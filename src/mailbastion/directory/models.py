@@ -1,0 +1,128 @@
+"""The directory's tables as SQLAlchemy 2 models: domains, accounts (with their states), aliases, and the
+audit log's two tables (its logic lives in `lifecycle/audit_log.py`).
+
+The schema itself is created and changed only by the Alembic migrations in `migrations/`; these models must
+describe the same tables. Addresses are stored normalized (`Address.normalized`: lower-case local part and
+domain, no tag).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class AccountState(StrEnum):
+    """The life of an account. Only ACTIVE receives mail and may log in.
+
+    pending ──approve──▶ active ──suspend──▶ suspended ──▶ active
+                           └──deactivate──▶ disabled ──▶ deleted
+    """
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DISABLED = "disabled"
+    DELETED = "deleted"
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out (SQLite forgets the zone; this puts it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the directory; use an aware UTC time")
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Domain(Base):
+    __tablename__ = "domains"
+    __table_args__ = (UniqueConstraint("name", name="uq_domains_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        UniqueConstraint("address", name="uq_accounts_address"),
+        CheckConstraint("state IN ('pending', 'active', 'suspended', 'disabled', 'deleted')",
+                        name="ck_accounts_state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", name="fk_accounts_domain_id_domains"),
+                                           index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    state: Mapped[str] = mapped_column(String(16))
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: mailbox default
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    activated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    deactivate_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)  # leaver date
+    deactivated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    domain: Mapped[Domain] = relationship(lazy="joined")
+
+
+class Alias(Base):
+    __tablename__ = "aliases"
+    __table_args__ = (UniqueConstraint("alias", "target", name="uq_aliases_alias_target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alias: Mapped[str] = mapped_column(String(320), index=True)
+    target: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class AuditEventRow(Base):
+    """One audit record. `time` and `details` are stored as the exact text that was hashed."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    time: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(320), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The last record's seq and hash, updated in the same transaction: removing the newest records
+    (which leaves an intact but shorter chain) shows as a mismatch with this row."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_audit_head_single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+__all__ = ["Account", "AccountState", "Alias", "AuditEventRow", "AuditHeadRow", "Base", "Domain"]

@@ -1,0 +1,161 @@
+"""The address-only recipient map: written inside by the directory, read in the DMZ by the gateway.
+
+The file holds our domains, the addresses of active accounts and the aliases expanded to their final
+targets: no password hashes, no account states, nothing about inactive accounts. It is written atomically
+(tmp, fsync, rename, fsync of the folder), so a reader sees the old map or the new one, never half of one.
+
+`RecipientMap` implements the `RecipientResolver` port from that file alone. It checks the file's mtime at
+most once per `check_interval` seconds and reloads when it changed. A map that fails to load keeps the last
+good one in service (and logs); a map never loaded resolves every domain as not ours, which fails closed:
+the gateway then refuses every recipient rather than accepting for unknown ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailbastion.core.address import Address
+from mailbastion.core.ports import Resolution
+from mailbastion.directory import resolution
+
+log = logging.getLogger("mailbastion.directory.recipient_map")
+
+FORMAT = "mailbastion-recipient-map"
+VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class MapData:
+    domains: frozenset[str] = frozenset()
+    addresses: frozenset[str] = frozenset()
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    recipient_delimiter: str = "+"
+
+    def lookups(self) -> resolution.Lookups:
+        return resolution.Lookups(
+            is_local_domain=lambda d: d.lower() in self.domains,
+            is_active=lambda a: a in self.addresses,
+            alias_targets=lambda a: self.aliases.get(a, ()),
+        )
+
+
+def write_map(path: Path, *, domains: Iterable[str], addresses: Iterable[str],
+              aliases: Mapping[str, Sequence[str]], recipient_delimiter: str = "+") -> None:
+    """Write the map atomically (mode 0644: the gateway's user reads it)."""
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "recipient_delimiter": recipient_delimiter,
+        "domains": sorted(set(domains)),
+        "addresses": sorted(set(addresses)),
+        "aliases": {k: list(v) for k, v in sorted(aliases.items()) if v},
+    }
+    data = json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
+    atomic_write(path, data, mode=0o644)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def read_map(path: Path) -> MapData:
+    """Parse a map file. Raises ValueError (or OSError) when it is not a map we wrote."""
+    doc = json.loads(path.read_bytes())
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
+        raise ValueError(f"{path}: not a {FORMAT} version {VERSION}")
+    aliases = doc.get("aliases", {})
+    if not isinstance(aliases, dict):
+        raise ValueError(f"{path}: aliases must be an object")
+    return MapData(
+        domains=frozenset(str(d).lower() for d in doc.get("domains", [])),
+        addresses=frozenset(str(a) for a in doc.get("addresses", [])),
+        aliases={str(k): tuple(str(t) for t in v) for k, v in aliases.items()},
+        recipient_delimiter=str(doc.get("recipient_delimiter", "+")),
+    )
+
+
+class RecipientMap:
+    """`RecipientResolver` over the JSON map at `path` (see the module docstring for reload and failure)."""
+
+    def __init__(self, path: Path | str, *, check_interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = Path(path)
+        self.check_interval = check_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._data = MapData()
+        self._stamp: tuple[int, int, int] | None = None
+        self._checked = float("-inf")
+        self.loaded = False
+        self._refresh(force=True)
+
+    @property
+    def data(self) -> MapData:
+        self._refresh()
+        return self._data
+
+    def is_local_domain(self, domain: str) -> bool:
+        return domain.lower() in self.data.domains
+
+    def resolve(self, address: Address) -> Resolution:
+        data = self.data
+        return resolution.resolve(address, data.lookups(), data.recipient_delimiter)
+
+    def reload(self) -> None:
+        """Re-read the file now (ignores the check interval)."""
+        self._refresh(force=True)
+
+    def _refresh(self, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - self._checked < self.check_interval:
+            return
+        with self._lock:
+            self._checked = now
+            try:
+                st = self.path.stat()
+            except FileNotFoundError:
+                if not self.loaded:
+                    log.warning("recipient map %s does not exist: no recipient is ours", self.path)
+                return
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if stamp == self._stamp and not force:
+                return
+            try:
+                data = read_map(self.path)
+            except (OSError, ValueError) as exc:
+                log.error("recipient map %s not loaded, keeping the previous one: %s", self.path, exc)
+                return
+            self._data, self._stamp, self.loaded = data, stamp, True
+            log.info("recipient map %s loaded: %d domains, %d addresses, %d aliases", self.path,
+                     len(data.domains), len(data.addresses), len(data.aliases))
+
+
+__all__ = ["FORMAT", "VERSION", "MapData", "RecipientMap", "atomic_write", "read_map", "write_map"]

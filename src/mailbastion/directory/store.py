@@ -1,0 +1,372 @@
+"""The directory: our domains, accounts with their states, aliases, and credentials.
+
+Every change runs in one write transaction together with its audit record (`lifecycle/audit_log.py`), so
+a change is never committed unaudited; after the commit the address-only recipient map for the gateway is
+rewritten (when a path is configured). A plain password never leaves `add_account`/`set_password` except
+as the return value of a generated one.
+
+Receiving and logging in both require an ACTIVE account whose leaver date (`deactivate_at`) has not
+passed; `deactivate_due()` turns passed dates into DISABLED and should run periodically (the leaver job).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from mailbastion.core.address import Address, AddressError
+from mailbastion.core.ports import Resolution, ResolutionKind
+from mailbastion.directory import passwords, resolution
+from mailbastion.directory.database import as_engine, migrate, write_transaction
+from mailbastion.directory.errors import (AccountDisabled, AccountExists, AccountUnknown, AliasExists, AliasUnknown,
+                                          DirectoryError, DomainExists, DomainUnknown)
+from mailbastion.directory.models import Account, AccountState, Alias, Domain
+from mailbastion.directory.recipient_map import MapData, write_map
+from mailbastion.lifecycle import audit_log as _audit  # module import: audit_log imports this package
+
+if TYPE_CHECKING:
+    from mailbastion.config.schema import Settings
+
+
+class AuditAction(StrEnum):
+    DOMAIN_ADDED = "domain.added"
+    ACCOUNT_ADDED = "account.added"
+    ACCOUNT_STATE_CHANGED = "account.state_changed"
+    ACCOUNT_DEACTIVATION_SCHEDULED = "account.deactivation_scheduled"
+    ACCOUNT_PASSWORD_CHANGED = "account.password_changed"
+    ACCOUNT_QUOTA_CHANGED = "account.quota_changed"
+    ALIAS_ADDED = "alias.added"
+    ALIAS_REMOVED = "alias.removed"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """What may be shown about an account: never its password hash."""
+
+    address: str
+    state: AccountState
+    quota_bytes: int | None
+    created_at: dt.datetime
+    activated_at: dt.datetime | None
+    deactivate_at: dt.datetime | None
+    deactivated_at: dt.datetime | None
+    is_active: bool
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _actor(by: str) -> str:
+    if not by or not by.strip():
+        raise ValueError("every directory change needs an actor (by=...)")
+    return by.strip()
+
+
+class Directory:
+    """The directory store over SQLAlchemy (SQLite file or PostgreSQL URL). Methods are synchronous and
+    thread-safe; async callers use `asyncio.to_thread`. Also a `RecipientResolver`."""
+
+    def __init__(self, engine_or_url: Engine | str, *, recipient_map: Path | str | None = None,
+                 recipient_delimiter: str = "+", migrate_schema: bool = True,
+                 clock: Callable[[], dt.datetime] = _utcnow) -> None:
+        self.engine = as_engine(engine_or_url)
+        self.recipient_map = Path(recipient_map) if recipient_map is not None else None
+        self.recipient_delimiter = recipient_delimiter
+        self._now = clock
+        if migrate_schema:
+            self.migrate()
+        self.audit = _audit.AuditLog(self.engine, migrate_schema=False)
+
+    @classmethod
+    def create(cls, url: str, **kwargs: Any) -> Directory:
+        """Open (creating and migrating the schema if needed) the directory at `url`."""
+        return cls(url, migrate_schema=True, **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Directory:
+        return cls(settings.directory_url, recipient_map=settings.path(settings.directory.recipient_map),
+                   recipient_delimiter=settings.mailbox.recipient_delimiter)
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _change(self, action: AuditAction, *, by: str, subject: str, reason: str,
+                details: dict[str, Any] | None = None) -> Iterator[Session]:
+        actor = _actor(by)
+        with write_transaction(self.engine) as conn:
+            with Session(bind=conn, expire_on_commit=False) as session:
+                yield session
+                session.flush()
+            self.audit.append(conn, action, actor=actor, subject=subject, reason=reason, details=details)
+        if self.recipient_map is not None:
+            self.export_recipient_map(self.recipient_map)
+
+    def _domain(self, s: Session, name: str) -> Domain:
+        dom = s.scalar(select(Domain).where(Domain.name == name.lower()))
+        if dom is None:
+            raise DomainUnknown(f"{name} is not one of our domains")
+        return dom
+
+    def _account(self, s: Session, address: Address | str) -> Account:
+        key = _key(address)
+        acc = s.scalar(select(Account).where(Account.address == key))
+        if acc is None:
+            raise AccountUnknown(f"no account {key}")
+        return acc
+
+    def _is_active(self, acc: Account | None) -> bool:
+        return (acc is not None and acc.state == AccountState.ACTIVE
+                and (acc.deactivate_at is None or acc.deactivate_at > self._now()))
+
+    def _info(self, a: Account) -> AccountInfo:
+        return AccountInfo(a.address, AccountState(a.state), a.quota_bytes, a.created_at, a.activated_at,
+                           a.deactivate_at, a.deactivated_at, self._is_active(a))
+
+    # -- domains ----------------------------------------------------------------------------------
+
+    def add_domain(self, name: str, by: str = "", reason: str = "") -> str:
+        domain = resolution.to_address(f"postmaster@{name.strip()}").domain
+        with self._change(AuditAction.DOMAIN_ADDED, by=by, subject=domain, reason=reason) as s:
+            if s.scalar(select(Domain.id).where(Domain.name == domain)) is not None:
+                raise DomainExists(f"domain {domain} exists")
+            s.add(Domain(name=domain, created_at=self._now()))
+        return domain
+
+    def list_domains(self) -> list[str]:
+        with Session(self.engine) as s:
+            return list(s.scalars(select(Domain.name).order_by(Domain.name)))
+
+    def is_local_domain(self, domain: str) -> bool:
+        with Session(self.engine) as s:
+            return s.scalar(select(Domain.id).where(Domain.name == domain.lower())) is not None
+
+    # -- accounts ---------------------------------------------------------------------------------
+
+    def add_account(self, address: Address | str, password: str | None = None, by: str = "", reason: str = "",
+                    *, state: AccountState = AccountState.ACTIVE, quota_bytes: int | None = None) -> str | None:
+        """Create an account. With `password=None` a strong one is generated and returned (show it once);
+        with a chosen password, returns None (raises PasswordTooWeak below the minimum). Raises
+        DomainUnknown, AccountExists (also when an alias has that address)."""
+        addr = _mailbox(address)
+        generated = passwords.generate_password() if password is None else None
+        if password is not None:
+            passwords.check_strength(password)
+        digest = passwords.hash_password(password if password is not None else generated)  # type: ignore[arg-type]
+        key = addr.normalized
+        with self._change(AuditAction.ACCOUNT_ADDED, by=by, subject=key, reason=reason,
+                          details={"state": str(state), "quota_bytes": quota_bytes,
+                                   "password": "generated" if generated else "chosen"}) as s:
+            dom = self._domain(s, addr.domain)
+            if s.scalar(select(Account.id).where(Account.address == key)) is not None:
+                raise AccountExists(f"account {key} exists")
+            if s.scalar(select(Alias.id).where(Alias.alias == key)) is not None:
+                raise AccountExists(f"{key} is an alias")
+            now = self._now()
+            s.add(Account(address=key, domain_id=dom.id, password_hash=digest, state=str(state), quota_bytes=quota_bytes,
+                          created_at=now, activated_at=now if state == AccountState.ACTIVE else None))
+        return generated
+
+    def account(self, address: Address | str) -> AccountInfo | None:
+        with Session(self.engine) as s:
+            acc = s.scalar(select(Account).where(Account.address == _key(address)))
+            return None if acc is None else self._info(acc)
+
+    def is_active(self, address: Address | str) -> bool:
+        """May this account receive mail and log in (send) now?"""
+        info = self.account(address)
+        return info is not None and info.is_active
+
+    def list_accounts(self, *, domain: str | None = None, state: AccountState | None = None) -> list[AccountInfo]:
+        query = select(Account).order_by(Account.address)
+        if domain is not None:
+            query = query.join(Domain).where(Domain.name == domain.lower())
+        if state is not None:
+            query = query.where(Account.state == str(state))
+        with Session(self.engine) as s:
+            return [self._info(a) for a in s.scalars(query)]
+
+    def set_state(self, address: Address | str, state: AccountState, by: str = "", reason: str = "") -> None:
+        """Move an account to `state`, stamping activated_at / deactivated_at. DELETED is final (and drops
+        the password hash). Raises AccountUnknown, DirectoryError for a change out of DELETED."""
+        key, state = _key(address), AccountState(state)
+        with self._change(AuditAction.ACCOUNT_STATE_CHANGED, by=by, subject=key, reason=reason,
+                          details={"state": str(state)}) as s:
+            acc = self._account(s, key)
+            if acc.state == AccountState.DELETED and state != AccountState.DELETED:
+                raise DirectoryError(f"account {key} is deleted; deleted accounts stay deleted")
+            now = self._now()
+            if state == AccountState.ACTIVE:
+                acc.activated_at, acc.deactivate_at, acc.deactivated_at = now, None, None
+            elif state in (AccountState.DISABLED, AccountState.DELETED):
+                acc.deactivated_at = acc.deactivated_at or now
+                if state == AccountState.DELETED:
+                    acc.password_hash = None
+            acc.state = str(state)
+
+    def deactivate(self, address: Address | str, by: str = "", reason: str = "",
+                   *, at: dt.datetime | None = None) -> None:
+        """A leaver: with `at` in the future, schedule it (the account stops receiving and logging in at that
+        moment, `deactivate_due()` then records it); otherwise disable now."""
+        if at is None or at <= self._now():
+            self.set_state(address, AccountState.DISABLED, by, reason)
+            return
+        key = _key(address)
+        with self._change(AuditAction.ACCOUNT_DEACTIVATION_SCHEDULED, by=by, subject=key, reason=reason,
+                          details={"deactivate_at": at.isoformat()}) as s:
+            self._account(s, key).deactivate_at = at
+
+    def deactivate_due(self, by: str = "lifecycle", reason: str = "leaver date reached") -> list[str]:
+        """Disable every active account whose leaver date has passed; returns their addresses."""
+        with Session(self.engine) as s:
+            due = list(s.scalars(select(Account.address).where(
+                Account.state == str(AccountState.ACTIVE), Account.deactivate_at <= self._now())))
+        for address in due:
+            self.set_state(address, AccountState.DISABLED, by, reason)
+        return due
+
+    def set_password(self, address: Address | str, password: str | None = None, by: str = "",
+                     reason: str = "") -> str | None:
+        """Replace the password (generated and returned when None)."""
+        generated = passwords.generate_password() if password is None else None
+        if password is not None:
+            passwords.check_strength(password)
+        digest = passwords.hash_password(password if password is not None else generated)  # type: ignore[arg-type]
+        key = _key(address)
+        with self._change(AuditAction.ACCOUNT_PASSWORD_CHANGED, by=by, subject=key, reason=reason) as s:
+            acc = self._account(s, key)
+            if acc.state == AccountState.DELETED:
+                raise AccountDisabled(f"account {key} is deleted")
+            acc.password_hash = digest
+        return generated
+
+    def set_quota(self, address: Address | str, quota_bytes: int | None, by: str = "", reason: str = "") -> None:
+        key = _key(address)
+        with self._change(AuditAction.ACCOUNT_QUOTA_CHANGED, by=by, subject=key, reason=reason,
+                          details={"quota_bytes": quota_bytes}) as s:
+            self._account(s, key).quota_bytes = quota_bytes
+
+    def mailbox_quota(self, address: Address | str) -> int | None:
+        """The account's own quota in bytes, or None for the configured default."""
+        info = self.account(address)
+        return None if info is None else info.quota_bytes
+
+    def verify_password(self, address: Address | str, password: str) -> bool:
+        """True only for an ACTIVE account and the right password. Same cost whether or not the account
+        exists. Upgrades the hash transparently when the argon2 parameters changed."""
+        try:
+            key = _key(address)
+        except AddressError:
+            key = ""
+        with Session(self.engine) as s:
+            acc = s.scalar(select(Account).where(Account.address == key)) if key else None
+            ok = passwords.verify(acc.password_hash if acc else None, password)
+            if not (ok and acc is not None and self._is_active(acc)):
+                return False
+            if acc.password_hash and passwords.needs_rehash(acc.password_hash):
+                acc.password_hash = passwords.hash_password(password)
+                s.commit()
+            return True
+
+    # -- aliases ----------------------------------------------------------------------------------
+
+    def add_alias(self, alias: Address | str, target: Address | str, by: str = "", reason: str = "") -> None:
+        """`alias` (in one of our domains, not an account) delivers to `target`; several targets per alias
+        are several calls. A local target must exist (account or alias); remote targets are kept as given."""
+        a, t = _mailbox(alias), resolution.to_address(target)
+        key = a.normalized
+        with self._change(AuditAction.ALIAS_ADDED, by=by, subject=key, reason=reason, details={"target": str(t)}) as s:
+            self._domain(s, a.domain)
+            if s.scalar(select(Account.id).where(Account.address == key)) is not None:
+                raise AccountExists(f"{key} is an account, not an alias")
+            local_target = s.scalar(select(Domain.id).where(Domain.name == t.domain)) is not None
+            tkey = t.normalized if local_target else str(t)
+            if local_target:
+                base = t.without_tag(self.recipient_delimiter).normalized if self.recipient_delimiter else tkey
+                known = any(s.scalar(select(Account.id).where(Account.address == k)) is not None
+                            or s.scalar(select(Alias.id).where(Alias.alias == k)) is not None for k in {tkey, base})
+                if not known:
+                    raise AccountUnknown(f"alias target {tkey} does not exist")
+            if s.scalar(select(Alias.id).where(Alias.alias == key, Alias.target == tkey)) is not None:
+                raise AliasExists(f"alias {key} -> {tkey} exists")
+            s.add(Alias(alias=key, target=tkey, created_at=self._now()))
+
+    def remove_alias(self, alias: Address | str, target: Address | str | None = None, by: str = "",
+                     reason: str = "") -> None:
+        key = _key(alias)
+        with self._change(AuditAction.ALIAS_REMOVED, by=by, subject=key, reason=reason,
+                          details={"target": None if target is None else str(target)}) as s:
+            rows = list(s.scalars(select(Alias).where(Alias.alias == key)))
+            if target is not None:
+                t = resolution.to_address(target)
+                rows = [r for r in rows if r.target in (t.normalized, str(t))]
+            if not rows:
+                raise AliasUnknown(f"no alias {key}" + (f" -> {target}" if target is not None else ""))
+            for r in rows:
+                s.delete(r)
+
+    def list_aliases(self) -> list[tuple[str, str]]:
+        with Session(self.engine) as s:
+            return [(r.alias, r.target) for r in s.scalars(select(Alias).order_by(Alias.alias, Alias.target))]
+
+    # -- resolution and the gateway's map ---------------------------------------------------------
+
+    def resolve(self, address: Address | str) -> Resolution:
+        """LOCAL (an active account; `address` is its mailbox, untagged, lower-case), ALIAS (final targets),
+        UNKNOWN_USER (also inactive accounts) or UNKNOWN_DOMAIN. Raises AddressError for a malformed one."""
+        with Session(self.engine) as s:
+            lookups = resolution.Lookups(
+                is_local_domain=lambda d: s.scalar(select(Domain.id).where(Domain.name == d.lower())) is not None,
+                is_active=lambda k: self._is_active(s.scalar(select(Account).where(Account.address == k))),
+                alias_targets=lambda k: list(s.scalars(select(Alias.target).where(Alias.alias == k))),
+            )
+            return resolution.resolve(address, lookups, self.recipient_delimiter)
+
+    def snapshot(self) -> MapData:
+        """Everything the gateway may know, from one read transaction: domains, active addresses, aliases
+        expanded to final targets."""
+        with Session(self.engine) as s, s.begin():
+            domains = frozenset(s.scalars(select(Domain.name)))
+            active = frozenset(a.address for a in s.scalars(select(Account)) if self._is_active(a))
+            raw: dict[str, list[str]] = {}
+            for r in s.scalars(select(Alias)):
+                raw.setdefault(r.alias, []).append(r.target)
+        full = MapData(domains, active, {k: tuple(v) for k, v in raw.items()}, self.recipient_delimiter)
+        expanded = {k: resolution.expand(k, full.lookups(), self.recipient_delimiter) for k in raw}
+        return MapData(domains, active, {k: v for k, v in expanded.items() if v}, self.recipient_delimiter)
+
+    def export_recipient_map(self, path: Path | str | None = None) -> Path:
+        """Write the address-only map atomically to `path` (default: the configured one)."""
+        target = Path(path) if path is not None else self.recipient_map
+        if target is None:
+            raise ValueError("no recipient map path configured")
+        snap = self.snapshot()
+        write_map(target, domains=snap.domains, addresses=snap.addresses, aliases=snap.aliases,
+                  recipient_delimiter=snap.recipient_delimiter)
+        return target
+
+
+def _key(address: Address | str) -> str:
+    return resolution.to_address(address).normalized
+
+
+def _mailbox(address: Address | str) -> Address:
+    """An address we are willing to host: no quoted local part, no address literal, no routing characters."""
+    addr = resolution.to_address(address)
+    if addr.is_quoted or addr.is_literal or addr.has_route_chars:
+        raise AddressError(f"{address}: not a mailbox address we host (quoted, literal or routing characters)")
+    return addr
+
+
+__all__ = ["AccountInfo", "AuditAction", "Directory", "ResolutionKind"]
