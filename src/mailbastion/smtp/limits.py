@@ -1,0 +1,109 @@
+"""Protocol limits of the SMTP edge, and the gate that counts connections.
+
+`EdgeLimits` is read from `SmtpSection`; `ConnectionGate` is shared by every connection of one
+process (one listener set). It is the only place that knows how many clients are connected.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+
+from mailbastion.config.sections.core import SmtpSection
+
+__all__ = ["ConnectionGate", "EdgeLimits", "NetworkList"]
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeLimits:
+    max_message_size: int = 25 * 1024 * 1024
+    max_recipients: int = 100
+    max_line_length: int = 2048  # data lines, CRLF included
+    max_command_length: int = 512  # RFC 5321 §4.5.3.1.4: 512 octets including CRLF
+    max_unknown_commands: int = 5
+    max_errors: int = 10
+    max_transactions: int = 100
+    idle_timeout: float = 300.0
+    data_timeout: float = 600.0
+    max_connections: int = 1000
+    max_connections_per_client: int = 20
+    proxy_timeout: float = 10.0
+
+    @classmethod
+    def from_section(cls, smtp: SmtpSection) -> EdgeLimits:
+        return cls(
+            max_message_size=smtp.max_message_size,
+            max_recipients=smtp.max_recipients,
+            max_line_length=smtp.max_line_length,
+            max_command_length=smtp.max_command_length,
+            max_unknown_commands=smtp.max_unknown_commands,
+            max_errors=smtp.max_errors,
+            max_transactions=smtp.max_transactions_per_connection,
+            idle_timeout=smtp.idle_timeout,
+            data_timeout=smtp.data_timeout,
+            max_connections=smtp.max_connections,
+            max_connections_per_client=smtp.max_connections_per_client,
+        )
+
+    @property
+    def reader_limit(self) -> int:
+        """The stream buffer bound: no line longer than this is ever held in memory whole."""
+        return max(self.max_line_length, self.max_command_length + 64) + 2
+
+
+class NetworkList:
+    """Addresses and networks given as strings (`"10.0.0.0/8"`, `"127.0.0.1"`); empty matches nothing."""
+
+    def __init__(self, items: list[str] | tuple[str, ...] | list[IPv4Network | IPv6Network] = ()) -> None:
+        self._nets = tuple(ip_network(str(i), strict=False) for i in items)
+
+    def __contains__(self, ip: object) -> bool:
+        try:
+            addr = ip_address(str(ip))
+        except ValueError:
+            return False
+        if getattr(addr, "ipv4_mapped", None) is not None:
+            addr = addr.ipv4_mapped  # type: ignore[union-attr]
+        return any(addr.version == n.version and addr in n for n in self._nets)
+
+    def __bool__(self) -> bool:
+        return bool(self._nets)
+
+    def __repr__(self) -> str:
+        return f"NetworkList({[str(n) for n in self._nets]})"
+
+
+class ConnectionGate:
+    """Counts open connections in total and per client address.
+
+    `admit(ip, exempt=...)` returns False when a limit is reached (the edge then answers 421 4.7.0
+    and closes); every admitted connection must be `release`d exactly once. Trusted front hosts
+    (PROXY load balancers, XCLIENT proxies) are exempt from the per-client limit: all their clients
+    share one address.
+    """
+
+    def __init__(self, max_total: int, max_per_client: int) -> None:
+        self.max_total = max_total
+        self.max_per_client = max_per_client
+        self._total = 0
+        self._per_client: Counter[str] = Counter()
+
+    @property
+    def open_connections(self) -> int:
+        return self._total
+
+    def admit(self, ip: str, *, exempt: bool = False) -> bool:
+        if self._total >= self.max_total:
+            return False
+        if not exempt and self._per_client[ip] >= self.max_per_client:
+            return False
+        self._total += 1
+        self._per_client[ip] += 1
+        return True
+
+    def release(self, ip: str) -> None:
+        self._total -= 1
+        self._per_client[ip] -= 1
+        if self._per_client[ip] <= 0:
+            del self._per_client[ip]
