@@ -1,0 +1,115 @@
+"""The one shape of every anti-virus engine, and what it is given and what it returns.
+
+An engine sees a `ScanSubject`: the raw message and every decoded part (MIME leaves after
+base64/quoted-printable/uuencode, attached messages, archive members). It answers a `ScanResult`
+of `Finding`s, or raises `EngineUnavailable` when it is down, too slow or answers nonsense: the
+check then fails closed (451), it never treats an engine failure as "clean".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from mailbastion.core.errors import EngineUnavailable
+
+__all__ = [
+    "EngineInfo",
+    "EngineUnavailable",
+    "Finding",
+    "FindingKind",
+    "Part",
+    "ScanResult",
+    "ScanSubject",
+    "Scanner",
+]
+
+
+class FindingKind(StrEnum):
+    MALWARE = "malware"  # a signature or rule for malicious content matched
+    BLOCKED = "blocked"  # a file type our policy refuses (executable, script, shortcut, disk image)
+    MACRO = "macro"  # an Office document with macros
+    PDF_JAVASCRIPT = "pdf_javascript"
+    ENCRYPTED = "encrypted"  # an archive or document we cannot open, so cannot scan
+    ARCHIVE_LIMIT = "archive_limit"  # an archive bomb: size, ratio, count or depth limit reached
+    UNSCANNABLE = "unscannable"  # a container format we cannot read
+    MALFORMED = "malformed"  # ambiguous or broken MIME structure
+    SUSPICIOUS = "suspicious"  # a heuristic (disguised name, RTL override) that scores, not refuses
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    engine: str  # "clamav"
+    kind: FindingKind
+    name: str  # signature or rule name: "Eicar-Test-Signature", "MB_Exe_Disguised_As_Document"
+    where: str = ""  # "part 2 invoice.zip/setup.exe"
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.where}" if self.where else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One decoded piece of the message: a MIME leaf, an attached message, or an archive member."""
+
+    where: str  # a path a human can follow: "2/invoice.zip/a/setup.exe"
+    data: bytes
+    filename: str = ""  # the name the sender gave (may be empty, may lie)
+    declared_type: str = ""  # the Content-Type the sender gave
+    depth: int = 0  # 0 = a MIME part, n = inside n archives
+    is_body: bool = False  # an inline text body rather than an attachment
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSubject:
+    raw: bytes
+    parts: tuple[Part, ...] = ()
+    digest: str = ""  # sha256 of raw: the cache key
+    notes: tuple[Finding, ...] = ()  # what unpacking itself found (limits hit, encryption, malformed MIME)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    engine: str
+    findings: tuple[Finding, ...] = ()
+    cached: bool = False
+
+    @property
+    def is_clean(self) -> bool:
+        return not self.findings
+
+    @property
+    def malware(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.kind is FindingKind.MALWARE)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    name: str  # "clamav"
+    vendor: str  # "clamav" (Cisco Talos), "virustotal/yara", "mailbastion"
+    version: str  # engine version: "1.4.6"
+    signature_version: str = ""  # "27000"
+    signature_date: datetime | None = None  # aware UTC; None when the engine has no signature date
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Scanner(Protocol):
+    """One adapter per product. `scan` raises EngineUnavailable when the engine cannot answer."""
+
+    name: str  # the configured engine name: "clamav", "yara", "attachments", "icap"
+    vendor: str  # compliance counts distinct vendors (measure 2)
+
+    async def scan(self, subject: ScanSubject) -> ScanResult: ...
+
+    async def info(self) -> EngineInfo: ...
+
+
+def unique(findings: Sequence[Finding]) -> tuple[Finding, ...]:
+    seen: dict[tuple[str, str, str], Finding] = {}
+    for f in findings:
+        seen.setdefault((f.kind, f.name, f.where), f)
+    return tuple(seen.values())
