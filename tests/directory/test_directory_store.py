@@ -1,0 +1,140 @@
+"""The directory store on a real SQLite file: domains, accounts, states, aliases, passwords, resolution."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mailbastion.core.address import parse_address
+from mailbastion.core.ports import ResolutionKind
+from mailbastion.directory import (AccountExists, AccountState, AccountUnknown, Directory, DomainExists, DomainUnknown,
+                                   PasswordTooWeak)
+from mailbastion.directory.database import VERSION_TABLE, current_revision
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> Directory:
+    d = Directory.create(f"sqlite:///{tmp_path / 'dir.db'}", recipient_map=tmp_path / "map.json")
+    d.add_domain("Example.org", by="admin")
+    return d
+
+
+def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    d = Directory.create(url)
+    d.migrate()
+    assert current_revision(d.engine) == "0001"
+    tables = {r[0] for r in sqlite3.connect(tmp_path / "m.db").execute("select name from sqlite_master")}
+    assert {"domains", "accounts", "aliases", "audit_events", "audit_head", VERSION_TABLE} <= tables
+
+
+def test_domains(directory: Directory) -> None:
+    assert directory.list_domains() == ["example.org"]
+    assert directory.is_local_domain("EXAMPLE.ORG")
+    with pytest.raises(DomainExists):
+        directory.add_domain("example.org", by="admin")
+
+
+def test_add_account_generates_password_and_never_stores_it(directory: Directory, tmp_path: Path) -> None:
+    pw = directory.add_account("Alice@Example.org", None, "admin", "joiner HR-1")
+    assert pw is not None and len(pw) >= 20
+    assert directory.verify_password("alice@example.org", pw)
+    assert not directory.verify_password("alice@example.org", pw + "x")
+    raw = (tmp_path / "dir.db").read_bytes()
+    assert pw.encode() not in raw
+    (stored,) = sqlite3.connect(tmp_path / "dir.db").execute("select password_hash from accounts").fetchone()
+    assert stored.startswith("$argon2id$")
+    assert pw not in json.dumps([e.details for e in directory.audit.events()])
+
+
+def test_chosen_password(directory: Directory) -> None:
+    assert directory.add_account("bob@example.org", "correct horse battery", "admin") is None
+    assert directory.verify_password("BOB@example.org", "correct horse battery")
+    with pytest.raises(PasswordTooWeak):
+        directory.add_account("carol@example.org", "short", "admin")
+
+
+def test_add_account_refusals(directory: Directory) -> None:
+    directory.add_account("alice@example.org", None, "admin")
+    with pytest.raises(AccountExists):
+        directory.add_account("ALICE@example.org", None, "admin")
+    with pytest.raises(DomainUnknown):
+        directory.add_account("x@other.org", None, "admin")
+    with pytest.raises(ValueError):
+        directory.add_account("y@example.org", None, "")  # an actor is required
+
+
+def test_resolve(directory: Directory) -> None:
+    directory.add_account("alice@example.org", None, "admin")
+    directory.add_account("bob@example.org", None, "admin")
+    directory.add_alias("team@example.org", "alice@example.org", by="admin")
+    directory.add_alias("team@example.org", "bob@example.org", by="admin")
+    directory.add_alias("ext@example.org", "someone@remote.net", by="admin")
+    r = directory.resolve(parse_address("Alice+news@EXAMPLE.org"))
+    assert r.kind is ResolutionKind.LOCAL and str(r.address) == "alice@example.org"
+    r = directory.resolve("team+x@example.org")
+    assert r.kind is ResolutionKind.ALIAS
+    assert [str(t) for t in r.targets] == ["alice@example.org", "bob@example.org"]
+    assert [str(t) for t in directory.resolve("ext@example.org").targets] == ["someone@remote.net"]
+    assert directory.resolve("nobody@example.org").kind is ResolutionKind.UNKNOWN_USER
+    assert directory.resolve("alice@elsewhere.org").kind is ResolutionKind.UNKNOWN_DOMAIN
+    with pytest.raises(AccountUnknown):
+        directory.add_alias("x@example.org", "typo@example.org", by="admin")
+    with pytest.raises(AccountExists):
+        directory.add_alias("alice@example.org", "bob@example.org", by="admin")
+
+
+def test_deactivated_account_neither_receives_nor_logs_in(directory: Directory) -> None:
+    pw = directory.add_account("alice@example.org", None, "admin")
+    directory.add_alias("info@example.org", "alice@example.org", by="admin")
+    directory.deactivate("alice@example.org", "admin", "leaver 2026-11")
+    info = directory.account("alice@example.org")
+    assert info is not None and info.state is AccountState.DISABLED and info.deactivated_at is not None
+    assert directory.resolve("alice@example.org").kind is ResolutionKind.UNKNOWN_USER
+    assert directory.resolve("info@example.org").kind is ResolutionKind.UNKNOWN_USER  # alias left empty
+    assert not directory.verify_password("alice@example.org", pw or "")
+    directory.set_state("alice@example.org", AccountState.ACTIVE, "admin", "back")
+    assert directory.resolve("alice@example.org").kind is ResolutionKind.LOCAL
+
+
+def test_scheduled_deactivation(tmp_path: Path) -> None:
+    now = [dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)]
+    d = Directory.create(f"sqlite:///{tmp_path / 'd.db'}", clock=lambda: now[0])
+    d.add_domain("example.org", by="admin")
+    d.add_account("alice@example.org", None, "admin")
+    d.deactivate("alice@example.org", "hr", "leaver", at=now[0] + dt.timedelta(days=30))
+    assert d.is_active("alice@example.org")
+    now[0] += dt.timedelta(days=31)
+    assert not d.is_active("alice@example.org")  # cut off on the date, before the job runs
+    assert d.deactivate_due() == ["alice@example.org"]
+    assert d.account("alice@example.org").state is AccountState.DISABLED  # type: ignore[union-attr]
+
+
+def test_every_change_is_audited(directory: Directory) -> None:
+    directory.add_account("alice@example.org", None, "admin", "joiner")
+    directory.add_alias("info@example.org", "alice@example.org", by="admin")
+    directory.deactivate("alice@example.org", "hr", "leaver")
+    actions = [e.action for e in directory.audit.events(newest_first=False)]
+    assert actions == ["domain.added", "account.added", "alias.added", "account.state_changed"]
+    last = directory.audit.events(limit=1)[0]
+    assert (last.actor, last.subject, last.reason) == ("hr", "alice@example.org", "leaver")
+    assert directory.audit.verify().ok
+
+
+def test_failed_change_is_neither_applied_nor_audited(directory: Directory) -> None:
+    before = directory.audit.head()
+    with pytest.raises(DomainExists):
+        directory.add_domain("example.org", by="admin")
+    assert directory.audit.head() == before
+
+
+def test_list_accounts(directory: Directory) -> None:
+    directory.add_account("b@example.org", None, "admin")
+    directory.add_account("a@example.org", None, "admin", state=AccountState.PENDING)
+    assert [a.address for a in directory.list_accounts()] == ["a@example.org", "b@example.org"]
+    assert [a.address for a in directory.list_accounts(state=AccountState.PENDING)] == ["a@example.org"]
+    assert not directory.is_active("a@example.org")
