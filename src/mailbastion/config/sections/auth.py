@@ -1,9 +1,37 @@
-"""Sender authentication (SPF, DKIM, DMARC, ARC) and DKIM signing. Owned by the sender-authentication issue."""
+"""Sender authentication (SPF, DKIM, DMARC, ARC) and DKIM signing. Owned by the sender-authentication issue.
+
+    [auth]
+    authserv_id = "mx.example.org"          # our name in Authentication-Results (RFC 8601 §2.5); default: server.hostname
+    trusted_arc_sealers = ["lists.example.net"]  # ARC sealers whose chain may override a DMARC failure (RFC 8617 §7.2)
+    dmarc_quarantine = "junk"               # what p=quarantine means here: "junk" folder or our "quarantine"
+    dkim_keys_dir = "dkim"                  # below data_dir; private keys 0600 in 0700 folders, never in this file
+    signing_domains = ["example.org"]       # our domains that submission signs (empty: every domain with a key)
+"""
 
 from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
 
 from mailbastion.config.sections.base import Section
 
 
 class AuthSection(Section):
     enabled: bool = True
+    authserv_id: str | None = None  # None: server.hostname
+    trusted_arc_sealers: list[str] = []  # domains (ARC-Seal d=) trusted to vouch for forwarded mail
+    dmarc_quarantine: Literal["junk", "quarantine"] = "junk"
+    dmarc_enforce: bool = True  # False: DMARC results become symbols only (never forced); logged as weakened
+    dmarc_tempfail_on_reject_policy: bool = True  # RFC 7489 §6.6.2: a DNS error on a p=reject domain gives 451
+    spf_timeout: float = Field(15.0, gt=0, le=60)  # whole SPF evaluation (RFC 7208 §4.6.4: at least 20 s total)
+    dkim_timeout: float = Field(10.0, gt=0, le=60)
+    max_dkim_signatures: int = Field(5, ge=1, le=50)  # more are reported but not verified (DoS bound)
+    min_rsa_bits: int = Field(1024, ge=512)  # RFC 8301 §3.2: verifiers must not accept keys under 1024 bits
+    dkim_keys_dir: str = "dkim"  # below data_dir
+    signing_domains: list[str] = []  # empty: every domain that has an active key
+    sign_algorithms: list[Literal["rsa-sha256", "ed25519-sha256"]] = ["rsa-sha256", "ed25519-sha256"]
+    rsa_bits: int = Field(2048, ge=2048, le=4096)  # keys we make (RFC 8301 §3.2 recommends at least 2048)
+    retired_key_days: int = Field(7, ge=1, le=365)  # how long an old selector's record stays published
+    dmarc_none_max_days: int = Field(60, ge=1)  # `dns check` calls p=none weak after this long
+    report_address: str | None = None  # rua/ruf mailbox for `dns records`; default dmarc-reports@DOMAIN

@@ -1,0 +1,291 @@
+"""The From header, parsed strictly: exactly one address that every parser would agree on.
+
+Spoofing lives in the gaps between parsers: the MUA shows one address, DMARC judges another. So the
+header is read by three parsers (our strict RFC 5322 §3.4 tokenizer, `email.utils.getaddresses` as
+compat32 mail software reads it, and `email.headerregistry` which decodes encoded-words as a modern
+MUA does) and by a naive one that decodes encoded-words first and parses afterwards. They must agree
+on one address; otherwise the message is refused (`refuse` is True). Lesser oddities are symbols.
+
+    analysis = analyze_from(message.header_block)
+    analysis.domain   -> "example.org" (the RFC5322.From domain DMARC judges) or None
+    analysis.symbols  -> (Symbol("FROM_DISPLAY_SPOOF", "paypal.com"), ...)
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.utils
+import re
+from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.headerregistry import HeaderRegistry
+
+from mailbastion.auth.dmarc import organizational_domain
+from mailbastion.core.verdict import Symbol
+
+# Symbols that make the From address unknowable: the message is refused (RFC 7489 §6.6.1 permits it).
+REFUSING = frozenset({
+    "FROM_MISSING", "FROM_MULTIPLE_HEADERS", "FROM_MULTIPLE_ADDRESSES", "FROM_UNPARSEABLE", "FROM_AMBIGUOUS",
+    "FROM_FOLDING_TRICK", "FROM_INVALID_DOMAIN",
+})
+EMITS = REFUSING | {"FROM_ENCODED_ADDRESS", "FROM_COMMENT_ADDRESS", "FROM_DISPLAY_ADDRESS", "FROM_DISPLAY_SPOOF",
+                    "FROM_SENDER_MISMATCH", "FROM_NAME_CASE"}
+
+_ADDRESS_LIKE = re.compile(r"[^\s<>()\"',;:@]+@[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,}")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_DOT_ATOM = re.compile(rf"^{_ATEXT}+(?:\.{_ATEXT}+)*$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_REGISTRY = HeaderRegistry()
+
+
+@dataclass(frozen=True, slots=True)
+class FromAnalysis:
+    address: str | None  # local@domain, domain lower case
+    domain: str | None
+    symbols: tuple[Symbol, ...]
+    display_name: str = ""
+
+    @property
+    def refuse(self) -> bool:
+        return any(s.name in REFUSING for s in self.symbols)
+
+
+@dataclass(slots=True)
+class _Field:
+    name: str
+    value: str  # unfolded
+
+
+def _fields(block: bytes, syms: list[Symbol]) -> list[_Field]:
+    """Split the header block into fields (RFC 5322 §2.2), noting folding tricks on From."""
+    text = block.decode("utf-8", "surrogateescape")
+    if re.search(r"\r(?!\n)", text):
+        syms.append(Symbol("FROM_FOLDING_TRICK", "bare CR in the header"))
+    out: list[_Field] = []
+    for line in re.split(r"\r?\n", text):
+        if line[:1] in (" ", "\t"):
+            if re.match(r"(?i)^[ \t]+from[ \t]*:", line):
+                # A From hidden in a continuation line: one parser sees a header, another a folded value.
+                syms.append(Symbol("FROM_FOLDING_TRICK", "From in a folded line"))
+            if out:
+                out[-1].value += " " + line.strip()
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            continue
+        if name.rstrip(" \t").lower() == "from" and name != name.rstrip(" \t"):
+            syms.append(Symbol("FROM_FOLDING_TRICK", "whitespace before the colon"))  # RFC 5322 §4.5 obs syntax
+        out.append(_Field(name.rstrip(" \t"), value.strip()))
+    return out
+
+
+def _unquote_local(local: str) -> str:
+    if len(local) >= 2 and local[0] == local[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", local[1:-1])
+    return local
+
+
+def _norm(addr: str) -> str | None:
+    local, at, domain = addr.strip().rpartition("@")
+    if not at or not local or not domain:
+        return None
+    return f"{_unquote_local(local)}@{domain.lower().rstrip('.')}"
+
+
+def _strict(value: str) -> tuple[list[str], str, list[str], str]:
+    """Our RFC 5322 §3.4 reader: (addresses, display phrase, comments, error)."""
+    tokens: list[tuple[str, str]] = []
+    comments: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        c = value[i]
+        if c == "(":
+            depth, j, buf = 1, i + 1, []
+            while j < n and depth:
+                if value[j] == "\\" and j + 1 < n:
+                    buf.append(value[j + 1])
+                    j += 2
+                    continue
+                depth += {"(": 1, ")": -1}.get(value[j], 0)
+                if depth:
+                    buf.append(value[j])
+                j += 1
+            if depth:
+                return [], "", comments, "unterminated comment"
+            comments.append("".join(buf))
+            tokens.append(("sp", " "))
+            i = j
+        elif c == '"':
+            j, buf = i + 1, []
+            while j < n and value[j] != '"':
+                if value[j] == "\\" and j + 1 < n:
+                    buf.append("\\" + value[j + 1])
+                    j += 2
+                    continue
+                buf.append(value[j])
+                j += 1
+            if j >= n:
+                return [], "", comments, "unterminated quoted string"
+            tokens.append(("q", '"' + "".join(buf) + '"'))
+            i = j + 1
+        elif c == "<":
+            j = value.find(">", i)
+            if j < 0:
+                return [], "", comments, "unterminated angle address"
+            tokens.append(("angle", value[i + 1 : j]))
+            i = j + 1
+        elif c in ",;:":
+            tokens.append((c, c))
+            i += 1
+        elif c in " \t":
+            tokens.append(("sp", " "))
+            i += 1
+        elif c == ">":
+            return [], "", comments, "stray '>'"
+        else:
+            j = i
+            while j < n and value[j] not in '()"<>,;: \t':
+                j += 1
+            tokens.append(("atom", value[i:j]))
+            i = j
+    if any(t[0] in (":", ";") for t in tokens):
+        return ["<group>", "<group>"], "", comments, "group syntax"  # From is a mailbox-list (§3.6.2)
+    boxes: list[list[tuple[str, str]]] = [[]]
+    for t in tokens:
+        if t[0] == ",":
+            boxes.append([])
+        else:
+            boxes[-1].append(t)
+    boxes = [b for b in boxes if any(k != "sp" for k, _ in b)]
+    addresses, display = [], ""
+    for box in boxes:
+        angles = [v for k, v in box if k == "angle"]
+        if len(angles) > 1:
+            return [], "", comments, "several angle addresses"
+        if angles:
+            if "(" in angles[0] or '"' in angles[0].rpartition("@")[2]:
+                return [], "", comments, "comment or quote inside angle address"
+            addresses.append(angles[0].strip())
+            display = "".join(v for k, v in box if k in ("atom", "q", "sp")).strip()
+            continue
+        words = "".join(v for k, v in box).strip()
+        if " " in words:
+            return [], "", comments, "addr-spec with spaces"
+        addresses.append(words)
+    return addresses, display, comments, ""
+
+
+def _valid(address: str) -> tuple[bool, str]:
+    local, _, domain = address.rpartition("@")
+    if not (_DOT_ATOM.match(local) or (local.startswith('"') and local.endswith('"') and len(local) >= 2)):
+        return False, "local part"
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        return False, "domain"
+    labels = ascii_domain.rstrip(".").split(".")
+    if len(labels) < 2 or not all(_LABEL.match(lbl) for lbl in labels) or labels[-1].isdigit():
+        return False, "domain"
+    return True, ""
+
+
+def _naive_decoded(value: str) -> str:
+    """What a naive MUA shows: encoded-words decoded, then nothing else."""
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except (HeaderParseError, UnicodeError, LookupError, ValueError):
+        return value
+
+
+def _encoded_parts(value: str) -> list[str]:
+    """The decoded text of each RFC 2047 encoded-word in `value`."""
+    out = []
+    for word in re.findall(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=", value):
+        try:
+            for data, charset in email.header.decode_header(word):
+                if charset and isinstance(data, bytes):
+                    out.append(data.decode(charset, "replace"))
+        except (HeaderParseError, UnicodeError, LookupError, ValueError):
+            out.append(word)
+    return out
+
+
+def _single_domain(value: str) -> str | None:
+    pairs = email.utils.getaddresses([value])
+    addrs = [a for _n, a in pairs if a]
+    return _norm(addrs[0]).rpartition("@")[2] if len(addrs) == 1 and _norm(addrs[0]) else None  # type: ignore[union-attr]
+
+
+def analyze_from(header_block: bytes) -> FromAnalysis:
+    """Read the From header of `header_block` (raw bytes, as received). Never raises."""
+    syms: list[Symbol] = []
+    fields = _fields(header_block, syms)
+    froms = [f for f in fields if f.name.lower() == "from"]
+    if not froms or not froms[0].value.strip():
+        return FromAnalysis(None, None, (*syms, Symbol("FROM_MISSING")))
+    if len(froms) > 1:
+        return FromAnalysis(None, None, (*syms, Symbol("FROM_MULTIPLE_HEADERS", str(len(froms)))))
+    if froms[0].name != "From":
+        syms.append(Symbol("FROM_NAME_CASE", froms[0].name))
+    value = froms[0].value
+    if _CTL.search(value) or any("\udc80" <= ch <= "\udcff" for ch in value):
+        return FromAnalysis(None, None, (*syms, Symbol("FROM_UNPARSEABLE", "invalid bytes or control characters")))
+
+    strict, display, comments, error = _strict(value)
+    compat = [a for _n, a in email.utils.getaddresses([value])]
+    try:
+        header = _REGISTRY("From", value)
+        modern = [f"{a.username}@{a.domain}" for a in header.addresses]  # type: ignore[attr-defined]
+        modern_bad = bool([d for d in header.defects if "InvalidHeader" in type(d).__name__])
+    except (HeaderParseError, IndexError, ValueError, TypeError, AttributeError):
+        modern, modern_bad = [], True
+    decoded = _naive_decoded(value)
+    naive = [a for _n, a in email.utils.getaddresses([decoded])] if decoded != value else compat
+
+    if len(strict) > 1 or len([a for a in modern if a != "@"]) > 1 or len([a for a in compat if a]) > 1:
+        return FromAnalysis(None, None, (*syms, Symbol("FROM_MULTIPLE_ADDRESSES", value[:100])))
+    if error or not strict:
+        return FromAnalysis(None, None, (*syms, Symbol("FROM_UNPARSEABLE", error or "no address")))
+    ours = _norm(strict[0])
+    views = {"compat32": [_norm(a) for a in compat if a], "headerregistry": [_norm(a) for a in modern]}
+    if decoded != value:
+        if any(re.search(r"[@<>,;:\"]", part) for part in _encoded_parts(value)):
+            syms.append(Symbol("FROM_ENCODED_ADDRESS", decoded[:100]))
+        views["decoded"] = sorted({_norm(a) or "" for a in naive if a})  # the same address twice is no trick
+    if ours is not None and re.search(r"[@<>]", ours.rpartition("@")[0]):
+        return FromAnalysis(None, None, (*syms, Symbol("FROM_AMBIGUOUS", f"quoted local part {ours[:100]}")))
+    for name, view in views.items():
+        if ours is None or view != [ours]:
+            got = ",".join(str(v) for v in view) or "nothing"
+            return FromAnalysis(None, None, (*syms, Symbol("FROM_AMBIGUOUS", f"{name} reads {got}, we read {ours}")))
+    if modern_bad:
+        return FromAnalysis(None, None, (*syms, Symbol("FROM_UNPARSEABLE", "headerregistry defects")))
+    ok, what = _valid(strict[0].strip())
+    if not ok:
+        return FromAnalysis(None, None, (*syms, Symbol("FROM_INVALID_DOMAIN" if what == "domain" else
+                                                       "FROM_UNPARSEABLE", strict[0][:100])))
+    assert ours is not None
+    domain = ours.rpartition("@")[2]
+    if domain and not domain.isascii():
+        domain = domain.encode("idna").decode("ascii")
+    for comment in comments:
+        if _ADDRESS_LIKE.search(_naive_decoded(comment)):
+            syms.append(Symbol("FROM_COMMENT_ADDRESS", comment[:100]))
+    shown = _naive_decoded(display)
+    for found in _ADDRESS_LIKE.findall(shown):
+        other = found.rpartition("@")[2].lower().rstrip(".")
+        if organizational_domain(other) != organizational_domain(domain):
+            syms.append(Symbol("FROM_DISPLAY_SPOOF", other))
+        else:
+            syms.append(Symbol("FROM_DISPLAY_ADDRESS", found))
+        break
+    senders = [f for f in fields if f.name.lower() == "sender"]
+    if len(senders) == 1:
+        sender_domain = _single_domain(senders[0].value)
+        if sender_domain and organizational_domain(sender_domain) != organizational_domain(domain):
+            syms.append(Symbol("FROM_SENDER_MISMATCH", sender_domain))
+    return FromAnalysis(f"{ours.rpartition('@')[0]}@{domain}", domain, tuple(syms), shown.strip().strip('"'))
+
+
+__all__ = ["EMITS", "REFUSING", "FromAnalysis", "analyze_from"]

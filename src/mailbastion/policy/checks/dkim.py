@@ -1,0 +1,49 @@
+"""The DKIM check (RFC 6376, RFC 8463): every signature verified, one symbol per signing domain.
+
+Stores `DkimResults` for DMARC and Authentication-Results.
+"""
+
+from __future__ import annotations
+
+from mailbastion.auth.dkim_verify import DkimResults, DkimVerifier
+from mailbastion.core.stages import Stage
+from mailbastion.core.verdict import Action, CheckResult, Symbol
+from mailbastion.policy.check import BaseCheck, CheckContext
+
+SYMBOLS = {
+    "pass": "R_DKIM_ALLOW",
+    "fail": "R_DKIM_REJECT",
+    "neutral": "R_DKIM_PERMFAIL",
+    "temperror": "R_DKIM_TEMPFAIL",
+    "permerror": "R_DKIM_PERMFAIL",
+}
+
+
+class DkimCheck(BaseCheck):
+    name = "dkim"
+    stage = Stage.DATA
+    emits = frozenset(SYMBOLS.values()) | {"R_DKIM_NA", "R_DKIM_WEAK_KEY"}
+    on_error = Action.ACCEPT
+    timeout = 15.0
+    priority = 10
+
+    def __init__(self, verifier: DkimVerifier) -> None:
+        self.verifier = verifier
+
+    async def __call__(self, ctx: CheckContext) -> CheckResult:
+        assert ctx.message is not None
+        found = ctx.get(DkimResults)
+        if found is None:
+            sigs = await self.verifier.verify(ctx.message.raw)
+            total = ctx.message.headers.get_all("DKIM-Signature") or []
+            found = DkimResults(sigs, max(0, len(total) - len(sigs)))
+            ctx.put(found)
+        if not found.signatures:
+            return CheckResult.of("R_DKIM_NA")
+        symbols: list[Symbol] = []
+        for sig in found.signatures:
+            detail = f"{sig.domain}:{sig.selector}" + (f" {sig.reason}" if sig.reason else "")
+            symbols.append(Symbol(SYMBOLS.get(sig.result, "R_DKIM_PERMFAIL"), detail[:200]))
+            if sig.weak_key:
+                symbols.append(Symbol("R_DKIM_WEAK_KEY", f"{sig.domain}:{sig.selector} {sig.key_bits} bits"))
+        return CheckResult(symbols=tuple(symbols))
