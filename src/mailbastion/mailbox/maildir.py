@@ -1,0 +1,136 @@
+"""Maildir delivery: one message, atomically, under quota.
+
+Layout: `<root>/<domain>/<local>/{cur,new,tmp}`, the Junk folder as the Maildir++ subfolder `.Junk/`.
+A delivery writes `tmp/<unique>` (O_EXCL), fsyncs it, hard-links it into `new/` (a link never replaces an
+existing file, unlike rename), removes the tmp name and fsyncs both folders: once `deliver` returns, the
+message survives a crash, and a reader never sees a partial file. Quota is checked and counted under a
+per-mailbox lock, so two deliveries cannot both squeeze under the limit.
+
+Bytes are stored as given; the LMTP handler hands over LF line endings, the Unix Maildir convention.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+import socket
+import time
+from pathlib import Path
+
+from mailbastion.core.address import Address
+from mailbastion.mailbox import quota
+from mailbastion.mailbox.quota import QuotaExceeded
+
+_SAFE = re.compile(r"[a-z0-9._=-]")
+_counter = itertools.count(1)
+
+
+def safe_local(local: str) -> str:
+    """A local part as one path component: lower case, unsafe characters as %XX, never '.' or '..' and
+    never starting with a dot (which Maildir++ reserves for folders)."""
+    out = []
+    for i, ch in enumerate(local.lower()):
+        if _SAFE.fullmatch(ch) and not (i == 0 and ch == "."):
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
+    return "".join(out)
+
+
+def _hostname() -> str:
+    # Maildir: "/" and ":" in the host name are written as octal escapes.
+    return socket.gethostname().replace("/", r"\057").replace(":", r"\072")
+
+
+class MaildirStore:
+    """All mailboxes below `root`. Methods block (fsync); async callers use `asyncio.to_thread`."""
+
+    def __init__(self, root: Path | str, *, default_quota_bytes: int = 0, junk_folder: str = "Junk") -> None:
+        if not junk_folder or "/" in junk_folder or junk_folder.startswith("."):
+            raise ValueError(f"invalid junk folder name {junk_folder!r}")
+        self.root = Path(root)
+        self.default_quota_bytes = default_quota_bytes
+        self.junk_folder = junk_folder
+        self._host = _hostname()
+
+    def mailbox_dir(self, address: Address) -> Path:
+        if address.is_literal or address.is_quoted or not address.domain or "/" in address.domain \
+                or address.domain.startswith("."):
+            raise ValueError(f"{address}: not a hosted mailbox address")
+        return self.root / address.domain / safe_local(address.unquoted_local)
+
+    def folder_dir(self, address: Address, *, junk: bool = False) -> Path:
+        box = self.mailbox_dir(address)
+        return box / f".{self.junk_folder}" if junk else box
+
+    def ensure(self, address: Address) -> Path:
+        """Create the mailbox (and its Junk folder) if needed; returns the mailbox folder."""
+        box = self.mailbox_dir(address)
+        for folder, is_sub in ((box, False), (box / f".{self.junk_folder}", True)):
+            for sub in ("cur", "new", "tmp"):
+                (folder / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+            if is_sub and not (folder / "maildirfolder").exists():
+                (folder / "maildirfolder").touch(mode=0o600)
+        return box
+
+    def unique_name(self, size: int) -> str:
+        now = time.time()
+        sec, usec = int(now), int((now % 1) * 1_000_000)
+        return (f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}R{secrets.token_hex(8)}.{self._host}"
+                f",S={size}")
+
+    def deliver(self, address: Address, message: bytes, *, junk: bool = False,
+                quota_bytes: int | None = None) -> Path:
+        """Store `message` in the mailbox of `address` (its Junk folder when `junk`) and return the path in
+        new/. Raises QuotaExceeded when it does not fit (`quota_bytes`, else the default; 0 = unlimited),
+        OSError when the disk fails. Nothing is left behind in either case."""
+        limit = self.default_quota_bytes if quota_bytes is None else quota_bytes
+        box = self.ensure(address)
+        folder = box / f".{self.junk_folder}" if junk else box
+        with quota.mailbox_lock(box):
+            quota.check(box, len(message), limit)
+            name = self.unique_name(len(message))
+            tmp, final = folder / "tmp" / name, folder / "new" / name
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                try:
+                    view = memoryview(message)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.link(tmp, final)
+            finally:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+            _fsync_dir(folder / "new")
+            _fsync_dir(folder / "tmp")
+            quota.add_usage(box, len(message))
+        return final
+
+    def usage(self, address: Address) -> int:
+        box = self.ensure(address)
+        with quota.mailbox_lock(box):
+            return quota.usage(box, self.default_quota_bytes)
+
+    def recalculate(self, address: Address) -> int:
+        """Recount the mailbox (after messages were removed by something that does not update the counter)."""
+        box = self.ensure(address)
+        with quota.mailbox_lock(box):
+            return quota.rewrite_usage(box, self.default_quota_bytes)[0]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["MaildirStore", "QuotaExceeded", "safe_local"]
