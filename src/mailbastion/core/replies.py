@@ -117,3 +117,6 @@ PARAM_NOT_RECOGNIZED = Reply(555, "5.5.4", "MAIL FROM/RCPT TO parameters not rec
 XCLIENT_DENIED = Reply(550, "5.7.0", "XCLIENT not allowed from this address")
 FROM_INVALID = Reply(550, "5.7.1", "Message rejected: the From header must hold exactly one unambiguous address")
 DMARC_TEMPFAIL = Reply(451, "4.7.5", "DMARC policy of the sender's domain could not be checked, try again later")
+
+# LMTP (RFC 2033): one reply per recipient after DATA
+DELIVERED = Reply(250, "2.0.0", "Ok: delivered")

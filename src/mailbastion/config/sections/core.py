@@ -63,6 +63,7 @@ class LmtpSection(Section):
     connect: str | None = None  # where the gateway delivers; None = the listen address
     require_client_cert: bool = True  # mutual TLS on the gateway <-> MDA link
     timeout: float = Field(120.0, gt=0)
+    drain_timeout: float = Field(30.0, ge=0)  # MDA stop: wait this long for deliveries in progress
 
 
 class SpoolSection(Section):
