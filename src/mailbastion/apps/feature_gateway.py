@@ -1,0 +1,54 @@
+"""The gateway edge checks as a Feature: relay control, recipients, HELO and header sanity.
+
+    feature = build(services)       # services.recipients is the read-only RecipientResolver
+    feature.checks()                # [RelayCheck, RecipientCheck, HeloCheck, headers]
+
+Wiring only. Without a recipient map the gateway cannot tell our domains from others, so it refuses
+to start (`startup_problems`) rather than run with relay control blind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mailbastion.apps.features import Services
+from mailbastion.policy.check import Check
+from mailbastion.policy.checks.headers import headers
+from mailbastion.policy.checks.helo import HeloCheck
+from mailbastion.policy.checks.recipient import RecipientCheck
+from mailbastion.policy.checks.relay import RelayCheck
+
+__all__ = ["GatewayFeature", "build"]
+
+
+@dataclass(eq=False)
+class GatewayFeature:
+    services: Services
+    name: str = "gateway"
+    _checks: list[Check] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        recipients = self.services.recipients
+        hostname = self.services.settings.server.hostname
+        if recipients is None:
+            self._checks = [HeloCheck(hostname), headers]
+            return
+        self._checks = [RelayCheck(recipients), RecipientCheck(recipients), HeloCheck(hostname, recipients), headers]
+
+    def checks(self) -> list[Check]:
+        return list(self._checks)
+
+    def startup_problems(self) -> list[str]:
+        if self.services.recipients is None:
+            return ["gateway: no recipient map (directory.recipient_map): relay control cannot tell our domains"]
+        return []
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+def build(services: Services) -> GatewayFeature:
+    return GatewayFeature(services)

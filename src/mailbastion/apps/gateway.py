@@ -1,0 +1,123 @@
+"""The gateway role's SMTP side: wiring of handler, edge and listeners. No decisions here.
+
+    server = build_gateway(settings, pipeline=pipeline, recipients=recipient_map, spool=spool,
+                           quarantine=quarantine)
+    await server.start()                  # binds smtp.listen (+ smtp.implicit_tls_listen)
+    print(server.describe())              # ["127.0.0.1:2525", "127.0.0.1:4650 (implicit TLS)"]
+    server.reload_tls()                   # SIGHUP: new certificate for new connections
+    server.reload(new_settings, pipeline) # SIGHUP: new scores/checks and certificate
+    await server.stop(drain_seconds=30)   # graceful drain
+
+Several acceptor processes (`server.workers` > 1): bind in the parent with
+`mailbastion.smtp.listeners.bind(settings.smtp.listen)`, then `run_workers(n, sockets, worker)`
+where `worker(sockets)` builds its own collaborators and calls `build_gateway(...).start(sockets=...)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Sequence
+
+from mailbastion.config.schema import Settings
+from mailbastion.core.ports import QuarantineSink, RecipientResolver, SpoolWriter
+from mailbastion.policy.pipeline import Pipeline
+from mailbastion.smtp.edge import EdgeConfig, SmtpEdge
+from mailbastion.smtp.gateway import GatewayHandler
+from mailbastion.smtp.listeners import Listeners
+from mailbastion.smtp.tls import server_context
+
+__all__ = ["GatewayServer", "build_gateway", "gateway_tls_context"]
+
+log = logging.getLogger("mailbastion.smtp")
+
+
+def gateway_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The public STARTTLS context (TLS >= tls.min_version), or None when no certificate is there."""
+    cert, key = settings.path(settings.tls.cert), settings.path(settings.tls.key)
+    if not cert.exists() or not key.exists():
+        log.error("tls: no certificate at %s: STARTTLS is NOT offered (run `mailbastion init`)", cert)
+        return None
+    return server_context(cert, key, min_version=settings.tls.min_version)
+
+
+class GatewayServer:
+    """The inbound SMTP listeners of one process, around one GatewayHandler."""
+
+    def __init__(self, settings: Settings, handler: GatewayHandler, tls_context: ssl.SSLContext | None) -> None:
+        self.settings = settings
+        self.handler = handler
+        config = EdgeConfig.from_settings(settings, tls_context)
+        self.edge = SmtpEdge(handler, config)
+        self.tls_edge = SmtpEdge(handler, config, implicit_tls=True) if tls_context else None
+        self.listeners: Listeners | None = None
+
+    async def start(self, sockets: Sequence[socket.socket] | None = None,
+                    tls_sockets: Sequence[socket.socket] = ()) -> None:
+        """Listen on the configured addresses, or on `sockets` already bound (worker processes)."""
+        smtp = self.settings.smtp
+        groups: list[tuple[SmtpEdge, Sequence[str | socket.socket]]] = [
+            (self.edge, list(sockets) if sockets is not None else list(smtp.listen))]
+        if self.tls_edge is not None:
+            targets = list(tls_sockets) if sockets is not None else list(smtp.implicit_tls_listen)
+            if targets:
+                groups.append((self.tls_edge, targets))
+        self.listeners = Listeners(groups)
+        await self.listeners.start()
+        for line in self.describe():
+            log.info("listening %s", line)
+
+    def describe(self) -> list[str]:
+        if self.listeners is None:
+            return []
+        out = []
+        for label in self.listeners.describe():
+            kind, addr = label.split(" ", 1)
+            out.append(addr + (" (implicit TLS)" if kind == "smtps" else " (STARTTLS)" if self.edge.config.tls_context
+                               else " (no TLS)"))
+        return out
+
+    @property
+    def ports(self) -> list[int]:
+        return self.listeners.ports if self.listeners else []
+
+    def reload_tls(self) -> bool:
+        """Re-read the certificate; new connections use it. Keeps the old one if the new one fails."""
+        try:
+            ctx = gateway_tls_context(self.settings)
+        except (OSError, ssl.SSLError) as exc:
+            log.error("tls reload failed, keeping the running certificate: %s", exc)
+            return False
+        if ctx is None:
+            return False
+        for edge in (self.edge, self.tls_edge):
+            if edge is not None:
+                edge.set_tls_context(ctx)
+        return True
+
+    def reload(self, settings: Settings, pipeline: Pipeline) -> None:
+        """SIGHUP: swap the pipeline (scores, checks) and reload the certificate. Limits and listen
+        addresses need a restart."""
+        self.settings = settings
+        self.handler.pipeline = pipeline
+        self.reload_tls()
+
+    async def stop(self, drain_seconds: float = 30.0) -> None:
+        if self.listeners is not None:
+            await self.listeners.stop(drain_seconds)
+
+
+def build_gateway(
+    settings: Settings,
+    *,
+    pipeline: Pipeline,
+    recipients: RecipientResolver,
+    spool: SpoolWriter,
+    quarantine: QuarantineSink | None = None,
+    tls_context: ssl.SSLContext | None | bool = True,
+) -> GatewayServer:
+    """`tls_context=True` (default): build it from `[tls]`; pass a context to use it, or None for none."""
+    handler = GatewayHandler(settings, pipeline, recipients, spool, quarantine)
+    ctx = gateway_tls_context(settings) if tls_context is True else (tls_context or None)
+    return GatewayServer(settings, handler, ctx)  # type: ignore[arg-type]
