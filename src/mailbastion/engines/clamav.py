@@ -91,6 +91,10 @@ class ClamdScanner:
         self._generation = ""  # the signature version: a cache entry from older signatures is not reused
 
     @property
+    def generation(self) -> str:
+        return self._generation
+
+    @property
     def endpoint(self) -> str:
         return self.socket_path or f"{self.host}:{self.port}"
 
@@ -159,6 +163,8 @@ class ClamdScanner:
                 except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                     session.close()
                     if reused and attempt == 1:
+                        while self._idle:  # clamd restarted or timed the sessions out: all are stale
+                            self._idle.pop().close()
                         continue  # clamd closed an idle session: retry once on a fresh one
                     raise EngineUnavailable(f"clamd at {self.endpoint}: {exc or type(exc).__name__}") from None
                 except TimeoutError:
@@ -174,7 +180,7 @@ class ClamdScanner:
                     raise EngineUnavailable(f"clamd at {self.endpoint} answered: {text[:200]}")
                 self._idle.append(session)
                 if m.group("status") == b"FOUND":
-                    return m.group("body").decode("utf-8", "replace")
+                    return m.group("body").decode("utf-8", "replace").removesuffix(".UNOFFICIAL")
                 return None
         raise EngineUnavailable(f"clamd at {self.endpoint}: session lost")  # pragma: no cover
 

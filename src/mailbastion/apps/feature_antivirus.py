@@ -1,0 +1,148 @@
+"""Wiring of the anti-virus feature: engines from configuration, the DATA check, measure 2 at start-up,
+the freshness watch and YARA rule reloads. Wiring only: the logic lives in engines/ and policy/checks/.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from mailbastion.apps.features import Services
+from mailbastion.config.sections.antivirus import AntivirusSection
+from mailbastion.core.errors import ConfigError
+from mailbastion.engines.base import Scanner
+from mailbastion.engines.cache import ScanCache
+from mailbastion.engines.freshness import FreshnessWatch
+from mailbastion.policy.check import Check
+from mailbastion.policy.checks.antivirus import AntivirusCheck, AvPolicy
+
+log = logging.getLogger("mailbastion.antivirus")
+
+__all__ = ["AntivirusFeature", "build", "build_scanners", "vendor_problems"]
+
+
+def build_scanners(av: AntivirusSection, services: Services | None = None,
+                   cache: ScanCache | None = None) -> list[Scanner]:
+    """The configured engines, in a stable order. Raises ConfigError for broken YARA rules."""
+    settings = services.settings if services else None
+    scanners: list[Scanner] = []
+    if av.clamav.enabled:
+        from mailbastion.engines.clamav import ClamdScanner
+
+        c = av.clamav
+        scanners.append(ClamdScanner(
+            socket_path=c.socket, address=c.address, connect_timeout=c.connect_timeout, scan_timeout=c.scan_timeout,
+            pool_size=c.pool_size, chunk_size=c.chunk_size, stream_max_length=c.stream_max_length, cache=cache,
+        ))
+    if av.yara.enabled:
+        from mailbastion.engines.yara import YaraScanner
+
+        dirs = [settings.path(d) if settings else d for d in av.yara.rule_dirs]
+        scanners.append(YaraScanner(dirs, include_shipped=av.yara.include_shipped,  # type: ignore[arg-type]
+                                    reload_interval=av.yara.reload_interval, cache=cache))
+    if av.attachments.enabled:
+        from mailbastion.engines.attachments import AttachmentPolicy
+
+        blocked = set(av.attachments.blocked_types) - set(av.attachments.allowed_types)
+        scanners.append(AttachmentPolicy(blocked_types=blocked))
+    if av.icap.url:
+        from mailbastion.engines.icap import IcapScanner
+
+        scanners.append(IcapScanner(av.icap.url, vendor=av.icap.vendor, timeout=av.icap.timeout, cache=cache))
+    return scanners
+
+
+def vendor_problems(av: AntivirusSection, scanners: list[Scanner]) -> list[str]:
+    """Measure 2: some mail engine that detects malware must come from another vendor than the workstations'."""
+    if not av.enabled:
+        return ["antivirus is disabled: every message must be scanned (set [antivirus] enabled = true)"]
+    workstation = (av.workstation_engine or "").lower()
+    if not workstation:
+        return ["antivirus.workstation_engine is not set: declare the workstations' anti-virus vendor "
+                "(e.g. \"microsoft\") so the gateway can prove its engines differ"]
+    # The attachment policy blocks file types but has no malware signatures: it does not count.
+    detecting = [s for s in scanners if s.name != "attachments"]
+    differing = [s for s in detecting if s.vendor.lower() != workstation]
+    if not differing:
+        have = ", ".join(f"{s.name} ({s.vendor})" for s in detecting) or "none"
+        return [f"no mail anti-virus engine differs from the workstations' ({workstation}): configured {have}; "
+                "enable ClamAV or YARA, or an ICAP engine from another vendor"]
+    return []
+
+
+@dataclass(eq=False)
+class AntivirusFeature:
+    services: Services
+    scanners: list[Scanner] = field(default_factory=list)
+    check: AntivirusCheck | None = None
+    freshness: FreshnessWatch | None = None
+    name: str = "antivirus"
+    problems: list[str] = field(default_factory=list)
+
+    def checks(self) -> list[Check]:
+        return [self.check] if self.check is not None else []
+
+    def startup_problems(self) -> list[str]:
+        av = self.services.settings.antivirus
+        return list(self.problems) + vendor_problems(av, self.scanners)
+
+    async def start(self) -> None:
+        if self.freshness is not None:
+            await self.freshness.start()
+            for status in self.freshness.status.values():
+                if status.error:
+                    log.error("antivirus engine %s unreachable at start: %s (mail will get 451 until it answers)",
+                              status.name, status.error)
+        for s in self.scanners:
+            start = getattr(s, "start", None)
+            if start is not None:
+                await start()
+
+    async def stop(self) -> None:
+        if self.freshness is not None:
+            await self.freshness.stop()
+        for s in self.scanners:
+            for meth in ("stop", "close"):
+                fn = getattr(s, meth, None)
+                if fn is not None:
+                    await fn()
+
+
+def max_ages(av: AntivirusSection) -> dict[str, timedelta | None]:
+    def hours(h: float | None) -> timedelta | None:
+        return timedelta(hours=h) if h else None
+
+    return {"clamav": hours(av.clamav.max_signature_age_hours), "yara": hours(av.yara.max_signature_age_hours),
+            "attachments": None, "icap": None}
+
+
+def build(services: Services) -> AntivirusFeature:
+    settings = services.settings
+    av = settings.antivirus
+    if services.quarantine is None:
+        from mailbastion.quarantine.store import QuarantineStore
+
+        services.quarantine = QuarantineStore.from_settings(settings)
+    feature = AntivirusFeature(services)
+    if not av.enabled:
+        return feature
+    cache = ScanCache(av.cache_size, av.cache_ttl) if av.cache_size else None
+    try:
+        feature.scanners = build_scanners(av, services, cache)
+    except ConfigError as exc:
+        feature.problems.append(str(exc))
+        return feature
+    feature.freshness = FreshnessWatch(feature.scanners, max_ages(av), interval=av.freshness_interval)
+    a = av.attachments
+    policy = AvPolicy(
+        on_blocked=a.on_blocked, on_macro=a.on_macro, on_pdf_javascript=a.on_pdf_javascript,
+        on_encrypted=a.on_encrypted, on_archive_limit=a.on_archive_limit, on_unscannable=a.on_unscannable,
+        on_malformed=a.on_malformed, stale_policy=av.stale_policy,
+    )
+    feature.check = AntivirusCheck(
+        feature.scanners, required=av.required_engines(), policy=policy, limits=av.archives,
+        max_parts=a.max_parts, engine_timeout=av.engine_timeout, freshness=feature.freshness, cache=cache,
+    )
+    services.extras["antivirus"] = feature
+    return feature

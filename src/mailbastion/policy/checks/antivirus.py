@@ -1,0 +1,205 @@
+"""Anti-virus at DATA: every engine on the raw message and every decoded part, in parallel, fail closed.
+
+What it reports (weights in config/scores/antivirus.toml):
+
+    AV_CLAMAV_VIRUS, AV_YARA_VIRUS, AV_ICAP_VIRUS, AV_ATTACHMENTS_VIRUS    malware → forced reject (550 5.7.1)
+    AV_ATTACHMENT_BLOCKED, AV_OFFICE_MACRO, AV_PDF_JAVASCRIPT,             attachment policy → reject or
+    AV_ENCRYPTED_ARCHIVE, AV_ARCHIVE_LIMIT, AV_UNSCANNABLE                 quarantine, by configuration
+    AV_MIME_MALFORMED, AV_SUSPICIOUS                                       scored (and optionally forced)
+    AV_ENGINE_UNAVAILABLE       a required engine down or too slow → forced 451 4.7.0; optional: scored only
+    AV_SIGNATURES_STALE         signatures over their age limit → hold, soft reject or alarm only
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from mailbastion.core import replies
+from mailbastion.core.errors import EngineUnavailable
+from mailbastion.core.replies import Reply
+from mailbastion.core.stages import Stage
+from mailbastion.core.verdict import Action, CheckResult, Edit, Forced, Symbol
+from mailbastion.engines.archives import Limits, _LimitsLike
+from mailbastion.engines.base import Finding, FindingKind, ScanResult, Scanner, ScanSubject
+from mailbastion.engines.cache import ScanCache
+from mailbastion.engines.freshness import FreshnessWatch
+from mailbastion.engines.mime_walk import build_subject
+from mailbastion.policy.check import BaseCheck, CheckContext
+
+log = logging.getLogger("mailbastion.policy.antivirus")
+
+__all__ = ["AntivirusCheck", "AntivirusReport", "AvPolicy", "SYMBOLS"]
+
+VIRUS_SYMBOLS = {f"AV_{e}_VIRUS" for e in ("CLAMAV", "YARA", "ICAP", "ATTACHMENTS")}
+KIND_SYMBOLS: dict[FindingKind, str] = {
+    FindingKind.BLOCKED: "AV_ATTACHMENT_BLOCKED",
+    FindingKind.MACRO: "AV_OFFICE_MACRO",
+    FindingKind.PDF_JAVASCRIPT: "AV_PDF_JAVASCRIPT",
+    FindingKind.ENCRYPTED: "AV_ENCRYPTED_ARCHIVE",
+    FindingKind.ARCHIVE_LIMIT: "AV_ARCHIVE_LIMIT",
+    FindingKind.UNSCANNABLE: "AV_UNSCANNABLE",
+    FindingKind.MALFORMED: "AV_MIME_MALFORMED",
+    FindingKind.SUSPICIOUS: "AV_SUSPICIOUS",
+}
+SYMBOLS = frozenset(VIRUS_SYMBOLS | set(KIND_SYMBOLS.values()) | {"AV_ENGINE_UNAVAILABLE", "AV_SIGNATURES_STALE"})
+_REPLIES: dict[FindingKind, Reply] = {
+    FindingKind.BLOCKED: replies.BLOCKED_ATTACHMENT,
+    FindingKind.MACRO: replies.MACRO_ATTACHMENT,
+    FindingKind.PDF_JAVASCRIPT: replies.ACTIVE_PDF,
+    FindingKind.ENCRYPTED: replies.ENCRYPTED_ATTACHMENT,
+    FindingKind.ARCHIVE_LIMIT: replies.ARCHIVE_LIMIT,
+    FindingKind.UNSCANNABLE: replies.UNSCANNABLE_ATTACHMENT,
+    FindingKind.MALFORMED: replies.MIME_MALFORMED,
+    FindingKind.SUSPICIOUS: replies.REJECTED,
+}
+_ACTIONS = {"reject": Action.REJECT, "quarantine": Action.QUARANTINE, "accept": None}
+
+
+@dataclass(frozen=True, slots=True)
+class AvPolicy:
+    """What each kind of finding does: "reject", "quarantine" or "accept" (= scored only)."""
+
+    on_blocked: str = "reject"
+    on_macro: str = "quarantine"
+    on_pdf_javascript: str = "quarantine"
+    on_encrypted: str = "quarantine"
+    on_archive_limit: str = "reject"
+    on_unscannable: str = "quarantine"
+    on_malformed: str = "accept"
+    on_suspicious: str = "accept"
+    stale_policy: str = "soft_reject"  # hold | soft_reject | alarm_only
+
+    def action_for(self, kind: FindingKind) -> Action | None:
+        return _ACTIONS[getattr(self, f"on_{kind.value}")]
+
+
+@dataclass(frozen=True, slots=True)
+class AntivirusReport:
+    """Put in the CheckContext for later readers (quarantine, logs): what each engine said."""
+
+    results: tuple[ScanResult, ...]
+    failures: tuple[tuple[str, str], ...] = ()  # (engine, reason)
+    findings: tuple[Finding, ...] = field(default=())
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        return tuple(r.engine for r in self.results) + tuple(n for n, _ in self.failures)
+
+
+class AntivirusCheck(BaseCheck):
+    name = "antivirus"
+    stage = Stage.DATA
+    emits = SYMBOLS
+    # An unscanned message must not be accepted; 451 lets the sender retry.
+    on_error = Action.SOFT_REJECT
+    timeout = 120.0
+    priority = 20
+
+    def __init__(
+        self,
+        scanners: Sequence[Scanner],
+        *,
+        required: Iterable[str] | None = None,
+        policy: AvPolicy | None = None,
+        limits: _LimitsLike | None = None,
+        max_parts: int = 1000,
+        engine_timeout: float = 90.0,
+        freshness: FreshnessWatch | None = None,
+        cache: ScanCache | None = None,
+    ) -> None:
+        self.scanners = list(scanners)
+        self.required = frozenset(required) if required is not None else frozenset(s.name for s in self.scanners)
+        self.policy = policy or AvPolicy()
+        self.limits = limits or Limits()
+        self.max_parts = max_parts
+        self.engine_timeout = engine_timeout
+        self.timeout = engine_timeout + 30.0  # the pipeline's limit; ours fires first and says 4.7.0
+        self.freshness = freshness
+        self.cache = cache
+
+    async def scan(self, raw: bytes) -> AntivirusReport:
+        """Run every engine on the message; never raises for one engine's failure."""
+        subject: ScanSubject | None = None
+        results: list[ScanResult] = []
+        failures: list[tuple[str, str]] = []
+        pending: list[Scanner] = []
+        digest = ""
+        if self.cache is not None:
+            import hashlib
+
+            digest = hashlib.sha256(raw).hexdigest()
+            for s in self.scanners:
+                hit = self.cache.get(("message", s.name, getattr(s, "generation", ""), digest))
+                if hit is not None:
+                    results.append(hit)
+                else:
+                    pending.append(s)
+        else:
+            pending = list(self.scanners)
+        if pending:
+            subject = await asyncio.to_thread(build_subject, raw, self.limits, max_parts=self.max_parts)
+            outcomes = await asyncio.gather(
+                *(asyncio.wait_for(s.scan(subject), self.engine_timeout) for s in pending), return_exceptions=True
+            )
+            for s, out in zip(pending, outcomes, strict=True):
+                if isinstance(out, ScanResult):
+                    results.append(out)
+                    if self.cache is not None:
+                        self.cache.put(("message", s.name, getattr(s, "generation", ""), digest), out)
+                elif isinstance(out, TimeoutError):
+                    failures.append((s.name, f"no answer in {self.engine_timeout:g}s"))
+                elif isinstance(out, Exception):
+                    if not isinstance(out, EngineUnavailable):
+                        log.warning("engine %s failed: %s: %s", s.name, type(out).__name__, out)
+                    failures.append((s.name, f"{type(out).__name__}: {out}"[:200]))
+                else:
+                    raise out  # CancelledError and friends
+        findings = tuple(f for r in results for f in r.findings)
+        return AntivirusReport(tuple(results), tuple(failures), findings)
+
+    async def __call__(self, ctx: CheckContext) -> CheckResult:
+        if ctx.message is None:
+            return CheckResult()
+        try:
+            async with asyncio.timeout(self.engine_timeout + 20.0):
+                report = await self.scan(ctx.message.raw)
+        except TimeoutError:
+            raise EngineUnavailable("anti-virus stage timed out") from None
+        ctx.put(report)
+        return self.judge(report)
+
+    def judge(self, report: AntivirusReport) -> CheckResult:
+        symbols: list[Symbol] = []
+        forced: list[Forced] = []
+        for engine, reason in report.failures:
+            symbols.append(Symbol("AV_ENGINE_UNAVAILABLE", f"{engine}: {reason}"))
+            if engine in self.required:
+                forced.append(Forced(Action.SOFT_REJECT, replies.SCAN_UNAVAILABLE, by=self.name))
+        for f in report.findings:
+            detail = f"{f.engine}:{f}"[:200]
+            if f.kind is FindingKind.MALWARE:
+                symbols.append(Symbol(f"AV_{f.engine.upper()}_VIRUS", f"{f.name}@{f.where}"[:200]
+                                      if f.where else f.name))
+                forced.append(Forced(Action.REJECT, replies.VIRUS_FOUND, by=self.name))
+                continue
+            symbols.append(Symbol(KIND_SYMBOLS[f.kind], detail))
+            action = self.policy.action_for(f.kind)
+            if action is not None:
+                reply = _REPLIES[f.kind] if action is Action.REJECT else replies.OK
+                forced.append(Forced(action, reply, by=self.name))
+        if self.freshness is not None:
+            for status in self.freshness.stale():
+                symbols.append(Symbol("AV_SIGNATURES_STALE", status.describe()[:200]))
+                if self.policy.stale_policy == "soft_reject":
+                    forced.append(Forced(Action.SOFT_REJECT, replies.SIGNATURES_STALE, by=self.name))
+                elif self.policy.stale_policy == "hold":
+                    forced.append(Forced(Action.QUARANTINE, replies.OK, by=self.name))
+        # Malware is certain even if another engine is down: reject beats 451 (max by severity).
+        strongest = max(forced, key=lambda f: f.action) if forced else None
+        edits: tuple[Edit, ...] = ()
+        if not report.failures:
+            edits = (Edit.prepend("X-Virus-Scanned", "mailbastion (" + ", ".join(report.engines) + ")"),)
+        return CheckResult(tuple(dict.fromkeys(symbols)), strongest, edits)
