@@ -78,8 +78,10 @@ class SpfEvaluator:
     Never raises for DNS trouble: a failed lookup or the deadline gives result "temperror".
     """
 
-    def __init__(self, resolver: DnsResolver, *, timeout: float = 15.0, hint_cache: int = 4096) -> None:
+    def __init__(self, resolver: DnsResolver, *, timeout: float = 15.0, hint_cache: int = 4096,
+                 default_explanation: str | None = None) -> None:
         self.resolver = resolver
+        self.default_explanation = default_explanation
         self.timeout = timeout
         self._hints: OrderedDict[str, tuple[Key, ...]] = OrderedDict()
         self._hint_cache = hint_cache
@@ -91,7 +93,7 @@ class SpfEvaluator:
         else:
             # RFC 7208 §2.4: for the null reverse-path, check "postmaster@<HELO>".
             mailfrom, identity = f"postmaster@{helo}", "helo"
-        domain = mailfrom.rpartition("@")[2].lower()
+        domain = (mailfrom.rpartition("@")[2] if "@" in mailfrom else helo).lower()
         return await self._check(ip=ip, mailfrom=mailfrom, helo=helo, identity=identity, domain=domain)
 
     async def check_helo(self, *, ip: str, helo: str) -> SpfResult:
@@ -104,6 +106,8 @@ class SpfEvaluator:
             token = _CURRENT.set(snap)
             try:
                 q = pyspf.query(i=ip, s=mailfrom, h=helo, strict=True)
+                if self.default_explanation is not None:
+                    q.set_default_explanation(self.default_explanation)
                 res, _code, exp = q.check()
                 return str(res), str(exp)
             finally:
