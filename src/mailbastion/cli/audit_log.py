@@ -1,0 +1,67 @@
+"""`mailbastion audit-log verify | list`: check the hash chain, read the records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mailbastion.cli._common import Failed, config_option, load, main_group
+from mailbastion.cli.directory import directory_errors
+from mailbastion.lifecycle.audit_log import AuditLog
+
+
+def _open(config_path: Path | None) -> AuditLog:
+    return AuditLog(load(config_path).directory_url)
+
+
+@main_group.group("audit-log")
+def audit_log_group() -> None:
+    """The tamper-evident log of every admin and lifecycle change."""
+
+
+@audit_log_group.command("verify")
+@click.option("--anchor", default=None, metavar="SEQ:HASH",
+              help="a head kept elsewhere (from `audit-log head`); the chain must contain it")
+@config_option
+@directory_errors
+def verify(anchor: str | None, config_path: Path | None) -> None:
+    """Check every record's hash and the chain; exit 1 naming the first bad record."""
+    parsed = None
+    if anchor:
+        seq, _, digest = anchor.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise Failed("--anchor must be SEQ:HASH (64 hex digits)")
+        parsed = (int(seq), digest.lower())
+    result = _open(config_path).verify(anchor=parsed)
+    if not result.ok:
+        raise Failed(f"audit log BROKEN at record {result.first_bad_seq}: {result.problem}")
+    click.echo(f"audit log intact: {result.count} records")
+
+
+@audit_log_group.command("head")
+@config_option
+@directory_errors
+def head(config_path: Path | None) -> None:
+    """Print SEQ:HASH of the newest record; keep it elsewhere to verify against later."""
+    seq, digest = _open(config_path).head()
+    click.echo(f"{seq}:{digest}")
+
+
+@audit_log_group.command("list")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--subject", default=None, help="only records about this address or domain")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@config_option
+@directory_errors
+def list_events(limit: int, subject: str | None, as_json: bool, config_path: Path | None) -> None:
+    """The newest records first."""
+    for e in _open(config_path).events(limit=limit, subject=subject):
+        if as_json:
+            click.echo(json.dumps({"seq": e.seq, "time": e.time, "actor": e.actor, "action": e.action,
+                                   "subject": e.subject, "reason": e.reason, "details": dict(e.details),
+                                   "hash": e.hash}))
+        else:
+            details = json.dumps(dict(e.details), sort_keys=True) if e.details else ""
+            click.echo(f"{e.seq:>6} {e.time} {e.actor:20} {e.action:32} {e.subject:32} {e.reason} {details}".rstrip())

@@ -1,0 +1,188 @@
+"""`mailbastion domain …`, `mailbastion account …`: the directory from the command line.
+
+Every change is audited with the actor `cli:<login name>` (or `--by`) and the given `--reason`; a generated
+password is printed once and never again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import getpass
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailbastion.cli._common import Failed, config_option, handle_errors, load, main_group
+from mailbastion.directory.models import AccountState
+from mailbastion.directory.store import Directory
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _default_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def directory_errors(fn: F) -> F:
+    """Our errors and database errors as one line and exit 1 (no traceback)."""
+
+    @functools.wraps(fn)
+    @handle_errors
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise Failed(f"directory database error: {str(exc).splitlines()[0]}") from None
+        except ValueError as exc:
+            raise Failed(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_directory(config_path: Path | None) -> Directory:
+    return Directory.from_settings(load(config_path))
+
+
+by_option = click.option("--by", default=_default_actor, show_default="cli:<login name>",
+                         help="who makes the change (recorded in the audit log)")
+
+
+@main_group.group("domain")
+def domain_group() -> None:
+    """Our mail domains."""
+
+
+@domain_group.command("add")
+@click.argument("domain")
+@click.option("--reason", default="", help="why (recorded in the audit log)")
+@by_option
+@config_option
+@directory_errors
+def domain_add(domain: str, reason: str, by: str, config_path: Path | None) -> None:
+    """Add DOMAIN to the domains we receive mail for."""
+    name = open_directory(config_path).add_domain(domain, by, reason)
+    click.echo(f"domain {name} added")
+
+
+@domain_group.command("list")
+@config_option
+@directory_errors
+def domain_list(config_path: Path | None) -> None:
+    """List our domains."""
+    for name in open_directory(config_path).list_domains():
+        click.echo(name)
+
+
+@main_group.group("account")
+def account_group() -> None:
+    """Mail accounts: joiners, leavers, aliases."""
+
+
+@account_group.command("add")
+@click.argument("address")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input (first line)")
+@click.option("--reason", default="", help="why, e.g. the joiner ticket (recorded in the audit log)")
+@click.option("--quota", "quota_bytes", type=click.IntRange(min=0), default=None,
+              help="mailbox quota in bytes (default: mailbox.default_quota_bytes; 0 = unlimited)")
+@click.option("--pending", is_flag=True, help="create it pending (inactive) until approved")
+@by_option
+@config_option
+@directory_errors
+def account_add(address: str, password_stdin: bool, reason: str, quota_bytes: int | None, pending: bool, by: str,
+                config_path: Path | None) -> None:
+    """Create the account ADDRESS. Without --password-stdin a strong password is generated and shown once."""
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise Failed("no password on standard input")
+    state = AccountState.PENDING if pending else AccountState.ACTIVE
+    generated = open_directory(config_path).add_account(address, password, by, reason, state=state,
+                                                        quota_bytes=quota_bytes)
+    click.echo(f"account {address} added ({state})")
+    if generated is not None:
+        click.echo(f"password (shown once, store it now): {generated}")
+
+
+def _date(value: dt.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+@account_group.command("list")
+@click.option("--domain", default=None, help="only this domain")
+@click.option("--state", type=click.Choice([s.value for s in AccountState]), default=None, help="only this state")
+@config_option
+@directory_errors
+def account_list(domain: str | None, state: str | None, config_path: Path | None) -> None:
+    """List accounts with their state and dates."""
+    accounts = open_directory(config_path).list_accounts(domain=domain,
+                                                         state=AccountState(state) if state else None)
+    click.echo(f"{'ADDRESS':40} {'STATE':10} {'ACTIVATED':16} {'LEAVES':16} {'DEACTIVATED':16} QUOTA")
+    for a in accounts:
+        quota = "default" if a.quota_bytes is None else str(a.quota_bytes)
+        click.echo(f"{a.address:40} {a.state.value:10} {_date(a.activated_at):16} {_date(a.deactivate_at):16} "
+                   f"{_date(a.deactivated_at):16} {quota}")
+
+
+@account_group.command("deactivate")
+@click.argument("address")
+@click.option("--reason", required=True, help="why, e.g. the leaver ticket (recorded in the audit log)")
+@click.option("--at", "at", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"]), default=None,
+              help="leaver date (UTC); default: now")
+@by_option
+@config_option
+@directory_errors
+def account_deactivate(address: str, reason: str, at: dt.datetime | None, by: str, config_path: Path | None) -> None:
+    """Deactivate ADDRESS: it stops receiving and logging in (now, or from --at)."""
+    when = at.replace(tzinfo=dt.timezone.utc) if at else None
+    open_directory(config_path).deactivate(address, by, reason, at=when)
+    click.echo(f"account {address} " + (f"will be deactivated at {when.isoformat()}" if when and
+                                         when > dt.datetime.now(dt.timezone.utc) else "deactivated"))
+
+
+@account_group.group("alias")
+def alias_group() -> None:
+    """Aliases: an address of ours that delivers to other addresses."""
+
+
+@alias_group.command("add")
+@click.argument("alias")
+@click.argument("target")
+@click.option("--reason", default="", help="recorded in the audit log")
+@by_option
+@config_option
+@directory_errors
+def alias_add(alias: str, target: str, reason: str, by: str, config_path: Path | None) -> None:
+    """Deliver mail for ALIAS to TARGET (repeat for several targets)."""
+    open_directory(config_path).add_alias(alias, target, by, reason)
+    click.echo(f"alias {alias} -> {target} added")
+
+
+@alias_group.command("remove")
+@click.argument("alias")
+@click.argument("target", required=False)
+@click.option("--reason", default="", help="recorded in the audit log")
+@by_option
+@config_option
+@directory_errors
+def alias_remove(alias: str, target: str | None, reason: str, by: str, config_path: Path | None) -> None:
+    """Remove ALIAS (or only its TARGET)."""
+    open_directory(config_path).remove_alias(alias, target, by, reason)
+    click.echo(f"alias {alias} removed" + (f" (target {target})" if target else ""))
+
+
+@alias_group.command("list")
+@config_option
+@directory_errors
+def alias_list(config_path: Path | None) -> None:
+    """List aliases and their targets."""
+    for alias, target in open_directory(config_path).list_aliases():
+        click.echo(f"{alias} -> {target}")
