@@ -41,9 +41,9 @@ class AttachmentPolicy:
         self.check_macros = check_macros
 
     async def info(self) -> EngineInfo:
-        import oletools
+        from importlib.metadata import version
 
-        return EngineInfo(self.name, self.vendor, __version__, f"oletools {oletools.__version__}", None)
+        return EngineInfo(self.name, self.vendor, __version__, f"oletools {version('oletools')}", None)
 
     async def scan(self, subject: ScanSubject) -> ScanResult:
         findings = await asyncio.to_thread(self.judge, subject)

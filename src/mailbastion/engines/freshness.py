@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from mailbastion.core.errors import MailError
 from mailbastion.engines.base import EngineInfo, Scanner
 
 log = logging.getLogger("mailbastion.engines.freshness")
@@ -69,7 +68,7 @@ class FreshnessWatch:
             try:
                 info = await asyncio.wait_for(s.info(), 15.0)
                 return EngineStatus(s.name, s.vendor, info, "", self.max_age.get(s.name), now)
-            except (MailError, OSError, TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001 - one engine's failure is its status, not the watch's
                 return EngineStatus(s.name, s.vendor, None, str(exc) or type(exc).__name__,
                                     self.max_age.get(s.name), now)
 
