@@ -11,8 +11,15 @@ import pytest
 
 from mailbastion.core.address import parse_address
 from mailbastion.core.ports import ResolutionKind
-from mailbastion.directory import (AccountExists, AccountState, AccountUnknown, Directory, DomainExists, DomainUnknown,
-                                   PasswordTooWeak)
+from mailbastion.directory import (
+    AccountExists,
+    AccountState,
+    AccountUnknown,
+    Directory,
+    DomainExists,
+    DomainUnknown,
+    PasswordTooWeak,
+)
 from mailbastion.directory.database import VERSION_TABLE, current_revision
 
 
@@ -102,7 +109,7 @@ def test_deactivated_account_neither_receives_nor_logs_in(directory: Directory) 
 
 
 def test_scheduled_deactivation(tmp_path: Path) -> None:
-    now = [dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)]
+    now = [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]
     d = Directory.create(f"sqlite:///{tmp_path / 'd.db'}", clock=lambda: now[0])
     d.add_domain("example.org", by="admin")
     d.add_account("alice@example.org", None, "admin")

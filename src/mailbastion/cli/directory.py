@@ -142,10 +142,10 @@ def account_list(domain: str | None, state: str | None, config_path: Path | None
 @directory_errors
 def account_deactivate(address: str, reason: str, at: dt.datetime | None, by: str, config_path: Path | None) -> None:
     """Deactivate ADDRESS: it stops receiving and logging in (now, or from --at)."""
-    when = at.replace(tzinfo=dt.timezone.utc) if at else None
+    when = at.replace(tzinfo=dt.UTC) if at else None
     open_directory(config_path).deactivate(address, by, reason, at=when)
     click.echo(f"account {address} " + (f"will be deactivated at {when.isoformat()}" if when and
-                                         when > dt.datetime.now(dt.timezone.utc) else "deactivated"))
+                                         when > dt.datetime.now(dt.UTC) else "deactivated"))
 
 
 @account_group.group("alias")

@@ -4,8 +4,17 @@ recipient map that the DMZ gateway reads (`RecipientMap`, which needs nothing el
 from __future__ import annotations
 
 from mailbastion.directory.database import make_engine, migrate
-from mailbastion.directory.errors import (AccountDisabled, AccountExists, AccountUnknown, AliasExists, AliasUnknown,
-                                          DirectoryError, DomainExists, DomainUnknown, PasswordTooWeak)
+from mailbastion.directory.errors import (
+                                          AccountDisabled,
+                                          AccountExists,
+                                          AccountUnknown,
+                                          AliasExists,
+                                          AliasUnknown,
+                                          DirectoryError,
+                                          DomainExists,
+                                          DomainUnknown,
+                                          PasswordTooWeak,
+)
 from mailbastion.directory.models import AccountState
 from mailbastion.directory.recipient_map import RecipientMap
 from mailbastion.directory.store import AccountInfo, AuditAction, Directory

@@ -55,7 +55,7 @@ def write_map(path: Path, *, domains: Iterable[str], addresses: Iterable[str],
     doc = {
         "format": FORMAT,
         "version": VERSION,
-        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "recipient_delimiter": recipient_delimiter,
         "domains": sorted(set(domains)),
         "addresses": sorted(set(addresses)),
@@ -93,7 +93,7 @@ def read_map(path: Path) -> MapData:
         raise ValueError(f"{path}: not a {FORMAT} version {VERSION}")
     aliases = doc.get("aliases", {})
     if not isinstance(aliases, dict):
-        raise ValueError(f"{path}: aliases must be an object")
+        raise ValueError(f"{path}: aliases must be an object")  # noqa: TRY004 - a bad file, not a bad call
     return MapData(
         domains=frozenset(str(d).lower() for d in doc.get("domains", [])),
         addresses=frozenset(str(a) for a in doc.get("addresses", [])),

@@ -26,8 +26,16 @@ from mailbastion.core.address import Address, AddressError
 from mailbastion.core.ports import Resolution, ResolutionKind
 from mailbastion.directory import passwords, resolution
 from mailbastion.directory.database import as_engine, migrate, write_transaction
-from mailbastion.directory.errors import (AccountDisabled, AccountExists, AccountUnknown, AliasExists, AliasUnknown,
-                                          DirectoryError, DomainExists, DomainUnknown)
+from mailbastion.directory.errors import (
+    AccountDisabled,
+    AccountExists,
+    AccountUnknown,
+    AliasExists,
+    AliasUnknown,
+    DirectoryError,
+    DomainExists,
+    DomainUnknown,
+)
 from mailbastion.directory.models import Account, AccountState, Alias, Domain
 from mailbastion.directory.recipient_map import MapData, write_map
 from mailbastion.lifecycle import audit_log as _audit  # module import: audit_log imports this package
@@ -62,7 +70,7 @@ class AccountInfo:
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _actor(by: str) -> str:

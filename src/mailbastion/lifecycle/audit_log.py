@@ -19,17 +19,17 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mailbastion.directory.database import as_engine, migrate, write_transaction
 from mailbastion.directory.models import AuditEventRow, AuditHeadRow
 
 GENESIS = "0" * 64
-_events = AuditEventRow.__table__
-_head = AuditHeadRow.__table__
+_events = cast(Table, AuditEventRow.__table__)
+_head = cast(Table, AuditHeadRow.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ class AuditLog:
             conn.exec_driver_sql("LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE")
         last = conn.execute(select(_events.c.seq, _events.c.hash).order_by(_events.c.seq.desc()).limit(1)).first()
         seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
-        time = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        time = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         det = canonical_details(details)
         digest = record_hash(seq, time, actor, action, subject, reason, det, prev)
         conn.execute(insert(_events).values(seq=seq, time=time, actor=actor, action=action, subject=subject,

@@ -41,7 +41,7 @@ class HeaderBlock:
         return HeaderBlock(tuple(f for f in self.fields if _name(f) != name.lower()), self.rest)
 
     def prepend(self, *lines: tuple[str, str]) -> HeaderBlock:
-        new = tuple(f"{n}: {v}\r\n".encode("utf-8") for n, v in lines)
+        new = tuple(f"{n}: {v}\r\n".encode() for n, v in lines)
         return HeaderBlock(new + self.fields, self.rest)
 
     def to_bytes(self) -> bytes:
