@@ -123,3 +123,20 @@ async def test_data_refusal_applies_to_every_accepted_recipient(dns: DnsTestServ
     out = await agent_for(dns, 25, relayhost=f"127.0.0.1:{mx.port}").deliver(
         record("a@x.example", "b@x.example"), MESSAGE)
     assert all(isinstance(o, PermFailed) and "554 5.7.1" in o.error for o in out.values())
+
+
+async def test_failed_starttls_falls_back_to_plain_text(dns: DnsTestServer, pki: dict[str, Path],
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    import ssl
+
+    broken = server_context(pki["gateway.crt"], pki["gateway.key"])
+    broken.maximum_version = ssl.TLSVersion.TLSv1_2
+    broken.set_ciphers("AES128-SHA")  # no cipher in common with our forward-secret AEAD list
+    server = await start_smtp(ScriptedHandler(lmtp=False), broken)
+    try:
+        out = await agent_for(dns, 25, relayhost=f"127.0.0.1:{server.port}").deliver(record("b@x.example"), MESSAGE)
+    finally:
+        server.server.close()
+    assert isinstance(out["b@x.example"], Delivered)
+    assert [r.tls_version for r in server.handler.received] == [None]
+    assert "STARTTLS failed" in caplog.text

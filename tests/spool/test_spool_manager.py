@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +81,10 @@ def states(spool: Spool) -> dict[str, list[str]]:
     return {s.value: spool.layout.ids(s) for s in QueueState if spool.layout.ids(s)}
 
 
+def queued_ids(spool: Spool) -> set[str]:
+    return {q for s in QueueState for q in spool.layout.ids(s)}
+
+
 async def test_all_delivered_removes_the_entry_without_dsn(spool: Spool) -> None:
     agent = ScriptedAgent()
     qm = make_manager(spool, agent)
@@ -117,7 +122,7 @@ async def test_per_recipient_outcomes_retry_schedule_and_one_dsn(spool: Spool) -
     tries = agent.calls_to("temp@example.net")
     # Retries only re-send to the recipient that is not final.
     assert [sorted(r.address for r in c[1].recipients) for c in tries[1:]] == [["temp@example.net"]] * 2
-    gaps = [b[0] - a[0] for a, b in zip(tries, tries[1:])]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(tries)]
     assert gaps[0] >= 0.2 - 0.02 and gaps[1] >= 0.3 - 0.02  # 0.2, then doubled to the 0.3 cap
     dsns = [c for c in agent.calls if c[1].is_null_sender]
     assert len(dsns) == 1  # exactly one bounce, to the sender, about gone@ only
@@ -158,7 +163,7 @@ async def test_expired_message_fails_with_4_4_7_and_bounces(spool: Spool, tmp_pa
         await qm.stop()
     dsn = next(c for c in agent.calls if c[1].is_null_sender)[2]
     assert b"Status: 4.4.7" in dsn and b"Action: failed" in dsn and b"421 4.4.2 timeout" in dsn
-    assert qid not in sum(states(clocked).values(), [])
+    assert qid not in queued_ids(clocked)
 
 
 async def test_active_entries_left_by_a_crash_are_resumed(spool: Spool) -> None:
@@ -247,7 +252,7 @@ async def test_hold_release_and_retry_through_queue_control(spool: Spool) -> Non
         await eventually(lambda: t in spool.layout.ids(QueueState.DEFERRED))
         assert spool.layout.ids(QueueState.HOLD) == [qid] and not agent.calls_to("h@example.net")
         control.release(qid)
-        await eventually(lambda: qid not in sum(states(spool).values(), []))
+        await eventually(lambda: qid not in queued_ids(spool))
         control.retry(t)  # due in an hour; retry makes it due now
         await eventually(lambda: states(spool) == {})
     finally:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from mailbastion.core import replies
 from mailbastion.core.address import parse_address
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.errors import SpoolFull, TemporaryFailure
-from mailbastion.core import replies
 from mailbastion.spool.layout import QueueState
 from mailbastion.spool.record import QueueRecord
 from mailbastion.spool.writer import Spool

@@ -6,7 +6,8 @@ For each recipient domain (or everything, through `relayhost`):
   2. Each MX host's A and AAAA addresses, in order, up to `max_mx_hosts` hosts; a host that cannot be
      reached or that answers 4xx before RCPT moves us on to the next one.
   3. EHLO; STARTTLS when offered (opportunistic, unauthenticated: Postfix `smtp_tls_security_level =
-     may`; verified policies such as MTA-STS and DANE belong to a later TLS policy layer).
+     may`; if the handshake fails, the same host again in plain text). Verified policies such as
+     MTA-STS and DANE belong to a later TLS policy layer.
   4. MAIL, one RCPT per recipient (each gets its own outcome), one DATA whose reply applies to all
      accepted recipients.
 Only TempFailed comes from DNS timeouts and unreachable hosts; the queue manager retries them.
@@ -33,6 +34,10 @@ log = logging.getLogger("mailbastion.delivery.smtp")
 
 class _NextHost(Exception):
     """This host could not take the message; try the next one (the message says why)."""
+
+
+class _TlsFailed(Exception):
+    """STARTTLS was offered but failed: opportunistic TLS tries the same host again in plain text."""
 
 
 def opportunistic_context() -> ssl.SSLContext:
@@ -141,14 +146,19 @@ class SmtpDeliveryAgent:
                 last = f"4.4.4 no address for mail server {host}"
             for ip in addresses:
                 try:
-                    return await self._session(host, ip, port, rcpts, record, message)
+                    try:
+                        return await self._session(host, ip, port, rcpts, record, message, tls=True)
+                    except _TlsFailed as exc:
+                        log.warning("id=%s %s[%s]: STARTTLS failed (%s); sending in plain text",
+                                    record.queue_id, host, ip, exc)
+                        return await self._session(host, ip, port, rcpts, record, message, tls=False)
                 except _NextHost as exc:
                     last = str(exc)
                     log.info("id=%s %s[%s]:%d: %s; trying next", record.queue_id, host, ip, port, last)
         return {a: TempFailed(last) for a in rcpts}
 
     async def _session(self, host: str, ip: str, port: int, rcpts: list[str], record: QueueRecord,
-                       message: bytes) -> dict[str, DeliveryOutcome]:
+                       message: bytes, *, tls: bool) -> dict[str, DeliveryOutcome]:
         where = f"{host}[{ip}]:{port}"
         smtp = aiosmtplib.SMTP(hostname=ip, port=port, local_hostname=self.local_hostname,
                                timeout=self.command_timeout, start_tls=False, use_tls=False)
@@ -157,7 +167,7 @@ class SmtpDeliveryAgent:
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise _NextHost(f"4.4.1 connect to {where}: {exc}") from None
         try:
-            return await self._transaction(smtp, host, where, rcpts, record, message)
+            return await self._transaction(smtp, host, where, rcpts, record, message, tls=tls)
         except aiosmtplib.SMTPResponseException as exc:
             if 400 <= exc.code < 500 or exc.code < 200:
                 raise _NextHost(f"{exc.code} {exc.message} ({where})") from None
@@ -167,17 +177,20 @@ class SmtpDeliveryAgent:
         finally:
             try:
                 await smtp.quit(timeout=5)
-            except Exception:
+            except (aiosmtplib.SMTPException, OSError):
                 smtp.close()
 
     async def _transaction(self, smtp: aiosmtplib.SMTP, host: str, where: str, rcpts: list[str],
-                           record: QueueRecord, message: bytes) -> dict[str, DeliveryOutcome]:
+                           record: QueueRecord, message: bytes, *, tls: bool) -> dict[str, DeliveryOutcome]:
         await smtp.ehlo()
-        tls = ""
-        if smtp.supports_extension("starttls"):
-            await smtp.starttls(server_hostname=host, tls_context=self.tls_context)
+        used = ""
+        if tls and smtp.supports_extension("starttls"):
+            try:
+                await smtp.starttls(server_hostname=host, tls_context=self.tls_context)
+            except (aiosmtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
+                raise _TlsFailed(str(exc) or type(exc).__name__) from None
             info = smtp.get_transport_info("ssl_object")
-            tls = f", {info.version()}" if info is not None else ", TLS"
+            used = f", {info.version()}" if info is not None else ", TLS"
         options: list[str] = []
         if record.smtputf8:
             if not smtp.supports_extension("smtputf8"):
@@ -198,7 +211,7 @@ class SmtpDeliveryAgent:
             return out
         try:
             reply = await smtp.data(message)
-            outcome = outcome_of_reply(reply.code, f"{reply.message} ({where}{tls})")
+            outcome = outcome_of_reply(reply.code, f"{reply.message} ({where}{used})")
         except aiosmtplib.SMTPDataError as exc:
             outcome = outcome_of_reply(exc.code, f"{exc.message} ({where})")
         out.update({a: outcome for a in accepted})

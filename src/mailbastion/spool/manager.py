@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -177,11 +178,11 @@ class QueueManager:
                 task = asyncio.create_task(self._process(qid, every=src is QueueState.INCOMING),
                                            name=f"deliver-{qid}")
                 self._inflight[qid] = task
-                task.add_done_callback(lambda _t, q=qid: self._finished(q))
+                task.add_done_callback(functools.partial(self._finished, qid))
                 claimed += 1
         return claimed
 
-    def _finished(self, qid: str) -> None:
+    def _finished(self, qid: str, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(qid, None)
         if not self._inflight:
             self._idle.set()
