@@ -258,3 +258,63 @@ async def test_hold_release_and_retry_through_queue_control(spool: Spool) -> Non
     finally:
         await qm.stop()
     assert len(agent.calls_to("t@example.net")) == 2
+
+
+async def test_dsn_that_cannot_be_queued_is_retried_later(spool: Spool) -> None:
+    agent = ScriptedAgent({"gone@example.net": [PermFailed("550 5.1.1 unknown")]})
+    qm = make_manager(spool, agent)
+    qid = await spool.commit(env("gone@example.net"), MESSAGE, client="c")
+    spool.min_free_bytes = 2**62  # the disk fills up: the bounce cannot be committed
+    await qm.start()
+    try:
+        await eventually(lambda: qid in spool.layout.ids(QueueState.DEFERRED))
+        r = spool.layout.load(QueueState.DEFERRED, qid).recipients[0]
+        assert r.status is RecipientState.FAILED and not r.notified  # kept until the DSN is queued
+        spool.min_free_bytes = 0
+        await eventually(lambda: states(spool) == {} and any(c[1].is_null_sender for c in agent.calls))
+    finally:
+        await qm.stop()
+    assert len(agent.calls_to("gone@example.net")) == 1  # the failed recipient is not tried again
+
+
+_CRASHING_MANAGER = """
+import asyncio, sys
+from mailbastion.spool.manager import QueueManager
+from mailbastion.spool.writer import Spool
+
+class Hang:
+    async def deliver(self, record, message):
+        print("claimed", record.queue_id, flush=True)
+        await asyncio.sleep(3600)
+
+async def main():
+    qm = QueueManager(Spool(sys.argv[1], min_free_bytes=0), Hang(), scan_interval=0.05)
+    await qm.start()
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_manager_leaves_work_in_active_and_the_next_one_delivers_it(spool: Spool) -> None:
+    import os
+    import signal
+    import sys
+
+    qid = await spool.commit(env("b@example.net"), MESSAGE, client="c")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _CRASHING_MANAGER, str(spool.root),
+                                                stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 20)
+    assert line.decode().split() == ["claimed", qid]
+    os.kill(proc.pid, signal.SIGKILL)
+    await proc.wait()
+    assert spool.layout.ids(QueueState.ACTIVE) == [qid]
+    agent = ScriptedAgent()
+    qm = make_manager(spool, agent)
+    await qm.start()
+    try:
+        await eventually(lambda: states(spool) == {} and len(agent.calls) == 1)
+    finally:
+        await qm.stop()
+    assert agent.calls[0][2] == MESSAGE

@@ -116,3 +116,41 @@ def test_every_id_reported_before_sigkill_is_whole_on_disk(tmp_path: Path) -> No
     # Anything else in incoming/ is also whole: a crash never leaves half an entry in a state.
     for qid in on_disk:
         spool.layout.load(QueueState.INCOMING, qid)
+
+
+async def test_a_failing_disk_is_spool_full_and_leaves_no_debris(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import mailbastion.spool.writer as writer
+
+    spool = Spool(tmp_path / "spool", min_free_bytes=0)
+    calls = []
+
+    def failing(path: Path, data: bytes) -> None:
+        calls.append(path.name)
+        if path.name == "record.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        path.write_bytes(data)
+
+    monkeypatch.setattr(writer, "write_durably", failing)
+    with pytest.raises(SpoolFull, match="No space left"):
+        await spool.commit(_env(), MESSAGE, client="c")
+    assert calls == ["message.eml", "record.json"]
+    assert os.listdir(spool.layout.tmp) == [] and spool.layout.ids(QueueState.INCOMING) == []
+
+
+def test_public_surface_is_explicit() -> None:
+    import mailbastion.delivery as delivery
+    import mailbastion.spool as spool
+
+    assert sorted(spool.__all__) == [
+        "QueueControl", "QueueControlError", "QueueEntry", "QueueEntryBusy", "QueueManager", "QueueRecord",
+        "QueueState", "RecipientState", "RecipientStatus", "RecordError", "RetrySchedule", "Spool", "SpoolLayout",
+        "UnknownQueueId", "VerdictSummary"]
+    assert sorted(delivery.__all__) == [
+        "Delivered", "DeliveryAgent", "DeliveryOutcome", "Dsn", "LmtpDeliveryAgent", "PermFailed", "RoutingAgent",
+        "SmtpDeliveryAgent", "TempFailed", "build_dsn"]
+    for module in (spool, delivery):
+        for name in module.__all__:
+            assert getattr(module, name) is not None
