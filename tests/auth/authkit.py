@@ -108,3 +108,23 @@ class Rig:
 
 def names(verdict: Verdict) -> set[str]:
     return set(verdict.symbol_names)
+
+
+# Fixtures: a test module does `from authkit import dns_server, resolver, rig` to use them.
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def dns_server():  # type: ignore[no-untyped-def]
+    with DnsTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def resolver(dns_server: DnsTestServer) -> DnsResolver:
+    return DnsResolver([dns_server.host], port=dns_server.port, timeout=0.5)
+
+
+@pytest.fixture
+def rig(dns_server: DnsTestServer, resolver: DnsResolver) -> Rig:
+    return Rig(dns_server, resolver)
