@@ -122,7 +122,7 @@ async def test_a_failing_disk_is_spool_full_and_leaves_no_debris(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    import mailbastion.spool.writer as writer
+    from mailbastion.spool import writer
 
     spool = Spool(tmp_path / "spool", min_free_bytes=0)
     calls = []
@@ -141,8 +141,7 @@ async def test_a_failing_disk_is_spool_full_and_leaves_no_debris(tmp_path: Path,
 
 
 def test_public_surface_is_explicit() -> None:
-    import mailbastion.delivery as delivery
-    import mailbastion.spool as spool
+    from mailbastion import delivery, spool
 
     assert sorted(spool.__all__) == [
         "QueueControl", "QueueControlError", "QueueEntry", "QueueEntryBusy", "QueueManager", "QueueRecord",
