@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import mailbastion.directory as directory
-import mailbastion.mailbox as mailbox
+from mailbastion import directory, mailbox
 
 
 def test_directory_exports() -> None:
@@ -28,5 +27,5 @@ def test_audit_log_importable_first() -> None:
     import sys
 
     for first in ("mailbastion.lifecycle.audit_log", "mailbastion.directory", "mailbastion.directory.store"):
-        subprocess.run([sys.executable, "-c", f"import {first}; import mailbastion.directory; "
-                        "import mailbastion.lifecycle.audit_log"], check=True)
+        code = f"import {first}; import mailbastion.directory; import mailbastion.lifecycle.audit_log"
+        subprocess.run([sys.executable, "-c", code], check=True)
