@@ -81,3 +81,12 @@ async def test_errors_are_one_line_and_exit_1(setup: tuple[Path, Spool]) -> None
     assert code == 1
     missing = CliRunner().invoke(main_group, ["queue", "list", "-c", str(config.parent / "nope.toml")])
     assert missing.exit_code == 1 and "configuration file not found" in missing.stderr
+
+
+async def test_flush_moves_every_deferred_message(setup: tuple[Path, Spool]) -> None:
+    config, spool = setup
+    ids = [await _commit(spool, "bob@example.net") for _ in range(3)]
+    for qid in ids[:2]:
+        spool.layout.move(qid, QueueState.INCOMING, QueueState.DEFERRED)
+    assert run(config, "flush")[:2] == (0, "2 deferred message(s) moved to incoming/ for immediate delivery\n")
+    assert spool.layout.ids(QueueState.INCOMING) == sorted(ids) and spool.layout.ids(QueueState.DEFERRED) == []

@@ -1,4 +1,4 @@
-"""`mailbastion queue list | show ID | retry ID | delete ID | hold ID | release ID` (postqueue/postsuper).
+"""`mailbastion queue list | show ID | retry ID | flush | delete ID | hold ID | release ID` (postqueue/postsuper).
 
 They act on the spool directories directly, so they work whether or not the server runs; a running
 queue manager notices the change at its next scan. Unknown ids and busy entries exit 1 with one line.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,7 +33,7 @@ def _control(config_path: Path | None) -> QueueControl:
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _summary(e: QueueEntry) -> list[str]:
@@ -110,6 +110,14 @@ def retry_cmd(config_path: Path | None, queue_id: str) -> None:
     """Try a deferred (or held) message again now."""
     state = _run(_control(config_path).retry, queue_id)
     click.echo(f"{queue_id}: moved from {state}/ to incoming/ for immediate delivery")
+
+
+@queue_group.command("flush")
+@config_option
+def flush_cmd(config_path: Path | None) -> None:
+    """Try every deferred message again now (like postqueue -f)."""
+    moved = _control(config_path).flush()
+    click.echo(f"{len(moved)} deferred message(s) moved to incoming/ for immediate delivery")
 
 
 @queue_group.command("delete")

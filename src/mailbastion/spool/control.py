@@ -5,6 +5,7 @@ each change is one atomic rename, and the manager notices at its next scan. An e
 being delivered right now and is left alone ("busy"); the operation can be repeated a moment later.
 
     retry    deferred/ or hold/  -> incoming/   (every pending recipient is tried at once)
+    flush    every deferred/ entry -> incoming/
     hold     incoming/ or deferred/ -> hold/    (never delivered until released)
     release  hold/ -> incoming/
     delete   any state but active/  -> gone
@@ -88,6 +89,15 @@ class QueueControl:
     def retry(self, queue_id: str) -> QueueState:
         return self._move(queue_id, (QueueState.DEFERRED, QueueState.HOLD, QueueState.INCOMING),
                           QueueState.INCOMING)
+
+    def flush(self) -> list[str]:
+        """Retry every deferred message now (postqueue -f). Returns the ids moved."""
+        moved = []
+        for qid in self.layout.ids(QueueState.DEFERRED):
+            with contextlib.suppress(FileNotFoundError):  # claimed by the manager meanwhile
+                self.layout.move(qid, QueueState.DEFERRED, QueueState.INCOMING)
+                moved.append(qid)
+        return moved
 
     def hold(self, queue_id: str) -> QueueState:
         return self._move(queue_id, (QueueState.INCOMING, QueueState.DEFERRED, QueueState.HOLD), QueueState.HOLD)
