@@ -33,7 +33,7 @@ AUTHSERV_ID = "mx.ours.test"
 
 
 @dataclass
-class TestKey:
+class SigningKey:
     domain: str
     selector: str
     private: bytes  # as dkimpy's sign() wants it
@@ -50,19 +50,19 @@ class TestKey:
         return b"".join(headers) + raw
 
 
-def rsa_key(domain: str, selector: str = "sel", bits: int = 2048) -> TestKey:
+def rsa_key(domain: str, selector: str = "sel", bits: int = 2048) -> SigningKey:
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                             serialization.NoEncryption())
     pub = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return TestKey(domain, selector, pem, f"v=DKIM1; k=rsa; p={base64.b64encode(pub).decode()}")
+    return SigningKey(domain, selector, pem, f"v=DKIM1; k=rsa; p={base64.b64encode(pub).decode()}")
 
 
-def ed_key(domain: str, selector: str = "ed") -> TestKey:
+def ed_key(domain: str, selector: str = "ed") -> SigningKey:
     key = ed25519.Ed25519PrivateKey.generate()
     seed = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
     pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return TestKey(domain, selector, base64.b64encode(seed), f"v=DKIM1; k=ed25519; p={base64.b64encode(pub).decode()}",
+    return SigningKey(domain, selector, base64.b64encode(seed), f"v=DKIM1; k=ed25519; p={base64.b64encode(pub).decode()}",
                    b"ed25519-sha256")
 
 
@@ -82,7 +82,7 @@ class Rig:
     auth: dict[str, object] = field(default_factory=dict)
     sample: Callable[[], float] | None = None
 
-    def publish(self, key: TestKey) -> TestKey:
+    def publish(self, key: SigningKey) -> SigningKey:
         self.dns.add(f"{key.selector}._domainkey.{key.domain}", "TXT", key.record)
         return key
 

@@ -169,10 +169,13 @@ def _strict(value: str) -> tuple[list[str], str, list[str], str]:
             addresses.append(angles[0].strip())
             display = "".join(v for k, v in box if k in ("atom", "q", "sp")).strip()
             continue
-        words = "".join(v for k, v in box).strip()
-        if " " in words:
-            return [], "", comments, "addr-spec with spaces"
-        addresses.append(words)
+        while box and box[0][0] == "sp":
+            box = box[1:]
+        while box and box[-1][0] == "sp":
+            box = box[:-1]
+        if any(k == "sp" for k, _ in box):
+            return [], "", comments, "addr-spec with spaces"  # two words: which one is the address?
+        addresses.append("".join(v for _k, v in box))
     return addresses, display, comments, ""
 
 
