@@ -151,3 +151,16 @@ async def test_several_transactions_and_stop_drains(mda: Mda) -> None:
     with pytest.raises((ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, OSError)):
         await c.cmd("NOOP")
     assert len(inbox(mda, "bob")) == 3
+
+
+async def test_oversized_message_gets_one_reply_per_recipient(mda: Mda) -> None:
+    mda.server.data_size_limit = 200  # read when a session starts
+    c = await session(mda)
+    await c.cmd("MAIL FROM:<sender@remote.net>")
+    await c.cmd("RCPT TO:<alice@example.org>")
+    await c.cmd("RCPT TO:<bob@example.org>")
+    replies = await c.data(MESSAGE + b"x" * 300 + b"\r\n", 2)
+    assert all(r.startswith("552 5.3.4") for r in replies)
+    assert (await c.cmd("NOOP")).startswith("250")  # still in step
+    await c.close()
+    assert inbox(mda, "alice") == [] and inbox(mda, "bob") == []

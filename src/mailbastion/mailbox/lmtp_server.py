@@ -191,6 +191,23 @@ class _Lmtp(LMTP):
         self._mda._sessions.discard(self)
         super().connection_lost(exc)
 
+    async def push(self, status: Any) -> None:
+        # RFC 2033 §4.2: after DATA, one reply per accepted recipient. aiosmtpd answers an oversized or
+        # over-long message with a single line, which would leave the client waiting for the others.
+        reply = _DATA_FAILURES.get(status) if isinstance(status, str) else None
+        if reply is not None and self.envelope is not None and len(self.envelope.rcpt_tos) > 1:
+            status = "\r\n".join([str(reply)] * len(self.envelope.rcpt_tos))
+        elif reply is not None:
+            status = str(reply)
+        await super().push(status)
+
+
+# aiosmtpd's end-of-DATA refusals (exact texts from aiosmtpd.smtp.SMTP.smtp_DATA) → our catalogue.
+_DATA_FAILURES = {
+    "552 Error: Too much mail data": replies.MESSAGE_TOO_LARGE,
+    "500 Line too long (see RFC5321 4.5.3.1.6)": replies.LINE_TOO_LONG,
+}
+
 
 class MdaServer:
     """The LMTP listener. `await start()` binds (port 0 picks one: see `port`), `await stop()` stops
