@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import ScriptedHandler, Server, start_smtp
+from delivery_servers import ScriptedHandler, Server, start_smtp
 
 from mailbastion.core.address import parse_address
 from mailbastion.core.envelope import Envelope

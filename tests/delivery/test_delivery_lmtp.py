@@ -6,7 +6,7 @@ import asyncio
 import socket
 from pathlib import Path
 
-from conftest import ScriptedHandler, Server, gateway_client_context, start_lmtp
+from delivery_servers import ScriptedHandler, Server, gateway_client_context, start_lmtp
 
 from mailbastion.core.address import parse_address
 from mailbastion.core.envelope import Envelope

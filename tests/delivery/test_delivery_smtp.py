@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ScriptedHandler, Server, start_smtp
+from delivery_servers import ScriptedHandler, Server, start_smtp
 
 from mailbastion.core.address import parse_address
 from mailbastion.core.envelope import Envelope
