@@ -84,3 +84,31 @@ async def test_router_without_remote_agent_refuses_remote_recipients(mda: Server
                                b"Subject: x\r\n\r\nx\r\n")
     assert out["b@other.example"] == PermFailed("5.7.1 relaying to remote domains is not enabled here")
     assert [r.rcpt_tos for r in mda.handler.received] == [["a@example.org"]]
+
+
+async def test_everything_builds_from_settings(tmp_path: Path, mda: Server, pki: dict[str, Path]) -> None:
+    from mailbastion.config import parse_settings
+
+    settings = parse_settings({
+        "server": {"hostname": "gw.example.org", "data_dir": str(tmp_path)},
+        "tls": {"ca": str(pki["ca.crt"]), "gateway_client_cert": str(pki["gateway-client.crt"]),
+                "gateway_client_key": str(pki["gateway-client.key"])},
+        "lmtp": {"connect": f"127.0.0.1:{mda.port}", "timeout": 10},
+        "spool": {"dir": "q", "min_free_bytes": 0, "scan_interval_seconds": 0.05, "min_backoff_seconds": 60},
+        "delivery": {"relayhost": "127.0.0.1:9"},
+        "dns": {"nameservers": ["127.0.0.1"], "port": 9},
+    })
+    spool = Spool.from_settings(settings)
+    lmtp = LmtpDeliveryAgent.from_settings(settings)
+    smtp = SmtpDeliveryAgent.from_settings(settings, DnsResolver(settings.dns.nameservers, port=settings.dns.port))
+    assert smtp.relay == ("127.0.0.1", 9) and smtp.local_hostname == "gw.example.org"
+    qm = QueueManager.from_settings(settings, spool, RoutingAgent(is_local_domain=lambda d: True, local=lmtp,
+                                                                  remote=smtp))
+    assert spool.root == tmp_path / "q" and qm.schedule.min_backoff == 60 and qm.hostname == "gw.example.org"
+    await qm.start()
+    try:
+        await spool.commit(Envelope(sender=None, recipients=(parse_address("a@example.org"),)), MESSAGE, client="c")
+        await eventually(lambda: len(mda.handler.received) == 1 and spool.layout.ids(QueueState.ACTIVE) == [])
+    finally:
+        await qm.stop()
+    assert spool.layout.ids(QueueState.INCOMING) == [] and spool.layout.ids(QueueState.DEFERRED) == []
