@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from mailbastion import directory, mailbox
 
 
@@ -22,9 +25,14 @@ def test_mailbox_exports() -> None:
 
 
 def test_audit_log_importable_first() -> None:
-    # lifecycle.audit_log and directory import each other's modules; either order must work.
-    import subprocess
-    import sys
+    # lifecycle.audit_log and directory import each other's modules; this order must work too.
+    code = "import mailbastion.lifecycle.audit_log; import mailbastion.directory; mailbastion.directory.Directory"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
-    code = "import mailbastion.lifecycle.audit_log; import mailbastion.directory"  # the order that could fail
+
+def test_gateway_import_of_recipient_map_loads_no_credential_code() -> None:
+    code = ("import sys; from mailbastion.directory.recipient_map import RecipientMap; "
+            "bad = [m for m in ('argon2', 'sqlalchemy', 'alembic', 'mailbastion.directory.store', "
+            "'mailbastion.directory.passwords', 'mailbastion.mailbox') if m in sys.modules]; "
+            "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -95,8 +95,11 @@ class Directory:
         self.audit = _audit.AuditLog(self.engine, migrate_schema=False)
 
     @classmethod
-    def create(cls, url: str, **kwargs: Any) -> Directory:
-        """Open (creating and migrating the schema if needed) the directory at `url`."""
+    def create(cls, url: str | Settings, **kwargs: Any) -> Directory:
+        """Open (creating and migrating the schema if needed) the directory at `url`, or the one that
+        `Settings` configure (with their recipient map path and delimiter)."""
+        if not isinstance(url, str):
+            return cls.from_settings(url)
         return cls(url, migrate_schema=True, **kwargs)
 
     @classmethod
