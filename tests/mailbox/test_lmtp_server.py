@@ -164,3 +164,34 @@ async def test_oversized_message_gets_one_reply_per_recipient(mda: Mda) -> None:
     assert (await c.cmd("NOOP")).startswith("250")  # still in step
     await c.close()
     assert inbox(mda, "alice") == [] and inbox(mda, "bob") == []
+
+
+async def test_stop_waits_for_a_delivery_in_progress(mda: Mda) -> None:
+    store = mda.server.handler.store
+    original = store.deliver
+
+    def slow_deliver(*args: object, **kwargs: object) -> Path:
+        import time
+
+        time.sleep(0.5)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.deliver = slow_deliver  # type: ignore[method-assign]
+    c = await session(mda)
+    await c.cmd("MAIL FROM:<sender@remote.net>")
+    await c.cmd("RCPT TO:<alice@example.org>")
+    assert (await c.cmd("DATA")).startswith("354")
+    c.writer.write(MESSAGE + b".\r\n")
+    await c.writer.drain()
+    await asyncio.sleep(0.1)  # the delivery is now running
+    await mda.server.stop()
+    assert await c.reply() == "250 2.0.0 Ok: delivered"  # the promise was kept before the session closed
+    assert len(inbox(mda, "alice")) == 1
+
+
+def test_build_mda_refuses_to_start_without_tls_files(tmp_path: Path, pki: dict[str, Path]) -> None:
+    from mailbastion.core.errors import ConfigError
+
+    settings = lmtp_settings(tmp_path, {**pki, "mda.crt": tmp_path / "missing.crt"})
+    with pytest.raises(ConfigError, match="MDA certificate"):
+        build_mda(settings)
