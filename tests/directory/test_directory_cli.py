@@ -82,3 +82,18 @@ def test_audit_log_anchor(config: Path) -> None:
     assert code == 0 and anchor.startswith("1:")
     assert run(config, "audit-log", "verify", "--anchor", anchor.strip())[0] == 0
     assert run(config, "audit-log", "verify", "--anchor", "1:" + "0" * 64)[0] == 1
+
+
+def test_pending_account_approved_and_password_reset(config: Path) -> None:
+    run(config, "domain", "add", "example.org")
+    assert run(config, "account", "add", "dan@example.org", "--pending")[0] == 0
+    assert "pending" in run(config, "account", "list", "--state", "pending")[1]
+    assert run(config, "account", "state", "dan@example.org", "active", "--reason", "approved by IT-3")[0] == 0
+    code, out = run(config, "account", "password", "dan@example.org", "--password-stdin",
+                    stdin="another long secret\n")
+    assert code == 0 and "changed" in out
+    from mailbastion.config import load_settings
+    from mailbastion.directory import Directory
+
+    d = Directory.from_settings(load_settings(config))
+    assert d.verify_password("dan@example.org", "another long secret")

@@ -148,6 +148,37 @@ def account_deactivate(address: str, reason: str, at: dt.datetime | None, by: st
                                          when > dt.datetime.now(dt.UTC) else "deactivated"))
 
 
+@account_group.command("state")
+@click.argument("address")
+@click.argument("state", type=click.Choice([s.value for s in AccountState]))
+@click.option("--reason", required=True, help="why, e.g. the approval or ticket (recorded in the audit log)")
+@by_option
+@config_option
+@directory_errors
+def account_state(address: str, state: str, reason: str, by: str, config_path: Path | None) -> None:
+    """Set the state of ADDRESS (approve a pending account with `active`, suspend, disable, delete)."""
+    open_directory(config_path).set_state(address, AccountState(state), by, reason)
+    click.echo(f"account {address} is now {state}")
+
+
+@account_group.command("password")
+@click.argument("address")
+@click.option("--password-stdin", is_flag=True, help="read the new password from standard input (first line)")
+@click.option("--reason", default="", help="recorded in the audit log")
+@by_option
+@config_option
+@directory_errors
+def account_password(address: str, password_stdin: bool, reason: str, by: str, config_path: Path | None) -> None:
+    """Replace the password of ADDRESS (a generated one is shown once)."""
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    if password_stdin and not password:
+        raise Failed("no password on standard input")
+    generated = open_directory(config_path).set_password(address, password, by, reason)
+    click.echo(f"password of {address} changed")
+    if generated is not None:
+        click.echo(f"password (shown once, store it now): {generated}")
+
+
 @account_group.group("alias")
 def alias_group() -> None:
     """Aliases: an address of ours that delivers to other addresses."""
