@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -362,9 +364,17 @@ class Directory:
         target = Path(path) if path is not None else self.recipient_map
         if target is None:
             raise ValueError("no recipient map path configured")
-        snap = self.snapshot()
-        write_map(target, domains=snap.domains, addresses=snap.addresses, aliases=snap.aliases,
-                  recipient_delimiter=snap.recipient_delimiter)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Snapshot and write under one lock (threads and processes alike): two changes that export at
+        # once can then not leave the older snapshot as the last file written.
+        fd = os.open(target.parent / f".{target.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            snap = self.snapshot()
+            write_map(target, domains=snap.domains, addresses=snap.addresses, aliases=snap.aliases,
+                      recipient_delimiter=snap.recipient_delimiter)
+        finally:
+            os.close(fd)
         return target
 
 
