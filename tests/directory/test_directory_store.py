@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbastion.core.address import parse_address
+from mailbastion.core.address import AddressError, parse_address
 from mailbastion.core.ports import ResolutionKind
 from mailbastion.directory import (
     AccountExists,
@@ -44,6 +44,10 @@ def test_domains(directory: Directory) -> None:
     assert directory.is_local_domain("EXAMPLE.ORG")
     with pytest.raises(DomainExists):
         directory.add_domain("example.org", by="admin")
+    with pytest.raises(AddressError):
+        directory.add_domain("[127.0.0.1]", by="admin")
+    with pytest.raises(AddressError):
+        directory.add_domain("no_such..domain", by="admin")
 
 
 def test_add_account_generates_password_and_never_stores_it(directory: Directory, tmp_path: Path) -> None:

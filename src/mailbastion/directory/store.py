@@ -150,7 +150,10 @@ class Directory:
     # -- domains ----------------------------------------------------------------------------------
 
     def add_domain(self, name: str, by: str = "", reason: str = "") -> str:
-        domain = resolution.to_address(f"postmaster@{name.strip()}").domain
+        probe = resolution.to_address(f"postmaster@{name.strip()}")
+        if probe.is_literal:
+            raise AddressError(f"{name}: an address literal is not a mail domain")
+        domain = probe.domain
         with self._change(AuditAction.DOMAIN_ADDED, by=by, subject=domain, reason=reason) as s:
             if s.scalar(select(Domain.id).where(Domain.name == domain)) is not None:
                 raise DomainExists(f"domain {domain} exists")
