@@ -7,7 +7,7 @@ import ssl
 from pathlib import Path
 
 import pytest
-from conftest import Lmtp, Mda, client_context, lmtp_settings
+from mda_testkit import Lmtp, Mda, client_context, lmtp_settings
 
 from mailbastion.apps.mda import build_mda
 from mailbastion.directory import Directory
