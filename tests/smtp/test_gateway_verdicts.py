@@ -7,7 +7,6 @@ import logging
 import pytest
 from conftest import MESSAGE, Gateway, GatewayFactory, send_message
 
-from mailbastion.core.errors import SpoolFull
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import CheckResult, Edit
 from mailbastion.policy.check import CheckContext, FunctionCheck
@@ -15,7 +14,7 @@ from mailbastion.policy.scoring import Thresholds
 from mailbastion.testing.fakes import FakeSpool
 
 BARE = b"Subject: no from, no date, no id\r\n\r\nbody\r\n"  # MISSING_FROM + MISSING_DATE + MISSING_MID = 3.5
-OFF = dict(add_header=None, junk=None, quarantine=None, soft_reject=None, reject=None)
+OFF = {"add_header": None, "junk": None, "quarantine": None, "soft_reject": None, "reject": None}
 
 
 def only(**kw: float) -> Thresholds:

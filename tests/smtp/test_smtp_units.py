@@ -96,4 +96,4 @@ def test_gate_and_networks() -> None:
 
 def test_public_surface() -> None:
     assert handler.__all__ == ["StageHandler"]
-    assert "read_data" in data.__all__ and "Commands" in commands.__all__
+    assert "read_data" in data.__all__ and "SmtpEdgeProtocol" in commands.__all__

@@ -10,6 +10,7 @@ to start (`startup_problems`) rather than run with relay control blind.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from mailbastion.apps.features import Services
 from mailbastion.policy.check import Check
@@ -31,9 +32,11 @@ class GatewayFeature:
         recipients = self.services.recipients
         hostname = self.services.settings.server.hostname
         if recipients is None:
-            self._checks = [HeloCheck(hostname), headers]
+            self._checks = cast(list[Check], [HeloCheck(hostname), headers])
             return
-        self._checks = [RelayCheck(recipients), RecipientCheck(recipients), HeloCheck(hostname, recipients), headers]
+        # cast: BaseCheck's ClassVars satisfy the Check protocol at run time (policy/check.py).
+        self._checks = cast(list[Check], [RelayCheck(recipients), RecipientCheck(recipients),
+                                          HeloCheck(hostname, recipients), headers])
 
     def checks(self) -> list[Check]:
         return list(self._checks)

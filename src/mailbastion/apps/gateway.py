@@ -120,4 +120,4 @@ def build_gateway(
     """`tls_context=True` (default): build it from `[tls]`; pass a context to use it, or None for none."""
     handler = GatewayHandler(settings, pipeline, recipients, spool, quarantine)
     ctx = gateway_tls_context(settings) if tls_context is True else (tls_context or None)
-    return GatewayServer(settings, handler, ctx)  # type: ignore[arg-type]
+    return GatewayServer(settings, handler, ctx if isinstance(ctx, ssl.SSLContext) else None)

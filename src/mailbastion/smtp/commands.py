@@ -1,4 +1,4 @@
-"""The SMTP commands of the edge (RFC 5321 §4.1), as a mixin of `SmtpEdgeProtocol`.
+"""The SMTP commands of the edge (RFC 5321 §4.1): `SmtpEdgeProtocol`, one per connection.
 
 Each `cmd_*` parses its arguments, checks sequence and limits, asks the StageHandler and returns the
 `Reply` to send (None when it has already answered, as STARTTLS and refusals that close do). None of
@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 from asyncio import sslproto
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mailbastion.core import replies
 from mailbastion.core.address import AddressError, parse_path
@@ -19,12 +19,10 @@ from mailbastion.core.envelope import Envelope
 from mailbastion.core.message import SpooledMessage
 from mailbastion.core.replies import Reply
 from mailbastion.smtp.data import read_data
+from mailbastion.smtp.server import EdgeSession
 from mailbastion.smtp.xclient import XclientError, parse_xclient
 
-if TYPE_CHECKING:
-    from mailbastion.smtp.server import SmtpEdgeProtocol
-
-__all__ = ["Commands", "split_path"]
+__all__ = ["SmtpEdgeProtocol", "split_path"]
 
 log = logging.getLogger("mailbastion.smtp")
 
@@ -74,10 +72,10 @@ def _params(items: list[str]) -> dict[str, str | bool] | None:
     return out
 
 
-class Commands:
-    """Mixin: relies on the attributes set by SmtpEdgeProtocol.__init__."""
+class SmtpEdgeProtocol(EdgeSession):
+    """The SMTP session the edge runs per connection. Created by `SmtpEdge()` (smtp/edge.py)."""
 
-    async def dispatch(self: SmtpEdgeProtocol, line: bytes) -> None:
+    async def dispatch(self, line: bytes) -> None:
         verb_b, _, arg_b = line.partition(b" ")
         try:
             verb = verb_b.decode("ascii").upper()
@@ -100,14 +98,14 @@ class Commands:
         if reply is not None:
             await self.send(reply)
 
-    async def reset_transaction(self: SmtpEdgeProtocol) -> None:
+    async def reset_transaction(self) -> None:
         self.tx = None
         try:
             await self.stage.on_reset(self.peer)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("on_reset failed session=%s", self.peer.session_id)
 
-    def extensions(self: SmtpEdgeProtocol) -> list[str]:
+    def extensions(self) -> list[str]:
         ext = ["PIPELINING", f"SIZE {self.cfg.limits.max_message_size}", "8BITMIME", "SMTPUTF8"]
         if self.edge.config.tls_context is not None and self.peer.tls is None:
             ext.append("STARTTLS")
@@ -118,13 +116,13 @@ class Commands:
 
     # -- session commands ----------------------------------------------------------------------
 
-    async def cmd_helo(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_helo(self, arg: str) -> Reply | None:
         return await self._greet(arg, esmtp=False)
 
-    async def cmd_ehlo(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_ehlo(self, arg: str) -> Reply | None:
         return await self._greet(arg, esmtp=True)
 
-    async def _greet(self: SmtpEdgeProtocol, arg: str, *, esmtp: bool) -> Reply | None:
+    async def _greet(self, arg: str, *, esmtp: bool) -> Reply | None:
         if not arg:
             return replies.BAD_HELO
         await self.reset_transaction()  # RFC 5321 §4.1.4: EHLO also resets the transaction
@@ -137,31 +135,31 @@ class Commands:
         lines = [self.cfg.hostname, *self.extensions()] if esmtp else [self.cfg.hostname]
         return Reply(250, "", "\n".join(lines))  # RFC 2034 §3: no enhanced code on EHLO replies
 
-    async def cmd_rset(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_rset(self, arg: str) -> Reply | None:
         if arg:
             return replies.PARAM_SYNTAX
         await self.reset_transaction()
         return replies.OK
 
-    async def cmd_noop(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_noop(self, arg: str) -> Reply | None:
         return replies.OK
 
-    async def cmd_quit(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_quit(self, arg: str) -> Reply | None:
         await self.send(replies.CLOSING)
         self.close()
         return None
 
-    async def cmd_vrfy(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_vrfy(self, arg: str) -> Reply | None:
         # RFC 5321 §3.5.3: 252 without disclosing whether the mailbox exists.
         return replies.CANNOT_VRFY if arg else replies.PARAM_SYNTAX
 
-    async def cmd_expn(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_expn(self, arg: str) -> Reply | None:
         return replies.NOT_IMPLEMENTED  # EXPN, and AUTH: the MX gateway authenticates nobody
 
-    async def cmd_help(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_help(self, arg: str) -> Reply | None:
         return replies.HELP
 
-    async def cmd_starttls(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_starttls(self, arg: str) -> Reply | None:
         ctx = self.edge.config.tls_context
         if ctx is None:
             return replies.NOT_IMPLEMENTED
@@ -179,7 +177,7 @@ class Commands:
         assert self._original_transport is not None
         self._original_transport.set_protocol(tls_protocol)
         self.transport = tls_protocol._app_transport
-        tls_protocol.connection_made(self._original_transport)  # type: ignore[arg-type]
+        tls_protocol.connection_made(self._original_transport)
         try:
             await asyncio.wait_for(waiter, _TLS_HANDSHAKE_TIMEOUT)
         except asyncio.CancelledError:
@@ -190,7 +188,7 @@ class Commands:
             self._original_transport.close()
         return None
 
-    async def cmd_xclient(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_xclient(self, arg: str) -> Reply | None:
         # Postfix XCLIENT: only from the socket address of a trusted front end, never from a
         # client that merely claims to be one.
         if self.socket_ip not in self.cfg.xclient_from:
@@ -221,7 +219,7 @@ class Commands:
 
     # -- the transaction -----------------------------------------------------------------------
 
-    async def cmd_mail(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_mail(self, arg: str) -> Reply | None:
         if self.helo_name is None:
             return replies.NEED_HELO
         if self.tx is not None:
@@ -262,7 +260,7 @@ class Commands:
             self.transactions += 1
         return reply
 
-    async def cmd_rcpt(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_rcpt(self, arg: str) -> Reply | None:
         if self.tx is None:
             return replies.NEED_MAIL
         if len(self.tx.recipients) >= self.cfg.limits.max_recipients:
@@ -283,7 +281,7 @@ class Commands:
             self.tx = self.tx.with_recipient(rcpt)
         return reply
 
-    async def cmd_data(self: SmtpEdgeProtocol, arg: str) -> Reply | None:
+    async def cmd_data(self, arg: str) -> Reply | None:
         if self.tx is None:
             return replies.NEED_MAIL
         if not self.tx.recipients:

@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailbastion.config.schema import Settings
 from mailbastion.smtp.handler import StageHandler
 from mailbastion.smtp.limits import ConnectionGate, EdgeLimits, NetworkList
 
 if TYPE_CHECKING:
-    from mailbastion.smtp.server import SmtpEdgeProtocol
+    from mailbastion.smtp.commands import SmtpEdgeProtocol
+    from mailbastion.smtp.server import EdgeSession
 
 __all__ = ["EdgeConfig", "SmtpEdge"]
 
@@ -67,20 +69,20 @@ class SmtpEdge:
         self.config = config
         self.implicit_tls = implicit_tls
         self.gate = ConnectionGate(config.limits.max_connections, config.limits.max_connections_per_client)
-        self.connections: set[SmtpEdgeProtocol] = set()
+        self.connections: set[EdgeSession] = set()
         self.draining = False
         self.background: set[asyncio.Task[None]] = set()
 
     def __call__(self) -> SmtpEdgeProtocol:
-        from mailbastion.smtp.server import SmtpEdgeProtocol
+        from mailbastion.smtp.commands import SmtpEdgeProtocol
 
         return SmtpEdgeProtocol(self)
 
     def set_tls_context(self, ctx: ssl.SSLContext | None) -> None:
         self.config = replace(self.config, tls_context=ctx)
 
-    def spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address, ip_network
 
 from mailbastion.config.sections.core import SmtpSection
 
@@ -63,8 +63,9 @@ class NetworkList:
             addr = ip_address(str(ip))
         except ValueError:
             return False
-        if getattr(addr, "ipv4_mapped", None) is not None:
-            addr = addr.ipv4_mapped  # type: ignore[union-attr]
+        mapped = getattr(addr, "ipv4_mapped", None)
+        if isinstance(mapped, IPv4Address):
+            addr = mapped
         return any(addr.version == n.version and addr in n for n in self._nets)
 
     def __bool__(self) -> bool:

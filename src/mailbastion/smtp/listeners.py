@@ -122,7 +122,7 @@ class Listeners:
         for b in self.bound:
             try:
                 await asyncio.wait_for(b.server.wait_closed(), 2.0)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 pass
         self.bound.clear()
 

@@ -3,7 +3,8 @@
 We subclass aiosmtpd's `SMTP` for its connection plumbing (stream reader/writer, idle timer, the
 STARTTLS transport swap with the RFC 3207 §4.2 buffer discard) and replace its command loop, so that
 every reply comes from `core/replies.py`, every limit from `SmtpSection`, and every decision from the
-`StageHandler`. The commands themselves live in `smtp/commands.py`.
+`StageHandler`. `EdgeSession` here is the session plumbing; the commands live in its subclass
+`smtp.commands.SmtpEdgeProtocol`, which is what `SmtpEdge()` creates per connection.
 
 Limits enforced here (each with its RFC):
   command line > max_command_length      500 5.5.2 (RFC 5321 §4.5.3.1.4)
@@ -30,7 +31,6 @@ from mailbastion.core import replies
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.peer import PeerInfo
 from mailbastion.core.replies import Reply
-from mailbastion.smtp.commands import Commands
 from mailbastion.smtp.tls import tls_info
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from mailbastion.smtp.edge import SmtpEdge
 
-__all__ = ["SmtpEdgeProtocol"]
+__all__ = ["EdgeSession"]
 
 log = logging.getLogger("mailbastion.smtp")
 
@@ -56,8 +56,9 @@ def _plain_ip(raw: str) -> str:
     return str(mapped or addr)
 
 
-class SmtpEdgeProtocol(Commands, SMTP):
-    """One SMTP session. Created by `SmtpEdge()`; see smtp/handler.py for the calls it makes."""
+class EdgeSession(SMTP):
+    """One SMTP session's plumbing: lifecycle, limits, replies, the command loop. See smtp/handler.py
+    for the calls it makes and smtp/commands.py for the commands (`dispatch`)."""
 
     def __init__(self, edge: SmtpEdge) -> None:
         cfg = edge.config
@@ -129,7 +130,7 @@ class SmtpEdgeProtocol(Commands, SMTP):
     async def _say_goodbye(self) -> None:
         try:
             await self.stage.on_disconnect(self.peer)
-        except Exception:  # noqa: BLE001 - nothing is left to answer
+        except Exception:
             log.exception("on_disconnect failed session=%s", self.peer.session_id)
 
     def _timeout_cb(self) -> None:
@@ -141,7 +142,7 @@ class SmtpEdgeProtocol(Commands, SMTP):
         self._closing = True
         if self.transport is not None and not self.transport.is_closing():
             try:
-                self.transport.write(str(reply).encode("utf-8") + b"\r\n")  # type: ignore[attr-defined]
+                self.transport.write(str(reply).encode("utf-8") + b"\r\n")  # type: ignore[attr-defined,unused-ignore]
             except (ConnectionError, RuntimeError):
                 pass
             self.transport.close()
@@ -179,7 +180,7 @@ class SmtpEdgeProtocol(Commands, SMTP):
             reply = await call
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - the edge must answer whatever the handler does
+        except Exception:
             log.exception("stage handler failed session=%s client=%s", self.peer.session_id, self.peer.ip)
             return replies.TEMP_FAILURE
         if not isinstance(reply, Reply):
@@ -197,7 +198,7 @@ class SmtpEdgeProtocol(Commands, SMTP):
             raise
         except (ConnectionError, asyncio.IncompleteReadError):
             self.close()
-        except Exception:  # noqa: BLE001 - last resort: answer 451 and close
+        except Exception:
             log.exception("session failed session=%s client=%s", self.peer.session_id, self.peer.ip)
             self._write_now(replies.TEMP_FAILURE)
 
@@ -225,6 +226,10 @@ class SmtpEdgeProtocol(Commands, SMTP):
             await self.dispatch(line)
             if self.edge.draining and self.tx is None and not self._closing:
                 await self.send(replies.SHUTTING_DOWN)
+
+    async def dispatch(self, line: bytes) -> None:
+        """Handle one command line (without CRLF). Implemented by smtp.commands.SmtpEdgeProtocol."""
+        raise NotImplementedError
 
     def greeting(self) -> Reply:
         # RFC 2034 §3: no enhanced status code in the greeting.

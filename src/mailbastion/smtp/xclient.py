@@ -68,8 +68,8 @@ def parse_xclient(arg: str) -> XclientRequest:
             raise XclientError("PORT is not a port number")
         port_num = int(port)
     for key in ("NAME", "HELO"):
-        value = fields.get(key)
-        if value is not None and not _HOSTNAME.match(value):
+        name_value = fields.get(key)
+        if name_value is not None and not _HOSTNAME.match(name_value):
             raise XclientError(f"{key} is not a host name")
     proto = fields.get("PROTO")
     if proto is not None and proto.upper() not in ("SMTP", "ESMTP"):
