@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import dkim
-from dkim.util import InvalidTagValueList, parse_tag_value
+import dkim  # type: ignore[import-untyped]
+from dkim.util import InvalidTagValueList, parse_tag_value  # type: ignore[import-untyped]
 
 from mailbastion.auth.dns_bridge import DnsSnapshot, Key, fetch
 from mailbastion.dns.resolver import DnsResolver
@@ -119,8 +119,9 @@ class DkimVerifier:
         return await self._cpu(raw, lambda: tuple(self._verify_one(raw, i, t, snap) for i, t in enumerate(tags)))
 
     def _verify_one(self, raw: bytes, idx: int, tags: dict[bytes, bytes], snap: DnsSnapshot) -> SignatureResult:
+        """One signature's result; every failure is a value, never an exception."""
         domain = tags.get(b"d", b"").decode("ascii", "replace").strip().lower()
-        meta = {
+        meta: dict[str, str] = {
             "domain": domain,
             "selector": tags.get(b"s", b"").decode("ascii", "replace").strip(),
             "algorithm": tags.get(b"a", b"").decode("ascii", "replace").strip(),
@@ -128,30 +129,30 @@ class DkimVerifier:
         }
         key = _key_name(tags)
         if not tags or key is None:
-            return SignatureResult("permerror", reason="malformed signature", **meta)
+            return _result("permerror", meta, reason="malformed signature")
         if key in snap.answers and snap.answers[key] is None:
-            return SignatureResult("temperror", reason=f"key lookup failed for {key[0]}", **meta)
+            return _result("temperror", meta, reason=f"key lookup failed for {key[0]}")
         found = snap.answers.get(key)
         if found is None or not found.records:
-            return SignatureResult("permerror", reason=f"no key at {key[0]}", **meta)
+            return _result("permerror", meta, reason=f"no key at {key[0]}")
         d = dkim.DKIM(raw, logger=_QUIET, minkey=self.min_rsa_bits)
         try:
             ok = d.verify(idx=idx, dnsfunc=_dnsfunc(snap))
         except dkim.ValidationError as exc:
             reason = str(exc)
             result = "fail" if "body hash" in reason or "signature" in reason else "permerror"
-            return SignatureResult(result, reason=reason[:200], key_bits=getattr(d, "keysize", 0) or 0, **meta)
+            return _result(result, meta, reason=reason[:200], key_bits=int(getattr(d, "keysize", 0) or 0))
         except dkim.DKIMException as exc:
             reason = str(exc)
             weak = "too small" in reason
-            return SignatureResult("permerror", reason=reason[:200], key_bits=getattr(d, "keysize", 0) or 0,
-                                   weak_key=weak, **meta)
+            return _result("permerror", meta, reason=reason[:200], key_bits=int(getattr(d, "keysize", 0) or 0),
+                           weak_key=weak)
         bits = int(getattr(d, "keysize", 0) or 0)
         if ok:
-            return SignatureResult("pass", key_bits=bits, **meta)
+            return _result("pass", meta, key_bits=bits)
         if getattr(d, "pk", None) is None:
-            return SignatureResult("permerror", reason="unusable key record", **meta)
-        return SignatureResult("fail", reason="signature did not verify", key_bits=bits, **meta)
+            return _result("permerror", meta, reason="unusable key record")
+        return _result("fail", meta, reason="signature did not verify", key_bits=bits)
 
     async def verify_arc(self, raw: bytes) -> ArcResult:
         headers, _body = dkim.rfc822_parse(raw)
@@ -171,14 +172,20 @@ class DkimVerifier:
                 return dkim.CV_Fail, [], str(exc)
             return cv, data, str(reason)
 
-        cv, data, reason = await self._cpu(raw, run)
+        cv, _data, reason = await self._cpu(raw, run)
         seals = sorted(((_instance(v), _tags(v)) for n, v in arc if n == b"arc-seal"), key=lambda x: x[0])
         latest_i, latest = seals[-1] if seals else (0, {})
         sealer = latest.get(b"d", b"").decode("ascii", "replace").strip().lower()
         aar = next((v for n, v in headers if n.lower() == b"arc-authentication-results"
                     and _instance(v) == latest_i), b"")
-        verdict = {dkim.CV_Pass: "pass", dkim.CV_None: "none"}.get(cv, "fail")  # type: ignore[arg-type]
+        verdict = {dkim.CV_Pass: "pass", dkim.CV_None: "none"}.get(cv or b"", "fail")
         return ArcResult(verdict, sealer, latest_i, reason[:200], aar.decode("utf-8", "replace"))
+
+
+def _result(result: str, meta: dict[str, str], *, reason: str = "", key_bits: int = 0,
+            weak_key: bool = False) -> SignatureResult:
+    return SignatureResult(result, meta["domain"], meta["selector"], meta["algorithm"], meta["b"], reason, key_bits,
+                           weak_key)
 
 
 def _instance(value: bytes) -> int:

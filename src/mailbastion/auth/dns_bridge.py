@@ -11,9 +11,10 @@ library runs against a `DnsSnapshot`, an in-memory view of the answers fetched s
 3. the async driver fetches every missing name concurrently through `DnsResolver` (TTL-cached, shared,
    bounded in time) and runs again.
 
-Each run is pure CPU on data in memory; a warm cache means one run. The number of rounds is bounded,
-and the whole evaluation is bounded by a deadline. `hint` lets a caller pre-fetch the names a previous
-evaluation of the same domain needed, so even a cold snapshot usually needs one or two rounds.
+Each run is pure CPU on data in memory (microseconds for SPF); a fresh snapshot needs one round per
+level of the record's include tree, each round answered from the TTL cache when it is warm. `hint`
+lets a caller pre-fetch the names a previous evaluation of the same domain needed, so a repeated
+domain runs once. The number of rounds is bounded, and the whole evaluation by a deadline.
 """
 
 from __future__ import annotations
@@ -104,9 +105,12 @@ async def run_with_snapshot(
         try:
             result = evaluate(snap)
         except NeedLookup:
-            result = None  # type: ignore[assignment]
-        if not snap.missing:
-            return result, snap
+            pass
+        else:
+            if not snap.missing:
+                return result, snap
+        if not snap.missing:  # NeedLookup raised without a recorded key: a bug, not a DNS matter
+            raise RuntimeError("evaluation asked for a lookup it did not record")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise LookupTimeout("DNS evaluation deadline passed")

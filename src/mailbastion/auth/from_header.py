@@ -251,11 +251,12 @@ def analyze_from(header_block: bytes) -> FromAnalysis:
     if error or not strict:
         return FromAnalysis(None, None, (*syms, Symbol("FROM_UNPARSEABLE", error or "no address")))
     ours = _norm(strict[0])
-    views = {"compat32": [_norm(a) for a in compat if a], "headerregistry": [_norm(a) for a in modern]}
+    views: dict[str, list[str | None]] = {"compat32": [_norm(a) for a in compat if a],
+                                          "headerregistry": [_norm(a) for a in modern]}
     if decoded != value:
         if any(re.search(r"[@<>,;:\"]", part) for part in _encoded_parts(value)):
             syms.append(Symbol("FROM_ENCODED_ADDRESS", decoded[:100]))
-        views["decoded"] = sorted({_norm(a) or "" for a in naive if a})  # the same address twice is no trick
+        views["decoded"] = list(sorted({_norm(a) or "" for a in naive if a}))  # the same address twice is no trick
     if ours is not None and re.search(r"[@<>]", ours.rpartition("@")[0]):
         return FromAnalysis(None, None, (*syms, Symbol("FROM_AMBIGUOUS", f"quoted local part {ours[:100]}")))
     for name, view in views.items():

@@ -169,7 +169,7 @@ class KeyStore:
 
     def permission_problems(self) -> list[str]:
         """Key folders or files that others than us may read: the gateway refuses to start with them."""
-        problems = []
+        problems: list[str] = []
         if not self.root.exists():
             return problems
         for p in [self.root, *self.root.rglob("*")]:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import spf as pyspf
+import spf as pyspf  # type: ignore[import-untyped]
 
 from mailbastion.auth.dns_bridge import DnsSnapshot, DnsTemporaryError, Key, NeedLookup, run_with_snapshot
 from mailbastion.core.address import Address

@@ -27,7 +27,7 @@ from mailbastion.core.errors import LookupTimeout
 from mailbastion.dns.resolver import DnsResolver
 
 MAX_SPF_LOOKUPS = 10  # RFC 7208 §4.6.4
-_LOOKUP_TERMS = re.compile(r"^[+?~-]?(include:|a\b|a:|a/|mx\b|mx:|mx/|ptr\b|ptr:|exists:|redirect=)", re.I)
+_LOOKUP_TERMS = re.compile(r"^[+?~-]?(include:|a\b|a:|a/|mx\b|mx:|mx/|ptr\b|ptr:|exists:|redirect=)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

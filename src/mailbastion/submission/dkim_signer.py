@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-import dkim
+import dkim  # type: ignore[import-untyped]
 
 from mailbastion.auth.from_header import analyze_from
 from mailbastion.auth.keys import KeyInfo, KeyStore
