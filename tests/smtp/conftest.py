@@ -1,51 +1,23 @@
-"""A real GatewayHandler on 127.0.0.1 with the real scorer, FakeSpool and FakeRecipients."""
+"""Fixtures of the gateway tests; the helpers live in gateway_testkit.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gateway_testkit import HOST, OUR_HOST, Gateway, GatewayFactory, make_pipeline, recipients
 
-import mailbastion.policy.checks  # noqa: F401  (registers every check)
-from mailbastion.apps.gateway import GatewayServer, build_gateway
+from mailbastion.apps.gateway import build_gateway
 from mailbastion.config.loader import parse_settings
 from mailbastion.pki import issue, make_ca
 from mailbastion.policy.check import Check
-from mailbastion.policy.checks.headers import headers
-from mailbastion.policy.checks.helo import HeloCheck
-from mailbastion.policy.checks.recipient import RecipientCheck
-from mailbastion.policy.checks.relay import RelayCheck
-from mailbastion.policy.pipeline import Pipeline
-from mailbastion.policy.scoring import Scorer, Thresholds, load_score_table
+from mailbastion.policy.scoring import Thresholds
 from mailbastion.smtp.tls import server_context
-from mailbastion.testing.fakes import FakeQuarantine, FakeRecipients, FakeSpool
-from mailbastion.testing.smtp_dialogue import SmtpDialogue
-
-HOST = "127.0.0.1"
-OUR_HOST = "mx.example.net"
-MESSAGE = (
-    b"From: Sender <sender@example.org>\r\n"
-    b"To: alice@example.net\r\n"
-    b"Subject: hello\r\n"
-    b"Date: Sat, 28 Nov 2026 03:00:00 +0000\r\n"
-    b"Message-ID: <1@example.org>\r\n"
-    b"\r\n"
-    b"Hello Alice.\r\n"
-)
-
-
-def recipients() -> FakeRecipients:
-    return FakeRecipients({
-        "alice@example.net": "local",
-        "bob@example.net": "disabled",
-        "team@example.net": ["alice@example.net"],
-        "carol@example.com": "local",
-    })
+from mailbastion.testing.fakes import FakeQuarantine, FakeSpool
 
 
 @pytest.fixture(scope="session")
@@ -61,32 +33,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def client_tls(certs: dict[str, Path]) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(certs["ca"]))
     return ctx
-
-
-@dataclasses.dataclass
-class Gateway:
-    server: GatewayServer
-    spool: FakeSpool
-    quarantine: FakeQuarantine
-    port: int
-
-    async def connect(self, **kw: Any) -> SmtpDialogue:
-        return await SmtpDialogue.open(HOST, self.port, **kw)
-
-    async def stop(self, drain: float = 1.0) -> None:
-        await self.server.stop(drain)
-
-
-def make_pipeline(thresholds: Thresholds | None = None, extra: list[Check] | None = None) -> Pipeline:
-    rec = recipients()
-    table = load_score_table()
-    if thresholds is not None:
-        table = dataclasses.replace(table, thresholds=thresholds)
-    checks: list[Check] = [RelayCheck(rec), RecipientCheck(rec), HeloCheck(OUR_HOST, rec), headers, *(extra or [])]
-    return Pipeline(checks, Scorer(table))
-
-
-GatewayFactory = Callable[..., Awaitable[Gateway]]
 
 
 @pytest.fixture
@@ -121,18 +67,8 @@ async def gateway(gateway_factory: GatewayFactory) -> Gateway:
     return await gateway_factory()
 
 
-async def send_message(d: SmtpDialogue, sender: str = "sender@example.org", rcpts: tuple[str, ...] = (
-        "alice@example.net",), content: bytes = MESSAGE, helo: str = "mail.example.org") -> list[Any]:
-    """EHLO, MAIL, RCPT..., DATA; returns every reply in order."""
-    out = [await d.cmd(f"EHLO {helo}"), await d.cmd(f"MAIL FROM:<{sender}>")]
-    for r in rcpts:
-        out.append(await d.cmd(f"RCPT TO:<{r}>"))
-    if any(r.code == 250 for r in out[2:]):
-        out.append(await d.message(content))
-    return out
-
-
 @pytest.fixture
 def smtp_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.INFO, logger="mailbastion.smtp")
     return caplog
+

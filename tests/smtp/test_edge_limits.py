@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import MESSAGE, GatewayFactory, send_message
+from gateway_testkit import MESSAGE, GatewayFactory, send_message
 
 
 async def test_declared_and_actual_size(gateway_factory: GatewayFactory) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import MESSAGE, OUR_HOST, Gateway, GatewayFactory, send_message
+from gateway_testkit import MESSAGE, OUR_HOST, Gateway, GatewayFactory, send_message
 
 
 async def test_greeting_and_ehlo_extensions(gateway: Gateway) -> None:

@@ -7,7 +7,7 @@ import struct
 from ipaddress import ip_address
 
 import pytest
-from conftest import MESSAGE, OUR_HOST, Gateway, GatewayFactory, send_message
+from gateway_testkit import MESSAGE, OUR_HOST, Gateway, GatewayFactory, send_message
 
 
 async def test_starttls_and_received_records_cipher(gateway: Gateway, client_tls: ssl.SSLContext) -> None:

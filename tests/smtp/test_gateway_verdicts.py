@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import MESSAGE, Gateway, GatewayFactory, send_message
+from gateway_testkit import MESSAGE, Gateway, GatewayFactory, send_message
 
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import CheckResult, Edit

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import HOST, MESSAGE, GatewayFactory
+from gateway_testkit import HOST, MESSAGE, GatewayFactory
 
 from mailbastion.smtp.listeners import bind, parse_listen
 from mailbastion.smtp.tls import server_context
@@ -70,7 +70,7 @@ WORKER = textwrap.dedent('''
     from mailbastion.apps.gateway import build_gateway
     from mailbastion.smtp.listeners import bind, run_workers
     sys.path.insert(0, sys.argv[2])
-    from conftest import make_pipeline, recipients
+    from gateway_testkit import make_pipeline, recipients
     from mailbastion.testing.fakes import FakeSpool
 
     class PidSpool(FakeSpool):
@@ -126,7 +126,7 @@ def test_uvloop_session(certs: dict[str, Path], client_tls: ssl.SSLContext) -> N
     """A whole session, STARTTLS included, under uvloop (what the workers use when installed)."""
     uvloop = pytest.importorskip("uvloop")
     assert socket is not None  # imported for the worker script
-    from conftest import make_pipeline, recipients
+    from gateway_testkit import make_pipeline, recipients
 
     from mailbastion.apps.gateway import build_gateway
     from mailbastion.config.loader import parse_settings

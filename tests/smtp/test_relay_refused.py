@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MESSAGE, Gateway, GatewayFactory, send_message
+from gateway_testkit import MESSAGE, Gateway, GatewayFactory, send_message
 
 TRICKS = [
     ("user@foreign.example", 550, "5.7.1"),  # plain relay attempt

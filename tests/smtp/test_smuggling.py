@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Gateway
+from gateway_testkit import Gateway
 
 HEAD = b"From: a@example.org\r\nDate: Sat, 28 Nov 2026 03:00:00 +0000\r\nMessage-ID: <s@x>\r\n\r\nfirst message"
 SMUGGLED = (b"MAIL FROM:<admin@example.net>\r\nRCPT TO:<alice@example.net>\r\nDATA\r\n"
