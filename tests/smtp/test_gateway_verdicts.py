@@ -163,3 +163,16 @@ async def test_refused_recipient_logged(gateway: Gateway, smtp_log: pytest.LogCa
     assert len(lines) == 1 and "forced_by=relay" in lines[0] and "RELAY_DENIED" in lines[0]
     assert logging.getLogger("mailbastion.smtp").name == "mailbastion.smtp"
     await d.close()
+
+
+async def test_forced_refusal_at_connect(gateway_factory: GatewayFactory) -> None:
+    from mailbastion.core import replies
+    from mailbastion.core.verdict import Action, Forced
+
+    async def blocklisted(ctx: CheckContext) -> CheckResult:
+        return CheckResult(forced=Forced(Action.REJECT, replies.Reply(554, "5.7.1", "Client blocked"), by="test"))
+
+    gw = await gateway_factory(extra=[FunctionCheck(blocklisted, "block_test", Stage.CONNECT, frozenset())])
+    d = await gw.connect()
+    assert d.greeting is not None and (d.greeting.code, d.greeting.status) == (554, "5.7.1")
+    assert await d.is_closed()

@@ -19,6 +19,8 @@ TRICKS = [
     ("user@example.net.", 501, "5.1.3"),  # trailing dot
     ("user@foreign.example.", 501, "5.1.3"),
     ("user@localhost", 550, "5.7.1"),
+    ("user@192.0.2.1", 501, "5.1.3"),  # an IP address posing as a domain
+    ("user@EXAMPLE.net@foreign.example", 501, "5.1.3"),
     ("user@example.net.foreign.example", 550, "5.7.1"),  # our domain as a prefix
     ("user@sub.example.net", 550, "5.7.1"),  # a subdomain is not our domain
 ]

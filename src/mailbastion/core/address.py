@@ -19,6 +19,9 @@ MAX_PATH = 256
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _DOT_ATOM = re.compile(rf"^{_ATEXT}+(?:\.{_ATEXT}+)*$")
+# RFC 6531 §3.3: with SMTPUTF8, atext also takes any non-ASCII character, and nothing else.
+_UTEXT = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x7f])"
+_DOT_ATOM_UTF8 = re.compile(rf"^{_UTEXT}+(?:\.{_UTEXT}+)*$")
 _QUOTED = re.compile(r'^"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"$')
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _LITERAL = re.compile(r"^\[[^\[\]\\]*\]$")
@@ -89,6 +92,9 @@ def _normalize_domain(domain: str) -> tuple[str, bool]:
         raise AddressError("domain must be fully qualified")
     if not all(_LABEL.match(label) for label in labels):
         raise AddressError("invalid domain name")
+    if labels[-1].isdigit():
+        # RFC 3696 §2: no all-numeric TLD; `u@192.0.2.1` is an IP pretending to be a domain.
+        raise AddressError("invalid domain name (numeric top-level label)")
     return ascii_domain, False
 
 
@@ -118,7 +124,7 @@ def parse_address(text: str, *, allow_utf8: bool = False) -> Address:
         quoted = False
         if not local:
             raise AddressError("empty local part")
-        if not (_DOT_ATOM.match(local) or (allow_utf8 and not local.isascii() and "@" not in local)):
+        if not (_DOT_ATOM.match(local) or (allow_utf8 and not local.isascii() and _DOT_ATOM_UTF8.match(local))):
             raise AddressError("invalid local part")
     if len(local.encode("utf-8")) > MAX_LOCAL:
         raise AddressError("local part too long")

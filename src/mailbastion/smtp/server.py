@@ -42,6 +42,11 @@ __all__ = ["EdgeSession"]
 
 log = logging.getLogger("mailbastion.smtp")
 
+# aiosmtpd logs three INFO lines per connection under "mail.log" (peer, AUTH mechanisms, loss); our one
+# line per message says more. Quiet it unless a site has set that logger's level itself.
+if logging.getLogger("mail.log").level == logging.NOTSET:
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
 
 class _NoHooks:
     """aiosmtpd looks for `handle_*`/`auth_*` on its handler; ours lives apart, behind a Protocol."""

@@ -56,10 +56,11 @@ async def test_may_relay(peer: PeerInfo) -> None:
 
 @pytest.mark.parametrize("text", ["@a.example:u@foreign.example", "@a.example,@b.example:u@c.example",
                                   "u@foreign.example@example.net", "u@example.net.", "u@", "@example.net",
-                                  "u@-bad.example", "u@exa_mple.net", "<u@example.net", "u@exam ple.net"])
+                                  "u@-bad.example", "u@exa_mple.net", "<u@example.net", "u@exam ple.net",
+                                  "u@192.0.2.1", "u@[192.0.2.1", "jö rg@example.net", "ö<x>@example.net"])
 def test_parse_refuses(text: str) -> None:
     with pytest.raises(AddressError):
-        parse_path(text)
+        parse_path(text, allow_utf8=True)
 
 
 def test_routing_trick_names() -> None:
