@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dkim  # type: ignore[import-untyped]
 from dkim.util import InvalidTagValueList, parse_tag_value  # type: ignore[import-untyped]
@@ -47,6 +47,14 @@ class SignatureResult:
     @property
     def is_pass(self) -> bool:
         return self.result == "pass"
+
+
+@dataclass(frozen=True, slots=True)
+class DkimResults:
+    """Every DKIM-Signature's result, in header order: the fact DMARC and Authentication-Results read."""
+
+    signatures: tuple[SignatureResult, ...] = ()
+    unverified: int = 0  # signatures past max_dkim_signatures
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +118,20 @@ class DkimVerifier:
     async def _cpu(self, raw: bytes, fn: Callable[[], T]) -> T:
         return await asyncio.to_thread(fn) if len(raw) > THREAD_BYTES else fn()
 
-    async def verify(self, raw: bytes) -> tuple[SignatureResult, ...]:
-        headers, _body = dkim.rfc822_parse(raw)
-        sigs = [v for n, v in headers if n.lower() == b"dkim-signature"]
+    async def verify(self, raw: bytes) -> DkimResults:
+        """Every DKIM-Signature (up to max_signatures, topmost first) verified."""
+        try:
+            d = dkim.DKIM(raw, logger=_QUIET, minkey=self.min_rsa_bits)  # parsed once for every signature
+        except dkim.DKIMException:
+            return DkimResults()  # no header section dkimpy can read: nothing it could verify either
+        sigs = [v for n, v in d.headers if n.lower() == b"dkim-signature"]
         tags = [_tags(v) for v in sigs[: self.max_signatures]]
         keys = [k for k in (_key_name(t) for t in tags) if k is not None]
         snap = await self._prefetch(keys)
-        return await self._cpu(raw, lambda: tuple(self._verify_one(raw, i, t, snap) for i, t in enumerate(tags)))
+        results = await self._cpu(raw, lambda: tuple(self._verify_one(d, i, t, snap) for i, t in enumerate(tags)))
+        return DkimResults(results, max(0, len(sigs) - len(tags)))
 
-    def _verify_one(self, raw: bytes, idx: int, tags: dict[bytes, bytes], snap: DnsSnapshot) -> SignatureResult:
+    def _verify_one(self, d: Any, idx: int, tags: dict[bytes, bytes], snap: DnsSnapshot) -> SignatureResult:
         """One signature's result; every failure is a value, never an exception."""
         domain = tags.get(b"d", b"").decode("ascii", "replace").strip().lower()
         meta: dict[str, str] = {
@@ -135,7 +148,7 @@ class DkimVerifier:
         found = snap.answers.get(key)
         if found is None or not found.records:
             return _result("permerror", meta, reason=f"no key at {key[0]}")
-        d = dkim.DKIM(raw, logger=_QUIET, minkey=self.min_rsa_bits)
+        d.pk = None  # the object is shared between signatures: no key may leak from the previous one
         try:
             ok = d.verify(idx=idx, dnsfunc=_dnsfunc(snap))
         except dkim.ValidationError as exc:
@@ -193,15 +206,5 @@ def _instance(value: bytes) -> int:
     return int(m.group(1)) if m else 0
 
 
-__all__ = ["ArcResult", "DkimVerifier", "SignatureResult"]
+__all__ = ["ArcResult", "DkimResults", "DkimVerifier", "SignatureResult"]
 
-
-@dataclass(frozen=True, slots=True)
-class DkimResults:
-    """Every DKIM-Signature's result, in header order: the fact DMARC and Authentication-Results read."""
-
-    signatures: tuple[SignatureResult, ...] = ()
-    unverified: int = 0  # signatures past max_dkim_signatures
-
-
-__all__ += ["DkimResults"]

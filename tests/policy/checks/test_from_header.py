@@ -105,3 +105,22 @@ async def test_dmarc_judges_the_agreed_address(rig: Rig) -> None:
     verdict, _ = await rig.judge(message("\"alice@example.org\" <ceo@victim.test>"), sender="x@evil.test")
     assert verdict.action is Action.REJECT and verdict.forced.by == "dmarc"  # type: ignore[union-attr]
     assert "FROM_DISPLAY_SPOOF" in names(verdict)
+
+
+@pytest.mark.parametrize("block", [
+    b"From: Alice Smith <alice@example.org>",
+    b"From: alice.smith@example.org",
+    b"From: O'Brien <ob+tag@mail.example.org>",
+    b"From: ceo@victim.test\r\nSender: a@evil.test",
+    b"From: Bob <bob@localhost>",
+    b"From: Bob <bob@example..org>",
+    b"FROM: Carol <carol@example.org>",
+])
+def test_fast_path_agrees_with_the_full_vote(block: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    import mailbastion.auth.from_header as fh
+
+    fast = analyze_from(block)
+    monkeypatch.setattr(fh, "_SIMPLE", re.compile(r"(?!x)x"))  # never matches: the three parsers vote
+    assert analyze_from(block) == fast

@@ -34,9 +34,7 @@ class DkimCheck(BaseCheck):
         assert ctx.message is not None
         found = ctx.get(DkimResults)
         if found is None:
-            sigs = await self.verifier.verify(ctx.message.raw)
-            total = ctx.message.headers.get_all("DKIM-Signature") or []
-            found = DkimResults(sigs, max(0, len(total) - len(sigs)))
+            found = await self.verifier.verify(ctx.message.raw)
             ctx.put(found)
         if not found.signatures:
             return CheckResult.of("R_DKIM_NA")
