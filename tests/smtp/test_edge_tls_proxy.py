@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 import struct
 from ipaddress import ip_address
+from pathlib import Path
 
 import pytest
 from gateway_testkit import MESSAGE, OUR_HOST, Gateway, GatewayFactory, send_message
@@ -152,3 +153,59 @@ async def test_invalid_proxy_header_closes(gateway_factory: GatewayFactory) -> N
     assert await d.is_closed(5)
     assert gw.spool.commits == []
     _ = MESSAGE
+
+
+async def test_require_starttls(gateway_factory: GatewayFactory, client_tls: ssl.SSLContext) -> None:
+    gw = await gateway_factory(smtp={"require_starttls": True})
+    d = await gw.connect()
+    await d.cmd("EHLO mail.example.org")
+    r = await d.cmd("MAIL FROM:<a@example.org>")
+    assert (r.code, r.status) == (530, "5.7.0")
+    assert (await d.starttls(client_tls, server_hostname=OUR_HOST)).code == 220
+    assert (await send_message(d))[-1].code == 250
+    await d.close()
+
+
+async def test_implicit_tls_listener(certs: dict[str, Path], client_tls: ssl.SSLContext) -> None:
+    from gateway_testkit import make_pipeline, recipients
+
+    from mailbastion.apps.gateway import build_gateway
+    from mailbastion.config.loader import parse_settings
+    from mailbastion.testing.fakes import FakeSpool
+    from mailbastion.testing.smtp_dialogue import SmtpDialogue
+
+    tls_dir = certs["cert"].parent
+    settings = parse_settings({
+        "server": {"hostname": OUR_HOST, "data_dir": str(tls_dir)},
+        "smtp": {"listen": ["127.0.0.1:0"], "implicit_tls_listen": ["127.0.0.1:0"]},
+        "tls": {"cert": str(certs["cert"]), "key": str(certs["key"])},
+    })
+    spool = FakeSpool()
+    server = build_gateway(settings, pipeline=make_pipeline(), recipients=recipients(), spool=spool)
+    await server.start()
+    try:
+        lines = server.describe()
+        assert any("(implicit TLS)" in x for x in lines) and any("(STARTTLS)" in x for x in lines)
+        port = server.ports[1]
+        d = await SmtpDialogue.open("127.0.0.1", port, ssl_context=client_tls)
+        assert d.tls_version in ("TLSv1.2", "TLSv1.3")
+        ehlo = await d.cmd("EHLO mail.example.org")
+        assert not any(x.startswith("STARTTLS") for x in ehlo.lines)
+        assert (await send_message(d))[-1].code == 250
+        assert b"with ESMTPS" in spool.commits[0].message
+        await d.close()
+        assert server.reload_tls()  # SIGHUP: the same pair reloads into the live context
+        d = await SmtpDialogue.open("127.0.0.1", port, ssl_context=client_tls)
+        assert d.greeting is not None and d.greeting.code == 220
+        await d.close()
+    finally:
+        await server.stop(0.5)
+
+
+def test_smtp_package_surface() -> None:
+    import mailbastion.smtp as smtp
+
+    for name in smtp.__all__:
+        assert getattr(smtp, name) is not None
+    with pytest.raises(AttributeError):
+        _ = smtp.nothing_here  # type: ignore[attr-defined]

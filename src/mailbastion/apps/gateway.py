@@ -83,17 +83,24 @@ class GatewayServer:
         return self.listeners.ports if self.listeners else []
 
     def reload_tls(self) -> bool:
-        """Re-read the certificate; new connections use it. Keeps the old one if the new one fails."""
+        """Re-read the certificate (SIGHUP); new handshakes use it, on STARTTLS and implicit-TLS
+        listeners alike. The new pair is validated in a fresh context first: if it does not load,
+        the running certificate stays and False is returned."""
         try:
-            ctx = gateway_tls_context(self.settings)
+            fresh = gateway_tls_context(self.settings)
         except (OSError, ssl.SSLError) as exc:
             log.error("tls reload failed, keeping the running certificate: %s", exc)
             return False
-        if ctx is None:
+        if fresh is None:
             return False
-        for edge in (self.edge, self.tls_edge):
-            if edge is not None:
-                edge.set_tls_context(ctx)
+        live = self.edge.config.tls_context
+        if live is None:
+            self.edge.set_tls_context(fresh)  # STARTTLS is offered from now on
+            log.info("tls: certificate loaded, STARTTLS offered")
+            return True
+        # Loaded into the live context, so that listeners bound with it (implicit TLS) pick it up too.
+        live.load_cert_chain(self.settings.path(self.settings.tls.cert), self.settings.path(self.settings.tls.key))
+        log.info("tls: certificate reloaded")
         return True
 
     def reload(self, settings: Settings, pipeline: Pipeline) -> None:

@@ -122,7 +122,7 @@ class SmtpDialogue:
         """True when the server closes the connection within `wait` seconds (EOF)."""
         try:
             data = await asyncio.wait_for(self.reader.read(1), wait)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return False
         except ConnectionError:
             return True
@@ -133,5 +133,5 @@ class SmtpDialogue:
             self.writer.close()
         try:
             await asyncio.wait_for(self.writer.wait_closed(), 2.0)
-        except (ConnectionError, TimeoutError, asyncio.TimeoutError, ssl.SSLError):
+        except (ConnectionError, TimeoutError, ssl.SSLError):
             pass

@@ -45,7 +45,7 @@ def classify_helo(name: str) -> list[str]:
         return ["HELO_BARE_IP"]
     except ValueError:
         pass
-    host = name[:-1] if name.endswith(".") else name
+    host = name.removesuffix(".")
     labels = host.split(".")
     if not host or len(host) > 253 or not all(_LABEL.match(label) for label in labels):
         return ["HELO_BAD_SYNTAX"]
