@@ -203,7 +203,7 @@ async def test_implicit_tls_listener(certs: dict[str, Path], client_tls: ssl.SSL
 
 
 def test_smtp_package_surface() -> None:
-    import mailbastion.smtp as smtp
+    from mailbastion import smtp
 
     for name in smtp.__all__:
         assert getattr(smtp, name) is not None
