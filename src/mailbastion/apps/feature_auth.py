@@ -24,7 +24,7 @@ from mailbastion.policy.checks.auth_results import AuthResultsCheck
 from mailbastion.policy.checks.dkim import DkimCheck
 from mailbastion.policy.checks.dmarc import DmarcCheck
 from mailbastion.policy.checks.from_header import FromHeaderCheck
-from mailbastion.policy.checks.spf import SpfCheck
+from mailbastion.policy.checks.spf import SpfCheck, SpfEarlyCheck
 
 if TYPE_CHECKING:
     from mailbastion.submission.dkim_signer import DkimSigner
@@ -46,9 +46,11 @@ class AuthFeature:
         resolver = self.services.resolver
         verifier = DkimVerifier(resolver, timeout=auth.dkim_timeout, max_signatures=auth.max_dkim_signatures,
                                 min_rsa_bits=auth.min_rsa_bits)
+        spf = SpfEvaluator(resolver, timeout=auth.spf_timeout)
         self._checks = [
+            SpfEarlyCheck(spf),
             FromHeaderCheck(),
-            SpfCheck(SpfEvaluator(resolver, timeout=auth.spf_timeout)),
+            SpfCheck(spf),
             DkimCheck(verifier),
             ArcCheck(verifier, auth.trusted_arc_sealers),
             DmarcCheck(DmarcPolicyFinder(resolver), quarantine_action=auth.dmarc_quarantine,

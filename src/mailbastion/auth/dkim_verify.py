@@ -26,6 +26,9 @@ from mailbastion.dns.resolver import DnsResolver
 
 T = TypeVar("T")
 THREAD_BYTES = 256 * 1024
+# RFC 8617 §4.2.1 allows 50 ARC sets; real chains have a handful. Each distinct key is a DNS lookup, so
+# a chain asking for more than this many is refused before any lookup (a cheap amplification otherwise).
+MAX_ARC_KEYS = 20
 _QUIET = logging.getLogger("mailbastion.auth.dkimpy")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
@@ -172,7 +175,9 @@ class DkimVerifier:
         arc = [(n.lower(), v) for n, v in headers if n.lower() in (b"arc-seal", b"arc-message-signature")]
         if not arc:
             return ArcResult("none")
-        keys = [k for k in (_key_name(_tags(v)) for _n, v in arc) if k is not None]
+        keys = list(dict.fromkeys(k for k in (_key_name(_tags(v)) for _n, v in arc) if k is not None))
+        if len(keys) > MAX_ARC_KEYS:
+            return ArcResult("fail", instances=len(arc) // 2, reason=f"{len(keys)} distinct ARC keys: over the limit")
         snap = await self._prefetch(keys)
         if any(snap.answers.get(k, 1) is None for k in keys):
             return ArcResult("temperror", reason="ARC key lookup failed")

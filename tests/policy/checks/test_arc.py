@@ -92,3 +92,12 @@ def test_trust_matching() -> None:
     assert is_trusted("FWD.test.", ["fwd.test"])
     assert not is_trusted("evilfwd.test", ["fwd.test"])
     assert not is_trusted("fwd.test.evil.test", ["fwd.test"])
+
+
+async def test_too_many_arc_keys_fail_without_lookups(rig: Rig) -> None:
+    seals = b"".join(
+        f"ARC-Seal: i={i}; a=rsa-sha256; cv=pass; d=s{i}.test; s=k; t=1; b=AAAA\r\n".encode() for i in range(1, 31)
+    )
+    verdict, ctx = await rig.judge(seals + message())
+    assert ctx.get(ArcResult).cv == "fail"  # type: ignore[union-attr]
+    assert not [q for q, _t in rig.dns.queries if "_domainkey" in q]

@@ -128,3 +128,29 @@ async def test_concurrent_evaluations_do_not_mix(dns_server, resolver: DnsResolv
     results = await asyncio.gather(*(evaluator.evaluate(ip=f"10.0.0.{i}", sender=f"a@d{i}.test", helo="h.test")
                                      for i in range(20)))
     assert [r.result for r in results] == ["pass"] * 20
+
+
+async def test_started_at_mail_collected_at_data(rig: Rig) -> None:
+    from mailbastion.core.address import parse_address
+    from mailbastion.core.envelope import Envelope
+    from mailbastion.core.message import SpooledMessage
+    from mailbastion.core.peer import PeerInfo
+    from mailbastion.core.stages import Stage
+    from mailbastion.policy.check import CheckContext
+    from mailbastion.policy.checks.spf import SpfPending
+
+    rig.dns.add("example.org", "TXT", "v=spf1 ip4:192.0.2.10 -all")
+    pipe = rig.pipeline()
+    peer = PeerInfo(ip="192.0.2.10", helo="mail.example.org")
+    env = Envelope(parse_address("alice@example.org"), helo="mail.example.org")
+    facts: dict[type, object] = {}
+    mail = await pipe.run_stage(CheckContext(Stage.MAIL, peer, env, facts=facts))
+    assert mail.symbols == () and mail.forced is None  # MAIL is answered at once
+    pending = facts[SpfPending]
+    assert isinstance(pending, SpfPending)
+    await asyncio.sleep(0.2)
+    assert pending.task.done()  # the lookups ran while the client sent RCPT and DATA
+    queries = len(rig.dns.queries)
+    data = await pipe.run_stage(CheckContext(Stage.DATA, peer, env, message=SpooledMessage(MSG), facts=facts))
+    assert "R_SPF_ALLOW" in {s.name for s in data.symbols}
+    assert rig.dns.queries[queries:] == [("_dmarc.example.org", "TXT")]  # DMARC's question only, not SPF's again
