@@ -74,6 +74,8 @@ class AttachmentPolicy:
             out.append(Finding(self.name, FindingKind.ENCRYPTED, "document.encrypted", where))
         elif self.check_macros and (kind in OFFICE_TYPES or kind == "ooxml_macro"):
             macro = _macros(part.data, names[0] if names else "document")
+            if macro is None and kind == "ooxml_macro":
+                macro = "office.vba_project"  # the package holds a VBA project even if olevba cannot read it
             if macro:
                 out.append(Finding(self.name, FindingKind.MACRO, macro, where))
         elif kind == "pdf":

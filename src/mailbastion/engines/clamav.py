@@ -51,6 +51,7 @@ class _Session:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.last_id = 0  # IDSESSION numbers each command's reply "<n>: ..."; a mismatch means a stale reply
 
     def close(self) -> None:
         try:
@@ -147,8 +148,13 @@ class ClamdScanner:
             await w.drain()
         w.write(struct.pack(">I", 0))
         await w.drain()
-        reply = await session.reader.readuntil(b"\0")
-        return reply.rstrip(b"\0")
+        session.last_id += 1
+        reply = (await session.reader.readuntil(b"\0")).rstrip(b"\0")
+        expected = f"{session.last_id}: ".encode()
+        if not reply.startswith(expected):
+            # Not the answer to this command: never trust a misaligned session.
+            raise EngineUnavailable(f"clamd at {self.endpoint}: reply out of step: {reply[:80]!r}")
+        return reply
 
     async def scan_bytes(self, data: bytes) -> str | None:
         """Scan one blob; return the signature name when found, None when clean."""
@@ -170,6 +176,9 @@ class ClamdScanner:
                 except TimeoutError:
                     session.close()
                     raise EngineUnavailable(f"clamd at {self.endpoint}: no answer in {self.scan_timeout:g}s") from None
+                except EngineUnavailable:
+                    session.close()
+                    raise
                 except BaseException:
                     session.close()
                     raise

@@ -68,8 +68,6 @@ class _Walk:
         if depth > _MAX_MESSAGE_DEPTH:
             self.note(FindingKind.ARCHIVE_LIMIT, "mime.limit: attached messages nested too deep", prefix or "message")
             return
-        for defect in getattr(msg, "defects", []):
-            self.note(FindingKind.MALFORMED, f"mime.{type(defect).__name__}", prefix or "message")
         self.entity(msg, prefix or "1", depth)
 
     def entity(self, part: Message, where: str, depth: int) -> None:
@@ -83,6 +81,9 @@ class _Walk:
         if len(part.get_all("Content-Type") or []) > 1 or len(part.get_all("Content-Transfer-Encoding") or []) > 1:
             self.note(FindingKind.MALFORMED, "mime.duplicate_header", where)
         ctype = part.get_content_type()
+        if ctype.startswith("multipart/") and not part.is_multipart():
+            self.resplit(part, where, depth)  # the boundary never appeared: the parser kept the body as text
+            return
         if part.is_multipart():
             children = part.get_payload()
             assert isinstance(children, list)
@@ -105,8 +106,7 @@ class _Walk:
 
     def resplit(self, part: Message, where: str, depth: int) -> None:
         """A multipart whose declared boundary never appears: split on the boundary lines it has."""
-        raw = part.get_payload(decode=False)
-        body = raw.encode("latin-1", "replace") if isinstance(raw, str) else b""
+        body = _raw_payload(part)
         found = {m.group(1) for m in _BOUNDARY_LINE.finditer(body)}
         for boundary in sorted(found)[:5]:
             pieces = re.split(rb"(?m)^--" + re.escape(boundary) + rb"(?:--)?[ \t]*\r?$", body)
@@ -119,8 +119,7 @@ class _Walk:
 
     def decodings(self, part: Message) -> list[bytes]:
         """The payload as each plausible transfer encoding decodes it (one, unless headers are ambiguous)."""
-        raw = part.get_payload(decode=False)
-        body = raw.encode("latin-1", "replace") if isinstance(raw, str) else b""
+        body = _raw_payload(part)
         ctes = [str(v).strip().lower() for v in (part.get_all("Content-Transfer-Encoding") or [])] or ["7bit"]
         out: list[bytes] = []
         for cte in dict.fromkeys(ctes):
@@ -134,6 +133,10 @@ class _Walk:
         ctype = part.get_content_type()
         is_body = not filename and ctype.startswith("text/") and part.get("Content-Disposition", "").lower() != "attachment"
         self.content(data, where, filename, ctype, depth, archive_depth=0, is_body=is_body)
+        if is_body and data.endswith(b"\n") and detect(data) not in ("text", "html", "message"):
+            # Binary pasted into a body: the final line break is SMTP's, not the file's.
+            trimmed = data[:-2] if data.endswith(b"\r\n") else data[:-1]
+            self.content(trimmed, f"{where}.trimmed", "", ctype, depth, archive_depth=0, is_body=True)
 
     def content(self, data: bytes, where: str, filename: str, ctype: str, depth: int, *, archive_depth: int,
                 is_body: bool = False) -> None:
@@ -177,6 +180,20 @@ class _Walk:
             decoded = _uudecode(data[m.end():], base64_form=m.group(0).startswith(b"begin-base64"))
             if decoded:
                 self.content(decoded, f"{where}.uu{i}", name, "", depth, archive_depth=archive_depth)
+
+
+def _raw_payload(part: Message) -> bytes:
+    """The undecoded body bytes exactly as received.
+
+    The bytes parser stores 8-bit bytes as surrogate escapes; get_payload() would decode them with the
+    part's charset and replace what does not fit, so the stored payload is read instead."""
+    raw = getattr(part, "_payload", None)
+    if not isinstance(raw, str):
+        return b""
+    try:
+        return raw.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return raw.encode("utf-8", "surrogateescape")
 
 
 def _filename(part: Message) -> str:
