@@ -97,3 +97,12 @@ async def test_smtputf8_sender(gateway: Gateway) -> None:
     assert (await d.message(MESSAGE)).code == 250
     assert gateway.spool.commits[0].envelope.smtputf8
     await d.close()
+
+
+async def test_invalid_utf8_in_command(gateway: Gateway) -> None:
+    d = await gateway.connect()
+    await d.cmd("EHLO mail.example.org")
+    r = await d.cmd(b"MAIL FROM:<j\xf6rg@example.org> SMTPUTF8")  # Latin-1, not UTF-8
+    assert r.code == 501
+    assert (await d.cmd("MAIL FROM:<a@example.org>")).code == 250
+    await d.close()

@@ -97,3 +97,26 @@ def test_gate_and_networks() -> None:
 def test_public_surface() -> None:
     assert handler.__all__ == ["StageHandler"]
     assert "read_data" in data.__all__ and "SmtpEdgeProtocol" in commands.__all__
+
+
+@pytest.mark.parametrize("raw", [
+    b"From someone Sat Nov 28\r\nX-Mailbastion-Junk: no\r\nSubject: a\r\n\r\nbody\r\n",  # mbox line first
+    b"Subject: a\r\ngarbage line\r\nX-Mailbastion-Junk: no\r\n\r\nbody\r\n",  # a non-field line before it
+    b"Subject: a\r\nX-Mailbastion-Junk : no\r\n\r\nbody\r\n",  # space before the colon
+    b"Subject: a\r\nX-MAILBASTION-JUNK:no\r\n\r\nbody\r\n",
+    b"X-Mailbastion-Junk no colon\r\nSubject: a\r\n\r\nbody\r\n",
+])
+def test_internal_header_cannot_hide(raw: bytes) -> None:
+    import email
+    import email.policy
+
+    clean, n = rewrite.strip_internal(raw)
+    assert n == 1
+    parsed = email.message_from_bytes(clean, policy=email.policy.default)
+    assert not [k for k in parsed if k.lower().startswith("x-mailbastion")]
+    assert clean.endswith(b"\r\n\r\nbody\r\n")
+
+
+def test_rewrite_message_without_blank_line() -> None:
+    assert rewrite.strip_internal(b"X-Mailbastion-Junk: yes\r\n") == (b"", 1)
+    assert rewrite.apply_edits(b"\r\nbody\r\n", [], prepend=[("Received", "x")]) == b"Received: x\r\n\r\nbody\r\n"

@@ -92,8 +92,13 @@ class SmtpEdgeProtocol(EdgeSession):
         if self.cfg.require_starttls and self.peer.tls is None and verb not in _BEFORE_TLS:
             await self.send(replies.ENCRYPTION_REQUIRED)
             return
-        # Arguments may be UTF-8 (RFC 6531); surrogateescape keeps any other bytes recoverable.
-        arg = arg_b.decode("utf-8", "surrogateescape").strip()
+        # Arguments may be UTF-8 (RFC 6531), and nothing else: other 8-bit bytes would travel on
+        # as undecodable text into the spool, the logs and the next hop.
+        try:
+            arg = arg_b.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            await self.send(replies.PARAM_SYNTAX.with_text("Invalid UTF-8 in command (RFC 6531)"))
+            return
         reply = await getattr(self, name)(arg)
         if reply is not None:
             await self.send(reply)

@@ -6,7 +6,6 @@ structure stay exactly as received. Input is CRLF text (the edge refuses bare CR
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from mailbastion.core.headers import INTERNAL_PREFIX
@@ -14,31 +13,33 @@ from mailbastion.core.verdict import Edit
 
 __all__ = ["apply_edits", "field", "split_fields", "strip_internal"]
 
-_FIELD_START = re.compile(rb"^[!-9;-~]+[ \t]*:")
 _INTERNAL = INTERNAL_PREFIX.lower().encode("ascii")
 
 
 def split_fields(raw: bytes) -> tuple[list[bytes], bytes]:
-    """(header fields, rest). Each field keeps its folded lines and CRLFs; `rest` starts at the
-    blank line (or at the first line that is not a header, for a message without one)."""
+    """(header lines grouped as fields, rest). The header section is everything before the first
+    blank line (RFC 5322 §2.1); each field keeps its folded lines and CRLFs. A line that is not a
+    valid field (an mbox `From ` line, garbage) is kept as a field of its own rather than ending the
+    section: parsers disagree on where such a header section ends (Python's skips a misplaced
+    `From ` line and reads on), so everything before the blank line is treated as header here, and
+    no `X-Mailbastion-*` line can hide behind one."""
+    end = raw.find(b"\r\n\r\n")
+    if raw.startswith(b"\r\n"):
+        return [], raw
+    head, rest = (raw, b"") if end < 0 else (raw[: end + 2], raw[end + 2:])
     fields: list[bytes] = []
-    pos, size = 0, len(raw)
-    while pos < size:
-        end = raw.find(b"\r\n", pos)
-        end = size if end < 0 else end + 2
-        line = raw[pos:end]
+    for line in head.splitlines(keepends=True):
         if line[:1] in (b" ", b"\t") and fields:
             fields[-1] += line
-        elif _FIELD_START.match(line):
-            fields.append(line)
         else:
-            break
-        pos = end
-    return fields, raw[pos:]
+            fields.append(line)
+    return fields, rest
 
 
 def _name(f: bytes) -> bytes:
-    return f.split(b":", 1)[0].strip().lower()
+    """Lower-case field name; for a line without a colon, its whole first line (so a line such as
+    `X-Mailbastion-Junk yes` is still recognised as ours and removed)."""
+    return f.split(b":", 1)[0].split(b"\r\n", 1)[0].strip().lower()
 
 
 def field(name: str, value: str) -> bytes:
@@ -61,7 +62,7 @@ def _subject_tag(fields: list[bytes], tag: str) -> list[bytes]:
     tag_b = tag.encode("utf-8")
     for i, f in enumerate(fields):
         if _name(f) == b"subject":
-            value = f.split(b":", 1)[1].lstrip(b" \t")
+            value = f.partition(b":")[2].lstrip(b" \t")
             if not value.startswith(tag_b):
                 fields[i] = b"Subject: " + tag_b + b" " + value
             return fields
@@ -77,7 +78,7 @@ def apply_edits(raw: bytes, edits: Iterable[Edit], prepend: Iterable[tuple[str, 
         if edit.kind == "remove":
             name = edit.name.lower().encode("ascii")
             needle = edit.value.encode("utf-8")
-            fields = [f for f in fields if not (_name(f) == name and needle in f.split(b":", 1)[1])]
+            fields = [f for f in fields if not (_name(f) == name and needle in f.partition(b":")[2])]
         elif edit.kind == "subject_tag":
             fields = _subject_tag(fields, edit.value)
         elif edit.kind == "prepend":
