@@ -8,8 +8,9 @@ At DATA, in this order:
   2. count Received headers: `smtp.max_hops` or more is a loop, 554 5.4.6 (RFC 5321 §6.3);
   3. run the DATA checks and decide the Verdict (a forced outcome beats the score);
   4. apply the verdict's edits, prepend our Received and, from ADD_HEADER up, X-Spam-Score/Status;
-  5. REJECT → 5xx; SOFT_REJECT → 4xx; QUARANTINE → quarantine.put; JUNK → commit(junk=True); else
-     commit. A 250 only after the store returns (a 250 is a promise); SpoolFull → 452 4.3.1.
+  5. REJECT → 5xx; SOFT_REJECT → 4xx; QUARANTINE → quarantine.put; JUNK → commit(junk=True) (the
+     queue record carries it; the LMTP client adds `X-Mailbastion-Junk: yes` on the trusted link);
+     else commit. A 250 only after the store returns (a 250 is a promise); SpoolFull → 452 4.3.1.
 Every message that reaches DATA, and every refused recipient, gets one `mailbastion.smtp` log line.
 """
 
@@ -253,6 +254,4 @@ class GatewayHandler:
             tests = ",".join(s.name for s in verdict.symbols)
             top.append((hdr.SPAM_SCORE, f"{verdict.score:.2f}"))
             top.append((hdr.SPAM_STATUS, f"Yes, score={verdict.score:.2f} required={required or 0:.2f} tests={tests}"))
-        if verdict.action == Action.JUNK:
-            top.append((hdr.JUNK, "yes"))
         return apply_edits(message.raw, verdict.edits, prepend=top)
