@@ -6,6 +6,7 @@ Imported by tests/auth/* and tests/policy/checks/test_{spf,dkim,dmarc,arc,from_h
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -116,8 +117,10 @@ import pytest  # noqa: E402
 
 @pytest.fixture
 def dns_server():  # type: ignore[no-untyped-def]
-    with DnsTestServer() as server:
-        yield server
+    server = DnsTestServer().start()
+    yield server
+    # socketserver's shutdown polls every 0.5 s; each test has its own port, so nobody waits for it.
+    threading.Thread(target=server.stop, daemon=True).start()
 
 
 @pytest.fixture

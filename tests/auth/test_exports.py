@@ -1,0 +1,39 @@
+"""The public surface of mailbastion.auth is explicit (style rule 15)."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+
+import mailbastion.auth as auth
+
+
+def test_exported_members() -> None:
+    assert sorted(auth.__all__) == sorted([
+        "ArcResult", "DkimResults", "DkimVerifier", "DmarcOutcome", "DmarcPolicyFinder", "DmarcRecord",
+        "FromAnalysis", "SignatureResult", "SpfEvaluator", "SpfResult", "aligned", "analyze_from",
+        "organizational_domain",
+    ])
+    for name in auth.__all__:
+        assert getattr(auth, name) is not None
+
+
+def test_feature_builds_every_check_and_scores_them() -> None:
+    import mailbastion.policy.checks  # noqa: F401  (registers every check)
+    from mailbastion.apps.feature_auth import build
+    from mailbastion.apps.features import Services, make_resolver
+    from mailbastion.config.loader import parse_settings
+    from mailbastion.policy.scoring import load_score_table
+
+    settings = parse_settings({"dns": {"nameservers": ["127.0.0.1"], "port": 9}})
+    feature = build(Services(settings, make_resolver(settings)))
+    assert feature.name == "auth"
+    names = [c.name for c in feature.checks()]
+    assert names == ["spf_early", "from_header", "spf", "dkim", "arc", "dmarc", "auth_results"]
+    table = load_score_table()
+    table.validate_emitted(feature.checks())  # every symbol we can emit is scored
+    shipped = tomllib.loads((resources.files("mailbastion.config") / "scores" / "auth.toml").read_text())
+    emitted = set().union(*(c.emits for c in feature.checks()))
+    assert set(shipped["symbols"]) == emitted  # and every symbol we score is one we emit
+    off = build(Services(parse_settings({"auth": {"enabled": False}}), make_resolver(settings)))
+    assert off.checks() == []
