@@ -176,3 +176,26 @@ async def test_forced_refusal_at_connect(gateway_factory: GatewayFactory) -> Non
     d = await gw.connect()
     assert d.greeting is not None and (d.greeting.code, d.greeting.status) == (554, "5.7.1")
     assert await d.is_closed()
+
+
+async def test_pre_data_symbols_reach_the_verdict(gateway_factory: GatewayFactory) -> None:
+    from mailbastion.core.verdict import Symbol
+
+    async def at_mail(ctx: CheckContext) -> CheckResult:
+        return CheckResult.of(Symbol("MISSING_MID", "seen at MAIL"))
+
+    gw = await gateway_factory(extra=[FunctionCheck(at_mail, "mail_test", Stage.MAIL, frozenset({"MISSING_MID"}))])
+    d = await gw.connect()
+    replies = await send_message(d, helo="localhost", rcpts=("alice@example.net", "x@foreign.example"))
+    assert [r.code for r in replies] == [250, 250, 250, 550, 250]
+    names = {(s.name, s.detail) for s in gw.spool.commits[0].verdict.symbols}
+    assert ("HELO_NOT_FQDN", "localhost") in names  # from EHLO
+    assert ("MISSING_MID", "seen at MAIL") in names  # from MAIL
+    assert not any(n == "RELAY_DENIED" for n, _ in names)  # the refused recipient's symbols stay out
+    # a second transaction on the same connection starts clean but keeps the session's HELO symbols
+    assert (await d.cmd("MAIL FROM:<a@example.org>")).code == 250
+    assert (await d.cmd("RCPT TO:<alice@example.net>")).code == 250
+    assert (await d.message(MESSAGE)).code == 250
+    second = {s.name for s in gw.spool.commits[1].verdict.symbols}
+    assert "HELO_NOT_FQDN" in second
+    await d.close()
