@@ -17,6 +17,7 @@ import asyncio
 import ssl
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Self
 
 __all__ = ["SmtpDialogue", "SmtpResponse"]
 
@@ -61,7 +62,7 @@ class SmtpDialogue:
             d.greeting = await d.read_reply()
         return d
 
-    async def __aenter__(self) -> SmtpDialogue:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
