@@ -276,6 +276,8 @@ def _rar(data: bytes, where: str, budget: Budget) -> Iterator[Member | Finding]:
         yield Finding(ENGINE, FindingKind.UNSCANNABLE, f"archive.rar.broken: {type(exc).__name__}", where)
         return
     with rf:
+        if not rf.infolist():
+            yield Finding(ENGINE, FindingKind.UNSCANNABLE, "archive.rar.unreadable: no members", where)
         for info in rf.infolist():
             if info.is_dir():
                 continue

@@ -107,7 +107,7 @@ class ClamdScanner:
                 coro = asyncio.open_connection(self.host, self.port)
             return await asyncio.wait_for(coro, self.connect_timeout)
         except (OSError, TimeoutError) as exc:
-            raise EngineUnavailable(f"clamd at {self.endpoint} unreachable: {exc or type(exc).__name__}") from None
+            raise EngineUnavailable(f"clamd at {self.endpoint} unreachable: {str(exc) or type(exc).__name__}") from None
 
     async def _session(self) -> _Session:
         if self._idle:
@@ -124,8 +124,8 @@ class ClamdScanner:
             await writer.drain()
             data = await asyncio.wait_for(reader.readuntil(b"\0"), self.connect_timeout + 3)
             return data.rstrip(b"\0").decode("utf-8", "replace")
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-            raise EngineUnavailable(f"clamd {cmd} failed: {exc or type(exc).__name__}") from None
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            raise EngineUnavailable(f"clamd {cmd} failed: {str(exc) or type(exc).__name__}") from None
         finally:
             writer.close()
 
@@ -166,16 +166,16 @@ class ClamdScanner:
                 session = await self._session()
                 try:
                     reply = await asyncio.wait_for(self._instream_once(session, data), self.scan_timeout)
+                except TimeoutError:  # before OSError: TimeoutError is one
+                    session.close()
+                    raise EngineUnavailable(f"clamd at {self.endpoint}: no answer in {self.scan_timeout:g}s") from None
                 except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                     session.close()
                     if reused and attempt == 1:
                         while self._idle:  # clamd restarted or timed the sessions out: all are stale
                             self._idle.pop().close()
                         continue  # clamd closed an idle session: retry once on a fresh one
-                    raise EngineUnavailable(f"clamd at {self.endpoint}: {exc or type(exc).__name__}") from None
-                except TimeoutError:
-                    session.close()
-                    raise EngineUnavailable(f"clamd at {self.endpoint}: no answer in {self.scan_timeout:g}s") from None
+                    raise EngineUnavailable(f"clamd at {self.endpoint}: {str(exc) or type(exc).__name__}") from None
                 except EngineUnavailable:
                     session.close()
                     raise

@@ -1,0 +1,84 @@
+"""Measure 2 at start-up, the freshness watch, and the cache."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mailbastion.apps.feature_antivirus import build, vendor_problems
+from mailbastion.apps.features import Services
+from mailbastion.config import parse_settings
+from mailbastion.engines.cache import ScanCache
+from mailbastion.engines.freshness import FreshnessWatch
+from mailbastion.quarantine.store import QuarantineStore
+from mailbastion.testing import av
+
+
+def settings(tmp_path: Path, **antivirus: object) -> Services:
+    s = parse_settings({"server": {"data_dir": str(tmp_path)}, "antivirus": antivirus})
+    return Services(s, None)  # type: ignore[arg-type]
+
+
+def test_default_engines_differ_from_microsoft_workstations(tmp_path: Path) -> None:
+    services = settings(tmp_path)
+    feature = build(services)
+    assert feature.startup_problems() == []
+    assert [c.name for c in feature.checks()] == ["antivirus"]
+    assert isinstance(services.quarantine, QuarantineStore)
+    assert feature.check is not None and feature.check.required == {"clamav", "yara", "attachments"}
+
+
+def test_refuses_when_no_engine_differs(tmp_path: Path) -> None:
+    feature = build(settings(tmp_path, workstation_engine="ClamAV", yara={"enabled": False}))
+    problems = feature.startup_problems()
+    assert problems and "differs from the workstations' (clamav)" in problems[0]
+
+
+def test_refuses_when_workstation_engine_not_declared(tmp_path: Path) -> None:
+    problems = build(settings(tmp_path, workstation_engine=None)).startup_problems()
+    assert problems and "workstation_engine" in problems[0]
+
+
+def test_attachment_policy_alone_does_not_count(tmp_path: Path) -> None:
+    s = settings(tmp_path, clamav={"enabled": False}, yara={"enabled": False})
+    assert build(s).startup_problems()
+
+
+def test_required_engines_configurable(tmp_path: Path) -> None:
+    feature = build(settings(tmp_path, required=["clamav"]))
+    assert feature.check is not None and feature.check.required == {"clamav"}
+
+
+def test_icap_vendor_counts(tmp_path: Path) -> None:
+    s = settings(tmp_path, workstation_engine="clamav", yara={"enabled": False},
+                 icap={"url": "icap://127.0.0.1:1344/avscan", "vendor": "sophos"})
+    feature = build(s)
+    assert feature.startup_problems() == []
+    assert vendor_problems(s.settings.antivirus, [av.FakeScanner()])
+
+
+async def test_freshness_watch_alarms_on_old_signatures(caplog: pytest.LogCaptureFixture) -> None:
+    old = av.FakeScanner(signature_date=datetime.now(UTC) - timedelta(hours=30))
+    fresh = av.FakeScanner(name="icap", vendor="sophos", signature_date=datetime.now(UTC) - timedelta(hours=1))
+    watch = FreshnessWatch([old, fresh], {"clamav": timedelta(hours=24), "icap": timedelta(hours=24)})
+    with caplog.at_level("ERROR"):
+        await watch.check_now()
+    assert [s.name for s in watch.stale()] == ["clamav"]
+    assert "av.signatures_stale" in caplog.text
+
+
+async def test_unknown_signature_date_is_stale_when_a_limit_is_set() -> None:
+    watch = FreshnessWatch([av.FakeScanner()], {"clamav": timedelta(hours=24)})
+    await watch.check_now()
+    assert watch.stale()
+
+
+def test_cache_lru_and_ttl() -> None:
+    cache = ScanCache(max_entries=2, ttl=0)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    cache.get("a")
+    cache.put("c", 3)
+    assert cache.get("b") is None and cache.get("a") == 1 and len(cache) == 2
