@@ -55,3 +55,12 @@ async def test_foreign_headers_are_kept(rig: Rig) -> None:
     verdict, _ = await rig.judge(raw)
     assert not [e for e in verdict.edits if e.kind == "remove"]
     assert "AUTH_RESULTS_FORGED" not in names(verdict)
+
+
+def test_values_from_the_sender_cannot_break_the_header() -> None:
+    from mailbastion.policy.checks.auth_results import _v
+
+    assert _v("example.org") == "example.org"
+    assert _v('a"b; dkim=pass') == '"a\\"b; dkim=pass"'
+    assert "\r" not in _v("x\r\nAuthentication-Results: ours; dmarc=pass") and "\n" not in _v("x\ny")
+    assert _v("") == '""'

@@ -20,11 +20,18 @@ from mailbastion.core.verdict import Action, CheckResult, Edit, Symbol
 from mailbastion.policy.check import BaseCheck, CheckContext
 
 _VALUE_UNSAFE = re.compile(r"[\s;()\"\\]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _v(value: str) -> str:
-    """A property value (RFC 8601 §2.2 pvalue): quote what is not a plain token."""
-    return f'"{value}"' if _VALUE_UNSAFE.search(value) or not value else value
+    """A property value (RFC 8601 §2.2 pvalue): quote what is not a plain token.
+
+    Values come from the sender (HELO, MAIL FROM, d= and s= tags, dkimpy's messages about them): control
+    characters become spaces so no value can fold or end our header, and quotes are escaped."""
+    value = _CONTROL.sub(" ", value)
+    if not _VALUE_UNSAFE.search(value) and value:
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def claimed_authserv_ids(message: SpooledMessage) -> list[str]:
