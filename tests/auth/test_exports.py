@@ -37,3 +37,12 @@ def test_feature_builds_every_check_and_scores_them() -> None:
     assert set(shipped["symbols"]) == emitted  # and every symbol we score is one we emit
     off = build(Services(parse_settings({"auth": {"enabled": False}}), make_resolver(settings)))
     assert off.checks() == []
+
+
+def test_weakened_settings_are_named() -> None:
+    from mailbastion.config.loader import parse_settings
+    from mailbastion.config.sections.auth import weakened
+
+    assert weakened(parse_settings({}).auth) == []
+    lines = weakened(parse_settings({"auth": {"dmarc_enforce": False, "trusted_arc_sealers": ["l.test"]}}).auth)
+    assert any("dmarc_enforce" in x for x in lines) and any("trusted_arc_sealers" in x for x in lines)

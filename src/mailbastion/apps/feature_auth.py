@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailbastion.apps.features import Services
+from mailbastion.config.sections.auth import weakened
 from mailbastion.auth.dkim_verify import DkimVerifier
 from mailbastion.auth.dmarc import DmarcPolicyFinder
 from mailbastion.auth.keys import KeyStore
@@ -43,6 +44,8 @@ class AuthFeature:
         auth = settings.auth
         if not auth.enabled:
             return
+        for line in weakened(auth):
+            log.warning("config.weakened %s", line)
         resolver = self.services.resolver
         verifier = DkimVerifier(resolver, timeout=auth.dkim_timeout, max_signatures=auth.max_dkim_signatures,
                                 min_rsa_bits=auth.min_rsa_bits)

@@ -35,3 +35,17 @@ class AuthSection(Section):
     retired_key_days: int = Field(7, ge=1, le=365)  # how long an old selector's record stays published
     dmarc_none_max_days: int = Field(60, ge=1)  # `dns check` calls p=none weak after this long
     report_address: str | None = None  # rua/ruf mailbox for `dns records`; default dmarc-reports@DOMAIN
+
+
+def weakened(auth: AuthSection) -> list[str]:
+    """Auth settings weaker than the secure defaults, for the `config.weakened` line at start-up."""
+    out = []
+    if auth.enabled and not auth.dmarc_enforce:
+        out.append("auth.dmarc_enforce = false (DMARC p=reject/quarantine become symbols only)")
+    if auth.enabled and not auth.dmarc_tempfail_on_reject_policy:
+        out.append("auth.dmarc_tempfail_on_reject_policy = false (DNS trouble lets p=reject mail through)")
+    if auth.min_rsa_bits < 1024:
+        out.append(f"auth.min_rsa_bits = {auth.min_rsa_bits} (RFC 8301 §3.2: at least 1024)")
+    if auth.trusted_arc_sealers:
+        out.append(f"auth.trusted_arc_sealers = {auth.trusted_arc_sealers} (may override DMARC failures)")
+    return out
