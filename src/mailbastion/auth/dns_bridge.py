@@ -99,7 +99,10 @@ async def run_with_snapshot(
     """
     snap = snapshot or DnsSnapshot()
     if hint:
-        await asyncio.wait_for(fetch(resolver, snap, hint), timeout=max(0.0, deadline - time.monotonic()))
+        try:
+            await asyncio.wait_for(fetch(resolver, snap, hint), timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise LookupTimeout("DNS evaluation deadline passed") from None
     for _ in range(MAX_ROUNDS):
         snap.missing.clear()
         try:
