@@ -1,0 +1,40 @@
+"""Rate limits at MAIL FROM: per outside client address and per sender (SASL identity, else MAIL FROM).
+
+Over the limit → 450 4.7.1 (Forced SOFT_REJECT by "ratelimit"): the sender retries later, nothing is lost.
+Clients in relay.networks and authenticated users are not limited per address (they share one), but
+an authenticated user is still limited per identity: a stolen password must not turn into a spam run.
+"""
+
+from __future__ import annotations
+
+from mailbastion.core import replies
+from mailbastion.core.stages import Stage
+from mailbastion.core.verdict import EMPTY, Action, CheckResult, Forced, Symbol
+from mailbastion.policy.check import BaseCheck, CheckContext
+from mailbastion.spam.ratelimit import RateLimiter
+
+
+class RateLimitCheck(BaseCheck):
+    name = "ratelimit"
+    stage = Stage.MAIL
+    emits = frozenset({"RATELIMIT_CLIENT", "RATELIMIT_SENDER"})
+    on_error = Action.ACCEPT
+    timeout = 1.0
+    priority = 30
+
+    def __init__(self, limiter: RateLimiter, *, per_client: int, per_sender: int, window: float) -> None:
+        self.limiter = limiter
+        self.per_client, self.per_sender, self.window = per_client, per_sender, window
+
+    async def __call__(self, ctx: CheckContext) -> CheckResult:
+        peer = ctx.peer
+        if not peer.may_relay and not self.limiter.hit(f"client:{peer.ip}", limit=self.per_client,
+                                                       window=self.window):
+            return self._limited("RATELIMIT_CLIENT", peer.ip)
+        sender = peer.authenticated_as or (ctx.envelope.sender.normalized if ctx.envelope.sender else "")
+        if sender and not self.limiter.hit(f"sender:{sender.lower()}", limit=self.per_sender, window=self.window):
+            return self._limited("RATELIMIT_SENDER", sender)
+        return EMPTY
+
+    def _limited(self, symbol: str, who: str) -> CheckResult:
+        return CheckResult((Symbol(symbol, who),), Forced(Action.SOFT_REJECT, replies.RATE_LIMITED, by=self.name))

@@ -1,0 +1,239 @@
+"""What the spam stage looks at in a message, extracted once and cached on the message.
+
+    feats = extract(message)        # MessageFeatures; cached in message._cache, so every check shares it
+    feats.subject, feats.text, feats.anchors, feats.url_hosts, feats.attachments ...
+
+Contract: `extract` never raises on malformed mail (a broken part is skipped); it reads at most
+`MAX_PART_BYTES` of each text part and `MAX_PARTS` parts, so its cost is bounded per message. It parses
+with the compat32 policy (several times faster than email.policy.default) and decodes headers itself.
+"""
+
+from __future__ import annotations
+
+import email
+import email.errors
+import email.header
+import email.utils
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.message import Message
+
+from mailbastion.core.message import SpooledMessage
+
+MAX_PART_BYTES = 64 * 1024
+MAX_PARTS = 40
+_CACHE_KEY = "spam.features"
+
+_URL_RE = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s"'<>()\[\]{}]{2,300}""")
+_ANCHOR_RE = re.compile(r"""(?is)<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]+)[^>]*>(.*?)</a\s*>""")
+_TAG_RE = re.compile(r"(?s)<[^>]{0,2000}>")
+_DROP_RE = re.compile(r"(?is)<(script|style|head)\b.*?</\1\s*>")
+_COMMENT_RE = re.compile(r"(?s)<!--.*?-->")
+_HIDDEN_RE = re.compile(
+    r"""(?is)<(\w+)\b[^>]*?style\s*=\s*["'][^"']*?(?:display\s*:\s*none|visibility\s*:\s*hidden|"""
+    r"""font-size\s*:\s*0(?:\.0+)?(?:px|pt|em)?\s*[;"']|opacity\s*:\s*0(?:\.0+)?\s*[;"'])[^>]*>(.*?)</\1\s*>"""
+)
+_WS_RE = re.compile(r"\s+")
+_HOST_RE = re.compile(r"(?i)^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?(\[[0-9a-f:.]+\]|[^/:?#\\]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    href: str
+    host: str  # lower-case host of href ("" when none)
+    shown: str  # the visible link text, whitespace folded
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    content_type: str  # "application/zip"
+    extension: str  # "zip" ("" when no file name)
+
+
+@dataclass(slots=True)
+class MessageFeatures:
+    subject: str | None  # None when the header is missing
+    from_display: str
+    from_address: str  # lower-case addr-spec of From ("" when none)
+    reply_to_address: str
+    date: datetime | None
+    has_date: bool
+    has_message_id: bool
+    header_names: tuple[str, ...]
+    text: str  # decoded text/plain parts
+    html: str  # decoded text/html parts, raw
+    html_text: str  # visible text of the HTML
+    hidden_text: str  # text inside elements styled invisible
+    anchors: tuple[Anchor, ...]
+    urls: tuple[str, ...]  # every URL seen in text and HTML (deduplicated, in order)
+    attachments: tuple[Attachment, ...]
+    has_text_part: bool
+    has_html_part: bool
+    raw_headers: tuple[tuple[str, str], ...] = field(default=())  # (lower name, decoded value)
+    url_hosts: tuple[str, ...] = field(default=())  # hosts of `urls`, deduplicated, in order
+
+    @property
+    def from_domain(self) -> str:
+        return self.from_address.rpartition("@")[2]
+
+    @property
+    def body_text(self) -> str:
+        return self.text if self.text.strip() else self.html_text
+
+
+def decode_header(value: str | None) -> str:
+    """RFC 2047 words decoded; never raises."""
+    if not value:
+        return ""
+    value = str(value)
+    if "=?" not in value:
+        return _WS_RE.sub(" ", value).strip()
+    try:
+        parts = []
+        for chunk, charset in email.header.decode_header(value):
+            if isinstance(chunk, bytes):
+                parts.append(chunk.decode(_charset(charset), "replace"))
+            else:
+                parts.append(chunk)
+        return _WS_RE.sub(" ", "".join(parts)).strip()
+    except (LookupError, ValueError, UnicodeError, AssertionError, email.errors.MessageError):
+        return _WS_RE.sub(" ", value).strip()
+
+
+def url_host(url: str) -> str:
+    """The lower-case host of a URL or `www.` reference, without port or userinfo ("" if none)."""
+    m = _HOST_RE.match(url.strip())
+    if not m:
+        return ""
+    host = m.group(1).lower().strip(".").rstrip("\\")
+    if host.startswith("[") and host.endswith("]"):
+        return host[1:-1]
+    return host
+
+
+def _charset(name: str | None) -> str:
+    if not name or name.lower() in ("unknown-8bit", "x-unknown", "default", "us-ascii"):
+        return "latin-1" if name and name.lower() != "us-ascii" else "ascii"
+    try:
+        "".encode(name)
+    except LookupError:
+        return "latin-1"
+    return name
+
+
+def _payload_text(part: Message) -> str:
+    try:
+        data = part.get_payload(decode=True)
+    except (AssertionError, ValueError, TypeError):
+        return ""
+    if not isinstance(data, bytes):
+        return ""
+    data = data[:MAX_PART_BYTES]
+    charset = _charset(part.get_content_charset())
+    try:
+        return data.decode(charset, "replace")
+    except (LookupError, UnicodeError):
+        return data.decode("latin-1", "replace")
+
+
+def html_to_text(markup: str) -> str:
+    s = _COMMENT_RE.sub(" ", markup)
+    s = _DROP_RE.sub(" ", s)
+    s = _TAG_RE.sub(" ", s)
+    return _WS_RE.sub(" ", html.unescape(s)).strip()
+
+
+def _parse_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        dt = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    # RFC 5322 §3.3: -0000 means UTC with no information about the local zone.
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+
+
+def extract(message: SpooledMessage) -> MessageFeatures:
+    """The features of `message`, computed on first use and cached on it."""
+    cached = message._cache.get(_CACHE_KEY)
+    if isinstance(cached, MessageFeatures):
+        return cached
+    feats = extract_bytes(message.raw)
+    message._cache[_CACHE_KEY] = feats
+    return feats
+
+
+def extract_bytes(raw: bytes) -> MessageFeatures:
+    if raw.startswith(b"From "):  # an mbox separator line, as in the public corpora
+        nl = raw.find(b"\n")
+        raw = raw[nl + 1 :] if nl >= 0 else b""
+    msg = email.message_from_bytes(raw)
+    headers = tuple((k.lower(), decode_header(str(v))) for k, v in msg.items())
+    subject_raw = msg.get("Subject")
+    subject_raw = None if subject_raw is None else str(subject_raw)
+    from_raw = decode_header(str(msg.get("From") or ""))
+    display, addr = email.utils.parseaddr(from_raw)
+    _rd, reply_addr = email.utils.parseaddr(decode_header(str(msg.get("Reply-To") or "")))
+    texts: list[str] = []
+    htmls: list[str] = []
+    attachments: list[Attachment] = []
+    for n, part in enumerate(msg.walk()):
+        if n >= MAX_PARTS:
+            break
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        try:
+            filename = part.get_filename() or part.get_param("name") or ""
+        except (ValueError, LookupError, email.errors.MessageError):
+            filename = "unknown"
+        if isinstance(filename, tuple):
+            filename = str(filename[2])
+        filename = str(filename)
+        disposition = (part.get("Content-Disposition") or "").lower()
+        if filename or "attachment" in disposition or not ctype.startswith(("text/", "message/")):
+            ext = filename.rpartition(".")[2].lower()[:10] if "." in filename else ""
+            attachments.append(Attachment(ctype, ext))
+            continue
+        if ctype == "text/html":
+            htmls.append(_payload_text(part))
+        elif ctype.startswith("text/"):
+            texts.append(_payload_text(part))
+    text = "\n".join(texts)
+    markup = "\n".join(htmls)
+    anchors = tuple(
+        Anchor(href.strip(), url_host(href) if "://" in href else "", _WS_RE.sub(" ", html_to_text(inner)))
+        for href, inner in _ANCHOR_RE.findall(markup)
+    ) if markup else ()
+    hidden = " ".join(html_to_text(inner) for _tag, inner in _HIDDEN_RE.findall(markup)) if markup else ""
+    urls: dict[str, None] = {}
+    for a in anchors:
+        if a.host:
+            urls.setdefault(html.unescape(a.href), None)
+    for source in (text, markup):
+        for m in _URL_RE.finditer(source):
+            urls.setdefault(html.unescape(m.group(0)).rstrip(".,;:!?'\""), None)
+    return MessageFeatures(
+        subject=None if subject_raw is None else decode_header(subject_raw),
+        from_display=display.strip().strip('"'),
+        from_address=addr.lower(),
+        reply_to_address=reply_addr.lower(),
+        date=_parse_date(str(msg.get("Date") or "")),
+        has_date=msg.get("Date") is not None,
+        has_message_id=msg.get("Message-ID") is not None,
+        header_names=tuple(k for k, _ in headers),
+        text=text,
+        html=markup,
+        html_text=html_to_text(markup) if markup else "",
+        hidden_text=hidden,
+        anchors=anchors,
+        urls=tuple(urls),
+        attachments=tuple(attachments),
+        has_text_part=bool(texts),
+        has_html_part=bool(htmls),
+        raw_headers=headers,
+        url_hosts=tuple(dict.fromkeys(h for h in map(url_host, urls) if h)),
+    )

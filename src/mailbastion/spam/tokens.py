@@ -1,0 +1,82 @@
+"""The classifier's view of a message: a bag of prefixed tokens, hashed later by scikit-learn.
+
+    tokens(feats, symbols=("R_SPF_FAIL",)) -> ["s:free", "w:money", "u:example.org", "sym:R_SPF_FAIL", ...]
+
+Prefixes keep the sources apart: `s:` subject words, `w:` body words (text or visible HTML), `b:` body word
+pairs, `h:<name>:` header value words, `hn:` header names present, `u:`/`ud:` URL hosts and their
+registrable part, `a:`/`ae:` attachment types and extensions, `st:` structure, `sym:` what the
+authentication checks of the pipeline saw. Work is bounded: at most MAX_BODY_CHARS of body text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from mailbastion.spam.domains import registrable_domain
+from mailbastion.spam.features import MessageFeatures
+
+MAX_BODY_CHARS = 20000
+_WORD_RE = re.compile(r"[^\W\d_][\w'$€£-]{1,24}|\$\d[\d.,]*|\d{1,3}%")
+_HEADER_WORD_RE = re.compile(r"[\w.-]{2,40}")
+# Header fields whose words say something about the sender's software and route.
+_HEADER_FIELDS = frozenset({
+    "from", "reply-to", "to", "cc", "return-path", "sender", "message-id", "x-mailer", "user-agent",
+    "content-type", "content-transfer-encoding", "mime-version", "list-id", "list-unsubscribe", "precedence",
+    "x-priority", "x-msmail-priority", "organization", "errors-to", "importance", "received",
+})
+# Authentication outcomes of the pipeline worth learning from (family prefixes).
+AUTH_SYMBOL_PREFIXES = ("R_SPF_", "R_DKIM_", "DMARC_", "ARC_", "RBL_", "DNSBL_")
+
+
+def _bucket(n: int) -> str:
+    return "0" if n == 0 else "1" if n == 1 else "few" if n < 5 else "some" if n < 20 else "many"
+
+
+def tokens(feats: MessageFeatures, symbols: Iterable[str] = ()) -> list[str]:
+    out: list[str] = []
+    add = out.append
+    subject = feats.subject
+    if subject is None:
+        add("st:nosubject")
+    else:
+        out.extend("s:" + w for w in _WORD_RE.findall(subject.lower()))
+        letters = [c for c in subject if c.isalpha()]
+        if len(letters) > 8 and sum(c.isupper() for c in letters) > 0.7 * len(letters):
+            add("st:subject_caps")
+    body = feats.body_text[:MAX_BODY_CHARS]
+    words = _WORD_RE.findall(body.lower())
+    out.extend("w:" + w for w in words)
+    out.extend(f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False))
+    for name, value in feats.raw_headers:
+        add("hn:" + name)
+        if name in _HEADER_FIELDS:
+            if name == "received":
+                value = value[:200]
+            out.extend(f"h:{name}:{w}" for w in _HEADER_WORD_RE.findall(value.lower())[:30])
+    if feats.from_display:
+        out.extend("fd:" + w for w in _WORD_RE.findall(feats.from_display.lower()))
+    for host in feats.url_hosts[:50]:
+        add("u:" + host)
+        add("ud:" + registrable_domain(host))
+    for a in feats.attachments[:20]:
+        add("a:" + a.content_type)
+        if a.extension:
+            add("ae:" + a.extension)
+    if feats.has_html_part and not feats.has_text_part:
+        add("st:html_only")
+    if feats.has_html_part and feats.has_text_part:
+        add("st:alternative")
+    if feats.hidden_text:
+        add("st:hidden_text")
+    add("st:urls_" + _bucket(len(feats.urls)))
+    add("st:attach_" + _bucket(len(feats.attachments)))
+    add("st:len_" + _bucket(len(body) // 500))
+    if not feats.has_message_id:
+        add("st:no_msgid")
+    if not feats.has_date:
+        add("st:no_date")
+    for name in symbols:
+        if name.startswith(AUTH_SYMBOL_PREFIXES):
+            add("sym:" + name)
+    return out
