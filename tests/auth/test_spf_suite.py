@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mailbastion.auth.spf import SpfEvaluator
-from mailbastion.dns.resolver import DnsResolver
+from mailbastion.dns.resolver import DnsResolver, LookupResult
 from mailbastion.testing.dns_server import DnsTestServer
 
 SUITE = Path(__file__).parent / "data" / "rfc7208-tests.yml"
@@ -76,8 +76,26 @@ SCENARIOS = _scenarios()
 CASES = [(i, tid, test) for i, scn in enumerate(SCENARIOS) for tid, test in scn["tests"].items()]
 
 
-# The DNS test server reads records as zone-file text, which cannot hold a name with spaces.
-UNSERVABLE = {"macro-mania-in-domain": "owner name 'macro%percent  space%20url-space.example.com' has spaces"}
+# The DNS test server reads records as zone-file text, which cannot hold an owner name with spaces
+# ('macro%percent  space%20url-space.example.com'): these cases are answered from memory instead.
+UNSERVABLE = {"macro-mania-in-domain"}
+
+
+class MemoryResolver:
+    """The DnsResolver contract (`lookup`) answered from the scenario's zone, for UNSERVABLE cases."""
+
+    def __init__(self, zonedata: dict[str, list[Any]]) -> None:
+        self.records: dict[tuple[str, str], list[str]] = {}
+        for name, rtype, value in _records(zonedata):
+            if rtype != "TIMEOUT":
+                text = "".join(value) if isinstance(value, list) else str(value)
+                self.records.setdefault((name.lower(), rtype), []).append(text)
+
+    async def lookup(self, name: str, rdtype: str) -> LookupResult:
+        name = name.lower().rstrip(".")
+        found = tuple(self.records.get((name, rdtype), ()))
+        exists = any(n == name for n, _t in self.records)
+        return LookupResult(name, rdtype, found, nxdomain=not found and not exists)
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +109,15 @@ def servers() -> Iterator[dict[int, DnsTestServer]]:
 
 @pytest.mark.parametrize(("scenario", "test_id", "test"), CASES, ids=[f"{c[1]}" for c in CASES])
 async def test_rfc7208(servers: dict[int, DnsTestServer], scenario: int, test_id: str, test: dict[str, Any]) -> None:
+    resolver: Any
     if test_id in UNSERVABLE:
-        pytest.xfail(UNSERVABLE[test_id])
-    if scenario not in servers:
-        servers[scenario] = DnsTestServer().start()
-        _load(servers[scenario], SCENARIOS[scenario].get("zonedata") or {})
-    server = servers[scenario]
-    resolver = DnsResolver([server.host], port=server.port, timeout=0.3)
+        resolver = MemoryResolver(SCENARIOS[scenario].get("zonedata") or {})
+    else:
+        if scenario not in servers:
+            servers[scenario] = DnsTestServer().start()
+            _load(servers[scenario], SCENARIOS[scenario].get("zonedata") or {})
+        server = servers[scenario]
+        resolver = DnsResolver([server.host], port=server.port, timeout=0.3)
     evaluator = SpfEvaluator(resolver, timeout=5.0, default_explanation="DEFAULT")
     result = await evaluator.evaluate(ip=test["host"], sender=test.get("mailfrom") or None, helo=test.get("helo", ""))
     expected = test["result"] if isinstance(test["result"], list) else [test["result"]]
