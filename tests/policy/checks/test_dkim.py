@@ -103,3 +103,27 @@ async def test_signature_count_is_bounded(rig: Rig) -> None:
     _verdict, ctx = await rig.judge(signed)
     found = ctx.get(DkimResults)
     assert found is not None and len(found.signatures) == 2 and found.unverified == 2
+
+
+async def test_large_message_is_hashed_off_the_loop(rig: Rig) -> None:
+    import threading
+
+    from mailbastion.auth import dkim_verify
+
+    key = rig.publish(rsa_key("example.org"))
+    big = key.sign(message(body=("y" * 70 + "\r\n") * 6000))  # ~430 KiB, over THREAD_BYTES
+    assert len(big) > dkim_verify.THREAD_BYTES
+    seen: list[str] = []
+    original = dkim_verify.DkimVerifier._verify_one
+
+    def spy(self, *a, **k):  # type: ignore[no-untyped-def]
+        seen.append(threading.current_thread().name)
+        return original(self, *a, **k)
+
+    dkim_verify.DkimVerifier._verify_one = spy  # type: ignore[method-assign]
+    try:
+        verdict, _ = await rig.judge(big)
+    finally:
+        dkim_verify.DkimVerifier._verify_one = original  # type: ignore[method-assign]
+    assert _dkim(names(verdict)) == {"R_DKIM_ALLOW"}
+    assert seen and all(n != threading.main_thread().name for n in seen)
