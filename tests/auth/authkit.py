@@ -14,8 +14,8 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from mailbastion.apps.features import Services
 from mailbastion.apps.feature_auth import build
+from mailbastion.apps.features import Services
 from mailbastion.config.loader import parse_settings
 from mailbastion.core.address import Address, parse_address
 from mailbastion.core.envelope import Envelope
@@ -112,7 +112,7 @@ def names(verdict: Verdict) -> set[str]:
 
 
 # Fixtures: a test module does `from authkit import dns_server, resolver, rig` to use them.
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture

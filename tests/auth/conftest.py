@@ -7,4 +7,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from authkit import dns_server, resolver, rig  # noqa: E402,F401
+from authkit import dns_server, resolver, rig  # noqa: F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 
-import mailbastion.auth as auth
+from mailbastion import auth
 
 
 def test_exported_members() -> None:

@@ -9,11 +9,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "auth"))
 
-from authkit import Rig, SigningKey, dns_server, message, names, resolver, rig, rsa_key  # noqa: E402,F401
+import authkit
+from authkit import Rig, SigningKey, message, names, rsa_key
 
-from mailbastion.auth.dkim_verify import ArcResult  # noqa: E402
-from mailbastion.core.verdict import Action  # noqa: E402
-from mailbastion.policy.checks.arc import is_trusted  # noqa: E402
+from mailbastion.auth.dkim_verify import ArcResult
+from mailbastion.core.verdict import Action
+from mailbastion.policy.checks.arc import is_trusted
+
+dns_server, resolver, rig = authkit.dns_server, authkit.resolver, authkit.rig  # fixtures
 
 LIST_IP = "203.0.113.5"
 
@@ -98,6 +101,6 @@ async def test_too_many_arc_keys_fail_without_lookups(rig: Rig) -> None:
     seals = b"".join(
         f"ARC-Seal: i={i}; a=rsa-sha256; cv=pass; d=s{i}.test; s=k; t=1; b=AAAA\r\n".encode() for i in range(1, 31)
     )
-    verdict, ctx = await rig.judge(seals + message())
+    _verdict, ctx = await rig.judge(seals + message())
     assert ctx.get(ArcResult).cv == "fail"  # type: ignore[union-attr]
     assert not [q for q, _t in rig.dns.queries if "_domainkey" in q]

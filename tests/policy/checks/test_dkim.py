@@ -7,9 +7,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "auth"))
 
-from authkit import Rig, dns_server, ed_key, message, names, resolver, rig, rsa_key  # noqa: E402,F401
+import authkit
+from authkit import Rig, ed_key, message, names, rsa_key
 
-from mailbastion.auth.dkim_verify import DkimResults  # noqa: E402
+from mailbastion.auth.dkim_verify import DkimResults
+
+dns_server, resolver, rig = authkit.dns_server, authkit.resolver, authkit.rig  # fixtures
 
 MSG = message("Alice <alice@example.org>")
 
@@ -37,7 +40,7 @@ async def test_ed25519_signature_passes(rig: Rig) -> None:
 async def test_dual_signature_both_verified(rig: Rig) -> None:
     rsa = rig.publish(rsa_key("example.org", "r1"))
     ed = rig.publish(ed_key("example.org", "e1"))
-    verdict, ctx = await rig.judge(ed.sign(rsa.sign(MSG)))
+    _verdict, ctx = await rig.judge(ed.sign(rsa.sign(MSG)))
     sigs = ctx.get(DkimResults).signatures  # type: ignore[union-attr]
     assert [(s.selector, s.result) for s in sigs] == [("e1", "pass"), ("r1", "pass")]
 
@@ -59,7 +62,7 @@ async def test_altered_header_fails(rig: Rig) -> None:
 
 async def test_missing_key_is_permerror(rig: Rig) -> None:
     key = rsa_key("example.org")  # not published
-    verdict, ctx = await rig.judge(key.sign(MSG))
+    verdict, _ctx = await rig.judge(key.sign(MSG))
     assert _dkim(names(verdict)) == {"R_DKIM_PERMFAIL"}
 
 

@@ -10,11 +10,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "auth"))
 
-from authkit import Rig, dns_server, message, names, resolver, rig, rsa_key  # noqa: E402,F401
+import authkit
+from authkit import Rig, message, names, rsa_key
 
-from mailbastion.auth.dmarc import DmarcOutcome, organizational_domain, parse_record  # noqa: E402
-from mailbastion.core import replies  # noqa: E402
-from mailbastion.core.verdict import Action  # noqa: E402
+from mailbastion.auth.dmarc import DmarcOutcome, organizational_domain, parse_record
+from mailbastion.core import replies
+from mailbastion.core.verdict import Action
+
+dns_server, resolver, rig = authkit.dns_server, authkit.resolver, authkit.rig  # fixtures
 
 CLIENT = "192.0.2.10"
 STRANGER = "198.51.100.66"
@@ -104,7 +107,7 @@ async def test_organizational_domain_uses_public_suffix_list(rig: Rig) -> None:
     assert organizational_domain("a.b.example.co.uk") == "example.co.uk"
     assert organizational_domain("mail.example.org") == "example.org"
     _setup(rig, "v=DMARC1; p=reject", domain="example.co.uk")
-    verdict, ctx = await rig.judge(message("x@a.b.example.co.uk"), ip=STRANGER, sender="x@a.b.example.co.uk")
+    verdict, _ctx = await rig.judge(message("x@a.b.example.co.uk"), ip=STRANGER, sender="x@a.b.example.co.uk")
     assert verdict.action is Action.REJECT
     asked = [q for q, t in rig.dns.queries if q.startswith("_dmarc.")]
     assert asked == ["_dmarc.a.b.example.co.uk", "_dmarc.example.co.uk"]  # never _dmarc.co.uk

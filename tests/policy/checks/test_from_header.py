@@ -12,11 +12,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "auth"))
 
-from authkit import Rig, dns_server, message, names, resolver, rig  # noqa: E402,F401
+import authkit
+from authkit import Rig, message, names
 
-from mailbastion.auth.from_header import analyze_from  # noqa: E402
-from mailbastion.core import replies  # noqa: E402
-from mailbastion.core.verdict import Action  # noqa: E402
+from mailbastion.auth.from_header import analyze_from
+from mailbastion.core import replies
+from mailbastion.core.verdict import Action
+
+dns_server, resolver, rig = authkit.dns_server, authkit.resolver, authkit.rig  # fixtures
 
 REFUSED = [
     ("no From at all", b"To: bob@ours.test\r\nSubject: x", "FROM_MISSING"),

@@ -10,10 +10,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "auth"))
 
-from authkit import Rig, dns_server, message, names, resolver, rig  # noqa: E402,F401
+import authkit
+from authkit import Rig, message, names
 
-from mailbastion.auth.spf import SpfEvaluator, SpfResult  # noqa: E402
-from mailbastion.dns.resolver import DnsResolver  # noqa: E402
+from mailbastion.auth.spf import SpfEvaluator, SpfResult
+from mailbastion.dns.resolver import DnsResolver
+
+dns_server, resolver, rig = authkit.dns_server, authkit.resolver, authkit.rig  # fixtures
 
 MSG = message("Alice <alice@example.org>")
 
@@ -89,7 +92,7 @@ async def test_null_sender_judges_helo(rig: Rig) -> None:
     assert {"R_SPF_ALLOW", "R_SPF_HELO"} <= names(verdict)
 
 
-async def test_timeout_is_temperror_within_deadline_and_loop_stays_free(dns_server, resolver) -> None:  # noqa: F811
+async def test_timeout_is_temperror_within_deadline_and_loop_stays_free(dns_server, resolver) -> None:
     dns_server.drop("slow.test")
     evaluator = SpfEvaluator(resolver, timeout=1.0)
     ticks = 0
@@ -110,7 +113,7 @@ async def test_timeout_is_temperror_within_deadline_and_loop_stays_free(dns_serv
     assert ticks >= 20  # the loop ran other work the whole time
 
 
-async def test_cached_second_evaluation_asks_nothing(dns_server, resolver: DnsResolver) -> None:  # noqa: F811
+async def test_cached_second_evaluation_asks_nothing(dns_server, resolver: DnsResolver) -> None:
     dns_server.add("example.org", "TXT", "v=spf1 include:_spf.provider.test -all")
     dns_server.add("_spf.provider.test", "TXT", "v=spf1 ip4:192.0.2.0/24 -all")
     evaluator = SpfEvaluator(resolver)
@@ -121,7 +124,7 @@ async def test_cached_second_evaluation_asks_nothing(dns_server, resolver: DnsRe
     assert resolver.queries == before  # TTL cache: no network
 
 
-async def test_concurrent_evaluations_do_not_mix(dns_server, resolver: DnsResolver) -> None:  # noqa: F811
+async def test_concurrent_evaluations_do_not_mix(dns_server, resolver: DnsResolver) -> None:
     for i in range(20):
         dns_server.add(f"d{i}.test", "TXT", f"v=spf1 ip4:10.0.0.{i} -all")
     evaluator = SpfEvaluator(resolver)
