@@ -28,20 +28,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "auth"))
 
-import dkim  # noqa: E402
-import spf as pyspf  # noqa: E402
-from authkit import Rig, ed_key, message, rsa_key  # noqa: E402
+import dkim
+import spf as pyspf
+from authkit import Rig, ed_key, message, rsa_key
 
-from mailbastion.auth.dns_bridge import DnsSnapshot  # noqa: E402
-from mailbastion.core.address import parse_address  # noqa: E402
-from mailbastion.core.envelope import Envelope  # noqa: E402
-from mailbastion.core.message import SpooledMessage  # noqa: E402
-from mailbastion.core.peer import PeerInfo  # noqa: E402
-from mailbastion.core.stages import Stage  # noqa: E402
-from mailbastion.dns.resolver import DnsResolver  # noqa: E402
-from mailbastion.policy.check import CheckContext  # noqa: E402
-from mailbastion.policy.pipeline import Pipeline  # noqa: E402
-from mailbastion.testing.dns_server import DnsTestServer  # noqa: E402
+from mailbastion.auth.dns_bridge import DnsSnapshot
+from mailbastion.core.address import parse_address
+from mailbastion.core.envelope import Envelope
+from mailbastion.core.message import SpooledMessage
+from mailbastion.core.peer import PeerInfo
+from mailbastion.core.stages import Stage
+from mailbastion.dns.resolver import DnsResolver
+from mailbastion.policy.check import CheckContext
+from mailbastion.policy.pipeline import Pipeline
+from mailbastion.testing.dns_server import DnsTestServer
 
 DOMAINS = 20
 CLIENT = "192.0.2.10"
@@ -147,8 +147,8 @@ def main() -> None:
         warm_queries = resolver.queries
         # Everything pyspf and dkimpy need, in their own in-memory forms.
         snapshot = DnsSnapshot()
-        for key in list(resolver._cache):  # noqa: SLF001 - the bench reads the warm cache directly
-            snapshot.answers[key] = resolver._cache[key][1]  # noqa: SLF001
+        for key in list(resolver._cache):
+            snapshot.answers[key] = resolver._cache[key][1]
         keys = {f"{n}.".encode(): a.records[0].encode() for (n, t), a in snapshot.answers.items()
                 if a is not None and "_domainkey" in n and a.records}
         spf_cache = _pyspf_cache(snapshot)
