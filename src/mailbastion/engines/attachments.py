@@ -25,7 +25,10 @@ DEFAULT_BLOCKED = frozenset({
     "pe", "elf", "macho", "msi", "script", "shortcut", "disk_image", "html_application", "java", "chm",
     "registry", "office_addin",
 })
-_PDF_ACTIVE = re.compile(rb"/(JavaScript|JS|Launch|EmbeddedFile|RichMedia|XFA)\b")
+# /JS must be followed by its value (a string, hex string, array or reference): a bare "/JS" also turns up
+# by chance in compressed binary streams.
+_PDF_ACTIVE = re.compile(rb"/(JavaScript|Launch)\b|/(JS)\s*(?:[(<\[]|\d+\s+\d+\s+R)")
+_PDF_STREAM_BODY = re.compile(rb"stream\r?\n.*?endstream", re.S)
 _PDF_NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 _PDF_STREAM = re.compile(rb"stream\r?\n")
 _PDF_INFLATE_BUDGET = 8 * 1024 * 1024
@@ -112,12 +115,12 @@ def pdf_active_content(data: bytes) -> str | None:
     def search(blob: bytes) -> str | None:
         norm = _PDF_NAME_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), blob)
         for m in _PDF_ACTIVE.finditer(norm):
-            word = _PDF_WORDS.get(m.group(1))
+            word = _PDF_WORDS.get(m.group(1) or m.group(2))
             if word:
                 return word
         return None
 
-    found = search(data)
+    found = search(_PDF_STREAM_BODY.sub(b"stream\nendstream", data))  # dictionaries only, not stream bytes
     if found:
         return found
     budget = _PDF_INFLATE_BUDGET

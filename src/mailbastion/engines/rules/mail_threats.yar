@@ -36,9 +36,11 @@ rule MB_PE_With_Document_Icon_Name
         $pdf = "A\x00d\x00o\x00b\x00e\x00 \x00P\x00D\x00F\x00" 
         $doc = "M\x00i\x00c\x00r\x00o\x00s\x00o\x00f\x00t\x00 \x00W\x00o\x00r\x00d\x00 \x00D\x00o\x00c\x00"
         $orig = "O\x00r\x00i\x00g\x00i\x00n\x00a\x00l\x00F\x00i\x00l\x00e\x00n\x00a\x00m\x00e\x00"
-        $dot = /[A-Za-z0-9_]\x00\.\x00(p\x00d\x00f|d\x00o\x00c\x00x?)\x00\x00/
+        $dot1 = ".pdf\x00" wide
+        $dot2 = ".doc\x00" wide
+        $dot3 = ".docx\x00" wide
     condition:
-        uint16(0) == 0x5A4D and uint32(uint32(0x3C)) == 0x00004550 and $orig and ($dot or $pdf or $doc)
+        uint16(0) == 0x5A4D and uint32(uint32(0x3C)) == 0x00004550 and $orig and (any of ($dot*) or $pdf or $doc)
 }
 
 rule MB_HTML_Smuggling
@@ -56,9 +58,8 @@ rule MB_HTML_Smuggling
         $dec1 = "atob(" nocase
         $dec2 = "Uint8Array" nocase
         $dec3 = "charCodeAt" nocase
-        $b64 = /[A-Za-z0-9+\/]{400}/
     condition:
-        ($blob2 or ($blob1 and $url and any of ($dl*))) and any of ($dec*) and $b64
+        ($blob2 or ($blob1 and $url and any of ($dl*))) and any of ($dec*)
 }
 
 rule MB_Shortcut_Dropper
@@ -111,12 +112,20 @@ rule MB_PowerShell_Encoded_Command
         kind = "malware"
         description = "PowerShell started with a base64-encoded command"
     strings:
+        // Fixed strings only: a regex starting with \s or "-e" has no usable atom and slows every scan.
         $ps = "powershell" nocase wide ascii
-        $enc = /\s-e(nc|ncodedcommand|c)?\s+[A-Za-z0-9+\/=]{40,}/ nocase
-        $hidden = /-w(indowstyle)?\s+h(idden)?/ nocase
-        $bypass = /-ex(ecutionpolicy)?\s+bypass/ nocase
+        $enc1 = " -enc " nocase wide ascii
+        $enc2 = " -encodedcommand " nocase wide ascii
+        $enc3 = " -ec " nocase wide ascii
+        $enc4 = " -e JAB" wide ascii
+        $enc5 = " -e SQBFAFgA" wide ascii
+        $hid1 = "-w hidden" nocase wide ascii
+        $hid2 = "-windowstyle hidden" nocase wide ascii
+        $byp1 = "-ep bypass" nocase wide ascii
+        $byp2 = "-exec bypass" nocase wide ascii
+        $byp3 = "-executionpolicy bypass" nocase wide ascii
     condition:
-        $ps and ($enc or ($hidden and $bypass))
+        $ps and (any of ($enc*) or (any of ($hid*) and any of ($byp*)))
 }
 
 rule MB_Disk_Image_With_Shortcut_Or_Program
