@@ -171,6 +171,8 @@ class DkimVerifier:
         return _result("fail", meta, reason="signature did not verify", key_bits=bits)
 
     async def verify_arc(self, raw: bytes) -> ArcResult:
+        if not _ARC_FIELD.search(_header_block(raw)):
+            return ArcResult("none")  # the common case, without parsing the message
         headers, _body = dkim.rfc822_parse(raw)
         arc = [(n.lower(), v) for n, v in headers if n.lower() in (b"arc-seal", b"arc-message-signature")]
         if not arc:
@@ -204,6 +206,17 @@ def _result(result: str, meta: dict[str, str], *, reason: str = "", key_bits: in
             weak_key: bool = False) -> SignatureResult:
     return SignatureResult(result, meta["domain"], meta["selector"], meta["algorithm"], meta["b"], reason, key_bits,
                            weak_key)
+
+
+_ARC_FIELD = re.compile(rb"(?im)^arc-(?:seal|message-signature)[ \t]*:")
+
+
+def _header_block(raw: bytes) -> bytes:
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        idx = raw.find(sep)
+        if idx >= 0:
+            return raw[: idx + 2]
+    return raw
 
 
 def _instance(value: bytes) -> int:

@@ -21,6 +21,7 @@ from mailbastion.policy.check import BaseCheck, CheckContext
 
 _VALUE_UNSAFE = re.compile(r"[\s;()\"\\]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_AR_FIELD = re.compile(rb"(?im)^authentication-results[ \t]*:")
 
 
 def _v(value: str) -> str:
@@ -36,7 +37,9 @@ def _v(value: str) -> str:
 
 def claimed_authserv_ids(message: SpooledMessage) -> list[str]:
     """The authserv-id of each incoming Authentication-Results field, as written (comments removed)."""
-    out = []
+    out: list[str] = []
+    if not _AR_FIELD.search(message.header_block):
+        return out  # the common case, without parsing the header section
     for value in message.headers.get_all(AUTH_RESULTS) or []:
         text = re.sub(r"\([^()]*\)", " ", str(value)).strip()
         out.append(re.split(r"[\s;]", text, maxsplit=1)[0] if text else "")
