@@ -64,3 +64,19 @@ def test_values_from_the_sender_cannot_break_the_header() -> None:
     assert _v('a"b; dkim=pass') == '"a\\"b; dkim=pass"'
     assert "\r" not in _v("x\r\nAuthentication-Results: ours; dmarc=pass") and "\n" not in _v("x\ny")
     assert _v("") == '""'
+
+
+async def test_forged_header_in_odd_forms_is_removed(rig: Rig) -> None:
+    from mailbastion.smtp.rewrite import apply_edits
+
+    forged = (
+        f"Authentication-Results : {AUTHSERV_ID}; dmarc=pass header.from=bank.test\r\n"
+        f"authentication-results:\r\n {AUTHSERV_ID.replace('o', 'O')}\r\n ; dkim=pass header.d=bank.test\r\n"
+    ).encode()
+    raw = forged + message()
+    verdict, _ = await rig.judge(raw)
+    assert len([e for e in verdict.edits if e.kind == "remove"]) == 2
+    out = apply_edits(raw, verdict.edits)  # the gateway's own rewriter
+    head = out.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.lower().count("authentication-results") == 1  # ours only
+    assert head.startswith(f"Authentication-Results: {AUTHSERV_ID};")

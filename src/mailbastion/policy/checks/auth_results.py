@@ -8,6 +8,7 @@ Runs last among the authentication checks (priority 30) so that it sees every re
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from mailbastion.auth.dkim_verify import ArcResult, DkimResults
 from mailbastion.auth.dmarc import DmarcOutcome
@@ -21,7 +22,7 @@ from mailbastion.policy.check import BaseCheck, CheckContext
 
 _VALUE_UNSAFE = re.compile(r"[\s;()\"\\]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_AR_FIELD = re.compile(rb"(?im)^authentication-results[ \t]*:")
+_AR_FIELD = re.compile(rb"(?im)^[ \t]*authentication-results[ \t]*:")
 
 
 def _v(value: str) -> str:
@@ -36,14 +37,34 @@ def _v(value: str) -> str:
 
 
 def claimed_authserv_ids(message: SpooledMessage) -> list[str]:
-    """The authserv-id of each incoming Authentication-Results field, as written (comments removed)."""
+    """The authserv-id of each incoming Authentication-Results field, as written (comments removed).
+
+    Fields are found as the gateway's rewriter finds them (name compared after stripping, so
+    `Authentication-Results :` counts too), not as one parser or another happens to read them."""
     out: list[str] = []
-    if not _AR_FIELD.search(message.header_block):
-        return out  # the common case, without parsing the header section
-    for value in message.headers.get_all(AUTH_RESULTS) or []:
-        text = re.sub(r"\([^()]*\)", " ", str(value)).strip()
-        out.append(re.split(r"[\s;]", text, maxsplit=1)[0] if text else "")
+    block = message.header_block
+    if not _AR_FIELD.search(block):
+        return out  # the common case, without splitting the header section
+    fields: list[bytes] = []
+    for line in re.split(rb"\r?\n", block):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b" " + line.strip()
+        else:
+            fields.append(line)
+    for f in fields:
+        name, colon, value = f.partition(b":")
+        if colon and name.strip().lower() == b"authentication-results":
+            text = value.decode("utf-8", "replace")
+            while re.search(r"\([^()]*\)", text):
+                text = re.sub(r"\([^()]*\)", " ", text)
+            text = text.strip()
+            out.append(re.split(r"[\s;]", text, maxsplit=1)[0] if text else "")
     return out
+
+
+def is_ours(claimed: str, authserv_id: str) -> bool:
+    """Case-insensitive, and blind to Unicode look-alikes of ASCII (NFKC: the Kelvin sign is a K)."""
+    return unicodedata.normalize("NFKC", claimed).casefold().rstrip(".") == authserv_id
 
 
 def build_header(authserv_id: str, ctx: CheckContext) -> str:
@@ -92,7 +113,7 @@ class AuthResultsCheck(BaseCheck):
         edits: list[Edit] = []
         symbols: list[Symbol] = []
         for claimed in dict.fromkeys(claimed_authserv_ids(ctx.message)):
-            if claimed.lower().rstrip(".") == self.authserv_id:
+            if is_ours(claimed, self.authserv_id) and "\ufffd" not in claimed:
                 symbols.append(Symbol("AUTH_RESULTS_FORGED", claimed))
                 edits.append(Edit.remove(AUTH_RESULTS, claimed))
         edits.append(Edit.prepend(AUTH_RESULTS, build_header(self.authserv_id, ctx)))
