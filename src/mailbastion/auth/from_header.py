@@ -32,7 +32,7 @@ EMITS = REFUSING | {"FROM_ENCODED_ADDRESS", "FROM_COMMENT_ADDRESS", "FROM_DISPLA
                     "FROM_SENDER_MISMATCH", "FROM_NAME_CASE"}
 
 _ADDRESS_LIKE = re.compile(r"[^\s<>()\"',;:@]+@[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,}")
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]"  # RFC 6532 §3.2: UTF-8 in atext
 _DOT_ATOM = re.compile(rf"^{_ATEXT}+(?:\.{_ATEXT}+)*$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")

@@ -89,10 +89,15 @@ def test_lesser_tricks_are_symbols(why: str, block: bytes, symbol: str, address:
     b"From: alice@example.org (Alice)",
     b"From: \"alice smith\"@example.org",
     b"From: Alice <alice@Example.ORG>\r\nSender: list@example.org",
+    "From: Jörg <jörg@example.org>".encode(),  # RFC 6532: UTF-8 local part (SMTPUTF8 mail)
 ])
 def test_ordinary_from_headers_pass_clean(block: bytes) -> None:
     analysis = analyze_from(block)
     assert analysis.symbols == () and analysis.domain == "example.org"
+
+
+def test_internationalized_domain_is_judged_in_a_labels() -> None:
+    assert analyze_from("From: a@bücher.example".encode()).domain == "xn--bcher-kva.example"
 
 
 async def test_refusal_is_a_forced_550(rig: Rig) -> None:
