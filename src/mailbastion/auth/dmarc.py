@@ -148,7 +148,10 @@ def evaluate(
     if spf_ok or dkim_ok:
         return DmarcOutcome("pass", from_domain, policy, "none", spf_ok, dkim_ok,
                             passing[0].domain if passing else "", record)
-    unsure = (spf is None or spf.result == "temperror") or any(s.result == "temperror" for s in signatures)
+    # Only an identifier that could have aligned makes the failure uncertain: a temperror for the
+    # attacker's own MAIL FROM domain cannot turn into a pass for the From domain.
+    unsure = spf is None or (spf.result == "temperror" and aligned(spf.domain, from_domain, record.aspf)) or any(
+        s.result == "temperror" and aligned(s.domain, from_domain, record.adkim) for s in signatures)
     if unsure:
         return DmarcOutcome("temperror", from_domain, policy, "none", record=record,
                             reason="SPF or DKIM could not be checked (DNS)")

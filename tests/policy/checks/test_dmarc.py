@@ -180,3 +180,12 @@ def test_forced_quarantine_never_weakens_a_score_reject() -> None:
     scorer = Scorer(ScoreTable({"SPAMMY": SymbolScore(20.0, "spam", "")}, {}, Thresholds()))
     verdict = scorer.decide([Symbol("SPAMMY")], Forced(Action.JUNK, replies.OK, by="dmarc"))
     assert verdict.action is Action.REJECT
+
+
+async def test_dns_trouble_of_an_unaligned_domain_changes_nothing(rig: Rig) -> None:
+    # The attacker's MAIL FROM domain times out: it could never align with example.org, so 550, not 451.
+    _setup(rig, "v=DMARC1; p=reject")
+    rig.dns.fail("attacker.test")
+    verdict, _ = await rig.judge(message(), ip=STRANGER, sender="x@attacker.test")
+    assert "R_SPF_DNSFAIL" in names(verdict)
+    assert verdict.action is Action.REJECT and verdict.reply == replies.DMARC_REJECT
