@@ -94,3 +94,21 @@ def test_not_our_domain_is_not_signed(tmp_path: Path) -> None:
     signer = DkimSigner(_store(tmp_path))
     assert signer.sign(message("x@elsewhere.test")) == b""
     assert DkimSigner(KeyStore(tmp_path / "dkim"), domains=["other.test"]).sign(message()) == b""
+
+
+def test_feature_hands_submission_a_signer(tmp_path: Path) -> None:
+    from mailbastion.apps.feature_auth import build
+    from mailbastion.apps.features import Services, make_resolver
+    from mailbastion.config.loader import parse_settings
+
+    cfg = tmp_path / "mailbastion.toml"
+    settings = parse_settings({"server": {"data_dir": "."}, "dns": {"nameservers": ["127.0.0.1"], "port": 9}},
+                              cfg)
+    feature = build(Services(settings, make_resolver(settings)))
+    assert feature.signer() is None  # no key yet
+    _store(tmp_path)  # keys in <data_dir>/dkim, the default auth.dkim_keys_dir
+    signer = feature.signer()
+    assert signer is not None and signer.domains() == ["example.org"]
+    assert feature.startup_problems() == []
+    (tmp_path / "dkim" / "example.org").chmod(0o750)
+    assert feature.startup_problems()  # keys others may read: the role refuses to start
