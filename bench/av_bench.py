@@ -31,11 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from mailbastion.engines.attachments import AttachmentPolicy  # noqa: E402
-from mailbastion.engines.clamav import ClamdScanner  # noqa: E402
-from mailbastion.engines.yara import YaraScanner  # noqa: E402
-from mailbastion.policy.checks.antivirus import AntivirusCheck  # noqa: E402
-from mailbastion.testing.clamd import EICAR, ClamdTestServer  # noqa: E402
+from mailbastion.engines.attachments import AttachmentPolicy
+from mailbastion.engines.clamav import ClamdScanner
+from mailbastion.engines.yara import YaraScanner
+from mailbastion.policy.checks.antivirus import AntivirusCheck
+from mailbastion.testing.clamd import EICAR, ClamdTestServer
 
 SHARED_MKCORPUS = ROOT.parent / "shared" / "bench" / "mkcorpus.py"
 

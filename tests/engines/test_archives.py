@@ -7,7 +7,6 @@ import io
 import lzma
 import tarfile
 import tracemalloc
-import zipfile
 
 import py7zr
 import pytest

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mailbastion.core import replies
 from mailbastion.core.address import Address
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.verdict import Action, Forced, ScoredSymbol, Verdict
-from mailbastion.core import replies
 from mailbastion.quarantine import QuarantineRelease, QuarantineStore, ReleaseRefused, UnknownQuarantineId
 from mailbastion.testing.clamd import EICAR
 
@@ -130,3 +130,22 @@ def test_cli_list_show_release_delete(tmp_path: Path) -> None:
 
     audit = AuditLog(load_settings(config).directory_url)
     assert [e.action for e in audit.events()] == ["quarantine.delete", "quarantine.release"]
+
+
+def test_cli_purge_deletes_expired_with_audit(tmp_path: Path) -> None:
+    import asyncio
+    import os
+    import time
+
+    from mailbastion.cli import main_group
+
+    config = tmp_path / "mb.toml"
+    config.write_text(f'[server]\ndata_dir = "{tmp_path}"\n[antivirus.quarantine]\nretention_days = 1\n')
+    store = QuarantineStore(tmp_path / "quarantine")
+    old = asyncio.run(store.put(ENVELOPE, MESSAGE, MACRO, client="c"))
+    new = asyncio.run(store.put(ENVELOPE, MESSAGE, MACRO, client="c"))
+    past = time.time() - 3 * 86400
+    os.utime(tmp_path / "quarantine" / "msg" / f"{old}.json", (past, past))
+    out = CliRunner().invoke(main_group, ["quarantine", "purge", "-c", str(config)])
+    assert out.exit_code == 0 and "purged 1" in out.output, out.output
+    assert [e.id for e in store.list()] == [new]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 
 from mailbastion.apps.features import Services
 from mailbastion.config.sections.antivirus import AntivirusSection
@@ -39,7 +40,7 @@ def build_scanners(av: AntivirusSection, services: Services | None = None,
         from mailbastion.engines.yara import YaraScanner
 
         dirs = [settings.path(d) if settings else d for d in av.yara.rule_dirs]
-        scanners.append(YaraScanner(dirs, include_shipped=av.yara.include_shipped,  # type: ignore[arg-type]
+        scanners.append(YaraScanner(dirs, include_shipped=av.yara.include_shipped,
                                     reload_interval=av.yara.reload_interval, cache=cache))
     if av.attachments.enabled:
         from mailbastion.engines.attachments import AttachmentPolicy
@@ -59,15 +60,15 @@ def vendor_problems(av: AntivirusSection, scanners: list[Scanner]) -> list[str]:
         return ["antivirus is disabled: every message must be scanned (set [antivirus] enabled = true)"]
     workstation = (av.workstation_engine or "").lower()
     if not workstation:
-        return ["antivirus.workstation_engine is not set: declare the workstations' anti-virus vendor "
-                "(e.g. \"microsoft\") so the gateway can prove its engines differ"]
+        return [("antivirus.workstation_engine is not set: declare the workstations' anti-virus vendor "
+                 "(e.g. \"microsoft\") so the gateway can prove its engines differ")]
     # The attachment policy blocks file types but has no malware signatures: it does not count.
     detecting = [s for s in scanners if s.name != "attachments"]
     differing = [s for s in detecting if s.vendor.lower() != workstation]
     if not differing:
         have = ", ".join(f"{s.name} ({s.vendor})" for s in detecting) or "none"
-        return [f"no mail anti-virus engine differs from the workstations' ({workstation}): configured {have}; "
-                "enable ClamAV or YARA, or an ICAP engine from another vendor"]
+        return [(f"no mail anti-virus engine differs from the workstations' ({workstation}): configured {have}; "
+                 "enable ClamAV or YARA, or an ICAP engine from another vendor")]
     return []
 
 
@@ -81,7 +82,7 @@ class AntivirusFeature:
     problems: list[str] = field(default_factory=list)
 
     def checks(self) -> list[Check]:
-        return [self.check] if self.check is not None else []
+        return [cast(Check, self.check)] if self.check is not None else []
 
     def startup_problems(self) -> list[str]:
         av = self.services.settings.antivirus

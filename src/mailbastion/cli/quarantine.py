@@ -132,3 +132,21 @@ def delete(qid: str, config_path: Path | None, reason: str, actor: str | None) -
     except UnknownQuarantineId as exc:
         raise Failed(str(exc)) from None
     click.echo(f"deleted {qid}")
+
+
+@quarantine_group.command("purge")
+@config_option
+@click.option("--actor", default=None, help="who (default: cli:<user>)")
+@handle_errors
+def purge(config_path: Path | None, actor: str | None) -> None:
+    """Delete messages held longer than antivirus.quarantine.retention_days (each deletion audited).
+    Run it daily from cron or a systemd timer."""
+    api = _release_api(load(config_path), need_spool=False)
+    expired = api.store.expired()
+
+    async def run() -> None:
+        for qid in expired:
+            await api.delete(qid, actor=_actor(actor), reason=f"retention ({api.store.retention_days} days)")
+
+    asyncio.run(run())
+    click.echo(f"purged {len(expired)} message(s)")

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from mailbastion.engines.base import Finding, FindingKind
 
-__all__ = ["Budget", "Limits", "LimitReached", "Member", "decompress_stream", "open_archive"]
+__all__ = ["Budget", "LimitReached", "Limits", "Member", "decompress_stream", "open_archive"]
 
 ENGINE = "attachments"
 _CHUNK = 64 * 1024
@@ -33,19 +33,24 @@ _RATIO_GRACE = 1024 * 1024  # ratios are judged only past the first MiB (small f
 
 
 class _LimitsLike(Protocol):
-    max_depth: int
-    max_members: int
-    max_member_size: int
-    max_total_size: int
-    max_ratio: float
+    @property
+    def max_depth(self) -> int: ...
+    @property
+    def max_members(self) -> int: ...
+    @property
+    def max_member_size(self) -> int: ...
+    @property
+    def max_total_size(self) -> int: ...
+    @property
+    def max_ratio(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_depth: int = 4
     max_members: int = 1000
-    max_member_size: int = 50 * 1024 * 1024
-    max_total_size: int = 200 * 1024 * 1024
+    max_member_size: int = 25 * 1024 * 1024
+    max_total_size: int = 100 * 1024 * 1024
     max_ratio: float = 100.0
 
 

@@ -19,7 +19,7 @@ from mailbastion import __version__
 from mailbastion.engines.base import EngineInfo, Finding, FindingKind, Part, ScanResult, ScanSubject, unique
 from mailbastion.engines.filetype import OFFICE_TYPES, detect, name_type, suspicious_name
 
-__all__ = ["AttachmentPolicy", "DEFAULT_BLOCKED"]
+__all__ = ["DEFAULT_BLOCKED", "AttachmentPolicy"]
 
 DEFAULT_BLOCKED = frozenset({
     "pe", "elf", "macho", "msi", "script", "shortcut", "disk_image", "html_application", "java", "chm",
@@ -28,7 +28,7 @@ DEFAULT_BLOCKED = frozenset({
 # /JS must be followed by its value (a string, hex string, array or reference): a bare "/JS" also turns up
 # by chance in compressed binary streams.
 _PDF_ACTIVE = re.compile(rb"/(JavaScript|Launch)\b|/(JS)\s*(?:[(<\[]|\d+\s+\d+\s+R)")
-_PDF_STREAM_BODY = re.compile(rb"stream\r?\n.*?endstream", re.S)
+_PDF_STREAM_BODY = re.compile(rb"stream\r?\n.*?endstream", re.DOTALL)
 _PDF_NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 _PDF_STREAM = re.compile(rb"stream\r?\n")
 _PDF_INFLATE_BUDGET = 8 * 1024 * 1024
@@ -63,9 +63,9 @@ class AttachmentPolicy:
         kind = detect(part.data)
         where = part.where
         names = [n.strip() for n in part.filename.split(" | ") if n.strip()]
-        if not part.is_body or kind not in ("text", "script", "html"):
-            if kind in self.blocked_types and not (part.is_body and kind == "script"):
-                out.append(Finding(self.name, FindingKind.BLOCKED, f"type.{kind}", where))
+        # A text body that merely mentions PowerShell is not a script file: bodies are judged by binary types only.
+        if kind in self.blocked_types and not (part.is_body and kind in ("text", "script", "html")):
+            out.append(Finding(self.name, FindingKind.BLOCKED, f"type.{kind}", where))
         for n in names:
             by_name = name_type(n)
             if by_name and by_name in self.blocked_types:

@@ -25,7 +25,7 @@ log = logging.getLogger("mailbastion.engines.clamav")
 
 __all__ = ["ClamdScanner", "parse_version"]
 
-_REPLY = re.compile(rb"^(?:\d+: )?(?P<where>[^:]*): (?P<body>.*?)(?: (?P<status>FOUND|ERROR))?$", re.S)
+_REPLY = re.compile(rb"^(?:\d+: )?(?P<where>[^:]*): (?P<body>.*?)(?: (?P<status>FOUND|ERROR))?$", re.DOTALL)
 
 
 def parse_version(text: str) -> tuple[str, str, datetime | None]:

@@ -87,7 +87,7 @@ class FreshnessWatch:
             await asyncio.sleep(self.interval)
             try:
                 await self.check_now()
-            except Exception:  # noqa: BLE001 - the watch must keep watching
+            except Exception:
                 log.exception("freshness check failed")
 
     async def start(self) -> None:

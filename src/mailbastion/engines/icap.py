@@ -21,7 +21,7 @@ from mailbastion.engines.cache import ScanCache
 __all__ = ["IcapScanner", "parse_threat"]
 
 _MAX_RESPONSE = 1024 * 1024
-_THREAT = re.compile(r"Threat=([^;]+)", re.I)
+_THREAT = re.compile(r"Threat=([^;]+)", re.IGNORECASE)
 
 
 def parse_threat(headers: dict[str, str]) -> str | None:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import email.header
 import email.policy
+import email.utils
 import hashlib
 import quopri
 import re
@@ -32,8 +34,8 @@ __all__ = ["build_subject"]
 
 ENGINE = "attachments"
 _MAX_MESSAGE_DEPTH = 12  # attached messages inside attached messages
-_UU_BEGIN = re.compile(rb"^begin(?:-base64)? [0-7]{3,4} (.+?)\r?$", re.M)
-_BOUNDARY_LINE = re.compile(rb"^--([^\s-][^\r\n]{0,69}?)(--)?[ \t]*\r?$", re.M)
+_UU_BEGIN = re.compile(rb"^begin(?:-base64)? [0-7]{3,4} (.+?)\r?$", re.MULTILINE)
+_BOUNDARY_LINE = re.compile(rb"^--([^\s-][^\r\n]{0,69}?)(--)?[ \t]*\r?$", re.MULTILINE)
 
 
 class _Walk:
@@ -256,7 +258,7 @@ def _uudecode(text: bytes, *, base64_form: bool) -> bytes:
 
 def build_subject(raw: bytes, limits: _LimitsLike | None = None, *, max_parts: int = 1000) -> ScanSubject:
     """Parse and decode once; never raises for a malformed message (it becomes MALFORMED notes)."""
-    walk = _Walk(limits or Limits(), max_parts)
+    walk = _Walk(limits if limits is not None else Limits(), max_parts)
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.compat32)
         walk.message(msg, "", 0)

@@ -39,7 +39,7 @@ def _rule_files(dirs: list[Path]) -> list[Path]:
 
 def compile_rules(dirs: list[Path]) -> tuple[object, str, float]:
     """Compile every rule file; return (rules, fingerprint, newest mtime). Raises yara.Error."""
-    import yara
+    import yara  # type: ignore[import-not-found]
 
     files = _rule_files(dirs)
     sources: dict[str, str] = {}
@@ -74,7 +74,7 @@ class YaraScanner:
         self._stamp = self._files_stamp()
         try:
             self._rules, self.fingerprint, self._newest = compile_rules(self.dirs)
-        except Exception as exc:  # yara.Error / SyntaxError / OSError
+        except Exception as exc:  # noqa: BLE001 - yara.Error / SyntaxError / OSError: refuse to start
             raise ConfigError(f"YARA rules do not compile: {exc}", key="antivirus.yara.rule_dirs") from None
         self.loaded_at = datetime.now(UTC)
         self._task: asyncio.Task[None] | None = None
@@ -125,7 +125,7 @@ class YaraScanner:
 
     @property
     def rule_count(self) -> int:
-        return sum(1 for _ in self._rules) if self._rules is not None else 0  # type: ignore[attr-defined]
+        return sum(1 for _ in self._rules) if self._rules is not None else 0  # type: ignore[attr-defined,misc]
 
     async def info(self) -> EngineInfo:
         import yara
@@ -145,7 +145,7 @@ class YaraScanner:
                 return [Finding(self.name, k, n, where) for k, n in hit]
         try:
             matches = rules.match(data=data, timeout=max(1, int(self.timeout)))  # type: ignore[attr-defined]
-        except Exception as exc:  # yara.TimeoutError / yara.Error
+        except Exception as exc:  # noqa: BLE001 - yara.TimeoutError / yara.Error: fail closed
             raise EngineUnavailable(f"yara: {type(exc).__name__}: {exc}") from None
         found = [(_KINDS.get(str(m.meta.get("kind", "malware")), FindingKind.MALWARE), m.rule) for m in matches]
         if self.cache is not None:

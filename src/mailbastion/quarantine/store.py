@@ -15,6 +15,7 @@ deletes with an audit record. Ids are sortable by time: `20261128T031400Z-3f9a1c
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import os
 import re
@@ -122,7 +123,8 @@ class QuarantineStore:
 
     @staticmethod
     def from_settings(settings: Any) -> QuarantineStore:
-        q = settings.antivirus.quarantine
+        # A top-level [quarantine] section wins when the schema has one (shared with the spam filter).
+        q = getattr(settings, "quarantine", None) or settings.antivirus.quarantine
         return QuarantineStore(settings.path(q.dir), retention_days=q.retention_days)
 
     # ---- writing
@@ -194,7 +196,7 @@ class QuarantineStore:
         except FileNotFoundError:
             raise UnknownQuarantineId(qid) from None
 
-    def list(self, *, limit: int | None = None) -> list[QuarantineEntry]:
+    def list(self, *, limit: int | None = None) -> builtins.list[QuarantineEntry]:
         """Newest first."""
         out: list[QuarantineEntry] = []
         for p in sorted(self.msg.glob("*.json"), reverse=True):
@@ -214,7 +216,7 @@ class QuarantineStore:
         self._path(qid, "eml").unlink(missing_ok=True)
         self._fsync_dir(self.msg)
 
-    def expired(self, now: float | None = None) -> list[str]:
+    def expired(self, now: float | None = None) -> builtins.list[str]:
         limit = (now or time.time()) - self.retention_days * 86400
         out = []
         for p in self.msg.glob("*.json"):

@@ -26,8 +26,8 @@ from email.policy import SMTP
 from mailbastion.engines.base import EngineInfo, Finding, FindingKind, ScanResult, ScanSubject
 
 __all__ = [
-    "FakeScanner",
     "WRAPPINGS",
+    "FakeScanner",
     "clean_docx",
     "clean_pdf",
     "clean_png",
@@ -144,7 +144,9 @@ def no_name(data: bytes, name: str) -> bytes:
     m = _base()
     m.set_content("see below\n")
     m.add_attachment(data, maintype="application", subtype="octet-stream")
-    del m.get_payload()[1]["Content-Disposition"]
+    attachment = m.get_payload()[1]  # type: ignore[index]
+    assert isinstance(attachment, EmailMessage)
+    del attachment["Content-Disposition"]
     return m.as_bytes()
 
 

@@ -66,8 +66,9 @@ class AttachmentsSection(Section):
 class ArchiveLimits(Section):
     max_depth: int = Field(4, ge=1, le=16)  # nested archives opened
     max_members: int = Field(1000, ge=1)  # members across the whole message
-    max_member_size: int = Field(50 * 1024 * 1024, ge=1024)  # one member, uncompressed
-    max_total_size: int = Field(200 * 1024 * 1024, ge=1024)  # all members of the message, uncompressed
+    # As ClamAV's MaxFileSize / MaxScanSize: what one message may unpack in memory, whatever it claims.
+    max_member_size: int = Field(25 * 1024 * 1024, ge=1024)  # one member, uncompressed
+    max_total_size: int = Field(100 * 1024 * 1024, ge=1024)  # all members of the message, uncompressed
     max_ratio: float = Field(100.0, ge=2)  # uncompressed / compressed, per member (past the first MiB)
 
 
@@ -75,7 +76,6 @@ class IcapSection(Section):
     url: str | None = None  # icap://127.0.0.1:1344/avscan ; None = not configured
     vendor: str = "icap"  # the product behind it, e.g. "sophos", "kaspersky", "trendmicro"
     timeout: float = Field(60.0, gt=0)
-    preview: int = Field(0, ge=0)
 
 
 class QuarantineSection(Section):

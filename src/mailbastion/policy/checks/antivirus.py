@@ -23,7 +23,7 @@ from mailbastion.core.replies import Reply
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import Action, CheckResult, Edit, Forced, Symbol
 from mailbastion.engines.archives import Limits, _LimitsLike
-from mailbastion.engines.base import Finding, FindingKind, ScanResult, Scanner, ScanSubject
+from mailbastion.engines.base import Finding, FindingKind, Scanner, ScanResult
 from mailbastion.engines.cache import ScanCache
 from mailbastion.engines.freshness import FreshnessWatch
 from mailbastion.engines.mime_walk import build_subject
@@ -31,7 +31,7 @@ from mailbastion.policy.check import BaseCheck, CheckContext
 
 log = logging.getLogger("mailbastion.policy.antivirus")
 
-__all__ = ["AntivirusCheck", "AntivirusReport", "AvPolicy", "SYMBOLS"]
+__all__ = ["SYMBOLS", "AntivirusCheck", "AntivirusReport", "AvPolicy"]
 
 VIRUS_SYMBOLS = {f"AV_{e}_VIRUS" for e in ("CLAMAV", "YARA", "ICAP", "ATTACHMENTS")}
 KIND_SYMBOLS: dict[FindingKind, str] = {
@@ -113,16 +113,16 @@ class AntivirusCheck(BaseCheck):
         self.scanners = list(scanners)
         self.required = frozenset(required) if required is not None else frozenset(s.name for s in self.scanners)
         self.policy = policy or AvPolicy()
-        self.limits = limits or Limits()
+        self.limits: _LimitsLike = limits if limits is not None else Limits()
         self.max_parts = max_parts
         self.engine_timeout = engine_timeout
-        self.timeout = engine_timeout + 30.0  # the pipeline's limit; ours fires first and says 4.7.0
+        # The pipeline's limit; ours fires first and says 4.7.0. Per instance: it follows the configuration.
+        self.timeout = engine_timeout + 30.0  # type: ignore[misc]
         self.freshness = freshness
         self.cache = cache
 
     async def scan(self, raw: bytes) -> AntivirusReport:
         """Run every engine on the message; never raises for one engine's failure."""
-        subject: ScanSubject | None = None
         results: list[ScanResult] = []
         failures: list[tuple[str, str]] = []
         pending: list[Scanner] = []
