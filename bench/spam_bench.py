@@ -31,20 +31,21 @@ import tempfile
 import time
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from mailbastion.core import Action, Envelope, PeerInfo, SpooledMessage, Stage  # noqa: E402
-from mailbastion.policy.check import CheckContext  # noqa: E402
-from mailbastion.policy.checks.spam_classifier import SpamClassifierCheck  # noqa: E402
-from mailbastion.policy.checks.spam_rules import GtubeCheck, SpamRulesCheck  # noqa: E402
-from mailbastion.policy.pipeline import Pipeline  # noqa: E402
-from mailbastion.policy.scoring import Scorer, load_score_table  # noqa: E402
-from mailbastion.spam.model import SpamModel  # noqa: E402
-from mailbastion.spam.rules import SpamRules  # noqa: E402
-from mailbastion.spam.store import ModelStore  # noqa: E402
-from mailbastion.spam.training import fit_model, read_tokens, strip_mbox_line  # noqa: E402
+from mailbastion.core import Action, Envelope, PeerInfo, SpooledMessage, Stage
+from mailbastion.policy.check import Check, CheckContext
+from mailbastion.policy.checks.spam_classifier import SpamClassifierCheck
+from mailbastion.policy.checks.spam_rules import GtubeCheck, SpamRulesCheck
+from mailbastion.policy.pipeline import Pipeline
+from mailbastion.policy.scoring import Scorer, load_score_table
+from mailbastion.spam.model import SpamModel
+from mailbastion.spam.rules import SpamRules
+from mailbastion.spam.store import ModelStore
+from mailbastion.spam.training import fit_model, read_tokens, strip_mbox_line
 
 Item = tuple[Path, int]  # (file, 1 = spam)
 
@@ -76,7 +77,8 @@ def load_trec(root: Path) -> list[Item]:
 
 
 def split(items: list[Item]) -> tuple[list[Item], list[Item]]:
-    train, test = [], []
+    train: list[Item] = []
+    test: list[Item] = []
     for f, y in items:
         (test if int(hashlib.sha1(f.name.encode()).hexdigest(), 16) % 10 < 3 else train).append((f, y))
     return train, test
@@ -105,7 +107,8 @@ class Ours:
         path = workdir / "model.joblib"
         model.save(path)
         store = ModelStore(path, shipped_path=path)
-        checks = [GtubeCheck(), SpamRulesCheck(SpamRules(), now_of=arrival_time), SpamClassifierCheck(store)]
+        checks: list[Check] = [GtubeCheck(), SpamRulesCheck(SpamRules(), now_of=arrival_time),
+                               SpamClassifierCheck(store)]
         self.pipeline = Pipeline(checks, Scorer(load_score_table()))
         self.peer = PeerInfo(ip="198.51.100.7")
         self.envelope = Envelope(sender=None)
@@ -168,11 +171,12 @@ class SpamAssassin:
             os.chmod(d, 0o777)
         for p in workdir.rglob("*"):
             os.chmod(p, 0o777 if p.is_dir() else 0o666)
+        self._log = open(workdir / "spamd.log", "w")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
             ["spamd", "-L", "-x", "--listen", f"127.0.0.1:{self.port}", f"--siteconfigpath={workdir / 'cf'}",
              "--max-children=1", "--min-children=1", "--max-conn-per-child=1000000", "-u", "nobody" if os.getuid() == 0
              else str(os.getuid()), f"--helper-home-dir={workdir / 'home'}", f"--pidfile={workdir / 'spamd.pid'}"],
-            stdout=subprocess.DEVNULL, stderr=open(workdir / "spamd.log", "w"))
+            stdout=subprocess.DEVNULL, stderr=self._log)
         for _ in range(300):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -187,7 +191,7 @@ class SpamAssassin:
         before = _proc_cpu(self.proc.pid)
         t_child = os.times()
         r = subprocess.run(["spamc", "-d", "127.0.0.1", "-p", str(self.port), "-c"], input=raw,
-                           capture_output=True)
+                           capture_output=True, check=False)
         t_after = os.times()
         cpu = _proc_cpu(self.proc.pid) - before
         cpu += (t_after.children_user - t_child.children_user) + (t_after.children_system - t_child.children_system)
@@ -197,9 +201,13 @@ class SpamAssassin:
     def close(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
+        self._log.close()
 
 
-def rates(results: list[tuple[int, bool]]) -> tuple[float, float, int, int]:
+Rates = tuple[float, float, int, int]  # FP rate, recall, false positives, ham count
+
+
+def rates(results: list[tuple[int, bool]]) -> Rates:
     ham = [s for y, s in results if y == 0]
     spam = [s for y, s in results if y == 1]
     fp = sum(ham) / len(ham) if ham else 0.0
@@ -218,7 +226,7 @@ async def run_corpus(name: str, items: list[Item], phishing: list[Path], args: a
         t0 = time.monotonic()
         ours = Ours(train, work)
         print(f"ours: trained in {time.monotonic() - t0:.1f}s")
-        rows: dict[str, dict[str, object]] = {}
+        rows: dict[str, dict[str, Any]] = {}
         res, junk, cpu = [], [], []
         for f, y in test:
             action, _score, c = await ours.judge(strip_mbox_line(f.read_bytes()))
@@ -245,11 +253,13 @@ async def run_corpus(name: str, items: list[Item], phishing: list[Path], args: a
                 sa.close()
         print(f"{'filter':<14} {'FP rate':>16} {'spam recall':>12} {'phishing':>9} {'CPU ms/msg':>11}")
         for who, row in rows.items():
-            fp, rec, nfp, nham = row["r"]  # type: ignore[misc]
+            r: Rates = row["r"]
+            fp, rec, nfp, nham = r
             print(f"{who:<14} {100 * fp:>7.2f}% ({nfp:>3}/{nham:<4}) {100 * rec:>11.2f}% "
-                  f"{100 * row['phish']:>8.1f}% {1000 * row['cpu']:>11.2f}")  # type: ignore[operator]
+                  f"{100 * row['phish']:>8.1f}% {1000 * row['cpu']:>11.2f}")
             if "junk" in row:
-                fp, rec, nfp, nham = row["junk"]  # type: ignore[misc]
+                j: Rates = row["junk"]
+                fp, rec, nfp, nham = j
                 print(f"{'  (>= junk)':<14} {100 * fp:>7.2f}% ({nfp:>3}/{nham:<4}) {100 * rec:>11.2f}%")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -17,7 +17,7 @@ import email.utils
 import html
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import Message
 
 from mailbastion.core.message import SpooledMessage
@@ -153,7 +153,7 @@ def _parse_date(value: str | None) -> datetime | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     # RFC 5322 §3.3: -0000 means UTC with no information about the local zone.
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 def extract(message: SpooledMessage) -> MessageFeatures:

@@ -64,10 +64,12 @@ class SpamModel:
     # -- construction -----------------------------------------------------------------------------
     @classmethod
     def empty(cls) -> SpamModel:
-        return cls._from_weights(np.zeros(N_FEATURES), 0.0, np.ones(N_FEATURES), {"trained_on": [], "ham": 0, "spam": 0})
+        meta: dict[str, Any] = {"trained_on": [], "ham": 0, "spam": 0}
+        return cls._from_weights(np.zeros(N_FEATURES), 0.0, np.ones(N_FEATURES), meta)
 
     @classmethod
-    def _from_weights(cls, coef: np.ndarray, intercept: float, idf: np.ndarray, meta: dict[str, Any]) -> SpamModel:
+    def _from_weights(cls, coef: np.ndarray, intercept: float, idf: np.ndarray,
+                      meta: dict[str, Any]) -> SpamModel:
         est = SGDClassifier(loss="log_loss", alpha=ALPHA, learning_rate="constant", eta0=LEARN_STEP)
         x0 = _VECTORIZER.transform([["st:init"]])
         est.partial_fit(x0, [0], classes=[0, 1], sample_weight=[1e-12])  # allocates; weights set below
@@ -122,8 +124,9 @@ class SpamModel:
 
     def probabilities(self, token_lists: Sequence[list[str]]) -> np.ndarray:
         x = self.vectorize(token_lists)
-        d = np.clip(self._est.decision_function(x), -40, 40)
-        return 1.0 / (1.0 + np.exp(-d))
+        d = np.clip(np.asarray(self._est.decision_function(x), dtype=np.float64), -40, 40)
+        out: np.ndarray = 1.0 / (1.0 + np.exp(-d))
+        return out
 
     @property
     def is_trained(self) -> bool:

@@ -20,9 +20,13 @@ marker. A report without any of these is logged and not learned.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email
+import email.message
 import email.policy
 import logging
+import quopri
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -57,12 +61,20 @@ def unwrap(raw: bytes) -> tuple[list[bytes], str]:
         if part.get_content_type() == "message/rfc822":
             payload = part.get_payload()
             inner = payload[0] if isinstance(payload, list) and payload else None
-            if inner is not None:
-                attached.append(inner.as_bytes())
+            if not isinstance(inner, email.message.Message):
+                continue
+            data = inner.as_bytes()
+            cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+            if cte in ("base64", "quoted-printable"):  # not allowed by RFC 2046 §5.2.1, but clients do it
+                try:
+                    data = base64.b64decode(data, validate=False) if cte == "base64" else quopri.decodestring(data)
+                except (binascii.Error, ValueError):
+                    continue
+            attached.append(data)
     if attached:
         return attached, "attachment"
-    if any(k.lower().startswith("resent-") for k in msg.keys()):
-        for key in {k for k in msg.keys() if k.lower().startswith("resent-")}:
+    if any(k.lower().startswith("resent-") for k in msg):
+        for key in {k for k in msg if k.lower().startswith("resent-")}:
             del msg[key]
         return [msg.as_bytes()], "bounce"
     inline = _inline(msg)

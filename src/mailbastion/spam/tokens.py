@@ -10,6 +10,7 @@ authentication checks of the pipeline saw. Work is bounded: at most MAX_BODY_CHA
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 
@@ -47,7 +48,7 @@ def tokens(feats: MessageFeatures, symbols: Iterable[str] = ()) -> list[str]:
     body = feats.body_text[:MAX_BODY_CHARS]
     words = _WORD_RE.findall(body.lower())
     out.extend("w:" + w for w in words)
-    out.extend(f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False))
+    out.extend(f"b:{a} {b}" for a, b in itertools.pairwise(words))
     for name, value in feats.raw_headers:
         add("hn:" + name)
         if name in _HEADER_FIELDS:

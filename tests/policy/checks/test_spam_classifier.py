@@ -8,12 +8,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "spam"))
 
-from spamkit import SPAM_TEXT, business_mail, judge, mail, names, spam_mail  # noqa: E402
+from spamkit import SPAM_TEXT, business_mail, judge, mail, names, spam_mail
 
-from mailbastion.core.verdict import Action  # noqa: E402
-from mailbastion.policy.checks.spam_classifier import SpamClassifierCheck  # noqa: E402
-from mailbastion.spam.model import SpamModel  # noqa: E402
-from mailbastion.spam.store import ModelStore  # noqa: E402
+from mailbastion.core.verdict import Action
+from mailbastion.policy.checks.spam_classifier import SpamClassifierCheck
+from mailbastion.spam.model import SpamModel
+from mailbastion.spam.store import ModelStore
 
 
 def symbol_detail(verdict, name: str) -> str:  # type: ignore[no-untyped-def]

@@ -10,15 +10,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "spam"))
 
-from spamkit import OUTSIDE_IP, business_mail, judge, mail, names  # noqa: E402
+from spamkit import OUTSIDE_IP, business_mail, judge, mail, names
 
-from mailbastion.core import replies  # noqa: E402
-from mailbastion.core.verdict import Action  # noqa: E402
-from mailbastion.policy.checks.spam_classifier import SpamClassifierCheck  # noqa: E402
-from mailbastion.policy.checks.spam_rules import GtubeCheck, SpamRulesCheck  # noqa: E402
-from mailbastion.spam.lookalike import OwnIdentity  # noqa: E402
-from mailbastion.spam.rules import GTUBE, SpamRules  # noqa: E402
-from mailbastion.spam.store import ModelStore  # noqa: E402
+from mailbastion.core import replies
+from mailbastion.core.verdict import Action
+from mailbastion.policy.checks.spam_classifier import SpamClassifierCheck
+from mailbastion.policy.checks.spam_rules import GtubeCheck, SpamRulesCheck
+from mailbastion.spam.lookalike import OwnIdentity
+from mailbastion.spam.rules import GTUBE, SpamRules
+from mailbastion.spam.store import ModelStore
 
 OURS = OwnIdentity.of(["example.com"], ["alice.smith@example.com", "info@example.com"])
 

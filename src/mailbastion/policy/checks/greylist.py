@@ -13,7 +13,7 @@ from mailbastion.core import replies
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import EMPTY, Action, CheckResult, Forced, Symbol
 from mailbastion.policy.check import BaseCheck, CheckContext
-from mailbastion.spam.greylist import GreyOutcome, Greylist
+from mailbastion.spam.greylist import Greylist, GreyOutcome
 
 
 class GreylistCheck(BaseCheck):

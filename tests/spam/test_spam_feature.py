@@ -1,0 +1,61 @@
+"""The spam Feature: which checks it builds from the configuration, and that the score table covers them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from spamkit import judge, mail, names
+
+import mailbastion.policy.checks
+import mailbastion.spam
+from mailbastion.apps.feature_spam import build
+from mailbastion.apps.features import Services
+from mailbastion.config import parse_settings
+from mailbastion.dns.resolver import DnsResolver
+from mailbastion.policy.pipeline import Pipeline
+from mailbastion.policy.scoring import Scorer, load_score_table
+
+
+def services(tmp_path: Path, spam: dict | None = None, domains: list[str] | None = None) -> Services:  # type: ignore[type-arg]
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    if domains is not None:
+        (data / "recipient-map.json").write_text(json.dumps({"domains": domains, "addresses": []}))
+    settings = parse_settings({"server": {"data_dir": str(data)}, "spam": spam or {}})
+    return Services(settings, DnsResolver(["127.0.0.1"], port=9, timeout=0.2))
+
+
+def test_default_checks_and_scores(tmp_path: Path) -> None:
+    feature = build(services(tmp_path))
+    got = {c.name for c in feature.checks()}
+    assert got == {"gtube", "spam_rules", "spam_classifier", "dnsbl_client", "dnsbl_uri", "ratelimit", "spam_report"}
+    assert feature.startup_problems() == []
+    table = load_score_table()
+    table.validate_known()
+    Pipeline(feature.checks(), Scorer(table))  # every emitted symbol is scored
+
+
+def test_options_add_greylist_and_external_tag_and_disable(tmp_path: Path) -> None:
+    feature = build(services(tmp_path, {"greylist": {"enabled": True, "backend": "memory"},
+                                        "external": {"mode": "subject"}, "dnsbl": {"enabled": False}}))
+    got = {c.name for c in feature.checks()}
+    assert {"greylist", "external_tag"} <= got and not {"dnsbl_client", "dnsbl_uri"} & got
+    assert build(services(tmp_path, {"enabled": False})).checks() == []
+
+
+async def test_lookalike_uses_our_domains_from_the_recipient_map(tmp_path: Path) -> None:
+    feature = build(services(tmp_path, {"dnsbl": {"enabled": False}}, domains=["bastion.example"]))
+    checks = [c for c in feature.checks() if c.name == "spam_rules"]
+    verdict, _ = await judge(checks, mail(text="Log in at https://bastlon.example/owa"))
+    assert "LOOKALIKE_DOMAIN" in names(verdict)
+
+
+def test_package_surface() -> None:
+    assert sorted(mailbastion.spam.__all__) == ["MessageFeatures", "ModelStore", "SpamModel", "extract",
+                                                "extract_bytes", "shipped_model_path", "tokens"]
+    for name in mailbastion.spam.__all__:
+        assert hasattr(mailbastion.spam, name)

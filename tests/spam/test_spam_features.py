@@ -1,0 +1,84 @@
+"""Feature extraction, look-alike domains and the classifier's tokens."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from spamkit import business_mail, mail
+
+from mailbastion.core.message import SpooledMessage
+from mailbastion.spam.features import extract, extract_bytes, url_host
+from mailbastion.spam.lookalike import OwnIdentity, fold_name, is_punycode, skeleton
+from mailbastion.spam.tokens import tokens
+
+
+def test_decoded_headers_text_html_urls_and_attachments() -> None:
+    raw = mail(subject="=?utf-8?q?Caf=C3=A9_offer?=", html='<p>Hi <a href="https://Shop.Example.org:8443/x?a=1">'
+               'buy</a></p><style>.x{}</style>', attachment=("application/zip", "invoice.zip"))
+    f = extract_bytes(raw)
+    assert f.subject == "Café offer"
+    assert "agenda" in f.text and "buy" in f.html_text and ".x{}" not in f.html_text
+    assert f.anchors[0].host == "shop.example.org" and f.anchors[0].shown == "buy"
+    assert "shop.example.org" in f.url_hosts
+    assert [(a.content_type, a.extension) for a in f.attachments] == [("application/zip", "zip")]
+    assert f.from_address == "alice@partner.example" and f.from_domain == "partner.example"
+
+
+def test_mbox_from_line_is_stripped() -> None:
+    f = extract_bytes(b"From someone@example.org Mon Jan  1 00:00:00 2002\n" + business_mail())
+    assert f.subject == "Agenda for Thursday's project review" and "from" in [n for n in f.header_names]
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"garbage", b"Subject: =?utf-8?b?!!!?=\r\nDate: Header\xff\r\n\r\nbody",
+    (b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/html; charset=nonexistent\r\n\r\n"
+     b"<a href='http://[::1'>x</a>\r\n--x--"),
+])
+def test_malformed_mail_never_raises(raw: bytes) -> None:
+    tokens(extract_bytes(raw))
+
+
+def test_features_are_cached_on_the_message() -> None:
+    msg = SpooledMessage(business_mail())
+    assert extract(msg) is extract(msg)
+
+
+def test_url_host() -> None:
+    assert url_host("http://user:pw@Evil.Example:80/x") == "evil.example"
+    assert url_host("www.example.org/path") == "www.example.org"
+    assert url_host("http://[2001:db8::1]/") == "2001:db8::1"
+
+
+def test_tokens_carry_sources_and_auth_symbols() -> None:
+    tok = tokens(extract_bytes(mail(text="Visit https://shop.example.co.uk/a now")), ["R_SPF_FAIL", "GTUBE"])
+    assert "s:agenda" in tok and "w:visit" in tok and "u:shop.example.co.uk" in tok and "ud:example.co.uk" in tok
+    assert "sym:R_SPF_FAIL" in tok and "sym:GTUBE" not in tok
+
+
+@pytest.mark.parametrize(("domain", "ours"), [
+    ("examp1e.com", "example.com"), ("exarnple.com", "example.com"), ("xn--xample-9uf.com", "example.com"),
+    ("example.com.evil.test", "example.com"), ("example-login.net", "example.com"), ("exmaple.com", "example.com"),
+    ("example.net", "example.com"),
+])
+def test_lookalike(domain: str, ours: str) -> None:
+    assert OwnIdentity.of(["example.com"]).lookalike_of(domain) == ours
+
+
+@pytest.mark.parametrize("domain", ["example.com", "mail.example.com", "python.org", "examples.dev.test", "ample.com"])
+def test_not_lookalike(domain: str) -> None:
+    assert OwnIdentity.of(["example.com"]).lookalike_of(domain) is None
+
+
+def test_skeleton_and_names() -> None:
+    assert skeleton("раураl.com") == skeleton("paypal.com")  # Cyrillic р, а, у
+    assert is_punycode("xn--80ak6aa92e.com") and not is_punycode("example.com")
+    assert fold_name("Smith, Alice") == fold_name("alice.smith") == "alice smith"
+    ident = OwnIdentity.of(["example.com"], ["alice.smith@example.com", "info@example.com"])
+    assert ident.imitated_in("Alice Smith") == "alice smith"
+    assert ident.imitated_in("Info") is None
+    assert ident.imitated_in("ceo@example.com via Partner") == "ceo@example.com"
