@@ -82,3 +82,10 @@ def test_cache_lru_and_ttl() -> None:
     cache.get("a")
     cache.put("c", 3)
     assert cache.get("b") is None and cache.get("a") == 1 and len(cache) == 2
+
+
+def test_icap_needs_its_vendor(tmp_path: Path) -> None:
+    from mailbastion.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="icap.vendor"):
+        settings(tmp_path, icap={"url": "icap://127.0.0.1:1344/avscan"})

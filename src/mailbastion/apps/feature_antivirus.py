@@ -50,7 +50,8 @@ def build_scanners(av: AntivirusSection, services: Services | None = None,
     if av.icap.url:
         from mailbastion.engines.icap import IcapScanner
 
-        scanners.append(IcapScanner(av.icap.url, vendor=av.icap.vendor, timeout=av.icap.timeout, cache=cache))
+        scanners.append(IcapScanner(av.icap.url, vendor=(av.icap.vendor or "icap").lower(), timeout=av.icap.timeout,
+                                    cache=cache))
     return scanners
 
 

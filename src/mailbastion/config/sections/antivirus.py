@@ -74,7 +74,7 @@ class ArchiveLimits(Section):
 
 class IcapSection(Section):
     url: str | None = None  # icap://127.0.0.1:1344/avscan ; None = not configured
-    vendor: str = "icap"  # the product behind it, e.g. "sophos", "kaspersky", "trendmicro"
+    vendor: str | None = None  # the product behind it, e.g. "sophos", "kaspersky" (required with url: measure 2)
     timeout: float = Field(60.0, gt=0)
 
 
@@ -112,6 +112,9 @@ class AntivirusSection(Section):
     def _clamd_endpoint(self) -> AntivirusSection:
         if self.clamav.enabled and not (self.clamav.socket or self.clamav.address):
             raise ValueError("antivirus.clamav: set socket or address (or enabled = false)")
+        if self.icap.url and not self.icap.vendor:
+            raise ValueError("antivirus.icap.vendor: name the product behind the ICAP service (e.g. \"sophos\"), "
+                             "so it can be compared with the workstations' engine")
         return self
 
     def configured_engines(self) -> list[str]:
