@@ -89,3 +89,44 @@ def test_icap_needs_its_vendor(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="icap.vendor"):
         settings(tmp_path, icap={"url": "icap://127.0.0.1:1344/avscan"})
+
+
+@pytest.mark.clamd
+async def test_feature_through_the_role_pipeline_with_real_clamd(tmp_path: Path, clamd: object) -> None:
+    """What the gateway does: features → build_pipeline → DATA stage → verdict → QuarantineSink.put."""
+    from mailbastion.apps.features import load_features
+    from mailbastion.apps.pipeline import build_pipeline, refuse_on_problems
+    from mailbastion.core.address import Address
+    from mailbastion.core.envelope import Envelope
+    from mailbastion.core.message import SpooledMessage
+    from mailbastion.core.peer import PeerInfo
+    from mailbastion.core.stages import Stage
+    from mailbastion.core.verdict import Action
+    from mailbastion.policy import CheckContext
+    from mailbastion.testing.clamd import EICAR
+
+    services = settings(tmp_path, clamav={"socket": clamd.socket_path})  # type: ignore[attr-defined]
+    features = load_features(services, ("antivirus",))
+    pipeline, _ = build_pipeline(services, features)
+    refuse_on_problems(features)
+    for f in features:
+        await f.start()
+    try:
+        envelope = Envelope(Address("a", "example.net"), (Address("b", "example.org"),))
+
+        async def verdict_of(raw: bytes) -> object:
+            ctx = CheckContext(Stage.DATA, PeerInfo("192.0.2.1"), envelope, message=SpooledMessage(raw))
+            out = await pipeline.run_stage(ctx)
+            return pipeline.decide(out.symbols, out.forced, out.edits)
+
+        virus = await verdict_of(av.WRAPPINGS["zip_nested3"](EICAR, "e.com"))
+        assert virus.action is Action.REJECT  # type: ignore[attr-defined]
+        held = await verdict_of(av.attach([("x.zip", "application/zip", av.encrypted_zip())]))
+        assert held.action is Action.QUARANTINE  # type: ignore[attr-defined]
+        assert services.quarantine is not None
+        qid = await services.quarantine.put(envelope, b"Subject: held\r\n\r\nx\r\n", held, client="192.0.2.1")  # type: ignore[arg-type]
+        assert isinstance(services.quarantine, QuarantineStore)
+        assert services.quarantine.get(qid).reasons[0].startswith("AV_ENCRYPTED_ARCHIVE")
+    finally:
+        for f in features:
+            await f.stop()

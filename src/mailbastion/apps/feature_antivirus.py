@@ -145,6 +145,7 @@ def build(services: Services) -> AntivirusFeature:
     feature.check = AntivirusCheck(
         feature.scanners, required=av.required_engines(), policy=policy, limits=av.archives,
         max_parts=a.max_parts, engine_timeout=av.engine_timeout, freshness=feature.freshness, cache=cache,
+        max_concurrent=av.max_concurrent_scans,
     )
     services.extras["antivirus"] = feature
     return feature

@@ -92,6 +92,8 @@ class AntivirusSection(Section):
     workstation_engine: str | None = "microsoft"
     required: list[EngineName] = []  # empty: every configured engine is required (fail closed)
     engine_timeout: float = Field(90.0, gt=0)  # the whole anti-virus stage, all engines in parallel
+    # Messages unpacked and scanned at once; the rest wait. Bounds memory: each may unpack archives.max_total_size.
+    max_concurrent_scans: int = Field(8, ge=1, le=1024)
     stale_policy: Literal["hold", "soft_reject", "alarm_only"] = "soft_reject"
     freshness_interval: float = Field(300.0, gt=0)  # seconds between signature age checks
     cache_size: int = Field(10000, ge=0)  # results cached by content digest; 0 = no cache

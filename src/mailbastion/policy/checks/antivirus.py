@@ -109,6 +109,7 @@ class AntivirusCheck(BaseCheck):
         engine_timeout: float = 90.0,
         freshness: FreshnessWatch | None = None,
         cache: ScanCache | None = None,
+        max_concurrent: int = 8,
     ) -> None:
         self.scanners = list(scanners)
         self.required = frozenset(required) if required is not None else frozenset(s.name for s in self.scanners)
@@ -120,6 +121,8 @@ class AntivirusCheck(BaseCheck):
         self.timeout = engine_timeout + 30.0  # type: ignore[misc]
         self.freshness = freshness
         self.cache = cache
+        # Each scan may hold its unpacked archives in memory: a bound on scans is a bound on memory.
+        self._scans = asyncio.Semaphore(max_concurrent)
 
     async def scan(self, raw: bytes) -> AntivirusReport:
         """Run every engine on the message; never raises for one engine's failure."""
@@ -140,10 +143,12 @@ class AntivirusCheck(BaseCheck):
         else:
             pending = list(self.scanners)
         if pending:
-            subject = await asyncio.to_thread(build_subject, raw, self.limits, max_parts=self.max_parts)
-            outcomes = await asyncio.gather(
-                *(asyncio.wait_for(s.scan(subject), self.engine_timeout) for s in pending), return_exceptions=True
-            )
+            async with self._scans:
+                subject = await asyncio.to_thread(build_subject, raw, self.limits, max_parts=self.max_parts)
+                outcomes = await asyncio.gather(
+                    *(asyncio.wait_for(s.scan(subject), self.engine_timeout) for s in pending), return_exceptions=True
+                )
+                del subject
             for s, out in zip(pending, outcomes, strict=True):
                 if isinstance(out, ScanResult):
                     results.append(out)
