@@ -112,3 +112,15 @@ def test_weak_and_wrong_records(setup: tuple[Path, DnsTestServer]) -> None:
     assert "WRONG   spf      'v=spf1 +all': +all authorizes every host" in out.output
     assert "WEAK    dmarc    no rua" in out.output
     assert "note    dmarc    p=none (monitoring) since" in out.output
+
+
+def test_activate_by_hand(setup: tuple[Path, DnsTestServer]) -> None:
+    cfg, server = setup
+    out = run(cfg, "dkim", "keygen", DOMAIN, "--algorithm", "ed25519")
+    selector = re.findall(r"selector (\S+) \(pending\)", out.output)[0]
+    refused = CliRunner().invoke(main_group, ["dkim", "activate", "-c", str(cfg), DOMAIN, selector])
+    assert refused.exit_code == 1 and "does not hold this key yet" in refused.output
+    publish(server, run(cfg, "dns", "records", DOMAIN).output, only=selector)
+    done = run(cfg, "dkim", "activate", DOMAIN, selector)
+    assert done.exit_code == 0 and f"signing for {DOMAIN} with {selector}" in done.output
+    assert [k.selector for k in KeyStore(cfg.parent / "dkim").active(DOMAIN)] == [selector]

@@ -4,6 +4,7 @@
     mailbastion dns records example.org      # every record to publish: MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT
     mailbastion dns check example.org        # the live records; a published pending key becomes the signer
     mailbastion dkim rotate example.org      # a second selector; `dns check` switches once it is live
+    mailbastion dkim activate example.org SEL  # switch by hand (checks the record unless --force)
 
 Without DOMAIN, `dns records` and `dns check` take every domain of the recipient map. Exit code 1 when
 `dns check` finds something missing or wrong.
@@ -97,7 +98,7 @@ def check_cmd(config_path: Path | None, domain: str | None, no_switch: bool) -> 
 
 @main_group.group("dkim")
 def dkim_group() -> None:
-    """Our DKIM signing keys: make, rotate, show."""
+    """Our DKIM signing keys: make, rotate, activate, show."""
 
 
 def _make(settings: Settings, domain: str, algorithm: str) -> None:
@@ -134,6 +135,30 @@ def rotate_cmd(config_path: Path | None, domain: str, algorithm: str) -> None:
     if not _store(settings).active(domain.lower()):
         click.echo(f"{domain} has no active key yet: this makes its first one")
     _make(settings, domain.lower().rstrip("."), algorithm)
+
+
+@dkim_group.command("activate")
+@config_option
+@click.argument("domain")
+@click.argument("selector")
+@click.option("--force", is_flag=True, help="switch without looking the record up (split-horizon DNS, say)")
+@handle_errors
+def activate_cmd(config_path: Path | None, domain: str, selector: str, force: bool) -> None:
+    """Switch signing to SELECTOR now; its record must be live unless --force."""
+    settings = load(config_path)
+    store = _store(settings)
+    domain = domain.lower().rstrip(".")
+    key = next((k for k in store.keys(domain) if k.selector == selector), None)
+    if key is None:
+        raise Failed(f"no key {selector!r} for {domain} (see `mailbastion dkim status {domain}`)")
+    if not force:
+        resolver = make_resolver(settings)
+        live = asyncio.run(resolver.lookup(key.record_name, "TXT")).records
+        if not any(key.public in r.replace(" ", "") for r in live):
+            raise Failed(f"{key.record_name} does not hold this key yet: publish it, or use --force")
+    for old in store.activate(domain, selector, retire_after_days=settings.auth.retired_key_days):
+        click.echo(f"retired {old.selector}: remove {old.record_name} after {old.remove_after}")
+    click.echo(f"signing for {domain} with {selector} ({key.algorithm})")
 
 
 @dkim_group.command("status")
