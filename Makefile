@@ -8,7 +8,7 @@ VAR    := var
 # 7-Zip for archive tests, SpamAssassin for the filter benchmark.
 DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles p7zip-full
 
-.PHONY: install run test deb-test-deps lock bench clean
+.PHONY: install run test deb-test-deps clamd-up lock bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,21 @@ install: $(VENV)/.installed
 $(VAR)/mailbastion.toml: | $(VENV)/.installed
 	$(MB) init --dir $(VAR) --domain example.test
 
-run: install $(VAR)/mailbastion.toml
+# The embedded default scans with clamd when it has signatures: install it, fetch signatures (freshclam
+# needs the internet; offline, YARA and the attachment policy still scan), start it. Root only.
+clamd-up:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  dpkg -s clamav-daemon >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends clamav-daemon clamav-freshclam; }; \
+	  ls /var/lib/clamav/*.c[lv]d >/dev/null 2>&1 || timeout 300 freshclam --quiet || \
+	    echo "freshclam could not fetch signatures: ClamAV stays off, YARA and the attachment policy scan"; \
+	  if ls /var/lib/clamav/*.c[lv]d >/dev/null 2>&1 && [ ! -S /var/run/clamav/clamd.ctl ]; then \
+	    mkdir -p /var/run/clamav && chown clamav:clamav /var/run/clamav 2>/dev/null; \
+	    service clamav-daemon start 2>/dev/null || clamd; \
+	  fi; \
+	fi
+
+run: install clamd-up $(VAR)/mailbastion.toml
 	$(MB) serve -c $(VAR)/mailbastion.toml
 
 deb-test-deps:

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 from gateway_testkit import HOST, MESSAGE, GatewayFactory
 
+from mailbastion.core.stages import Stage
+from mailbastion.core.verdict import CheckResult
+from mailbastion.policy.check import CheckContext, FunctionCheck
 from mailbastion.smtp.listeners import bind, parse_listen
 from mailbastion.smtp.tls import server_context
 from mailbastion.testing.fakes import FakeSpool
@@ -48,6 +51,49 @@ async def test_graceful_drain(gateway_factory: GatewayFactory) -> None:
     assert len(gw.spool.commits) == 1
     with pytest.raises(OSError):
         await SmtpDialogue.open(HOST, gw.port, timeout=2)
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_client_that_connects_and_closes_leaves_no_session(loop_kind: str) -> None:
+    """A probe that connects and closes at once (health checks, port scanners) must not hold a
+    connection slot. Under uvloop (what `mailbastion serve` runs on) aiosmtpd's EOF handling left
+    such a session half-open for ever, and a drain waited for it until its bound."""
+    from gateway_testkit import make_pipeline, recipients
+
+    from mailbastion.apps.gateway import build_gateway
+    from mailbastion.config import parse_settings
+
+    async def slow_connect_check(ctx: CheckContext) -> CheckResult:
+        await asyncio.sleep(0.2)  # like a DNS lookup at CONNECT: the client's EOF arrives meanwhile
+        return CheckResult()
+
+    async def scenario() -> None:
+        settings = parse_settings({"smtp": {"listen": [f"{HOST}:0"]}})
+        slow = FunctionCheck(slow_connect_check, "slow_connect", Stage.CONNECT, frozenset())
+        server = build_gateway(settings, pipeline=make_pipeline(None, [slow]), recipients=recipients(),
+                               spool=FakeSpool(), tls_context=None)
+        await server.start()
+        for _ in range(5):
+            # Blocking connect and close: the server sees the connection and its EOF in one loop turn.
+            socket.create_connection((HOST, server.ports[0]), timeout=5).close()
+        await asyncio.sleep(0.6)
+        edge = server.listeners.bound[0].edge
+        left = len(edge.connections)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await server.stop(drain_seconds=3)
+        assert left == 0
+        assert loop.time() - t0 < 2  # nothing left to wait for
+
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
 
 
 async def test_drain_bound_closes_stragglers(gateway_factory: GatewayFactory) -> None:

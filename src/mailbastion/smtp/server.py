@@ -161,6 +161,13 @@ class EdgeSession(SMTP):
             self._gone = True
             self.edge.spawn(self._say_goodbye())
 
+    def eof_received(self) -> bool:
+        # The client closed its side: nothing more can come. aiosmtpd cancels the session task and
+        # keeps the socket half-open; a task cancelled before it first ran never closes it, so the
+        # session would hold its connection slot (and block a drain) forever. Close our side too.
+        super().eof_received()
+        return False
+
     async def _say_goodbye(self) -> None:
         try:
             await self.stage.on_disconnect(self.peer)
@@ -227,6 +234,9 @@ class EdgeSession(SMTP):
     async def _handle_client(self) -> None:
         try:
             await self._serve()
+            # The loop ended (EOF from a client that half-closed, QUIT, 421): close our side too, or a
+            # half-closed transport would stay open forever and hold its connection slot.
+            self.close()
         except asyncio.CancelledError:
             self._writer.close()
             raise

@@ -1,0 +1,3 @@
+from mailbastion.cli import main
+
+main()

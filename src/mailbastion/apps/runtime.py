@@ -1,0 +1,185 @@
+"""The running system: builds each role from the configuration and runs it until a signal.
+
+    mailbastion serve                 every role in one process on loopback (the embedded default)
+    mailbastion serve --role gateway  the DMZ role: SMTP in, policy, spool, LMTP out over mutual TLS
+    mailbastion serve --role mda      the internal role: LMTP in, directory, Maildir
+
+SIGTERM drains (no new connections, open transactions finish, in-flight deliveries finish) and stops;
+SIGHUP reloads the configuration's scores and the TLS certificates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailbastion.apps.features import Feature, Services, make_resolver
+from mailbastion.apps.pipeline import build_pipeline, refuse_on_problems
+from mailbastion.config import Settings, load_settings, weakened
+from mailbastion.policy.pipeline import Pipeline
+
+log = logging.getLogger("mailbastion.runtime")
+
+ROLES = ("all", "gateway", "mda")
+
+
+def setup_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.server.log_level.upper())
+    handler: logging.Handler
+    if settings.server.log_file:
+        handler = logging.FileHandler(settings.path(settings.server.log_file))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _recipient_map(settings: Settings) -> Any:
+    from mailbastion.directory.recipient_map import RecipientMap
+
+    return RecipientMap(settings.path(settings.directory.recipient_map))
+
+
+async def build_services_for_scan(settings: Settings) -> tuple[Pipeline, list[Feature]]:
+    """The gateway's pipeline, for `mailbastion scan`: same checks, nothing delivered."""
+    services = Services(settings, make_resolver(settings))
+    try:
+        services.recipients = _recipient_map(settings)
+    except (ImportError, OSError):
+        services.recipients = None
+    pipeline, features = build_pipeline(services)
+    return pipeline, features
+
+
+@dataclass(eq=False)
+class Runtime:
+    settings: Settings
+    role: str = "all"
+    services: Services | None = None
+    features: list[Feature] = field(default_factory=list)
+    gateway: Any = None
+    mda: Any = None
+    queue: Any = None
+    spool: Any = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> list[str]:
+        """Start the role's parts; returns lines saying what listens where."""
+        s = self.settings
+        lines: list[str] = []
+        for item in weakened(s):
+            log.warning("config.weakened %s", item)
+        if self.role in ("all", "mda"):
+            from mailbastion.apps.mda import build_mda
+
+            self.mda = build_mda(s)
+            await self.mda.start()
+            lines.append(f"LMTP (MDA, mutual TLS)  {s.lmtp.listen}")
+            lines.append(f"mailboxes               {s.path(s.mailbox.root)}/<domain>/<user>/ (Maildir)")
+        if self.role in ("all", "gateway"):
+            lines.extend(await self._start_gateway())
+        return lines
+
+    async def _start_gateway(self) -> list[str]:
+        from mailbastion.apps.gateway import build_gateway
+        from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent
+        from mailbastion.delivery.router import RoutingAgent
+        from mailbastion.delivery.smtp_client import SmtpDeliveryAgent
+        from mailbastion.spool.manager import QueueManager
+        from mailbastion.spool.writer import Spool
+
+        s = self.settings
+        self.services = Services(s, make_resolver(s), recipients=_recipient_map(s))
+        pipeline, self.features = build_pipeline(self.services)
+        refuse_on_problems(self.features)
+        for f in self.features:
+            await f.start()
+        self.spool = Spool.from_settings(s)
+        recipients = self.services.recipients
+        router = RoutingAgent(is_local_domain=recipients.is_local_domain, local=LmtpDeliveryAgent.from_settings(s),
+                              remote=SmtpDeliveryAgent.from_settings(s, self.services.resolver))
+        self.queue = QueueManager.from_settings(s, self.spool, router)
+        self.spool.add_listener(lambda _qid: self.queue.wake())
+        await self.queue.start()
+        self.gateway = build_gateway(s, pipeline=pipeline, recipients=self.services.recipients, spool=self.spool,
+                                     quarantine=self.services.quarantine)
+        await self.gateway.start()
+        lines = [f"SMTP (gateway, MX)      {addr}" for addr in self.gateway.describe()]
+        lines.append(f"spool                   {s.path(s.spool.dir)}")
+        lines.append(f"checks                  {', '.join(c.name for c in pipeline.checks)}")
+        return lines
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read the configuration file, rebuild the pipeline, reload TLS certificates."""
+        try:
+            new = load_settings(self.settings.source)
+        except Exception as exc:  # noqa: BLE001 - a bad edit must not take the server down
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
+        self.settings = new
+        if self.gateway is not None and self.services is not None:
+            self.services.settings = new
+            try:
+                pipeline, _ = build_pipeline(self.services, self.features)
+                self.gateway.reload(new, pipeline)
+            except Exception as exc:  # noqa: BLE001
+                log.error("reload of the gateway failed, keeping the running one: %s", exc)
+        if self.mda is not None and hasattr(self.mda, "reload_tls"):
+            self.mda.reload_tls()
+        log.info("configuration reloaded from %s", new.source)
+
+    async def stop(self, drain_seconds: float = 30.0) -> None:
+        """Gateway first (no new mail), then the queue (in-flight deliveries finish), then the MDA."""
+        parts: list[tuple[str, Any]] = [
+            ("gateway", (lambda: self.gateway.stop(drain_seconds)) if self.gateway is not None else None),
+            ("queue", (lambda: self.queue.stop(drain_seconds)) if self.queue is not None else None),
+            *((f"feature {f.name}", f.stop) for f in self.features),
+            ("mda", self.mda.stop if self.mda is not None else None),
+        ]
+        for name, stop in parts:
+            if stop is None:
+                continue
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(stop(), timeout=drain_seconds + 5)
+            except TimeoutError:
+                log.error("stopping %s took longer than %.0fs; abandoned", name, drain_seconds + 5)
+            except Exception as exc:  # noqa: BLE001 - stop everything else regardless
+                log.error("stopping %s failed: %s", name, exc)
+            log.debug("stopped %s in %.2fs", name, time.monotonic() - started)
+
+    async def run_until_signal(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+        await self._stopping.wait()
+        log.info("draining: no new connections, finishing open transactions")
+        await self.stop()
+        log.info("stopped")
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: log every pending task and where it waits (for a server that seems stuck)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=8, file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+
+
+def install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

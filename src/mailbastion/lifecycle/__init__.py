@@ -1,0 +1,1 @@
+"""Accounts over time: the audit log (and, later, joiners, leavers, AUP, training)."""

@@ -1,0 +1,180 @@
+"""A whole deployment for flow tests: `mailbastion init` into a folder, free loopback ports, a loopback
+DNS server, and `mailbastion serve` as a real child process that a test can SIGTERM or SIGKILL.
+
+    with DnsTestServer() as dns, Deployment(tmp_path, dns=dns) as d:
+        d.start()
+        d.send("bob@outside.example", ["postmaster@example.test"], raw_message)
+        d.wait_delivered("postmaster@example.test", 1)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from mailbastion.config.toml_writer import dumps
+from mailbastion.testing.dns_server import DnsTestServer
+
+MB = [sys.executable, "-m", "mailbastion"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _set_toml(text: str, section: str, key: str, value: str) -> str:
+    """Set `key = value` (value in TOML syntax) in the dotted `section`: a parse and write round trip."""
+    data = tomllib.loads(text)
+    node = data
+    for part in section.split("."):
+        node = node.setdefault(part, {})
+    node[key] = tomllib.loads(f"v = {value}")["v"]
+    return dumps(data)
+
+
+class Deployment:
+    def __init__(self, root: Path, *, domain: str = "example.test", dns: DnsTestServer | None = None,
+                 settings: dict[tuple[str, str], str] | None = None) -> None:
+        self.root = root
+        self.domain = domain
+        self.dns = dns
+        self.smtp_port = free_port()
+        self.lmtp_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = root / "serve.log"
+        self.extra = settings or {}
+        self.postmaster_password = ""
+
+    @property
+    def config(self) -> Path:
+        return self.root / "mailbastion.toml"
+
+    def init(self) -> Deployment:
+        out = self.mb("init", "--dir", str(self.root), "--domain", self.domain, config=False)
+        m = re.search(r"password \(shown once, store it now\): (\S+)", out)
+        self.postmaster_password = m.group(1) if m else ""
+        text = self.config.read_text()
+        text = _set_toml(text, "smtp", "listen", f'["127.0.0.1:{self.smtp_port}"]')
+        text = _set_toml(text, "lmtp", "listen", f'"127.0.0.1:{self.lmtp_port}"')
+        if self.dns is not None:
+            text = _set_toml(text, "dns", "nameservers", f'["{self.dns.host}"]')
+            text = _set_toml(text, "dns", "port", str(self.dns.port))
+            text = _set_toml(text, "dns", "timeout", "2.0")
+        text = _set_toml(text, "spool", "scan_interval_seconds", "0.2")
+        for (section, key), value in self.extra.items():
+            text = _set_toml(text, section, key, value)
+        self.config.write_text(text)
+        return self
+
+    def set(self, section: str, key: str, value: str) -> None:
+        self.config.write_text(_set_toml(self.config.read_text(), section, key, value))
+
+    def mb(self, *args: str, config: bool = True, input: str | None = None, check: bool = True) -> str:
+        cmd = [*MB, *args] + (["-c", str(self.config)] if config else [])
+        res = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=120)
+        if check and res.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}")
+        return res.stdout
+
+    def start(self, role: str = "all", timeout: float = 60.0) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([*MB, "serve", "-c", str(self.config), "--role", role],
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        wait_port(self.lmtp_port if role == "mda" else self.smtp_port, timeout, self.proc)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # -- mail --------------------------------------------------------------------------------------
+
+    def smtp(self, *, tls: bool = False, helo: str = "mx.outside.example") -> smtplib.SMTP:
+        s = smtplib.SMTP("127.0.0.1", self.smtp_port, local_hostname=helo, timeout=30)
+        s.ehlo(helo)
+        if tls:
+            ctx = ssl.create_default_context(cafile=str(self.root / "tls" / "ca.crt"))
+            ctx.check_hostname = False
+            s.starttls(context=ctx)
+            s.ehlo(helo)
+        return s
+
+    def send(self, sender: str, recipients: Iterable[str], message: bytes, **kw: Any) -> dict[str, Any]:
+        with self.smtp(**kw) as s:
+            return s.sendmail(sender, list(recipients), message)  # type: ignore[no-any-return]
+
+    def maildir(self, address: str, folder: str = "") -> Path:
+        local, domain = address.lower().split("@")
+        base = self.root / "mail" / domain / local
+        return base / f".{folder}" if folder else base
+
+    def delivered(self, address: str, folder: str = "") -> list[bytes]:
+        md = self.maildir(address, folder)
+        files = sorted([*(md / "new").glob("*"), *(md / "cur").glob("*")],
+                       key=lambda p: (p.stat().st_mtime_ns, p.name)) if md.exists() else []
+        return [f.read_bytes() for f in files]
+
+    def wait_delivered(self, address: str, count: int, *, folder: str = "", timeout: float = 30.0) -> list[bytes]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.delivered(address, folder)
+            if len(got) >= count:
+                return got
+            time.sleep(0.1)
+        raise TimeoutError(f"{address}: {len(self.delivered(address, folder))} of {count} delivered\n{self.log()[-3000:]}")
+
+    def spool_files(self) -> list[Path]:
+        spool = self.root / "spool"
+        return [p for p in spool.rglob("*") if p.is_file()] if spool.exists() else []
+
+    def __enter__(self) -> Deployment:
+        return self.init()
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
