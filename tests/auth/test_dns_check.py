@@ -60,3 +60,17 @@ async def test_small_dkim_key_is_weak(dns_server: DnsTestServer, resolver: DnsRe
 def test_key_bits() -> None:
     assert key_bits(rsa_key("x.test").record) == 2048
     assert key_bits("v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=") == 0
+
+
+async def test_retired_record_past_its_date_is_named(dns_server: DnsTestServer, resolver: DnsResolver,
+                                                     tmp_path: Path) -> None:
+    store = KeyStore(tmp_path / "dkim")
+    old = store.generate("example.org", "ed25519-sha256", now=datetime(2026, 1, 1, tzinfo=UTC))
+    store.activate("example.org", old.selector, now=datetime(2026, 1, 1, tzinfo=UTC))
+    new = store.generate("example.org", "ed25519-sha256", now=datetime(2026, 2, 1, tzinfo=UTC))
+    store.activate("example.org", new.selector, retire_after_days=7, now=datetime(2026, 2, 1, tzinfo=UTC))
+    for k in (old, new):
+        dns_server.add(k.record_name, "TXT", k.record)
+    findings = await DomainChecker(resolver, store).check("example.org", mx_host="mx.example.org")
+    assert any(f.level == "info" and old.record_name in f.message and "remove its record now" in f.message
+               for f in findings)

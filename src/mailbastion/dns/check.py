@@ -140,6 +140,11 @@ class DomainChecker:
         if self.store is None or not self.store.keys(domain):
             return [Finding("missing", "dkim", f"no DKIM key for {domain}: run `mailbastion dkim keygen {domain}`")]
         out: list[Finding] = []
+        published = {k.selector for k in self.store.published(domain)}
+        for key in self.store.keys(domain):
+            if key.selector not in published and any("p=" in r for r in await self._txts(key.record_name)):
+                out.append(Finding("info", "dkim", f"{key.record_name} is retired since {key.retired}: "
+                                                   f"remove its record now (due {key.remove_after})"))
         for key in self.store.published(domain):
             live = [r for r in await self._txts(key.record_name) if "p=" in r]
             published = any(re.sub(r"\s", "", key.public) in re.sub(r"\s", "", r) for r in live)
