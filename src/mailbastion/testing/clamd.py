@@ -65,6 +65,13 @@ def testfiles() -> list[Path]:
     return sorted(p for p in TESTFILES_DIR.iterdir() if p.is_file())
 
 
+def _tmpdir() -> Path:
+    # /tmp, not $TMPDIR: Debian's AppArmor profile for clamd allows /tmp/** and little else, and a unix
+    # socket path must stay under ~100 bytes.
+    base = "/tmp" if os.path.isdir("/tmp") else None
+    return Path(tempfile.mkdtemp(prefix="mb-clamd-", dir=base))
+
+
 def _signature_files(extra_hashes: dict[str, bytes] | None = None) -> dict[str, bytes]:
     ndb = f"{EICAR_NAME}:0:*:{EICAR.hex()}\n"
     hdb = [f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:{EICAR_NAME}"]
@@ -107,13 +114,12 @@ class ClamdTestServer:
             pytest.skip(clamd_missing_reason() or "clamd missing")
         self.binary = binary
         self._own_dir = workdir is None
-        # A unix socket path must stay under ~100 bytes: use a short temp dir, not pytest's deep tmp_path.
-        self.dir = Path(tempfile.mkdtemp(prefix="mb-clamd-")) if workdir is None else Path(workdir)
+        self.dir = _tmpdir() if workdir is None else Path(workdir)
         self.db_dir = self.dir / "db"
         self.db_dir.mkdir(parents=True, exist_ok=True)
         self.socket_path = str(self.dir / "clamd.sock")
         if len(self.socket_path) > 100:
-            self.dir = Path(tempfile.mkdtemp(prefix="mb-clamd-"))
+            self.dir = _tmpdir()
             self._own_dir = True
             self.socket_path = str(self.dir / "clamd.sock")
             self.db_dir = self.dir / "db"
