@@ -19,6 +19,7 @@ the same training messages; CPU = spamd (parent and children) + spamc process ti
 from __future__ import annotations
 
 import argparse
+import atexit
 import asyncio
 import hashlib
 import os
@@ -177,6 +178,7 @@ class SpamAssassin:
              "--max-children=1", "--min-children=1", "--max-conn-per-child=1000000", "-u", "nobody" if os.getuid() == 0
              else str(os.getuid()), f"--helper-home-dir={workdir / 'home'}", f"--pidfile={workdir / 'spamd.pid'}"],
             stdout=subprocess.DEVNULL, stderr=self._log)
+        atexit.register(self.close)  # also when interrupted before the caller's finally
         for _ in range(300):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -199,8 +201,9 @@ class SpamAssassin:
         return r.returncode == 1, score, cpu
 
     def close(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
         self._log.close()
 
 

@@ -39,6 +39,15 @@ def test_default_checks_and_scores(tmp_path: Path) -> None:
     Pipeline(feature.checks(), Scorer(table))  # every emitted symbol is scored
 
 
+def test_learning_entry_point_for_junk_moves(tmp_path: Path) -> None:
+    svc = services(tmp_path)
+    feature = build(svc)
+    assert svc.extras["spam"] is feature
+    steps = feature.learn(mail(subject="moved to Junk by a user"), is_spam=True, source="junk-move")
+    assert steps > 0 and (tmp_path / "data" / "spam" / "model.joblib").exists()
+    assert "junk-move" in (tmp_path / "data" / "spam" / "learned.log").read_text()
+
+
 def test_options_add_greylist_and_external_tag_and_disable(tmp_path: Path) -> None:
     feature = build(services(tmp_path, {"greylist": {"enabled": True, "backend": "memory"},
                                         "external": {"mode": "subject"}, "dnsbl": {"enabled": False}}))

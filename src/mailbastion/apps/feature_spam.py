@@ -5,6 +5,8 @@
                               # [greylist], [external_tag], [spam_report]   (empty when [spam] enabled = false)
     feature.store             # the ModelStore (site model under data_dir, shipped default until then)
     feature.report_learner    # ReportLearner: learn_from_report(raw, is_spam=..., reporter=...)
+    feature.learn(raw, is_spam=True, source="junk-move")    # the entry point for Junk moves (MDA, later)
+    services.extras["spam"] is feature
 
 Our domains and users (for look-alike and impersonation rules, and the report addresses) come from the
 recipient map the gateway already reads (`services.recipients`, a RecipientMap), re-read when it changes;
@@ -136,6 +138,15 @@ class SpamFeature:
                                                 trusted_symbols=rep.trusted_symbols)
             checks.append(SpamReportCheck(self.report_learner))
         self._checks = checks
+        # Other roles find the learning entry points here (the MDA for Junk moves, the portal, the CLI).
+        self.services.extras[self.name] = self
+
+    def learn(self, raw: bytes, *, is_spam: bool, source: str) -> int:
+        """The one learning entry point for later callers: a user moving mail into Junk (source="junk-move")
+        or out of it ("junk-rescue"). Blocking (file I/O): call it from a thread."""
+        if self.store is None:
+            raise RuntimeError("the spam filter is disabled")
+        return self.store.learn(raw, is_spam=is_spam, source=source)
 
     def checks(self) -> list[Check]:
         return list(self._checks)

@@ -43,6 +43,12 @@ def to_unicode(domain: str) -> str:
     return ".".join(labels)
 
 
+def fold_confusables(text: str) -> str:
+    """Lower case, accents dropped, confusable letters mapped to ASCII (Cyrillic а -> a, 0 -> o)."""
+    s = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in s if not unicodedata.combining(c)).translate(_CONFUSABLES)
+
+
 def skeleton(text: str) -> str:
     s = unicodedata.normalize("NFKD", to_unicode(text) if "." in text else text.lower())
     s = "".join(c for c in s if not unicodedata.combining(c)).translate(_CONFUSABLES)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from mailbastion.core.verdict import Symbol
 from mailbastion.spam.domains import has_known_suffix, registrable_domain
 from mailbastion.spam.features import MessageFeatures
-from mailbastion.spam.lookalike import OwnIdentity, is_punycode
+from mailbastion.spam.lookalike import OwnIdentity, fold_confusables, is_punycode
 
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
@@ -36,10 +36,29 @@ FREEMAIL = frozenset({
 # Link text that is a URL or a bare domain: "https://www.bank.example/login", "www.bank.example", "bank.example".
 _SHOWN_URL_RE = re.compile(r"(?i)^\s*(?:https?://)?((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24})(?:[:/?#]\S*)?\s*$")
 
+# Brands phishers wear in display names, and the registrable-domain words their real mail comes from.
+BRANDS: dict[str, tuple[str, ...]] = {
+    "paypal": ("paypal",), "apple": ("apple", "icloud"), "icloud": ("apple", "icloud"),
+    "microsoft": ("microsoft", "office", "outlook", "live", "azure", "sharepoint", "onmicrosoft"),
+    "office 365": ("microsoft", "office", "outlook"), "outlook": ("microsoft", "outlook", "office", "live"),
+    "onedrive": ("microsoft", "live", "sharepoint"), "sharepoint": ("microsoft", "sharepoint"),
+    "amazon": ("amazon", "aws", "amazonses"), "netflix": ("netflix",), "coinbase": ("coinbase",),
+    "metamask": ("metamask", "consensys"), "trust wallet": ("trustwallet",), "binance": ("binance",),
+    "dhl": ("dhl",), "fedex": ("fedex",), "docusign": ("docusign",), "dropbox": ("dropbox",),
+    "wells fargo": ("wellsfargo",), "chase": ("chase",), "bank of america": ("bankofamerica", "bofa"),
+    "american express": ("americanexpress", "aexp"), "facebook": ("facebook", "facebookmail", "meta"),
+    "instagram": ("instagram", "facebookmail"), "whatsapp": ("whatsapp",), "linkedin": ("linkedin",),
+    "google": ("google", "gmail", "youtube"), "gmail": ("google", "gmail"), "adobe": ("adobe",),
+    "norton": ("norton", "nortonlifelock", "gen"), "mcafee": ("mcafee",), "ledger": ("ledger",),
+    "irs": ("irs",), "spotify": ("spotify",), "steam": ("steampowered", "steamcommunity"),
+}
+_BRAND_RE = re.compile(r"(?<![a-z0-9])(" + "|".join(re.escape(b) for b in sorted(BRANDS, key=len, reverse=True))
+                       + r")(?![a-z0-9])")
+
 RULE_SYMBOLS = frozenset({
     "MISSING_SUBJECT", "EMPTY_SUBJECT", "SUBJECT_ALL_CAPS", "DATE_IN_PAST", "DATE_IN_FUTURE", "MIME_HTML_ONLY",
     "HTML_HIDDEN_TEXT", "HTML_LINK_MISMATCH", "URI_IP", "URI_SHORTENER", "LOOKALIKE_DOMAIN", "PUNYCODE_DOMAIN",
-    "DISPLAY_NAME_IMPERSONATION", "FREEMAIL_REPLYTO",
+    "DISPLAY_NAME_IMPERSONATION", "FREEMAIL_REPLYTO", "FROM_BRAND_MISMATCH",
 })
 
 
@@ -50,6 +69,11 @@ def _is_ip(host: str) -> bool:
         # Hex or decimal dotless forms (http://3232235777/) also reach an address.
         return host.isdigit() or (host.startswith("0x") and all(c in "0123456789abcdefx." for c in host))
     return True
+
+
+def _fold(text: str) -> str:
+    """Letters only, confusables folded, single spaces: '.CoinBase-team' -> ' coinbase team', 'PayPa1' -> 'paypal'."""
+    return re.sub(r"[^a-z]+", " ", fold_confusables(text))
 
 
 def _base(host: str) -> str:
@@ -91,6 +115,11 @@ class SpamRules:
                 yield Symbol("DATE_IN_PAST", f"{hours / 24:.0f}d")
             elif -hours > self.future_hours:
                 yield Symbol("DATE_IN_FUTURE", f"{-hours:.0f}h")
+        brand = _BRAND_RE.search(_fold(feats.from_display)) if feats.from_display and feats.from_domain else None
+        if brand is not None:
+            home = registrable_domain(feats.from_domain)
+            if not any(word in home for word in BRANDS[brand.group(1)]):
+                yield Symbol("FROM_BRAND_MISMATCH", f"{brand.group(1)}≠{home}")
         if feats.reply_to_address and feats.from_address:
             rdom = feats.reply_to_address.rpartition("@")[2]
             if rdom in FREEMAIL and rdom != feats.from_domain:

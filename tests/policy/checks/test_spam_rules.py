@@ -75,6 +75,8 @@ async def test_clean_business_message_passes_the_whole_spam_stage() -> None:
     (mail(from_='"alice.smith@example.com" <ceo@freemail.test>'), "DISPLAY_NAME_IMPERSONATION"),
     (mail(from_="Alice Smith <alice.smith.ceo@freemail.test>"), "DISPLAY_NAME_IMPERSONATION"),
     (mail(from_="Example.com IT Department <it@random.test>"), "DISPLAY_NAME_IMPERSONATION"),
+    (mail(from_=".CoinBase-team <noreply@event.eventbrite.com>"), "FROM_BRAND_MISMATCH"),
+    (mail(from_="PayPa1 Service <service@secure-payments.test>"), "FROM_BRAND_MISMATCH"),
 ])
 async def test_rule_fires(raw: bytes, symbol: str) -> None:
     assert symbol in await rule_names(raw)
@@ -90,6 +92,9 @@ async def test_rule_fires(raw: bytes, symbol: str) -> None:
     (mail(date=time.time() - 3600), "DATE_IN_PAST"),
     (mail(from_="Alice Smith <alice.smith@example.com>"), "DISPLAY_NAME_IMPERSONATION"),  # really ours
     (mail(from_="Bob Jones <bob@partner.example>"), "DISPLAY_NAME_IMPERSONATION"),
+    (mail(from_="PayPal <service@mail.paypal.de>"), "FROM_BRAND_MISMATCH"),
+    (mail(from_="Amazon Web Services <aws-marketing@email.aws.com>"), "FROM_BRAND_MISMATCH"),
+    (mail(from_="Chasey Lain <chasey@partner.example>"), "FROM_BRAND_MISMATCH"),
 ])
 async def test_rule_stays_quiet(raw: bytes, symbol: str) -> None:
     assert symbol not in await rule_names(raw)
