@@ -80,3 +80,28 @@ async def test_forged_header_in_odd_forms_is_removed(rig: Rig) -> None:
     head = out.split(b"\r\n\r\n", 1)[0].decode()
     assert head.lower().count("authentication-results") == 1  # ours only
     assert head.startswith(f"Authentication-Results: {AUTHSERV_ID};")
+
+
+def test_comment_stripping_is_linear_and_complete() -> None:
+    import time
+
+    from mailbastion.policy.checks.auth_results import strip_comments
+
+    assert strip_comments("a (b (c) d) e").split() == ["a", "e"]
+    assert strip_comments(r"a (b \) c) d").split() == ["a", "d"]
+    deep = "(" * 5000 + ")" * 5000 + " mx.ours.test; dmarc=pass"
+    started = time.perf_counter()
+    assert strip_comments(deep).split()[0] == "mx.ours.test;"  # no depth at which a forgery hides
+    assert time.perf_counter() - started < 0.5
+
+
+def test_long_from_headers_cost_little() -> None:
+    import time
+
+    from mailbastion.auth.from_header import analyze_from
+
+    for value in (b'"' + b"a" * 8000 + b'" <x@example.org>', b'"' + b"a@" * 4000 + b'" <x@example.org>',
+                  b"x" * 50000):
+        started = time.perf_counter()
+        analyze_from(b"From: " + value)
+        assert time.perf_counter() - started < 0.2, value[:20]

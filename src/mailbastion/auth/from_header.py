@@ -31,7 +31,9 @@ REFUSING = frozenset({
 EMITS = REFUSING | {"FROM_ENCODED_ADDRESS", "FROM_COMMENT_ADDRESS", "FROM_DISPLAY_ADDRESS", "FROM_DISPLAY_SPOOF",
                     "FROM_SENDER_MISMATCH", "FROM_NAME_CASE"}
 
-_ADDRESS_LIKE = re.compile(r"[^\s<>()\"',;:@]+@[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,}")
+_LOCAL_TAIL = re.compile(r"[^\s<>()\"',;:@]{1,64}$")
+_DOMAIN_HEAD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9][A-Za-z0-9-]{0,62}){0,8}\.[A-Za-z]{2,63}\b")
+MAX_FROM_LENGTH = 8192  # a From field this long is an attack on parsers, never a mail address
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]"  # RFC 6532 §3.2: UTF-8 in atext
 _DOT_ATOM = re.compile(rf"^{_ATEXT}+(?:\.{_ATEXT}+)*$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -57,6 +59,19 @@ class FromAnalysis:
 class _Field:
     name: str
     value: str  # unfolded
+
+
+def _address_like(text: str) -> str | None:
+    """The first `local@domain.tld` in free text. Linear in len(text): bounded looks around each '@'
+    (a regex scanning for it would backtrack quadratically on a long display name)."""
+    at = text.find("@")
+    while at >= 0:
+        local = _LOCAL_TAIL.search(text[max(0, at - 64) : at])
+        domain = _DOMAIN_HEAD.match(text, at + 1, at + 1 + 254)
+        if local and domain:
+            return f"{local.group()}@{domain.group()}"
+        at = text.find("@", at + 1)
+    return None
 
 
 def _fields(block: bytes, syms: list[Symbol]) -> list[_Field]:
@@ -234,6 +249,8 @@ def analyze_from(header_block: bytes) -> FromAnalysis:
     if froms[0].name != "From":
         syms.append(Symbol("FROM_NAME_CASE", froms[0].name))
     value = froms[0].value
+    if len(value) > MAX_FROM_LENGTH:
+        return FromAnalysis(None, None, (*syms, Symbol("FROM_UNPARSEABLE", f"{len(value)} characters long")))
     if _CTL.search(value) or any("\udc80" <= ch <= "\udcff" for ch in value):
         return FromAnalysis(None, None, (*syms, Symbol("FROM_UNPARSEABLE", "invalid bytes or control characters")))
 
@@ -263,7 +280,7 @@ def analyze_from(header_block: bytes) -> FromAnalysis:
     if decoded != value:
         if any(re.search(r"[@<>,;:\"]", part) for part in _encoded_parts(value)):
             syms.append(Symbol("FROM_ENCODED_ADDRESS", decoded[:100]))
-        views["decoded"] = list(sorted({_norm(a) or "" for a in naive if a}))  # the same address twice is no trick
+        views["decoded"] = [*sorted({_norm(a) or "" for a in naive if a})]  # the same address twice is no trick
     if ours is not None and re.search(r"[@<>]", ours.rpartition("@")[0]):
         return FromAnalysis(None, None, (*syms, Symbol("FROM_AMBIGUOUS", f"quoted local part {ours[:100]}")))
     for name, view in views.items():
@@ -288,18 +305,18 @@ def _finish(syms: list[Symbol], fields: list[_Field], address: str, comments: li
     if domain and not domain.isascii():
         domain = domain.encode("idna").decode("ascii")
     for comment in comments:
-        if _ADDRESS_LIKE.search(_naive_decoded(comment)):
+        if _address_like(_naive_decoded(comment)):
             syms.append(Symbol("FROM_COMMENT_ADDRESS", comment[:100]))
     shown = _naive_decoded(display)
-    for found in _ADDRESS_LIKE.findall(shown):
+    found = _address_like(shown)
+    if found:
         other = found.rpartition("@")[2].lower().rstrip(".")
         if organizational_domain(other) != organizational_domain(domain):
             syms.append(Symbol("FROM_DISPLAY_SPOOF", other))
         else:
             syms.append(Symbol("FROM_DISPLAY_ADDRESS", found))
-        break
     senders = [f for f in fields if f.name.lower() == "sender"]
-    if len(senders) == 1:
+    if len(senders) == 1 and len(senders[0].value) <= MAX_FROM_LENGTH:
         sender_domain = _single_domain(senders[0].value)
         if sender_domain and organizational_domain(sender_domain) != organizational_domain(domain):
             syms.append(Symbol("FROM_SENDER_MISMATCH", sender_domain))

@@ -54,12 +54,30 @@ def claimed_authserv_ids(message: SpooledMessage) -> list[str]:
     for f in fields:
         name, colon, value = f.partition(b":")
         if colon and name.strip().lower() == b"authentication-results":
-            text = value.decode("utf-8", "replace")
-            while re.search(r"\([^()]*\)", text):
-                text = re.sub(r"\([^()]*\)", " ", text)
-            text = text.strip()
+            text = strip_comments(value.decode("utf-8", "replace")).strip()
             out.append(re.split(r"[\s;]", text, maxsplit=1)[0] if text else "")
     return out
+
+
+def strip_comments(text: str) -> str:
+    """RFC 5322 §3.2.2 comments (nested, with quoted-pairs) replaced by a space, in one linear pass."""
+    out: list[str] = []
+    depth, i = 0, 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and depth and i + 1 < len(text):
+            i += 2
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")" and depth:
+            depth -= 1
+            if not depth:
+                out.append(" ")
+        elif not depth:
+            out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def is_ours(claimed: str, authserv_id: str) -> bool:

@@ -25,6 +25,7 @@ from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import Action, CheckResult, Forced, Symbol
 from mailbastion.policy.check import BaseCheck, CheckContext
 from mailbastion.policy.checks.arc import is_trusted
+from mailbastion.policy.checks.auth_results import strip_comments
 
 EMITS = frozenset({
     "DMARC_POLICY_ALLOW", "DMARC_POLICY_REJECT", "DMARC_POLICY_QUARANTINE", "DMARC_POLICY_SOFTFAIL", "DMARC_NA",
@@ -32,16 +33,9 @@ EMITS = frozenset({
 })
 
 
-def _strip_comments(text: str) -> str:
-    prev = None
-    while prev != text:
-        prev, text = text, re.sub(r"\([^()]*\)", " ", text)
-    return text
-
-
 def arc_saw_pass(arc: ArcResult, from_domain: str) -> bool:
     """The sealed ARC-Authentication-Results of the latest instance says DMARC passed for this From domain."""
-    aar = _strip_comments(arc.latest_aar).lower()
+    aar = strip_comments(arc.latest_aar).lower()
     if not re.search(r"(?:^|;)\s*dmarc\s*=\s*pass\b", aar):
         return False
     m = re.search(r"dmarc\s*=\s*pass[^;]*header\.from\s*=\s*([^\s;]+)", aar)
