@@ -124,3 +124,17 @@ def test_part_count_limit() -> None:
     raw = av.attach([(f"f{i}.txt", "text/plain", b"x%d" % i) for i in range(30)])
     subject = build_subject(raw, max_parts=10)
     assert len(subject.parts) == 10 and any(n.kind is FindingKind.ARCHIVE_LIMIT for n in subject.notes)
+
+
+def test_message_partial_is_unscannable() -> None:
+    raw = (b"From: a@b\r\nSubject: part 1\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: message/partial; id="abc@b"; number=1; total=2\r\n\r\nFrom: a@b\r\n'
+           b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nWDVPIVAl\r\n")
+    assert FindingKind.UNSCANNABLE in kinds(raw)
+
+
+def test_encrypted_ooxml_document() -> None:
+    ole = av._cfb([("Root Entry", 5, [1, 2], b""), ("EncryptionInfo", 2, [], b"\x04\x00\x04\x00" + b"\0" * 40),
+                   ("EncryptedPackage", 2, [], b"\0" * 64)])
+    found = kinds(av.attach([("salary.xlsx", "application/octet-stream", ole)]))
+    assert "document.encrypted" in found[FindingKind.ENCRYPTED]

@@ -73,7 +73,7 @@ class AttachmentPolicy:
             why = suspicious_name(n)
             if why:
                 out.append(Finding(self.name, FindingKind.SUSPICIOUS, f"name.{why}", where))
-        if kind == "office_encrypted":
+        if kind == "office_encrypted" or (kind == "ole" and _is_encrypted_office(part.data)):
             out.append(Finding(self.name, FindingKind.ENCRYPTED, "document.encrypted", where))
         elif self.check_macros and (kind in OFFICE_TYPES or kind == "ooxml_macro"):
             macro = _macros(part.data, names[0] if names else "document")
@@ -86,6 +86,18 @@ class AttachmentPolicy:
             if active:
                 out.append(Finding(self.name, FindingKind.PDF_JAVASCRIPT, active, where))
         return out
+
+
+def _is_encrypted_office(data: bytes) -> bool:
+    """Legacy Office encryption (RC4, XOR) that olefile alone does not show; msoffcrypto comes with oletools."""
+    try:
+        import io
+
+        import msoffcrypto  # type: ignore[import-untyped]
+
+        return bool(msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted())
+    except Exception:  # noqa: BLE001 - not an Office file msoffcrypto knows: not encrypted as far as we can tell
+        return False
 
 
 def _macros(data: bytes, filename: str) -> str | None:

@@ -86,6 +86,9 @@ class _Walk:
         if ctype.startswith("multipart/") and not part.is_multipart():
             self.resplit(part, where, depth)  # the boundary never appeared: the parser kept the body as text
             return
+        if ctype == "message/partial":
+            # RFC 2046 fragments: some clients reassemble them, no scanner sees the whole. Refuse to guess.
+            self.note(FindingKind.UNSCANNABLE, "mime.message_partial", where)
         if part.is_multipart():
             children = part.get_payload()
             assert isinstance(children, list)
