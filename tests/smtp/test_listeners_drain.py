@@ -53,8 +53,23 @@ async def test_graceful_drain(gateway_factory: GatewayFactory) -> None:
         await SmtpDialogue.open(HOST, gw.port, timeout=2)
 
 
+def _failed_starttls(port: int) -> None:
+    """A client that only speaks TLS 1.1: the handshake after STARTTLS fails."""
+    import smtplib
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1  # refused by our TLS >= 1.2
+    client = smtplib.SMTP(HOST, port, timeout=10)
+    client.ehlo("probe.example")
+    with pytest.raises((ssl.SSLError, OSError)):
+        client.starttls(context=ctx)
+    client.close()
+
+
 @pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
-def test_client_that_connects_and_closes_leaves_no_session(loop_kind: str) -> None:
+@pytest.mark.parametrize("probe", ["connect-close", "failed-starttls"])
+def test_client_that_connects_and_closes_leaves_no_session(loop_kind: str, probe: str, certs: dict[str, Path]) -> None:
     """A probe that connects and closes at once (health checks, port scanners) must not hold a
     connection slot. Under uvloop (what `mailbastion serve` runs on) aiosmtpd's EOF handling left
     such a session half-open for ever, and a drain waited for it until its bound."""
@@ -71,12 +86,15 @@ def test_client_that_connects_and_closes_leaves_no_session(loop_kind: str) -> No
         settings = parse_settings({"smtp": {"listen": [f"{HOST}:0"]}})
         slow = FunctionCheck(slow_connect_check, "slow_connect", Stage.CONNECT, frozenset())
         server = build_gateway(settings, pipeline=make_pipeline(None, [slow]), recipients=recipients(),
-                               spool=FakeSpool(), tls_context=None)
+                               spool=FakeSpool(), tls_context=server_context(certs["cert"], certs["key"]))
         await server.start()
-        for _ in range(5):
-            # Blocking connect and close: the server sees the connection and its EOF in one loop turn.
-            socket.create_connection((HOST, server.ports[0]), timeout=5).close()
-        await asyncio.sleep(0.6)
+        for _ in range(3):
+            if probe == "connect-close":
+                # Blocking connect and close: the server sees the connection and its EOF in one loop turn.
+                socket.create_connection((HOST, server.ports[0]), timeout=5).close()
+            else:
+                await asyncio.to_thread(_failed_starttls, server.ports[0])
+        await asyncio.sleep(1.0)
         edge = server.listeners.bound[0].edge
         left = len(edge.connections)
         loop = asyncio.get_running_loop()

@@ -191,6 +191,7 @@ class SmtpEdgeProtocol(EdgeSession):
             log.info("TLS handshake failed session=%s client=%s: %s", self.peer.session_id, self.peer.ip, exc)
             self._closing = True
             self._original_transport.close()
+            self.forget()  # SSLProtocol only reports connection_lost to an app whose handshake succeeded
         return None
 
     async def cmd_xclient(self, arg: str) -> Reply | None:

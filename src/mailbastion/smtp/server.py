@@ -153,6 +153,11 @@ class EdgeSession(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
+        self.forget()
+
+    def forget(self) -> None:
+        """Leave the connection registry and free the client's slot, once. Called by connection_lost,
+        and after a failed STARTTLS handshake, after which asyncio never calls connection_lost."""
         self.edge.connections.discard(self)
         if self._admitted:
             self._admitted = False
