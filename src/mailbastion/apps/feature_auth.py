@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailbastion.apps.features import Services
-from mailbastion.config.sections.auth import weakened
 from mailbastion.auth.dkim_verify import DkimVerifier
 from mailbastion.auth.dmarc import DmarcPolicyFinder
 from mailbastion.auth.keys import KeyStore
 from mailbastion.auth.spf import SpfEvaluator
+from mailbastion.config.sections.auth import weakened
 from mailbastion.policy.check import Check
 from mailbastion.policy.checks.arc import ArcCheck
 from mailbastion.policy.checks.auth_results import AuthResultsCheck
