@@ -4,7 +4,8 @@
     feats.subject, feats.text, feats.anchors, feats.url_hosts, feats.attachments ...
 
 Contract: `extract` never raises on malformed mail (a broken part is skipped); it reads at most
-`MAX_PART_BYTES` of each text part and `MAX_PARTS` parts, so its cost is bounded per message. It parses
+`MAX_PART_BYTES` of each text part, `MAX_PARTS` parts and the first `MAX_SCAN_BYTES` of the message, so
+its cost is bounded per message. It parses
 with the compat32 policy (several times faster than email.policy.default) and decodes headers itself.
 """
 
@@ -24,6 +25,7 @@ from mailbastion.core.message import SpooledMessage
 
 MAX_PART_BYTES = 64 * 1024
 MAX_PARTS = 40
+MAX_SCAN_BYTES = 1024 * 1024  # like SpamAssassin's scan size limits: the rest of a big message is attachments
 _CACHE_KEY = "spam.features"
 
 _URL_RE = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s"'<>()\[\]{}]{2,300}""")
@@ -170,7 +172,7 @@ def extract_bytes(raw: bytes) -> MessageFeatures:
     if raw.startswith(b"From "):  # an mbox separator line, as in the public corpora
         nl = raw.find(b"\n")
         raw = raw[nl + 1 :] if nl >= 0 else b""
-    msg = email.message_from_bytes(raw)
+    msg = email.message_from_bytes(raw[:MAX_SCAN_BYTES])
     headers = tuple((k.lower(), decode_header(str(v))) for k, v in msg.items())
     subject_raw = msg.get("Subject")
     subject_raw = None if subject_raw is None else str(subject_raw)
