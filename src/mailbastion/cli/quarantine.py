@@ -93,7 +93,8 @@ def _release_api(settings: Any, *, need_spool: bool) -> Any:
         from mailbastion.spool.writer import Spool
 
         spool = Spool.from_settings(settings)
-    return QuarantineRelease(_store(settings), spool, open_audit_log(settings.directory_url))
+    q = getattr(settings, "quarantine", None) or settings.antivirus.quarantine
+    return QuarantineRelease(_store(settings), spool, open_audit_log(q.audit_url or settings.directory_url))
 
 
 @quarantine_group.command("release")

@@ -60,8 +60,21 @@ class FreshnessWatch:
         self.interval = interval
         self.status: dict[str, EngineStatus] = {}
         self._task: asyncio.Task[None] | None = None
+        self._checked = 0.0  # monotonic time of the last check
+        self._lock = asyncio.Lock()
+
+    async def recheck_if_stale(self, min_interval: float = 30.0) -> None:
+        """While something is stale, look again at most every `min_interval` seconds, so mail flows again
+        soon after freshclam catches up instead of waiting for the next scheduled check."""
+        if not self.stale() or self._lock.locked():
+            return
+        if asyncio.get_running_loop().time() - self._checked < min_interval:
+            return
+        async with self._lock:
+            await self.check_now()
 
     async def check_now(self) -> dict[str, EngineStatus]:
+        self._checked = asyncio.get_running_loop().time()
         now = datetime.now(UTC)
 
         async def one(s: Scanner) -> EngineStatus:

@@ -287,3 +287,15 @@ async def test_stale_clamav_signatures_soft_reject(clamd: ClamdTestServer) -> No
         clamd.reload()
     await watch.check_now()
     assert not watch.stale()
+
+
+async def test_stale_clears_soon_after_signatures_are_fresh_again() -> None:
+    fake = av.FakeScanner(signature_date=datetime.now(UTC) - timedelta(days=3))
+    watch = FreshnessWatch([fake], {"clamav": timedelta(hours=24)}, interval=3600)
+    await watch.check_now()
+    check = AntivirusCheck([fake], freshness=watch)
+    assert (await decide(check, CLEAN))[0].action is Action.SOFT_REJECT
+    fake.signature_date = datetime.now(UTC)  # freshclam caught up
+    watch._checked -= 60  # the recheck interval has passed
+    await decide(check, CLEAN)  # this message still sees the old status, and triggers a recheck
+    assert (await decide(check, CLEAN))[0].action is Action.ACCEPT

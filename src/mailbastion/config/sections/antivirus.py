@@ -82,6 +82,9 @@ class QuarantineSection(Section):
     """Shared by anti-virus and the spam filter."""
 
     dir: str = "quarantine"  # below data_dir; 0700, files 0600
+    # Where releases and deletions are audited; None = the directory database (the all-in-one default). A split
+    # deployment points this at the shared audit database (PostgreSQL) reachable from where admins run the CLI.
+    audit_url: str | None = None
     retention_days: int = Field(30, ge=1)
 
 

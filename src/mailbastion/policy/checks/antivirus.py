@@ -174,6 +174,8 @@ class AntivirusCheck(BaseCheck):
         except TimeoutError:
             raise EngineUnavailable("anti-virus stage timed out") from None
         ctx.put(report)
+        if self.freshness is not None:
+            await self.freshness.recheck_if_stale()
         return self.judge(report)
 
     def judge(self, report: AntivirusReport) -> CheckResult:
