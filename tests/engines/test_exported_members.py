@@ -21,7 +21,7 @@ def test_all_names_exist(module: str) -> None:
 
 
 def test_engines_package_surface() -> None:
-    import mailbastion.engines as engines
+    from mailbastion import engines
 
     assert set(engines.__all__) == {"EngineInfo", "Finding", "FindingKind", "Part", "ScanCache", "ScanResult",
                                     "ScanSubject", "Scanner"}
@@ -30,5 +30,7 @@ def test_engines_package_surface() -> None:
 def test_checks_depend_on_the_scanner_protocol_not_products() -> None:
     import mailbastion.policy.checks.antivirus as check
 
-    source = open(check.__file__).read()
+    from pathlib import Path
+
+    source = Path(check.__file__).read_text()
     assert "engines.clamav" not in source and "engines.yara" not in source and "engines.icap" not in source

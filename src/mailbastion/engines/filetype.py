@@ -172,10 +172,9 @@ def _is_disk_image(data: bytes) -> bool:
         return True
     if len(data) >= 512 and data[-512:-508] == b"koly":  # Apple DMG
         return True
-    if len(data) >= 512 and data[510:512] == b"\x55\xaa" and (b"FAT12" in data[:512] or b"FAT16" in data[:512]
-                                                            or b"FAT32" in data[:512] or data[3:11] == b"NTFS    "):
-        return True
-    return False
+    boot = data[:512]
+    return len(data) >= 512 and boot[510:512] == b"\x55\xaa" and (  # a raw FAT/NTFS floppy or disk image
+        b"FAT12" in boot or b"FAT16" in boot or b"FAT32" in boot or boot[3:11] == b"NTFS    ")
 
 
 def _text_type(head: bytes) -> str:
@@ -186,7 +185,7 @@ def _text_type(head: bytes) -> str:
         return "script"
     if b"<hta:application" in low:
         return "html_application"
-    if low.startswith(b"[internetshortcut]") or low.startswith(b"[shell]") or low.startswith(b"[{000214a0"):
+    if low.startswith((b"[internetshortcut]", b"[shell]", b"[{000214a0")):
         return "shortcut"
     if low.startswith((b"regedit4", b"windows registry editor")):
         return "registry"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import itertools
 import struct
 import tarfile
 import zipfile
@@ -267,7 +268,7 @@ def _cfb(streams: list[tuple[str, int, list[int], bytes]]) -> bytes:
     for idx, (_, _, kids, _) in enumerate(streams):
         if kids:
             child[idx] = kids[0]
-            for a, b in zip(kids, kids[1:], strict=False):
+            for a, b in itertools.pairwise(kids):
                 right[a] = b
     for idx, (name, typ, _, _) in enumerate(streams):
         raw_name = name.encode("utf-16-le") + b"\0\0"
