@@ -130,3 +130,11 @@ async def test_feature_through_the_role_pipeline_with_real_clamd(tmp_path: Path,
     finally:
         for f in features:
             await f.stop()
+
+
+def test_weakened_settings_are_named(tmp_path: Path) -> None:
+    s = settings(tmp_path, required=["clamav"], stale_policy="alarm_only",
+                 attachments={"on_encrypted": "accept", "allowed_types": ["script"]}).settings.antivirus
+    text = "\n".join(s.weakened())
+    assert "required" in text and "alarm_only" in text and "on_encrypted" in text and "allowed_types" in text
+    assert settings(tmp_path).settings.antivirus.weakened() == []

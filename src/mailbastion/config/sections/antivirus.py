@@ -138,3 +138,24 @@ class AntivirusSection(Section):
         """The engines whose failure means 451: the configured list, or every configured engine."""
         configured = self.configured_engines()
         return frozenset(self.required) & set(configured) if self.required else frozenset(configured)
+
+    def weakened(self) -> list[str]:
+        """Settings weaker than the secure defaults, for `config.weakened` at start-up (loader.weakened)."""
+        out: list[str] = []
+        d = AntivirusSection()
+        if self.required and self.required_engines() != frozenset(self.configured_engines()):
+            out.append(f"antivirus.required = {sorted(self.required)} (other engines may fail open)")
+        if self.stale_policy == "alarm_only":
+            out.append("antivirus.stale_policy = \"alarm_only\" (mail accepted with stale signatures)")
+        for engine in ("clamav", "yara", "attachments"):
+            if not getattr(self, engine).enabled and getattr(d, engine).enabled:
+                out.append(f"antivirus.{engine}.enabled = false")
+        a, da = self.attachments, d.attachments
+        order = {"accept": 0, "quarantine": 1, "reject": 2}
+        for key in ("on_blocked", "on_macro", "on_pdf_javascript", "on_encrypted", "on_archive_limit",
+                    "on_unscannable"):
+            if order[getattr(a, key)] < order[getattr(da, key)]:
+                out.append(f"antivirus.attachments.{key} = \"{getattr(a, key)}\"")
+        if a.allowed_types:
+            out.append(f"antivirus.attachments.allowed_types = {a.allowed_types}")
+        return out
