@@ -106,3 +106,16 @@ async def test_oversized_stream_is_unscannable_not_clean(clamd: ClamdTestServer)
     scanner = ClamdScanner(socket_path=clamd.socket_path, stream_max_length=1024)
     result = await scanner.scan(ScanSubject(b"x" * 4096))
     assert result.findings and result.findings[0].kind is FindingKind.UNSCANNABLE
+
+
+
+async def test_blob_over_clamds_stream_limit_fails_closed(clamd: ClamdTestServer) -> None:
+    # A scanner configured above clamd's StreamMaxLength (50M in the test clamd) must not call it clean.
+    scanner = ClamdScanner(socket_path=clamd.socket_path, stream_max_length=200 * 1024 * 1024)
+    try:
+        result = await scanner.scan(ScanSubject(b"x" * (51 * 1024 * 1024)))
+    except EngineUnavailable:
+        pass
+    else:
+        assert result.findings and result.findings[0].kind is FindingKind.UNSCANNABLE
+    assert (await scanner.scan(ScanSubject(b"small"))).is_clean

@@ -139,6 +139,9 @@ class ClamdScanner:
 
     async def _instream_once(self, session: _Session, data: bytes) -> bytes:
         w = session.writer
+        session.last_id += 1
+        # Blobs over clamd's StreamMaxLength make clamd close mid-stream (a broken pipe, so EngineUnavailable):
+        # keep antivirus.clamav.stream_max_length at or below it, and larger blobs are reported UNSCANNABLE instead.
         w.write(b"zINSTREAM\0")
         view = memoryview(data)
         for start in range(0, len(view), self.chunk_size):
@@ -148,7 +151,6 @@ class ClamdScanner:
             await w.drain()
         w.write(struct.pack(">I", 0))
         await w.drain()
-        session.last_id += 1
         reply = (await session.reader.readuntil(b"\0")).rstrip(b"\0")
         expected = f"{session.last_id}: ".encode()
         if not reply.startswith(expected):
@@ -183,6 +185,9 @@ class ClamdScanner:
                     session.close()
                     raise
                 m = _REPLY.match(reply)
+                if b"size limit exceeded" in reply:
+                    session.close()  # clamd closes the connection after this reply
+                    return "ClamAV.Limits.StreamMaxLength"  # clamd's StreamMaxLength is below ours: unscannable
                 if m is None or m.group("status") == b"ERROR":
                     session.close()
                     text = reply.decode("utf-8", "replace")

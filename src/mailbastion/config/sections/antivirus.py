@@ -33,7 +33,7 @@ class ClamavSection(Section):
     scan_timeout: float = Field(60.0, gt=0)
     pool_size: int = Field(8, ge=1, le=256)  # concurrent connections to clamd (clamd MaxThreads is 12 by default)
     chunk_size: int = Field(64 * 1024, ge=1024, le=4 * 1024 * 1024)
-    stream_max_length: int = Field(25 * 1024 * 1024, ge=1024)  # must not exceed clamd's StreamMaxLength
+    stream_max_length: int = Field(25 * 1024 * 1024, ge=1024)  # at most clamd's StreamMaxLength (Debian: 25M)
     max_signature_age_hours: float = Field(24.0, gt=0)  # over this, the freshness alarm rings
 
 
