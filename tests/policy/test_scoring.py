@@ -73,3 +73,11 @@ def test_every_shipped_symbol_is_emitted_by_a_known_check() -> None:
     import mailbastion.policy.checks  # noqa: F401  (registers every check)
 
     load_score_table().validate_known()
+
+
+def test_forced_junk_never_weakens_a_score_reject() -> None:
+    scorer = Scorer(_table(B1=20.0))
+    forced = Forced(Action.JUNK, replies.OK, by="dmarc")
+    verdict = scorer.decide([Symbol("B1")], forced)
+    assert verdict.action is Action.REJECT and verdict.forced is None
+    assert Scorer(_table(B1=1.0)).decide([Symbol("B1")], forced).action is Action.JUNK

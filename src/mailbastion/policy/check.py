@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from mailbastion.core.address import Address
 from mailbastion.core.envelope import Envelope
@@ -83,12 +83,13 @@ def error_symbol(check_name: str) -> str:
 class BaseCheck:
     """Convenience base for class-based checks that need collaborators (a resolver, scanners)."""
 
-    name: ClassVar[str]
-    stage: ClassVar[Stage]
-    emits: ClassVar[frozenset[str]]
-    on_error: ClassVar[Action] = Action.ACCEPT
-    timeout: ClassVar[float] = 10.0
-    priority: ClassVar[int] = 50
+    # Class attributes that instances read (the Check protocol's attributes); set them on the subclass.
+    name: str
+    stage: Stage
+    emits: frozenset[str]
+    on_error: Action = Action.ACCEPT
+    timeout: float = 10.0
+    priority: int = 50
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -189,11 +189,12 @@ class Scorer:
         return round(total, 4), tuple(scored)
 
     def decide(self, symbols: Sequence[Symbol], forced: Forced | None, edits: Sequence[Edit] = ()) -> Verdict:
-        """A forced action beats the score; otherwise the highest threshold reached wins."""
+        """The highest threshold reached wins, unless a check forced an action at least as strong: a
+        forced reject beats a negative score, but a forced Junk never weakens a score that rejects."""
         total, scored = self.score(symbols)
-        if forced is not None:
-            return Verdict(forced.action, total, scored, forced, forced.reply, tuple(edits))
         action = self.table.thresholds.action_for(total)
+        if forced is not None and forced.action >= action:
+            return Verdict(forced.action, total, scored, forced, forced.reply, tuple(edits))
         reply = None
         if action == Action.REJECT:
             reply = replies.SPAM_REJECTED

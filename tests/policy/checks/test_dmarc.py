@@ -170,9 +170,6 @@ def test_parse_record() -> None:
     assert parse_record("example.org", "v=DMARC1; p=reject").sp == "reject"  # type: ignore[union-attr]
 
 
-@pytest.mark.xfail(reason="policy/scoring.py Scorer.decide lets any forced action beat the score, so a forced "
-                          "quarantine (JUNK) lowers a message that scored REJECT; it should take the stronger of the two",
-                   strict=False)
 def test_forced_quarantine_never_weakens_a_score_reject() -> None:
     from mailbastion.core.verdict import Forced, Symbol
     from mailbastion.policy.scoring import Scorer, ScoreTable, SymbolScore, Thresholds

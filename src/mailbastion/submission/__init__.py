@@ -1,0 +1,1 @@
+"""Outbound mail from our users: DKIM signing now; AUTH and the submission listener later."""
