@@ -13,6 +13,7 @@ What it reports (weights in config/scores/antivirus.toml):
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -131,8 +132,6 @@ class AntivirusCheck(BaseCheck):
         pending: list[Scanner] = []
         digest = ""
         if self.cache is not None:
-            import hashlib
-
             digest = hashlib.sha256(raw).hexdigest()
             for s in self.scanners:
                 hit = self.cache.get(("message", s.name, getattr(s, "generation", ""), digest))
@@ -173,6 +172,10 @@ class AntivirusCheck(BaseCheck):
                 report = await self.scan(ctx.message.raw)
         except TimeoutError:
             raise EngineUnavailable("anti-virus stage timed out") from None
+        except EngineUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure to scan is "not scanned": 451 4.7.0, never 250
+            raise EngineUnavailable(f"anti-virus stage failed: {type(exc).__name__}: {exc}") from exc
         ctx.put(report)
         if self.freshness is not None:
             await self.freshness.recheck_if_stale()
