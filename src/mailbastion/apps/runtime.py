@@ -68,6 +68,7 @@ class Runtime:
     mda: Any = None
     queue: Any = None
     spool: Any = None
+    acceptors: Any = None  # apps.workers.Acceptors when SMTP is accepted by worker processes
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> list[str]:
@@ -108,10 +109,14 @@ class Runtime:
         self.queue = QueueManager.from_settings(s, self.spool, router)
         self.spool.add_listener(lambda _qid: self.queue.wake())
         await self.queue.start()
-        self.gateway = build_gateway(s, pipeline=pipeline, recipients=self.services.recipients, spool=self.spool,
-                                     quarantine=self.services.quarantine)
-        await self.gateway.start()
-        lines = [f"SMTP (gateway, MX)      {addr}" for addr in self.gateway.describe()]
+        if self.acceptors is not None:
+            lines = [f"SMTP (gateway, MX)      {addr} ({len(self.acceptors.procs)} acceptor processes)"
+                     for addr in [*s.smtp.listen, *s.smtp.implicit_tls_listen]]
+        else:
+            self.gateway = build_gateway(s, pipeline=pipeline, recipients=self.services.recipients, spool=self.spool,
+                                         quarantine=self.services.quarantine)
+            await self.gateway.start()
+            lines = [f"SMTP (gateway, MX)      {addr}" for addr in self.gateway.describe()]
         lines.append(f"spool                   {s.path(s.spool.dir)}")
         lines.append(f"checks                  {', '.join(c.name for c in pipeline.checks)}")
         return lines
@@ -131,6 +136,8 @@ class Runtime:
                 self.gateway.reload(new, pipeline)
             except Exception as exc:  # noqa: BLE001
                 log.error("reload of the gateway failed, keeping the running one: %s", exc)
+        if self.acceptors is not None:
+            self.acceptors.signal(signal.SIGHUP)
         if self.mda is not None and hasattr(self.mda, "reload_tls"):
             self.mda.reload_tls()
         log.info("configuration reloaded from %s", new.source)
@@ -139,6 +146,7 @@ class Runtime:
         """Gateway first (no new mail), then the queue (in-flight deliveries finish), then the MDA."""
         parts: list[tuple[str, Any]] = [
             ("gateway", (lambda: self.gateway.stop(drain_seconds)) if self.gateway is not None else None),
+            ("acceptors", (lambda: self.acceptors.stop(drain_seconds)) if self.acceptors is not None else None),
             ("queue", (lambda: self.queue.stop(drain_seconds)) if self.queue is not None else None),
             *((f"feature {f.name}", f.stop) for f in self.features),
             ("mda", self.mda.stop if self.mda is not None else None),
@@ -161,10 +169,25 @@ class Runtime:
         loop.add_signal_handler(signal.SIGINT, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+        if self.acceptors is not None:
+            watch = asyncio.ensure_future(self._watch_acceptors())
         await self._stopping.wait()
+        if self.acceptors is not None:
+            watch.cancel()
         log.info("draining: no new connections, finishing open transactions")
         await self.stop()
         log.info("stopped")
+
+
+    async def _watch_acceptors(self) -> None:
+        """An acceptor that dies takes its share of the listening socket with it: stop the whole
+        server (a supervisor restarts it) rather than run on silently with fewer."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.acceptors.alive() < len(self.acceptors.procs):
+                log.error("an SMTP acceptor process exited; stopping")
+                self._stopping.set()
+                return
 
 
 def dump_tasks() -> None:

@@ -23,8 +23,23 @@ def serve(config_path: Path | None, role: str) -> None:
     setup_logging(settings)
     install_uvloop()
 
+    acceptors = None
+    if settings.server.workers > 1 and role in ("all", "gateway"):
+        # Bind and check once, then fork the acceptors before any event loop runs.
+        import mailbastion.apps.pipeline  # noqa: F401  (heavy imports before the fork: shared pages)
+        from mailbastion.apps.workers import bind_gateway_sockets, start_acceptors
+
+        try:
+            _check_gateway_config(settings)
+            sockets = bind_gateway_sockets(settings)
+        except ConfigError as exc:
+            raise Failed(str(exc)) from None
+        except OSError as exc:
+            raise Failed(f"cannot listen: {exc}") from None
+        acceptors = start_acceptors(settings, sockets, settings.server.workers)
+
     async def main() -> None:
-        runtime = Runtime(settings, role)
+        runtime = Runtime(settings, role, acceptors=acceptors)
         try:
             lines = await runtime.start()
         except ConfigError as exc:
@@ -40,3 +55,15 @@ def serve(config_path: Path | None, role: str) -> None:
         await runtime.run_until_signal()
 
     asyncio.run(main())
+
+
+def _check_gateway_config(settings: object) -> None:
+    """The start-up rules the acceptors would hit, checked once in the parent with a clear message."""
+    from mailbastion.apps.features import Services, make_resolver
+    from mailbastion.apps.pipeline import build_pipeline, refuse_on_problems
+    from mailbastion.directory.recipient_map import RecipientMap
+
+    s = settings  # type: ignore[assignment]
+    services = Services(s, make_resolver(s), recipients=RecipientMap(s.path(s.directory.recipient_map)))
+    _, features = build_pipeline(services)
+    refuse_on_problems(features)
