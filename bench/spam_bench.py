@@ -19,8 +19,8 @@ the same training messages; CPU = spamd (parent and children) + spamc process ti
 from __future__ import annotations
 
 import argparse
-import atexit
 import asyncio
+import atexit
 import hashlib
 import os
 import shutil
@@ -236,9 +236,12 @@ async def run_corpus(name: str, items: list[Item], phishing: list[Path], args: a
             res.append((y, action >= Action.ADD_HEADER))
             junk.append((y, action >= Action.JUNK))
             cpu.append(c)
-        ph = [(await ours.judge(p.read_bytes()))[0] >= Action.ADD_HEADER for p in phishing]
+        ph_actions = [(await ours.judge(p.read_bytes()))[0] for p in phishing]
+        ph = [a >= Action.ADD_HEADER for a in ph_actions]
+        ph_junk = [a >= Action.JUNK for a in ph_actions]
         rows["mailbastion"] = {"r": rates(res), "junk": rates(junk), "cpu": sum(cpu) / len(cpu),
-                               "phish": sum(ph) / len(ph) if ph else float("nan")}
+                               "phish": sum(ph) / len(ph) if ph else float("nan"),
+                               "phish_junk": sum(ph_junk) / len(ph_junk) if ph_junk else float("nan")}
         if not args.no_sa:
             t0 = time.monotonic()
             sa = SpamAssassin(train, work / "sa")
@@ -263,7 +266,8 @@ async def run_corpus(name: str, items: list[Item], phishing: list[Path], args: a
             if "junk" in row:
                 j: Rates = row["junk"]
                 fp, rec, nfp, nham = j
-                print(f"{'  (>= junk)':<14} {100 * fp:>7.2f}% ({nfp:>3}/{nham:<4}) {100 * rec:>11.2f}%")
+                print(f"{'  (>= junk)':<14} {100 * fp:>7.2f}% ({nfp:>3}/{nham:<4}) {100 * rec:>11.2f}% "
+                      f"{100 * row['phish_junk']:>8.1f}%")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
