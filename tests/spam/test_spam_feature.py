@@ -68,3 +68,13 @@ def test_package_surface() -> None:
                                                 "extract_bytes", "shipped_model_path", "tokens"]
     for name in mailbastion.spam.__all__:
         assert hasattr(mailbastion.spam, name)
+
+
+def test_weakened_settings_are_named() -> None:
+    from mailbastion.config import weakened
+
+    settings = parse_settings({"spam": {"dnsbl": {"enabled": False}, "classifier": {"spam_probability": 0.9}}})
+    found = weakened(settings)
+    assert "spam.dnsbl.enabled = false" in found
+    assert any(w.startswith("spam.classifier.spam_probability = 0.9") for w in found)
+    assert not [w for w in weakened(parse_settings({})) if w.startswith("spam.")]

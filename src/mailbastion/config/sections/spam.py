@@ -88,3 +88,17 @@ class SpamSection(Section):
     greylist: GreylistSection = Field(default_factory=GreylistSection)
     external: ExternalTagSection = Field(default_factory=ExternalTagSection)
     report: ReportSection = Field(default_factory=ReportSection)
+
+    def weakened(self) -> list[str]:
+        """Settings weaker than the defaults, for `config.weakened` at start-up (loader.weakened)."""
+        out: list[str] = []
+        for part in ("classifier", "rules", "dnsbl", "ratelimit", "report"):
+            if not getattr(self, part).enabled:
+                out.append(f"spam.{part}.enabled = false")
+        c, d = self.classifier, ClassifierSection()
+        if c.spam_probability > d.spam_probability:
+            out.append(f"spam.classifier.spam_probability = {c.spam_probability} (default {d.spam_probability})")
+        if self.dnsbl.enabled and not self.dnsbl.client_lists and not self.dnsbl.domain_lists:
+            out.append("spam.dnsbl: no lists configured")
+        return out
+
