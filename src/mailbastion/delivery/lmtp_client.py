@@ -19,6 +19,7 @@ import contextlib
 import logging
 import re
 import ssl
+import time
 
 from mailbastion.config.schema import Settings
 from mailbastion.core import headers
@@ -62,8 +63,37 @@ async def _read_reply(reader: asyncio.StreamReader, timeout: float) -> tuple[int
             return int(text[:3]), " ".join(t for t in texts if t)
 
 
+class _Session:
+    """One LMTP connection, greeted and LHLO'd, reusable for further transactions."""
+
+    __slots__ = ("reader", "writer", "ext", "opened", "transactions")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ext: set[str]) -> None:
+        self.reader, self.writer, self.ext = reader, writer, ext
+        self.opened = time.monotonic()
+        self.transactions = 0
+
+    @property
+    def is_open(self) -> bool:
+        return not self.writer.is_closing() and not self.reader.at_eof()
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.wait_closed(), 5)
+
+
+class _Retry(Exception):
+    """A reused session failed before any message data was sent: safe to try a fresh one."""
+
+
 class LmtpDeliveryAgent:
-    """Delivers to the MDA. Never raises: an unreachable MDA is TempFailed for every recipient."""
+    """Delivers to the MDA. Never raises: an unreachable MDA is TempFailed for every recipient.
+
+    Connections are cached (Postfix's LMTP connection cache): one mutual-TLS handshake then serves up
+    to `reuse_limit` transactions while it is idle for less than `idle_seconds`. A cached session the
+    MDA closed meanwhile is replaced by a fresh one only when it failed before DATA, so a retry can
+    never deliver a message twice."""
 
     def __init__(
         self,
@@ -75,6 +105,9 @@ class LmtpDeliveryAgent:
         local_hostname: str = "localhost",
         timeout: float = 120.0,
         connect_timeout: float = 30.0,
+        max_idle: int = 16,
+        idle_seconds: float = 10.0,
+        reuse_limit: int = 100,
     ) -> None:
         self.host, self.port = host, port
         self.ssl_context = ssl_context
@@ -82,6 +115,9 @@ class LmtpDeliveryAgent:
         self.local_hostname = local_hostname
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.max_idle, self.idle_seconds, self.reuse_limit = max_idle, idle_seconds, reuse_limit
+        self._idle: list[tuple[float, _Session]] = []
+        self.connections_opened = 0
 
     @staticmethod
     def from_settings(settings: Settings) -> LmtpDeliveryAgent:
@@ -95,7 +131,7 @@ class LmtpDeliveryAgent:
     async def deliver(self, record: QueueRecord, message: bytes) -> dict[str, DeliveryOutcome]:
         outcomes: dict[str, DeliveryOutcome] = {}
         try:
-            await asyncio.wait_for(self._session(record, message, outcomes), self.timeout * 4)
+            await asyncio.wait_for(self._deliver(record, message, outcomes), self.timeout * 4)
         except (OSError, TimeoutError, ssl.SSLError, LmtpProtocolError, EOFError) as exc:
             reason = str(exc) or type(exc).__name__
             log.warning("id=%s LMTP to %s:%d failed: %s", record.queue_id, self.host, self.port, reason)
@@ -103,71 +139,130 @@ class LmtpDeliveryAgent:
                 outcomes.setdefault(r.address, TempFailed(f"4.4.2 LMTP to {self.host}:{self.port}: {reason}"))
         return outcomes
 
-    async def _session(self, record: QueueRecord, message: bytes, out: dict[str, DeliveryOutcome]) -> None:
+    async def close(self) -> None:
+        """Close the cached idle connections."""
+        idle, self._idle = self._idle, []
+        for _, session in idle:
+            await session.close()
+
+    async def _deliver(self, record: QueueRecord, message: bytes, out: dict[str, DeliveryOutcome]) -> None:
+        session = self._take_idle()
+        if session is not None:
+            try:
+                await self._use(session, record, message, out)
+                return
+            except _Retry:
+                out.clear()  # nothing was delivered: start again on a fresh connection
+        session = await self._open(out, record)
+        if session is not None:
+            await self._use(session, record, message, out)
+
+    def _take_idle(self) -> _Session | None:
+        now = time.monotonic()
+        while self._idle:
+            since, session = self._idle.pop()
+            if now - since < self.idle_seconds and session.is_open:
+                return session
+            asyncio.ensure_future(session.close())
+        return None
+
+    async def _use(self, session: _Session, record: QueueRecord, message: bytes,
+                   out: dict[str, DeliveryOutcome]) -> None:
+        reusable = False
+        try:
+            reusable = await self._transaction(session, record, message, out)
+        except (OSError, EOFError, LmtpProtocolError, ssl.SSLError) as exc:
+            if session.transactions > 0 and not out and not getattr(exc, "after_data", False):
+                raise _Retry from exc
+            raise
+        finally:
+            session.transactions += 1
+            if reusable and session.is_open and session.transactions < self.reuse_limit \
+                    and len(self._idle) < self.max_idle:
+                self._idle.append((time.monotonic(), session))
+            else:
+                await session.close()
+
+    async def _open(self, out: dict[str, DeliveryOutcome], record: QueueRecord) -> _Session | None:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port, ssl=self.ssl_context,
                                     server_hostname=self.server_hostname,
                                     ssl_handshake_timeout=self.connect_timeout),
             self.connect_timeout)
-        try:
-            await self._converse(reader, writer, record, message, out)
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 5)
-
-    async def _command(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       line: str) -> tuple[int, str]:
-        writer.write(line.encode("utf-8") + b"\r\n")
-        await writer.drain()
-        return await _read_reply(reader, self.timeout)
-
-    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        record: QueueRecord, message: bytes, out: dict[str, DeliveryOutcome]) -> None:
+        self.connections_opened += 1
+        session = _Session(reader, writer, set())
         pending = [r.address for r in record.pending]
+        try:
+            code, text = await _read_reply(reader, self.timeout)
+            if code != 220:
+                code, text = (code if code >= 400 else 421), f"greeting: {text}"
+            else:
+                code, text = await self._command(session, f"LHLO {self.local_hostname}")
+                if code != 250:
+                    code, text = (code if code >= 400 else 421), f"LHLO: {text}"
+                else:
+                    session.ext = {w.split()[0].upper() for w in text.split(" ") if w}
+                    return session
+        except BaseException:
+            await session.close()
+            raise
+        for a in pending:  # the MDA refused the session; it knows whether trying again can help
+            out.setdefault(a, outcome_of_reply(code, text))
+        await session.close()
+        return None
 
-        def everyone(code: int, text: str) -> None:
-            # The MDA refused the whole transaction; a 5xx here is still the MDA's own fault, but we
-            # follow its code: it knows whether trying again can help.
+    async def _command(self, session: _Session, line: str) -> tuple[int, str]:
+        session.writer.write(line.encode("utf-8") + b"\r\n")
+        await session.writer.drain()
+        return await _read_reply(session.reader, self.timeout)
+
+    async def _transaction(self, session: _Session, record: QueueRecord, message: bytes,
+                           out: dict[str, DeliveryOutcome]) -> bool:
+        """One MAIL..DATA transaction. Returns True when the session is clean for another one."""
+        pending = [r.address for r in record.pending]
+        params = ""
+        if record.body_8bitmime and "8BITMIME" in session.ext:
+            params += " BODY=8BITMIME"
+        if record.smtputf8 and "SMTPUTF8" in session.ext:
+            params += " SMTPUTF8"
+        code, text = await self._command(session, f"MAIL FROM:<{record.sender}>{params}")
+        if code == 421:
+            raise LmtpProtocolError(f"MDA closing: {text}")
+        if code != 250:
             for a in pending:
                 out.setdefault(a, outcome_of_reply(code, text))
-
-        code, text = await _read_reply(reader, self.timeout)
-        if code != 220:
-            return everyone(code if code >= 400 else 421, f"greeting: {text}")
-        code, text = await self._command(reader, writer, f"LHLO {self.local_hostname}")
-        if code != 250:
-            return everyone(code if code >= 400 else 421, f"LHLO: {text}")
-        ext = {w.split()[0].upper() for w in text.split(" ") if w}
-        params = ""
-        if record.body_8bitmime and "8BITMIME" in ext:
-            params += " BODY=8BITMIME"
-        if record.smtputf8 and "SMTPUTF8" in ext:
-            params += " SMTPUTF8"
-        code, text = await self._command(reader, writer, f"MAIL FROM:<{record.sender}>{params}")
-        if code != 250:
-            return everyone(code, text)
+            return await self._rset(session)
         accepted: list[str] = []
+        replies_: list[tuple[str, DeliveryOutcome]] = []
         for address in pending:
-            code, text = await self._command(reader, writer, f"RCPT TO:<{address}>")
+            code, text = await self._command(session, f"RCPT TO:<{address}>")
             if 200 <= code < 300:
                 accepted.append(address)
             else:
-                out[address] = outcome_of_reply(code, text)
+                replies_.append((address, outcome_of_reply(code, text)))
         if not accepted:
-            with contextlib.suppress(Exception):
-                await self._command(reader, writer, "QUIT")
-            return None
-        code, text = await self._command(reader, writer, "DATA")
+            out.update(replies_)
+            return await self._rset(session)
+        code, text = await self._command(session, "DATA")
+        out.update(replies_)
         if code != 354:
             for a in accepted:
                 out[a] = outcome_of_reply(code, text)
-            return None
-        writer.write(prepare_message(record, message))
-        await writer.drain()
-        for address in accepted:  # RFC 2033 §4.2: one reply per accepted recipient, in order
-            code, text = await _read_reply(reader, self.timeout)
-            out[address] = outcome_of_reply(code, text)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._command(reader, writer, "QUIT"), 5)
-        return None
+            return await self._rset(session)
+        try:
+            session.writer.write(prepare_message(record, message))
+            await session.writer.drain()
+            for address in accepted:  # RFC 2033 §4.2: one reply per accepted recipient, in order
+                code, text = await _read_reply(session.reader, self.timeout)
+                out[address] = outcome_of_reply(code, text)
+        except (OSError, EOFError, LmtpProtocolError, ssl.SSLError) as exc:
+            exc.after_data = True  # type: ignore[union-attr]  # never retried: data may have arrived
+            raise
+        return True
+
+    async def _rset(self, session: _Session) -> bool:
+        try:
+            code, _ = await asyncio.wait_for(self._command(session, "RSET"), 5)
+        except (OSError, EOFError, TimeoutError, LmtpProtocolError, ssl.SSLError):
+            return False
+        return code == 250

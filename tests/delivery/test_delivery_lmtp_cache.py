@@ -1,0 +1,81 @@
+"""The LMTP connection cache: one mutual-TLS handshake serves many deliveries, safely."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiosmtpd.lmtp import LMTP
+from delivery_servers import ScriptedHandler, gateway_client_context
+
+from mailbastion.core.address import parse_address
+from mailbastion.core.envelope import Envelope
+from mailbastion.delivery.agent import Delivered, PermFailed
+from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent
+from mailbastion.smtp.tls import server_context
+from mailbastion.spool.record import QueueRecord
+
+MESSAGE = b"From: alice@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+def record(n: int, *rcpts: str) -> QueueRecord:
+    env = Envelope(sender=parse_address("alice@example.org"), recipients=tuple(parse_address(r) for r in rcpts))
+    return QueueRecord.new(f"0123456789ABC{n:05d}", env, arrival=0.0, client="c", size=len(MESSAGE))
+
+
+async def _mda(pki: dict[str, Path], handler: ScriptedHandler) -> tuple[asyncio.base_events.Server, list[LMTP]]:
+    sessions: list[LMTP] = []
+
+    def factory() -> LMTP:
+        proto = LMTP(handler, hostname="mda")
+        sessions.append(proto)
+        return proto
+
+    ctx = server_context(pki["mda.crt"], pki["mda.key"], client_ca=pki["ca.crt"])
+    server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0, ssl=ctx)
+    return server, sessions
+
+
+def _agent(pki: dict[str, Path], port: int) -> LmtpDeliveryAgent:
+    return LmtpDeliveryAgent("127.0.0.1", port, ssl_context=gateway_client_context(pki), timeout=10,
+                             connect_timeout=5)
+
+
+async def test_one_connection_serves_many_deliveries(pki: dict[str, Path]) -> None:
+    handler = ScriptedHandler()
+    handler.rcpt_replies = {"unknown@example.org": "550 5.1.1 user unknown"}
+    server, sessions = await _mda(pki, handler)
+    agent = _agent(pki, server.sockets[0].getsockname()[1])
+    try:
+        for n in range(5):
+            out = await agent.deliver(record(n, "ok@example.org"), MESSAGE)
+            assert isinstance(out["ok@example.org"], Delivered)
+        # a transaction with no accepted recipient is reset, and the session still serves the next one
+        out = await agent.deliver(record(5, "unknown@example.org"), MESSAGE)
+        assert isinstance(out["unknown@example.org"], PermFailed)
+        out = await agent.deliver(record(6, "ok@example.org"), MESSAGE)
+        assert isinstance(out["ok@example.org"], Delivered)
+        assert agent.connections_opened == 1 and len(sessions) == 1
+        assert len(handler.received) == 6
+    finally:
+        await agent.close()
+        server.close()
+
+
+async def test_a_session_the_mda_closed_is_replaced_without_losing_or_doubling(pki: dict[str, Path]) -> None:
+    handler = ScriptedHandler()
+    server, sessions = await _mda(pki, handler)
+    agent = _agent(pki, server.sockets[0].getsockname()[1])
+    try:
+        assert isinstance((await agent.deliver(record(1, "ok@example.org"), MESSAGE))["ok@example.org"], Delivered)
+        for s in sessions:  # the MDA restarts, or times the idle session out
+            if s.transport is not None:
+                s.transport.close()
+        await asyncio.sleep(0.1)
+        out = await agent.deliver(record(2, "ok@example.org"), MESSAGE)
+        assert isinstance(out["ok@example.org"], Delivered)
+        assert agent.connections_opened == 2
+        assert len(handler.received) == 2  # each message exactly once
+    finally:
+        await agent.close()
+        server.close()
