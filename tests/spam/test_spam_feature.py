@@ -78,3 +78,18 @@ def test_weakened_settings_are_named() -> None:
     assert "spam.dnsbl.enabled = false" in found
     assert any(w.startswith("spam.classifier.spam_probability = 0.9") for w in found)
     assert not [w for w in weakened(parse_settings({})) if w.startswith("spam.")]
+
+
+def test_rate_limits_are_shared_between_workers(tmp_path: Path) -> None:
+    from mailbastion.policy.checks.ratelimit import RateLimitCheck
+    from mailbastion.spam.ratelimit import RateLimiter, SqliteRateLimiter
+
+    def limiter(svc: Services) -> object:
+        return next(c for c in build(svc).checks() if isinstance(c, RateLimitCheck)).limiter
+
+    assert isinstance(limiter(services(tmp_path)), RateLimiter)
+    data = tmp_path / "data"
+    svc = Services(parse_settings({"server": {"data_dir": str(data), "workers": 2}}),
+                   DnsResolver(["127.0.0.1"], port=9, timeout=0.2))
+    assert isinstance(limiter(svc), SqliteRateLimiter)
+    assert (data / "spam" / "ratelimit.db").exists()

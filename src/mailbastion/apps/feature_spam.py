@@ -31,7 +31,7 @@ from mailbastion.policy.checks.spam_report import SpamReportCheck
 from mailbastion.policy.checks.spam_rules import GtubeCheck, SpamRulesCheck
 from mailbastion.spam.greylist import Greylist, GreylistStore, MemoryGreylistStore, SqliteGreylistStore
 from mailbastion.spam.lookalike import OwnIdentity
-from mailbastion.spam.ratelimit import RateLimiter
+from mailbastion.spam.ratelimit import RateLimiter, SqliteRateLimiter
 from mailbastion.spam.report import ReportLearner
 from mailbastion.spam.rules import SpamRules
 from mailbastion.spam.store import ModelStore
@@ -119,7 +119,10 @@ class SpamFeature:
                                                own_domains=identity().domains))
         r = spam.ratelimit
         if r.enabled:
-            checks.append(RateLimitCheck(RateLimiter(), per_client=r.per_client, per_sender=r.per_sender,
+            shared = r.backend == "sqlite" or (r.backend == "auto" and settings.server.workers > 1)
+            limiter: RateLimiter | SqliteRateLimiter = (SqliteRateLimiter(settings.path(r.path)) if shared
+                                                        else RateLimiter())
+            checks.append(RateLimitCheck(limiter, per_client=r.per_client, per_sender=r.per_sender,
                                          window=r.window_seconds))
         g = spam.greylist
         if g.enabled:

@@ -19,7 +19,7 @@ from mailbastion.policy.checks.external_tag import ExternalTagCheck
 from mailbastion.policy.checks.greylist import GreylistCheck
 from mailbastion.policy.checks.ratelimit import RateLimitCheck
 from mailbastion.spam.greylist import Greylist, GreyOutcome, MemoryGreylistStore, SqliteGreylistStore
-from mailbastion.spam.ratelimit import RateLimiter
+from mailbastion.spam.ratelimit import RateLimiter, SqliteRateLimiter
 
 
 class Clock:
@@ -47,6 +47,18 @@ async def test_rate_limit_per_client_address() -> None:
     assert (await mail_from(check, ip="198.51.100.8")).forced is None  # another client is unaffected
     clock.now += 61
     assert (await mail_from(check)).forced is None  # the window slid on
+
+
+def test_sqlite_rate_limiter_is_shared_between_processes_views(tmp_path: Path) -> None:
+    clock = Clock()
+    a = SqliteRateLimiter(tmp_path / "rate.db", clock=clock, vacuum_every=2)
+    b = SqliteRateLimiter(tmp_path / "rate.db", clock=clock)
+    assert a.hit("client:x", limit=2, window=60)
+    assert b.hit("client:x", limit=2, window=60)
+    assert not a.hit("client:x", limit=2, window=60)  # b's hit counted in a
+    assert not b.hit("client:x", limit=2, window=60)
+    clock.now += 61
+    assert a.hit("client:x", limit=2, window=60)
 
 
 async def test_rate_limit_per_sender_includes_authenticated_users() -> None:

@@ -13,10 +13,13 @@ ClientListSymbol = Literal["RBL_SPAMHAUS_ZEN", "RBL_SPAMCOP", "RBL_LISTED"]
 DomainListSymbol = Literal["URIBL_SPAMHAUS_DBL", "URIBL_SURBL", "URIBL_LISTED"]
 
 
+DEFAULT_SPAM_PROBABILITY = 0.5
+
+
 class ClassifierSection(Section):
     enabled: bool = True
     model_path: str = "spam/model.joblib"  # the site model (below data_dir); the shipped default until then
-    spam_probability: float = Field(0.5, ge=0.5, lt=1.0)  # BAYES_SPAM at or above
+    spam_probability: float = Field(DEFAULT_SPAM_PROBABILITY, ge=0.5, lt=1.0)  # BAYES_SPAM at or above
     high_probability: float = Field(0.9, ge=0.5, lt=1.0)  # BAYES_SPAM_HIGH as well
     ham_probability: float = Field(0.1, gt=0.0, lt=0.5)  # BAYES_HAM at or below
 
@@ -52,6 +55,8 @@ class DnsblSection(Section):
 
 class RateLimitSection(Section):
     enabled: bool = True
+    backend: Literal["auto", "memory", "sqlite"] = "auto"  # auto: sqlite when server.workers > 1
+    path: str = "spam/ratelimit.db"
     per_client: int = Field(200, ge=1)  # messages per window from one outside client address
     per_sender: int = Field(100, ge=1)  # messages per window from one sender (SASL identity, else MAIL FROM)
     window_seconds: float = Field(3600.0, gt=0)
@@ -95,9 +100,9 @@ class SpamSection(Section):
         for part in ("classifier", "rules", "dnsbl", "ratelimit", "report"):
             if not getattr(self, part).enabled:
                 out.append(f"spam.{part}.enabled = false")
-        c, d = self.classifier, ClassifierSection()
-        if c.spam_probability > d.spam_probability:
-            out.append(f"spam.classifier.spam_probability = {c.spam_probability} (default {d.spam_probability})")
+        p = self.classifier.spam_probability
+        if p > DEFAULT_SPAM_PROBABILITY:
+            out.append(f"spam.classifier.spam_probability = {p} (default {DEFAULT_SPAM_PROBABILITY})")
         if self.dnsbl.enabled and not self.dnsbl.client_lists and not self.dnsbl.domain_lists:
             out.append("spam.dnsbl: no lists configured")
         return out

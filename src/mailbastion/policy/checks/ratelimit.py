@@ -11,7 +11,7 @@ from mailbastion.core import replies
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import EMPTY, Action, CheckResult, Forced, Symbol
 from mailbastion.policy.check import BaseCheck, CheckContext
-from mailbastion.spam.ratelimit import RateLimiter
+from mailbastion.spam.ratelimit import RateLimiter, SqliteRateLimiter
 
 
 class RateLimitCheck(BaseCheck):
@@ -22,7 +22,8 @@ class RateLimitCheck(BaseCheck):
     timeout = 1.0
     priority = 30
 
-    def __init__(self, limiter: RateLimiter, *, per_client: int, per_sender: int, window: float) -> None:
+    def __init__(self, limiter: RateLimiter | SqliteRateLimiter, *, per_client: int, per_sender: int,
+                 window: float) -> None:
         self.limiter = limiter
         self.per_client, self.per_sender, self.window = per_client, per_sender, window
 
