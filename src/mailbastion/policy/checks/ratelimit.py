@@ -7,6 +7,8 @@ an authenticated user is still limited per identity: a stolen password must not 
 
 from __future__ import annotations
 
+import asyncio
+
 from mailbastion.core import replies
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import EMPTY, Action, CheckResult, Forced, Symbol
@@ -29,13 +31,17 @@ class RateLimitCheck(BaseCheck):
 
     async def __call__(self, ctx: CheckContext) -> CheckResult:
         peer = ctx.peer
-        if not peer.may_relay and not self.limiter.hit(f"client:{peer.ip}", limit=self.per_client,
-                                                       window=self.window):
+        if not peer.may_relay and not await self._hit(f"client:{peer.ip}", self.per_client):
             return self._limited("RATELIMIT_CLIENT", peer.ip)
         sender = peer.authenticated_as or (ctx.envelope.sender.normalized if ctx.envelope.sender else "")
-        if sender and not self.limiter.hit(f"sender:{sender.lower()}", limit=self.per_sender, window=self.window):
+        if sender and not await self._hit(f"sender:{sender.lower()}", self.per_sender):
             return self._limited("RATELIMIT_SENDER", sender)
         return EMPTY
+
+    async def _hit(self, key: str, limit: int) -> bool:
+        if isinstance(self.limiter, SqliteRateLimiter):  # file I/O and locks: off the event loop
+            return await asyncio.to_thread(self.limiter.hit, key, limit=limit, window=self.window)
+        return self.limiter.hit(key, limit=limit, window=self.window)
 
     def _limited(self, symbol: str, who: str) -> CheckResult:
         return CheckResult((Symbol(symbol, who),), Forced(Action.SOFT_REJECT, replies.RATE_LIMITED, by=self.name))
