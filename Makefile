@@ -4,9 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 MB     := $(VENV)/bin/mailbastion
 VAR    := var
-# Debian packages the tests use: a real clamd with a test signature database, ClamAV's test files,
-# 7-Zip for archive tests, SpamAssassin for the filter benchmark.
-DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles p7zip-full
+# Debian packages the tests use: a real clamd (the tests make its signature database), ClamAV's test
+# files, PostgreSQL (the directory and audit log also run on it), and runuser to start it as postgres.
+DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux
 
 .PHONY: install run test deb-test-deps clamd-up lock bench clean
 

@@ -23,7 +23,16 @@ from mailbastion.directory import Directory
 from mailbastion.lifecycle.audit_log import AuditLog
 
 pytest.importorskip("psycopg")
-INITDB, PG = shutil.which("initdb"), shutil.which("postgres")
+def _pg_binary(name: str) -> str | None:
+    """On PATH, or where Debian's postgresql packages put it (not on PATH)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    return str(candidates[0]) if candidates else None
+
+
+INITDB, PG = _pg_binary("initdb"), _pg_binary("postgres")
 pytestmark = pytest.mark.skipif(not (INITDB and PG), reason="PostgreSQL server binaries not installed")
 
 
