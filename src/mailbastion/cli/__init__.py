@@ -6,23 +6,11 @@ Each command group lives in its own module and is added here; every command take
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
-from mailbastion.cli._common import main_group
-
-# Command modules, each adds its commands to `main_group` on import.
-_COMMAND_MODULES = (
-    "init", "serve", "config", "directory", "queue", "audit_log", "dns", "antivirus", "quarantine", "spam", "scan",
-)
-for _name in _COMMAND_MODULES:
-    try:
-        importlib.import_module(f"mailbastion.cli.{_name}")
-    except ModuleNotFoundError as exc:  # a module not written yet must not break the others
-        if exc.name != f"mailbastion.cli.{_name}":
-            raise
+from mailbastion.cli._common import COMMAND_MODULES, main_group
 
 
 def main() -> None:
@@ -33,4 +21,4 @@ def main() -> None:
         sys.exit(1)
 
 
-__all__ = ["main", "main_group"]
+__all__ = ["COMMAND_MODULES", "main", "main_group"]

@@ -17,7 +17,30 @@ from mailbastion.core.errors import ConfigError, MailError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+# Which module defines each top-level command: a command's module (and what it imports: scikit-learn,
+# SQLAlchemy, YARA...) is loaded only when that command runs, so every command starts quickly.
+COMMAND_MODULES = {
+    "account": "directory", "audit-log": "audit_log", "av": "antivirus", "config": "config", "dkim": "dns",
+    "dns": "dns", "domain": "directory", "init": "init", "quarantine": "quarantine", "queue": "queue",
+    "scan": "scan", "serve": "serve", "spam": "spam",
+}
+
+
+class LazyGroup(click.Group):
+    """The root group: imports `mailbastion.cli.<module>` on first use of one of its commands."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            import importlib
+
+            importlib.import_module(f"mailbastion.cli.{COMMAND_MODULES[cmd_name]}")
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="mailbastion")
 def main_group() -> None:
     """mailbastion: receive, filter, deliver and send email with every security measure on."""
