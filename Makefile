@@ -11,6 +11,9 @@ DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux
 .PHONY: install run test deb-test-deps clamd-up lock bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
+	@# Debian ships venv apart from python3: install it when it is missing (root only).
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-dev; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
@@ -28,7 +31,7 @@ clamd-up:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  dpkg -s clamav-daemon >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends clamav-daemon clamav-freshclam; }; \
-	  ls /var/lib/clamav/*.c[lv]d >/dev/null 2>&1 || timeout 300 freshclam --quiet || \
+	  ls /var/lib/clamav/*.c[lv]d >/dev/null 2>&1 || timeout 120 freshclam --quiet || \
 	    echo "freshclam could not fetch signatures: ClamAV stays off, YARA and the attachment policy scan"; \
 	  if ls /var/lib/clamav/*.c[lv]d >/dev/null 2>&1 && [ ! -S /var/run/clamav/clamd.ctl ]; then \
 	    mkdir -p /var/run/clamav && chown clamav:clamav /var/run/clamav 2>/dev/null; \
