@@ -135,12 +135,26 @@ class Runtime:
                 pipeline, _ = build_pipeline(self.services, self.features)
                 self.gateway.reload(new, pipeline)
             except Exception as exc:  # noqa: BLE001
-                log.error("reload of the gateway failed, keeping the running one: %s", exc)
+                log.error("reload of the gateway refused, keeping the running one: %s", exc)
+                return
         if self.acceptors is not None:
             self.acceptors.signal(signal.SIGHUP)
-        if self.mda is not None and hasattr(self.mda, "reload_tls"):
-            self.mda.reload_tls()
+        if self.mda is not None:
+            self._reload_mda_tls(new)
         log.info("configuration reloaded from %s", new.source)
+
+    def _reload_mda_tls(self, s: Settings) -> None:
+        """New handshakes use the re-read certificate, key and CA; a pair that does not load is refused
+        and the running one stays."""
+        from mailbastion.smtp.tls import server_context
+
+        cert, key, ca = s.path(s.tls.mda_cert), s.path(s.tls.mda_key), s.path(s.tls.ca)
+        try:
+            server_context(cert, key, min_version=s.tls.min_version, client_ca=ca)  # validate first
+            self.mda.ssl_context.load_cert_chain(str(cert), str(key))
+            self.mda.ssl_context.load_verify_locations(cafile=str(ca))
+        except (OSError, ValueError) as exc:
+            log.error("MDA certificate reload refused, keeping the running one: %s", exc)
 
     async def stop(self, drain_seconds: float = 30.0) -> None:
         """Gateway first (no new mail), then the queue (in-flight deliveries finish), then the MDA."""
