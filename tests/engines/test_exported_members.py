@@ -28,9 +28,9 @@ def test_engines_package_surface() -> None:
 
 
 def test_checks_depend_on_the_scanner_protocol_not_products() -> None:
-    import mailbastion.policy.checks.antivirus as check
-
     from pathlib import Path
+
+    import mailbastion.policy.checks.antivirus as check
 
     source = Path(check.__file__).read_text()
     assert "engines.clamav" not in source and "engines.yara" not in source and "engines.icap" not in source

@@ -14,11 +14,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from flow_messages import business_message
 
 from mailbastion.testing.deployment import Deployment
 from mailbastion.testing.dns_server import DnsTestServer
-
-from flow_messages import business_message
 
 MESSAGES = 300
 KILLS = 4

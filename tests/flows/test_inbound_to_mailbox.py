@@ -6,10 +6,9 @@ import ssl
 import time
 
 import pytest
+from flow_messages import business_message
 
 from mailbastion.testing.deployment import Deployment
-
-from flow_messages import business_message
 
 
 def _normalise(raw: bytes) -> bytes:

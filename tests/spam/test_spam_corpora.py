@@ -12,13 +12,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from spamkit import judge  # noqa: E402
+from spamkit import judge
 
-from mailbastion.core.verdict import Action  # noqa: E402
-from mailbastion.policy.checks.spam_classifier import SpamClassifierCheck  # noqa: E402
-from mailbastion.policy.checks.spam_rules import GtubeCheck, SpamRulesCheck  # noqa: E402
-from mailbastion.spam.rules import SpamRules  # noqa: E402
-from mailbastion.spam.store import ModelStore  # noqa: E402
+from mailbastion.core.verdict import Action
+from mailbastion.policy.checks.spam_classifier import SpamClassifierCheck
+from mailbastion.policy.checks.spam_rules import GtubeCheck, SpamRulesCheck
+from mailbastion.spam.rules import SpamRules
+from mailbastion.spam.store import ModelStore
 
 REPO = Path(__file__).resolve().parents[2]
 CORPORA = Path(os.environ.get("MAILBASTION_CORPORA", REPO.parent / "shared" / "corpora"))

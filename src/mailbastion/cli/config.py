@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 import click
 
 from mailbastion.cli._common import config_option, load, main_group

@@ -9,8 +9,8 @@ from pydantic import Field, PrivateAttr
 from mailbastion.config.sections.antivirus import AntivirusSection
 from mailbastion.config.sections.auth import AuthSection
 from mailbastion.config.sections.base import Section
-from mailbastion.config.sections.core import DeliverySection
 from mailbastion.config.sections.core import (
+    DeliverySection,
     DirectorySection,
     DnsSection,
     LmtpSection,

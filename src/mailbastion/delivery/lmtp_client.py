@@ -66,7 +66,7 @@ async def _read_reply(reader: asyncio.StreamReader, timeout: float) -> tuple[int
 class _Session:
     """One LMTP connection, greeted and LHLO'd, reusable for further transactions."""
 
-    __slots__ = ("reader", "writer", "ext", "opened", "transactions")
+    __slots__ = ("ext", "opened", "reader", "transactions", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ext: set[str]) -> None:
         self.reader, self.writer, self.ext = reader, writer, ext
