@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from mailbastion.core.address import Address
+from mailbastion.durable import fsync_dir, write_durably
 from mailbastion.mailbox import quota
 from mailbastion.mailbox.quota import QuotaExceeded
 
@@ -93,23 +94,16 @@ class MaildirStore:
             quota.check(box, len(message), limit)
             name = self.unique_name(len(message))
             tmp, final = folder / "tmp" / name, folder / "new" / name
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                try:
-                    view = memoryview(message)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                write_durably(tmp, message, exclusive=True)
                 os.link(tmp, final)
             finally:
                 try:
                     os.unlink(tmp)
                 except FileNotFoundError:
                     pass
-            _fsync_dir(folder / "new")
-            _fsync_dir(folder / "tmp")
+            fsync_dir(folder / "new")
+            fsync_dir(folder / "tmp")
             quota.add_usage(box, len(message))
         return final
 
@@ -123,14 +117,6 @@ class MaildirStore:
         box = self.ensure(address)
         with quota.mailbox_lock(box):
             return quota.rewrite_usage(box, self.default_quota_bytes)[0]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 __all__ = ["MaildirStore", "QuotaExceeded", "safe_local"]

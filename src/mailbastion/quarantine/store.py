@@ -29,6 +29,7 @@ from typing import Any
 from mailbastion.core.address import Address, parse_address
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.verdict import Verdict
+from mailbastion.durable import fsync_dir, write_durably
 
 __all__ = ["QuarantineEntry", "QuarantineStore", "UnknownQuarantineId"]
 
@@ -131,23 +132,8 @@ class QuarantineStore:
 
     def _write_file(self, final: Path, data: bytes) -> None:
         tmp = self.tmp / (final.name + f".{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_durably(tmp, data, exclusive=True)
         os.replace(tmp, final)
-
-    def _fsync_dir(self, path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def put_sync(self, envelope: Envelope, message: bytes, verdict: Verdict, *, client: str) -> str:
         import hashlib
@@ -170,7 +156,7 @@ class QuarantineStore:
         }
         self._write_file(self.msg / f"{qid}.eml", message)
         self._write_file(self.msg / f"{qid}.json", json.dumps(record, indent=2).encode())
-        self._fsync_dir(self.msg)
+        fsync_dir(self.msg)
         return qid
 
     async def put(self, envelope: Envelope, message: bytes, verdict: Verdict, *, client: str) -> str:
@@ -214,7 +200,7 @@ class QuarantineStore:
         self.get(qid)
         self._path(qid, "json").unlink(missing_ok=True)
         self._path(qid, "eml").unlink(missing_ok=True)
-        self._fsync_dir(self.msg)
+        fsync_dir(self.msg)
 
     def expired(self, now: float | None = None) -> builtins.list[str]:
         limit = (now or time.time()) - self.retention_days * 86400

@@ -23,6 +23,7 @@ import time
 from enum import StrEnum
 from pathlib import Path
 
+from mailbastion.durable import fsync_dir, write_durably
 from mailbastion.spool.record import QueueRecord
 
 MESSAGE_FILE = "message.eml"
@@ -47,27 +48,6 @@ def new_queue_id() -> str:
 def is_queue_id(text: str) -> bool:
     """True for a well-formed queue id; the only names ever joined to a spool path."""
     return bool(_QUEUE_ID.match(text))
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink inside `path` durable (POSIX: the directory entry is data too)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durably(path: Path, data: bytes) -> None:
-    """Write `data` to `path` and fsync the file (not its directory)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SpoolLayout:

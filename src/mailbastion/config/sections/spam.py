@@ -57,8 +57,10 @@ class RateLimitSection(Section):
     enabled: bool = True
     backend: Literal["auto", "memory", "sqlite"] = "auto"  # auto: sqlite when server.workers > 1
     path: str = "spam/ratelimit.db"
-    per_client: int = Field(200, ge=1)  # messages per window from one outside client address
-    per_sender: int = Field(100, ge=1)  # messages per window from one sender (SASL identity, else MAIL FROM)
+    # Generous by default: a limit exists to stop floods, and must not defer a busy partner's or a
+    # notification service's ordinary mail to a whole organisation (an hour holds many messages).
+    per_client: int = Field(5000, ge=1)  # messages per window from one outside client address
+    per_sender: int = Field(2000, ge=1)  # messages per window from one sender (SASL identity, else MAIL FROM)
     window_seconds: float = Field(3600.0, gt=0)
 
 
