@@ -127,6 +127,11 @@ def initialise(directory: Path, domain: str, *, hostname: str | None = None) -> 
     directory_store = Directory.create(settings)
     directory_store.add_domain(domain, by="init", reason="mailbastion init")
     password = directory_store.add_account(f"postmaster@{domain}", None, by="init", reason="mailbastion init")
+    # The spam filter learns what our users forward to these; they must exist to be reachable.
+    report = settings.spam.report
+    for local in (report.spam_local_part, report.ham_local_part):
+        directory_store.add_alias(f"{local}@{domain}", f"postmaster@{domain}", by="init",
+                                  reason="spam report address")
     db_url = settings.directory_url
     if db_url.startswith("sqlite:///"):
         os.chmod(db_url[len("sqlite:///"):], 0o600)  # password hashes: the service only
