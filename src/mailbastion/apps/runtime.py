@@ -39,6 +39,7 @@ def setup_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))  # migrations say nothing useful at start
 
 
 def _recipient_map(settings: Settings) -> Any:
