@@ -35,6 +35,7 @@ def test_single_recipient_byte_for_byte(deployment: Deployment) -> None:
     assert received, added
     assert "TLSv1.3" in added or "TLSv1.2" in added
     assert "X-Mailbastion-Junk" not in added  # internal header never reaches the mailbox
+    assert "X-Spam-Status: Yes" not in added  # ordinary business mail is not marked as spam out of the box
 
 
 def test_many_and_aliased_recipients(deployment: Deployment) -> None:

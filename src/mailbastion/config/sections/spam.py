@@ -13,7 +13,9 @@ ClientListSymbol = Literal["RBL_SPAMHAUS_ZEN", "RBL_SPAMCOP", "RBL_LISTED"]
 DomainListSymbol = Literal["URIBL_SPAMHAUS_DBL", "URIBL_SURBL", "URIBL_LISTED"]
 
 
-DEFAULT_SPAM_PROBABILITY = 0.5
+# 0.7, not 0.5: the shipped model is poorly calibrated on mail unlike its 2002 corpus (short business mail
+# scored 0.68); a model trained on site mail is confident either way, so recall on the corpora is unchanged.
+DEFAULT_SPAM_PROBABILITY = 0.7
 
 
 class ClassifierSection(Section):
