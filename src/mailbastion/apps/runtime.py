@@ -70,6 +70,7 @@ class Runtime:
     queue: Any = None
     spool: Any = None
     acceptors: Any = None  # apps.workers.Acceptors when SMTP is accepted by worker processes
+    mda_process: Any = None  # apps.workers.Acceptors holding the MDA's own process, when it has one
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> list[str]:
@@ -78,12 +79,15 @@ class Runtime:
         lines: list[str] = []
         for item in weakened(s):
             log.warning("config.weakened %s", item)
-        if self.role in ("all", "mda"):
+        if self.role in ("all", "mda") and self.mda_process is None:
             from mailbastion.apps.mda import build_mda
 
             self.mda = build_mda(s)
             await self.mda.start()
             lines.append(f"LMTP (MDA, mutual TLS)  {s.lmtp.listen}")
+            lines.append(f"mailboxes               {s.path(s.mailbox.root)}/<domain>/<user>/ (Maildir)")
+        if self.mda_process is not None:
+            lines.append(f"LMTP (MDA, mutual TLS)  {s.lmtp.listen} (own process)")
             lines.append(f"mailboxes               {s.path(s.mailbox.root)}/<domain>/<user>/ (Maildir)")
         if self.role in ("all", "gateway"):
             lines.extend(await self._start_gateway())
@@ -138,8 +142,9 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001
                 log.error("reload of the gateway refused, keeping the running one: %s", exc)
                 return
-        if self.acceptors is not None:
-            self.acceptors.signal(signal.SIGHUP)
+        for children in (self.acceptors, self.mda_process):
+            if children is not None:
+                children.signal(signal.SIGHUP)
         if self.mda is not None:
             self._reload_mda_tls(new)
         log.info("configuration reloaded from %s", new.source)
@@ -165,6 +170,7 @@ class Runtime:
             ("queue", (lambda: self.queue.stop(drain_seconds)) if self.queue is not None else None),
             *((f"feature {f.name}", f.stop) for f in self.features),
             ("mda", self.mda.stop if self.mda is not None else None),
+            ("mda process", (lambda: self.mda_process.stop(drain_seconds)) if self.mda_process is not None else None),
         ]
         for name, stop in parts:
             if stop is None:
@@ -184,23 +190,22 @@ class Runtime:
         loop.add_signal_handler(signal.SIGINT, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
-        if self.acceptors is not None:
-            watch = asyncio.ensure_future(self._watch_acceptors())
+        watch = asyncio.ensure_future(self._watch_children())
         await self._stopping.wait()
-        if self.acceptors is not None:
-            watch.cancel()
+        watch.cancel()
         log.info("draining: no new connections, finishing open transactions")
         await self.stop()
         log.info("stopped")
 
 
-    async def _watch_acceptors(self) -> None:
-        """An acceptor that dies takes its share of the listening socket with it: stop the whole
-        server (a supervisor restarts it) rather than run on silently with fewer."""
-        while True:
+    async def _watch_children(self) -> None:
+        """A child process that dies (an SMTP acceptor, the MDA) takes its share of the work with it:
+        stop the whole server (a supervisor restarts it) rather than run on silently without it."""
+        children = [c for c in (self.acceptors, self.mda_process) if c is not None]
+        while children:
             await asyncio.sleep(1.0)
-            if self.acceptors.alive() < len(self.acceptors.procs):
-                log.error("an SMTP acceptor process exited; stopping")
+            if any(c.alive() < len(c.procs) for c in children):
+                log.error("a child process (SMTP acceptor or MDA) exited; stopping")
                 self._stopping.set()
                 return
 

@@ -111,6 +111,31 @@ class Acceptors:
         await asyncio.to_thread(join)
 
 
+def _mda_child(settings: Settings) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    install_uvloop()
+    from mailbastion.apps.runtime import Runtime
+
+    async def main() -> None:
+        runtime = Runtime(settings, "mda")
+        await runtime.start()
+        await runtime.run_until_signal()  # SIGTERM drains; SIGHUP reloads its certificates
+
+    try:
+        asyncio.run(main())
+    except Exception:
+        log.exception("MDA process %d failed", os.getpid())
+        raise SystemExit(1) from None
+
+
+def start_mda_process(settings: Settings) -> Acceptors:
+    """The MDA in a process of its own (all-in-one with several workers): Maildir writes and directory
+    lookups then use another core than the queue manager's."""
+    p = multiprocessing.get_context("fork").Process(target=_mda_child, args=(settings,), name="mailbastion-mda")
+    p.start()
+    return Acceptors([p])
+
+
 def start_acceptors(settings: Settings, sockets: GatewaySockets, count: int) -> Acceptors:
     ctx = multiprocessing.get_context("fork")
     procs: list[BaseProcess] = []

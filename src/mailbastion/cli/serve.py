@@ -23,7 +23,7 @@ def serve(config_path: Path | None, role: str) -> None:
     setup_logging(settings)
     install_uvloop()
 
-    acceptors = None
+    acceptors = mda_process = None
     if settings.server.workers > 1 and role in ("all", "gateway"):
         # Bind and check once, then fork the acceptors before any event loop runs.
         import mailbastion.apps.pipeline  # noqa: F401  (heavy imports before the fork: shared pages)
@@ -37,9 +37,13 @@ def serve(config_path: Path | None, role: str) -> None:
         except OSError as exc:
             raise Failed(f"cannot listen: {exc}") from None
         acceptors = start_acceptors(settings, sockets, settings.server.workers)
+        if role == "all":
+            from mailbastion.apps.workers import start_mda_process
+
+            mda_process = start_mda_process(settings)
 
     async def main() -> None:
-        runtime = Runtime(settings, role, acceptors=acceptors)
+        runtime = Runtime(settings, role, acceptors=acceptors, mda_process=mda_process)
         try:
             lines = await runtime.start()
         except ConfigError as exc:

@@ -30,7 +30,6 @@ from mailbastion.spool.record import QueueRecord
 log = logging.getLogger("mailbastion.delivery.lmtp")
 
 _LINE_END = re.compile(rb"\r?\n")
-_DOT_LINE = re.compile(rb"(?m)^\.")
 
 
 class LmtpProtocolError(Exception):
@@ -42,10 +41,13 @@ def prepare_message(record: QueueRecord, message: bytes) -> bytes:
     top = f"{headers.QUEUE_ID}: {record.queue_id}\r\n"
     if record.junk:
         top += f"{headers.JUNK}: yes\r\n"
-    data = _LINE_END.sub(b"\r\n", message)
+    data = message
+    if data.count(b"\n") != data.count(b"\r\n"):  # spooled mail is CRLF already: normalise only if not
+        data = _LINE_END.sub(b"\r\n", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    return _DOT_LINE.sub(b"..", top.encode("ascii") + data) + b".\r\n"
+    # RFC 5321 §4.5.2 dot-stuffing; `top` starts with a header name, so only lines after a LF can start with "."
+    return (top.encode("ascii") + data).replace(b"\n.", b"\n..") + b".\r\n"
 
 
 async def _read_reply(reader: asyncio.StreamReader, timeout: float) -> tuple[int, str]:
