@@ -135,6 +135,5 @@ def initialise(directory: Path, domain: str, *, hostname: str | None = None) -> 
     db_url = settings.directory_url
     if db_url.startswith("sqlite:///"):
         os.chmod(db_url[len("sqlite:///"):], 0o600)  # password hashes: the service only
-    notes = () if settings.antivirus.clamav.enabled else (f"antivirus: ClamAV {clamav_available()[1]}; "
-                                                           "YARA and the attachment policy scan every message",)
+    notes = () if clamav_on else (f"antivirus: ClamAV {clamav_note}; YARA and the attachment policy scan every message",)
     return InitResult(config, f"postmaster@{domain}", password or "", notes)

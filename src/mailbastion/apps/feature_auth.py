@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mailbastion.apps.features import Services
+from mailbastion.apps.features import BaseFeature, Services
 from mailbastion.auth.dkim_verify import DkimVerifier
 from mailbastion.auth.dmarc import DmarcPolicyFinder
 from mailbastion.auth.keys import KeyStore
@@ -34,7 +34,7 @@ log = logging.getLogger("mailbastion.auth")
 
 
 @dataclass(eq=False)
-class AuthFeature:
+class AuthFeature(BaseFeature):
     services: Services
     name: str = "auth"
     _checks: list[Check] = field(default_factory=list)
@@ -87,12 +87,6 @@ class AuthFeature:
         if self.services.settings.auth.enabled:
             problems.extend(self.key_store().permission_problems())
         return problems
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
 
 
 def build(services: Services) -> AuthFeature:

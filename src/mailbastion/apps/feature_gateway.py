@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import cast
 
-from mailbastion.apps.features import Services
+from mailbastion.apps.features import BaseFeature, Services
 from mailbastion.policy.check import Check
 from mailbastion.policy.checks.headers import headers
 from mailbastion.policy.checks.helo import HeloCheck
@@ -23,7 +23,7 @@ __all__ = ["GatewayFeature", "build"]
 
 
 @dataclass(eq=False)
-class GatewayFeature:
+class GatewayFeature(BaseFeature):
     services: Services
     name: str = "gateway"
     _checks: list[Check] = field(default_factory=list)
@@ -45,12 +45,6 @@ class GatewayFeature:
         if self.services.recipients is None:
             return ["gateway: no recipient map (directory.recipient_map): relay control cannot tell our domains"]
         return []
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
 
 
 def build(services: Services) -> GatewayFeature:

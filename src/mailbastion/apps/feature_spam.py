@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailbastion.apps.features import Services
+from mailbastion.apps.features import BaseFeature, Services
 from mailbastion.policy.check import Check
 from mailbastion.policy.checks.dnsbl import Blocklist, DnsblClientCheck, DnsblDomainCheck
 from mailbastion.policy.checks.external_tag import ExternalTagCheck
@@ -81,7 +81,7 @@ def read_recipient_file(path: Path) -> tuple[list[str], list[str]]:
 
 
 @dataclass(eq=False)
-class SpamFeature:
+class SpamFeature(BaseFeature):
     services: Services
     name: str = "spam"
     store: ModelStore | None = None
@@ -160,9 +160,6 @@ class SpamFeature:
     async def start(self) -> None:
         if self.store is not None:
             self.store.model()  # load now, not on the first message
-
-    async def stop(self) -> None:
-        return None
 
 
 def build(services: Services) -> SpamFeature:

@@ -51,9 +51,34 @@ class Feature(Protocol):
     async def stop(self) -> None: ...
 
 
+class BaseFeature:
+    """The Feature protocol's defaults: no start-up problems, nothing to start or stop. A feature
+    overrides what it has."""
+
+    name: str
+
+    def startup_problems(self) -> list[str]:
+        return []
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
 def make_resolver(settings: Settings) -> DnsResolver:
     d = settings.dns
     return DnsResolver(d.nameservers or None, port=d.port, timeout=d.timeout, cache_size=d.cache_size)
+
+
+def gateway_services(settings: Settings) -> Services:
+    """What the gateway's pipeline stands on: the DNS resolver and the address-only recipient map (the
+    gateway opens no directory). A missing map fails closed: no domain is ours."""
+    from mailbastion.directory.recipient_map import RecipientMap
+
+    return Services(settings, make_resolver(settings),
+                    recipients=RecipientMap(settings.path(settings.directory.recipient_map)))
 
 
 def load_features(services: Services, names: tuple[str, ...] = FEATURE_NAMES) -> list[Feature]:

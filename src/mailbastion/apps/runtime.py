@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailbastion.apps.features import Feature, Services, make_resolver
+from mailbastion.apps.features import Feature, Services, gateway_services
 from mailbastion.apps.pipeline import build_pipeline, refuse_on_problems
 from mailbastion.config import Settings, load_settings, weakened
 from mailbastion.policy.pipeline import Pipeline
@@ -42,21 +42,9 @@ def setup_logging(settings: Settings) -> None:
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))  # migrations say nothing useful at start
 
 
-def _recipient_map(settings: Settings) -> Any:
-    from mailbastion.directory.recipient_map import RecipientMap
-
-    return RecipientMap(settings.path(settings.directory.recipient_map))
-
-
 async def build_services_for_scan(settings: Settings) -> tuple[Pipeline, list[Feature]]:
     """The gateway's pipeline, for `mailbastion scan`: same checks, nothing delivered."""
-    services = Services(settings, make_resolver(settings))
-    try:
-        services.recipients = _recipient_map(settings)
-    except (ImportError, OSError):
-        services.recipients = None
-    pipeline, features = build_pipeline(services)
-    return pipeline, features
+    return build_pipeline(gateway_services(settings))
 
 
 @dataclass(eq=False)
@@ -71,6 +59,7 @@ class Runtime:
     spool: Any = None
     acceptors: Any = None  # apps.workers.Acceptors when SMTP is accepted by worker processes
     mda_process: Any = None  # apps.workers.Acceptors holding the MDA's own process, when it has one
+    acceptor_checks: tuple[str, ...] = ()  # the acceptors' checks, as serve validated them before forking
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> list[str]:
@@ -79,15 +68,14 @@ class Runtime:
         lines: list[str] = []
         for item in weakened(s):
             log.warning("config.weakened %s", item)
-        if self.role in ("all", "mda") and self.mda_process is None:
-            from mailbastion.apps.mda import build_mda
+        if self.role in ("all", "mda"):
+            if self.mda_process is None:
+                from mailbastion.apps.mda import build_mda
 
-            self.mda = build_mda(s)
-            await self.mda.start()
-            lines.append(f"LMTP (MDA, mutual TLS)  {s.lmtp.listen}")
-            lines.append(f"mailboxes               {s.path(s.mailbox.root)}/<domain>/<user>/ (Maildir)")
-        if self.mda_process is not None:
-            lines.append(f"LMTP (MDA, mutual TLS)  {s.lmtp.listen} (own process)")
+                self.mda = build_mda(s)
+                await self.mda.start()
+            where = " (own process)" if self.mda_process is not None else ""
+            lines.append(f"LMTP (MDA, mutual TLS)  {s.lmtp.listen}{where}")
             lines.append(f"mailboxes               {s.path(s.mailbox.root)}/<domain>/<user>/ (Maildir)")
         if self.role in ("all", "gateway"):
             lines.extend(await self._start_gateway())
@@ -102,28 +90,31 @@ class Runtime:
         from mailbastion.spool.writer import Spool
 
         s = self.settings
-        self.services = Services(s, make_resolver(s), recipients=_recipient_map(s))
-        pipeline, self.features = build_pipeline(self.services)
-        refuse_on_problems(self.features)
-        for f in self.features:
-            await f.start()
+        self.services = gateway_services(s)
+        checks = self.acceptor_checks
+        if self.acceptors is None:  # acceptor processes build and start their own pipeline
+            pipeline, self.features = build_pipeline(self.services)
+            refuse_on_problems(self.features)
+            for f in self.features:
+                await f.start()
+            checks = tuple(c.name for c in pipeline.checks)
         self.spool = Spool.from_settings(s)
         recipients = self.services.recipients
+        assert recipients is not None  # gateway_services always sets the recipient map
         router = RoutingAgent(is_local_domain=recipients.is_local_domain, local=LmtpDeliveryAgent.from_settings(s),
                               remote=SmtpDeliveryAgent.from_settings(s, self.services.resolver))
-        self.queue = QueueManager.from_settings(s, self.spool, router)
-        self.spool.add_listener(lambda _qid: self.queue.wake())
+        self.queue = QueueManager.from_settings(s, self.spool, router)  # it listens for the spool's commits
         await self.queue.start()
         if self.acceptors is not None:
             lines = [f"SMTP (gateway, MX)      {addr} ({len(self.acceptors.procs)} acceptor processes)"
                      for addr in [*s.smtp.listen, *s.smtp.implicit_tls_listen]]
         else:
-            self.gateway = build_gateway(s, pipeline=pipeline, recipients=self.services.recipients, spool=self.spool,
+            self.gateway = build_gateway(s, pipeline=pipeline, recipients=recipients, spool=self.spool,
                                          quarantine=self.services.quarantine)
             await self.gateway.start()
             lines = [f"SMTP (gateway, MX)      {addr}" for addr in self.gateway.describe()]
         lines.append(f"spool                   {s.path(s.spool.dir)}")
-        lines.append(f"checks                  {', '.join(c.name for c in pipeline.checks)}")
+        lines.append(f"checks                  {', '.join(checks)}")
         return lines
 
     async def reload(self) -> None:

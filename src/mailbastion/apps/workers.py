@@ -40,14 +40,12 @@ def bind_gateway_sockets(settings: Settings) -> GatewaySockets:
 
 
 async def _acceptor(settings: Settings, sockets: GatewaySockets) -> None:
-    from mailbastion.apps.features import Services, make_resolver
+    from mailbastion.apps.features import gateway_services
     from mailbastion.apps.gateway import build_gateway
     from mailbastion.apps.pipeline import build_pipeline
-    from mailbastion.directory.recipient_map import RecipientMap
     from mailbastion.spool.writer import Spool
 
-    services = Services(settings, make_resolver(settings),
-                        recipients=RecipientMap(settings.path(settings.directory.recipient_map)))
+    services = gateway_services(settings)
     pipeline, features = build_pipeline(services)
     for f in features:
         await f.start()

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from mailbastion.cli._common import Failed, config_option, load, main_group
+from mailbastion.config import Settings
 from mailbastion.core.errors import ConfigError
 
 
@@ -24,13 +25,14 @@ def serve(config_path: Path | None, role: str) -> None:
     install_uvloop()
 
     acceptors = mda_process = None
+    acceptor_checks: tuple[str, ...] = ()
     if settings.server.workers > 1 and role in ("all", "gateway"):
         # Bind and check once, then fork the acceptors before any event loop runs.
         import mailbastion.apps.pipeline  # noqa: F401  (heavy imports before the fork: shared pages)
         from mailbastion.apps.workers import bind_gateway_sockets, start_acceptors
 
         try:
-            _check_gateway_config(settings)
+            acceptor_checks = _check_gateway_config(settings)
             sockets = bind_gateway_sockets(settings)
         except ConfigError as exc:
             raise Failed(str(exc)) from None
@@ -43,7 +45,8 @@ def serve(config_path: Path | None, role: str) -> None:
             mda_process = start_mda_process(settings)
 
     async def main() -> None:
-        runtime = Runtime(settings, role, acceptors=acceptors, mda_process=mda_process)
+        runtime = Runtime(settings, role, acceptors=acceptors, mda_process=mda_process,
+                          acceptor_checks=acceptor_checks)
         try:
             lines = await runtime.start()
         except ConfigError as exc:
@@ -61,13 +64,12 @@ def serve(config_path: Path | None, role: str) -> None:
     asyncio.run(main())
 
 
-def _check_gateway_config(settings: object) -> None:
-    """The start-up rules the acceptors would hit, checked once in the parent with a clear message."""
-    from mailbastion.apps.features import Services, make_resolver
+def _check_gateway_config(settings: Settings) -> tuple[str, ...]:
+    """The start-up rules the acceptors would hit, checked once in the parent with a clear message.
+    Returns the names of the checks the acceptors will run."""
+    from mailbastion.apps.features import gateway_services
     from mailbastion.apps.pipeline import build_pipeline, refuse_on_problems
-    from mailbastion.directory.recipient_map import RecipientMap
 
-    s = settings  # type: ignore[assignment]
-    services = Services(s, make_resolver(s), recipients=RecipientMap(s.path(s.directory.recipient_map)))
-    _, features = build_pipeline(services)
+    pipeline, features = build_pipeline(gateway_services(settings))
     refuse_on_problems(features)
+    return tuple(c.name for c in pipeline.checks)
