@@ -10,7 +10,7 @@ from delivery_servers import ScriptedHandler, gateway_client_context
 
 from mailbastion.core.address import parse_address
 from mailbastion.core.envelope import Envelope
-from mailbastion.delivery.agent import Delivered, PermFailed
+from mailbastion.delivery.agent import Delivered, PermFailed, TempFailed
 from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent
 from mailbastion.smtp.tls import server_context
 from mailbastion.spool.record import QueueRecord
@@ -76,6 +76,35 @@ async def test_a_session_the_mda_closed_is_replaced_without_losing_or_doubling(p
         assert isinstance(out["ok@example.org"], Delivered)
         assert agent.connections_opened == 2
         assert len(handler.received) == 2  # each message exactly once
+    finally:
+        await agent.close()
+        server.close()
+
+
+class _DropAfterData:
+    """Takes the message, then drops the connection without a reply (a crash after receiving it)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    async def handle_DATA(self, server: LMTP, session: object, envelope: object) -> str:
+        self.received += 1
+        if self.received >= 2:
+            server.transport.close()
+            await asyncio.sleep(0.1)
+        return "250 2.0.0 delivered"
+
+
+async def test_a_cached_session_lost_after_data_is_never_retried(pki: dict[str, Path]) -> None:
+    handler = _DropAfterData()
+    server, _ = await _mda(pki, handler)  # type: ignore[arg-type]
+    agent = _agent(pki, server.sockets[0].getsockname()[1])
+    try:
+        assert isinstance((await agent.deliver(record(1, "ok@example.org"), MESSAGE))["ok@example.org"], Delivered)
+        out = await agent.deliver(record(2, "ok@example.org"), MESSAGE)  # on the cached session
+        assert isinstance(out["ok@example.org"], TempFailed)  # the queue retries later...
+        assert handler.received == 2  # ...but this delivery did not send the message a second time
+        assert agent.connections_opened == 1
     finally:
         await agent.close()
         server.close()

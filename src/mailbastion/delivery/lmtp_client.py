@@ -68,12 +68,12 @@ async def _read_reply(reader: asyncio.StreamReader, timeout: float) -> tuple[int
 class _Session:
     """One LMTP connection, greeted and LHLO'd, reusable for further transactions."""
 
-    __slots__ = ("ext", "opened", "reader", "transactions", "writer")
+    __slots__ = ("data_sent", "ext", "reader", "transactions", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ext: set[str]) -> None:
         self.reader, self.writer, self.ext = reader, writer, ext
-        self.opened = time.monotonic()
         self.transactions = 0
+        self.data_sent = False  # message data went out in the current transaction: never retry it
 
     @property
     def is_open(self) -> bool:
@@ -174,7 +174,7 @@ class LmtpDeliveryAgent:
         try:
             reusable = await self._transaction(session, record, message, out)
         except (OSError, EOFError, LmtpProtocolError, ssl.SSLError) as exc:
-            if session.transactions > 0 and not out and not getattr(exc, "after_data", False):
+            if session.transactions > 0 and not out and not session.data_sent:
                 raise _Retry from exc
             raise
         finally:
@@ -222,6 +222,7 @@ class LmtpDeliveryAgent:
                            out: dict[str, DeliveryOutcome]) -> bool:
         """One MAIL..DATA transaction. Returns True when the session is clean for another one."""
         pending = [r.address for r in record.pending]
+        session.data_sent = False
         params = ""
         if record.body_8bitmime and "8BITMIME" in session.ext:
             params += " BODY=8BITMIME"
@@ -251,15 +252,12 @@ class LmtpDeliveryAgent:
             for a in accepted:
                 out[a] = outcome_of_reply(code, text)
             return await self._rset(session)
-        try:
-            session.writer.write(prepare_message(record, message))
-            await session.writer.drain()
-            for address in accepted:  # RFC 2033 §4.2: one reply per accepted recipient, in order
-                code, text = await _read_reply(session.reader, self.timeout)
-                out[address] = outcome_of_reply(code, text)
-        except (OSError, EOFError, LmtpProtocolError, ssl.SSLError) as exc:
-            exc.after_data = True  # type: ignore[union-attr]  # never retried: data may have arrived
-            raise
+        session.data_sent = True
+        session.writer.write(prepare_message(record, message))
+        await session.writer.drain()
+        for address in accepted:  # RFC 2033 §4.2: one reply per accepted recipient, in order
+            code, text = await _read_reply(session.reader, self.timeout)
+            out[address] = outcome_of_reply(code, text)
         return True
 
     async def _rset(self, session: _Session) -> bool:
