@@ -12,6 +12,8 @@ def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(cfg)
     assert str(cfg) in str(err.value) and "smtp.open_relay" in str(err.value)
+    assert str(err.value).count("smtp.open_relay") == 1  # said once, not repeated as a prefix
+    assert err.value.key == "smtp.open_relay" and err.value.file == str(cfg)
 
 
 def test_bad_value_says_what_is_allowed(tmp_path: Path) -> None:

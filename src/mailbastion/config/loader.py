@@ -39,7 +39,9 @@ def _explain(exc: ValidationError, file: str) -> ConfigError:
                 msg += f" (allowed: {ctx['expected']})"
         lines.append(f"{file}: {key}: {msg}")
     first = exc.errors()[0]
-    return ConfigError("\n".join(lines), key=".".join(str(p) for p in first["loc"]))
+    error = ConfigError("\n".join(lines))  # each line already names the file and the key
+    error.file, error.key = file, ".".join(str(p) for p in first["loc"])
+    return error
 
 
 def parse_settings(data: dict[str, Any], source: Path | None = None) -> Settings:
