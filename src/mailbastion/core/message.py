@@ -8,6 +8,8 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
 from functools import cached_property
 
+from mailbastion.core.header_block import HeaderBlock
+
 
 @dataclass(eq=False)
 class SpooledMessage:
@@ -37,18 +39,15 @@ class SpooledMessage:
         return msg  # type: ignore[return-value]
 
     @cached_property
-    def header_block(self) -> bytes:
-        """The raw bytes of the header section, without the blank line."""
-        for sep in (b"\r\n\r\n", b"\n\n"):
-            idx = self.raw.find(sep)
-            if idx >= 0:
-                return self.raw[:idx]
-        return self.raw
+    def header(self) -> HeaderBlock:
+        """The header section, split by the one parser every part uses (core/header_block.py)."""
+        return HeaderBlock.parse(self.raw)
 
-    @cached_property
+    @property
+    def header_block(self) -> bytes:
+        """The raw bytes of the header section, without the empty line that ends it."""
+        return self.header.header_bytes
+
+    @property
     def body_bytes(self) -> bytes:
-        for sep in (b"\r\n\r\n", b"\n\n"):
-            idx = self.raw.find(sep)
-            if idx >= 0:
-                return self.raw[idx + len(sep) :]
-        return b""
+        return self.header.body_bytes

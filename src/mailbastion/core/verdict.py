@@ -8,7 +8,7 @@ beats the score and records who forced it (rspamd passthrough).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 from mailbastion.core.replies import Reply
 
@@ -26,6 +26,15 @@ class Action(IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower().replace("_", " ")
+
+
+class Folder(StrEnum):
+    """Where the MDA files a delivered copy: the one form of the Junk decision, from the verdict
+    through the queue record and the LMTP link to the Maildir folder. The MDA maps JUNK to the
+    configured folder name (`mailbox.junk_folder`)."""
+
+    INBOX = "INBOX"
+    JUNK = "Junk"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,10 @@ class Verdict:
     forced: Forced | None = None
     reply: Reply | None = None  # the reply to give when action is a reject
     edits: tuple[Edit, ...] = ()
+
+    @property
+    def folder(self) -> Folder:
+        return Folder.JUNK if self.action == Action.JUNK else Folder.INBOX
 
     @property
     def symbol_names(self) -> frozenset[str]:
