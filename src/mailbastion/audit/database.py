@@ -84,7 +84,7 @@ def same_database(a: Engine | URL | str, b: Engine | URL | str) -> bool:
     """Do two engines (or URLs) reach the same database? SQLite files compare by real path (two in-memory
     databases are never the same unless they are one engine); servers by backend, host, port, database and
     user."""
-    if a is b:
+    if isinstance(a, Engine) and a is b:
         return True
     ua, ub = (x.url if isinstance(x, Engine) else make_url(x) for x in (a, b))
     if ua.get_backend_name() != ub.get_backend_name():

@@ -55,6 +55,8 @@ def destination() -> AuditLog | None:
 def import_chain(source: Connection, target: AuditLog) -> int:
     """Copy the records and head row of the `audit_events`/`audit_head` tables that `source` reaches into
     `target`, verbatim, in one transaction of the audit database; return how many records were copied.
+    The target's schema must be current (`AuditLog.migrate()`, done by whoever opened it: this runs inside
+    the directory's migration, where a second Alembic run cannot nest).
 
     Idempotent: records the target already holds with the same seq and hash are skipped, so a move that
     was interrupted after this commit (before the old tables were dropped) simply runs again. Raises
@@ -63,14 +65,13 @@ def import_chain(source: Connection, target: AuditLog) -> int:
     """
     from mailbastion.audit.log import EVENTS, HEAD
 
-    target.migrate()
     rows = source.execute(text("SELECT seq, time, actor, action, subject, reason, details, prev_hash, hash "
                                "FROM audit_events ORDER BY seq")).all()
     head = source.execute(text("SELECT seq, hash FROM audit_head")).first()
     with database.write_transaction(target.engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE")
-        held = dict(conn.execute(select(EVENTS.c.seq, EVENTS.c.hash)).tuples().all())
+        held = {r.seq: r.hash for r in conn.execute(select(EVENTS.c.seq, EVENTS.c.hash))}
         for r in rows:
             if r.seq in held and held[r.seq] != r.hash:
                 raise AuditChainConflict(

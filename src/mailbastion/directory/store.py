@@ -118,11 +118,17 @@ class Directory:
                    recipient_delimiter=settings.mailbox.recipient_delimiter, audit=settings.audit_url)
 
     def migrate(self) -> None:
-        """The directory schema, then the audit log's. Revision 0003 moves audit records written before the
-        audit log had a database of its own into `self.audit` (see `audit/transfer.py`)."""
+        """Both schemas. Revision 0003 moves audit records written before the audit log had a database of its
+        own into `self.audit` (see `audit/transfer.py`), so a separate audit schema is made first; in one
+        shared database the directory's goes first (its revision 0001 made the audit tables, which the audit
+        schema then adopts)."""
+        apart = not self.audit.shares_database(self.engine)
+        if apart:
+            self.audit.migrate()
         with moving_to(self.audit):
             migrate(self.engine)
-        self.audit.migrate()
+        if not apart:
+            self.audit.migrate()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
