@@ -30,7 +30,15 @@ from sqlalchemy import Connection, Engine, Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mailbastion.audit import database
-from mailbastion.audit.chain import GENESIS, AuditEvent, VerifyResult, canonical_details, load_details, record_hash, walk
+from mailbastion.audit.chain import (
+    GENESIS,
+    AuditEvent,
+    VerifyResult,
+    canonical_details,
+    load_details,
+    record_hash,
+    walk,
+)
 from mailbastion.audit.models import AuditEventRow, AuditHeadRow
 
 log = logging.getLogger("mailbastion.audit")
