@@ -45,3 +45,19 @@ def test_processes_opening_a_new_audit_database_at_once(tmp_path: Path) -> None:
         assert p.returncode == 0, err.decode()
     result = AuditLog(url).verify()
     assert result.ok and result.count == 3
+
+
+def test_public_surface() -> None:
+    import mailbastion.audit as audit
+
+    assert set(audit.__all__) == {"GENESIS", "NOT_COMMITTED", "AuditChainConflict", "AuditEvent", "AuditLog",
+                                  "AuditReceipt", "VerifyResult", "canonical_details", "record_hash"}
+    for name in audit.__all__:
+        assert getattr(audit, name) is not None
+
+
+def test_the_chain_alone_loads_no_database_code() -> None:
+    code = ("import sys; from mailbastion.audit.chain import walk, record_hash; "
+            "bad = [m for m in ('sqlalchemy', 'alembic', 'mailbastion.audit.log') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
