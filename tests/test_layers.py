@@ -131,7 +131,7 @@ def build_graph() -> dict[tuple[str, str], list[str]]:
 
 
 GRAPH = build_graph()
-PACKAGES = {package_of(module_name(p)) for p in sources()} - {TOP}
+PACKAGES = {pkg for pkg in map(package_of, map(module_name, sources())) if pkg is not None and pkg != TOP}
 
 
 def cycles(edges: set[tuple[str, str]]) -> list[list[str]]:
