@@ -68,7 +68,7 @@ def test_audit_log_verify_names_the_broken_record(config: Path) -> None:
     run(config, "domain", "add", "example.org")
     run(config, "domain", "add", "example.net")
     run(config, "domain", "add", "example.com")
-    con = sqlite3.connect(config.parent / "directory.db")
+    con = sqlite3.connect(config.parent / "audit.db")  # [audit] url's default
     with con:
         con.execute("UPDATE audit_events SET actor = 'someone else' WHERE seq = 2")
     con.close()

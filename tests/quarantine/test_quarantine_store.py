@@ -89,11 +89,11 @@ def test_ids_cannot_escape_the_folder(tmp_path: Path) -> None:
 
 
 async def test_release_through_real_spool_and_audit_log(tmp_path: Path) -> None:
-    from mailbastion.lifecycle.audit_log import AuditLog
+    from mailbastion.audit import AuditLog
     from mailbastion.spool.writer import Spool
 
     store = QuarantineStore(tmp_path / "q")
-    audit = AuditLog(f"sqlite:///{tmp_path / 'directory.db'}")
+    audit = AuditLog(f"sqlite:///{tmp_path / 'audit.db'}")
     spool = Spool(tmp_path / "spool", min_free_bytes=0)
     qid = await store.put(ENVELOPE, MESSAGE, MACRO, client="192.0.2.1")
     queue_id = await QuarantineRelease(store, spool, audit).release(qid, actor="admin@example.org", reason="ok")
@@ -107,7 +107,7 @@ def test_cli_list_show_release_delete(tmp_path: Path) -> None:
     import asyncio
 
     from mailbastion.cli import main_group
-    from mailbastion.lifecycle.audit_log import AuditLog
+    from mailbastion.audit import AuditLog
 
     config = tmp_path / "mb.toml"
     config.write_text(f'[server]\ndata_dir = "{tmp_path}"\n[antivirus]\nworkstation_engine = "microsoft"\n')
@@ -128,7 +128,7 @@ def test_cli_list_show_release_delete(tmp_path: Path) -> None:
     assert store.list() == []
     from mailbastion.config import load_settings
 
-    audit = AuditLog(load_settings(config).directory_url)
+    audit = AuditLog(load_settings(config).audit_url)
     assert [e.action for e in audit.events()] == ["quarantine.delete", "quarantine.release"]
 
 

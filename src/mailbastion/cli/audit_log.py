@@ -1,19 +1,42 @@
-"""`mailbastion audit-log verify | list`: check the hash chain, read the records."""
+"""`mailbastion audit-log verify | head | list`: check the hash chain, read the records.
+
+They open the audit database (`[audit] url`) and nothing else: no directory code, so they work on the
+gateway host too.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
-from mailbastion.cli._common import Failed, config_option, load, main_group
-from mailbastion.cli.directory import directory_errors
-from mailbastion.lifecycle.audit_log import AuditLog
+from mailbastion.audit import AuditLog
+from mailbastion.cli._common import Failed, config_option, handle_errors, load, main_group
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def audit_errors(fn: F) -> F:
+    """Our errors and database errors as one line and exit 1 (no traceback)."""
+
+    @functools.wraps(fn)
+    @handle_errors
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise Failed(f"audit database error: {str(exc).splitlines()[0]}") from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _open(config_path: Path | None) -> AuditLog:
-    return AuditLog(load(config_path).directory_url)
+    return AuditLog(load(config_path).audit_url)
 
 
 @main_group.group("audit-log")
@@ -25,7 +48,7 @@ def audit_log_group() -> None:
 @click.option("--anchor", default=None, metavar="SEQ:HASH",
               help="a head kept elsewhere (from `audit-log head`); the chain must contain it")
 @config_option
-@directory_errors
+@audit_errors
 def verify(anchor: str | None, config_path: Path | None) -> None:
     """Check every record's hash and the chain; exit 1 naming the first bad record."""
     parsed = None
@@ -42,7 +65,7 @@ def verify(anchor: str | None, config_path: Path | None) -> None:
 
 @audit_log_group.command("head")
 @config_option
-@directory_errors
+@audit_errors
 def head(config_path: Path | None) -> None:
     """Print SEQ:HASH of the newest record; keep it elsewhere to verify against later."""
     seq, digest = _open(config_path).head()
@@ -54,7 +77,7 @@ def head(config_path: Path | None) -> None:
 @click.option("--subject", default=None, help="only records about this address or domain")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
 @config_option
-@directory_errors
+@audit_errors
 def list_events(limit: int, subject: str | None, as_json: bool, config_path: Path | None) -> None:
     """The newest records first."""
     for e in _open(config_path).events(limit=limit, subject=subject):

@@ -22,8 +22,8 @@ from mailbastion.apps.features import make_resolver
 from mailbastion.auth.keys import KeyStore
 from mailbastion.cli._common import Failed, config_option, handle_errors, load, main_group
 from mailbastion.config import Settings
-from mailbastion.dns.check import DomainChecker
-from mailbastion.dns.records import records_for, render
+from mailbastion.domain_dns.check import DomainChecker
+from mailbastion.domain_dns.records import records_for, render
 
 _ALGS = {"rsa": ("rsa-sha256",), "ed25519": ("ed25519-sha256",), "both": ("rsa-sha256", "ed25519-sha256")}
 _MARK = {"ok": "ok     ", "missing": "MISSING", "wrong": "WRONG  ", "weak": "WEAK   ", "info": "note   "}

@@ -94,7 +94,7 @@ def _release_api(settings: Any, *, need_spool: bool) -> Any:
 
         spool = Spool.from_settings(settings)
     q = getattr(settings, "quarantine", None) or settings.antivirus.quarantine
-    return QuarantineRelease(_store(settings), spool, open_audit_log(q.audit_url or settings.directory_url))
+    return QuarantineRelease(_store(settings), spool, open_audit_log(q.audit_url or settings.audit_url))
 
 
 @quarantine_group.command("release")

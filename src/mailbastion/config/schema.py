@@ -10,6 +10,7 @@ from mailbastion.config.sections.antivirus import AntivirusSection
 from mailbastion.config.sections.auth import AuthSection
 from mailbastion.config.sections.base import Section
 from mailbastion.config.sections.core import (
+    AuditSection,
     DeliverySection,
     DirectorySection,
     DnsSection,
@@ -32,6 +33,7 @@ class Settings(Section):
     lmtp: LmtpSection = Field(default_factory=LmtpSection)
     spool: SpoolSection = Field(default_factory=SpoolSection)
     directory: DirectorySection = Field(default_factory=DirectorySection)
+    audit: AuditSection = Field(default_factory=AuditSection)
     mailbox: MailboxSection = Field(default_factory=MailboxSection)
     dns: DnsSection = Field(default_factory=DnsSection)
     delivery: DeliverySection = Field(default_factory=DeliverySection)
@@ -60,6 +62,14 @@ class Settings(Section):
     def directory_url(self) -> str:
         url = self.directory.url
         prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////"):
+            return prefix + str(self.path(url[len(prefix):]))
+        return url
+
+    @property
+    def audit_url(self) -> str:
+        """[audit] url, a relative SQLite path resolved below data_dir."""
+        url, prefix = self.audit.url, "sqlite:///"
         if url.startswith(prefix) and not url.startswith("sqlite:////"):
             return prefix + str(self.path(url[len(prefix):]))
         return url

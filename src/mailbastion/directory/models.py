@@ -1,5 +1,5 @@
-"""The directory's tables as SQLAlchemy 2 models: domains, accounts (with their states), aliases, and the
-audit log's two tables (its logic lives in `lifecycle/audit_log.py`).
+"""The directory's tables as SQLAlchemy 2 models: domains, accounts (with their states) and aliases. (The
+audit log has its own tables and database: `mailbastion/audit/`.)
 
 The schema itself is created and changed only by the Alembic migrations in `migrations/`; these models must
 describe the same tables. Addresses are stored normalized (`Address.normalized`: lower-case local part and
@@ -12,7 +12,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -97,32 +97,4 @@ class Alias(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-class AuditEventRow(Base):
-    """One audit record. `time` and `details` are stored as the exact text that was hashed."""
-
-    __tablename__ = "audit_events"
-
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    time: Mapped[str] = mapped_column(String(32))
-    actor: Mapped[str] = mapped_column(String(255))
-    action: Mapped[str] = mapped_column(String(64))
-    subject: Mapped[str] = mapped_column(String(320), index=True)
-    reason: Mapped[str] = mapped_column(Text)
-    details: Mapped[str] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
-
-
-class AuditHeadRow(Base):
-    """The last record's seq and hash, updated in the same transaction: removing the newest records
-    (which leaves an intact but shorter chain) shows as a mismatch with this row."""
-
-    __tablename__ = "audit_head"
-    __table_args__ = (CheckConstraint("id = 1", name="ck_audit_head_single_row"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    seq: Mapped[int] = mapped_column(BigInteger)
-    hash: Mapped[str] = mapped_column(String(64))
-
-
-__all__ = ["Account", "AccountState", "Alias", "AuditEventRow", "AuditHeadRow", "Base", "Domain"]
+__all__ = ["Account", "AccountState", "Alias", "Base", "Domain"]

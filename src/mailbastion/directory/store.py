@@ -1,8 +1,10 @@
 """The directory: our domains, accounts with their states, aliases, and credentials.
 
-Every change runs in one write transaction together with its audit record (`lifecycle/audit_log.py`), so
-a change is never committed unaudited; after the commit the address-only recipient map for the gateway is
-rewritten (when a path is configured). A plain password never leaves `add_account`/`set_password` except
+Every change is audited through the audit log (`mailbastion/audit/`, a database of its own) before it
+commits, so a change is never committed unaudited: in one transaction when the audit log shares the
+directory's database, else record first and change second, with a compensating record when the change then
+fails to commit (`AuditLog.record_change`). After the commit the address-only recipient map for the gateway
+is rewritten (when a path is configured). A plain password never leaves `add_account`/`set_password` except
 as the return value of a generated one.
 
 Receiving and logging in both require an ACTIVE account whose leaver date (`deactivate_at`) has not
@@ -24,6 +26,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from mailbastion.audit.database import same_database
+from mailbastion.audit.log import AuditLog
+from mailbastion.audit.transfer import moving_to
 from mailbastion.core.address import Address, AddressError
 from mailbastion.core.ports import Resolution, ResolutionKind
 from mailbastion.directory import passwords, resolution
@@ -40,7 +45,6 @@ from mailbastion.directory.errors import (
 )
 from mailbastion.directory.models import Account, AccountState, Alias, Domain
 from mailbastion.directory.recipient_map import MapData, write_map
-from mailbastion.lifecycle import audit_log as _audit  # module import: audit_log imports this package
 
 if TYPE_CHECKING:
     from mailbastion.config.schema import Settings
@@ -83,18 +87,22 @@ def _actor(by: str) -> str:
 
 class Directory:
     """The directory store over SQLAlchemy (SQLite file or PostgreSQL URL). Methods are synchronous and
-    thread-safe; async callers use `asyncio.to_thread`. Also a `RecipientResolver`."""
+    thread-safe; async callers use `asyncio.to_thread`. Also a `RecipientResolver`.
+
+    `audit` is where changes are recorded: an AuditLog, an engine or a URL (`[audit] url`); None keeps the
+    audit log in the directory's own database (one transaction for a change and its record)."""
 
     def __init__(self, engine_or_url: Engine | str, *, recipient_map: Path | str | None = None,
                  recipient_delimiter: str = "+", migrate_schema: bool = True,
-                 clock: Callable[[], dt.datetime] = _utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = _utcnow,
+                 audit: AuditLog | Engine | str | None = None) -> None:
         self.engine = as_engine(engine_or_url)
         self.recipient_map = Path(recipient_map) if recipient_map is not None else None
         self.recipient_delimiter = recipient_delimiter
         self._now = clock
+        self.audit = _audit_log(audit, self.engine)
         if migrate_schema:
             self.migrate()
-        self.audit = _audit.AuditLog(self.engine, migrate_schema=False)
 
     @classmethod
     def create(cls, url: str | Settings, **kwargs: Any) -> Directory:
@@ -107,10 +115,20 @@ class Directory:
     @classmethod
     def from_settings(cls, settings: Settings) -> Directory:
         return cls(settings.directory_url, recipient_map=settings.path(settings.directory.recipient_map),
-                   recipient_delimiter=settings.mailbox.recipient_delimiter)
+                   recipient_delimiter=settings.mailbox.recipient_delimiter, audit=settings.audit_url)
 
     def migrate(self) -> None:
-        migrate(self.engine)
+        """Both schemas. Revision 0003 moves audit records written before the audit log had a database of its
+        own into `self.audit` (see `audit/transfer.py`), so a separate audit schema is made first; in one
+        shared database the directory's goes first (its revision 0001 made the audit tables, which the audit
+        schema then adopts)."""
+        apart = not self.audit.shares_database(self.engine)
+        if apart:
+            self.audit.migrate()
+        with moving_to(self.audit):
+            migrate(self.engine)
+        if not apart:
+            self.audit.migrate()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -118,11 +136,19 @@ class Directory:
     def _change(self, action: AuditAction, *, by: str, subject: str, reason: str,
                 details: dict[str, Any] | None = None) -> Iterator[Session]:
         actor = _actor(by)
-        with write_transaction(self.engine) as conn:
-            with Session(bind=conn, expire_on_commit=False) as session:
-                yield session
-                session.flush()
-            self.audit.append(conn, action, actor=actor, subject=subject, reason=reason, details=details)
+        receipt = None
+        try:
+            with write_transaction(self.engine) as conn:
+                with Session(bind=conn, expire_on_commit=False) as session:
+                    yield session
+                    session.flush()
+                # Last step before the commit: a change its own checks refused leaves no record.
+                receipt = self.audit.record_change(conn, action, actor=actor, subject=subject, reason=reason,
+                                                   details=details)
+        except BaseException as exc:
+            if receipt is not None:  # audited apart, then the commit failed: say so in the audit log
+                self.audit.not_committed(receipt, exc)
+            raise
         if self.recipient_map is not None:
             self.export_recipient_map(self.recipient_map)
 
@@ -379,6 +405,15 @@ class Directory:
         finally:
             os.close(fd)
         return target
+
+
+def _audit_log(audit: AuditLog | Engine | str | None, directory: Engine) -> AuditLog:
+    """The audit log to record in; on the directory's own engine when both name the same database."""
+    if isinstance(audit, AuditLog):
+        return audit
+    if audit is None or same_database(audit, directory):
+        return AuditLog(directory, migrate_schema=False)
+    return AuditLog(audit, migrate_schema=False)
 
 
 def _key(address: Address | str) -> str:

@@ -1,4 +1,5 @@
-"""DNS: the async caching resolver every check uses, and (later) our records to publish and check."""
+"""DNS: the async caching resolver every check uses. (The records our domains publish, and their check,
+are in `mailbastion.domain_dns`.)"""
 
 from mailbastion.dns.resolver import DnsResolver, LookupResult
 

@@ -36,8 +36,8 @@ class AuditSink(Protocol):
 
 
 def open_audit_log(engine_or_url: Any) -> AuditSink:
-    """The shared audit log (lifecycle/audit_log.py), imported lazily so the gateway imports stay small."""
-    from mailbastion.lifecycle.audit_log import AuditLog
+    """The audit log (`mailbastion.audit`, its own database), imported lazily so the gateway imports stay small."""
+    from mailbastion.audit import AuditLog
 
     return AuditLog(engine_or_url)
 

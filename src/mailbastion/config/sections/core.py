@@ -82,6 +82,14 @@ class DirectorySection(Section):
     recipient_map: str = "recipient-map.json"  # the address-only map the gateway reads
 
 
+class AuditSection(Section):
+    """The audit log's own database: the gateway records quarantine releases here without ever opening
+    the directory database. PostgreSQL works too; the same URL as [directory] url keeps both in one
+    database (a change and its record then commit in one transaction)."""
+
+    url: str = "sqlite:///audit.db"  # relative sqlite paths are below data_dir; the file is created 0600
+
+
 class MailboxSection(Section):
     root: str = "mail"  # Maildirs: <root>/<domain>/<local>/
     default_quota_bytes: int = Field(1024 * 1024 * 1024, ge=0)  # 0 = unlimited

@@ -1,4 +1,4 @@
-"""The hash-chained audit log: appends, verification, and tampering done with raw SQL on the file."""
+"""The hash-chained audit log in its own SQLite file: appends, verification, tampering done with raw SQL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbastion.lifecycle.audit_log import AuditLog
+from mailbastion.audit import AuditLog
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@
     print(render(recs))          # zone-file lines with a comment on each
     print(DMARC_PATH)            # how to go from p=none to p=reject
 
-Pure functions: nothing here looks DNS up (`dns/check.py` does).
+Pure functions: nothing here looks DNS up (`check.py` does).
 """
 
 from __future__ import annotations

@@ -147,12 +147,12 @@ class DomainChecker:
                                                    f"remove its record now (due {key.remove_after})"))
         for key in self.store.published(domain):
             live = [r for r in await self._txts(key.record_name) if "p=" in r]
-            published = any(re.sub(r"\s", "", key.public) in re.sub(r"\s", "", r) for r in live)
+            holds_ours = any(re.sub(r"\s", "", key.public) in re.sub(r"\s", "", r) for r in live)
             if not live:
                 level = "missing" if key.state != "retired" else "info"
                 out.append(Finding(level, "dkim", f"{key.record_name} ({key.state}) is not published"))
                 continue
-            if not published:
+            if not holds_ours:
                 out.append(Finding("wrong", "dkim", f"{key.record_name} holds another key than ours"))
                 continue
             bits = key_bits(live[0])

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailbastion.auth.keys import KeyInfo, KeyStore
-from mailbastion.dns.check import DomainChecker, key_bits
 from mailbastion.dns.resolver import DnsResolver
+from mailbastion.domain_dns.check import DomainChecker, key_bits
 from mailbastion.testing.dns_server import DnsTestServer
 
 

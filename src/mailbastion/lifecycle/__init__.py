@@ -1,1 +1,0 @@
-"""Accounts over time: the audit log (and, later, joiners, leavers, AUP, training)."""
