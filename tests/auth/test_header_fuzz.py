@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import dkim
 import pytest
-from authkit import ed_key, message
+from authkit import ed_key, message, rsa_key
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -85,12 +85,16 @@ def test_dkimpy_reads_every_verifiable_message(lines: list[bytes], eol: bytes, b
 _KEY = ed_key("example.org", "sel")
 _SIGNED = _KEY.sign(message())
 _SIGNED_HEAD, _, _SIGNED_BODY = _SIGNED.partition(b"\r\n\r\n")
+_SEALER = rsa_key("sealer.test", "arc")
+_SEALED = _SEALER.arc_seal(b"Authentication-Results: sealer.test; dkim=pass header.d=example.org; "
+                           b"dmarc=pass header.from=example.org\r\n" + _SIGNED, "sealer.test")
 
 
 @pytest.fixture(scope="module")
 def verifier() -> Iterator[DkimVerifier]:
     server = DnsTestServer().start()
     server.add("sel._domainkey.example.org", "TXT", _KEY.record)
+    server.add("arc._domainkey.sealer.test", "TXT", _SEALER.record)
     try:
         yield DkimVerifier(DnsResolver([server.host], port=server.port, timeout=0.5), timeout=2.0)
     finally:
@@ -129,3 +133,41 @@ def test_genuine_signature_with_inserted_lines(verifier: DkimVerifier, extra: li
     shaped = b"\r\n".join(orphans) + b"\r\n" + _SIGNED
     results = asyncio.run(verifier.verify(shaped))
     assert [s.result for s in results.signatures] == ["pass"]
+
+
+_TAG_NAMES = st.sampled_from([b"v", b"a", b"b", b"bh", b"c", b"d", b"h", b"i", b"l", b"q", b"s", b"t", b"x", b"z",
+                              b"cv", b"arc"])
+_TAG_VALUES = st.one_of(st.sampled_from([b"", b"0", b"-1", b"99999999999999999999999999999", b"relaxed/",
+                                         b"rsa-sha256", b"ed25519-sha256", b":", b"from:from", b"pass", b"=",
+                                         b"sel", b"example.org", b"AA==", b"\xff"]),
+                        st.binary(max_size=12).filter(lambda v: b";" not in v and b"\n" not in v))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from([b"DKIM-Signature:", b"ARC-Seal:", b"ARC-Message-Signature:"]),
+       st.lists(st.tuples(_TAG_NAMES, _TAG_VALUES), min_size=1, max_size=3))
+def test_mutated_signature_tags_never_raise(verifier: DkimVerifier, field: bytes,
+                                            tags: list[tuple[bytes, bytes]]) -> None:
+    """A genuine signature and seal with tags added or repeated: every outcome is a result value."""
+    extra = b"".join(b" " + k + b"=" + v + b";" for k, v in tags)
+    raw = _SEALED.replace(field, field + extra, 1)
+
+    async def both() -> None:
+        results = await verifier.verify(raw)
+        assert all(s.result in ("pass", "fail", "neutral", "policy", "temperror", "permerror")
+                   for s in results.signatures)
+        assert (await verifier.verify_arc(raw)).cv in ("pass", "fail", "none", "temperror")
+
+    asyncio.run(both())
+
+
+def test_the_unmutated_sample_passes(verifier: DkimVerifier) -> None:
+    # So the mutations above start from a signature and a seal that reach dkimpy's deepest paths.
+    assert [s.result for s in asyncio.run(verifier.verify(_SEALED)).signatures] == ["pass"]
+    assert asyncio.run(verifier.verify_arc(_SEALED)).cv == "pass"
+
+
+def test_empty_length_tag_is_a_permerror(verifier: DkimVerifier) -> None:
+    raw = _SIGNED.replace(b"DKIM-Signature: v=1;", b"DKIM-Signature: v=1; l=;", 1)
+    [sig] = asyncio.run(verifier.verify(raw)).signatures
+    assert sig.result == "permerror" and "malformed" in sig.reason

@@ -176,6 +176,10 @@ class DkimVerifier:
             weak = "too small" in reason
             return _result("permerror", meta, reason=reason[:200], key_bits=int(getattr(d, "keysize", 0) or 0),
                            weak_key=weak)
+        except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+            # dkimpy trusts some tags it validated loosely (an empty l= reaches int()): a malformed
+            # signature is a permerror (RFC 8601 §2.7.1), never an exception out of the check.
+            return _result("permerror", meta, reason=f"malformed signature: {exc}"[:200])
         bits = int(getattr(d, "keysize", 0) or 0)
         if ok:
             tail = _unsigned_tail(d, tags)
@@ -209,6 +213,8 @@ class DkimVerifier:
                                                    minkey=self.min_rsa_bits)
             except dkim.DKIMException as exc:
                 return dkim.CV_Fail, [], str(exc)
+            except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+                return dkim.CV_Fail, [], f"malformed ARC set: {exc}"  # as for DKIM: a value, never a raise
             return cv, data, str(reason)
 
         cv, _data, reason = await self._cpu(raw, run)
