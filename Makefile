@@ -7,6 +7,8 @@ VAR    := var
 # Debian packages the tests use: a real clamd (the tests make its signature database), ClamAV's test
 # files, PostgreSQL (the directory and audit log also run on it), and runuser to start it as postgres.
 DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux
+# Debian packages pip needs to build what has no wheel: PyICU (ICU's TR39 spoof checker) compiles against ICU.
+DEB_BUILD_PACKAGES := libicu-dev pkg-config g++
 
 .PHONY: install run test deb-test-deps clamd-up lock bench clean
 
@@ -14,6 +16,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	@# Debian ships venv apart from python3: install it when it is missing (root only).
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null \
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-dev; }
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(DEB_BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing; }; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock

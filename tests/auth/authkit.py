@@ -82,13 +82,14 @@ class Rig:
     resolver: DnsResolver
     auth: dict[str, object] = field(default_factory=dict)
     sample: Callable[[], float] | None = None
+    settings: dict[str, object] = field(default_factory=dict)  # other sections (spam.rules.extra_domains...)
 
     def publish(self, key: SigningKey) -> SigningKey:
         self.dns.add(f"{key.selector}._domainkey.{key.domain}", "TXT", key.record)
         return key
 
     def pipeline(self) -> Pipeline:
-        settings = parse_settings({"server": {"hostname": AUTHSERV_ID}, "auth": dict(self.auth)})
+        settings = parse_settings({**self.settings, "server": {"hostname": AUTHSERV_ID}, "auth": dict(self.auth)})
         checks = build(Services(settings, self.resolver)).checks()
         if self.sample is not None:
             for c in checks:

@@ -112,3 +112,15 @@ def test_feature_hands_submission_a_signer(tmp_path: Path) -> None:
     assert feature.startup_problems() == []
     (tmp_path / "dkim" / "example.org").chmod(0o750)
     assert feature.startup_problems()  # keys others may read: the role refuses to start
+
+
+async def test_signing_a_message_whose_header_starts_folded(tmp_path: Path, rig: Rig) -> None:
+    # dkimpy's own splitter raised IndexError here (issue 8, item 4): submission could not sign it.
+    signer = DkimSigner(_store(tmp_path, rig))
+    raw = b" a folded first line\r\n" + message("Alice <alice@example.org>")
+    assert signer.sign(raw).count(b"DKIM-Signature:") == 2
+    signed = signer.sign_message(raw)  # prepended to the raw message, the orphan would fold into b=
+    assert signed.endswith(message("Alice <alice@example.org>")) and b"a folded first line" not in signed
+    verdict, ctx = await rig.judge(signed)
+    assert [(s.result, s.reason) for s in ctx.get(DkimResults).signatures] == [("pass", ""), ("pass", "")]  # type: ignore[union-attr]
+    assert "R_DKIM_ALLOW" in names(verdict)

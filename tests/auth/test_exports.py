@@ -29,12 +29,14 @@ def test_feature_builds_every_check_and_scores_them() -> None:
     feature = build(Services(settings, make_resolver(settings)))
     assert feature.name == "auth"
     names = [c.name for c in feature.checks()]
-    assert names == ["spf_early", "from_header", "spf", "dkim", "arc", "dmarc", "auth_results"]
+    assert names == ["spf_early", "from_header", "spf", "dkim", "arc", "dmarc", "auth_results", "lookalike"]
     table = load_score_table()
     table.validate_emitted(feature.checks())  # every symbol we can emit is scored
-    shipped = tomllib.loads((resources.files("mailbastion.config") / "scores" / "auth.toml").read_text())
+    scores = resources.files("mailbastion.config") / "scores"
+    shipped = {**tomllib.loads((scores / "auth.toml").read_text())["symbols"],
+               **tomllib.loads((scores / "lookalike.toml").read_text())["symbols"]}
     emitted = set().union(*(c.emits for c in feature.checks()))
-    assert set(shipped["symbols"]) == emitted  # and every symbol we score is one we emit
+    assert set(shipped) == emitted  # and every symbol we score is one we emit
     off = build(Services(parse_settings({"auth": {"enabled": False}}), make_resolver(settings)))
     assert off.checks() == []
 
@@ -46,3 +48,5 @@ def test_weakened_settings_are_named() -> None:
     assert weakened(parse_settings({}).auth) == []
     lines = weakened(parse_settings({"auth": {"dmarc_enforce": False, "trusted_arc_sealers": ["l.test"]}}).auth)
     assert any("dmarc_enforce" in x for x in lines) and any("trusted_arc_sealers" in x for x in lines)
+    lines = weakened(parse_settings({"auth": {"lookalike": {"action": "score", "shipped_list": False}}}).auth)
+    assert any('lookalike.action = "score"' in x for x in lines) and any("shipped_list" in x for x in lines)

@@ -1,4 +1,4 @@
-"""Sender authentication as a Feature: SPF, DKIM, ARC, DMARC, From and Authentication-Results checks.
+"""Sender authentication as a Feature: SPF, DKIM, ARC, DMARC, From, look-alike and Authentication-Results checks.
 
     feature = build(services)           # services.resolver is the shared TTL-cached DnsResolver
     pipeline_checks = feature.checks()  # empty when [auth] enabled = false
@@ -25,7 +25,9 @@ from mailbastion.policy.checks.auth_results import AuthResultsCheck
 from mailbastion.policy.checks.dkim import DkimCheck
 from mailbastion.policy.checks.dmarc import DmarcCheck
 from mailbastion.policy.checks.from_header import FromHeaderCheck
+from mailbastion.policy.checks.lookalike import LookalikeCheck
 from mailbastion.policy.checks.spf import SpfCheck, SpfEarlyCheck
+from mailbastion.spam.lookalike import shipped_list
 
 if TYPE_CHECKING:
     from mailbastion.submission.dkim_signer import DkimSigner
@@ -61,6 +63,17 @@ class AuthFeature(BaseFeature):
                        trusted_sealers=auth.trusted_arc_sealers),
             AuthResultsCheck(self.authserv_id),
         ]
+        look = auth.lookalike
+        if look.enabled:
+            # Our domains as the spam rules see them: the recipient map (re-read when it changes) and
+            # spam.rules.extra_domains.
+            from mailbastion.apps.feature_spam import IdentitySource
+
+            identity = IdentitySource(self.services, settings.spam.rules.extra_domains)
+            impersonated = [*(shipped_list() if look.shipped_list else []), *look.impersonated_domains]
+            self._checks.append(LookalikeCheck(own=lambda: identity().domains, partners=look.partner_domains,
+                                               impersonated=impersonated, action=look.action,
+                                               max_link_domains=look.max_link_domains))
 
     @property
     def authserv_id(self) -> str:

@@ -7,6 +7,15 @@ it runs in a worker thread so the loop stays responsive; by then every answer is
 
     results = await DkimVerifier(resolver).verify(raw)   # one SignatureResult per DKIM-Signature
     arc = await DkimVerifier(resolver).verify_arc(raw)   # ArcResult(cv="pass"|"fail"|"none", ...)
+
+dkimpy reads the message through the one header parser (`core/header_block.py`), not its own
+`rfc822_parse`, which raises on a header section that starts with a folded line (IndexError) and on any
+line that is not a field: `verifiable_message` gives it the well-formed fields only (see there).
+
+A signature with a body length (`l=`, RFC 6376 §3.5) that verifies while canonicalized body content
+follows the signed length is reported as "policy" (RFC 8601 §2.7.1: signed, but not acceptable here),
+never "pass": content an attacker appended after the signed part must not ride on the signature
+(RFC 6376 §8.2). DMARC counts only "pass", so such a signature does not align anything.
 """
 
 from __future__ import annotations
@@ -19,9 +28,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import dkim  # type: ignore[import-untyped]
+from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError  # type: ignore[import-untyped]
 from dkim.util import InvalidTagValueList, parse_tag_value  # type: ignore[import-untyped]
 
 from mailbastion.auth.dns_bridge import DnsSnapshot, Key, fetch
+from mailbastion.core.header_block import HeaderBlock
 from mailbastion.dns.resolver import DnsResolver
 
 T = TypeVar("T")
@@ -38,7 +49,7 @@ _QUIET.propagate = False
 class SignatureResult:
     """One DKIM-Signature's outcome, as RFC 8601 §2.7.1 names it."""
 
-    result: str  # "pass" | "fail" | "neutral" | "temperror" | "permerror"
+    result: str  # "pass" | "fail" | "neutral" | "policy" | "temperror" | "permerror"
     domain: str  # d=, lower case ("" when unparseable)
     selector: str = ""
     algorithm: str = ""
@@ -46,6 +57,7 @@ class SignatureResult:
     reason: str = ""
     key_bits: int = 0
     weak_key: bool = False
+    unsigned_tail: int = 0  # canonicalized body bytes after l= (result "policy" when > 0)
 
     @property
     def is_pass(self) -> bool:
@@ -124,9 +136,10 @@ class DkimVerifier:
     async def verify(self, raw: bytes) -> DkimResults:
         """Every DKIM-Signature (up to max_signatures, topmost first) verified."""
         try:
-            d = dkim.DKIM(raw, logger=_QUIET, minkey=self.min_rsa_bits)  # parsed once for every signature
+            # Parsed once for every signature, from the fields our parser found.
+            d = dkim.DKIM(verifiable_message(raw), logger=_QUIET, minkey=self.min_rsa_bits)
         except dkim.DKIMException:
-            return DkimResults()  # no header section dkimpy can read: nothing it could verify either
+            return DkimResults()  # defensive: verifiable_message gives dkimpy only lines it reads
         sigs = [v for n, v in d.headers if n.lower() == b"dkim-signature"]
         tags = [_tags(v) for v in sigs[: self.max_signatures]]
         keys = [k for k in (_key_name(t) for t in tags) if k is not None]
@@ -163,18 +176,28 @@ class DkimVerifier:
             weak = "too small" in reason
             return _result("permerror", meta, reason=reason[:200], key_bits=int(getattr(d, "keysize", 0) or 0),
                            weak_key=weak)
+        except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+            # dkimpy trusts some tags it validated loosely (an empty l= reaches int()): a malformed
+            # signature is a permerror (RFC 8601 §2.7.1), never an exception out of the check.
+            return _result("permerror", meta, reason=f"malformed signature: {exc}"[:200])
         bits = int(getattr(d, "keysize", 0) or 0)
         if ok:
+            tail = _unsigned_tail(d, tags)
+            if tail:
+                return _result("policy", meta, key_bits=bits, unsigned_tail=tail,
+                               reason=f"{tail} body bytes after l={int(tags[b'l'])} are not signed")
             return _result("pass", meta, key_bits=bits)
         if getattr(d, "pk", None) is None:
             return _result("permerror", meta, reason="unusable key record")
         return _result("fail", meta, reason="signature did not verify", key_bits=bits)
 
     async def verify_arc(self, raw: bytes) -> ArcResult:
-        if not _ARC_FIELD.search(_header_block(raw)):
-            return ArcResult("none")  # the common case, without parsing the message
-        headers, _body = dkim.rfc822_parse(raw)
-        arc = [(n.lower(), v) for n, v in headers if n.lower() in (b"arc-seal", b"arc-message-signature")]
+        block = HeaderBlock.parse(raw)
+        if not (block.count("arc-seal") or block.count("arc-message-signature")):
+            return ArcResult("none")  # the common case
+        raw = verifiable_message(raw, block)
+        headers = [(f.name.encode("ascii"), f.value_bytes) for f in block.fields if f.name]
+        arc = [(n, v) for n, v in headers if n in (b"arc-seal", b"arc-message-signature")]
         if not arc:
             return ArcResult("none")
         keys = list(dict.fromkeys(k for k in (_key_name(_tags(v)) for _n, v in arc) if k is not None))
@@ -190,33 +213,62 @@ class DkimVerifier:
                                                    minkey=self.min_rsa_bits)
             except dkim.DKIMException as exc:
                 return dkim.CV_Fail, [], str(exc)
+            except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+                return dkim.CV_Fail, [], f"malformed ARC set: {exc}"  # as for DKIM: a value, never a raise
             return cv, data, str(reason)
 
         cv, _data, reason = await self._cpu(raw, run)
         seals = sorted(((_instance(v), _tags(v)) for n, v in arc if n == b"arc-seal"), key=lambda x: x[0])
         latest_i, latest = seals[-1] if seals else (0, {})
         sealer = latest.get(b"d", b"").decode("ascii", "replace").strip().lower()
-        aar = next((v for n, v in headers if n.lower() == b"arc-authentication-results"
+        aar = next((v for n, v in headers if n == b"arc-authentication-results"
                     and _instance(v) == latest_i), b"")
         verdict = {dkim.CV_Pass: "pass", dkim.CV_None: "none"}.get(cv or b"", "fail")
         return ArcResult(verdict, sealer, latest_i, reason[:200], aar.decode("utf-8", "replace"))
 
 
 def _result(result: str, meta: dict[str, str], *, reason: str = "", key_bits: int = 0,
-            weak_key: bool = False) -> SignatureResult:
+            weak_key: bool = False, unsigned_tail: int = 0) -> SignatureResult:
     return SignatureResult(result, meta["domain"], meta["selector"], meta["algorithm"], meta["b"], reason, key_bits,
-                           weak_key)
+                           weak_key, unsigned_tail)
 
 
-_ARC_FIELD = re.compile(rb"(?im)^arc-(?:seal|message-signature)[ \t]*:")
+_DKIMPY_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")  # what dkimpy's rfc822_parse takes for a field name
 
 
-def _header_block(raw: bytes) -> bytes:
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        idx = raw.find(sep)
-        if idx >= 0:
-            return raw[: idx + 2]
-    return raw
+def verifiable_message(raw: bytes, block: HeaderBlock | None = None) -> bytes:
+    """`raw` as dkimpy can read it: the fields `HeaderBlock` found, the body untouched. Never raises.
+
+    Malformed lines (a folded line with no field before it, a line that is no field) are left out:
+    no signature can cover them (RFC 6376 §5.4 signs header *fields*), and dkimpy's own splitter
+    raises on them, which turned a genuine signature into "none". A field written with the obsolete
+    space before its colon (RFC 5322 §4.5.3) is given as `name:`, the form relaxed canonicalization
+    signs (RFC 6376 §3.4.2); simple canonicalization then fails, as it should for an altered line."""
+    block = block or HeaderBlock.parse(raw)
+    if not block.has_malformed and all(_DKIMPY_NAME.match(f.raw) for f in block.fields):
+        return raw  # the common case: dkimpy reads it as it is
+    parts: list[bytes] = []
+    for f in block.fields:
+        if not f.name:
+            continue
+        if not _DKIMPY_NAME.match(f.raw):
+            name, _colon, rest = f.raw.partition(b":")
+            parts.append(name.rstrip(b" \t") + b":" + rest)
+        else:
+            parts.append(f.raw)
+    return b"".join(parts) + block.body
+
+
+def _unsigned_tail(d: Any, tags: dict[bytes, bytes]) -> int:
+    """Canonicalized body bytes past the signature's l= (0 without l=, or when l= covers the body)."""
+    length = tags.get(b"l", b"").strip()
+    if not length.isdigit():
+        return 0
+    try:
+        policy = CanonicalizationPolicy.from_c_value(tags.get(b"c", b"simple/simple").strip())
+    except InvalidCanonicalizationPolicyError:
+        return 0  # dkimpy refused the signature for this already; it never gets here
+    return max(0, len(policy.canonicalize_body(d.body)) - int(length))
 
 
 def _instance(value: bytes) -> int:

@@ -6,7 +6,7 @@ compat32 mail software reads it, and `email.headerregistry` which decodes encode
 MUA does) and by a naive one that decodes encoded-words first and parses afterwards. They must agree
 on one address; otherwise the message is refused (`refuse` is True). Lesser oddities are symbols.
 
-    analysis = analyze_from(message.header_block)
+    analysis = analyze_from(message.header)      # the parsed header section (or its raw bytes)
     analysis.domain   -> "example.org" (the RFC5322.From domain DMARC judges) or None
     analysis.symbols  -> (Symbol("FROM_DISPLAY_SPOOF", "paypal.com"), ...)
 """
@@ -21,6 +21,7 @@ from email.errors import HeaderParseError
 from email.headerregistry import HeaderRegistry
 
 from mailbastion.auth.dmarc import organizational_domain
+from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.verdict import Symbol
 
 # Symbols that make the From address unknowable: the message is refused (RFC 7489 §6.6.1 permits it).
@@ -38,6 +39,7 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]"  # RFC 6532 §3.2: U
 _DOT_ATOM = re.compile(rf"^{_ATEXT}+(?:\.{_ATEXT}+)*$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_FOLDED_FROM = re.compile(rb"(?i)^[ \t]+from[ \t]*:")
 _REGISTRY = HeaderRegistry()
 _SIMPLE_ADDR = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _SIMPLE = re.compile(rf"^(?:([A-Za-z0-9][A-Za-z0-9 _'-]*)\s<({_SIMPLE_ADDR})>|({_SIMPLE_ADDR}))$")
@@ -74,26 +76,34 @@ def _address_like(text: str) -> str | None:
     return None
 
 
-def _fields(block: bytes, syms: list[Symbol]) -> list[_Field]:
-    """Split the header block into fields (RFC 5322 §2.2), noting folding tricks on From."""
-    text = block.decode("utf-8", "surrogateescape")
-    if re.search(r"\r(?!\n)", text):
+def _unfold(raw: bytes) -> str:
+    """A field's value as the strict reader wants it: the text after the colon, continuation lines
+    joined by one space (RFC 5322 §2.2.3 unfolding), stripped. Undecodable bytes are kept as lone
+    surrogates, which the caller refuses (a From no two readers decode alike)."""
+    lines = raw.decode("utf-8", "surrogateescape").split("\n")
+    first = lines[0].partition(":")[2].rstrip("\r")
+    return " ".join([first.strip(), *(ln.strip() for ln in lines[1:] if ln.strip())]).strip()
+
+
+def _fields(block: HeaderBlock, syms: list[Symbol]) -> list[_Field]:
+    """The header fields as `HeaderBlock` splits them (RFC 5322 §2.2), noting folding tricks on From."""
+    if re.search(rb"\r(?!\n)", block.header_bytes):
         syms.append(Symbol("FROM_FOLDING_TRICK", "bare CR in the header"))
     out: list[_Field] = []
-    for line in re.split(r"\r?\n", text):
-        if line[:1] in (" ", "\t"):
-            if re.match(r"(?i)^[ \t]+from[ \t]*:", line):
-                # A From hidden in a continuation line: one parser sees a header, another a folded value.
-                syms.append(Symbol("FROM_FOLDING_TRICK", "From in a folded line"))
-            if out:
-                out[-1].value += " " + line.strip()
+    for f in block.fields:
+        lines = f.raw.split(b"\n")
+        # A continuation line is every line after a field's first, and the first line of an orphan
+        # (a header section that starts folded, kept by HeaderBlock as a malformed field).
+        folded = lines[1:] if f.name else lines
+        if any(_FOLDED_FROM.match(ln) for ln in folded):
+            # A From hidden in a continuation line: one parser sees a header, another a folded value.
+            syms.append(Symbol("FROM_FOLDING_TRICK", "From in a folded line"))
+        if not f.name:
             continue
-        name, colon, value = line.partition(":")
-        if not colon:
-            continue
-        if name.rstrip(" \t").lower() == "from" and name != name.rstrip(" \t"):
+        written = f.raw.partition(b":")[0].decode("ascii", "replace")
+        if f.name == "from" and written != written.rstrip(" \t"):
             syms.append(Symbol("FROM_FOLDING_TRICK", "whitespace before the colon"))  # RFC 5322 §4.5 obs syntax
-        out.append(_Field(name.rstrip(" \t"), value.strip()))
+        out.append(_Field(written.rstrip(" \t"), _unfold(f.raw)))
     return out
 
 
@@ -237,10 +247,12 @@ def _single_domain(value: str) -> str | None:
     return _norm(addrs[0]).rpartition("@")[2] if len(addrs) == 1 and _norm(addrs[0]) else None  # type: ignore[union-attr]
 
 
-def analyze_from(header_block: bytes) -> FromAnalysis:
-    """Read the From header of `header_block` (raw bytes, as received). Never raises."""
+def analyze_from(header: HeaderBlock | bytes) -> FromAnalysis:
+    """Read the From header of a message's header section: the parsed block (`SpooledMessage.header`)
+    or its raw bytes as received (parsed here by `HeaderBlock`). Never raises."""
     syms: list[Symbol] = []
-    fields = _fields(header_block, syms)
+    block = header if isinstance(header, HeaderBlock) else HeaderBlock.parse(header)
+    fields = _fields(block, syms)
     froms = [f for f in fields if f.name.lower() == "from"]
     if not froms or not froms[0].value.strip():
         return FromAnalysis(None, None, (*syms, Symbol("FROM_MISSING")))

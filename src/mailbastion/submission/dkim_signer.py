@@ -3,6 +3,7 @@
     signer = DkimSigner(KeyStore(settings.path(settings.auth.dkim_keys_dir)))
     headers = signer.sign(raw)             # b"DKIM-Signature: ...\r\n" lines to prepend; b"" when not ours
     headers = await signer.sign_async(raw) # the same, hashing large bodies off the event loop
+    signed = signer.sign_message(raw)      # the message to send: signatures on top of what they sign
 
 Dual signing (RFC 8463 §1): an rsa-sha256 signature for every verifier and an ed25519-sha256 one for
 those that know it. From is over-signed (listed once more than present) so no From can be added
@@ -18,9 +19,11 @@ from pathlib import Path
 
 import dkim  # type: ignore[import-untyped]
 
+from mailbastion.auth.dkim_verify import verifiable_message
 from mailbastion.auth.from_header import analyze_from
 from mailbastion.auth.keys import KeyInfo, KeyStore
 from mailbastion.core.errors import ConfigError
+from mailbastion.core.header_block import HeaderBlock
 
 THREAD_BYTES = 256 * 1024
 SIGNED_HEADERS = (
@@ -62,17 +65,21 @@ class DkimSigner:
         """The DKIM-Signature fields to prepend (CRLF line ends), or b"" when `domain` is not ours.
 
         `domain` defaults to the From domain. Raises ConfigError if a key file cannot be used."""
+        block = HeaderBlock.parse(raw)
         if domain is None:
-            domain = analyze_from(_header_block(raw)).domain
+            domain = analyze_from(block).domain
         if not domain:
             return b""
         domain = domain.lower().rstrip(".")
         if self.allowed and domain not in self.allowed:
             return b""
         out = b""
+        # dkimpy's own splitter raises on a header section that starts folded or holds a line that is
+        # no field; it signs the fields our parser found (those lines are no fields: nothing to sign).
+        signable = verifiable_message(raw, block)
         for info, private in self._active(domain):
             try:
-                field = dkim.sign(raw, info.selector.encode(), domain.encode(), private,
+                field = dkim.sign(signable, info.selector.encode(), domain.encode(), private,
                                   signature_algorithm=info.algorithm.encode(),
                                   canonicalize=(b"relaxed", b"relaxed"), include_headers=list(SIGNED_HEADERS),
                                   logger=_QUIET, linesep=b"\r\n")
@@ -81,18 +88,19 @@ class DkimSigner:
             out += field
         return out
 
+    def sign_message(self, raw: bytes, domain: str | None = None) -> bytes:
+        """The message as it should leave: its signatures prepended to the fields they sign.
+
+        Malformed lines of the header section (one that starts folded, a line that is no field) are
+        dropped: prepending anything to a section that starts folded makes that line a continuation
+        of the new field, which would break the signature for every verifier. Not our fields to keep."""
+        signable = verifiable_message(raw)
+        return self.sign(signable, domain) + signable
+
     async def sign_async(self, raw: bytes, domain: str | None = None) -> bytes:
         if len(raw) > THREAD_BYTES:
             return await asyncio.to_thread(self.sign, raw, domain)
         return self.sign(raw, domain)
-
-
-def _header_block(raw: bytes) -> bytes:
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        idx = raw.find(sep)
-        if idx >= 0:
-            return raw[:idx]
-    return raw
 
 
 def signer_for(keys_dir: Path, domains: Iterable[str] = ()) -> DkimSigner:

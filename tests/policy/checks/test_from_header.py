@@ -45,6 +45,8 @@ REFUSED = [
     ("quoted local part holds an address", b"From: \"ceo@victim.test\"@evil.test", "FROM_AMBIGUOUS"),
     ("From hidden in a folded line", b"X-Note: hi\r\n From: ceo@victim.test\r\nFrom: a@evil.test",
      "FROM_FOLDING_TRICK"),
+    ("From in a folded first line (no field above it)", b" From: ceo@victim.test\r\nFrom: a@evil.test",
+     "FROM_FOLDING_TRICK"),
     ("whitespace before the colon", b"From : ceo@victim.test", "FROM_FOLDING_TRICK"),
     ("bare CR in the header", b"From: a@evil.test\rFrom: ceo@victim.test", "FROM_FOLDING_TRICK"),
     ("domain literal", b"From: ceo@[192.0.2.1]", "FROM_INVALID_DOMAIN"),

@@ -22,7 +22,7 @@ from mailbastion.policy.check import BaseCheck, CheckContext
 
 _VALUE_UNSAFE = re.compile(r"[\s;()\"\\]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_AR_FIELD = re.compile(rb"(?im)^[ \t]*authentication-results[ \t]*:")
+_AR_LINE = re.compile(rb"(?i)authentication-results[ \t]*:")
 
 
 def _v(value: str) -> str:
@@ -39,23 +39,20 @@ def _v(value: str) -> str:
 def claimed_authserv_ids(message: SpooledMessage) -> list[str]:
     """The authserv-id of each incoming Authentication-Results field, as written (comments removed).
 
-    Fields are found as the gateway's rewriter finds them (name compared after stripping, so
-    `Authentication-Results :` counts too), not as one parser or another happens to read them."""
+    Fields as `HeaderBlock` splits them (`Authentication-Results :` with the obsolete space counts
+    too). A malformed line that reads as one (a header section starting with a folded
+    ` Authentication-Results: ...`) counts as well: some readers take it for a field, and a claim of
+    our id must never survive in any reading."""
     out: list[str] = []
-    block = message.header_block
-    if not _AR_FIELD.search(block):
-        return out  # the common case, without splitting the header section
-    fields: list[bytes] = []
-    for line in re.split(rb"\r?\n", block):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += b" " + line.strip()
+    for f in message.header.fields:
+        if f.name == "authentication-results":
+            value = f.value_bytes
+        elif not f.name and _AR_LINE.match(f.value_bytes):
+            value = f.value_bytes.partition(b":")[2]
         else:
-            fields.append(line)
-    for f in fields:
-        name, colon, value = f.partition(b":")
-        if colon and name.strip().lower() == b"authentication-results":
-            text = strip_comments(value.decode("utf-8", "replace")).strip()
-            out.append(re.split(r"[\s;]", text, maxsplit=1)[0] if text else "")
+            continue
+        text = strip_comments(value.decode("utf-8", "replace")).strip()
+        out.append(re.split(r"[\s;]", text, maxsplit=1)[0] if text else "")
     return out
 
 

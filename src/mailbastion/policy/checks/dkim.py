@@ -1,6 +1,8 @@
 """The DKIM check (RFC 6376, RFC 8463): every signature verified, one symbol per signing domain.
 
-Stores `DkimResults` for DMARC and Authentication-Results.
+Stores `DkimResults` for DMARC and Authentication-Results. A signature whose `l=` leaves body content
+unsigned is result "policy" (never counted by DMARC) and R_DKIM_UNSIGNED_TAIL: the appended content
+is flagged, scored to Junk by default (config/scores/auth.toml), instead of riding on the signature.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ SYMBOLS = {
     "pass": "R_DKIM_ALLOW",
     "fail": "R_DKIM_REJECT",
     "neutral": "R_DKIM_PERMFAIL",
+    "policy": "R_DKIM_UNSIGNED_TAIL",  # the only policy result we give: content after l= (RFC 6376 §8.2)
     "temperror": "R_DKIM_TEMPFAIL",
     "permerror": "R_DKIM_PERMFAIL",
 }

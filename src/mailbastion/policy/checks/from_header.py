@@ -25,7 +25,7 @@ class FromHeaderCheck(BaseCheck):
 
     async def __call__(self, ctx: CheckContext) -> CheckResult:
         assert ctx.message is not None
-        analysis: FromAnalysis = analyze_from(ctx.message.header_block)
+        analysis: FromAnalysis = analyze_from(ctx.message.header)
         ctx.put(analysis)
         forced = Forced(Action.REJECT, replies.FROM_INVALID, by=self.name) if analysis.refuse else None
         return CheckResult(symbols=analysis.symbols, forced=forced)

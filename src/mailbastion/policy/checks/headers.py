@@ -11,23 +11,21 @@ hard line can give the symbol a rejecting weight.
 
 from __future__ import annotations
 
-import re
-
+from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import CheckResult, Symbol
 from mailbastion.policy.check import CheckContext, check
 
 __all__ = ["header_counts", "headers"]
 
-_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)  # RFC 5322 §3.6.8 field-name
-
-
-def header_counts(header_block: bytes) -> dict[str, int]:
-    """How many times each header field appears, by lower-case name (continuation lines skipped)."""
+def header_counts(header: HeaderBlock | bytes) -> dict[str, int]:
+    """How many times each header field appears, by lower-case name, as `HeaderBlock` splits the
+    section (continuation lines and malformed lines are no fields). Never raises."""
+    block = header if isinstance(header, HeaderBlock) else HeaderBlock.parse(header)
     counts: dict[str, int] = {}
-    for match in _FIELD.finditer(header_block):
-        name = match.group(1).decode("ascii").lower()
-        counts[name] = counts.get(name, 0) + 1
+    for f in block.fields:
+        if f.name:
+            counts[f.name] = counts.get(f.name, 0) + 1
     return counts
 
 
@@ -42,7 +40,7 @@ async def headers(ctx: CheckContext) -> CheckResult:
     message = ctx.message
     if message is None:
         return CheckResult()
-    counts = header_counts(message.header_block)
+    counts = header_counts(message.header)
     found: list[Symbol] = []
     n_from = counts.get("from", 0)
     if n_from == 0:
