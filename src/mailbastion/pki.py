@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -37,7 +38,7 @@ from mailbastion.private_files import private_dir, write_private, write_public
 
 __all__ = [
     "CA_DAYS", "LEAF_DAYS", "MAX_LEAF_DAYS", "CertificateInfo", "check_public_pair", "issue", "key_matches",
-    "install_pair", "load_chain", "load_key", "make_ca", "make_deployment_pki", "parse_key", "read_certificate",
+    "install_pair", "issued_by", "load_chain", "load_key", "make_ca", "make_deployment_pki", "parse_key", "read_certificate",
     "reissue",
     "system_trust_anchors",
 ]
@@ -199,6 +200,15 @@ def key_matches(cert: x509.Certificate, key: PrivateKey) -> bool:
     return cert.public_key() == key.public_key()
 
 
+def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    """True when `ca` signed `cert` (its name and its signature, not the name alone)."""
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class CertificateInfo:
     """What `tls status` prints about one certificate file (its first certificate)."""
@@ -215,8 +225,6 @@ class CertificateInfo:
     def days_left(self, now: dt.datetime | None = None) -> int:
         return (self.not_after - (now or _now())).days
 
-    def is_issued_by(self, ca: x509.Certificate) -> bool:
-        return self.issuer == ca.subject.rfc4514_string()
 
 
 def _names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
