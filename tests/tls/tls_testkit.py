@@ -122,3 +122,28 @@ async def implicit_tls_certificate(port: int, ctx: ssl.SSLContext, name: str = H
         return _peer(writer)
     finally:
         writer.close()
+
+
+def issue_dated(ca_dir: Path, cert_path: Path, key_path: Path, *, days_from: int, days_to: int,
+                name: str = HOSTNAME) -> None:
+    """A leaf of the deployment's CA valid from today+days_from to today+days_to (expired ones, too)."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from mailbastion.pki import load_chain, load_key
+
+    ca, ca_key = load_chain(ca_dir / "ca.crt")[0], load_key(ca_dir / "ca.key")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now + dt.timedelta(days=days_from)).not_valid_after(now + dt.timedelta(days=days_to))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
