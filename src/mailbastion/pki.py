@@ -37,8 +37,21 @@ from mailbastion.core.errors import ConfigError
 from mailbastion.private_files import private_dir, write_private, write_public
 
 __all__ = [
-    "CA_DAYS", "LEAF_DAYS", "MAX_LEAF_DAYS", "CertificateInfo", "check_public_pair", "issue", "key_matches",
-    "install_pair", "issued_by", "load_chain", "load_key", "make_ca", "make_deployment_pki", "parse_key", "read_certificate",
+    "CA_DAYS",
+    "LEAF_DAYS",
+    "MAX_LEAF_DAYS",
+    "CertificateInfo",
+    "check_public_pair",
+    "install_pair",
+    "issue",
+    "issued_by",
+    "key_matches",
+    "load_chain",
+    "load_key",
+    "make_ca",
+    "make_deployment_pki",
+    "parse_key",
+    "read_certificate",
     "reissue",
     "system_trust_anchors",
 ]
@@ -302,7 +315,7 @@ def check_public_pair(
     """Check that `chain` (leaf first, then intermediates in any order) is fit to serve as `hostname`:
     the key matches, it is valid now, a path builds to one of `anchors` under RFC 5280 / CA/B rules, and it
     names `hostname`. Returns the chain to serve (leaf, intermediates, no root). Raises ConfigError."""
-    from cryptography.x509.verification import DNSName, PolicyBuilder, Store, VerificationError
+    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
     if not chain:
         raise ConfigError("no certificate in the file")
@@ -318,7 +331,7 @@ def check_public_pair(
         raise ConfigError(f"an RSA key of {public.key_size} bits: Mozilla intermediate wants 2048 or more")
     if isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name not in ("secp256r1", "secp384r1"):
         raise ConfigError(f"an EC key on {public.curve.name}: Mozilla intermediate wants P-256 or P-384")
-    verifier = PolicyBuilder().store(Store(list(anchors))).time(now).build_server_verifier(DNSName(hostname))
+    verifier = PolicyBuilder().store(Store(list(anchors))).time(now).build_server_verifier(x509.DNSName(hostname))
     try:
         built = verifier.verify(leaf, list(chain[1:]))
     except VerificationError as exc:

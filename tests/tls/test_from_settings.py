@@ -63,7 +63,7 @@ def test_key_of_another_certificate_is_refused(config: Path) -> None:
     tls = config.parent / "tls"
     shutil.copy(tls / "mda.key", tls / "gateway.key")
     err = refused(config)
-    assert err.key == "tls.key" and "does not belong to the certificate" in str(err)
+    assert err.key == "tls.key" and "does not belong to the public certificate" in str(err)
 
 
 def test_garbage_is_refused(config: Path) -> None:

@@ -12,7 +12,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import DNSName, PolicyBuilder, Store
 
 from mailbastion.pki import (
-    LEAF_DAYS,
     check_public_pair,
     issue,
     issued_by,
@@ -146,9 +145,10 @@ def test_check_public_pair_refuses_what_it_must(pki: dict[str, Path], tmp_path: 
     served = check_public_pair(chain, load_key(pki["gateway.key"]), hostname="mail.example.test", anchors=anchors)
     assert served == chain  # the leaf; the root is not served
     cases = [
-        (dict(hostname="mail.example.test", anchors=anchors), load_key(pki["mda.key"]), "does not belong"),
-        (dict(hostname="mx.elsewhere.example", anchors=anchors), load_key(pki["gateway.key"]), "does not name"),
-        (dict(hostname="mail.example.test", anchors=load_chain(make_deployment_pki(tmp_path / "o", "o")["ca.crt"])),
+        ({"hostname": "mail.example.test", "anchors": anchors}, load_key(pki["mda.key"]), "does not belong"),
+        ({"hostname": "mx.elsewhere.example", "anchors": anchors}, load_key(pki["gateway.key"]), "does not name"),
+        ({"hostname": "mail.example.test",
+          "anchors": load_chain(make_deployment_pki(tmp_path / "o", "o")["ca.crt"])},
          load_key(pki["gateway.key"]), "no trusted chain"),
     ]
     for kwargs, key, message in cases:

@@ -57,7 +57,7 @@ def make_deployment(root: Path, *, hostname: str = HOSTNAME, extra: str = "") ->
 def mb(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m mailbastion ARGS` as a user runs it (PYTHONPATH is inherited)."""
     return subprocess.run([sys.executable, "-m", "mailbastion", *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd, env={**os.environ, "NO_COLOR": "1"})
+                          timeout=120, cwd=cwd, check=False, env={**os.environ, "NO_COLOR": "1"})
 
 
 @dataclass

@@ -88,8 +88,8 @@ def _mask(value: Any, key: str = "") -> Any:
 
 def effective(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data, secrets masked (like `postconf -n`)."""
-    data = json.loads(settings.model_dump_json())
-    return _mask(data)
+    masked: dict[str, Any] = _mask(json.loads(settings.model_dump_json()))
+    return masked
 
 
 def weakened(settings: Settings) -> list[str]:

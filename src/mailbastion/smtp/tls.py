@@ -138,6 +138,9 @@ class _Pair:
     ca_pem: bytes | None
 
 
+_LABELS = {"public": "public", "mda": "MDA", "lmtp-client": "gateway's LMTP client"}
+
+
 def _read(settings: Settings, key: str, what: str) -> tuple[Path, bytes]:
     path = settings.path(getattr(settings.tls, key))
     source = str(settings.source) if settings.source else None
@@ -156,8 +159,9 @@ def _check(settings: Settings, role: ServerRole | Literal["lmtp-client"]) -> _Pa
     cert_key, key_key = {"public": ("cert", "key"), "mda": ("mda_cert", "mda_key"),
                          "lmtp-client": ("gateway_client_cert", "gateway_client_key")}[role]
     source = str(settings.source) if settings.source else None
-    cert_path, cert_pem = _read(settings, cert_key, "certificate")
-    key_path, key_pem = _read(settings, key_key, "private key")
+    label = _LABELS[role]
+    cert_path, cert_pem = _read(settings, cert_key, f"{label} certificate")
+    key_path, key_pem = _read(settings, key_key, f"{label} private key")
     try:
         chain = x509.load_pem_x509_certificates(cert_pem)
     except ValueError:
@@ -167,14 +171,14 @@ def _check(settings: Settings, role: ServerRole | Literal["lmtp-client"]) -> _Pa
     except ConfigError as exc:
         raise ConfigError(str(exc), file=source, key=f"tls.{key_key}") from None
     if not key_matches(chain[0], private):
-        raise ConfigError(f"the private key {key_path} does not belong to the certificate {cert_path}",
+        raise ConfigError(f"the private key {key_path} does not belong to the {label} certificate {cert_path}",
                           file=source, key=f"tls.{key_key}")
     if os.stat(key_path).st_mode & stat.S_IROTH:
         log.warning("tls: the private key %s is readable by every user: chmod 600 it", key_path)
     _log_expiry(cert_path, chain[0], settings.tls.expiry_warning_days)
     ca_pem = None
     if role != "public":
-        _, ca_pem = _read(settings, "ca", "CA certificate")
+        _, ca_pem = _read(settings, "ca", "internal CA certificate")
     return _Pair(cert_pem, key_pem, ca_pem)
 
 
@@ -280,6 +284,7 @@ def tls_info(obj: ssl.SSLObject | ssl.SSLSocket | None) -> TlsInfo | None:
     except (ValueError, ssl.SSLError):
         peer = None
     if peer:
-        parts = [v for rdn in peer.get("subject", ()) for (k, v) in rdn if k == "commonName"]
+        rdns: tuple[tuple[tuple[str, str], ...], ...] = peer.get("subject", ())  # type: ignore[assignment]
+        parts = [v for rdn in rdns for (k, v) in rdn if k == "commonName"]
         subject = parts[0] if parts else None
     return TlsInfo(version=str(obj.version()), cipher=cipher[0], bits=int(cipher[2] or 0), peer_cert_subject=subject)
