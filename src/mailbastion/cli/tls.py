@@ -205,6 +205,9 @@ def import_(config_path: Path | None, cert_file: Path, key_file: Path, chain_fil
     click.echo(f"{role}: installed {cert_path} and {key_path}: {info.subject}, issued by {info.issuer}, "
                f"until {info.not_after:%Y-%m-%d} ({info.days_left()} days)")
     life = (info.not_after - info.not_before).days
+    if info.days_left() < settings.tls.expiry_warning_days:
+        click.echo(f"warning: it expires in {info.days_left()} days (tls.expiry_warning_days = "
+                   f"{settings.tls.expiry_warning_days}): `tls status` reports it", err=True)
     if life > 366:
         click.echo(f"warning: it lives {life} days; Mozilla's intermediate profile wants under 366", err=True)
     click.echo("send SIGHUP to the running server (kill -HUP <pid>) so that new connections use it")
