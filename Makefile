@@ -4,13 +4,16 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 MB     := $(VENV)/bin/mailbastion
 VAR    := var
+# Tools the tests run but the project does not import (sslyze pins its own cryptography/nassl): a venv apart.
+TOOLS_VENV := .venv-tools
+TOOLS_LOCK := tests/tls/sslyze.lock
 # Debian packages the tests use: a real clamd (the tests make its signature database), ClamAV's test
 # files, PostgreSQL (the directory and audit log also run on it), and runuser to start it as postgres.
 DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux
 # Debian packages pip needs to build what has no wheel: PyICU (ICU's TR39 spoof checker) compiles against ICU.
 DEB_BUILD_PACKAGES := libicu-dev pkg-config g++
 
-.PHONY: install run test deb-test-deps clamd-up lock bench clean
+.PHONY: install tools run test deb-test-deps clamd-up lock bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@# Debian ships venv apart from python3: install it when it is missing (root only).
@@ -28,6 +31,16 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+$(TOOLS_VENV)/.installed: $(TOOLS_LOCK) | $(VENV)/.installed
+	rm -rf $(TOOLS_VENV)
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install -q -r $(TOOLS_LOCK)
+	$(TOOLS_VENV)/bin/sslyze --help >/dev/null
+	touch $@
+
+tools: $(TOOLS_VENV)/.installed
 
 $(VAR)/mailbastion.toml: | $(VENV)/.installed
 	$(MB) init --dir $(VAR) --domain example.test
@@ -58,8 +71,9 @@ deb-test-deps:
 	  fi; \
 	else echo "not root: skipping Debian packages ($(DEB_TEST_PACKAGES)); tests that need them will say so"; fi
 
-test: install deb-test-deps
-	$(PY) -m pytest -q -p no:cacheprovider
+# MAILBASTION_TOOLS_VENV: the TLS compliance tests fail (not skip) when sslyze is not there.
+test: install tools deb-test-deps
+	MAILBASTION_TOOLS_VENV=$(CURDIR)/$(TOOLS_VENV) $(PY) -m pytest -q -p no:cacheprovider
 
 # Regenerate the lock file from pyproject.toml (pins every transitive dependency).
 lock:
@@ -71,4 +85,4 @@ bench: install
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(TOOLS_VENV) build *.egg-info

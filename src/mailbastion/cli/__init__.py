@@ -12,6 +12,8 @@ import click
 
 from mailbastion.cli._common import COMMAND_MODULES, main_group
 
+COMMAND_MODULES["tls"] = "tls"  # certificates: status, renew, import
+
 
 def main() -> None:
     try:

@@ -33,7 +33,7 @@ def _explain(exc: ValidationError, file: str) -> ConfigError:
         if kind == "extra_forbidden":
             msg = "unknown key (not allowed here; see `mailbastion config show` for the known keys)"
         else:
-            msg = err["msg"]
+            msg = err["msg"].removeprefix("Value error, ")
             ctx = err.get("ctx") or {}
             if "expected" in ctx:
                 msg += f" (allowed: {ctx['expected']})"
@@ -67,6 +67,12 @@ def load_settings(path: Path | str | None = None) -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=str(p)) from None
+    if not data:
+        # An empty file is a mistake (a truncated copy, a wrong path), not a request for every default:
+        # starting would create a new, empty deployment next to it.
+        raise ConfigError("the configuration file is empty (no settings at all); refusing to start. "
+                          "Create a deployment with `mailbastion init`, or point -c at its mailbastion.toml",
+                          file=str(p))
     return parse_settings(data, p)
 
 
@@ -82,8 +88,8 @@ def _mask(value: Any, key: str = "") -> Any:
 
 def effective(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data, secrets masked (like `postconf -n`)."""
-    data = json.loads(settings.model_dump_json())
-    return _mask(data)
+    masked: dict[str, Any] = _mask(json.loads(settings.model_dump_json()))
+    return masked
 
 
 def weakened(settings: Settings) -> list[str]:
@@ -92,6 +98,8 @@ def weakened(settings: Settings) -> list[str]:
     defaults = Settings()
     if settings.relay.networks:
         out.append(f"relay.networks = {[str(n) for n in settings.relay.networks]}")
+    if settings.relay.allow_public:
+        out.append("relay.allow_public = true")
     if not settings.lmtp.require_client_cert:
         out.append("lmtp.require_client_cert = false")
     if settings.smtp.xclient_hosts:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from mailbastion.config.sections.base import Section
 
@@ -43,19 +43,65 @@ class SmtpSection(Section):
 
 
 class TlsSection(Section):
+    """Certificates of every listener; the TLS policy itself (Mozilla intermediate) is in smtp/tls.py."""
+
     min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
-    cert: str = "tls/gateway.crt"  # the public-facing certificate
+    cert: str = "tls/gateway.crt"  # the public-facing certificate (MX, and later submission and IMAP)
     key: str = "tls/gateway.key"
     ca: str = "tls/ca.crt"  # the private CA for the gateway <-> MDA link
+    ca_key: str = "tls/ca.key"  # its key: only where `mailbastion tls renew` runs (not on a DMZ gateway)
     gateway_client_cert: str = "tls/gateway-client.crt"
     gateway_client_key: str = "tls/gateway-client.key"
     mda_cert: str = "tls/mda.crt"
     mda_key: str = "tls/mda.key"
+    # `tls status` exits 1, and start-up logs a warning, when a certificate expires within this many days.
+    expiry_warning_days: int = Field(30, ge=1, le=365)
+
+
+# Networks that never route on the Internet: listing them cannot make an open relay.
+_NOT_PUBLIC: tuple[IPv4Network | IPv6Network, ...] = tuple(ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918 private
+    "127.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10",  # loopback, link-local (RFC 3927), CGNAT (RFC 6598)
+    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",  # documentation (RFC 5737)
+    "::1/128", "fe80::/10", "fc00::/7", "2001:db8::/32",  # loopback, link-local, ULA (RFC 4193), documentation
+))
+# With allow_public, a site may list its own outbound hosts: a single host up to a small prefix.
+MAX_PUBLIC_PREFIX = {4: 24, 6: 56}
+
+
+def _is_not_public(net: IPv4Network | IPv6Network) -> bool:
+    if isinstance(net, IPv6Network) and net.prefixlen >= 96 and net.network_address.ipv4_mapped is not None:
+        net = IPv4Network((net.network_address.ipv4_mapped, net.prefixlen - 96))  # ::ffff:10.0.0.0/104
+    return any(net.version == n.version and net.subnet_of(n) for n in _NOT_PUBLIC)  # type: ignore[arg-type]
 
 
 class RelaySection(Section):
-    # Default deny: no network may relay unless listed here.
+    """Who may relay without authentication. Default deny; a public network is refused at load (an open
+    relay) unless `allow_public = true`, and even then only up to a /24 (IPv4) or /56 (IPv6)."""
+
+    # Declared before `networks`, whose check reads it.
+    allow_public: bool = False  # true: networks may name the site's own public hosts (small prefixes only)
     networks: list[IPv4Network | IPv6Network] = []
+
+    @field_validator("networks")
+    @classmethod
+    def _no_open_relay(cls, networks: list[IPv4Network | IPv6Network],
+                       info: ValidationInfo) -> list[IPv4Network | IPv6Network]:
+        for net in networks:
+            if net.prefixlen == 0:
+                raise ValueError(f"{net} lets every address on the Internet relay through us (an open relay); "
+                                 "list only the networks of your own hosts")
+            if _is_not_public(net):
+                continue
+            limit = MAX_PUBLIC_PREFIX[net.version]
+            if not info.data.get("allow_public", False):
+                raise ValueError(f"{net} is a public network: anyone there could relay through us (an open "
+                                 "relay). List private, loopback, link-local or CGNAT networks, or, for your own "
+                                 f"public hosts, set relay.allow_public = true (at most a /{limit})")
+            if net.prefixlen < limit:
+                raise ValueError(f"{net} is a public network wider than a /{limit}: even with "
+                                 "relay.allow_public = true only single hosts and small prefixes may relay")
+        return networks
 
 
 class LmtpSection(Section):
