@@ -67,9 +67,15 @@ def domain_group() -> None:
 @config_option
 @directory_errors
 def domain_add(domain: str, reason: str, by: str, config_path: Path | None) -> None:
-    """Add DOMAIN to the domains we receive mail for."""
-    name = open_directory(config_path).add_domain(domain, by, reason)
-    click.echo(f"domain {name} added")
+    """Add DOMAIN to the domains we receive mail for, with the reports mailbox and the DKIM keys that
+    `mailbastion dns records DOMAIN` then publishes."""
+    from mailbastion.apps.bootstrap import provision_domain
+
+    settings = load(config_path)
+    setup = provision_domain(settings, Directory.from_settings(settings), domain, by=by, reason=reason)
+    click.echo(f"domain {setup.domain} added")
+    for line in setup.describe():
+        click.echo(line)
 
 
 @domain_group.command("list")
