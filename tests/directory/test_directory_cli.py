@@ -101,3 +101,32 @@ def test_pending_account_approved_and_password_reset(config: Path) -> None:
 
     d = Directory.from_settings(load_settings(config))
     assert d.verify_password("dan@example.org", "another long secret")
+
+
+def test_aliases_to_accounts_that_cannot_receive(config: Path) -> None:
+    run(config, "domain", "add", "example.org")
+    for user in ("bob", "erin"):
+        assert run(config, "account", "add", f"{user}@example.org")[0] == 0
+    assert run(config, "account", "add", "dan@example.org", "--pending")[0] == 0
+    assert run(config, "account", "alias", "add", "info@example.org", "bob@example.org")[0] == 0
+    assert run(config, "account", "alias", "add", "all@example.org", "info@example.org")[0] == 0
+    assert run(config, "account", "alias", "add", "help@example.org", "erin@example.org")[0] == 0
+    code, out = run(config, "account", "list")
+    assert code == 0 and "cannot receive" not in out  # nothing dead yet
+    # a leaver: its aliases are named when it leaves, and by every `account list` afterwards
+    code, out = run(config, "account", "deactivate", "bob@example.org", "--reason", "leaver")
+    assert code == 0 and "info@example.org -> bob@example.org: disabled" in out
+    code, out = run(config, "account", "deactivate", "erin@example.org", "--reason", "leaves", "--at", "2000-01-01")
+    assert code == 0
+    code, out = run(config, "account", "list")
+    assert code == 0 and "aliases whose target cannot receive (3)" in out
+    assert "  info@example.org -> bob@example.org: disabled\n" in out
+    assert "  all@example.org -> info@example.org: alias reaching no active account\n" in out
+    assert "  help@example.org -> erin@example.org: disabled\n" in out
+    assert "aliases whose target" not in run(config, "account", "list", "--domain", "example.net")[1]
+    # no new alias to a target that cannot receive
+    for target, why in (("bob@example.org", "disabled"), ("dan@example.org", "pending"),
+                        ("info@example.org", "alias reaching no active account")):
+        code, out = run(config, "account", "alias", "add", "new@example.org", target)
+        assert code == 1 and out == f"mailbastion: alias target {target} cannot receive mail ({why})\n"
+    assert run(config, "account", "alias", "add", "new@example.org", "someone@elsewhere.example")[0] == 0

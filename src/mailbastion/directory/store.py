@@ -40,6 +40,7 @@ from mailbastion.directory.errors import (
 )
 from mailbastion.directory.models import Account, AccountState, Alias, Domain
 from mailbastion.directory.recipient_map import MapData, write_map
+from mailbastion.directory.snapshot import AccountEntry, DeadAlias, DirectorySnapshot, why_cannot_receive
 from mailbastion.lifecycle import audit_log as _audit  # module import: audit_log imports this package
 
 if TYPE_CHECKING:
@@ -111,6 +112,10 @@ class Directory:
 
     def migrate(self) -> None:
         migrate(self.engine)
+
+    def now(self) -> dt.datetime:
+        """The directory's clock (aware UTC): what leaver dates are compared with."""
+        return self._now()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -314,6 +319,10 @@ class Directory:
                             or s.scalar(select(Alias.id).where(Alias.alias == k)) is not None for k in {tkey, base})
                 if not known:
                     raise AccountUnknown(f"alias target {tkey} does not exist")
+                why = why_cannot_receive(tkey, self._lookups(s), lambda k: self._entry(s, k), self._now(),
+                                         self.recipient_delimiter)
+                if why is not None:  # mail for the alias would be refused: say so now, not at the first message
+                    raise AccountDisabled(f"alias target {tkey} cannot receive mail ({why})")
             if s.scalar(select(Alias.id).where(Alias.alias == key, Alias.target == tkey)) is not None:
                 raise AliasExists(f"alias {key} -> {tkey} exists")
             s.add(Alias(alias=key, target=tkey, created_at=self._now()))
@@ -336,18 +345,34 @@ class Directory:
         with Session(self.engine) as s:
             return [(r.alias, r.target) for r in s.scalars(select(Alias).order_by(Alias.alias, Alias.target))]
 
+    def dead_aliases(self, *, domain: str | None = None) -> list[DeadAlias]:
+        """Aliases (of `domain`, or all) with a target of ours that cannot receive: an inactive account, a
+        removed address, an alias reaching no active account. Remote targets are not judged."""
+        return self.read_all().dead_aliases(self._now(), domain=domain)
+
+    def read_all(self) -> DirectorySnapshot:
+        """Every domain, account (no password hash) and alias, from one read transaction."""
+        with self.engine.connect() as conn:
+            return DirectorySnapshot.load(conn, recipient_delimiter=self.recipient_delimiter)
+
+    def _entry(self, s: Session, key: str) -> AccountEntry | None:
+        acc = s.scalar(select(Account).where(Account.address == key))
+        return None if acc is None else AccountEntry(AccountState(acc.state), acc.deactivate_at, acc.quota_bytes)
+
+    def _lookups(self, s: Session) -> resolution.Lookups:
+        return resolution.Lookups(
+            is_local_domain=lambda d: s.scalar(select(Domain.id).where(Domain.name == d.lower())) is not None,
+            is_active=lambda k: self._is_active(s.scalar(select(Account).where(Account.address == k))),
+            alias_targets=lambda k: list(s.scalars(select(Alias.target).where(Alias.alias == k))),
+        )
+
     # -- resolution and the gateway's map ---------------------------------------------------------
 
     def resolve(self, address: Address | str) -> Resolution:
         """LOCAL (an active account; `address` is its mailbox, untagged, lower-case), ALIAS (final targets),
         UNKNOWN_USER (also inactive accounts) or UNKNOWN_DOMAIN. Raises AddressError for a malformed one."""
         with Session(self.engine) as s:
-            lookups = resolution.Lookups(
-                is_local_domain=lambda d: s.scalar(select(Domain.id).where(Domain.name == d.lower())) is not None,
-                is_active=lambda k: self._is_active(s.scalar(select(Account).where(Account.address == k))),
-                alias_targets=lambda k: list(s.scalars(select(Alias.target).where(Alias.alias == k))),
-            )
-            return resolution.resolve(address, lookups, self.recipient_delimiter)
+            return resolution.resolve(address, self._lookups(s), self.recipient_delimiter)
 
     def snapshot(self) -> MapData:
         """Everything the gateway may know, from one read transaction: domains, active addresses, aliases
@@ -393,4 +418,4 @@ def _mailbox(address: Address | str) -> Address:
     return addr
 
 
-__all__ = ["AccountInfo", "AuditAction", "Directory", "ResolutionKind"]
+__all__ = ["AccountInfo", "AuditAction", "DeadAlias", "Directory", "ResolutionKind"]
