@@ -11,7 +11,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mailbastion.directory.cache import DirectoryCache
     from mailbastion.directory.database import make_engine, migrate
     from mailbastion.directory.errors import (
         AccountDisabled,
@@ -26,26 +25,22 @@ if TYPE_CHECKING:
     )
     from mailbastion.directory.models import AccountState
     from mailbastion.directory.recipient_map import RecipientMap
-    from mailbastion.directory.snapshot import DeadAlias, DirectorySnapshot
     from mailbastion.directory.store import AccountInfo, AuditAction, Directory
 
 _WHERE = {
-    "DirectoryCache": "cache",
     "make_engine": "database", "migrate": "database",
     "AccountDisabled": "errors", "AccountExists": "errors", "AccountUnknown": "errors", "AliasExists": "errors",
     "AliasUnknown": "errors", "DirectoryError": "errors", "DomainExists": "errors", "DomainUnknown": "errors",
     "PasswordTooWeak": "errors",
     "AccountState": "models",
     "RecipientMap": "recipient_map",
-    "DeadAlias": "snapshot", "DirectorySnapshot": "snapshot",
     "AccountInfo": "store", "AuditAction": "store", "Directory": "store",
 }
 
 __all__ = [
     "AccountDisabled", "AccountExists", "AccountInfo", "AccountState", "AccountUnknown", "AliasExists",
-    "AliasUnknown", "AuditAction", "DeadAlias", "Directory", "DirectoryCache", "DirectoryError",
-    "DirectorySnapshot", "DomainExists", "DomainUnknown", "PasswordTooWeak", "RecipientMap", "make_engine",
-    "migrate",
+    "AliasUnknown", "AuditAction", "Directory", "DirectoryError", "DomainExists", "DomainUnknown",
+    "PasswordTooWeak", "RecipientMap", "make_engine", "migrate",
 ]
 
 
