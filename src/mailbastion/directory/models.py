@@ -1,5 +1,5 @@
-"""The directory's tables as SQLAlchemy 2 models: domains, accounts (with their states), aliases, the
-change counter, and the audit log's two tables (its logic lives in `lifecycle/audit_log.py`).
+"""The directory's tables as SQLAlchemy 2 models: domains, accounts (with their states), aliases, and the
+audit log's two tables (its logic lives in `lifecycle/audit_log.py`).
 
 The schema itself is created and changed only by the Alembic migrations in `migrations/`; these models must
 describe the same tables. Addresses are stored normalized (`Address.normalized`: lower-case local part and
@@ -64,6 +64,18 @@ class Domain(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
+class DirectoryGeneration(Base):
+    """One row counting changes to domains, accounts and aliases. Database triggers (migration 0002) bump
+    it in the transaction of every change, whoever makes it, so a reader holding a copy of the directory
+    (directory/cache.py) knows from one small read whether its copy is still current."""
+
+    __tablename__ = "directory_generation"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_directory_generation_single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger)
+
+
 class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (
@@ -97,18 +109,6 @@ class Alias(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-class DirectoryGeneration(Base):
-    """One row counting changes to domains, accounts and aliases. Database triggers (migration 0002) bump
-    it in the transaction of every change, whoever makes it, so a reader holding a copy of the directory
-    (directory/cache.py) knows from one small read whether its copy is still current."""
-
-    __tablename__ = "directory_generation"
-    __table_args__ = (CheckConstraint("id = 1", name="ck_directory_generation_single_row"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    generation: Mapped[int] = mapped_column(BigInteger)
-
-
 class AuditEventRow(Base):
     """One audit record. `time` and `details` are stored as the exact text that was hashed."""
 
@@ -137,5 +137,4 @@ class AuditHeadRow(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-__all__ = ["Account", "AccountState", "Alias", "AuditEventRow", "AuditHeadRow", "Base", "DirectoryGeneration",
-           "Domain"]
+__all__ = ["Account", "AccountState", "Alias", "AuditEventRow", "AuditHeadRow", "Base", "Domain"]

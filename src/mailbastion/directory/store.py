@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from mailbastion.core.address import Address, AddressError
 from mailbastion.core.ports import Resolution, ResolutionKind
 from mailbastion.directory import passwords, resolution
+from mailbastion.directory import snapshot as memory
 from mailbastion.directory.database import as_engine, migrate, write_transaction
 from mailbastion.directory.errors import (
     AccountDisabled,
@@ -40,7 +41,6 @@ from mailbastion.directory.errors import (
 )
 from mailbastion.directory.models import Account, AccountState, Alias, Domain
 from mailbastion.directory.recipient_map import MapData, write_map
-from mailbastion.directory.snapshot import AccountEntry, DeadAlias, DirectorySnapshot, why_cannot_receive
 from mailbastion.lifecycle import audit_log as _audit  # module import: audit_log imports this package
 
 if TYPE_CHECKING:
@@ -319,7 +319,7 @@ class Directory:
                             or s.scalar(select(Alias.id).where(Alias.alias == k)) is not None for k in {tkey, base})
                 if not known:
                     raise AccountUnknown(f"alias target {tkey} does not exist")
-                why = why_cannot_receive(tkey, self._lookups(s), lambda k: self._entry(s, k), self._now(),
+                why = memory.why_cannot_receive(tkey, self._lookups(s), lambda k: self._entry(s, k), self._now(),
                                          self.recipient_delimiter)
                 if why is not None:  # mail for the alias would be refused: say so now, not at the first message
                     raise AccountDisabled(f"alias target {tkey} cannot receive mail ({why})")
@@ -345,19 +345,19 @@ class Directory:
         with Session(self.engine) as s:
             return [(r.alias, r.target) for r in s.scalars(select(Alias).order_by(Alias.alias, Alias.target))]
 
-    def dead_aliases(self, *, domain: str | None = None) -> list[DeadAlias]:
+    def dead_aliases(self, *, domain: str | None = None) -> list[memory.DeadAlias]:
         """Aliases (of `domain`, or all) with a target of ours that cannot receive: an inactive account, a
         removed address, an alias reaching no active account. Remote targets are not judged."""
         return self.read_all().dead_aliases(self._now(), domain=domain)
 
-    def read_all(self) -> DirectorySnapshot:
+    def read_all(self) -> memory.DirectorySnapshot:
         """Every domain, account (no password hash) and alias, from one read transaction."""
         with self.engine.connect() as conn:
-            return DirectorySnapshot.load(conn, recipient_delimiter=self.recipient_delimiter)
+            return memory.DirectorySnapshot.load(conn, recipient_delimiter=self.recipient_delimiter)
 
-    def _entry(self, s: Session, key: str) -> AccountEntry | None:
+    def _entry(self, s: Session, key: str) -> memory.AccountEntry | None:
         acc = s.scalar(select(Account).where(Account.address == key))
-        return None if acc is None else AccountEntry(AccountState(acc.state), acc.deactivate_at, acc.quota_bytes)
+        return None if acc is None else memory.AccountEntry(AccountState(acc.state), acc.deactivate_at, acc.quota_bytes)
 
     def _lookups(self, s: Session) -> resolution.Lookups:
         return resolution.Lookups(
@@ -418,4 +418,4 @@ def _mailbox(address: Address | str) -> Address:
     return addr
 
 
-__all__ = ["AccountInfo", "AuditAction", "DeadAlias", "Directory", "ResolutionKind"]
+__all__ = ["AccountInfo", "AuditAction", "Directory", "ResolutionKind"]
