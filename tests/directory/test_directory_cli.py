@@ -130,3 +130,12 @@ def test_aliases_to_accounts_that_cannot_receive(config: Path) -> None:
         code, out = run(config, "account", "alias", "add", "new@example.org", target)
         assert code == 1 and out == f"mailbastion: alias target {target} cannot receive mail ({why})\n"
     assert run(config, "account", "alias", "add", "new@example.org", "someone@elsewhere.example")[0] == 0
+
+
+def test_domain_add_says_when_the_keys_could_not_be_made(config: Path) -> None:
+    (config.parent / "dkim").write_text("a file where the key folder should be")
+    code, out = run(config, "domain", "add", "example.org")
+    assert code == 1 and out.count("\n") == 1
+    assert "domain example.org added, but its DKIM keys were not made" in out
+    assert "mailbastion dkim keygen example.org" in out
+    assert run(config, "domain", "list") == (0, "example.org\n")

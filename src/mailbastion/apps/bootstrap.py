@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from mailbastion.config import Settings, load_settings
@@ -129,9 +128,9 @@ def provision_domain(settings: Settings, directory: Directory, domain: str, *, b
                      reason: str = "") -> DomainSetup:
     """Add `domain` to the directory with its reports mailbox and aliases, and make its DKIM keys.
 
-    Raises what `Directory.add_domain` raises (malformed domain, DomainExists) before anything is made;
-    a failure after the domain is added (a key folder not writable, say) propagates and leaves the domain
-    in place: `mailbastion dkim keygen DOMAIN` then finishes the job."""
+    Raises what `Directory.add_domain` raises (malformed domain, DomainExists) before anything is made.
+    When the keys cannot be made (a key folder not writable, say) the domain stays and ConfigError says
+    so and how to finish: `mailbastion dkim keygen DOMAIN`."""
     from mailbastion.auth.keys import ALGORITHMS, KeyStore
 
     name = directory.add_domain(domain, by=by, reason=reason)
@@ -143,8 +142,12 @@ def provision_domain(settings: Settings, directory: Directory, domain: str, *, b
         directory.add_alias(alias, mailbox, by=by, reason=why)
     keys = KeyStore(settings.path(settings.auth.dkim_keys_dir))
     selectors: tuple[str, ...] = ()
-    if not keys.keys(name):
-        selectors = tuple(keys.generate(name, alg, bits=settings.auth.rsa_bits).selector for alg in ALGORITHMS)
+    try:
+        if not keys.keys(name):
+            selectors = tuple(keys.generate(name, alg, bits=settings.auth.rsa_bits).selector for alg in ALGORITHMS)
+    except (ConfigError, OSError) as exc:
+        raise ConfigError(f"domain {name} added, but its DKIM keys were not made ({exc}): "
+                          f"run `mailbastion dkim keygen {name}`") from exc
     return DomainSetup(name, mailbox, aliases, selectors)
 
 
