@@ -29,7 +29,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     # foundation
     "core": set(),
     "durable": set(),
-    "pki": BASE,
+    "private_files": {"durable"},  # files created with their mode from the start (keys, databases)
+    "pki": BASE | {"private_files"},
     "config": BASE,
     "dns": BASE,  # the resolver, alone
     "audit": BASE,  # the hash-chained audit log in its own database
@@ -66,6 +67,8 @@ KNOWN: dict[tuple[str, str], str] = {
     ("spool", "delivery"): "branch `queue`: bounces through a callable the queue manager is given",
     ("smtp", "policy"): "branch `engine`: smtp/gateway.py moves to gateway/, above the edge and the policy",
     ("smtp", "config"): "branch `engine`: the protocol engine takes its limits as values, not Settings",
+    ("smtp", "durable"): "smtp/tls.py (the TLS policy) moves to a package of its own after the engine merge",
+    ("smtp", "pki"): "smtp/tls.py (the TLS policy) moves to a package of its own after the engine merge",
 }
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mailbastion.auth.keys import KeyStore
 from mailbastion.config import load_settings
 from mailbastion.core.address import parse_address
 from mailbastion.core.ports import ResolutionKind
@@ -36,9 +37,22 @@ def test_init_creates_a_secure_deployment_once(tmp_path: Path) -> None:
     for local in ("report-spam", "report-ham"):
         r = directory.resolve(f"{local}@example.test")
         assert r.kind is ResolutionKind.ALIAS and [str(t) for t in r.targets] == ["postmaster@example.test"]
-    # the gateway's map knows the addresses, and nothing else
-    gw = RecipientMap(root / "recipient-map.json")
+    # the report addresses that `dns records` publishes exist, and deliver to one reports mailbox
+    assert directory.resolve("reports@example.test").kind is ResolutionKind.LOCAL
+    gw = RecipientMap(root / "recipient-map.json")  # the gateway's map knows the addresses, and nothing else
+    for local in ("dmarc-reports", "tls-reports"):
+        for view in (directory, gw):
+            r = view.resolve(parse_address(f"{local}@example.test"))
+            assert r.kind is ResolutionKind.ALIAS and [str(t) for t in r.targets] == ["reports@example.test"]
     assert gw.resolve(parse_address("postmaster@example.test")).kind is ResolutionKind.LOCAL
+    # the domain's DKIM keys exist (pending until published), so `dns records` is complete
+    keys = KeyStore(root / "dkim").keys("example.test")
+    assert sorted((k.algorithm, k.bits, k.state) for k in keys) == [("ed25519-sha256", 256, "pending"),
+                                                                    ("rsa-sha256", 2048, "pending")]
+    records = _mb("dns", "records", "-c", str(root / "mailbastion.toml"))
+    assert records.returncode == 0 and "no DKIM key yet" not in records.stdout
+    for k in keys:
+        assert f'{k.selector}._domainkey.example.test.\t3600\tIN\tTXT\t"{k.record[:40]}' in records.stdout
     assert password not in (root / "recipient-map.json").read_text()
     # a second init never overwrites a deployment
     again = _mb("init", "--dir", str(root), "--domain", "example.test")

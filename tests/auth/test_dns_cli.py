@@ -30,6 +30,7 @@ def setup(tmp_path: Path, dns_server: DnsTestServer) -> tuple[Path, DnsTestServe
         f'[dns]\nnameservers = ["{dns_server.host}"]\nport = {dns_server.port}\ntimeout = 0.5\n',
         encoding="utf-8")
     dns_server.add(MX, "A", "192.0.2.25")
+    (tmp_path / "recipient-map.json").write_text(json.dumps({"domains": [DOMAIN], "addresses": []}))  # ours
     return cfg, dns_server
 
 
@@ -99,8 +100,26 @@ def test_records_for_every_domain_of_the_recipient_map(setup: tuple[Path, DnsTes
 
 def test_records_without_domain_or_map_fails_clearly(setup: tuple[Path, DnsTestServer]) -> None:
     cfg, _ = setup
+    (cfg.parent / "recipient-map.json").unlink()
     out = CliRunner().invoke(main_group, ["dns", "records", "-c", str(cfg)])
     assert out.exit_code == 1 and "no recipient map" in out.output
+
+
+def test_records_refuses_a_domain_we_do_not_host(setup: tuple[Path, DnsTestServer]) -> None:
+    cfg, _ = setup
+    out = CliRunner().invoke(main_group, ["dns", "records", "-c", str(cfg), "example.net"])
+    assert out.exit_code == 1
+    assert out.output == "mailbastion: example.net is not one of our domains (see `mailbastion domain list`)\n"
+    out = CliRunner().invoke(main_group, ["dns", "records", "-c", str(cfg), "Example.ORG."])
+    assert out.exit_code == 0 and "_dmarc.example.org." in out.output  # ours, however it is written
+
+
+@pytest.mark.parametrize("bad", ["exa mple.org", "../etc", "org", "a..b.org", "[192.0.2.1]", "x-.example"])
+def test_keygen_refuses_a_malformed_domain(setup: tuple[Path, DnsTestServer], bad: str) -> None:
+    cfg, _ = setup
+    out = CliRunner().invoke(main_group, ["dkim", "keygen", "-c", str(cfg), bad])
+    assert out.exit_code == 1 and out.output.startswith("mailbastion: invalid domain") and out.output.count("\n") == 1
+    assert not (cfg.parent / "dkim").exists() or not any((cfg.parent / "dkim").iterdir())
 
 
 def test_weak_and_wrong_records(setup: tuple[Path, DnsTestServer]) -> None:

@@ -36,7 +36,8 @@ def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
     d.migrate()
     assert current_revision(d.engine) == "0003_audit_moves_out"
     tables = {r[0] for r in sqlite3.connect(tmp_path / "m.db").execute("select name from sqlite_master")}
-    assert {"domains", "accounts", "aliases", "audit_events", "audit_head", VERSION_TABLE} <= tables
+    assert {"domains", "accounts", "aliases", "audit_events", "audit_head", "directory_generation",
+            VERSION_TABLE} <= tables
 
 
 def test_domains(directory: Directory) -> None:
@@ -149,3 +150,22 @@ def test_list_accounts(directory: Directory) -> None:
     assert [a.address for a in directory.list_accounts()] == ["a@example.org", "b@example.org"]
     assert [a.address for a in directory.list_accounts(state=AccountState.PENDING)] == ["a@example.org"]
     assert not directory.is_active("a@example.org")
+
+
+def test_dead_aliases_follow_the_leaver_date_and_alias_add_refuses_them(tmp_path: Path) -> None:
+    from mailbastion.directory import AccountDisabled
+
+    now = [dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)]
+    d = Directory(f"sqlite:///{tmp_path / 'd.db'}", clock=lambda: now[0])
+    d.add_domain("example.org", by="admin")
+    d.add_account("alice@example.org", None, by="admin")
+    d.add_alias("sales@example.org", "alice@example.org", by="admin")
+    d.add_alias("sales@example.org", "partner@remote.example", by="admin")  # remote targets are not judged
+    d.deactivate("alice@example.org", by="hr", reason="leaver", at=now[0] + dt.timedelta(days=1))
+    assert d.dead_aliases() == []
+    now[0] += dt.timedelta(days=1)  # the leaver date passes; no job has run yet
+    [dead] = d.dead_aliases()
+    assert (dead.alias, dead.target, dead.why) == ("sales@example.org", "alice@example.org", "left 2026-12-02 09:00")
+    with pytest.raises(AccountDisabled, match=r"alice\+x@example.org cannot receive mail \(left 2026-12-02"):
+        d.add_alias("info@example.org", "alice+x@example.org", by="admin")
+    assert d.dead_aliases(domain="example.net") == []

@@ -11,8 +11,8 @@ from mailbastion import directory, mailbox
 def test_directory_exports() -> None:
     assert set(directory.__all__) == {
         "AccountDisabled", "AccountExists", "AccountInfo", "AccountState", "AccountUnknown", "AliasExists",
-        "AliasUnknown", "AuditAction", "Directory", "DirectoryError", "DomainExists", "DomainUnknown",
-        "PasswordTooWeak", "RecipientMap", "make_engine", "migrate",
+        "AliasUnknown", "AuditAction", "Directory", "DirectoryCache", "DirectoryError", "DomainExists",
+        "DomainUnknown", "PasswordTooWeak", "RecipientMap", "make_engine", "migrate",
     }
     for name in directory.__all__:
         assert getattr(directory, name) is not None

@@ -1,8 +1,18 @@
-"""`mailbastion init`: a new deployment with secure defaults, in one folder.
+"""`mailbastion init`: a new deployment with secure defaults, in one folder; and what every new domain gets.
 
 Writes `<dir>/mailbastion.toml` (every listener's address spelled out), the private CA and one
 certificate per role, the SQLite directory with the first domain and `postmaster@<domain>`, and the
 spool, mailbox and quarantine folders. Refuses to touch a folder that already holds a deployment.
+
+`provision_domain` (run by `init` and by `mailbastion domain add`) adds a domain together with what
+`mailbastion dns records` publishes for it, so that the records are complete and every address in them
+exists at once:
+- `dmarc-reports@` (DMARC `rua`) and `tls-reports@` (TLS-RPT `rua`): aliases of the account `reports@`,
+  one mailbox where a report reader (parsedmarc, say) finds both kinds. Reports arrive daily from every
+  large provider, so they do not go to the postmaster's inbox. Its password is not shown: whoever reads
+  the reports sets one with `mailbastion account password reports@<domain>`.
+- DKIM keys, RSA-2048 and ed25519 (`auth/keys.py`), pending until `mailbastion dns check` sees their
+  records published (unless the domain has keys already, made by `dkim keygen` before).
 """
 
 from __future__ import annotations
@@ -10,10 +20,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mailbastion.config import load_settings
+from mailbastion.config import Settings, load_settings
 from mailbastion.core.errors import ConfigError
 from mailbastion.pki import make_deployment_pki
+
+if TYPE_CHECKING:
+    from mailbastion.directory.store import Directory
 
 CONFIG_NAME = "mailbastion.toml"
 
@@ -86,6 +100,57 @@ def clamav_available() -> tuple[bool, str]:
     return True, "clamd with the signatures in /var/lib/clamav (freshclam keeps them fresh)"
 
 
+REPORTS_ACCOUNT = "reports"
+REPORT_ALIASES = ("dmarc-reports", "tls-reports")  # the rua addresses of dns/records.py's DMARC and TLS-RPT
+
+
+@dataclass(frozen=True, slots=True)
+class DomainSetup:
+    """What `provision_domain` made for a domain."""
+
+    domain: str
+    reports_mailbox: str  # reports@<domain>
+    report_addresses: tuple[str, ...]  # dmarc-reports@, tls-reports@ (aliases of the mailbox)
+    dkim_selectors: tuple[str, ...]  # new pending keys; empty when the domain had keys already
+
+    def describe(self) -> list[str]:
+        """Lines for the administrator."""
+        lines = [f"{', '.join(self.report_addresses)} deliver to {self.reports_mailbox} (DMARC and TLS reports; "
+                 f"set its password with `mailbastion account password {self.reports_mailbox}` to read them)"]
+        if self.dkim_selectors:
+            lines.append(f"DKIM keys for {self.domain} made ({', '.join(self.dkim_selectors)}, pending): publish "
+                         f"what `mailbastion dns records {self.domain}` prints; `mailbastion dns check` starts "
+                         "signing once the records are live")
+        return lines
+
+
+def provision_domain(settings: Settings, directory: Directory, domain: str, *, by: str,
+                     reason: str = "") -> DomainSetup:
+    """Add `domain` to the directory with its reports mailbox and aliases, and make its DKIM keys.
+
+    Raises what `Directory.add_domain` raises (malformed domain, DomainExists) before anything is made.
+    When the keys cannot be made (a key folder not writable, say) the domain stays and ConfigError says
+    so and how to finish: `mailbastion dkim keygen DOMAIN`."""
+    from mailbastion.auth.keys import ALGORITHMS, KeyStore
+
+    name = directory.add_domain(domain, by=by, reason=reason)
+    mailbox = f"{REPORTS_ACCOUNT}@{name}"
+    why = "DMARC and TLS-RPT reports (the rua addresses of `dns records`)"
+    directory.add_account(mailbox, None, by=by, reason=why)  # generated password, not shown: set one to read it
+    aliases = tuple(f"{local}@{name}" for local in REPORT_ALIASES)
+    for alias in aliases:
+        directory.add_alias(alias, mailbox, by=by, reason=why)
+    keys = KeyStore(settings.path(settings.auth.dkim_keys_dir))
+    selectors: tuple[str, ...] = ()
+    try:
+        if not keys.keys(name):
+            selectors = tuple(keys.generate(name, alg, bits=settings.auth.rsa_bits).selector for alg in ALGORITHMS)
+    except (ConfigError, OSError) as exc:
+        raise ConfigError(f"domain {name} added, but its DKIM keys were not made ({exc}): "
+                          f"run `mailbastion dkim keygen {name}`") from exc
+    return DomainSetup(name, mailbox, aliases, selectors)
+
+
 @dataclass(frozen=True, slots=True)
 class InitResult:
     config: Path
@@ -125,7 +190,7 @@ def initialise(directory: Path, domain: str, *, hostname: str | None = None) -> 
     from mailbastion.directory import Directory
 
     directory_store = Directory.create(settings)
-    directory_store.add_domain(domain, by="init", reason="mailbastion init")
+    setup = provision_domain(settings, directory_store, domain, by="init", reason="mailbastion init")
     password = directory_store.add_account(f"postmaster@{domain}", None, by="init", reason="mailbastion init")
     # The spam filter learns what our users forward to these; they must exist to be reachable.
     report = settings.spam.report
@@ -136,4 +201,4 @@ def initialise(directory: Path, domain: str, *, hostname: str | None = None) -> 
     if db_url.startswith("sqlite:///"):
         os.chmod(db_url[len("sqlite:///"):], 0o600)  # password hashes: the service only
     notes = () if clamav_on else (f"antivirus: ClamAV {clamav_note}; YARA and the attachment policy scan every message",)
-    return InitResult(config, f"postmaster@{domain}", password or "", notes)
+    return InitResult(config, f"postmaster@{domain}", password or "", (*setup.describe(), *notes))

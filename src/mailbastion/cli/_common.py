@@ -83,6 +83,22 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def valid_domain(text: str) -> str:
+    """A mail domain as given on the command line, normalised (lower case, A-labels, no final dot).
+    Raises Failed with one line for anything that is not a fully qualified domain name."""
+    from mailbastion.core.address import AddressError, parse_address
+
+    name = text.strip()
+    name = name[:-1] if name.endswith(".") else name
+    try:
+        address = parse_address(f"postmaster@{name}", allow_utf8=True)
+    except AddressError as exc:
+        raise Failed(f"invalid domain {text!r}: {exc}") from None
+    if address.is_literal:
+        raise Failed(f"invalid domain {text!r}: an address literal is not a mail domain")
+    return address.domain
+
+
 def echo_err(text: str) -> None:
     click.echo(text, err=True)
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailbastion.cli._common import Failed, config_option, handle_errors, load, main_group
 from mailbastion.directory.models import AccountState
+from mailbastion.directory.resolution import to_address
 from mailbastion.directory.store import Directory
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,9 +68,15 @@ def domain_group() -> None:
 @config_option
 @directory_errors
 def domain_add(domain: str, reason: str, by: str, config_path: Path | None) -> None:
-    """Add DOMAIN to the domains we receive mail for."""
-    name = open_directory(config_path).add_domain(domain, by, reason)
-    click.echo(f"domain {name} added")
+    """Add DOMAIN to the domains we receive mail for, with the reports mailbox and the DKIM keys that
+    `mailbastion dns records DOMAIN` then publishes."""
+    from mailbastion.apps.bootstrap import provision_domain
+
+    settings = load(config_path)
+    setup = provision_domain(settings, Directory.from_settings(settings), domain, by=by, reason=reason)
+    click.echo(f"domain {setup.domain} added")
+    for line in setup.describe():
+        click.echo(line)
 
 
 @domain_group.command("list")
@@ -122,14 +129,26 @@ def _date(value: dt.datetime | None) -> str:
 @config_option
 @directory_errors
 def account_list(domain: str | None, state: str | None, config_path: Path | None) -> None:
-    """List accounts with their state and dates."""
-    accounts = open_directory(config_path).list_accounts(domain=domain,
-                                                         state=AccountState(state) if state else None)
+    """List accounts with their state and dates, then the aliases whose target cannot receive."""
+    directory = open_directory(config_path)
+    accounts = directory.list_accounts(domain=domain, state=AccountState(state) if state else None)
     click.echo(f"{'ADDRESS':40} {'STATE':10} {'ACTIVATED':16} {'LEAVES':16} {'DEACTIVATED':16} QUOTA")
     for a in accounts:
         quota = "default" if a.quota_bytes is None else str(a.quota_bytes)
         click.echo(f"{a.address:40} {a.state.value:10} {_date(a.activated_at):16} {_date(a.deactivate_at):16} "
                    f"{_date(a.deactivated_at):16} {quota}")
+    _report_dead_aliases(directory, domain=domain)
+
+
+def _report_dead_aliases(directory: Directory, *, domain: str | None = None, target: str | None = None) -> None:
+    """Aliases with a target that cannot receive (its mail is refused, or lost for that target)."""
+    dead = [d for d in directory.dead_aliases(domain=domain) if target is None or d.target == target]
+    if not dead:
+        return
+    click.echo("")
+    click.echo(f"aliases whose target cannot receive ({len(dead)}): remove them or point them elsewhere")
+    for d in dead:
+        click.echo(f"  {d.alias} -> {d.target}: {d.why}")
 
 
 @account_group.command("deactivate")
@@ -143,9 +162,11 @@ def account_list(domain: str | None, state: str | None, config_path: Path | None
 def account_deactivate(address: str, reason: str, at: dt.datetime | None, by: str, config_path: Path | None) -> None:
     """Deactivate ADDRESS: it stops receiving and logging in (now, or from --at)."""
     when = at.replace(tzinfo=dt.UTC) if at else None
-    open_directory(config_path).deactivate(address, by, reason, at=when)
+    directory = open_directory(config_path)
+    directory.deactivate(address, by, reason, at=when)
     click.echo(f"account {address} " + (f"will be deactivated at {when.isoformat()}" if when and
                                          when > dt.datetime.now(dt.UTC) else "deactivated"))
+    _report_dead_aliases(directory, target=to_address(address).normalized)
 
 
 @account_group.command("state")
@@ -192,7 +213,8 @@ def alias_group() -> None:
 @config_option
 @directory_errors
 def alias_add(alias: str, target: str, reason: str, by: str, config_path: Path | None) -> None:
-    """Deliver mail for ALIAS to TARGET (repeat for several targets)."""
+    """Deliver mail for ALIAS to TARGET (repeat for several targets). A TARGET of ours must be able to
+    receive: an active account, or an alias that reaches one."""
     open_directory(config_path).add_alias(alias, target, by, reason)
     click.echo(f"alias {alias} -> {target} added")
 

@@ -6,8 +6,9 @@
     mailbastion dkim rotate example.org      # a second selector; `dns check` switches once it is live
     mailbastion dkim activate example.org SEL  # switch by hand (checks the record unless --force)
 
-Without DOMAIN, `dns records` and `dns check` take every domain of the recipient map. Exit code 1 when
-`dns check` finds something missing or wrong.
+Without DOMAIN, `dns records` and `dns check` take every domain of the recipient map. `dns records`
+refuses a domain that is not ours (not in the recipient map); `dns check` looks at any domain (say, one
+about to move here). Exit code 1 when `dns check` finds something missing or wrong.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import click
 
 from mailbastion.apps.features import make_resolver
 from mailbastion.auth.keys import KeyStore
-from mailbastion.cli._common import Failed, config_option, handle_errors, load, main_group
+from mailbastion.cli._common import Failed, config_option, handle_errors, load, main_group, valid_domain
 from mailbastion.config import Settings
 from mailbastion.domain_dns.check import DomainChecker
 from mailbastion.domain_dns.records import records_for, render
@@ -33,20 +34,29 @@ def _store(settings: Settings) -> KeyStore:
     return KeyStore(settings.path(settings.auth.dkim_keys_dir))
 
 
-def _domains(settings: Settings, domain: str | None) -> list[str]:
-    """DOMAIN, else every domain of the recipient map (`{"domains": [...]}`)."""
-    if domain:
-        return [domain.lower().rstrip(".")]
+def _hosted(settings: Settings) -> list[str]:
+    """Our domains, from the recipient map the directory rewrites after every change."""
     path = settings.path(settings.directory.recipient_map)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise Failed(f"no DOMAIN given and no recipient map at {path}") from None
+        raise Failed(f"no recipient map at {path}: add a domain first (`mailbastion domain add`)") from None
     except (OSError, ValueError) as exc:
         raise Failed(f"cannot read the recipient map {path}: {exc}") from None
-    domains = sorted({str(d).lower() for d in doc.get("domains", [])})
+    return sorted({str(d).lower() for d in doc.get("domains", [])}) if isinstance(doc, dict) else []
+
+
+def _domains(settings: Settings, domain: str | None, *, ours_only: bool) -> list[str]:
+    """DOMAIN (which must be ours when `ours_only`), else every domain of the recipient map."""
+    if domain:
+        name = valid_domain(domain)
+        if ours_only and name not in _hosted(settings):
+            raise Failed(f"{name} is not one of our domains (see `mailbastion domain list`)")
+        return [name]
+    domains = _hosted(settings)
     if not domains:
-        raise Failed(f"the recipient map {path} lists no domains; give DOMAIN")
+        raise Failed(f"the recipient map {settings.path(settings.directory.recipient_map)} lists no domains; "
+                     "give DOMAIN")
     return domains
 
 
@@ -63,7 +73,7 @@ def records_cmd(config_path: Path | None, domain: str | None) -> None:
     """Print every record to publish for DOMAIN (zone-file syntax, with explanations)."""
     settings = load(config_path)
     store = _store(settings)
-    for i, d in enumerate(_domains(settings, domain)):
+    for i, d in enumerate(_domains(settings, domain, ours_only=True)):
         if i:
             click.echo("")
         recs = records_for(d, mx_host=settings.server.hostname, keys=store.published(d),
@@ -86,7 +96,7 @@ def check_cmd(config_path: Path | None, domain: str | None, no_switch: bool) -> 
                             dmarc_none_max_days=settings.auth.dmarc_none_max_days,
                             retire_after_days=settings.auth.retired_key_days)
     problems = 0
-    for d in _domains(settings, domain):
+    for d in _domains(settings, domain, ours_only=False):
         click.echo(f"{d}:")
         findings = asyncio.run(checker.check(d, mx_host=settings.server.hostname, switch=not no_switch))
         for f in findings:
@@ -121,7 +131,7 @@ def _make(settings: Settings, domain: str, algorithm: str) -> None:
 @handle_errors
 def keygen_cmd(config_path: Path | None, domain: str, algorithm: str) -> None:
     """Make new signing key(s) for DOMAIN, kept in auth.dkim_keys_dir (0600), and show their records."""
-    _make(load(config_path), domain.lower().rstrip("."), algorithm)
+    _make(load(config_path), valid_domain(domain), algorithm)
 
 
 @dkim_group.command("rotate")
@@ -132,9 +142,10 @@ def keygen_cmd(config_path: Path | None, domain: str, algorithm: str) -> None:
 def rotate_cmd(config_path: Path | None, domain: str, algorithm: str) -> None:
     """Start a rotation: a second selector with a new key, pending until `dns check` sees it published."""
     settings = load(config_path)
-    if not _store(settings).active(domain.lower()):
+    domain = valid_domain(domain)
+    if not _store(settings).active(domain):
         click.echo(f"{domain} has no active key yet: this makes its first one")
-    _make(settings, domain.lower().rstrip("."), algorithm)
+    _make(settings, domain, algorithm)
 
 
 @dkim_group.command("activate")

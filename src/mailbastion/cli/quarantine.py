@@ -88,32 +88,59 @@ def show(qid: str, config_path: Path | None, raw: bool) -> None:
 def _release_api(settings: Any, *, need_spool: bool) -> Any:
     from mailbastion.quarantine.release import QuarantineRelease, open_audit_log
 
-    spool = None
+    spool, directory = None, None
     if need_spool:
+        from mailbastion.directory.recipient_map import RecipientMap
         from mailbastion.spool.writer import Spool
 
         spool = Spool.from_settings(settings)
+        # The address-only map, as the gateway sees it (this command runs where the quarantine is).
+        directory = RecipientMap(settings.path(settings.directory.recipient_map))
+        if not directory.loaded:
+            raise Failed(f"cannot check the recipients: no recipient map at {directory.path}")
     q = getattr(settings, "quarantine", None) or settings.antivirus.quarantine
-    return QuarantineRelease(_store(settings), spool, open_audit_log(q.audit_url or settings.audit_url))
+    return QuarantineRelease(_store(settings), spool, open_audit_log(q.audit_url or settings.audit_url),
+                             directory)
+
+
+def _addresses(values: tuple[str, ...]) -> list[Any]:
+    from mailbastion.core.address import AddressError, parse_address
+
+    out = []
+    for value in values:
+        try:
+            out.append(parse_address(value.strip(), allow_utf8=True))
+        except AddressError as exc:
+            raise Failed(f"invalid address {value!r}: {exc}") from None
+    return out
 
 
 @quarantine_group.command("release")
 @click.argument("qid")
 @config_option
 @click.option("--force", is_flag=True, help="release even though an engine called it malware")
+@click.option("--to", "to", multiple=True, metavar="ADDRESS",
+              help="deliver to ADDRESS instead of the original recipients (repeat for several)")
 @click.option("--reason", default="", help="why (kept in the audit log)")
 @click.option("--actor", default=None, help="who (default: cli:<user>)")
 @handle_errors
-def release(qid: str, config_path: Path | None, force: bool, reason: str, actor: str | None) -> None:
-    """Deliver a held message to its recipients (through the spool). Audited."""
+def release(qid: str, config_path: Path | None, force: bool, to: tuple[str, ...], reason: str,
+            actor: str | None) -> None:
+    """Deliver a held message to its recipients (through the spool). Audited.
+
+    Refused when a recipient of ours has no active account (the refusal would bounce to the sender, who
+    may be the phisher): release it --to someone else. Failure notices of a released copy go to the
+    postmaster, never back to an outside sender."""
     from mailbastion.quarantine.release import ReleaseRefused
     from mailbastion.quarantine.store import UnknownQuarantineId
 
+    recipients = _addresses(to)
     api = _release_api(load(config_path), need_spool=True)
     try:
-        queue_id = asyncio.run(api.release(qid, actor=_actor(actor), reason=reason, force=force))
+        queue_id = asyncio.run(api.release(qid, actor=_actor(actor), reason=reason, force=force,
+                                           recipients=recipients or None))
     except (ReleaseRefused, UnknownQuarantineId) as exc:
-        raise Failed(str(exc)) from None
+        raise Failed(f"release refused: {exc}" if isinstance(exc, ReleaseRefused) else str(exc)) from None
     click.echo(f"released {qid} as queue id {queue_id}")
 
 

@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mailbastion.directory.cache import DirectoryCache
     from mailbastion.directory.database import make_engine, migrate
     from mailbastion.directory.errors import (
         AccountDisabled,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from mailbastion.directory.store import AccountInfo, AuditAction, Directory
 
 _WHERE = {
+    "DirectoryCache": "cache",
     "make_engine": "database", "migrate": "database",
     "AccountDisabled": "errors", "AccountExists": "errors", "AccountUnknown": "errors", "AliasExists": "errors",
     "AliasUnknown": "errors", "DirectoryError": "errors", "DomainExists": "errors", "DomainUnknown": "errors",
@@ -39,7 +41,7 @@ _WHERE = {
 
 __all__ = [
     "AccountDisabled", "AccountExists", "AccountInfo", "AccountState", "AccountUnknown", "AliasExists",
-    "AliasUnknown", "AuditAction", "Directory", "DirectoryError", "DomainExists", "DomainUnknown",
+    "AliasUnknown", "AuditAction", "Directory", "DirectoryCache", "DirectoryError", "DomainExists", "DomainUnknown",
     "PasswordTooWeak", "RecipientMap", "make_engine", "migrate",
 ]
 

@@ -64,6 +64,18 @@ class Domain(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
+class DirectoryGeneration(Base):
+    """One row counting changes to domains, accounts and aliases. Database triggers (migration 0002) bump
+    it in the transaction of every change, whoever makes it, so a reader holding a copy of the directory
+    (directory/cache.py) knows from one small read whether its copy is still current."""
+
+    __tablename__ = "directory_generation"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_directory_generation_single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger)
+
+
 class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (
@@ -97,4 +109,4 @@ class Alias(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-__all__ = ["Account", "AccountState", "Alias", "Base", "Domain"]
+__all__ = ["Account", "AccountState", "Alias", "Base", "DirectoryGeneration", "Domain"]

@@ -32,6 +32,7 @@ from mailbastion.audit.transfer import moving_to
 from mailbastion.core.address import Address, AddressError
 from mailbastion.core.ports import Resolution, ResolutionKind
 from mailbastion.directory import passwords, resolution
+from mailbastion.directory import snapshot as memory
 from mailbastion.directory.database import as_engine, migrate, write_transaction
 from mailbastion.directory.errors import (
     AccountDisabled,
@@ -129,6 +130,10 @@ class Directory:
             migrate(self.engine)
         if not apart:
             self.audit.migrate()
+
+    def now(self) -> dt.datetime:
+        """The directory's clock (aware UTC): what leaver dates are compared with."""
+        return self._now()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -340,6 +345,10 @@ class Directory:
                             or s.scalar(select(Alias.id).where(Alias.alias == k)) is not None for k in {tkey, base})
                 if not known:
                     raise AccountUnknown(f"alias target {tkey} does not exist")
+                why = memory.why_cannot_receive(tkey, self._lookups(s), lambda k: self._entry(s, k), self._now(),
+                                         self.recipient_delimiter)
+                if why is not None:  # mail for the alias would be refused: say so now, not at the first message
+                    raise AccountDisabled(f"alias target {tkey} cannot receive mail ({why})")
             if s.scalar(select(Alias.id).where(Alias.alias == key, Alias.target == tkey)) is not None:
                 raise AliasExists(f"alias {key} -> {tkey} exists")
             s.add(Alias(alias=key, target=tkey, created_at=self._now()))
@@ -362,18 +371,34 @@ class Directory:
         with Session(self.engine) as s:
             return [(r.alias, r.target) for r in s.scalars(select(Alias).order_by(Alias.alias, Alias.target))]
 
+    def dead_aliases(self, *, domain: str | None = None) -> list[memory.DeadAlias]:
+        """Aliases (of `domain`, or all) with a target of ours that cannot receive: an inactive account, a
+        removed address, an alias reaching no active account. Remote targets are not judged."""
+        return self.read_all().dead_aliases(self._now(), domain=domain)
+
+    def read_all(self) -> memory.DirectorySnapshot:
+        """Every domain, account (no password hash) and alias, from one read transaction."""
+        with self.engine.connect() as conn:
+            return memory.DirectorySnapshot.load(conn, recipient_delimiter=self.recipient_delimiter)
+
+    def _entry(self, s: Session, key: str) -> memory.AccountEntry | None:
+        acc = s.scalar(select(Account).where(Account.address == key))
+        return None if acc is None else memory.AccountEntry(AccountState(acc.state), acc.deactivate_at, acc.quota_bytes)
+
+    def _lookups(self, s: Session) -> resolution.Lookups:
+        return resolution.Lookups(
+            is_local_domain=lambda d: s.scalar(select(Domain.id).where(Domain.name == d.lower())) is not None,
+            is_active=lambda k: self._is_active(s.scalar(select(Account).where(Account.address == k))),
+            alias_targets=lambda k: list(s.scalars(select(Alias.target).where(Alias.alias == k))),
+        )
+
     # -- resolution and the gateway's map ---------------------------------------------------------
 
     def resolve(self, address: Address | str) -> Resolution:
         """LOCAL (an active account; `address` is its mailbox, untagged, lower-case), ALIAS (final targets),
         UNKNOWN_USER (also inactive accounts) or UNKNOWN_DOMAIN. Raises AddressError for a malformed one."""
         with Session(self.engine) as s:
-            lookups = resolution.Lookups(
-                is_local_domain=lambda d: s.scalar(select(Domain.id).where(Domain.name == d.lower())) is not None,
-                is_active=lambda k: self._is_active(s.scalar(select(Account).where(Account.address == k))),
-                alias_targets=lambda k: list(s.scalars(select(Alias.target).where(Alias.alias == k))),
-            )
-            return resolution.resolve(address, lookups, self.recipient_delimiter)
+            return resolution.resolve(address, self._lookups(s), self.recipient_delimiter)
 
     def snapshot(self) -> MapData:
         """Everything the gateway may know, from one read transaction: domains, active addresses, aliases

@@ -8,26 +8,38 @@ Every release and delete is recorded in the audit log *before* it happens (an ac
 audited is not done), with the verdict that held the message. Releasing a message an engine called
 malware raises ReleaseRefused unless `force=True`. A released message re-enters through the spool
 (`SpoolWriter.commit`) to its original recipients, or to `recipients` when given.
+
+A released message must never go back to its sender, who may be the phisher it was held for. Given the
+directory's view (`directory`, a RecipientResolver: the gateway's recipient map), release therefore
+- refuses (ReleaseRefused) when a recipient of ours cannot receive: an inactive or unknown account, or an
+  alias left with no active target. The MDA would refuse it and the refusal would bounce to the sender.
+  The administrator releases to someone else instead (`recipients`, `--to` on the command line);
+- sends the released copy with the postmaster of its first recipient's domain as envelope sender when the
+  original sender is not one of ours, so that any later failure (a mailbox full for days, an account
+  closed before delivery) notifies the postmaster, not the outside sender. The null sender is used
+  when no such postmaster exists: no notice at all rather than one outward. The original sender stays
+  in the message's own header fields, the quarantine record and the audit log.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from mailbastion.core.address import Address
 from mailbastion.core.envelope import Envelope
-from mailbastion.core.ports import SpoolWriter
+from mailbastion.core.ports import RecipientResolver, ResolutionKind, SpoolWriter
 from mailbastion.quarantine.store import QuarantineStore
 
 log = logging.getLogger("mailbastion.quarantine")
 
-__all__ = ["AuditSink", "QuarantineRelease", "ReleaseRefused", "open_audit_log"]
+__all__ = ["AuditSink", "QuarantineRelease", "ReleaseRefused", "open_audit_log", "released_envelope"]
 
 
 class ReleaseRefused(Exception):
-    """Releasing this message needs `force` (it was called malware)."""
+    """Releasing this message needs `force` (it was called malware), or a recipient cannot receive it."""
 
 
 class AuditSink(Protocol):
@@ -42,15 +54,42 @@ def open_audit_log(engine_or_url: Any) -> AuditSink:
     return AuditLog(engine_or_url)
 
 
+def released_envelope(envelope: Envelope, directory: RecipientResolver) -> Envelope:
+    """The envelope a released copy travels with (see the module docstring). Raises ReleaseRefused naming
+    every recipient of ours that cannot receive; recipients outside our domains are kept."""
+    refused = [r for r in envelope.recipients if directory.resolve(r).kind is ResolutionKind.UNKNOWN_USER]
+    if refused:
+        names = ", ".join(str(r) for r in refused)
+        postmaster = f"postmaster@{refused[0].domain}"
+        raise ReleaseRefused(f"{names}: no active account or alias target, so the release would bounce to the "
+                             f"sender; release to someone else with --to ADDRESS (e.g. --to {postmaster})")
+    sender = envelope.sender
+    if sender is None or directory.is_local_domain(sender.domain):
+        return envelope  # a failure notice then stays inside
+    notify: Address | None = None
+    for rcpt in envelope.recipients:
+        candidate = Address("postmaster", rcpt.domain)
+        if directory.resolve(candidate).kind in (ResolutionKind.LOCAL, ResolutionKind.ALIAS):
+            notify = candidate
+            break
+    return replace(envelope, sender=notify)
+
+
 class QuarantineRelease:
-    def __init__(self, store: QuarantineStore, spool: SpoolWriter | None, audit: AuditSink) -> None:
+    """Release and delete, audited. With `directory`, release never sends a message back to an outside
+    sender (see the module docstring); without it, the envelope is used as held (tests, tools)."""
+
+    def __init__(self, store: QuarantineStore, spool: SpoolWriter | None, audit: AuditSink,
+                 directory: RecipientResolver | None = None) -> None:
         self.store = store
         self.spool = spool
         self.audit = audit
+        self.directory = directory
 
     async def release(self, qid: str, *, actor: str, reason: str = "", force: bool = False,
                       recipients: Sequence[Address] | None = None) -> str:
-        """Re-inject into the spool; return the queue id. Raises ReleaseRefused, UnknownQuarantineId."""
+        """Re-inject into the spool; return the queue id. Raises ReleaseRefused (malware without `force`, a
+        recipient that cannot receive), UnknownQuarantineId."""
         if self.spool is None:
             raise RuntimeError("no spool to release into")
         entry = self.store.get(qid)
@@ -59,11 +98,14 @@ class QuarantineRelease:
         envelope = entry.envelope()
         if recipients:
             envelope = Envelope(envelope.sender, tuple(recipients))
+        if self.directory is not None:
+            envelope = released_envelope(envelope, self.directory)
         message = self.store.message(qid)
         self.audit.record(
             "quarantine.release", actor=actor, subject=f"quarantine:{qid}", reason=reason,
             details={"forced": force, "is_malware": entry.is_malware, "sender": entry.sender,
-                     "recipients": [str(r) for r in envelope.recipients], "sha256": entry.sha256,
+                     "released_as": envelope.sender_text, "recipients": [str(r) for r in envelope.recipients],
+                     "sha256": entry.sha256,
                      "verdict": entry.action, "reasons": list(entry.reasons[:20])},
         )
         queue_id = await self.spool.commit(envelope, message, client=f"quarantine-release by {actor}")
