@@ -77,6 +77,7 @@ class ClamdScanner:
         chunk_size: int = 64 * 1024,
         stream_max_length: int = 25 * 1024 * 1024,
         cache: ScanCache | None = None,
+        scan_whole_message: bool = True,
     ) -> None:
         if not socket_path and not address:
             raise ValueError("ClamdScanner needs socket_path or address")
@@ -87,6 +88,7 @@ class ClamdScanner:
         self.chunk_size = chunk_size
         self.stream_max_length = stream_max_length
         self.cache = cache
+        self.scan_whole_message = scan_whole_message
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[_Session] = []
         self._generation = ""  # the signature version: a cache entry from older signatures is not reused
@@ -211,7 +213,7 @@ class ClamdScanner:
 
     async def scan(self, subject: ScanSubject) -> ScanResult:
         distinct: dict[bytes, tuple[bytes, str]] = {}
-        for data, where in _blobs(subject):
+        for data, where in _blobs(subject, self.scan_whole_message):
             distinct.setdefault(hashlib.sha256(data).digest(), (data, where))
         names = await asyncio.gather(*(self._scan_cached(data) for data, _ in distinct.values()))
         findings = [
@@ -232,8 +234,9 @@ def _kind(signature: str) -> FindingKind:
     return FindingKind.MALWARE
 
 
-def _blobs(subject: ScanSubject) -> Iterable[tuple[bytes, str]]:
-    yield subject.raw, "message"
+def _blobs(subject: ScanSubject, whole: bool) -> Iterable[tuple[bytes, str]]:
+    if whole:
+        yield subject.raw, "message"
     for part in subject.parts:
         if part.data:
             yield part.data, part.where
