@@ -35,6 +35,7 @@ def build_scanners(av: AntivirusSection, services: Services | None = None,
         scanners.append(ClamdScanner(
             socket_path=c.socket, address=c.address, connect_timeout=c.connect_timeout, scan_timeout=c.scan_timeout,
             pool_size=c.pool_size, chunk_size=c.chunk_size, stream_max_length=c.stream_max_length, cache=cache,
+            scan_whole_message=c.scan_whole_message,
         ))
     if av.yara.enabled:
         from mailbastion.engines.yara import YaraScanner

@@ -1,9 +1,10 @@
 """ClamAV through its daemon: INSTREAM over a unix socket or TCP, a bounded pool of sessions.
 
 Each pooled connection is a clamd `IDSESSION`, so one connection carries many scans (clamd closes
-idle sessions after its IdleTimeout; a closed session is replaced and the scan retried once). The
-message and each decoded part are streamed in chunks; a reply of `FOUND` is a finding, `OK` is
-clean, anything else (ERROR, a timeout, a refused connection) raises EngineUnavailable.
+idle sessions after its IdleTimeout; a closed session is replaced and the scan retried once). Each
+distinct decoded part is streamed once, in chunks (the raw message too with `scan_whole_message`, or
+when the MIME was not well formed); a reply of `FOUND` is a finding, `OK` is clean,
+anything else (ERROR, a timeout, a refused connection) raises EngineUnavailable.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ import logging
 import re
 import struct
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from mailbastion.core.errors import EngineUnavailable
-from mailbastion.engines.base import EngineInfo, Finding, FindingKind, ScanResult, ScanSubject, unique
+from mailbastion.engines.base import EngineInfo, Finding, FindingKind, ScanResult, ScanSubject, distinct_blobs, unique
 from mailbastion.engines.cache import ScanCache
 
 log = logging.getLogger("mailbastion.engines.clamav")
@@ -65,6 +65,7 @@ class ClamdScanner:
 
     name = "clamav"
     vendor = "clamav"
+    vendor_signatures = True  # Cisco Talos' signature database, kept fresh by freshclam
 
     def __init__(
         self,
@@ -77,7 +78,7 @@ class ClamdScanner:
         chunk_size: int = 64 * 1024,
         stream_max_length: int = 25 * 1024 * 1024,
         cache: ScanCache | None = None,
-        scan_whole_message: bool = True,
+        scan_whole_message: bool = False,
     ) -> None:
         if not socket_path and not address:
             raise ValueError("ClamdScanner needs socket_path or address")
@@ -212,13 +213,11 @@ class ClamdScanner:
         return found
 
     async def scan(self, subject: ScanSubject) -> ScanResult:
-        distinct: dict[bytes, tuple[bytes, str]] = {}
-        for data, where in _blobs(subject, self.scan_whole_message):
-            distinct.setdefault(hashlib.sha256(data).digest(), (data, where))
-        names = await asyncio.gather(*(self._scan_cached(data) for data, _ in distinct.values()))
-        findings = [
-            Finding(self.name, _kind(n), n, where) for (_, where), n in zip(distinct.values(), names, strict=True) if n
-        ]
+        """Each distinct decoded part once; the raw message too only when asked (`scan_whole_message`) or
+        when the MIME was not well formed (clamd's own MIME parser is then a second opinion)."""
+        blobs = distinct_blobs(subject, whole_message=self.scan_whole_message)
+        names = await asyncio.gather(*(self._scan_cached(data) for data, _ in blobs))
+        findings = [Finding(self.name, _kind(n), n, where) for (_, where), n in zip(blobs, names, strict=True) if n]
         return ScanResult(self.name, unique(findings))
 
     async def close(self) -> None:
@@ -232,14 +231,6 @@ def _kind(signature: str) -> FindingKind:
     if signature.startswith("Heuristics.Encrypted"):
         return FindingKind.ENCRYPTED
     return FindingKind.MALWARE
-
-
-def _blobs(subject: ScanSubject, whole: bool) -> Iterable[tuple[bytes, str]]:
-    if whole:
-        yield subject.raw, "message"
-    for part in subject.parts:
-        if part.data:
-            yield part.data, part.where
 
 
 def _split_address(address: str) -> tuple[str, int]:

@@ -1,4 +1,4 @@
-"""Anti-virus at DATA: every engine on the raw message and every decoded part, in parallel, fail closed.
+"""Anti-virus at DATA: every engine on the message's decoded parts, in parallel, fail closed.
 
 What it reports (weights in config/scores/antivirus.toml):
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from mailbastion.core import replies
 from mailbastion.core.errors import EngineUnavailable
+from mailbastion.core.message import SpooledMessage
 from mailbastion.core.replies import Reply
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import Action, CheckResult, Edit, Forced, Symbol
@@ -125,8 +126,12 @@ class AntivirusCheck(BaseCheck):
         # Each scan may hold its unpacked archives in memory: a bound on scans is a bound on memory.
         self._scans = asyncio.Semaphore(max_concurrent)
 
-    async def scan(self, raw: bytes) -> AntivirusReport:
-        """Run every engine on the message; never raises for one engine's failure."""
+    async def scan(self, message: SpooledMessage | bytes) -> AntivirusReport:
+        """Run every engine on the message's decoded parts (`SpooledMessage.parts`, parsed once and shared
+        with the other checks); never raises for one engine's failure."""
+        if not isinstance(message, SpooledMessage):
+            message = SpooledMessage(message)
+        raw = message.raw
         results: list[ScanResult] = []
         failures: list[tuple[str, str]] = []
         pending: list[Scanner] = []
@@ -143,7 +148,7 @@ class AntivirusCheck(BaseCheck):
             pending = list(self.scanners)
         if pending:
             async with self._scans:
-                subject = await asyncio.to_thread(build_subject, raw, self.limits, max_parts=self.max_parts)
+                subject = await asyncio.to_thread(build_subject, message, self.limits, max_parts=self.max_parts)
                 outcomes = await asyncio.gather(
                     *(asyncio.wait_for(s.scan(subject), self.engine_timeout) for s in pending), return_exceptions=True
                 )
@@ -169,7 +174,7 @@ class AntivirusCheck(BaseCheck):
             return CheckResult()
         try:
             async with asyncio.timeout(self.engine_timeout + 20.0):
-                report = await self.scan(ctx.message.raw)
+                report = await self.scan(ctx.message)
         except TimeoutError:
             raise EngineUnavailable("anti-virus stage timed out") from None
         except EngineUnavailable:

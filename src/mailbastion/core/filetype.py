@@ -4,6 +4,10 @@
 ISO 9660, LNK, archives, PDF). `name_type(filename)` says what Windows would do with the name when
 clicked: a script extension is dangerous whatever the bytes say. The policy refuses a part when
 either is a blocked type, so renaming `setup.exe` to `invoice.pdf` changes nothing.
+
+It lives in `core/` because every reader of a message's parts needs it (`SpooledMessage.parts` carries
+each part's sniffed type for the anti-virus engines and the spam features alike). Standard library only;
+olefile (a dependency of oletools) is imported lazily for OLE2 files.
 """
 
 from __future__ import annotations
