@@ -97,7 +97,7 @@ def _measure2_column(e: dict[str, Any]) -> str:
         return "no (ours)"
     if not e["differs_from_workstations"]:
         return "no (same vendor)"
-    return "NO (" + e["state"].lower() + ")"
+    return f"NO ({str(e['state']).lower()})"
 
 
 @av_group.command("status")
