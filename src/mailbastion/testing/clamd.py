@@ -107,6 +107,7 @@ class ClamdTestServer:
         signature_age: timedelta = timedelta(hours=1),
         extra_hashes: dict[str, bytes] | None = None,
         start_timeout: float = 60.0,
+        cache: bool = True,
     ) -> None:
         binary = clamd_binary()
         if binary is None:
@@ -129,6 +130,7 @@ class ClamdTestServer:
         self.conf_path = self.dir / "clamd.conf"
         self.start_timeout = start_timeout
         self.extra_hashes = dict(extra_hashes or {})
+        self.cache = cache  # clamd's own cache of clean results by hash; benchmarks turn it off
         self.version = 27000
         self.local_only = False
         self.proc: subprocess.Popen[bytes] | None = None
@@ -154,6 +156,7 @@ class ClamdTestServer:
                 "ScanMail yes",
                 "ScanArchive yes",
                 "Bytecode no",
+                *([] if self.cache else ["DisableCache yes"]),
                 "",
             ])
         )
