@@ -48,6 +48,7 @@ MAX_PARTS = 1000  # decoded parts per message; past it the walk stops with a "li
 MAX_MESSAGE_DEPTH = 12  # attached messages inside attached messages
 _UU_BEGIN = re.compile(rb"^begin(?:-base64)? [0-7]{3,4} (.+?)\r?$", re.MULTILINE)
 _BOUNDARY_LINE = re.compile(rb"^--([^\s-][^\r\n]{0,69}?)(--)?[ \t]*\r?$", re.MULTILINE)
+_NOT_BASE64 = bytes(set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="))
 _ENCODINGS = frozenset({"base64", "quoted-printable", "x-uuencode", "uuencode", "x-uue", "uue"})
 _DEFECTS = frozenset({"StartBoundaryNotFoundDefect", "CloseBoundaryNotFoundDefect", "MultipartInvariantViolationDefect",
                       "InvalidBase64PaddingDefect", "InvalidBase64CharactersDefect",
@@ -124,7 +125,9 @@ def decode_parts(msg: Message, *, prefix: str = "", depth: int = 0, max_parts: i
 
 def uudecode_blocks(data: bytes) -> list[tuple[str, bytes]]:
     """Every uuencoded (or begin-base64) block in a text: (the name on its begin line, the decoded bytes)."""
-    out = []
+    out: list[tuple[str, bytes]] = []
+    if b"begin" not in data:
+        return out
     for m in _UU_BEGIN.finditer(data):
         decoded = _uudecode(data[m.end():], base64_form=m.group(0).startswith(b"begin-base64"))
         if decoded:
@@ -315,7 +318,7 @@ def _charset(part: Message) -> str:
 
 def _decode(body: bytes, cte: str) -> bytes:
     if cte == "base64":
-        cleaned = re.sub(rb"[^A-Za-z0-9+/=]", b"", body)
+        cleaned = body.translate(None, _NOT_BASE64)
         cleaned = cleaned.split(b"=", 1)[0] if b"=" in cleaned.rstrip(b"=") else cleaned.rstrip(b"=")
         cleaned += b"=" * (-len(cleaned) % 4)
         try:
