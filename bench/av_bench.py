@@ -18,8 +18,8 @@ text+HTML, every tenth with a ~100 KiB PDF-like or ZIP attachment); it is genera
 --corpus is given. Rows are interleaved over `--reps` repetitions and the median of each figure is shown.
 CPU per message is the steadiest figure on a shared machine: ours (client) plus clamd's.
 
-Detection (`--detection`): every file of Debian's clamav-testfiles, and EICAR, in each of the 13 wrappings of
-`mailbastion.testing.av.WRAPPINGS`, through the whole stage, per variant: how many clamd found, how many the
+Detection (`--detection`): every file of Debian's clamav-testfiles, and EICAR, in each of the wrappings of
+`mailbastion.testing.av.WRAPPINGS` (14), through the whole stage, per variant: how many clamd found, how many the
 stage refused or quarantined, and which ones clamd missed. "clamd, raw message only" is clamd's own MIME parser
 alone (what the raw pass contributes).
 

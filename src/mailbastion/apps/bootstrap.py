@@ -136,7 +136,7 @@ def initialise(directory: Path, domain: str, *, hostname: str | None = None) -> 
     db_url = settings.directory_url
     if db_url.startswith("sqlite:///"):
         os.chmod(db_url[len("sqlite:///"):], 0o600)  # password hashes: the service only
-    notes = () if clamav_on else (
+    notes = () if clamav_on else ((
         f"antivirus: {clamav_note}. Until clamd answers with signatures, measure 2 is not met and mail is deferred "
-        "(451, senders retry); ClamAV comes on by itself within a minute of that. `mailbastion av status` tells.",)
+        "(451, senders retry); ClamAV comes on by itself within a minute of that. `mailbastion av status` tells."),)
     return InitResult(config, f"postmaster@{domain}", password or "", notes)
