@@ -125,7 +125,8 @@ class Ours:
                 ("smtp", "max_connections_per_client"): "1000",
                 ("lmtp", "listen"): f'"127.0.0.1:{self.port + 1}"',
                 ("dns", "nameservers"): '["127.0.0.1"]', ("dns", "port"): str(self.dns_port),
-                ("antivirus.clamav", "enabled"): "false", ("spool", "scan_interval_seconds"): "0.2"}
+                ("antivirus.clamav", "enabled"): "false",
+        ("antivirus", "stale_policy"): '"alarm_only"', ("spool", "scan_interval_seconds"): "0.2"}
         if self.profile == "path":
             # The checks of the message-path issue (relay, recipient, HELO, headers) plus the anti-virus
             # stage, which cannot be switched off (every message is scanned): YARA and the attachment

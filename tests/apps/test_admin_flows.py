@@ -38,7 +38,8 @@ def message(sender: str, to: str, subject: str) -> bytes:
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root: Path = tmp_path_factory.mktemp("admin")
     with DnsTestServer() as dns:
-        d = Deployment(root, dns=dns, settings={("antivirus.clamav", "enabled"): "false"})
+        d = Deployment(root, dns=dns, settings={("antivirus.clamav", "enabled"): "false",
+                                                    ("antivirus", "stale_policy"): '"alarm_only"'})
         d.init()
         for user in ("alice", "bob"):
             d.mb("account", "add", f"{user}@example.test", "--password-stdin", input="Correct-Horse-Battery-9\n")

@@ -27,7 +27,8 @@ def dns() -> Iterator[DnsTestServer]:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory, dns: DnsTestServer) -> Iterator[Deployment]:
     root: Path = tmp_path_factory.mktemp("auth-deployment")
-    d = Deployment(root, dns=dns, settings={("antivirus.clamav", "enabled"): "false"})
+    d = Deployment(root, dns=dns, settings={("antivirus.clamav", "enabled"): "false",
+        ("antivirus", "stale_policy"): '"alarm_only"'})
     d.init()
     d.mb("account", "add", "alice@example.test", "--password-stdin", input="Correct-Horse-Battery-9\n")
     # The loopback client is "the partner's server"; bank.test's servers are elsewhere.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from mailbastion.core.filetype import detect, name_type, suspicious_name
 from mailbastion.engines.attachments import AttachmentPolicy, pdf_active_content
 from mailbastion.engines.base import FindingKind
-from mailbastion.engines.filetype import detect, name_type, suspicious_name
 from mailbastion.engines.mime_walk import build_subject
 from mailbastion.testing import av
 from mailbastion.testing.clamd import EICAR

@@ -119,3 +119,58 @@ async def test_blob_over_clamds_stream_limit_fails_closed(clamd: ClamdTestServer
     else:
         assert result.findings and result.findings[0].kind is FindingKind.UNSCANNABLE
     assert (await scanner.scan(ScanSubject(b"small"))).is_clean
+
+
+def _recording(scanner: ClamdScanner) -> list[bytes]:
+    """Every blob the scanner streams to clamd, in order."""
+    sent: list[bytes] = []
+    real = scanner.scan_bytes
+
+    async def recording(data: bytes) -> str | None:
+        sent.append(data)
+        return await real(data)
+
+    scanner.scan_bytes = recording  # type: ignore[method-assign]
+    return sent
+
+
+async def test_each_decoded_part_goes_to_clamd_once_and_the_raw_message_not_at_all(clamd: ClamdTestServer) -> None:
+    from mailbastion.core.message import SpooledMessage
+    from mailbastion.engines.mime_walk import build_subject
+    from mailbastion.testing import av
+
+    pdf = av.clean_pdf()
+    raw = av.attach([("a.pdf", "application/pdf", pdf), ("copy.pdf", "application/pdf", pdf),
+                     ("e.com", "application/octet-stream", EICAR)])
+    message = SpooledMessage(raw)
+    subject = build_subject(message)
+    assert subject.well_formed
+    scanner = ClamdScanner(socket_path=clamd.socket_path)
+    sent = _recording(scanner)
+    result = await scanner.scan(subject)
+    assert [f.name for f in result.findings] == ["Eicar-Test-Signature"]
+    assert raw not in sent and len(sent) == len(set(sent))
+    assert sent.count(pdf) == 1 and sent.count(EICAR) == 1
+    assert set(sent) == {p.data for p in message.parts}  # the shared parts, nothing else
+    await scanner.close()
+
+
+async def test_malformed_mime_also_gets_clamds_own_parser(clamd: ClamdTestServer) -> None:
+    from mailbastion.core.message import SpooledMessage
+    from mailbastion.engines.mime_walk import build_subject
+    from mailbastion.testing import av
+
+    raw = av.WRAPPINGS["broken_boundary"](EICAR, "e.com")
+    subject = build_subject(SpooledMessage(raw))
+    assert not subject.well_formed
+    scanner = ClamdScanner(socket_path=clamd.socket_path)
+    sent = _recording(scanner)
+    result = await scanner.scan(subject)
+    assert sent[0] == raw and sent.count(raw) == 1 and EICAR in sent
+    assert result.findings
+    whole = ClamdScanner(socket_path=clamd.socket_path, scan_whole_message=True)
+    sent_whole = _recording(whole)
+    await whole.scan(build_subject(SpooledMessage(av.attach([("a.pdf", "application/pdf", av.clean_pdf())]))))
+    assert sent_whole[0].startswith(b"From: sender@example.net")  # the site asked for the whole message too
+    await scanner.close()
+    await whole.close()

@@ -10,8 +10,9 @@ import pytest
 @pytest.mark.parametrize("module", [
     "mailbastion.engines", "mailbastion.engines.base", "mailbastion.engines.clamav", "mailbastion.engines.yara",
     "mailbastion.engines.attachments", "mailbastion.engines.icap", "mailbastion.engines.cache",
-    "mailbastion.engines.archives", "mailbastion.engines.mime_walk", "mailbastion.engines.filetype",
-    "mailbastion.engines.freshness", "mailbastion.quarantine", "mailbastion.policy.checks.antivirus",
+    "mailbastion.engines.archives", "mailbastion.engines.mime_walk", "mailbastion.core.filetype",
+    "mailbastion.engines.freshness", "mailbastion.engines.measure2", "mailbastion.core.mime_parts",
+    "mailbastion.core.message", "mailbastion.quarantine", "mailbastion.policy.checks.antivirus",
 ])
 def test_all_names_exist(module: str) -> None:
     mod = importlib.import_module(module)

@@ -17,7 +17,8 @@ def dns() -> Iterator[DnsTestServer]:
 def deployment(tmp_path_factory: pytest.TempPathFactory, dns: DnsTestServer) -> Iterator[Deployment]:
     """One running all-in-one deployment shared by a module's tests (ClamAV off: flows of the message path)."""
     root: Path = tmp_path_factory.mktemp("deployment")
-    d = Deployment(root, dns=dns, settings={("antivirus.clamav", "enabled"): "false"})
+    d = Deployment(root, dns=dns, settings={("antivirus.clamav", "enabled"): "false",
+        ("antivirus", "stale_policy"): '"alarm_only"'})
     d.init()
     d.mb("account", "add", "alice@example.test", "--password-stdin", input="Correct-Horse-Battery-9\n")
     d.mb("account", "add", "bob@example.test", "--password-stdin", input="Correct-Horse-Battery-9\n")

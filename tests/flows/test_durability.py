@@ -44,7 +44,8 @@ def _send_all(d: Deployment, todo: list[int], acked: Counter[int], lock: threadi
 @pytest.mark.slow
 def test_every_acknowledged_message_survives_sigkill(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with DnsTestServer() as dns:
-        d = Deployment(tmp_path, dns=dns, settings={("antivirus.clamav", "enabled"): "false"})
+        d = Deployment(tmp_path, dns=dns, settings={("antivirus.clamav", "enabled"): "false",
+        ("antivirus", "stale_policy"): '"alarm_only"'})
         d.init()
         d.mb("account", "add", "alice@example.test", "--password-stdin", input="Correct-Horse-Battery-9\n")
         d.start()

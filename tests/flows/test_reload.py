@@ -12,7 +12,8 @@ from mailbastion.testing.dns_server import DnsTestServer
 
 def test_sighup_applies_new_scores_and_keeps_serving(tmp_path: Path) -> None:
     with DnsTestServer() as dns:
-        d = Deployment(tmp_path, dns=dns, settings={("antivirus.clamav", "enabled"): "false"})
+        d = Deployment(tmp_path, dns=dns, settings={("antivirus.clamav", "enabled"): "false",
+        ("antivirus", "stale_policy"): '"alarm_only"'})
         d.init()
         d.start()
         try:

@@ -26,6 +26,7 @@ def _children(pid: int) -> list[int]:
 def test_worker_processes_deliver_and_stop_together(tmp_path: Path) -> None:
     with DnsTestServer() as dns:
         d = Deployment(tmp_path, dns=dns, settings={("antivirus.clamav", "enabled"): "false",
+        ("antivirus", "stale_policy"): '"alarm_only"',
                                                     ("server", "workers"): "2"})
         d.init()
         d.start()

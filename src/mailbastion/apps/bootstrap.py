@@ -82,7 +82,7 @@ workstation_engine = "microsoft"  # the workstations' anti-virus vendor: mail mu
 stale_policy = "soft_reject"    # signatures older than the limit: 451 until they are fresh again
 
 [antivirus.clamav]
-enabled = {clamav_enabled}          # {clamav_note}
+enabled = "auto"                # used whenever clamd answers with signatures: {clamav_note}
 socket = "{clamav_socket}"
 max_signature_age_hours = 24.0
 """
@@ -92,11 +92,12 @@ CLAMAV_DB = Path("/var/lib/clamav")
 
 
 def clamav_available() -> tuple[bool, str]:
-    """ClamAV is an engine of the embedded default when clamd is installed and has signatures."""
+    """Whether clamd has signatures on this host now, and what to tell the administrator. ClamAV is written
+    `enabled = "auto"` either way: the gateway uses it as soon as clamd answers (docs/antivirus.md)."""
     if not Path("/usr/sbin/clamd").exists():
-        return False, "clamd is not installed (apt-get install clamav-daemon), so it is off"
-    if not any(CLAMAV_DB.glob("*.c[lv]d")) and not any(CLAMAV_DB.glob("*.[hn]db")):
-        return False, "no ClamAV signatures in /var/lib/clamav yet (run freshclam), so it is off"
+        return False, "clamd is not installed yet (apt-get install clamav-daemon clamav-freshclam)"
+    if not any(CLAMAV_DB.glob("*.c[lvu]d")) and not any(CLAMAV_DB.glob("*.[hn]db")):
+        return False, "no ClamAV signatures in /var/lib/clamav yet (run freshclam)"
     return True, "clamd with the signatures in /var/lib/clamav (freshclam keeps them fresh)"
 
 
@@ -174,8 +175,8 @@ def initialise(directory: Path, domain: str, *, hostname: str | None = None) -> 
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         clamav_on, clamav_note = clamav_available()
-        f.write(TEMPLATE.format(domain=domain, hostname=hostname, clamav_enabled=str(clamav_on).lower(),
-                                clamav_note=clamav_note, clamav_socket=CLAMD_SOCKET))
+        f.write(TEMPLATE.format(domain=domain, hostname=hostname, clamav_note=clamav_note,
+                                clamav_socket=CLAMD_SOCKET))
     settings = load_settings(config)
     make_deployment_pki(settings.base_dir / "tls", hostname)
     for sub in (settings.spool.dir, settings.mailbox.root, "local.d"):
@@ -200,5 +201,7 @@ def initialise(directory: Path, domain: str, *, hostname: str | None = None) -> 
     db_url = settings.directory_url
     if db_url.startswith("sqlite:///"):
         os.chmod(db_url[len("sqlite:///"):], 0o600)  # password hashes: the service only
-    notes = () if clamav_on else (f"antivirus: ClamAV {clamav_note}; YARA and the attachment policy scan every message",)
+    notes = () if clamav_on else ((
+        f"antivirus: {clamav_note}. Until clamd answers with signatures, measure 2 is not met and mail is deferred "
+        "(451, senders retry); ClamAV comes on by itself within a minute of that. `mailbastion av status` tells."),)
     return InitResult(config, f"postmaster@{domain}", password or "", (*setup.describe(), *notes))

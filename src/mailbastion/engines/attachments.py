@@ -16,8 +16,8 @@ import zlib
 from collections.abc import Iterable
 
 from mailbastion import __version__
+from mailbastion.core.filetype import OFFICE_TYPES, detect, name_type, suspicious_name
 from mailbastion.engines.base import EngineInfo, Finding, FindingKind, Part, ScanResult, ScanSubject, unique
-from mailbastion.engines.filetype import OFFICE_TYPES, detect, name_type, suspicious_name
 
 __all__ = ["DEFAULT_BLOCKED", "AttachmentPolicy"]
 
@@ -38,6 +38,7 @@ _PDF_WORDS = {b"JavaScript": "pdf.javascript", b"JS": "pdf.javascript", b"Launch
 class AttachmentPolicy:
     name = "attachments"
     vendor = "mailbastion"
+    vendor_signatures = False  # a policy on file types, no malware signatures
 
     def __init__(self, *, blocked_types: Iterable[str] = DEFAULT_BLOCKED, check_macros: bool = True) -> None:
         self.blocked_types = frozenset(blocked_types)
@@ -60,7 +61,7 @@ class AttachmentPolicy:
 
     def judge_part(self, part: Part) -> list[Finding]:
         out: list[Finding] = []
-        kind = detect(part.data)
+        kind = part.kind or detect(part.data)
         where = part.where
         names = [n.strip() for n in part.filename.split(" | ") if n.strip()]
         # A text body that merely mentions PowerShell is not a script file: bodies are judged by binary types only.

@@ -4,10 +4,18 @@ An engine sees a `ScanSubject`: the raw message and every decoded part (MIME lea
 base64/quoted-printable/uuencode, attached messages, archive members). It answers a `ScanResult`
 of `Finding`s, or raises `EngineUnavailable` when it is down, too slow or answers nonsense: the
 check then fails closed (451), it never treats an engine failure as "clean".
+
+Engines with vendor-maintained signatures (`vendor_signatures = True`: ClamAV, an ICAP product) are
+the only ones that count towards measure 2 (an engine unlike the workstations'); our YARA rules and
+the attachment policy are defence in depth. They are given each distinct decoded part once
+(`distinct_blobs`), and the raw message too only when the MIME walk found the structure broken or
+ambiguous (a small share of mail: where parser differentials live, clamd's own parser is a second
+opinion) or the site asks for it (`antivirus.clamav.scan_whole_message`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +33,7 @@ __all__ = [
     "ScanResult",
     "ScanSubject",
     "Scanner",
+    "distinct_blobs",
 ]
 
 
@@ -61,6 +70,7 @@ class Part:
     declared_type: str = ""  # the Content-Type the sender gave
     depth: int = 0  # 0 = a MIME part, n = inside n archives
     is_body: bool = False  # an inline text body rather than an attachment
+    kind: str = ""  # the type by content (core.filetype.detect), when the walk already knows it
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,9 @@ class ScanSubject:
     parts: tuple[Part, ...] = ()
     digest: str = ""  # sha256 of raw: the cache key
     notes: tuple[Finding, ...] = ()  # what unpacking itself found (limits hit, encryption, malformed MIME)
+    # False when the MIME walk found broken or ambiguous structure, or stopped early: where parsers disagree,
+    # engines with a MIME parser of their own (clamd, ICAP products) also get the raw message, a second opinion.
+    well_formed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +115,23 @@ class Scanner(Protocol):
 
     name: str  # the configured engine name: "clamav", "yara", "attachments", "icap"
     vendor: str  # compliance counts distinct vendors (measure 2)
+    vendor_signatures: bool  # signatures maintained by the vendor: only these count towards measure 2
 
     async def scan(self, subject: ScanSubject) -> ScanResult: ...
 
     async def info(self) -> EngineInfo: ...
+
+
+def distinct_blobs(subject: ScanSubject, *, whole_message: bool = False) -> list[tuple[bytes, str]]:
+    """(data, where) of each distinct decoded part, once; the raw message first when `whole_message` is
+    asked for, when the MIME was not well formed, or when there are no parts at all."""
+    seen: dict[bytes, tuple[bytes, str]] = {}
+    if whole_message or not subject.well_formed or not subject.parts:
+        seen[hashlib.sha256(subject.raw).digest()] = (subject.raw, "message")
+    for part in subject.parts:
+        if part.data:
+            seen.setdefault(hashlib.sha256(part.data).digest(), (part.data, part.where))
+    return list(seen.values())
 
 
 def unique(findings: Sequence[Finding]) -> tuple[Finding, ...]:

@@ -1,9 +1,10 @@
 """ClamAV through its daemon: INSTREAM over a unix socket or TCP, a bounded pool of sessions.
 
 Each pooled connection is a clamd `IDSESSION`, so one connection carries many scans (clamd closes
-idle sessions after its IdleTimeout; a closed session is replaced and the scan retried once). The
-message and each decoded part are streamed in chunks; a reply of `FOUND` is a finding, `OK` is
-clean, anything else (ERROR, a timeout, a refused connection) raises EngineUnavailable.
+idle sessions after its IdleTimeout; a closed session is replaced and the scan retried once). Each
+distinct decoded part is streamed once, in chunks (the raw message too with `scan_whole_message`, or
+when the MIME was not well formed); a reply of `FOUND` is a finding, `OK` is clean,
+anything else (ERROR, a timeout, a refused connection) raises EngineUnavailable.
 """
 
 from __future__ import annotations
@@ -14,16 +15,25 @@ import logging
 import re
 import struct
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from mailbastion.core.errors import EngineUnavailable
-from mailbastion.engines.base import EngineInfo, Finding, FindingKind, ScanResult, ScanSubject, unique
+from mailbastion.engines.base import EngineInfo, Finding, FindingKind, ScanResult, ScanSubject, distinct_blobs, unique
 from mailbastion.engines.cache import ScanCache
+from mailbastion.engines.freshness import LOCAL_DATABASE
 
 log = logging.getLogger("mailbastion.engines.clamav")
 
-__all__ = ["ClamdScanner", "parse_version"]
+__all__ = ["DATABASE_SUFFIXES", "ClamdScanner", "newest_database_file", "parse_version"]
+
+# What clamd loads from its DatabaseDirectory (libclamav's CLI_DBEXT): signed and unsigned containers, and the
+# plain signature files a site or a test writes itself.
+DATABASE_SUFFIXES = frozenset({
+    ".cvd", ".cld", ".cud", ".db", ".hdb", ".hdu", ".hsb", ".hsu", ".mdb", ".mdu", ".msb", ".msu", ".ndb",
+    ".ndu", ".ldb", ".ldu", ".sdb", ".zmd", ".rmd", ".idb", ".fp", ".sfp", ".gdb", ".pdb", ".wdb", ".cbc",
+    ".ftm", ".cfg", ".cdb", ".cat", ".crb", ".ign", ".ign2", ".imp", ".yar", ".yara", ".pwdb",
+})
 
 _REPLY = re.compile(rb"^(?:\d+: )?(?P<where>[^:]*): (?P<body>.*?)(?: (?P<status>FOUND|ERROR))?$", re.DOTALL)
 
@@ -65,6 +75,7 @@ class ClamdScanner:
 
     name = "clamav"
     vendor = "clamav"
+    vendor_signatures = True  # Cisco Talos' signature database, kept fresh by freshclam
 
     def __init__(
         self,
@@ -77,6 +88,9 @@ class ClamdScanner:
         chunk_size: int = 64 * 1024,
         stream_max_length: int = 25 * 1024 * 1024,
         cache: ScanCache | None = None,
+        scan_whole_message: bool = False,
+        undated_signatures: str = "stale",
+        database_dir: str | None = None,
     ) -> None:
         if not socket_path and not address:
             raise ValueError("ClamdScanner needs socket_path or address")
@@ -87,6 +101,9 @@ class ClamdScanner:
         self.chunk_size = chunk_size
         self.stream_max_length = stream_max_length
         self.cache = cache
+        self.scan_whole_message = scan_whole_message
+        self.undated_signatures = undated_signatures  # "stale" | "newest_file"
+        self.database_dir = database_dir
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[_Session] = []
         self._generation = ""  # the signature version: a cache entry from older signatures is not reused
@@ -133,9 +150,26 @@ class ClamdScanner:
         return (await self.command("PING")) == "PONG"
 
     async def info(self) -> EngineInfo:
+        """Version, signature version and build date from clamd's VERSION.
+
+        A clamd loaded with local databases only (.ndb, .hdb, ... and no daily/main .cvd/.cld) prints no
+        signature version nor date: the info says so (`extra["database"]`), and the date stays unknown
+        unless `undated_signatures = "newest_file"`, which takes the newest database file's modification
+        time in `database_dir` (that folder must be readable here: clamd on this host)."""
         version, sig_version, sig_date = parse_version(await self.command("VERSION"))
+        extra = {"endpoint": self.endpoint}
+        if sig_date is None and not sig_version:
+            extra["database"] = LOCAL_DATABASE
+            if self.undated_signatures == "newest_file" and self.database_dir:
+                newest = await asyncio.to_thread(newest_database_file, Path(self.database_dir))
+                if newest is not None:
+                    sig_date = newest[1]
+                    sig_version = f"local:{int(newest[1].timestamp())}"  # changes with the files: fresh cache keys
+                    extra["signature_date_source"] = f"mtime of {newest[0]}"
+                else:
+                    extra["database"] = f"{LOCAL_DATABASE}, no database file readable in {self.database_dir}"
         self._generation = sig_version
-        return EngineInfo(self.name, self.vendor, version, sig_version, sig_date, {"endpoint": self.endpoint})
+        return EngineInfo(self.name, self.vendor, version, sig_version, sig_date, extra)
 
     async def _instream_once(self, session: _Session, data: bytes) -> bytes:
         w = session.writer
@@ -210,18 +244,35 @@ class ClamdScanner:
         return found
 
     async def scan(self, subject: ScanSubject) -> ScanResult:
-        distinct: dict[bytes, tuple[bytes, str]] = {}
-        for data, where in _blobs(subject):
-            distinct.setdefault(hashlib.sha256(data).digest(), (data, where))
-        names = await asyncio.gather(*(self._scan_cached(data) for data, _ in distinct.values()))
-        findings = [
-            Finding(self.name, _kind(n), n, where) for (_, where), n in zip(distinct.values(), names, strict=True) if n
-        ]
+        """Each distinct decoded part once; the raw message too only when asked (`scan_whole_message`) or
+        when the MIME was not well formed (clamd's own MIME parser is then a second opinion)."""
+        blobs = distinct_blobs(subject, whole_message=self.scan_whole_message)
+        names = await asyncio.gather(*(self._scan_cached(data) for data, _ in blobs))
+        findings = [Finding(self.name, _kind(n), n, where) for (_, where), n in zip(blobs, names, strict=True) if n]
         return ScanResult(self.name, unique(findings))
 
     async def close(self) -> None:
         while self._idle:
             self._idle.pop().close()
+
+
+def newest_database_file(folder: Path) -> tuple[str, datetime] | None:
+    """The newest ClamAV database file in `folder` (name, modification time), or None when none is readable."""
+    newest: tuple[str, datetime] | None = None
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return None
+    for entry in entries:
+        if entry.suffix.lower() not in DATABASE_SUFFIXES:
+            continue
+        try:
+            stamp = datetime.fromtimestamp(entry.stat().st_mtime, tz=UTC)
+        except OSError:
+            continue
+        if newest is None or stamp > newest[1]:
+            newest = (entry.name, stamp)
+    return newest
 
 
 def _kind(signature: str) -> FindingKind:
@@ -230,13 +281,6 @@ def _kind(signature: str) -> FindingKind:
     if signature.startswith("Heuristics.Encrypted"):
         return FindingKind.ENCRYPTED
     return FindingKind.MALWARE
-
-
-def _blobs(subject: ScanSubject) -> Iterable[tuple[bytes, str]]:
-    yield subject.raw, "message"
-    for part in subject.parts:
-        if part.data:
-            yield part.data, part.where
 
 
 def _split_address(address: str) -> tuple[str, int]:

@@ -1,6 +1,7 @@
 """ICAP (RFC 3507) client: a commercial engine a site already licenses, behind its ICAP service.
 
-RESPMOD with the message (and each decoded part) as an encapsulated HTTP response body, chunked,
+RESPMOD with each distinct decoded part (and the raw message when asked, or when the MIME was not
+well formed) as an encapsulated HTTP response body, chunked,
 with `Allow: 204`. `204` means clean; `200` with `X-Infection-Found`, `X-Virus-ID` or
 `X-Violations-Found` (the de-facto headers of Sophos, Kaspersky, Trend Micro, McAfee, Symantec, ESET
 and c-icap) or with an encapsulated HTTP 403 is a finding; anything else is EngineUnavailable.
@@ -15,7 +16,7 @@ import re
 from urllib.parse import urlsplit
 
 from mailbastion.core.errors import EngineUnavailable
-from mailbastion.engines.base import EngineInfo, Finding, FindingKind, ScanResult, ScanSubject, unique
+from mailbastion.engines.base import EngineInfo, Finding, FindingKind, ScanResult, ScanSubject, distinct_blobs, unique
 from mailbastion.engines.cache import ScanCache
 
 __all__ = ["IcapScanner", "parse_threat"]
@@ -42,9 +43,10 @@ def parse_threat(headers: dict[str, str]) -> str | None:
 
 class IcapScanner:
     name = "icap"
+    vendor_signatures = True  # a commercial engine: its vendor maintains the signatures
 
     def __init__(self, url: str, *, vendor: str = "icap", timeout: float = 60.0, concurrency: int = 4,
-                 cache: ScanCache | None = None) -> None:
+                 cache: ScanCache | None = None, scan_whole_message: bool = False) -> None:
         u = urlsplit(url)
         if u.scheme not in ("icap", "icaps") or not u.hostname:
             raise ValueError(f"not an icap:// URL: {url!r}")
@@ -55,6 +57,7 @@ class IcapScanner:
         self.vendor = vendor
         self.timeout = timeout
         self.cache = cache
+        self.scan_whole_message = scan_whole_message
         self._slots = asyncio.Semaphore(concurrency)
         self._istag = ""
 
@@ -141,10 +144,8 @@ class IcapScanner:
         return found
 
     async def scan(self, subject: ScanSubject) -> ScanResult:
-        blobs: dict[bytes, tuple[bytes, str]] = {hashlib.sha256(subject.raw).digest(): (subject.raw, "message")}
-        for p in subject.parts:
-            blobs.setdefault(hashlib.sha256(p.data).digest(), (p.data, p.where))
-        names = await asyncio.gather(*(self.scan_bytes(d) for d, _ in blobs.values()))
-        findings = [Finding(self.name, FindingKind.MALWARE, n, w) for (_, w), n in zip(blobs.values(), names,
-                                                                                       strict=True) if n]
+        """Each distinct decoded part once (the raw message too when the MIME was not well formed)."""
+        blobs = distinct_blobs(subject, whole_message=self.scan_whole_message)
+        names = await asyncio.gather(*(self.scan_bytes(d) for d, _ in blobs))
+        findings = [Finding(self.name, FindingKind.MALWARE, n, w) for (_, w), n in zip(blobs, names, strict=True) if n]
         return ScanResult(self.name, unique(findings))

@@ -57,6 +57,7 @@ def compile_rules(dirs: list[Path]) -> tuple[object, str, float]:
 class YaraScanner:
     name = "yara"
     vendor = "yara"
+    vendor_signatures = False  # our own rules and the site's: defence in depth, not measure 2
 
     def __init__(
         self,

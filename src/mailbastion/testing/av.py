@@ -53,6 +53,11 @@ class FakeScanner:
     signature_date: object = None
     kind: FindingKind = FindingKind.MALWARE
     seen: list[ScanSubject] = field(default_factory=list)
+    vendor_signatures: bool | None = None  # None: as the real engine of that name (clamav, icap: yes)
+
+    def __post_init__(self) -> None:
+        if self.vendor_signatures is None:
+            self.vendor_signatures = self.name in ("clamav", "icap")
 
     async def scan(self, subject: ScanSubject) -> ScanResult:
         import asyncio
@@ -198,6 +203,14 @@ def message_in_message(data: bytes, name: str) -> bytes:
     return outer.as_bytes()
 
 
+def message_in_message_base64(data: bytes, name: str) -> bytes:
+    """A forwarded message sent base64-encoded: RFC 2046 forbids it for message/rfc822, clients decode it."""
+    inner = _base("forwarded")
+    inner.set_content("original\n")
+    inner.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    return attach([("forwarded.eml", "message/rfc822", inner.as_bytes())], subject="Fwd: forwarded")
+
+
 def broken_boundary(data: bytes, name: str) -> bytes:
     # The declared boundary never appears; the parts use another one, and there is no closing line.
     b64 = base64.encodebytes(data).replace(b"\n", b"\r\n")
@@ -227,6 +240,7 @@ WRAPPINGS: dict[str, Callable[[bytes, str], bytes]] = {
     "zip_nested3": zip_nested3,
     "tar_gz": tar_gz,
     "message_in_message": message_in_message,
+    "message_in_message_base64": message_in_message_base64,
     "broken_boundary": broken_boundary,
     "rtl_override_name": rtl_override_name,
 }

@@ -4,6 +4,7 @@
         scanner = ClamdScanner(socket_path=clamd.socket_path)
         clamd.stop(); ...; clamd.start()              # clamd down mid-run, then back
         clamd.write_database(age=timedelta(days=3))   # stale signatures, then clamd.reload()
+        clamd.write_local_database()                  # .ndb/.hdb only: VERSION carries no date
 
 The signature database is made here, at test time (freshclam cannot reach the internet in tests
 and a real site runs freshclam on schedule): an unsigned `daily.cud` holding the EICAR signature
@@ -106,6 +107,7 @@ class ClamdTestServer:
         signature_age: timedelta = timedelta(hours=1),
         extra_hashes: dict[str, bytes] | None = None,
         start_timeout: float = 60.0,
+        cache: bool = True,
     ) -> None:
         binary = clamd_binary()
         if binary is None:
@@ -128,7 +130,9 @@ class ClamdTestServer:
         self.conf_path = self.dir / "clamd.conf"
         self.start_timeout = start_timeout
         self.extra_hashes = dict(extra_hashes or {})
+        self.cache = cache  # clamd's own cache of clean results by hash; benchmarks turn it off
         self.version = 27000
+        self.local_only = False
         self.proc: subprocess.Popen[bytes] | None = None
         self.write_database(age=signature_age)
         self._write_conf()
@@ -152,6 +156,7 @@ class ClamdTestServer:
                 "ScanMail yes",
                 "ScanArchive yes",
                 "Bytecode no",
+                *([] if self.cache else ["DisableCache yes"]),
                 "",
             ])
         )
@@ -159,11 +164,26 @@ class ClamdTestServer:
     def write_database(self, *, age: timedelta = timedelta(hours=1), version: int | None = None) -> None:
         """Write daily.cud built `age` ago; call reload() to have a running clamd read it."""
         self.version = version if version is not None else self.version + 1
+        self.local_only = False
         built = datetime.now(UTC) - age
         data = build_cud(self.version, built, _signature_files(self.extra_hashes))
+        for name in _signature_files():
+            (self.db_dir / name).unlink(missing_ok=True)
         tmp = self.db_dir / "daily.cud.tmp"
         tmp.write_bytes(data)
         tmp.replace(self.db_dir / "daily.cud")
+
+    def write_local_database(self, *, age: timedelta = timedelta(hours=1)) -> None:
+        """Write the same signatures as plain daily.ndb and daily.hdb files, with no .cud: clamd's VERSION then
+        carries no signature version nor date (like a site's own databases, or the anchor bench's). The files'
+        modification time is `age` ago. Call reload() to have a running clamd read them."""
+        self.local_only = True
+        stamp = (datetime.now(UTC) - age).timestamp()
+        (self.db_dir / "daily.cud").unlink(missing_ok=True)
+        for name, data in _signature_files(self.extra_hashes).items():
+            path = self.db_dir / name
+            path.write_bytes(data)
+            os.utime(path, (stamp, stamp))
 
     # ---- lifecycle
 
@@ -206,15 +226,16 @@ class ClamdTestServer:
         self.start()
 
     def reload(self, timeout: float = 30.0) -> None:
-        """RELOAD and wait until VERSION reports the version on disk."""
+        """RELOAD and wait until VERSION reports the database on disk (no version at all for local files)."""
         self.command("RELOAD")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             reply = self.command("VERSION", quiet=True) or ""
-            if f"/{self.version}/" in reply:
+            if (f"/{self.version}/" in reply) if not self.local_only else (reply.startswith("ClamAV ")
+                                                                             and "/" not in reply):
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"clamd did not load database version {self.version}")
+        raise RuntimeError(f"clamd did not load the database on disk (version {self.version})")
 
     @property
     def is_running(self) -> bool:

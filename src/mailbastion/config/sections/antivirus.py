@@ -4,6 +4,7 @@
     workstation_engine = "microsoft"        # the workstations' product: no mail engine may be only that
     required = ["clamav", "attachments"]    # empty: every configured engine is required (fail closed)
     [antivirus.clamav]
+    enabled = "auto"                         # on whenever clamd answers with signatures
     socket = "/run/clamav/clamd.ctl"         # or address = "127.0.0.1:3310"
     [antivirus.yara]
     rule_dirs = ["yara"]                    # our shipped rules are always loaded first
@@ -26,7 +27,11 @@ PolicyAction = Literal["reject", "quarantine", "accept"]
 
 
 class ClamavSection(Section):
-    enabled: bool = True
+    # "auto": used whenever clamd answers (checked at start, on reload and every freshness_interval; logged when
+    # it comes on or goes away); while it does not, measure 2 is not met and stale_policy decides what mail gets.
+    # true: clamd must answer, or mail gets 451. false: off (then the gateway starts only with another vendor's
+    # engine, or with stale_policy = "alarm_only").
+    enabled: bool | Literal["auto"] = "auto"
     socket: str | None = "/var/run/clamav/clamd.ctl"  # unix socket of clamd (Debian default)
     address: str | None = None  # "127.0.0.1:3310" instead of the socket (loopback or a trusted scanner host)
     connect_timeout: float = Field(2.0, gt=0)
@@ -35,6 +40,15 @@ class ClamavSection(Section):
     chunk_size: int = Field(64 * 1024, ge=1024, le=4 * 1024 * 1024)
     stream_max_length: int = Field(25 * 1024 * 1024, ge=1024)  # at most clamd's StreamMaxLength (Debian: 25M)
     max_signature_age_hours: float = Field(24.0, gt=0)  # over this, the freshness alarm rings
+    # A clamd with local databases only (.ndb/.hdb ..., no daily/main .cvd) reports no build date. "stale": its age
+    # is unknown, so stale_policy applies; "newest_file": its age is that of the newest file in database_dir
+    # (which must be readable here, i.e. clamd on this host). Sites that build their own databases use the latter.
+    undated_signatures: Literal["stale", "newest_file"] = "stale"
+    database_dir: str = "/var/lib/clamav"  # clamd's DatabaseDirectory, read only for undated_signatures
+    # clamd gets each decoded part once, and the raw message only when the MIME is malformed. True also sends
+    # every raw message: for signature sets written against whole mails (third-party "Email." and phishing
+    # sets); it about doubles clamd's work (docs/antivirus.md has the figures).
+    scan_whole_message: bool = False
 
 
 class YaraSection(Section):
@@ -97,6 +111,10 @@ class AntivirusSection(Section):
     engine_timeout: float = Field(90.0, gt=0)  # the whole anti-virus stage, all engines in parallel
     # Messages unpacked and scanned at once; the rest wait. Bounds memory: each may unpack archives.max_total_size.
     max_concurrent_scans: int = Field(8, ge=1, le=1024)
+    # While a signature engine is stale (over its age limit, or of unknown age) or no engine meets measure 2 (ClamAV
+    # off, without signatures yet, or down while "auto"): "soft_reject" (451 until it is fixed; senders retry),
+    # "hold" (accept into the quarantine), or "alarm_only" (accept what YARA and the attachment policy passed, and
+    # log the alarm; the only setting under which the gateway starts with no vendor engine configured at all).
     stale_policy: Literal["hold", "soft_reject", "alarm_only"] = "soft_reject"
     freshness_interval: float = Field(300.0, gt=0)  # seconds between signature age checks
     cache_size: int = Field(10000, ge=0)  # results cached by content digest; 0 = no cache
@@ -124,7 +142,7 @@ class AntivirusSection(Section):
 
     def configured_engines(self) -> list[str]:
         out: list[str] = []
-        if self.clamav.enabled:
+        if self.clamav.enabled is not False:  # true or "auto"
             out.append("clamav")
         if self.yara.enabled:
             out.append("yara")
@@ -146,10 +164,13 @@ class AntivirusSection(Section):
         if self.required and self.required_engines() != frozenset(self.configured_engines()):
             out.append(f"antivirus.required = {sorted(self.required)} (other engines may fail open)")
         if self.stale_policy == "alarm_only":
-            out.append("antivirus.stale_policy = \"alarm_only\" (mail accepted with stale signatures)")
+            out.append("antivirus.stale_policy = \"alarm_only\" (mail accepted with stale signatures, or with no "
+                       "engine meeting measure 2)")
         for engine in ("clamav", "yara", "attachments"):
-            if not getattr(self, engine).enabled and getattr(d, engine).enabled:
+            if getattr(self, engine).enabled is False and getattr(d, engine).enabled is not False:
                 out.append(f"antivirus.{engine}.enabled = false")
+        if self.clamav.undated_signatures == "newest_file":
+            out.append("antivirus.clamav.undated_signatures = \"newest_file\" (signature age from file times)")
         a, da = self.attachments, d.attachments
         order = {"accept": 0, "quarantine": 1, "reject": 2}
         for key in ("on_blocked", "on_macro", "on_pdf_javascript", "on_encrypted", "on_archive_limit",

@@ -1,4 +1,4 @@
-"""Anti-virus at DATA: every engine on the raw message and every decoded part, in parallel, fail closed.
+"""Anti-virus at DATA: every engine on the message's decoded parts, in parallel, fail closed.
 
 What it reports (weights in config/scores/antivirus.toml):
 
@@ -7,7 +7,12 @@ What it reports (weights in config/scores/antivirus.toml):
     AV_ENCRYPTED_ARCHIVE, AV_ARCHIVE_LIMIT, AV_UNSCANNABLE                 quarantine, by configuration
     AV_MIME_MALFORMED, AV_SUSPICIOUS                                       scored (and optionally forced)
     AV_ENGINE_UNAVAILABLE       a required engine down or too slow → forced 451 4.7.0; optional: scored only
-    AV_SIGNATURES_STALE         signatures over their age limit → hold, soft reject or alarm only
+    AV_SIGNATURES_STALE         signatures over their age limit, or of unknown age → hold, soft reject or alarm only
+    AV_MEASURE2_NOT_MET         no engine with vendor signatures scanned it (ClamAV "auto" and off, or none
+                                configured) → the same policy as stale signatures
+
+An engine the freshness watch reports off (ClamAV with `enabled = "auto"` while clamd does not answer) is
+skipped; it is back in the next message after the watch sees it answer.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 
 from mailbastion.core import replies
 from mailbastion.core.errors import EngineUnavailable
+from mailbastion.core.message import SpooledMessage
 from mailbastion.core.replies import Reply
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import Action, CheckResult, Edit, Forced, Symbol
@@ -45,7 +51,8 @@ KIND_SYMBOLS: dict[FindingKind, str] = {
     FindingKind.MALFORMED: "AV_MIME_MALFORMED",
     FindingKind.SUSPICIOUS: "AV_SUSPICIOUS",
 }
-SYMBOLS = frozenset(VIRUS_SYMBOLS | set(KIND_SYMBOLS.values()) | {"AV_ENGINE_UNAVAILABLE", "AV_SIGNATURES_STALE"})
+SYMBOLS = frozenset(VIRUS_SYMBOLS | set(KIND_SYMBOLS.values())
+                    | {"AV_ENGINE_UNAVAILABLE", "AV_SIGNATURES_STALE", "AV_MEASURE2_NOT_MET"})
 _REPLIES: dict[FindingKind, Reply] = {
     FindingKind.BLOCKED: replies.BLOCKED_ATTACHMENT,
     FindingKind.MACRO: replies.MACRO_ATTACHMENT,
@@ -84,6 +91,7 @@ class AntivirusReport:
     results: tuple[ScanResult, ...]
     failures: tuple[tuple[str, str], ...] = ()  # (engine, reason)
     findings: tuple[Finding, ...] = field(default=())
+    skipped: tuple[str, ...] = ()  # auto engines that were off (not asked)
 
     @property
     def engines(self) -> tuple[str, ...]:
@@ -125,25 +133,35 @@ class AntivirusCheck(BaseCheck):
         # Each scan may hold its unpacked archives in memory: a bound on scans is a bound on memory.
         self._scans = asyncio.Semaphore(max_concurrent)
 
-    async def scan(self, raw: bytes) -> AntivirusReport:
-        """Run every engine on the message; never raises for one engine's failure."""
+    async def scan(self, message: SpooledMessage | bytes) -> AntivirusReport:
+        """Run every engine on the message's decoded parts (`SpooledMessage.parts`, parsed once and shared
+        with the other checks); never raises for one engine's failure."""
+        if not isinstance(message, SpooledMessage):
+            message = SpooledMessage(message)
+        raw = message.raw
         results: list[ScanResult] = []
         failures: list[tuple[str, str]] = []
         pending: list[Scanner] = []
         digest = ""
+        scanners = self.scanners
+        skipped: tuple[str, ...] = ()
+        if self.freshness is not None:
+            await self.freshness.ensure_checked()
+            scanners = [s for s in self.scanners if self.freshness.is_active(s.name)]
+            skipped = tuple(s.name for s in self.scanners if s not in scanners)
         if self.cache is not None:
             digest = hashlib.sha256(raw).hexdigest()
-            for s in self.scanners:
+            for s in scanners:
                 hit = self.cache.get(("message", s.name, getattr(s, "generation", ""), digest))
                 if hit is not None:
                     results.append(hit)
                 else:
                     pending.append(s)
         else:
-            pending = list(self.scanners)
+            pending = list(scanners)
         if pending:
             async with self._scans:
-                subject = await asyncio.to_thread(build_subject, raw, self.limits, max_parts=self.max_parts)
+                subject = await asyncio.to_thread(build_subject, message, self.limits, max_parts=self.max_parts)
                 outcomes = await asyncio.gather(
                     *(asyncio.wait_for(s.scan(subject), self.engine_timeout) for s in pending), return_exceptions=True
                 )
@@ -161,15 +179,17 @@ class AntivirusCheck(BaseCheck):
                     failures.append((s.name, f"{type(out).__name__}: {out}"[:200]))
                 else:
                     raise out  # CancelledError and friends
+        if failures and self.freshness is not None and any(n in self.freshness.auto for n, _ in failures):
+            self.freshness.recheck_soon()  # an auto engine that fails is probably going away: look now
         findings = tuple(f for r in results for f in r.findings)
-        return AntivirusReport(tuple(results), tuple(failures), findings)
+        return AntivirusReport(tuple(results), tuple(failures), findings, skipped)
 
     async def __call__(self, ctx: CheckContext) -> CheckResult:
         if ctx.message is None:
             return CheckResult()
         try:
             async with asyncio.timeout(self.engine_timeout + 20.0):
-                report = await self.scan(ctx.message.raw)
+                report = await self.scan(ctx.message)
         except TimeoutError:
             raise EngineUnavailable("anti-virus stage timed out") from None
         except EngineUnavailable:
@@ -201,15 +221,27 @@ class AntivirusCheck(BaseCheck):
                 reply = _REPLIES[f.kind] if action is Action.REJECT else replies.OK
                 forced.append(Forced(action, reply, by=self.name))
         if self.freshness is not None:
-            for status in self.freshness.stale():
+            stale = self.freshness.stale()
+            for status in stale:
                 symbols.append(Symbol("AV_SIGNATURES_STALE", status.describe()[:200]))
-                if self.policy.stale_policy == "soft_reject":
-                    forced.append(Forced(Action.SOFT_REJECT, replies.SIGNATURES_STALE, by=self.name))
-                elif self.policy.stale_policy == "hold":
-                    forced.append(Forced(Action.QUARANTINE, replies.OK, by=self.name))
+                forced.extend(self._stale_policy(replies.SIGNATURES_STALE))
+            if self.freshness.measure2_enforced and not stale and not report.failures:
+                measure2 = self.freshness.measure2()
+                if not measure2.met:
+                    # No vendor-signature engine scanned this message (ClamAV off, without signatures, ...):
+                    # YARA and the attachment policy alone do not make it safe; treated as stale signatures.
+                    symbols.append(Symbol("AV_MEASURE2_NOT_MET", measure2.describe()[:200]))
+                    forced.extend(self._stale_policy(replies.SCAN_UNAVAILABLE))
         # Malware is certain even if another engine is down: reject beats 451 (max by severity).
         strongest = max(forced, key=lambda f: f.action) if forced else None
         edits: tuple[Edit, ...] = ()
         if not report.failures:
             edits = (Edit.prepend("X-Virus-Scanned", "mailbastion (" + ", ".join(report.engines) + ")"),)
         return CheckResult(tuple(dict.fromkeys(symbols)), strongest, edits)
+
+    def _stale_policy(self, reply: Reply) -> list[Forced]:
+        if self.policy.stale_policy == "soft_reject":
+            return [Forced(Action.SOFT_REJECT, reply, by=self.name)]
+        if self.policy.stale_policy == "hold":
+            return [Forced(Action.QUARANTINE, replies.OK, by=self.name)]
+        return []  # alarm_only: the symbol and the watch's log line are the alarm
