@@ -39,7 +39,7 @@ def test_data_terminator_only_at_crlf_dot_crlf() -> None:
     assert read_all(b"\r\n.\r\n") == (b"\r\n", 5)
     for fake in (b"a\n.\nb", b"a\r.\rb", b"a\r\n.\nb", b"x" * 50 + b".\r\n"):
         assert read_all(fake + b"\r\n") is None  # not an end of data: still waiting
-    assert read_all(b"a\n.\nb\r\n.\r\n") == (b"a\n.\nb\r\n", 11)
+    assert read_all(b"a\n.\nb\r\n.\r\n") == (b"a\n.\nb\r\n", 10)
 
 
 def test_data_over_the_limit_is_dropped_but_read_to_its_end() -> None:
