@@ -228,7 +228,7 @@ class SmtpSession(TransactionCommands):
             lines.append("REQUIRETLS")  # RFC 8689 §4: only on a TLS-protected session
             params.add("REQUIRETLS")
         mechanisms = self.edge.handler.auth_mechanisms
-        if mechanisms and tls and self.peer.authenticated_as is None:
+        if mechanisms and tls:
             lines.append("AUTH " + " ".join(mechanisms))
             params.add("AUTH")  # RFC 4954 §5
         if self.socket_ip in cfg.xclient_from:
@@ -309,7 +309,7 @@ class SmtpSession(TransactionCommands):
             changes["port"] = request.port
         if "NAME=" in arg.upper():
             changes["hostname"] = request.name
-        self.peer = self.peer.evolve(helo="", **changes)
+        self.peer = self.peer.evolve(helo="", authenticated_as=None, **changes)
         self.xclient_helo = request.helo
         self.helo_name, self.esmtp = None, False  # the client says EHLO again; it reports as `xclient_helo`
         await self.reset_transaction()
