@@ -223,6 +223,11 @@ def main() -> int:
           f"{'peak RSS MB':>11}")
     ctx = multiprocessing.get_context("fork")
     servers = {}
+    import importlib.util
+
+    if not args.no_sink and importlib.util.find_spec("aiosmtpd") is None:
+        print("# aiosmtpd Sink: skipped (install the `bench` extra for this comparison row)")
+        args.no_sink = True
     for kind in ("gateway",) if args.no_sink else ("gateway", "sink"):  # levels interleaved: noise hits both
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_child, args=(kind, args.uvloop, child))
