@@ -44,6 +44,8 @@ class NetworkList:
         self._nets = tuple(ip_network(str(i), strict=False) for i in items)
 
     def __contains__(self, ip: object) -> bool:
+        if not self._nets:
+            return False
         try:
             addr = ip_address(str(ip))
         except ValueError:
