@@ -51,7 +51,7 @@ async def test_auth_plain_after_starttls(engine: Engine, client_tls: ssl.SSLCont
     d = await tls_session(engine, client_tls)
     ehlo = await d.cmd("EHLO client.example.org")
     assert "AUTH PLAIN LOGIN" in ehlo.lines
-    assert (await d.cmd("AUTH PLAIN " + b64(f"\0alice@example.net\0wrong"))).code == 535
+    assert (await d.cmd("AUTH PLAIN " + b64("\0alice@example.net\0wrong"))).code == 535
     ok = await d.cmd("AUTH PLAIN " + b64(f"\0alice@example.net\0{PASSWORD}"))
     assert (ok.code, ok.status) == (235, "2.7.0")
     assert (await d.cmd("AUTH PLAIN " + b64(f"\0alice@example.net\0{PASSWORD}"))).code == 503  # once

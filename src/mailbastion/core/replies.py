@@ -99,7 +99,7 @@ TRANSACTION_FAILED = Reply(554, "5.5.0", "Transaction failed")
 BARE_LINEFEED = Reply(554, "5.6.11", "Bare CR or LF in message data refused (RFC 5321 section 2.3.8)")
 EIGHTBIT_WITHOUT_8BITMIME = Reply(554, "5.6.1", "8-bit data without BODY=8BITMIME")
 
-# Added for the SMTP edge (smtp/server.py); additive only.
+# Added for the SMTP edge (smtp/); additive only.
 READY_FOR_TLS = Reply(220, "2.0.0", "Ready to start TLS")
 START_MAIL_INPUT = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
 HELP = Reply(214, "2.0.0", "See RFC 5321")

@@ -34,7 +34,7 @@ only in a session whose EHLO advertised its keyword, else 555 5.5.4).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from mailbastion.core import replies
 from mailbastion.core.address import Address
@@ -48,7 +48,10 @@ __all__ = ["BaseHandler", "LmtpStageHandler", "SessionHandler", "StageHandler"]
 
 @runtime_checkable
 class SessionHandler(Protocol):
-    auth_mechanisms: tuple[str, ...]  # SASL mechanisms the role accepts ("PLAIN", "LOGIN"); () = no AUTH
+    @property
+    def auth_mechanisms(self) -> tuple[str, ...]:
+        """SASL mechanisms the role accepts ("PLAIN", "LOGIN"); () = AUTH never offered."""
+        ...
 
     def extensions(self, peer: PeerInfo) -> Mapping[str, frozenset[str]]:
         """Extra EHLO/LHLO keywords for this peer, each with the MAIL parameters it enables."""
@@ -112,7 +115,7 @@ class BaseHandler:
     """The protocol's defaults: no AUTH, no extensions, every stage accepted, nothing to forget.
     A role inherits it and overrides the stages it decides."""
 
-    auth_mechanisms: ClassVar[tuple[str, ...]] = ()
+    auth_mechanisms: tuple[str, ...] = ()
 
     def extensions(self, peer: PeerInfo) -> Mapping[str, frozenset[str]]:
         return {}

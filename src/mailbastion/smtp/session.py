@@ -141,7 +141,11 @@ class SmtpSession(TransactionCommands):
                     return
                 continue
             writes = self.writes
-            await self._dispatch(line)
+            pending = self._dispatch(line)
+            if pending is not None:
+                reply = await pending
+                if reply is not None:
+                    self.reply(reply)
             if self.closing:
                 return
             if not self.esmtp and len(buffer) and self.writes == writes:
@@ -153,40 +157,46 @@ class SmtpSession(TransactionCommands):
                 self.reply(replies.SHUTTING_DOWN)
                 return
 
-    async def _dispatch(self, line: bytes) -> None:
-        """Handle one command line (without its CRLF)."""
+    def _dispatch(self, line: bytes) -> Awaitable[Reply | None] | None:
+        """Handle one command line (without its CRLF). What needs no handler (refusals, NOOP, QUIT,
+        ...) is answered here, synchronously; otherwise the command's coroutine is returned to await."""
         if len(line) + 2 > self.limits.max_command_length + (64 if self.esmtp else 0):
             # RFC 1870 §3 / RFC 6531 §3.4: ESMTP parameters may lengthen MAIL and RCPT a little.
             self.reply(replies.LINE_TOO_LONG)
-            return
+            return None
         if b"\r" in line or b"\n" in line:
             self.reply(replies.BARE_NEWLINE_IN_COMMAND)
-            return
+            return None
         if b"\x00" in line:
             self.reply(replies.NUL_IN_COMMAND)
-            return
+            return None
         verb, _, raw = line.partition(b" ")
         verb = verb.upper()
         command = (_LMTP if self.lmtp else _SMTP).get(verb)
-        if command is None:
+        local = _LOCAL.get(verb) if command is None else None
+        if command is None and local is None:
             self.unknown += 1
             log.info("unknown command session=%s client=%s verb=%r", self.peer.session_id, self.peer.ip, verb[:32])
             over = self.unknown >= self.limits.max_unknown_commands
             self.reply(replies.TOO_MANY_ERRORS if over else replies.UNKNOWN_COMMAND)
-            return
+            return None
         if self.cfg.require_starttls and self.peer.tls is None and verb not in _BEFORE_TLS:
             self.reply(replies.ENCRYPTION_REQUIRED)
-            return
+            return None
         # Arguments may be UTF-8 (RFC 6531), and nothing else: other 8-bit bytes would travel on
         # as undecodable text into the spool, the logs and the next hop.
         try:
             arg = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
             self.reply(replies.PARAM_SYNTAX.with_text("Invalid UTF-8 in command (RFC 6531)"))
-            return
-        reply = await command(self, arg)
-        if reply is not None:
-            self.reply(reply)
+            return None
+        if local is not None:
+            reply = local(self, arg)
+            if reply is not None:
+                self.reply(reply)
+            return None
+        assert command is not None
+        return command(self, arg)
 
     # -- HELO, EHLO, LHLO ----------------------------------------------------------------------
 
@@ -254,22 +264,24 @@ class SmtpSession(TransactionCommands):
         await self.reset_transaction()
         return replies.OK
 
-    async def cmd_noop(self, arg: str) -> Reply | None:
+    # Synchronous: answered while parsing the batch, no coroutine (see `_LOCAL`).
+
+    def cmd_noop(self, arg: str) -> Reply | None:
         return replies.OK
 
-    async def cmd_quit(self, arg: str) -> Reply | None:
+    def cmd_quit(self, arg: str) -> Reply | None:
         self.reply(replies.CLOSING)
         self.close()
         return None
 
-    async def cmd_vrfy(self, arg: str) -> Reply | None:
+    def cmd_vrfy(self, arg: str) -> Reply | None:
         # RFC 5321 §3.5.3: 252 without disclosing whether the mailbox exists.
         return replies.CANNOT_VRFY if arg else replies.PARAM_SYNTAX
 
-    async def cmd_not_implemented(self, arg: str) -> Reply | None:
-        return replies.NOT_IMPLEMENTED  # EXPN
+    def cmd_expn(self, arg: str) -> Reply | None:
+        return replies.NOT_IMPLEMENTED
 
-    async def cmd_help(self, arg: str) -> Reply | None:
+    def cmd_help(self, arg: str) -> Reply | None:
         return replies.HELP
 
     # -- STARTTLS, XCLIENT, AUTH ---------------------------------------------------------------
@@ -362,11 +374,13 @@ class SmtpSession(TransactionCommands):
                 return None
 
 
+_LOCAL: dict[bytes, Callable[[SmtpSession, str], Reply | None]] = {
+    b"NOOP": SmtpSession.cmd_noop, b"QUIT": SmtpSession.cmd_quit, b"VRFY": SmtpSession.cmd_vrfy,
+    b"EXPN": SmtpSession.cmd_expn, b"HELP": SmtpSession.cmd_help,
+}
 _COMMON: dict[bytes, Command] = {
     b"MAIL": SmtpSession.cmd_mail, b"RCPT": SmtpSession.cmd_rcpt, b"DATA": SmtpSession.cmd_data,
-    b"BDAT": SmtpSession.cmd_bdat, b"RSET": SmtpSession.cmd_rset, b"NOOP": SmtpSession.cmd_noop,
-    b"QUIT": SmtpSession.cmd_quit, b"VRFY": SmtpSession.cmd_vrfy, b"EXPN": SmtpSession.cmd_not_implemented,
-    b"HELP": SmtpSession.cmd_help,
+    b"BDAT": SmtpSession.cmd_bdat, b"RSET": SmtpSession.cmd_rset,
 }
 _SMTP: dict[bytes, Command] = {
     **_COMMON, b"HELO": SmtpSession.cmd_helo, b"EHLO": SmtpSession.cmd_ehlo,
