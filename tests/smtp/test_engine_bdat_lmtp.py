@@ -30,7 +30,7 @@ async def test_bdat_chunks_with_and_without_last() -> None:
     assert (await d.cmd("BDAT 0 LAST")).code == 250  # ends the message with what came before
     assert engine.handler.received[1].content == b".leading\r\n"
     await ehlo_mail_rcpt(d)
-    assert (await raw(d, b"BDAT 5 LAST\r\nhello")).code == 250
+    assert (await d.bdat(b"hello", last=True)).code == 250
     assert engine.handler.received[2].content == b"hello\r\n"  # a message ends with a line end
     await d.close()
     await engine.stop()

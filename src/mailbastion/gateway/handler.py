@@ -14,7 +14,7 @@ At DATA, in this order:
   3. run the DATA checks and decide the Verdict (a forced outcome beats the score);
   4. apply the verdict's edits, prepend our Received and, from ADD_HEADER up, X-Spam-Score/Status;
   5. REJECT → 5xx; SOFT_REJECT → 4xx; QUARANTINE → quarantine.put; JUNK → commit(junk=True) (the
-     queue record carries it; the LMTP client adds `X-Mailbastion-Junk: yes` on the trusted link);
+     queue record carries it to the LMTP link, where it becomes `XFOLDER=Junk`, HELPERS.md);
      else commit. A 250 only after the store returns (a 250 is a promise); SpoolFull → 452 4.3.1.
 Every message that reaches DATA, and every refused recipient, gets one `mailbastion.smtp` log line.
 """
