@@ -14,8 +14,9 @@ The LMTP link (HELPERS.md): `XMAILBASTION` is offered only to a client whose cer
 verified, and with it the MAIL parameters `XQUEUEID=<queue id>` and `XFOLDER=INBOX|Junk`
 (`core.verdict.Folder`; Junk maps to `mailbox.junk_folder`). With XQUEUEID, delivery is exactly
 once (`journal.py`): a (queue id, mailbox) pair already delivered answers 250 and writes nothing.
-Without it (a client of before the link) the message goes to INBOX with a fresh file name, and the
-old `X-Mailbastion-Junk: yes` header still files it under Junk when the client is verified.
+Without them (the client of before the link) its `X-Mailbastion-Queue-Id` and `X-Mailbastion-Junk: yes`
+headers stand in, from a verified client only; from anyone else the message goes to INBOX with a fresh
+file name and no exactly-once.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from mailbastion.core import replies
 from mailbastion.core.address import Address
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.header_block import HeaderBlock
-from mailbastion.core.headers import INTERNAL_PREFIX, JUNK
+from mailbastion.core.headers import INTERNAL_PREFIX, JUNK, QUEUE_ID
 from mailbastion.core.message import SpooledMessage
 from mailbastion.core.peer import PeerInfo
 from mailbastion.core.ports import Resolution, ResolutionKind
@@ -161,12 +162,19 @@ class LmtpHandler(BaseHandler):
             log.error("lmtp: %d recipient plans for %d recipients", len(plans), len(envelope.recipients))
             return [replies.TEMP_FAILURE] * len(envelope.recipients)
         params = dict(envelope.mail_params)
-        queue_id = params.get("XQUEUEID")
+        queue_id = params.get("XQUEUEID") or self._legacy_queue_id(peer, message.header)
         junk = self._is_junk(peer, params, message.header)
         block = message.header.where(lambda f: not f.name.startswith(_INTERNAL))
         boxes = list(dict.fromkeys(box for plan in plans for box in plan.mailboxes))
         results = await asyncio.to_thread(self._deliver_all, boxes, envelope.sender_text, block, junk, queue_id)
         return [_combine([results[box] for box in plan.mailboxes]) for plan in plans]
+
+    @staticmethod
+    def _legacy_queue_id(peer: PeerInfo, header: HeaderBlock) -> str | None:
+        """The queue id in `X-Mailbastion-Queue-Id`, as the LMTP client of before XQUEUEID adds it;
+        trusted (exactly-once on) only from our gateway's verified certificate."""
+        value = (header.first(QUEUE_ID) or "").strip()
+        return value if value and _is_verified(peer) and is_queue_id(value) else None
 
     def _is_junk(self, peer: PeerInfo, params: dict[str, str], header: HeaderBlock) -> bool:
         if "XFOLDER" in params:
