@@ -35,13 +35,19 @@ async def tls_session(engine: Engine, client_tls: ssl.SSLContext) -> SmtpDialogu
     return d
 
 
-async def test_auth_not_offered_nor_accepted_in_clear_text(engine: Engine) -> None:
+async def test_auth_not_offered_nor_accepted_in_clear_text(engine: Engine,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     d = await engine.connect()
     ehlo = await d.cmd("EHLO client.example.org")
     assert not [x for x in ehlo.lines if x.startswith("AUTH")]
     r = await d.cmd("AUTH PLAIN " + b64(f"\0alice@example.net\0{PASSWORD}"))
     assert (r.code, r.status) == (538, "5.7.11")
+    # A client that sends LOGIN's responses blind: refused as commands, and never logged.
+    await d.send(f"AUTH LOGIN\r\n{b64('alice@example.net')}\r\n{b64(PASSWORD)}\r\n".encode())
+    assert [(await d.read_reply()).code for _ in range(3)] == [538, 500, 500]
     assert engine.handler.auths == []  # the handler never saw the password
+    assert b64(PASSWORD) not in caplog.text and PASSWORD not in caplog.text
     await d.close()
 
 

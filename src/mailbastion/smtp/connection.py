@@ -52,8 +52,9 @@ def wire(reply: Reply) -> bytes:
     data = _WIRE.get(reply)
     if data is None:
         data = (str(reply) + "\r\n").encode("utf-8")
-        if len(_WIRE) < 1024:
-            _WIRE[reply] = data
+        if len(_WIRE) >= 1024:
+            _WIRE.clear()  # replies made per message (queue ids) must not fill it for good
+        _WIRE[reply] = data
     return data
 
 

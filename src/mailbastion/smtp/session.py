@@ -42,6 +42,11 @@ log = logging.getLogger("mailbastion.smtp")
 
 Command = Callable[["SmtpSession", str], Awaitable[Reply | None]]
 _BEFORE_TLS = {b"EHLO", b"HELO", b"LHLO", b"STARTTLS", b"NOOP", b"QUIT", b"RSET"}  # RFC 3207 §4
+_KNOWN_VERBS = frozenset({  # named in the log when refused; any other unknown line is not
+    b"HELO", b"EHLO", b"LHLO", b"MAIL", b"RCPT", b"DATA", b"BDAT", b"RSET", b"NOOP", b"QUIT", b"VRFY", b"EXPN",
+    b"HELP", b"STARTTLS", b"AUTH", b"XCLIENT", b"ETRN", b"TURN", b"ATRN", b"BURL", b"SEND", b"SOML", b"SAML",
+    b"XFORWARD", b"XEXCH50", b"PROXY", b"GET", b"POST", b"HEAD", b"CONNECT", b"USER", b"PASS",
+})
 
 
 class SmtpSession(TransactionCommands):
@@ -176,7 +181,10 @@ class SmtpSession(TransactionCommands):
         local = _LOCAL.get(verb) if command is None else None
         if command is None and local is None:
             self.unknown += 1
-            log.info("unknown command session=%s client=%s verb=%r", self.peer.session_id, self.peer.ip, verb[:32])
+            # Only a verb we know of is named: an unknown line may be a SASL response sent blind
+            # (a client pipelining AUTH LOGIN in clear text), i.e. a password in base64.
+            named = verb.decode("ascii") if verb in _KNOWN_VERBS else f"<{len(line)} octets>"
+            log.info("unknown command session=%s client=%s verb=%s", self.peer.session_id, self.peer.ip, named)
             over = self.unknown >= self.limits.max_unknown_commands
             self.reply(replies.TOO_MANY_ERRORS if over else replies.UNKNOWN_COMMAND)
             return None
