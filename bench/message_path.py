@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The message-path benchmark: client → gateway → spool (fsync) → LMTP over mutual TLS → MDA → Maildir.
 
-    .venv/bin/python bench/message_path.py                         # ours and aiosmtpd's Sink, c = 1, 8, 32
+    .venv/bin/python bench/message_path.py                         # ours and aiosmtpd's Sink (`bench` extra), c = 1, 8, 32
     .venv/bin/python bench/message_path.py --postfix               # + Postfix relaying to an LMTP sink (root)
     .venv/bin/python bench/message_path.py --profile full          # every filter on (auth, AV w/o clamd, spam)
 
@@ -197,7 +197,13 @@ def bench_ours(anchor: Path, profile: str, conc_list: list[int], args: argparse.
 
 
 def bench_sink(anchor: Path, conc_list: list[int], args: argparse.Namespace) -> list[dict]:
-    """aiosmtpd's bare Sink handler: the floor of an aiosmtpd-based server (no XCLIENT: it has none)."""
+    """aiosmtpd's bare Sink handler: the floor of an aiosmtpd-based server (no XCLIENT: it has none).
+    A comparison row only: aiosmtpd is the `bench` extra (`pip install -e .[bench]`), not a dependency."""
+    import importlib.util
+
+    if importlib.util.find_spec("aiosmtpd") is None:
+        print("aiosmtpd Sink: skipped (install the `bench` extra for this comparison row)", file=sys.stderr)
+        return []
     code = ("import asyncio,sys\nfrom aiosmtpd.controller import Controller\nfrom aiosmtpd.handlers import Sink\n"
             f"c=Controller(Sink(),hostname='127.0.0.1',port={args.port + 2});c.start()\n"
             "import signal;signal.sigwait({signal.SIGTERM})\n")

@@ -78,3 +78,20 @@ def test_plus_tag_and_normalized() -> None:
     addr = parse_address("Alice+News@Example.TEST")
     assert addr.without_tag() == Address("Alice", "example.test")
     assert addr.normalized == "alice+news@example.test"
+
+
+@pytest.mark.parametrize("text", ["<Postmaster>", "<postmaster>", "<POSTMASTER>", "PostMaster"])
+def test_postmaster_without_domain(text: str) -> None:
+    # RFC 5321 §4.1.1.3: RCPT TO:<Postmaster> (any case) must be accepted; the receiving role maps it.
+    addr = parse_path(text, allow_postmaster=True)
+    assert addr is not None and addr.is_bare_postmaster
+    assert str(addr) == "Postmaster" and addr.normalized == "postmaster"
+    with pytest.raises(AddressError):
+        parse_path(text)  # only where the caller allows it (RCPT, not MAIL)
+
+
+def test_only_the_postmaster_may_lack_a_domain() -> None:
+    for text in ("<abuse>", "<postmaster2>", "<postmaster@>"):
+        with pytest.raises(AddressError):
+            parse_path(text, allow_postmaster=True)
+    assert not parse_address("postmaster@example.test").is_bare_postmaster

@@ -19,7 +19,8 @@ def test_directory_exports() -> None:
 
 
 def test_mailbox_exports() -> None:
-    assert set(mailbox.__all__) == {"LmtpHandler", "MailboxDirectory", "MaildirStore", "MdaServer", "QuotaExceeded"}
+    assert set(mailbox.__all__) == {"DeliveredJournal", "LmtpHandler", "MailboxDirectory", "MaildirStore", "MdaServer",
+                                   "QuotaExceeded"}
     for name in mailbox.__all__:
         assert getattr(mailbox, name) is not None
 

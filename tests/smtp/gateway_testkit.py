@@ -40,6 +40,8 @@ def recipients() -> FakeRecipients:
         "bob@example.net": "disabled",
         "team@example.net": ["alice@example.net"],
         "carol@example.com": "local",
+        "postmaster@example.net": "local",
+        "postmaster@example.com": "local",
     })
 
 

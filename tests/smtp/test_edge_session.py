@@ -85,7 +85,8 @@ async def test_malformed_commands_and_addresses(gateway_factory: GatewayFactory)
         assert r.code == code, (line, r)
     assert (await d.cmd("MAIL FROM:<>")).code == 250  # the null sender is fine (bounces)
     assert (await d.cmd("RCPT TO:<>")).code == 501
-    assert (await d.cmd("RCPT TO:<alice@example.net> NOTIFY=NEVER")).code == 555
+    assert (await d.cmd("RCPT TO:<alice@example.net> FOO=bar")).code == 555
+    assert (await d.cmd("RCPT TO:<alice@example.net> NOTIFY=SOMETIMES")).code == 501
     await d.close()
 
 

@@ -10,7 +10,7 @@ from mailbastion.apps.features import Services, make_resolver
 from mailbastion.apps.pipeline import build_pipeline
 from mailbastion.config.loader import parse_settings
 from mailbastion.core.errors import ConfigError
-from mailbastion.smtp.gateway import GatewayHandler
+from mailbastion.gateway import GatewayHandler
 from mailbastion.smtp.handler import StageHandler
 from mailbastion.testing.fakes import FakeSpool
 

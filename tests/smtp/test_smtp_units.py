@@ -1,50 +1,90 @@
-"""Unit tests of the edge's pure parts: data reader, XCLIENT parser, header rewrite, Received."""
+"""Unit tests of the engine's pure parts (input buffer, content checks, argument parsing, XCLIENT, PROXY,
+SASL) and of the gateway's header rewrite and Received field."""
 
 from __future__ import annotations
 
-import asyncio
+import base64
+import struct
+from ipaddress import ip_address
 
 import pytest
 
 from mailbastion.core.address import parse_address
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.peer import PeerInfo, TlsInfo
+from mailbastion.core.replies import Reply
 from mailbastion.core.verdict import Edit
-from mailbastion.smtp import commands, data, handler, received, rewrite, xclient
-from mailbastion.smtp.commands import split_path
-from mailbastion.smtp.data import DataProblem, read_data
+from mailbastion.gateway import received, rewrite
+from mailbastion.smtp import commands, data, handler, xclient
+from mailbastion.smtp.commands import MailRequest, parse_bdat, parse_mail, parse_rcpt, split_path, xtext_decode
+from mailbastion.smtp.data import DataProblem, check_content, unstuff
 from mailbastion.smtp.limits import ConnectionGate, NetworkList
+from mailbastion.smtp.proxy import ProxyError, parse_proxy
+from mailbastion.smtp.reader import InputBuffer
+from mailbastion.smtp.sasl import Credentials, decode_plain, read_credentials
 
 
-async def feed(raw: bytes, *, max_size: int = 10_000, max_line: int = 1000, limit: int = 2048) -> data.DataResult:
-    reader = asyncio.StreamReader(limit=limit)
-    reader.feed_data(raw)
-    reader.feed_eof()
-    return await read_data(reader, max_size=max_size, max_line=max_line)
+def read_all(raw: bytes, *, limit: int = 10_000) -> tuple[bytes | None, int] | None:
+    """Feed `raw` in small pieces, as a network would, and take the DATA section."""
+    buf = InputBuffer(600)
+    ready = buf.start_data(limit)
+    for i in range(0, len(raw), 7):
+        ready = buf.feed(raw[i:i + 7]) or ready
+    return buf.take_data() if ready else None
 
 
-async def test_read_data_plain() -> None:
-    r = await feed(b"a\r\n..b\r\n.\r\nNEXT\r\n")
-    assert (r.content, r.problem) == (b"a\r\n.b\r\n", None)
+def test_data_terminator_only_at_crlf_dot_crlf() -> None:
+    assert read_all(b"a\r\n..b\r\n.\r\nNEXT\r\n") == (b"a\r\n..b\r\n", 11)
+    assert read_all(b".\r\n") == (b"", 3)  # an empty message
+    assert read_all(b"\r\n.\r\n") == (b"\r\n", 5)
+    for fake in (b"a\n.\nb", b"a\r.\rb", b"a\r\n.\nb", b"x" * 50 + b".\r\n"):
+        assert read_all(fake + b"\r\n") is None  # not an end of data: still waiting
+    assert read_all(b"a\n.\nb\r\n.\r\n") == (b"a\n.\nb\r\n", 10)
 
 
-@pytest.mark.parametrize("raw", [b"a\n.\nb\r\n.\r\n", b"a\r.\rb\r\n.\r\n", b"a\r\n.\nb\r\n.\r\n", b"a\rb\r\n.\r\n"])
-async def test_read_data_bare_newlines(raw: bytes) -> None:
-    assert (await feed(raw)).problem is DataProblem.BARE_NEWLINE
+def test_data_over_the_limit_is_dropped_but_read_to_its_end() -> None:
+    got = read_all(b"y" * 5000 + b"\r\n.\r\n", limit=1000)
+    assert got is not None and got[0] is None and got[1] == 5005
 
 
-async def test_read_data_over_long_line_tail_is_not_a_terminator() -> None:
-    # the ".\r\n" below ends an over-long line: it must not end the data
-    r = await feed(b"x" * 5000 + b".\r\n" + b"still data\r\n.\r\n", limit=1024)
-    assert r.problem is DataProblem.LINE_TOO_LONG
-    assert r.size == 5000 + 3 + 12 + 3  # read up to the real terminator, no further
+@pytest.mark.parametrize(("raw", "problem"), [
+    (b"a\n.\nb\r\n", DataProblem.BARE_NEWLINE), (b"a\r.\rb\r\n", DataProblem.BARE_NEWLINE),
+    (b"a\rb\r\n", DataProblem.BARE_NEWLINE), (b"a\x00b\r\n", DataProblem.NUL),
+    (b"x" * 999 + b"\r\n", DataProblem.LINE_TOO_LONG), (b"ok\r\n" + b"x" * 998 + b"\r\n", None),
+])
+def test_check_content(raw: bytes, problem: DataProblem | None) -> None:
+    assert check_content(raw, max_line=1000) is problem
 
 
-async def test_read_data_too_big_and_eof() -> None:
-    assert (await feed(b"y" * 80 + b"\r\n" * 1 + (b"z" * 80 + b"\r\n") * 200 + b".\r\n", max_size=1000)).problem \
-        is DataProblem.TOO_BIG
-    with pytest.raises(asyncio.IncompleteReadError):
-        await feed(b"no terminator\r\n")
+def test_long_line_found_in_a_big_message() -> None:
+    line = b"x" * 70 + b"\r\n"
+    big = line * 40_000  # ~2.9 MB: checked window by window
+    assert check_content(big, max_line=1000) is None
+    assert check_content(big + b"y" * 1500 + b"\r\n" + big, max_line=1000) is DataProblem.LINE_TOO_LONG
+    assert check_content(b"z" * 3_000_000 + b"\r\n", max_line=1000) is DataProblem.LINE_TOO_LONG
+
+
+def test_unstuff() -> None:
+    assert unstuff(b"..a\r\nb\r\n...\r\n.c\r\n") == b".a\r\nb\r\n..\r\nc\r\n"
+
+
+def test_input_buffer_lines_and_overflow() -> None:
+    buf = InputBuffer(20)
+    assert not buf.start_line() and not buf.feed(b"NOOP\r") and buf.feed(b"\nRSET\r\nQU")
+    assert (buf.take_line(), buf.take_line(), buf.take_line()) == (b"NOOP", b"RSET", None)
+    buf.feed(b"x" * 30)
+    assert buf.line_overflow
+    assert not buf.start_discard() and not buf.feed(b"yyy\r") and buf.feed(b"\nNOOP\r\n")
+    assert buf.take_line() == b"NOOP"
+
+
+def test_input_buffer_bytes_and_skip() -> None:
+    buf = InputBuffer(100)
+    buf.feed(b"abc")
+    assert not buf.start_bytes(5) and buf.feed(b"defg")
+    assert buf.take_bytes(5) == b"abcde" and bytes(buf.buf) == b"fg"
+    assert not buf.start_skip(10) and not buf.feed(b"12345") and buf.feed(b"678NOOP\r\n")
+    assert buf.take_line() == b"NOOP"
 
 
 def test_xclient_parse() -> None:
@@ -62,6 +102,75 @@ def test_split_path() -> None:
     assert split_path('TO:<"x>y"@b.example>', "TO:") == ('<"x>y"@b.example>', [])
     assert split_path("TO:<a@b.example>X", "TO:") is None
     assert split_path("TO <a@b.example>", "TO:") is None
+
+
+def test_arguments() -> None:
+    allowed = frozenset({"SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "REQUIRETLS"})
+    got = parse_mail("FROM:<a@b.example> RET=HDRS ENVID=QQ+2B1 BODY=8BITMIME SIZE=10", allowed=allowed, max_size=100)
+    assert isinstance(got, MailRequest)
+    assert (got.ret, got.envid, got.body_8bitmime, got.size) == ("HDRS", "QQ+1", True, 10)
+    assert parse_mail("FROM:<a@b.example> REQUIRETLS", allowed=allowed, max_size=100).requiretls  # type: ignore[union-attr]
+    assert parse_mail("FROM:<a@b.example> REQUIRETLS", allowed=frozenset({"SIZE"}), max_size=100).code == 555  # type: ignore[union-attr]
+    assert parse_mail("FROM:<a@b.example> SIZE=²", allowed=allowed, max_size=100).code == 501  # type: ignore[union-attr]
+    assert parse_mail("FROM:<a@b.example> ENVID=a=b", allowed=allowed, max_size=100).code == 501  # type: ignore[union-attr]
+    assert parse_mail("FROM:<a@b.example> SIZE=1 SIZE=2", allowed=allowed, max_size=100).code == 501  # type: ignore[union-attr]
+    rcpt = parse_rcpt("TO:<c@d.example> NOTIFY=success,Failure ORCPT=rfc822;c+40d.example", smtputf8=False, dsn=True)
+    assert not isinstance(rcpt, Reply)
+    assert (str(rcpt[0]), rcpt[1].notify, rcpt[1].orcpt) == ("c@d.example", ("SUCCESS", "FAILURE"), "rfc822;c@d.example")
+    for bad in ("TO:<c@d.example> NOTIFY=NEVER,DELAY", "TO:<c@d.example> ORCPT=c@d.example", "TO:<c@d.example> NOTIFY="):
+        assert isinstance(parse_rcpt(bad, smtputf8=False, dsn=True), Reply), bad
+    assert parse_rcpt("TO:<c@d.example> NOTIFY=NEVER", smtputf8=False, dsn=False).code == 555  # type: ignore[union-attr]
+    postmaster = parse_rcpt("TO:<PostMaster>", smtputf8=False, dsn=True)
+    assert not isinstance(postmaster, Reply) and postmaster[0].is_bare_postmaster
+    assert (parse_bdat("10"), parse_bdat("0 last"), parse_bdat("x"), parse_bdat("1 FIRST")) == ((10, False), (0, True), None, None)
+    assert xtext_decode("a+2Bb") == "a+b"
+    with pytest.raises(ValueError):
+        xtext_decode("a+2bb")
+
+
+def test_proxy_parser() -> None:
+    assert parse_proxy(b"PROXY TCP4 198.51.100.9 192.0.2.1 40000 25\r\nEHLO") == \
+        parse_proxy(b"PROXY TCP4 198.51.100.9 192.0.2.1 40000 25\r\n")
+    header = parse_proxy(b"PROXY TCP6 2001:db8::1 2001:db8::2 1 25\r\n")
+    assert header is not None and (header.source, header.source_port, header.consumed) == ("2001:db8::1", 1, 41)
+    assert parse_proxy(b"PROXY UNKNOWN whatever\r\n").source is None  # type: ignore[union-attr]
+    assert parse_proxy(b"PRO") is None and parse_proxy(b"PROXY TCP4 1.2") is None and parse_proxy(b"") is None
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    body = ip_address("203.0.113.5").packed + ip_address("192.0.2.1").packed + struct.pack("!HH", 4000, 25)
+    v2 = sig + bytes([0x21, 0x11]) + struct.pack("!H", len(body) + 3) + body + b"\x00\x00\x00"
+    got = parse_proxy(v2 + b"EHLO")
+    assert got is not None and (got.source, got.source_port, got.consumed) == ("203.0.113.5", 4000, len(v2))
+    assert parse_proxy(v2[:20]) is None and parse_proxy(sig[:5]) is None
+    local = parse_proxy(sig + bytes([0x20, 0x00, 0, 0]))
+    assert local is not None and local.source is None
+    for bad in (b"EHLO x\r\n", b"PROXY TCP4 1.2.3.4 ::1 1 2\r\n", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n",
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n", b"PROXY " + b"x" * 200, b"PROXY TCP5 a b 1 2\r\n",
+                sig + bytes([0x31, 0x11, 0, 12]) + body, sig + bytes([0x21, 0x11, 0, 4]) + body[:4],
+                sig + bytes([0x21, 0x12, 0, 12]) + body, b"\r\n\r\nX"):
+        with pytest.raises(ProxyError):
+            parse_proxy(bad)
+
+
+async def test_sasl_decoding() -> None:
+    responses: list[bytes | None] = []
+
+    async def prompt(challenge: bytes) -> bytes | None:
+        return responses.pop(0)
+
+    plain = base64.b64encode(b"\x00alice@example.org\x00s3cret").decode()
+    got = await read_credentials(f"PLAIN {plain}", ("PLAIN", "LOGIN"), prompt)
+    assert got == Credentials("PLAIN", "", "alice@example.org", "s3cret")
+    assert "s3cret" not in repr(got)
+    responses[:] = [base64.b64encode(b"bob"), base64.b64encode(b"pw")]
+    assert await read_credentials("login", ("PLAIN", "LOGIN"), prompt) == Credentials("LOGIN", "", "bob", "pw")
+    responses[:] = [b"*"]
+    assert (await read_credentials("PLAIN", ("PLAIN",), prompt)).code == 501  # type: ignore[union-attr]
+    assert (await read_credentials("PLAIN !!!", ("PLAIN",), prompt)).code == 501  # type: ignore[union-attr]
+    assert (await read_credentials("CRAM-MD5", ("PLAIN",), prompt)).code == 504  # type: ignore[union-attr]
+    responses[:] = [None]
+    assert await read_credentials("LOGIN", ("LOGIN",), prompt) is None
+    with pytest.raises(ValueError):
+        decode_plain(b"only\x00two")
 
 
 def test_rewrite() -> None:
@@ -95,8 +204,8 @@ def test_gate_and_networks() -> None:
 
 
 def test_public_surface() -> None:
-    assert handler.__all__ == ["StageHandler"]
-    assert "read_data" in data.__all__ and "SmtpEdgeProtocol" in commands.__all__
+    assert handler.__all__ == ["BaseHandler", "LmtpStageHandler", "SessionHandler", "StageHandler"]
+    assert "check_content" in data.__all__ and "parse_mail" in commands.__all__
 
 
 @pytest.mark.parametrize("raw", [

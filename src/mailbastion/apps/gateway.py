@@ -21,14 +21,16 @@ import ssl
 from collections.abc import Sequence
 
 from mailbastion.config.schema import Settings
+from mailbastion.config.sections.core import SmtpSection
 from mailbastion.core.ports import QuarantineSink, RecipientResolver, SpoolWriter
+from mailbastion.gateway.handler import GatewayHandler
 from mailbastion.policy.pipeline import Pipeline
 from mailbastion.smtp.edge import EdgeConfig, SmtpEdge
-from mailbastion.smtp.gateway import GatewayHandler
+from mailbastion.smtp.limits import EdgeLimits, NetworkList
 from mailbastion.smtp.listeners import Listeners
 from mailbastion.smtp.tls import server_context
 
-__all__ = ["GatewayServer", "build_gateway", "gateway_tls_context"]
+__all__ = ["GatewayServer", "build_gateway", "edge_config", "edge_limits", "gateway_tls_context"]
 
 log = logging.getLogger("mailbastion.smtp")
 
@@ -42,13 +44,48 @@ def gateway_tls_context(settings: Settings) -> ssl.SSLContext | None:
     return server_context(cert, key, min_version=settings.tls.min_version)
 
 
+def edge_limits(smtp: SmtpSection) -> EdgeLimits:
+    """The MX listener's protocol limits from `[smtp]`."""
+    return EdgeLimits(
+        max_message_size=smtp.max_message_size,
+        max_recipients=smtp.max_recipients,
+        max_line_length=smtp.max_line_length,
+        max_command_length=smtp.max_command_length,
+        max_unknown_commands=smtp.max_unknown_commands,
+        max_errors=smtp.max_errors,
+        max_transactions=smtp.max_transactions_per_connection,
+        idle_timeout=smtp.idle_timeout,
+        data_timeout=smtp.data_timeout,
+        max_connections=smtp.max_connections,
+        max_connections_per_client=smtp.max_connections_per_client,
+    )
+
+
+def edge_config(settings: Settings, tls_context: ssl.SSLContext | None) -> EdgeConfig:
+    """The MX listener's protocol settings (SMTP with DSN, CHUNKING, REQUIRETLS under TLS)."""
+    smtp = settings.smtp
+    return EdgeConfig(
+        hostname=settings.server.hostname,
+        banner=smtp.banner,
+        protocol="smtp",
+        limits=edge_limits(smtp),
+        tls_context=tls_context,
+        require_starttls=smtp.require_starttls and tls_context is not None,
+        # PROXY is on only when enabled *and* some load balancer is trusted to send it.
+        proxy_from=NetworkList(smtp.proxy_protocol_from if smtp.proxy_protocol else []),
+        xclient_from=NetworkList(smtp.xclient_hosts),
+        relay_networks=NetworkList(settings.relay.networks),
+        greet_pause=smtp.greet_pause,
+    )
+
+
 class GatewayServer:
     """The inbound SMTP listeners of one process, around one GatewayHandler."""
 
     def __init__(self, settings: Settings, handler: GatewayHandler, tls_context: ssl.SSLContext | None) -> None:
         self.settings = settings
         self.handler = handler
-        config = EdgeConfig.from_settings(settings, tls_context)
+        config = edge_config(settings, tls_context)
         self.edge = SmtpEdge(handler, config)
         self.tls_edge = SmtpEdge(handler, config, implicit_tls=True) if tls_context else None
         self.listeners: Listeners | None = None

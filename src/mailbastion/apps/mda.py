@@ -1,19 +1,25 @@
-"""Composition root of the MDA role: directory + Maildir store + LMTP over mutual TLS. Wiring only."""
+"""Composition root of the MDA role: directory + Maildir store + delivered journal + LMTP over mutual
+TLS on the protocol engine. Wiring only."""
 
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 
 from mailbastion.config.schema import Settings
 from mailbastion.core.errors import ConfigError
 from mailbastion.directory.store import Directory
-from mailbastion.mailbox.lmtp_server import LmtpHandler, MdaServer
+from mailbastion.mailbox.journal import DeliveredJournal, JournalLocked
+from mailbastion.mailbox.lmtp_handler import LmtpHandler
+from mailbastion.mailbox.lmtp_server import MdaServer
 from mailbastion.mailbox.maildir import MaildirStore
+from mailbastion.smtp.limits import EdgeLimits
 from mailbastion.smtp.tls import server_context
 
 log = logging.getLogger("mailbastion.mda")
 _HEADER_ALLOWANCE = 1024 * 1024  # the gateway adds trace and result fields on top of the size it accepted
+_NO_LIMIT = 1_000_000  # counts the LMTP link does not need: its only client is our own gateway
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -24,29 +30,53 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def mda_limits(settings: Settings) -> EdgeLimits:
+    """The LMTP listener's limits: the gateway's message and line limits (plus the header fields it
+    adds), `lmtp.timeout` for idle and data, and no error or per-client connection limits (one client,
+    our gateway, whose cached sessions live for many deliveries)."""
+    smtp = settings.smtp
+    return EdgeLimits(
+        max_message_size=smtp.max_message_size + _HEADER_ALLOWANCE,
+        max_recipients=smtp.max_recipients,
+        max_line_length=smtp.max_line_length,
+        max_command_length=smtp.max_command_length,
+        max_unknown_commands=smtp.max_unknown_commands,
+        max_errors=_NO_LIMIT,
+        max_transactions=_NO_LIMIT,
+        idle_timeout=settings.lmtp.timeout,
+        data_timeout=settings.lmtp.timeout,
+        max_connections=smtp.max_connections,
+        max_connections_per_client=smtp.max_connections,
+    )
+
+
 def build_mda(settings: Settings, *, directory: Directory | None = None) -> MdaServer:
     """The MDA server for `settings`, not yet started (`await server.start()`). Raises ConfigError when the
-    TLS files are missing: the MDA never listens without TLS."""
+    TLS files are missing (the MDA never listens without TLS) or another MDA holds the mailbox root."""
     tls = settings.tls
+    parse_listen(settings.lmtp.listen)
     try:
         ctx = server_context(settings.path(tls.mda_cert), settings.path(tls.mda_key), min_version=tls.min_version,
                              client_ca=settings.path(tls.ca))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load the MDA certificate, key or CA: {exc}", key="tls.mda_cert") from None
     if not settings.lmtp.require_client_cert:
-        # Weakened on purpose by the site: clients without a certificate may connect, and their
-        # X-Mailbastion-Junk headers are then ignored (has_verified_client_cert is False).
+        # Weakened on purpose by the site: clients without a certificate may connect, but XMAILBASTION
+        # (queue id, Junk folder) is offered only to a verified one.
         ctx.verify_mode = ssl.CERT_OPTIONAL
         log.warning("config.weakened lmtp.require_client_cert=false: LMTP clients need no certificate")
-    store = MaildirStore(settings.path(settings.mailbox.root),
-                         default_quota_bytes=settings.mailbox.default_quota_bytes,
+    root = settings.path(settings.mailbox.root)
+    store = MaildirStore(root, default_quota_bytes=settings.mailbox.default_quota_bytes,
                          junk_folder=settings.mailbox.junk_folder)
-    handler = LmtpHandler(directory or Directory.from_settings(settings), store,
-                          max_recipients=settings.smtp.max_recipients)
-    host, port = parse_listen(settings.lmtp.listen)
-    return MdaServer(handler, ctx, host=host, port=port, hostname=settings.server.hostname,
-                     data_size_limit=settings.smtp.max_message_size + _HEADER_ALLOWANCE,
-                     timeout=settings.lmtp.timeout, drain_timeout=settings.lmtp.drain_timeout)
+    # Kept for the queue's retry window (a queue entry is never delivered after it), plus a day.
+    retention = math.ceil(settings.spool.max_lifetime_seconds / 86400) + 1
+    try:
+        journal = DeliveredJournal(root / ".delivered", retention_days=retention)
+    except JournalLocked as exc:
+        raise ConfigError(str(exc), key="mailbox.root") from None
+    handler = LmtpHandler(directory or Directory.from_settings(settings), store, journal=journal)
+    return MdaServer(handler, ctx, listen=settings.lmtp.listen, hostname=settings.server.hostname,
+                     limits=mda_limits(settings), drain_timeout=settings.lmtp.drain_timeout)
 
 
-__all__ = ["build_mda", "parse_listen"]
+__all__ = ["build_mda", "mda_limits", "parse_listen"]

@@ -41,12 +41,21 @@ class Address:
     is_literal: bool = False
 
     def __str__(self) -> str:
-        return f"{self.local}@{self.domain}"
+        return f"{self.local}@{self.domain}" if self.domain else self.local
 
     @property
     def normalized(self) -> str:
         """The form used for lookups: local part folded to lower case, domain lower case."""
+        if not self.domain:
+            return self.unquoted_local.lower()
         return f"{self.unquoted_local.lower()}@{self.domain}"
+
+    @property
+    def is_bare_postmaster(self) -> bool:
+        """`<Postmaster>` without a domain (RFC 5321 §4.1.1.3): the postmaster of the server itself.
+        Only `parse_path(..., allow_postmaster=True)` makes one; the receiving role decides which
+        mailbox that is."""
+        return not self.domain
 
     @property
     def unquoted_local(self) -> str:
@@ -144,10 +153,13 @@ def _closing_quote(text: str) -> int:
     raise AddressError("unterminated quoted local part")
 
 
-def parse_path(text: str, *, allow_utf8: bool = False, allow_null: bool = False) -> Address | None:
+def parse_path(text: str, *, allow_utf8: bool = False, allow_null: bool = False,
+               allow_postmaster: bool = False) -> Address | None:
     """Parse an SMTP path as given to MAIL FROM or RCPT TO (with or without angle brackets).
 
-    Returns None for the null path `<>` when `allow_null`. A source route (`<@a,@b:u@c>`, RFC 5321
+    Returns None for the null path `<>` when `allow_null`. With `allow_postmaster` (RCPT TO), the
+    domain-less `<Postmaster>` in any case is accepted (RFC 5321 §4.1.1.3, §4.5.1) and returned as
+    `Address("Postmaster", "")` (`is_bare_postmaster`). A source route (`<@a,@b:u@c>`, RFC 5321
     §4.1.2, deprecated) is refused, not stripped: nobody legitimate sends one today.
     """
     text = text.strip()
@@ -163,4 +175,6 @@ def parse_path(text: str, *, allow_utf8: bool = False, allow_null: bool = False)
         raise AddressError("null path not allowed here")
     if text.startswith("@"):
         raise AddressError("source routes are not accepted")
+    if allow_postmaster and text.lower() == "postmaster":
+        return Address("Postmaster", "")
     return parse_address(text, allow_utf8=allow_utf8)

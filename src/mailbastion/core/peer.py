@@ -12,6 +12,7 @@ class TlsInfo:
     cipher: str  # "TLS_AES_256_GCM_SHA384"
     bits: int = 0
     peer_cert_subject: str | None = None  # set when the client presented a verified certificate
+    client_verified: bool = False  # the client presented a certificate our trust store verified
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,7 +99,7 @@ TRANSACTION_FAILED = Reply(554, "5.5.0", "Transaction failed")
 BARE_LINEFEED = Reply(554, "5.6.11", "Bare CR or LF in message data refused (RFC 5321 section 2.3.8)")
 EIGHTBIT_WITHOUT_8BITMIME = Reply(554, "5.6.1", "8-bit data without BODY=8BITMIME")
 
-# Added for the SMTP edge (smtp/server.py); additive only.
+# Added for the SMTP edge (smtp/); additive only.
 READY_FOR_TLS = Reply(220, "2.0.0", "Ready to start TLS")
 START_MAIL_INPUT = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
 HELP = Reply(214, "2.0.0", "See RFC 5321")
@@ -120,3 +120,26 @@ DMARC_TEMPFAIL = Reply(451, "4.7.5", "DMARC policy of the sender's domain could 
 
 # LMTP (RFC 2033): one reply per recipient after DATA
 DELIVERED = Reply(250, "2.0.0", "Ok: delivered")
+
+# Added for the protocol engine (smtp/session.py, smtp/transaction.py, smtp/sasl.py); additive only.
+# Postfix's answer (smtpd_forbid_unauth_pipelining) to a client that talks before the greeting or sends
+# commands ahead of their replies without PIPELINING (RFC 5321 §4.3.1, RFC 2920 §3.1); the session ends.
+PROTOCOL_SYNC = Reply(554, "5.5.0", "Error: SMTP protocol synchronization")
+NUL_IN_COMMAND = Reply(500, "5.5.2", "NUL character in command line refused")
+NUL_IN_DATA = Reply(554, "5.6.0", "NUL character in message data refused")
+BDAT_SYNTAX = Reply(501, "5.5.4", "Syntax: BDAT size [LAST]")
+DATA_AFTER_BDAT = Reply(503, "5.5.1", "DATA not allowed after BDAT in the same transaction (RFC 3030)")
+NO_VALID_RECIPIENTS = Reply(554, "5.5.1", "No valid recipients")
+AUTH_OK = Reply(235, "2.7.0", "Authentication successful")
+AUTH_FAILED = Reply(535, "5.7.8", "Authentication credentials invalid")
+AUTH_CANCELLED = Reply(501, "5.0.0", "Authentication cancelled")
+AUTH_BAD_RESPONSE = Reply(501, "5.5.2", "Cannot decode response")
+AUTH_UNKNOWN_MECHANISM = Reply(504, "5.5.4", "Unrecognized authentication type")
+AUTH_NEEDS_TLS = Reply(538, "5.7.11", "Encryption required for requested authentication mechanism")
+AUTH_ALREADY = Reply(503, "5.5.1", "Already authenticated")
+AUTH_TEMP_FAILURE = Reply(454, "4.7.0", "Temporary authentication failure")
+
+
+def chunk_received(octets: int) -> Reply:
+    """The reply to a BDAT chunk that is not the last one (RFC 3030 §2)."""
+    return Reply(250, "2.0.0", f"{octets} octets received")

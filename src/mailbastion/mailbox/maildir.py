@@ -7,10 +7,17 @@ message survives a crash, and a reader never sees a partial file. Quota is check
 per-mailbox lock, so two deliveries cannot both squeeze under the limit.
 
 Bytes are stored as given; the LMTP handler hands over LF line endings, the Unix Maildir convention.
+
+Exactly-once delivery (`journal.py`): a copy of a queue entry gets a file name that is the same
+whenever that entry is delivered to that mailbox (`<queue id>.B<mailbox digest>.<host>,S=<size>`, the
+queue id first as Maildir's time-ordered unique part), so a second delivery of it finds the first in
+new/ (the hard link refuses to replace it) or, after a mail client moved it, in cur/.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import itertools
 import os
 import re
@@ -41,8 +48,9 @@ def safe_local(local: str) -> str:
 
 
 def _hostname() -> str:
-    # Maildir: "/" and ":" in the host name are written as octal escapes.
-    return socket.gethostname().replace("/", r"\057").replace(":", r"\072")
+    # Maildir: "/" and ":" in the host name are written as octal escapes (and "," too, which
+    # Maildir++ uses to separate the ",S=" size).
+    return socket.gethostname().replace("/", r"\057").replace(":", r"\072").replace(",", r"\054")
 
 
 class MaildirStore:
@@ -82,26 +90,55 @@ class MaildirStore:
         return (f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}R{secrets.token_hex(8)}.{self._host}"
                 f",S={size}")
 
+    def copy_prefix(self, queue_id: str, address: Address) -> str:
+        """The start of the deterministic name of `queue_id`'s copy in the mailbox of `address`."""
+        digest = hashlib.blake2b(address.normalized.encode("utf-8"), digest_size=8).hexdigest()
+        return f"{queue_id}.B{digest}."
+
+    def copy_name(self, queue_id: str, address: Address, size: int) -> str:
+        return f"{self.copy_prefix(queue_id, address)}{self._host},S={size}"
+
+    def find_copy(self, queue_id: str, address: Address, *, junk: bool = False) -> Path | None:
+        """The copy of `queue_id` already in the folder (new/, or cur/ where a mail client moved it
+        and added flags), or None. Lists the folder: only for the rare recovery after a crash."""
+        folder = self.folder_dir(address, junk=junk)
+        prefix = self.copy_prefix(queue_id, address)
+        for sub in ("new", "cur"):
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(folder / sub):
+                    if entry.name.startswith(prefix):
+                        return Path(entry.path)
+        return None
+
     def deliver(self, address: Address, message: bytes, *, junk: bool = False,
-                quota_bytes: int | None = None) -> Path:
+                quota_bytes: int | None = None, queue_id: str | None = None) -> Path:
         """Store `message` in the mailbox of `address` (its Junk folder when `junk`) and return the path in
         new/. Raises QuotaExceeded when it does not fit (`quota_bytes`, else the default; 0 = unlimited),
-        OSError when the disk fails. Nothing is left behind in either case."""
+        OSError when the disk fails. Nothing is left behind in either case.
+
+        With `queue_id`, the file name is that copy's deterministic name, and a copy already in new/
+        is not written again (its path is returned, quota unchanged)."""
         limit = self.default_quota_bytes if quota_bytes is None else quota_bytes
         box = self.ensure(address)
         folder = box / f".{self.junk_folder}" if junk else box
         with quota.mailbox_lock(box):
-            quota.check(box, len(message), limit)
             name = self.unique_name(len(message))
-            tmp, final = folder / "tmp" / name, folder / "new" / name
+            final = folder / "new" / (self.copy_name(queue_id, address, len(message)) if queue_id else name)
+            if queue_id and final.exists():
+                return final
+            quota.check(box, len(message), limit)
+            tmp = folder / "tmp" / name
             try:
                 write_durably(tmp, message, exclusive=True)
-                os.link(tmp, final)
-            finally:
                 try:
+                    os.link(tmp, final)  # never replaces: a deterministic name delivered twice fails here
+                except FileExistsError:
+                    if not queue_id:
+                        raise
+                    return final
+            finally:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
             fsync_dir(folder / "new")
             fsync_dir(folder / "tmp")
             quota.add_usage(box, len(message))

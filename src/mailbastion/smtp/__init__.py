@@ -1,10 +1,14 @@
-"""The SMTP edge: protocol over aiosmtpd, the StageHandler seam, the gateway's handler, listeners.
+"""The protocol engine: SMTP, ESMTP and LMTP servers on `asyncio.Protocol`, and the handler seam.
 
-    StageHandler       smtp/handler.py    what every role's handler implements
-    GatewayHandler     smtp/gateway.py    the inbound gateway's handler (pipeline, spool, quarantine)
-    SmtpEdge           smtp/edge.py       protocol factory + connection registry (limits, drain)
-    EdgeConfig         smtp/edge.py       protocol settings of one listener set
-    Listeners          smtp/listeners.py  start/stop/drain servers; bind + run_workers for N processes
+    StageHandler, LmtpStageHandler, BaseHandler   smtp/handler.py    what a role implements
+    SmtpEdge, EdgeConfig                          smtp/edge.py       protocol factory, settings, drain
+    EdgeLimits, NetworkList                       smtp/limits.py     limits of one listener set
+    Listeners, bind, run_workers                  smtp/listeners.py  start/stop/drain servers; N processes
+
+Inside: session.py (life and session commands), transaction.py (MAIL/RCPT/DATA/BDAT),
+connection.py (transport plumbing), reader.py (input buffer), commands.py (argument parsing),
+data.py (message checks), proxy.py (PROXY v1/v2), xclient.py, sasl.py (AUTH PLAIN/LOGIN).
+`smtp/` imports only `core/` and its own modules: it speaks protocol and decides nothing.
 
 Names are imported lazily, so `mailbastion.smtp.tls` (used by every role) pulls in nothing else.
 """
@@ -14,10 +18,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["EdgeConfig", "GatewayHandler", "Listeners", "SmtpEdge", "StageHandler", "bind", "run_workers"]
+__all__ = ["BaseHandler", "EdgeConfig", "EdgeLimits", "Listeners", "LmtpStageHandler", "NetworkList", "SmtpEdge",
+           "StageHandler", "bind", "run_workers"]
 
 _WHERE = {
-    "EdgeConfig": "edge", "SmtpEdge": "edge", "GatewayHandler": "gateway", "StageHandler": "handler",
+    "EdgeConfig": "edge", "SmtpEdge": "edge", "StageHandler": "handler", "LmtpStageHandler": "handler",
+    "BaseHandler": "handler", "EdgeLimits": "limits", "NetworkList": "limits",
     "Listeners": "listeners", "bind": "listeners", "run_workers": "listeners",
 }
 

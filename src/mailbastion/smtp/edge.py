@@ -1,8 +1,9 @@
-"""What every connection of one listener set shares: configuration, the connection gate, drain.
+"""What every connection of one listener set shares: configuration, handler, connection gate, drain.
 
 `SmtpEdge` is the protocol factory handed to `loop.create_server`: calling it makes one
-`SmtpEdgeProtocol` (smtp/server.py) per connection. It owns the set of live connections so that a
-graceful drain can tell the idle ones to leave and let the busy ones finish.
+`SmtpSession` (`session.py`) per connection. It owns the set of live connections so that a graceful
+drain can tell the idle ones to leave and let the busy ones finish. The roles build `EdgeConfig`
+from their settings in `apps/` (the engine reads no configuration file).
 """
 
 from __future__ import annotations
@@ -10,17 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal
 
-from mailbastion.config.schema import Settings
-from mailbastion.smtp.handler import StageHandler
+from mailbastion.smtp.handler import LmtpStageHandler, StageHandler
 from mailbastion.smtp.limits import ConnectionGate, EdgeLimits, NetworkList
 
 if TYPE_CHECKING:
-    from mailbastion.smtp.commands import SmtpEdgeProtocol
-    from mailbastion.smtp.server import EdgeSession
+    from mailbastion.smtp.connection import SmtpConnection
+    from mailbastion.smtp.session import SmtpSession
 
 __all__ = ["EdgeConfig", "SmtpEdge"]
 
@@ -33,27 +32,17 @@ class EdgeConfig:
 
     hostname: str = "localhost.localdomain"
     banner: str = "ESMTP mailbastion"
+    protocol: Literal["smtp", "lmtp"] = "smtp"
     limits: EdgeLimits = field(default_factory=EdgeLimits)
     tls_context: ssl.SSLContext | None = None
     require_starttls: bool = False
     proxy_from: NetworkList = field(default_factory=NetworkList)  # empty: PROXY protocol off
     xclient_from: NetworkList = field(default_factory=NetworkList)  # empty: XCLIENT off
     relay_networks: NetworkList = field(default_factory=NetworkList)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, tls_context: ssl.SSLContext | None) -> EdgeConfig:
-        smtp = settings.smtp
-        return cls(
-            hostname=settings.server.hostname,
-            banner=smtp.banner,
-            limits=EdgeLimits.from_section(smtp),
-            tls_context=tls_context,
-            require_starttls=smtp.require_starttls and tls_context is not None,
-            # PROXY is on only when enabled *and* some load balancer is trusted to send it.
-            proxy_from=NetworkList(smtp.proxy_protocol_from if smtp.proxy_protocol else []),
-            xclient_from=NetworkList(smtp.xclient_hosts),
-            relay_networks=NetworkList(settings.relay.networks),
-        )
+    greet_pause: float = 0.0  # seconds to wait for an early talker before the greeting (0: none)
+    offer_dsn: bool = True  # RFC 3461
+    offer_chunking: bool = True  # RFC 3030
+    offer_requiretls: bool = True  # RFC 8689, under TLS only
 
 
 class SmtpEdge:
@@ -61,30 +50,30 @@ class SmtpEdge:
 
     Contract: `begin_drain()` stops new sessions (they get 421 4.3.2) and closes idle ones; sessions
     inside a transaction finish it, then get 421 and are closed. `abort_all()` closes whatever is
-    left. `with_tls(ctx)` swaps the STARTTLS context for new connections (certificate reload).
+    left. `set_tls_context(ctx)` swaps the STARTTLS context for new sessions (certificate reload).
     """
 
-    def __init__(self, handler: StageHandler, config: EdgeConfig, *, implicit_tls: bool = False) -> None:
+    def __init__(self, handler: StageHandler | LmtpStageHandler, config: EdgeConfig, *,
+                 implicit_tls: bool = False) -> None:
+        if config.protocol == "lmtp" and not isinstance(handler, LmtpStageHandler):
+            raise TypeError("an LMTP listener needs a handler with on_lmtp_data")
+        if config.protocol == "smtp" and not isinstance(handler, StageHandler):
+            raise TypeError("an SMTP listener needs a handler with on_data")
         self.handler = handler
         self.config = config
         self.implicit_tls = implicit_tls
         self.gate = ConnectionGate(config.limits.max_connections, config.limits.max_connections_per_client)
-        self.connections: set[EdgeSession] = set()
+        self.connections: set[SmtpConnection] = set()
         self.draining = False
-        self.background: set[asyncio.Task[None]] = set()
+        self.sessions_opened = 0  # connections that reached the protocol (after an implicit-TLS handshake)
 
-    def __call__(self) -> SmtpEdgeProtocol:
-        from mailbastion.smtp.commands import SmtpEdgeProtocol
+    def __call__(self) -> SmtpSession:
+        from mailbastion.smtp.session import SmtpSession
 
-        return SmtpEdgeProtocol(self)
+        return SmtpSession(self)
 
     def set_tls_context(self, ctx: ssl.SSLContext | None) -> None:
         self.config = replace(self.config, tls_context=ctx)
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
 
     @property
     def busy_connections(self) -> int:

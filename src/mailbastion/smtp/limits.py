@@ -1,7 +1,8 @@
 """Protocol limits of the SMTP edge, and the gate that counts connections.
 
-`EdgeLimits` is read from `SmtpSection`; `ConnectionGate` is shared by every connection of one
-process (one listener set). It is the only place that knows how many clients are connected.
+`EdgeLimits` holds every limit a listener enforces (the roles build it from `SmtpSection` or
+`LmtpSection` in `apps/`); `ConnectionGate` is shared by every connection of one process (one
+listener set). It is the only place that knows how many clients are connected.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address, ip_network
-
-from mailbastion.config.sections.core import SmtpSection
 
 __all__ = ["ConnectionGate", "EdgeLimits", "NetworkList"]
 
@@ -29,27 +28,13 @@ class EdgeLimits:
     max_connections: int = 1000
     max_connections_per_client: int = 20
     proxy_timeout: float = 10.0
-
-    @classmethod
-    def from_section(cls, smtp: SmtpSection) -> EdgeLimits:
-        return cls(
-            max_message_size=smtp.max_message_size,
-            max_recipients=smtp.max_recipients,
-            max_line_length=smtp.max_line_length,
-            max_command_length=smtp.max_command_length,
-            max_unknown_commands=smtp.max_unknown_commands,
-            max_errors=smtp.max_errors,
-            max_transactions=smtp.max_transactions_per_connection,
-            idle_timeout=smtp.idle_timeout,
-            data_timeout=smtp.data_timeout,
-            max_connections=smtp.max_connections,
-            max_connections_per_client=smtp.max_connections_per_client,
-        )
+    tls_handshake_timeout: float = 30.0
 
     @property
-    def reader_limit(self) -> int:
-        """The stream buffer bound: no line longer than this is ever held in memory whole."""
-        return max(self.max_line_length, self.max_command_length + 64) + 2
+    def command_limit(self) -> int:
+        """The longest command line held in memory (CRLF included): RFC 1870 §3 and RFC 6531 §3.4 let
+        ESMTP parameters lengthen MAIL and RCPT beyond the 512 octets of RFC 5321 §4.5.3.1.4."""
+        return self.max_command_length + 64
 
 
 class NetworkList:
@@ -59,6 +44,8 @@ class NetworkList:
         self._nets = tuple(ip_network(str(i), strict=False) for i in items)
 
     def __contains__(self, ip: object) -> bool:
+        if not self._nets:
+            return False
         try:
             addr = ip_address(str(ip))
         except ValueError:

@@ -23,6 +23,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mailbastion.smtp.edge import SmtpEdge
 
@@ -86,20 +87,23 @@ class Listeners:
         loop = asyncio.get_running_loop()
         for edge, targets in self.groups:
             ssl_ctx = edge.config.tls_context if edge.implicit_tls else None
+            tls_args: dict[str, Any] = {}
+            if ssl_ctx is not None:
+                tls_args = {"ssl": ssl_ctx, "ssl_handshake_timeout": edge.config.limits.tls_handshake_timeout}
             for target in targets:
                 if isinstance(target, socket.socket):
-                    server = await loop.create_server(edge, sock=target, ssl=ssl_ctx)
+                    server = await loop.create_server(edge, sock=target, **tls_args)
                 else:
                     host, port = parse_listen(target)
-                    server = await loop.create_server(edge, host, port, ssl=ssl_ctx, reuse_address=True)
+                    server = await loop.create_server(edge, host, port, reuse_address=True, **tls_args)
                 for sock in server.sockets:
                     name = sock.getsockname()
-                    kind = "smtps" if edge.implicit_tls else "smtp"
+                    kind = edge.config.protocol + ("s" if edge.implicit_tls else "")
                     self.bound.append(_Bound(edge, server, f"{kind} {name[0]}:{name[1]}"))
                     break
 
     def describe(self) -> list[str]:
-        """One line per listening socket: `smtp 127.0.0.1:2525`, `smtps [::1]:465`."""
+        """One line per listening socket: `smtp 127.0.0.1:2525`, `smtps [::1]:465`, `lmtps 127.0.0.1:2424`."""
         return [b.label for b in self.bound]
 
     @property

@@ -6,6 +6,7 @@
         await d.starttls(ctx)                            # 220, then the TLS handshake
         await d.send(b"MAIL FROM:<a@b.example>\\r\\nRCPT TO:<c@d.example>\\r\\n")   # pipelined
         replies = [await d.read_reply() for _ in range(2)]
+        await d.bdat(b"Subject: x\\r\\n\\r\\nbody\\r\\n", last=True)   # CHUNKING (RFC 3030)
 
 Nothing is normalised: line ends, dots and bare CR/LF go out as given, which is what the smuggling
 and limit tests need. Every read has a timeout so a silent server fails the test instead of hanging.
@@ -107,6 +108,12 @@ class SmtpDialogue:
             lines.pop()
         stuffed = b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n" for ln in lines)
         return await self.data(stuffed + b".\r\n")
+
+    async def bdat(self, chunk: bytes, *, last: bool = False) -> SmtpResponse:
+        """One BDAT chunk (RFC 3030): the command and exactly `chunk`, then its reply (the first of
+        them, for LMTP's per-recipient replies after LAST)."""
+        await self.send(b"BDAT %d%s\r\n" % (len(chunk), b" LAST" if last else b"") + chunk)
+        return await self.read_reply()
 
     async def starttls(self, context: ssl.SSLContext, server_hostname: str | None = None) -> SmtpResponse:
         r = await self.cmd("STARTTLS")

@@ -40,6 +40,10 @@ class SmtpSection(Section):
     proxy_protocol_from: list[str] = []  # only these load balancers may send PROXY headers
     xclient_hosts: list[str] = []  # Postfix XCLIENT accepted from these addresses only (bench)
     max_hops: int = Field(50, ge=5)  # Received headers before we call it a loop (Postfix hopcount_limit)
+    # Postscreen-style pregreet test: seconds to wait before the greeting; a client that talks in that
+    # time is refused (554 5.5.0). 0: only what arrives before the greeting is sent is caught.
+    greet_pause: float = Field(0.0, ge=0, le=30)
+    postmaster_domain: str | None = None  # RCPT TO:<Postmaster>; None: our domain above server.hostname
 
 
 class TlsSection(Section):

@@ -3,13 +3,18 @@
 Pre-DATA stages (CONNECT, HELO, MAIL, RCPT) act only on forced outcomes of SOFT_REJECT or worse; a
 forced refusal at RCPT refuses that recipient only. Their symbols are kept and join the DATA score.
 
+`RCPT TO:<Postmaster>` without a domain (RFC 5321 §4.1.1.3, which every server must accept) is the
+postmaster of our primary domain: `smtp.postmaster_domain`, else the closest of our domains above
+`server.hostname` (mail.example.org → example.org). It is checked and spooled as that address.
+The MX authenticates nobody: no AUTH is offered (`BaseHandler`'s defaults).
+
 At DATA, in this order:
   1. strip every incoming `X-Mailbastion-*` header (only we may set them, core/headers.py);
   2. count Received headers: `smtp.max_hops` or more is a loop, 554 5.4.6 (RFC 5321 §6.3);
   3. run the DATA checks and decide the Verdict (a forced outcome beats the score);
   4. apply the verdict's edits, prepend our Received and, from ADD_HEADER up, X-Spam-Score/Status;
   5. REJECT → 5xx; SOFT_REJECT → 4xx; QUARANTINE → quarantine.put; JUNK → commit(junk=True) (the
-     queue record carries it; the LMTP client adds `X-Mailbastion-Junk: yes` on the trusted link);
+     queue record carries it to the LMTP link, where it becomes `XFOLDER=Junk`, HELPERS.md);
      else commit. A 250 only after the store returns (a 250 is a promise); SpoolFull → 452 4.3.1.
 Every message that reaches DATA, and every refused recipient, gets one `mailbastion.smtp` log line.
 """
@@ -17,7 +22,7 @@ Every message that reaches DATA, and every refused recipient, gets one `mailbast
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mailbastion.config.schema import Settings
@@ -32,11 +37,12 @@ from mailbastion.core.ports import QuarantineSink, RecipientResolver, SpoolWrite
 from mailbastion.core.replies import Reply
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import Action, Edit, Forced, Symbol, Verdict
+from mailbastion.gateway.logline import log_message
+from mailbastion.gateway.received import count_received, received_header
+from mailbastion.gateway.rewrite import apply_edits, without_internal
 from mailbastion.policy.check import CheckContext
 from mailbastion.policy.pipeline import Pipeline, StageOutcome
-from mailbastion.smtp.logline import log_message
-from mailbastion.smtp.received import count_received, received_header
-from mailbastion.smtp.rewrite import apply_edits, strip_internal
+from mailbastion.smtp.handler import BaseHandler
 
 __all__ = ["GatewayHandler"]
 
@@ -75,7 +81,7 @@ class _Session:
         return [*self.connect_symbols, *self.helo_symbols]
 
 
-class GatewayHandler:
+class GatewayHandler(BaseHandler):
     """StageHandler of the inbound (MX) gateway. One instance serves every connection of a process;
     per-connection state is keyed by `peer.session_id` and dropped in `on_disconnect`."""
 
@@ -88,6 +94,7 @@ class GatewayHandler:
         quarantine: QuarantineSink | None = None,
     ) -> None:
         self.hostname = settings.server.hostname
+        self.postmaster_domain = settings.smtp.postmaster_domain
         self.max_hops = settings.smtp.max_hops
         self.pipeline = pipeline
         self.recipients = recipients
@@ -114,6 +121,26 @@ class GatewayHandler:
                    message: SpooledMessage | None = None) -> StageOutcome:
         ctx = CheckContext(stage, peer, envelope, rcpt=rcpt, message=message, symbols=list(symbols), facts=facts)
         return await self.pipeline.run_stage(ctx)
+
+    def postmaster(self) -> Address | None:
+        """Whose mailbox the domain-less `<Postmaster>` is (see the module docstring); None when
+        neither the setting nor the host name names one of our domains."""
+        if self.postmaster_domain:
+            return Address("postmaster", self.postmaster_domain.lower())
+        labels = self.hostname.lower().rstrip(".").split(".")
+        for i in range(len(labels) - 1):
+            domain = ".".join(labels[i:])
+            if self.recipients.is_local_domain(domain):
+                return Address("postmaster", domain)
+        return None
+
+    def _with_postmaster(self, envelope: Envelope) -> Envelope:
+        if not any(r.is_bare_postmaster for r in envelope.recipients):
+            return envelope
+        mapped = self.postmaster()
+        if mapped is None:
+            return envelope
+        return replace(envelope, recipients=tuple(mapped if r.is_bare_postmaster else r for r in envelope.recipients))
 
     @staticmethod
     def _refusal(forced: Forced | None) -> Reply | None:
@@ -170,6 +197,13 @@ class GatewayHandler:
     async def on_rcpt(self, peer: PeerInfo, envelope: Envelope, rcpt: Address) -> Reply:
         session = self._session(peer)
         tx = self._tx(session)
+        if rcpt.is_bare_postmaster:
+            mapped = self.postmaster()
+            if mapped is None:
+                log.warning("RCPT TO:<Postmaster>: no local domain above %s; set smtp.postmaster_domain",
+                            self.hostname)
+                return replies.UNKNOWN_USER
+            rcpt = mapped
         outcome = await self._run(Stage.RCPT, peer, envelope, [*session.symbols, *tx.symbols], tx.facts,
                                   rcpt=rcpt)
         refusal = self._refusal(outcome.forced)
@@ -195,9 +229,10 @@ class GatewayHandler:
     async def on_data(self, peer: PeerInfo, envelope: Envelope, message: SpooledMessage) -> Reply:
         session = self._session(peer)
         tx = self._tx(session)
-        raw, _stripped = strip_internal(message.raw)
-        clean = SpooledMessage(raw) if _stripped else message
-        hops = count_received(clean.header_block)
+        envelope = self._with_postmaster(envelope)
+        block, stripped = without_internal(message.header)
+        clean = SpooledMessage(block.to_bytes()) if stripped else message
+        hops = count_received(clean.header)
         if hops >= self.max_hops:
             log_message(peer, envelope, stage="data", action="reject", reply=replies.LOOP_DETECTED,
                         size=clean.size, extra={"hops": hops})
@@ -254,4 +289,4 @@ class GatewayHandler:
             tests = ",".join(s.name for s in verdict.symbols)
             top.append((hdr.SPAM_SCORE, f"{verdict.score:.2f}"))
             top.append((hdr.SPAM_STATUS, f"Yes, score={verdict.score:.2f} required={required or 0:.2f} tests={tests}"))
-        return apply_edits(message.raw, verdict.edits, prepend=top)
+        return apply_edits(message.header, verdict.edits, prepend=top)

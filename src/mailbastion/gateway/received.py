@@ -12,12 +12,12 @@ import re
 from email.utils import formatdate
 
 from mailbastion.core.envelope import Envelope
+from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.peer import PeerInfo
 
 __all__ = ["count_received", "protocol_name", "received_header"]
 
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
-_RECEIVED_LINE = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
 
 
 def protocol_name(peer: PeerInfo, *, esmtp: bool) -> str:
@@ -54,6 +54,8 @@ def received_header(
     return "\r\n\t".join(lines)
 
 
-def count_received(header_block: bytes) -> int:
-    """How many Received headers a message's header section holds (the hop count, RFC 5321 §6.3)."""
-    return len(_RECEIVED_LINE.findall(header_block))
+def count_received(header: HeaderBlock | bytes) -> int:
+    """How many Received fields a message's header section holds (the hop count, RFC 5321 §6.3),
+    as the one header parser splits it."""
+    block = header if isinstance(header, HeaderBlock) else HeaderBlock.parse(header)
+    return block.count("received")

@@ -1,0 +1,231 @@
+"""The MDA's LmtpStageHandler: recipients resolved through the directory, copies written into Maildirs.
+
+- RCPT resolves through the directory: unknown, inactive or foreign → 550 5.1.1; aliases expand to
+  their local mailboxes, `user+tag@` reaches `user@`. An alias target outside our domains cannot be
+  delivered here (forwarding is the gateway's job): it is logged and skipped; an alias with no local
+  target is refused at RCPT.
+- After DATA (or BDAT LAST): one reply per accepted recipient, in order (RFC 2033 §4.2). A full
+  mailbox gives 452 4.2.2 to that recipient only. Each 250 is sent after the copy is fsynced into
+  new/ (a 250 is a promise). A mailbox reached twice in one transaction gets one copy.
+- Each copy gets Return-Path and Delivered-To; a message that already carries our Delivered-To for
+  that mailbox is a loop (554 5.4.6). `X-Mailbastion-*` fields are removed before writing.
+
+The LMTP link (HELPERS.md): `XMAILBASTION` is offered only to a client whose certificate our CA
+verified, and with it the MAIL parameters `XQUEUEID=<queue id>` and `XFOLDER=INBOX|Junk`
+(`core.verdict.Folder`; Junk maps to `mailbox.junk_folder`). With XQUEUEID, delivery is exactly
+once (`journal.py`): a (queue id, mailbox) pair already delivered answers 250 and writes nothing.
+Without them (the client of before the link) its `X-Mailbastion-Queue-Id` and `X-Mailbastion-Junk: yes`
+headers stand in, from a verified client only; from anyone else the message goes to INBOX with a fresh
+file name and no exactly-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mailbastion.core import replies
+from mailbastion.core.address import Address
+from mailbastion.core.envelope import Envelope
+from mailbastion.core.header_block import HeaderBlock
+from mailbastion.core.headers import INTERNAL_PREFIX, JUNK, QUEUE_ID
+from mailbastion.core.message import SpooledMessage
+from mailbastion.core.peer import PeerInfo
+from mailbastion.core.ports import Resolution, ResolutionKind
+from mailbastion.core.replies import Reply
+from mailbastion.core.verdict import Folder
+from mailbastion.mailbox.journal import DeliveredJournal, PairState, is_queue_id
+from mailbastion.mailbox.maildir import MaildirStore, QuotaExceeded
+from mailbastion.smtp.handler import BaseHandler
+
+__all__ = ["LINK_EXTENSION", "LmtpHandler", "MailboxDirectory", "RecipientPlan"]
+
+log = logging.getLogger("mailbastion.mda")
+
+LINK_EXTENSION = "XMAILBASTION"
+_LINK_PARAMS = frozenset({"XQUEUEID", "XFOLDER"})
+_FOLDERS = {f.value.upper(): f for f in Folder}
+_INTERNAL = INTERNAL_PREFIX.lower()
+
+
+class MailboxDirectory(Protocol):
+    """What the MDA asks the directory (`mailbastion.directory.Directory` satisfies it)."""
+
+    def resolve(self, address: Address) -> Resolution: ...
+
+    def is_local_domain(self, domain: str) -> bool: ...
+
+    def mailbox_quota(self, address: Address) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientPlan:
+    rcpt: Address  # as the client wrote it
+    mailboxes: tuple[Address, ...]  # local mailboxes it reaches
+
+
+@dataclass(eq=False)
+class _Session:
+    plans: list[RecipientPlan] = field(default_factory=list)
+
+
+def _is_verified(peer: PeerInfo) -> bool:
+    return peer.tls is not None and peer.tls.client_verified
+
+
+def _severity(reply: Reply) -> int:
+    return 2 if reply.is_temporary else (1 if reply.is_permanent else 0)
+
+
+def _combine(results: list[Reply]) -> Reply:
+    """One reply for a recipient that reached several mailboxes: a temporary failure wins (the sender
+    retries; with a queue id the copies already made are not made again), then success, then refusal."""
+    if any(r.is_temporary for r in results):
+        return next(r for r in results if r.is_temporary)
+    if any(r.is_positive for r in results):
+        return replies.DELIVERED
+    return max(results, key=_severity) if results else replies.TEMP_FAILURE
+
+
+class LmtpHandler(BaseHandler):
+    """The MDA's handler. One instance serves every LMTP session of the process."""
+
+    def __init__(self, directory: MailboxDirectory, store: MaildirStore, *,
+                 journal: DeliveredJournal | None = None) -> None:
+        self.directory = directory
+        self.store = store
+        self.journal = journal
+        self._sessions: dict[str, _Session] = {}
+
+    def extensions(self, peer: PeerInfo) -> Mapping[str, frozenset[str]]:
+        return {LINK_EXTENSION: _LINK_PARAMS} if _is_verified(peer) else {}
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+
+    # -- the transaction -----------------------------------------------------------------------
+
+    async def on_mail(self, peer: PeerInfo, envelope: Envelope) -> Reply:
+        params = dict(envelope.mail_params)
+        if _LINK_PARAMS & params.keys() and not _is_verified(peer):
+            return replies.PARAM_NOT_RECOGNIZED  # the engine refuses them first; never trust them unverified
+        if "XQUEUEID" in params and not is_queue_id(params["XQUEUEID"]):
+            return replies.PARAM_SYNTAX.with_text("XQUEUEID must be letters and digits")
+        if "XFOLDER" in params and params["XFOLDER"].upper() not in _FOLDERS:
+            return replies.PARAM_SYNTAX.with_text("XFOLDER must be INBOX or Junk")
+        self._sessions[peer.session_id] = _Session()
+        return replies.SENDER_OK
+
+    async def on_rcpt(self, peer: PeerInfo, envelope: Envelope, rcpt: Address) -> Reply:
+        session = self._sessions.setdefault(peer.session_id, _Session())
+        if rcpt.is_bare_postmaster:
+            return replies.UNKNOWN_USER  # the gateway maps <Postmaster> before it spools
+        try:
+            mailboxes = await asyncio.to_thread(self._mailboxes_of, rcpt)
+        except Exception:  # a directory that cannot answer must not turn into 550 for a real user
+            log.exception("directory lookup failed for %s", rcpt)
+            return replies.TEMP_FAILURE
+        if not mailboxes:
+            log.info("lmtp rcpt refused rcpt=%s", rcpt)
+            return replies.UNKNOWN_USER
+        session.plans.append(RecipientPlan(rcpt, mailboxes))
+        return replies.RECIPIENT_OK
+
+    def _mailboxes_of(self, addr: Address) -> tuple[Address, ...]:
+        res = self.directory.resolve(addr)
+        if res.kind is ResolutionKind.LOCAL:
+            return (res.address,)
+        if res.kind is ResolutionKind.ALIAS:
+            local = tuple(t for t in res.targets if self.directory.is_local_domain(t.domain))
+            for t in res.targets:
+                if t not in local:
+                    log.warning("alias %s: remote target %s is not delivered by the MDA", addr, t)
+            return local
+        return ()
+
+    async def on_reset(self, peer: PeerInfo) -> None:
+        self._sessions.pop(peer.session_id, None)
+
+    async def on_disconnect(self, peer: PeerInfo) -> None:
+        self._sessions.pop(peer.session_id, None)
+
+    # -- the message ---------------------------------------------------------------------------
+
+    async def on_lmtp_data(self, peer: PeerInfo, envelope: Envelope, message: SpooledMessage) -> Sequence[Reply]:
+        session = self._sessions.pop(peer.session_id, None)
+        plans = session.plans if session is not None else []
+        if len(plans) != len(envelope.recipients):
+            log.error("lmtp: %d recipient plans for %d recipients", len(plans), len(envelope.recipients))
+            return [replies.TEMP_FAILURE] * len(envelope.recipients)
+        params = dict(envelope.mail_params)
+        queue_id = params.get("XQUEUEID") or self._legacy_queue_id(peer, message.header)
+        junk = self._is_junk(peer, params, message.header)
+        block = message.header.where(lambda f: not f.name.startswith(_INTERNAL))
+        boxes = list(dict.fromkeys(box for plan in plans for box in plan.mailboxes))
+        results = await asyncio.to_thread(self._deliver_all, boxes, envelope.sender_text, block, junk, queue_id)
+        return [_combine([results[box] for box in plan.mailboxes]) for plan in plans]
+
+    @staticmethod
+    def _legacy_queue_id(peer: PeerInfo, header: HeaderBlock) -> str | None:
+        """The queue id in `X-Mailbastion-Queue-Id`, as the LMTP client of before XQUEUEID adds it;
+        trusted (exactly-once on) only from our gateway's verified certificate."""
+        value = (header.first(QUEUE_ID) or "").strip()
+        return value if value and _is_verified(peer) and is_queue_id(value) else None
+
+    def _is_junk(self, peer: PeerInfo, params: dict[str, str], header: HeaderBlock) -> bool:
+        if "XFOLDER" in params:
+            return _FOLDERS[params["XFOLDER"].upper()] is Folder.JUNK
+        legacy = header.values(JUNK)  # the link before XFOLDER; honoured only from our gateway
+        if legacy and not _is_verified(peer):
+            log.warning("lmtp %s ignored: client presented no verified certificate", JUNK)
+            return False
+        return any(v.lower() == "yes" for v in legacy)
+
+    def _deliver_all(self, boxes: list[Address], sender: str, block: HeaderBlock, junk: bool,
+                     queue_id: str | None) -> dict[Address, Reply]:
+        """Write one copy per mailbox (blocking: runs in a worker thread)."""
+        out: dict[Address, Reply] = {}
+        todo = boxes
+        if queue_id is not None and self.journal is not None:
+            todo = []
+            for box in boxes:
+                state = self.journal.state(queue_id, box.normalized)
+                if state is PairState.BEGUN and self.store.find_copy(queue_id, box, junk=junk) is not None:
+                    self.journal.done(queue_id, box.normalized)  # a crash came between the file and the record
+                    state = PairState.DONE
+                if state is PairState.DONE:
+                    log.info("lmtp already delivered queue_id=%s mailbox=%s: not written again", queue_id, box)
+                    out[box] = replies.DELIVERED
+                else:
+                    todo.append(box)
+            self.journal.begin(queue_id, (b.normalized for b in todo))
+        body = block.to_bytes().replace(b"\r\n", b"\n")  # the Unix Maildir convention: LF line ends
+        looped = {v.strip("<> ").lower() for v in block.values("Delivered-To")}
+        for box in todo:
+            out[box] = self._deliver_one(box, sender, body, junk, queue_id, looped)
+        return out
+
+    def _deliver_one(self, box: Address, sender: str, body: bytes, junk: bool, queue_id: str | None,
+                     looped: set[str]) -> Reply:
+        if box.normalized in looped:
+            log.warning("lmtp loop: message already delivered to %s", box)
+            return replies.LOOP_DETECTED
+        data = f"Return-Path: <{sender}>\nDelivered-To: {box}\n".encode() + body
+        try:
+            path = self.store.deliver(box, data, junk=junk, quota_bytes=self.directory.mailbox_quota(box),
+                                      queue_id=queue_id if self.journal is not None else None)
+        except QuotaExceeded as exc:
+            log.info("lmtp deferred mailbox=%s: %s", box, exc)
+            return replies.MAILBOX_FULL
+        except OSError:
+            log.exception("lmtp delivery to %s failed", box)
+            return replies.INSUFFICIENT_STORAGE
+        if queue_id is not None and self.journal is not None:
+            self.journal.done(queue_id, box.normalized)
+        log.info("lmtp delivered queue_id=%s mailbox=%s folder=%s size=%d file=%s", queue_id or "-", box,
+                 self.store.junk_folder if junk else "INBOX", len(data), path.name)
+        return replies.DELIVERED
