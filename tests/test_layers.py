@@ -65,8 +65,7 @@ SMTP_MUST_NOT_IMPORT = {"policy", "spool", "delivery", "directory", "mailbox", "
 
 KNOWN: dict[tuple[str, str], str] = {
     ("spool", "delivery"): "branch `queue`: bounces through a callable the queue manager is given",
-    ("smtp", "policy"): "branch `engine`: smtp/gateway.py moves to gateway/, above the edge and the policy",
-    ("smtp", "config"): "branch `engine`: the protocol engine takes its limits as values, not Settings",
+    ("smtp", "config"): "smtp/tls.py (the TLS policy) moves to a package of its own after the engine merge",
     ("smtp", "durable"): "smtp/tls.py (the TLS policy) moves to a package of its own after the engine merge",
     ("smtp", "pki"): "smtp/tls.py (the TLS policy) moves to a package of its own after the engine merge",
 }

@@ -18,6 +18,7 @@ from mailbastion.core import replies
 from mailbastion.core.address import Address
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.verdict import Action, Forced, ScoredSymbol, Verdict
+from mailbastion.directory.recipient_map import write_map
 from mailbastion.quarantine import QuarantineStore
 
 ENVELOPE = Envelope(Address("sender", "example.net"), (Address("alice", "example.org"),))
@@ -29,6 +30,8 @@ HELD = Verdict(Action.QUARANTINE, 6.0, (ScoredSymbol("AV_OFFICE_MACRO", "a.doc",
 def test_quarantine_release_is_audited_in_the_audit_database(tmp_path: Path) -> None:
     config = tmp_path / "mailbastion.toml"
     config.write_text(f'[server]\ndata_dir = "{tmp_path}"\n[antivirus]\nworkstation_engine = "microsoft"\n')
+    # The map the inside pushes (addresses only): the release checks that the recipient can receive.
+    write_map(tmp_path / "recipient-map.json", domains=["example.org"], addresses=["alice@example.org"], aliases={})
     store = QuarantineStore(tmp_path / "quarantine")
     qid = asyncio.run(store.put(ENVELOPE, MESSAGE, HELD, client="192.0.2.1"))
     out = CliRunner().invoke(main_group, ["quarantine", "release", qid, "-c", str(config), "--actor", "admin",

@@ -67,7 +67,7 @@ def test_values_from_the_sender_cannot_break_the_header() -> None:
 
 
 async def test_forged_header_in_odd_forms_is_removed(rig: Rig) -> None:
-    from mailbastion.smtp.rewrite import apply_edits
+    from mailbastion.gateway.rewrite import apply_edits
 
     forged = (
         f"Authentication-Results : {AUTHSERV_ID}; dmarc=pass header.from=bank.test\r\n"
