@@ -29,11 +29,13 @@ def serve(config_path: Path | None, role: str) -> None:
     if settings.server.workers > 1 and role in ("all", "gateway"):
         # Bind and check once, then fork the acceptors before any event loop runs.
         import mailbastion.apps.pipeline  # noqa: F401  (heavy imports before the fork: shared pages)
+        from mailbastion.apps.runtime import clear_spool_tmp
         from mailbastion.apps.workers import bind_gateway_sockets, start_acceptors
 
         try:
             acceptor_checks = _check_gateway_config(settings)
             sockets = bind_gateway_sockets(settings)
+            clear_spool_tmp(settings)  # before the acceptors, the spool's writers, exist
         except ConfigError as exc:
             raise Failed(str(exc)) from None
         except OSError as exc:
