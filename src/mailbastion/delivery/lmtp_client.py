@@ -169,7 +169,7 @@ class LmtpDeliveryAgent:
             await asyncio.wait_for(self._deliver(request, outcomes), self.timeout * 4)
         except (OSError, TimeoutError, LmtpProtocolError, EOFError) as exc:  # ssl.SSLError is an OSError
             reason = str(exc) or type(exc).__name__
-            link_down = isinstance(exc, _LINK_DOWN | LmtpConnectionLost)
+            link_down = isinstance(exc, (*_LINK_DOWN, LmtpConnectionLost))
             log.warning("id=%s LMTP to %s failed%s: %s", request.queue_id, self.where,
                         " (MDA not reachable: retrying soon)" if link_down else "", reason)
             failure = Deferred(Reply(451, "4.4.2" if link_down else "4.4.1", f"LMTP to {self.where}: {reason}"),
