@@ -31,7 +31,7 @@ from mailbastion.policy.pipeline import Pipeline
 log = logging.getLogger("mailbastion.runtime")
 
 ROLES = ("all", "gateway", "mda")
-MDA_WAIT_SECONDS = 30.0  # all-in-one: how long the queue manager waits for the MDA before it starts anyway
+MDA_WAIT_SECONDS = 60.0  # all-in-one: how long the queue manager waits for the MDA before it starts anyway
 
 
 def clear_spool_tmp(settings: Settings) -> None:
