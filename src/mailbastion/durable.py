@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -40,12 +41,15 @@ class GroupSync:
     A writer renames its file into the directory, then awaits `sync()`; it returns only after an fsync
     of the directory that *started after* the call, so the rename is durable when it returns. Callers
     that arrive while an fsync runs share the next one: under load one fsync makes a whole batch of
-    renames durable, and a lone writer pays exactly one, with no added wait. The fsync runs in a thread;
-    its OSError is raised to every waiter of that round. One instance per event loop and directory.
+    renames durable, and a lone writer pays exactly one, with no added wait. The fsync runs in a thread of
+    its own, so it never queues behind the file writes (and Maildir writes, directory look-ups) in the
+    loop's default executor; its OSError is raised to every waiter of that round. One instance per event
+    loop and directory.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-fsync")
         self._waiting: list[asyncio.Future[None]] = []
         self._runner: asyncio.Task[None] | None = None
         self.rounds = 0  # fsyncs done (for tests and benchmarks)
@@ -65,7 +69,7 @@ class GroupSync:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                await asyncio.to_thread(fsync_dir, self.path)
+                await asyncio.get_running_loop().run_in_executor(self._thread, fsync_dir, self.path)
             except OSError as exc:
                 for f in batch:
                     if not f.done():

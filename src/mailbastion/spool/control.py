@@ -1,7 +1,8 @@
 """Administrator operations on the queue (postqueue/postsuper): list, show, retry, delete, hold, release.
 
 These work on the state directories only, so they are safe while a queue manager runs in another
-process: each change is one atomic rename (or unlink), and the manager notices at its next scan. An entry in active/ is
+process: each change is one atomic rename (or unlink), and the manager notices at its next scan. Unlike
+the manager's own moves, an administrator's change is fsynced: a power loss must not undo a hold. An entry in active/ is
 being delivered right now and is left alone ("busy"); the operation can be repeated a moment later.
 
     retry    deferred/ or hold/  -> incoming/   (every pending recipient is tried at once)
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailbastion.durable import fsync_dir
 from mailbastion.spool import queue_file
 from mailbastion.spool.layout import QueueState, SpoolLayout, is_queue_id
 from mailbastion.spool.record import QueueRecord, RecordError
@@ -98,6 +100,8 @@ class QueueControl:
             with contextlib.suppress(FileNotFoundError):  # claimed by the manager meanwhile
                 self.layout.move(qid, QueueState.DEFERRED, QueueState.INCOMING)
                 moved.append(qid)
+        if moved:
+            self._sync(QueueState.DEFERRED, QueueState.INCOMING)
         return moved
 
     def hold(self, queue_id: str) -> QueueState:
@@ -115,6 +119,7 @@ class QueueControl:
             self.layout.remove(queue_id, state)
         except FileNotFoundError:
             raise QueueEntryBusy(f"{queue_id}: moved while deleting; try again") from None
+        self._sync(state)
         return state
 
     def _locate(self, queue_id: str) -> QueueState:
@@ -136,4 +141,9 @@ class QueueControl:
                 self.layout.move(queue_id, state, dst)
             except FileNotFoundError:
                 raise QueueEntryBusy(f"{queue_id}: moved meanwhile; try again") from None
+            self._sync(state, dst)
         return state
+
+    def _sync(self, *states: QueueState) -> None:
+        for state in states:
+            fsync_dir(self.layout.state_dir(state))
