@@ -479,3 +479,17 @@ async def test_entries_of_the_directory_layout_are_converted_and_delivered(spool
     finally:
         await qm.stop()
     assert all(c[1].message == MESSAGE for c in agent.calls)
+
+
+async def test_a_dsn_that_cannot_be_built_does_not_hold_the_entry(spool: Spool) -> None:
+    def broken(*args: object, **kw: object) -> None:
+        raise ValueError("bug in the report builder")
+
+    agent = ScriptedAgent({"gone@example.net": [Failed(Reply(550, "5.1.1", "unknown"))]})
+    qm = make_manager(spool, agent, bounce=broken)
+    await qm.start()
+    try:
+        await spool.commit(env("gone@example.net"), MESSAGE, client="c")
+        await eventually(lambda: states(spool) == {} and len(agent.calls) == 1)
+    finally:
+        await qm.stop()

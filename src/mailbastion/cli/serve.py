@@ -35,11 +35,14 @@ def serve(config_path: Path | None, role: str) -> None:
         try:
             acceptor_checks = _check_gateway_config(settings)
             sockets = bind_gateway_sockets(settings)
-            clear_spool_tmp(settings)  # before the acceptors, the spool's writers, exist
         except ConfigError as exc:
             raise Failed(str(exc)) from None
         except OSError as exc:
             raise Failed(f"cannot listen: {exc}") from None
+        try:
+            clear_spool_tmp(settings)  # before the acceptors, the spool's writers, exist
+        except OSError as exc:
+            raise Failed(f"cannot prepare the spool: {exc}") from None
         acceptors = start_acceptors(settings, sockets, settings.server.workers)
         if role == "all":
             from mailbastion.apps.workers import start_mda_process

@@ -219,9 +219,11 @@ class LmtpDeliveryAgent:
         await self._use(opened, request, out)
 
     def _outcome(self, reply: Reply) -> DeliveryOutcome:
-        outcome = outcome_of(reply, remote=self.host)
+        # The MDA is named by its certificate name, not its address: a DSN to an outside sender names the
+        # reporting host, never the inner network's addresses.
+        outcome = outcome_of(reply, remote=self.server_hostname)
         if reply.code == 421 and isinstance(outcome, Deferred):  # our MDA is stopping: a restart, not a fault
-            return Deferred(reply, self.host, link_down=True)
+            return Deferred(reply, self.server_hostname, link_down=True)
         return outcome
 
     def _take_idle(self) -> _Session | None:

@@ -314,7 +314,11 @@ class QueueManager:
             if final and not r.notified:
                 settled.append(r)
         if report and not record.is_null_sender:
-            notice = self.bounce(record, message, report, now=now)
+            try:
+                notice = self.bounce(record, message, report, now=now)
+            except Exception:  # a report we cannot build must not hold the entry in the queue for ever
+                log.exception("id=%s DSN could not be built; the sender is not notified", record.queue_id)
+                notice = None
             if notice is not None:
                 try:
                     dsn_id = await self.spool.commit(notice.envelope, notice.message, client="dsn")
