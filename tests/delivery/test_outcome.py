@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from mailbastion.core.outcome import Deferred, Delivered, Failed, Handoff, describe, is_enhanced_status, outcome_of, \
-    parse_reply
+from mailbastion.core.outcome import (
+    Deferred,
+    Delivered,
+    Failed,
+    Handoff,
+    describe,
+    is_enhanced_status,
+    outcome_of,
+    parse_reply,
+)
 from mailbastion.core.replies import Reply
 
 

@@ -19,7 +19,7 @@ def _children(pid: int) -> list[int]:
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                stat = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+                stat = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
             if int(stat[1]) == pid:
@@ -57,4 +57,5 @@ def test_worker_processes_deliver_and_stop_together(tmp_path: Path) -> None:
             code = d.stop(timeout=120)
         assert code == 0
         for pid in children:  # no orphan keeps a port or the spool
-            assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+            stat = Path(f"/proc/{pid}/stat")
+            assert not stat.exists() or "Z" in stat.read_text().rsplit(")", 1)[1].split()[0]

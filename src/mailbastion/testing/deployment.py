@@ -23,7 +23,7 @@ import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from mailbastion.config.toml_writer import dumps
 from mailbastion.testing.dns_server import DnsTestServer
@@ -58,11 +58,10 @@ def wait_ready(port: int, log: Path, since: int, timeout: float, proc: subproces
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} before it was ready on {port}")
-        with contextlib.suppress(OSError):
-            with open(log, "rb") as fh:
-                fh.seek(since)
-                if b"mailbastion serving (" in fh.read():
-                    break
+        with contextlib.suppress(OSError), open(log, "rb") as fh:
+            fh.seek(since)
+            if b"mailbastion serving (" in fh.read():
+                break
         if time.monotonic() > deadline:
             raise TimeoutError(f"server not ready after {timeout}s (no 'mailbastion serving' line in {log})")
         time.sleep(0.1)
@@ -131,7 +130,7 @@ class Deployment:
 
     def mb(self, *args: str, config: bool = True, input: str | None = None, check: bool = True) -> str:
         cmd = [*MB, *args] + (["-c", str(self.config)] if config else [])
-        res = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=120)
+        res = subprocess.run(cmd, check=False, capture_output=True, text=True, input=input, timeout=120)
         if check and res.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}")
         return res.stdout
@@ -211,7 +210,7 @@ class Deployment:
         spool = self.root / "spool"
         return [p for p in spool.rglob("*") if p.is_file()] if spool.exists() else []
 
-    def __enter__(self) -> Deployment:
+    def __enter__(self) -> Self:
         return self.init()
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
