@@ -1,4 +1,5 @@
-"""LMTP to the MDA over mutual TLS (implicit, from the first byte), one outcome per recipient."""
+"""LMTP to the MDA over mutual TLS (implicit, from the first byte), one outcome per recipient, the link
+protocol (XQUEUEID, XFOLDER) when the MDA offers XMAILBASTION, and the fast retry of a refused MDA."""
 
 from __future__ import annotations
 
@@ -6,22 +7,31 @@ import asyncio
 import socket
 from pathlib import Path
 
-from delivery_servers import ScriptedHandler, Server, gateway_client_context, start_lmtp
+from delivery_servers import LineServer, ScriptedHandler, Server, gateway_client_context, start_lmtp
 
-from mailbastion.core.address import parse_address
-from mailbastion.core.envelope import Envelope
-from mailbastion.delivery.agent import Delivered, PermFailed, TempFailed
+from mailbastion.core.outcome import Deferred, Delivered, Failed, Handoff
+from mailbastion.core.ports import DeliveryRecipient, DeliveryRequest
+from mailbastion.core.replies import Reply
+from mailbastion.core.verdict import Folder
 from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent, prepare_message
 from mailbastion.pki import make_deployment_pki
 from mailbastion.smtp.tls import server_context
-from mailbastion.spool.record import QueueRecord
 
 MESSAGE = b"From: alice@example.org\r\nSubject: hi\r\n\r\nline one\r\n.starts with a dot\r\n"
+QID = "0123456789ABC0FFEE"
 
 
-def record(*rcpts: str, sender: str | None = "alice@example.org", junk: bool = False) -> QueueRecord:
-    env = Envelope(sender=parse_address(sender) if sender else None, recipients=tuple(parse_address(r) for r in rcpts))
-    return QueueRecord.new("0123456789ABC0FFEE", env, arrival=0.0, client="c", size=len(MESSAGE), junk=junk)
+def request(*rcpts: str, sender: str = "alice@example.org", folder: Folder = Folder.INBOX) -> DeliveryRequest:
+    return DeliveryRequest(QID, sender, tuple(DeliveryRecipient(r) for r in rcpts), MESSAGE, folder=folder)
+
+
+def link_mda(pki: dict[str, Path], handler: ScriptedHandler, **kw: object) -> LineServer:
+    return LineServer(handler, extensions=("PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8",
+                                           "XMAILBASTION"), **kw)  # type: ignore[arg-type]
+
+
+def mda_context(pki: dict[str, Path]):  # type: ignore[no-untyped-def]
+    return server_context(pki["mda.crt"], pki["mda.key"], client_ca=pki["ca.crt"])
 
 
 async def test_one_outcome_per_recipient_after_data(mda: Server, lmtp_agent: LmtpDeliveryAgent) -> None:
@@ -32,46 +42,90 @@ async def test_one_outcome_per_recipient_after_data(mda: Server, lmtp_agent: Lmt
                       "bad@example.org": "554 5.6.0 refused"}
     rcpts = ("ok@example.org", "unknown@example.org", "later@example.org", "full@example.org", "bad@example.org",
              "ok2@example.org")
-    out = await lmtp_agent.deliver(record(*rcpts), MESSAGE)
+    out = await lmtp_agent.deliver(request(*rcpts))
     assert set(out) == set(rcpts)
-    assert out["ok@example.org"] == Delivered("250 2.0.0 <ok@example.org> delivered")
-    assert out["ok2@example.org"] == Delivered("250 2.0.0 <ok2@example.org> delivered")
-    assert out["unknown@example.org"] == PermFailed("550 5.1.1 <unknown@example.org>: user unknown")
-    assert out["later@example.org"] == TempFailed("450 4.2.1 try later")
-    assert out["full@example.org"] == TempFailed("452 4.2.2 <full@example.org>: mailbox full")
-    assert out["bad@example.org"] == PermFailed("554 5.6.0 refused")
+    here = "mda"  # named by its certificate name, never by its (inner) address
+    assert out["ok@example.org"] == Delivered(Reply(250, "2.0.0", "<ok@example.org> delivered"), here,
+                                              Handoff.DELIVERED)
+    assert out["ok2@example.org"] == Delivered(Reply(250, "2.0.0", "<ok2@example.org> delivered"), here)
+    assert out["unknown@example.org"] == Failed(Reply(550, "5.1.1", "<unknown@example.org>: user unknown"), here)
+    assert out["later@example.org"] == Deferred(Reply(450, "4.2.1", "try later"), here)
+    assert out["full@example.org"] == Deferred(Reply(452, "4.2.2", "<full@example.org>: mailbox full"), here)
+    assert out["bad@example.org"] == Failed(Reply(554, "5.6.0", "refused"), here)
     [got] = h.received
     assert got.mail_from == "alice@example.org"
     assert got.rcpt_tos == ["ok@example.org", "full@example.org", "bad@example.org", "ok2@example.org"]
     assert got.peer_cert_cn == "gateway"  # we presented the gateway client certificate
     assert got.tls_version in ("TLSv1.2", "TLSv1.3")
-    assert got.content.startswith(b"X-Mailbastion-Queue-Id: 0123456789ABC0FFEE\r\n")
-    assert b"X-Mailbastion-Junk" not in got.content
-    assert got.content.endswith(MESSAGE)  # dot-stuffing undone by the server: bytes arrive unchanged
+    assert got.content == MESSAGE  # nothing injected; dot-stuffing undone by the server: bytes arrive unchanged
 
 
-async def test_junk_flag_adds_the_junk_header_and_null_sender_is_sent(mda: Server,
-                                                                       lmtp_agent: LmtpDeliveryAgent) -> None:
-    out = await lmtp_agent.deliver(record("ok@example.org", sender=None, junk=True), MESSAGE)
+async def test_an_mda_without_the_link_protocol_gets_the_junk_header_and_no_parameters(
+        mda: Server, lmtp_agent: LmtpDeliveryAgent) -> None:
+    out = await lmtp_agent.deliver(request("ok@example.org", sender="", folder=Folder.JUNK))
     assert isinstance(out["ok@example.org"], Delivered)
     [got] = mda.handler.received
     assert got.mail_from == "<>"  # aiosmtpd reports the null reverse-path as "<>"
-    assert got.content.startswith(b"X-Mailbastion-Queue-Id: 0123456789ABC0FFEE\r\nX-Mailbastion-Junk: yes\r\n")
+    assert got.content == b"X-Mailbastion-Junk: yes\r\n" + MESSAGE  # transitional fallback, nothing else
+
+
+async def test_the_link_protocol_carries_queue_id_and_folder_as_mail_parameters(pki: dict[str, Path]) -> None:
+    handler = ScriptedHandler()
+    server = await link_mda(pki, handler).start(mda_context(pki))
+    agent = LmtpDeliveryAgent("127.0.0.1", server.port, ssl_context=gateway_client_context(pki), timeout=10)
+    try:
+        junk = await agent.deliver(request("a@example.org", folder=Folder.JUNK))
+        inbox = await agent.deliver(request("b@example.org", "c@example.org"))
+    finally:
+        await agent.close()
+        server.close()
+    assert isinstance(junk["a@example.org"], Delivered) and isinstance(inbox["c@example.org"], Delivered)
+    first, second = handler.received
+    assert first.mail_params == [f"XQUEUEID={QID}", "XFOLDER=Junk"]
+    assert second.mail_params == [f"XQUEUEID={QID}", "XFOLDER=INBOX"] and second.rcpt_tos == ["b@example.org",
+                                                                                               "c@example.org"]
+    assert first.content == second.content == MESSAGE  # no X-Mailbastion-* header in the message any more
+    assert agent.connections_opened == 1
+
+
+async def test_no_link_parameters_to_an_mda_that_does_not_offer_them(pki: dict[str, Path]) -> None:
+    handler = ScriptedHandler()
+    server = await LineServer(handler).start(mda_context(pki))  # no XMAILBASTION advertised
+    agent = LmtpDeliveryAgent("127.0.0.1", server.port, ssl_context=gateway_client_context(pki), timeout=10)
+    try:
+        out = await agent.deliver(request("a@example.org", folder=Folder.JUNK))
+    finally:
+        await agent.close()
+        server.close()
+    assert isinstance(out["a@example.org"], Delivered)
+    assert handler.received[0].mail_params == []
 
 
 def test_prepare_message_normalises_line_ends_and_stuffs_dots() -> None:
-    data = prepare_message(record("a@example.org"), b"Subject: x\n\n.\n..two\nlast")
-    assert data == (b"X-Mailbastion-Queue-Id: 0123456789ABC0FFEE\r\nSubject: x\r\n\r\n..\r\n...two\r\nlast\r\n.\r\n")
+    assert prepare_message(b"Subject: x\n\n.\n..two\nlast") == b"Subject: x\r\n\r\n..\r\n...two\r\nlast\r\n.\r\n"
+    assert prepare_message(b".first line\r\n") == b"..first line\r\n.\r\n"
+    assert prepare_message(b"S: x\r\n\r\n.\r\n", junk_header=True) == b"X-Mailbastion-Junk: yes\r\nS: x\r\n\r\n..\r\n.\r\n"
 
 
-async def test_unreachable_mda_is_a_temporary_failure_for_everyone(pki: dict[str, Path]) -> None:
+async def test_a_refused_mda_is_a_link_failure_for_everyone(pki: dict[str, Path]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again when the block ends: nobody listens
     agent = LmtpDeliveryAgent("127.0.0.1", port, ssl_context=gateway_client_context(pki), connect_timeout=2)
-    out = await agent.deliver(record("a@example.org", "b@example.org"), MESSAGE)
+    out = await agent.deliver(request("a@example.org", "b@example.org"))
     assert set(out) == {"a@example.org", "b@example.org"}
-    assert all(isinstance(o, TempFailed) and o.error.startswith("4.4.2") for o in out.values())
+    for o in out.values():
+        assert isinstance(o, Deferred) and o.link_down and o.reply.code == 451 and o.reply.status == "4.4.2"
+
+
+async def test_an_mda_saying_421_at_the_greeting_is_restarting(pki: dict[str, Path]) -> None:
+    server = await LineServer(ScriptedHandler(), greeting=b"421 4.3.2 shutting down\r\n").start(mda_context(pki))
+    agent = LmtpDeliveryAgent("127.0.0.1", server.port, ssl_context=gateway_client_context(pki), timeout=3)
+    try:
+        out = await agent.deliver(request("a@example.org"))
+    finally:
+        server.close()
+    assert out["a@example.org"] == Deferred(Reply(421, "4.3.2", "shutting down"), "mda", link_down=True)
 
 
 async def test_plain_text_mda_is_refused_no_mail_crosses_in_clear(pki: dict[str, Path]) -> None:
@@ -79,10 +133,11 @@ async def test_plain_text_mda_is_refused_no_mail_crosses_in_clear(pki: dict[str,
     try:
         agent = LmtpDeliveryAgent("127.0.0.1", server.port, ssl_context=gateway_client_context(pki),
                                   connect_timeout=2, timeout=2)
-        out = await agent.deliver(record("a@example.org"), MESSAGE)
+        out = await agent.deliver(request("a@example.org"))
     finally:
         server.server.close()
-    assert isinstance(out["a@example.org"], TempFailed)
+    outcome = out["a@example.org"]
+    assert isinstance(outcome, Deferred) and not outcome.link_down  # a misconfiguration: the normal back-off
     assert server.handler.received == []
 
 
@@ -92,10 +147,12 @@ async def test_mda_with_a_certificate_from_another_ca_is_refused(pki: dict[str, 
     try:
         agent = LmtpDeliveryAgent("127.0.0.1", server.port, ssl_context=gateway_client_context(pki),
                                   connect_timeout=2, timeout=2)
-        out = await agent.deliver(record("a@example.org"), MESSAGE)
+        out = await agent.deliver(request("a@example.org"))
     finally:
         server.server.close()
-    assert isinstance(out["a@example.org"], TempFailed) and "CERTIFICATE_VERIFY_FAILED" in out["a@example.org"].error
+    outcome = out["a@example.org"]
+    assert isinstance(outcome, Deferred) and "CERTIFICATE_VERIFY_FAILED" in outcome.reply.text
+    assert not outcome.link_down
     assert server.handler.received == []
 
 
@@ -111,13 +168,38 @@ async def test_mda_closing_mid_reply_defers_the_unanswered(pki: dict[str, Path])
         await writer.drain()
         writer.close()
 
-    ctx = server_context(pki["mda.crt"], pki["mda.key"], client_ca=pki["ca.crt"])
-    server = await asyncio.start_server(half, "127.0.0.1", 0, ssl=ctx)
+    server = await asyncio.start_server(half, "127.0.0.1", 0, ssl=mda_context(pki))
     port = server.sockets[0].getsockname()[1]
     try:
         agent = LmtpDeliveryAgent("127.0.0.1", port, ssl_context=gateway_client_context(pki), timeout=3)
-        out = await agent.deliver(record("a@example.org", "b@example.org"), MESSAGE)
+        out = await agent.deliver(request("a@example.org", "b@example.org"))
     finally:
         server.close()
-    assert out["a@example.org"] == Delivered("250 2.0.0 first ok")
-    assert isinstance(out["b@example.org"], TempFailed)
+    assert out["a@example.org"] == Delivered(Reply(250, "2.0.0", "first ok"), "mda")
+    b = out["b@example.org"]
+    assert isinstance(b, Deferred) and b.link_down  # the MDA went away: retried within seconds
+
+
+async def test_wait_ready_waits_for_the_mda_and_keeps_the_session(pki: dict[str, Path]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    agent = LmtpDeliveryAgent("127.0.0.1", port, ssl_context=gateway_client_context(pki), connect_timeout=2)
+    assert await agent.wait_ready(0.3) is False  # bounded: nobody listens
+    handler = ScriptedHandler()
+    server = LineServer(handler)
+
+    async def start_late() -> None:
+        await asyncio.sleep(0.3)
+        server.server = await asyncio.start_server(server._serve, "127.0.0.1", port, ssl=mda_context(pki))
+
+    late = asyncio.ensure_future(start_late())
+    try:
+        assert await agent.wait_ready(20) is True
+        out = await agent.deliver(request("a@example.org"))
+        assert isinstance(out["a@example.org"], Delivered)
+        assert agent.connections_opened == 1  # the session that answered carried the first delivery
+    finally:
+        await late
+        await agent.close()
+        server.close()

@@ -8,19 +8,17 @@ from pathlib import Path
 from aiosmtpd.lmtp import LMTP
 from delivery_servers import ScriptedHandler, gateway_client_context
 
-from mailbastion.core.address import parse_address
-from mailbastion.core.envelope import Envelope
-from mailbastion.delivery.agent import Delivered, PermFailed, TempFailed
+from mailbastion.core.outcome import Deferred, Delivered, Failed
+from mailbastion.core.ports import DeliveryRecipient, DeliveryRequest
 from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent
 from mailbastion.smtp.tls import server_context
-from mailbastion.spool.record import QueueRecord
 
 MESSAGE = b"From: alice@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 
 
-def record(n: int, *rcpts: str) -> QueueRecord:
-    env = Envelope(sender=parse_address("alice@example.org"), recipients=tuple(parse_address(r) for r in rcpts))
-    return QueueRecord.new(f"0123456789ABC{n:05d}", env, arrival=0.0, client="c", size=len(MESSAGE))
+def record(n: int, *rcpts: str) -> DeliveryRequest:
+    return DeliveryRequest(f"0123456789ABC{n:05d}", "alice@example.org", tuple(DeliveryRecipient(r) for r in rcpts),
+                           MESSAGE)
 
 
 async def _mda(pki: dict[str, Path], handler: ScriptedHandler) -> tuple[asyncio.base_events.Server, list[LMTP]]:
@@ -48,12 +46,12 @@ async def test_one_connection_serves_many_deliveries(pki: dict[str, Path]) -> No
     agent = _agent(pki, server.sockets[0].getsockname()[1])
     try:
         for n in range(5):
-            out = await agent.deliver(record(n, "ok@example.org"), MESSAGE)
+            out = await agent.deliver(record(n, "ok@example.org"))
             assert isinstance(out["ok@example.org"], Delivered)
         # a transaction with no accepted recipient is reset, and the session still serves the next one
-        out = await agent.deliver(record(5, "unknown@example.org"), MESSAGE)
-        assert isinstance(out["unknown@example.org"], PermFailed)
-        out = await agent.deliver(record(6, "ok@example.org"), MESSAGE)
+        out = await agent.deliver(record(5, "unknown@example.org"))
+        assert isinstance(out["unknown@example.org"], Failed)
+        out = await agent.deliver(record(6, "ok@example.org"))
         assert isinstance(out["ok@example.org"], Delivered)
         assert agent.connections_opened == 1 and len(sessions) == 1
         assert len(handler.received) == 6
@@ -67,12 +65,12 @@ async def test_a_session_the_mda_closed_is_replaced_without_losing_or_doubling(p
     server, sessions = await _mda(pki, handler)
     agent = _agent(pki, server.sockets[0].getsockname()[1])
     try:
-        assert isinstance((await agent.deliver(record(1, "ok@example.org"), MESSAGE))["ok@example.org"], Delivered)
+        assert isinstance((await agent.deliver(record(1, "ok@example.org")))["ok@example.org"], Delivered)
         for s in sessions:  # the MDA restarts, or times the idle session out
             if s.transport is not None:
                 s.transport.close()
         await asyncio.sleep(0.1)
-        out = await agent.deliver(record(2, "ok@example.org"), MESSAGE)
+        out = await agent.deliver(record(2, "ok@example.org"))
         assert isinstance(out["ok@example.org"], Delivered)
         assert agent.connections_opened == 2
         assert len(handler.received) == 2  # each message exactly once
@@ -100,9 +98,9 @@ async def test_a_cached_session_lost_after_data_is_never_retried(pki: dict[str, 
     server, _ = await _mda(pki, handler)  # type: ignore[arg-type]
     agent = _agent(pki, server.sockets[0].getsockname()[1])
     try:
-        assert isinstance((await agent.deliver(record(1, "ok@example.org"), MESSAGE))["ok@example.org"], Delivered)
-        out = await agent.deliver(record(2, "ok@example.org"), MESSAGE)  # on the cached session
-        assert isinstance(out["ok@example.org"], TempFailed)  # the queue retries later...
+        assert isinstance((await agent.deliver(record(1, "ok@example.org")))["ok@example.org"], Delivered)
+        out = await agent.deliver(record(2, "ok@example.org"))  # on the cached session
+        assert isinstance(out["ok@example.org"], Deferred)  # the queue retries (within seconds: link lost)...
         assert handler.received == 2  # ...but this delivery did not send the message a second time
         assert agent.connections_opened == 1
     finally:

@@ -7,23 +7,22 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from delivery_servers import ScriptedHandler, Server, start_smtp
+from delivery_servers import LineServer, ScriptedHandler, Server, start_smtp
 
-from mailbastion.core.address import parse_address
-from mailbastion.core.envelope import Envelope
-from mailbastion.delivery.agent import Delivered, PermFailed, TempFailed
-from mailbastion.delivery.smtp_client import SmtpDeliveryAgent
+from mailbastion.core.outcome import Deferred, Delivered, Failed, Handoff
+from mailbastion.core.ports import DeliveryRecipient, DeliveryRequest
+from mailbastion.core.replies import Reply
+from mailbastion.delivery.smtp_client import SmtpDeliveryAgent, xtext
 from mailbastion.dns.resolver import DnsResolver
 from mailbastion.smtp.tls import server_context
-from mailbastion.spool.record import QueueRecord
 from mailbastion.testing.dns_server import DnsTestServer
 
 MESSAGE = b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: out\r\n\r\nhello\r\n"
 
 
-def record(*rcpts: str, sender: str | None = "alice@example.org") -> QueueRecord:
-    env = Envelope(sender=parse_address(sender) if sender else None, recipients=tuple(parse_address(r) for r in rcpts))
-    return QueueRecord.new("0123456789ABCBEEF0", env, arrival=0.0, client="c", size=len(MESSAGE))
+def record(*rcpts: str | DeliveryRecipient, sender: str | None = "alice@example.org", **kw: object) -> DeliveryRequest:
+    recipients = tuple(r if isinstance(r, DeliveryRecipient) else DeliveryRecipient(r) for r in rcpts)
+    return DeliveryRequest("0123456789ABCBEEF0", sender or "", recipients, MESSAGE, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -52,11 +51,11 @@ async def test_mx_lookup_starttls_and_per_recipient_results(dns: DnsTestServer, 
     mx.handler.rcpt_replies = {"nobody@example.net": "550 5.1.1 no such user",
                                "busy@example.net": "451 4.3.0 busy"}
     out = await agent_for(dns, mx.port).deliver(
-        record("bob@example.net", "nobody@example.net", "busy@example.net", "carol@example.net"), MESSAGE)
-    assert isinstance(out["bob@example.net"], Delivered) and "TLSv1." in out["bob@example.net"].response
+        record("bob@example.net", "nobody@example.net", "busy@example.net", "carol@example.net"))
+    assert out["bob@example.net"] == Delivered(Reply(250, "2.0.0", "Ok: queued"), "mx.example.net", Handoff.RELAYED)
     assert out["carol@example.net"] == out["bob@example.net"]  # one DATA reply for all accepted
-    assert isinstance(out["nobody@example.net"], PermFailed) and "550 5.1.1" in out["nobody@example.net"].error
-    assert isinstance(out["busy@example.net"], TempFailed) and "451 4.3.0" in out["busy@example.net"].error
+    assert out["nobody@example.net"] == Failed(Reply(550, "5.1.1", "no such user"), "mx.example.net")
+    assert out["busy@example.net"] == Deferred(Reply(451, "4.3.0", "busy"), "mx.example.net")
     [got] = mx.handler.received
     assert got.rcpt_tos == ["bob@example.net", "carol@example.net"] and got.mail_from == "alice@example.org"
     assert got.tls_version in ("TLSv1.2", "TLSv1.3")
@@ -69,13 +68,13 @@ async def test_unreachable_first_mx_falls_back_to_the_next(dns: DnsTestServer, m
     dns.add("example.net", "MX", "20 up.example.net")
     dns.add("down.example.net", "AAAA", "::1")  # nothing listens on ::1 at that port
     dns.add("up.example.net", "A", "127.0.0.1")
-    out = await agent_for(dns, mx.port).deliver(record("bob@example.net"), MESSAGE)
+    out = await agent_for(dns, mx.port).deliver(record("bob@example.net"))
     assert isinstance(out["bob@example.net"], Delivered)
 
 
 async def test_no_mx_uses_the_domain_address_as_implicit_mx(dns: DnsTestServer, mx: Server) -> None:
     dns.add("example.net", "A", "127.0.0.1")
-    out = await agent_for(dns, mx.port).deliver(record("bob@example.net"), MESSAGE)
+    out = await agent_for(dns, mx.port).deliver(record("bob@example.net"))
     assert isinstance(out["bob@example.net"], Delivered)
     assert ("example.net", "MX") in dns.queries and ("example.net", "A") in dns.queries
 
@@ -84,10 +83,11 @@ async def test_null_mx_nxdomain_and_servfail(dns: DnsTestServer) -> None:
     dns.add("nullmx.example", "MX", "0 .")
     dns.fail("broken.example")
     agent = agent_for(dns, 9)
-    out = await agent.deliver(record("a@nullmx.example", "b@missing.example", "c@broken.example"), MESSAGE)
-    assert isinstance(out["a@nullmx.example"], PermFailed) and out["a@nullmx.example"].error.startswith("5.1.10")
-    assert isinstance(out["b@missing.example"], PermFailed) and out["b@missing.example"].error.startswith("5.1.2")
-    assert isinstance(out["c@broken.example"], TempFailed) and out["c@broken.example"].error.startswith("4.4.3")
+    out = await agent.deliver(record("a@nullmx.example", "b@missing.example", "c@broken.example"))
+    a, b, c = out["a@nullmx.example"], out["b@missing.example"], out["c@broken.example"]
+    assert isinstance(a, Failed) and (a.reply.code, a.reply.status) == (556, "5.1.10")
+    assert isinstance(b, Failed) and b.reply.status == "5.1.2"
+    assert isinstance(c, Deferred) and c.reply.status == "4.4.3" and not c.link_down
 
 
 async def test_all_hosts_down_is_temporary(dns: DnsTestServer) -> None:
@@ -96,13 +96,14 @@ async def test_all_hosts_down_is_temporary(dns: DnsTestServer) -> None:
         port = s.getsockname()[1]
     dns.add("example.net", "MX", "10 mx.example.net")
     dns.add("mx.example.net", "A", "127.0.0.1")
-    out = await agent_for(dns, port).deliver(record("bob@example.net"), MESSAGE)
-    assert isinstance(out["bob@example.net"], TempFailed) and out["bob@example.net"].error.startswith("4.4.1")
+    out = await agent_for(dns, port).deliver(record("bob@example.net"))
+    bob = out["bob@example.net"]
+    assert isinstance(bob, Deferred) and bob.reply.status == "4.4.1" and not bob.link_down  # the Internet back-off
 
 
 async def test_relayhost_takes_every_domain_without_dns(dns: DnsTestServer, mx: Server) -> None:
     agent = agent_for(dns, 25, relayhost=f"127.0.0.1:{mx.port}")
-    out = await agent.deliver(record("a@one.example", "b@two.example", sender=None), MESSAGE)
+    out = await agent.deliver(record("a@one.example", "b@two.example", sender=None))
     assert all(isinstance(o, Delivered) for o in out.values()) and len(out) == 2
     assert dns.queries == []
     [got] = mx.handler.received
@@ -112,7 +113,7 @@ async def test_relayhost_takes_every_domain_without_dns(dns: DnsTestServer, mx: 
 async def test_plain_text_server_still_gets_the_mail(dns: DnsTestServer) -> None:
     server = await start_smtp(ScriptedHandler(lmtp=False), None)  # no STARTTLS offered
     try:
-        out = await agent_for(dns, 25, relayhost=f"127.0.0.1:{server.port}").deliver(record("b@x.example"), MESSAGE)
+        out = await agent_for(dns, 25, relayhost=f"127.0.0.1:{server.port}").deliver(record("b@x.example"))
     finally:
         server.server.close()
     assert isinstance(out["b@x.example"], Delivered) and server.handler.received[0].tls_version is None
@@ -121,8 +122,8 @@ async def test_plain_text_server_still_gets_the_mail(dns: DnsTestServer) -> None
 async def test_data_refusal_applies_to_every_accepted_recipient(dns: DnsTestServer, mx: Server) -> None:
     mx.handler.data_replies = {"*": "554 5.7.1 spam"}
     out = await agent_for(dns, 25, relayhost=f"127.0.0.1:{mx.port}").deliver(
-        record("a@x.example", "b@x.example"), MESSAGE)
-    assert all(isinstance(o, PermFailed) and "554 5.7.1" in o.error for o in out.values())
+        record("a@x.example", "b@x.example"))
+    assert all(o == Failed(Reply(554, "5.7.1", "spam"), "127.0.0.1") for o in out.values())
 
 
 async def test_failed_starttls_falls_back_to_plain_text(dns: DnsTestServer, pki: dict[str, Path],
@@ -134,9 +135,50 @@ async def test_failed_starttls_falls_back_to_plain_text(dns: DnsTestServer, pki:
     broken.set_ciphers("AES128-SHA")  # no cipher in common with our forward-secret AEAD list
     server = await start_smtp(ScriptedHandler(lmtp=False), broken)
     try:
-        out = await agent_for(dns, 25, relayhost=f"127.0.0.1:{server.port}").deliver(record("b@x.example"), MESSAGE)
+        out = await agent_for(dns, 25, relayhost=f"127.0.0.1:{server.port}").deliver(record("b@x.example"))
     finally:
         server.server.close()
     assert isinstance(out["b@x.example"], Delivered)
     assert [r.tls_version for r in server.handler.received] == [None]
     assert "STARTTLS failed" in caplog.text
+
+
+async def test_dsn_parameters_go_to_a_next_hop_that_offers_dsn(dns: DnsTestServer) -> None:
+    handler = ScriptedHandler(lmtp=False)
+    hop = await LineServer(handler, extensions=("8BITMIME", "DSN", "ENHANCEDSTATUSCODES")).start(None)
+    try:
+        out = await agent_for(dns, 25, relayhost=f"127.0.0.1:{hop.port}").deliver(record(
+            DeliveryRecipient("a@x.example", ("SUCCESS", "FAILURE"), "rfc822;Alice+Work@x.example"),
+            DeliveryRecipient("b@x.example"), dsn_ret="HDRS", dsn_envid="id 1=2"))
+    finally:
+        hop.close()
+    assert all(isinstance(o, Delivered) and o.handoff is Handoff.TRANSFERRED for o in out.values())
+    [got] = handler.received
+    assert got.mail_params == ["RET=HDRS", "ENVID=id+201+3D2"]  # RFC 3461 §4: xtext
+    assert got.rcpt_params == {"a@x.example": ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Alice+2BWork@x.example"],
+                               "b@x.example": []}
+
+
+async def test_no_dsn_parameters_without_dsn_and_success_is_ours_to_report(dns: DnsTestServer) -> None:
+    handler = ScriptedHandler(lmtp=False)
+    hop = await LineServer(handler, extensions=("8BITMIME",)).start(None)
+    try:
+        out = await agent_for(dns, 25, relayhost=f"127.0.0.1:{hop.port}").deliver(record(
+            DeliveryRecipient("a@x.example", ("SUCCESS",)), dsn_ret="FULL", dsn_envid="E"))
+    finally:
+        hop.close()
+    assert out["a@x.example"] == Delivered(Reply(250, "2.0.0", "Ok: queued"), "127.0.0.1", Handoff.RELAYED)
+    assert handler.received[0].mail_params == [] and handler.received[0].rcpt_params == {"a@x.example": []}
+
+
+async def test_requiretls_never_leaves_over_unverified_tls(dns: DnsTestServer, mx: Server) -> None:
+    out = await agent_for(dns, 25, relayhost=f"127.0.0.1:{mx.port}").deliver(record("a@x.example", requiretls=True))
+    assert out["a@x.example"] == Failed(Reply(550, "5.7.30",
+                                              "REQUIRETLS: no verified TLS to the next hop is available here"))
+    assert mx.handler.received == []
+
+
+def test_xtext_encodes_plus_equals_controls_and_non_ascii() -> None:
+    assert xtext("a+b=c d") == "a+2Bb+3Dc+20d"
+    assert xtext("plain!~") == "plain!~"
+    assert xtext("é") == "+C3+A9"

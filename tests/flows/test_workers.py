@@ -1,4 +1,8 @@
-"""`server.workers = 2`: SMTP acceptor processes and the MDA in its own process, one queue manager."""
+"""`server.workers = 2`: SMTP acceptor processes and the MDA in its own process, one queue manager.
+
+Robust on a slow, busy machine: every wait is on a condition (the server's readiness, its children, the
+mailbox), bounded generously; none is a fixed sleep. The MDA process must listen before the queue manager
+delivers, and a refused connection to it is retried within seconds, never on the Internet back-off."""
 
 import os
 import time
@@ -15,12 +19,19 @@ def _children(pid: int) -> list[int]:
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                stat = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+                stat = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
             if int(stat[1]) == pid:
                 out.append(int(d))
     return out
+
+
+def _wait_children(pid: int, count: int, timeout: float = 60.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (children := _children(pid)) and len(children) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return children
 
 
 def test_worker_processes_deliver_and_stop_together(tmp_path: Path) -> None:
@@ -29,20 +40,23 @@ def test_worker_processes_deliver_and_stop_together(tmp_path: Path) -> None:
         ("antivirus", "stale_policy"): '"alarm_only"',
                                                     ("server", "workers"): "2"})
         d.init()
-        d.start()
+        d.start()  # returns once serve printed its ready line and an acceptor greets
         assert d.proc is not None
         parent = d.proc.pid
         try:
-            time.sleep(1.0)
-            children = _children(parent)
+            children = _wait_children(parent, 3)
             assert len(children) == 3, children  # two SMTP acceptors and the MDA
             for n in range(10):
                 assert d.send("carol@partner.example", ["postmaster@example.test"],
                               business_message(to="postmaster@example.test", n=n)) == {}
-            got = d.wait_delivered("postmaster@example.test", 10)
+            # 120 s is less than the Internet back-off's first step (300 s): a refused MDA put on it fails here
+            got = d.wait_delivered("postmaster@example.test", 10, timeout=120)
             assert len(got) == 10
+            log = d.log()  # the queue manager waited for the MDA process (bounded) before delivering
+            assert "MDA answers on" in log or "queue manager starting anyway" in log
         finally:
-            code = d.stop()
+            code = d.stop(timeout=120)
         assert code == 0
         for pid in children:  # no orphan keeps a port or the spool
-            assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+            stat = Path(f"/proc/{pid}/stat")
+            assert not stat.exists() or "Z" in stat.read_text().rsplit(")", 1)[1].split()[0]

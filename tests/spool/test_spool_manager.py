@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import functools
 import itertools
 import time
 from collections.abc import Callable
@@ -12,8 +13,11 @@ from pathlib import Path
 import pytest
 
 from mailbastion.core.address import parse_address
-from mailbastion.core.envelope import Envelope
-from mailbastion.delivery.agent import Delivered, DeliveryOutcome, PermFailed, TempFailed
+from mailbastion.core.envelope import Envelope, RecipientDsn
+from mailbastion.core.outcome import Deferred, Delivered, DeliveryOutcome, Failed, Handoff
+from mailbastion.core.ports import DeliveryRequest
+from mailbastion.core.replies import Reply
+from mailbastion.delivery.dsn import build_dsn
 from mailbastion.spool.control import QueueControl
 from mailbastion.spool.layout import QueueState
 from mailbastion.spool.manager import QueueManager
@@ -23,6 +27,12 @@ from mailbastion.spool.writer import Spool
 
 MESSAGE = b"From: alice@example.org\r\nSubject: report\r\nMessage-ID: <m1@example.org>\r\n\r\nbody\r\n"
 FAST = RetrySchedule(min_backoff=0.2, max_backoff=0.3, max_lifetime=3600, bounce_lifetime=3600)
+OK = Delivered(Reply(250, "2.0.0", "ok"), "mda")
+BOUNCE = functools.partial(build_dsn, reporting_mta="mx.example.org")
+
+
+def deferred(code: int, status: str, text: str) -> Deferred:
+    return Deferred(Reply(code, status, text), "mx.example.net")
 
 
 class ScriptedAgent:
@@ -31,12 +41,12 @@ class ScriptedAgent:
     def __init__(self, script: dict[str, list[DeliveryOutcome]] | None = None, delay: float = 0.0) -> None:
         self.script = script or {}
         self.delay = delay
-        self.calls: list[tuple[float, QueueRecord, bytes]] = []
+        self.calls: list[tuple[float, DeliveryRequest]] = []
         self.active = 0
         self.max_active = 0
 
-    async def deliver(self, record: QueueRecord, message: bytes) -> dict[str, DeliveryOutcome]:
-        self.calls.append((time.monotonic(), record, message))
+    async def deliver(self, request: DeliveryRequest) -> dict[str, DeliveryOutcome]:
+        self.calls.append((time.monotonic(), request))
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
@@ -44,13 +54,16 @@ class ScriptedAgent:
         finally:
             self.active -= 1
         out: dict[str, DeliveryOutcome] = {}
-        for r in record.pending:
-            steps = self.script.get(r.address, [Delivered("250 2.0.0 ok")])
-            out[r.address] = steps.pop(0) if len(steps) > 1 else steps[0]
+        for address in request.addresses:
+            steps = self.script.get(address, [OK])
+            out[address] = steps.pop(0) if len(steps) > 1 else steps[0]
         return out
 
-    def calls_to(self, address: str) -> list[tuple[float, QueueRecord, bytes]]:
-        return [c for c in self.calls if any(r.address == address for r in c[1].recipients)]
+    def calls_to(self, address: str) -> list[tuple[float, DeliveryRequest]]:
+        return [c for c in self.calls if address in c[1].addresses]
+
+    def dsns(self) -> list[DeliveryRequest]:
+        return [c[1] for c in self.calls if c[1].sender == ""]
 
 
 def env(*rcpts: str, sender: str | None = "alice@example.org") -> Envelope:
@@ -74,7 +87,8 @@ def spool(tmp_path: Path) -> Spool:
 def make_manager(spool: Spool, agent: ScriptedAgent, **kw: object) -> QueueManager:
     kw.setdefault("schedule", FAST)
     kw.setdefault("scan_interval", 0.05)
-    return QueueManager(spool, agent, hostname="mx.example.org", **kw)  # type: ignore[arg-type]
+    kw.setdefault("bounce", BOUNCE)
+    return QueueManager(spool, agent, **kw)  # type: ignore[arg-type]
 
 
 def states(spool: Spool) -> dict[str, list[str]]:
@@ -94,14 +108,14 @@ async def test_all_delivered_removes_the_entry_without_dsn(spool: Spool) -> None
         await eventually(lambda: states(spool) == {} and len(agent.calls) == 1)
     finally:
         await qm.stop()
-    assert agent.calls[0][1].queue_id == qid and agent.calls[0][2] == MESSAGE
+    assert agent.calls[0][1].queue_id == qid and agent.calls[0][1].message == MESSAGE
 
 
 async def test_per_recipient_outcomes_retry_schedule_and_one_dsn(spool: Spool) -> None:
     agent = ScriptedAgent({
-        "temp@example.net": [TempFailed("451 4.3.0 try later"), TempFailed("452 4.2.2 full"),
-                             Delivered("250 2.0.0 ok at last")],
-        "gone@example.net": [PermFailed("550 5.1.1 <gone@example.net>: user unknown")],
+        "temp@example.net": [deferred(451, "4.3.0", "try later"), deferred(452, "4.2.2", "full"),
+                             Delivered(Reply(250, "2.0.0", "ok at last"), "mx.example.net")],
+        "gone@example.net": [Failed(Reply(550, "5.1.1", "<gone@example.net>: user unknown"), "mx.example.net")],
     })
     qm = make_manager(spool, agent)
     await qm.start()
@@ -111,9 +125,10 @@ async def test_per_recipient_outcomes_retry_schedule_and_one_dsn(spool: Spool) -
         record = spool.layout.load(QueueState.DEFERRED, qid)
         by = {r.address: r for r in record.recipients}
         assert by["ok@example.net"].status is RecipientState.DELIVERED
-        assert by["ok@example.net"].response == "250 2.0.0 ok"
+        assert by["ok@example.net"].reply == Reply(250, "2.0.0", "ok") and by["ok@example.net"].remote == "mda"
         assert by["temp@example.net"].status is RecipientState.DEFERRED
-        assert by["temp@example.net"].attempts == 1 and by["temp@example.net"].last_error == "451 4.3.0 try later"
+        assert by["temp@example.net"].attempts == 1
+        assert by["temp@example.net"].reply == Reply(451, "4.3.0", "try later")
         assert by["temp@example.net"].next_retry == pytest.approx(by["temp@example.net"].updated + 0.2)
         assert by["gone@example.net"].status is RecipientState.FAILED and by["gone@example.net"].notified
         await eventually(lambda: states(spool) == {} and len(agent.calls_to("temp@example.net")) == 3)
@@ -121,21 +136,22 @@ async def test_per_recipient_outcomes_retry_schedule_and_one_dsn(spool: Spool) -
         await qm.stop()
     tries = agent.calls_to("temp@example.net")
     # Retries only re-send to the recipient that is not final.
-    assert [sorted(r.address for r in c[1].recipients) for c in tries[1:]] == [["temp@example.net"]] * 2
+    assert [list(c[1].addresses) for c in tries[1:]] == [["temp@example.net"]] * 2
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(tries)]
     assert gaps[0] >= 0.2 - 0.02 and gaps[1] >= 0.3 - 0.02  # 0.2, then doubled to the 0.3 cap
-    dsns = [c for c in agent.calls if c[1].is_null_sender]
+    dsns = agent.dsns()
     assert len(dsns) == 1  # exactly one bounce, to the sender, about gone@ only
-    dsn_record, dsn_bytes = dsns[0][1], dsns[0][2]
-    assert [r.address for r in dsn_record.recipients] == ["alice@example.org"]
+    assert dsns[0].addresses == ("alice@example.org",)
+    dsn_bytes = dsns[0].message
     report = email.message_from_bytes(dsn_bytes)
     assert report.get_content_type() == "multipart/report"
     assert b"Final-Recipient: rfc822; gone@example.net" in dsn_bytes
+    assert b"Status: 5.1.1" in dsn_bytes and b"Remote-MTA: dns; mx.example.net" in dsn_bytes
     assert b"temp@example.net" not in dsn_bytes and b"ok@example.net" not in dsn_bytes
 
 
 async def test_null_sender_failures_make_no_dsn(spool: Spool) -> None:
-    agent = ScriptedAgent({"x@example.net": [PermFailed("550 5.1.1 unknown")]})
+    agent = ScriptedAgent({"x@example.net": [Failed(Reply(550, "5.1.1", "unknown"))]})
     qm = make_manager(spool, agent)
     await qm.start()
     try:
@@ -150,7 +166,7 @@ async def test_null_sender_failures_make_no_dsn(spool: Spool) -> None:
 async def test_expired_message_fails_with_4_4_7_and_bounces(spool: Spool, tmp_path: Path) -> None:
     now = [1_000_000.0]
     clocked = Spool(tmp_path / "spool", min_free_bytes=0, clock=lambda: now[0])
-    agent = ScriptedAgent({"slow@example.net": [TempFailed("421 4.4.2 timeout")]})
+    agent = ScriptedAgent({"slow@example.net": [deferred(421, "4.4.2", "timeout")]})
     qm = make_manager(clocked, agent, clock=lambda: now[0],
                       schedule=RetrySchedule(min_backoff=10, max_backoff=10, max_lifetime=100, bounce_lifetime=50))
     await qm.start()
@@ -161,7 +177,7 @@ async def test_expired_message_fails_with_4_4_7_and_bounces(spool: Spool, tmp_pa
         await eventually(lambda: len(agent.calls) >= 3)  # last try, then the DSN delivered
     finally:
         await qm.stop()
-    dsn = next(c for c in agent.calls if c[1].is_null_sender)[2]
+    dsn = agent.dsns()[0].message
     assert b"Status: 4.4.7" in dsn and b"Action: failed" in dsn and b"421 4.4.2 timeout" in dsn
     assert qid not in queued_ids(clocked)
 
@@ -209,8 +225,8 @@ async def test_stop_timeout_leaves_the_entry_in_active_for_the_next_start(spool:
 
 async def test_agent_exceptions_and_missing_outcomes_defer(spool: Spool) -> None:
     class Broken:
-        async def deliver(self, record: QueueRecord, message: bytes) -> dict[str, DeliveryOutcome]:
-            if record.recipients[0].address.startswith("raise"):
+        async def deliver(self, request: DeliveryRequest) -> dict[str, DeliveryOutcome]:
+            if request.addresses[0].startswith("raise"):
                 raise RuntimeError("bug")
             return {}
 
@@ -224,12 +240,13 @@ async def test_agent_exceptions_and_missing_outcomes_defer(spool: Spool) -> None
         await qm.stop()
     for qid in (a, b):
         r = spool.layout.load(QueueState.DEFERRED, qid).recipients[0]
-        assert r.status is RecipientState.DEFERRED and r.last_error.startswith("4.3.0")
+        assert r.status is RecipientState.DEFERRED and r.reply is not None and r.reply.status == "4.3.0"
 
 
 async def test_corrupt_records_are_set_aside(spool: Spool) -> None:
     qid = await spool.commit(env("b@example.net"), MESSAGE, client="c")
-    (spool.layout.entry(QueueState.INCOMING, qid) / "record.json").write_bytes(b"{garbage")
+    path = spool.layout.path(QueueState.INCOMING, qid)
+    path.write_bytes(path.read_bytes().replace(b'"queue_id"', b'"queue_ID"'))
     agent = ScriptedAgent()
     qm = make_manager(spool, agent)
     await qm.start()
@@ -241,7 +258,7 @@ async def test_corrupt_records_are_set_aside(spool: Spool) -> None:
 
 
 async def test_hold_release_and_retry_through_queue_control(spool: Spool) -> None:
-    agent = ScriptedAgent({"t@example.net": [TempFailed("451 4.3.0 later"), Delivered("250 ok")]})
+    agent = ScriptedAgent({"t@example.net": [deferred(451, "4.3.0", "later"), OK]})
     qm = make_manager(spool, agent, schedule=RetrySchedule(min_backoff=3600, max_backoff=3600))
     control = QueueControl(spool.root)
     qid = await spool.commit(env("h@example.net"), MESSAGE, client="c")
@@ -261,7 +278,7 @@ async def test_hold_release_and_retry_through_queue_control(spool: Spool) -> Non
 
 
 async def test_dsn_that_cannot_be_queued_is_retried_later(spool: Spool) -> None:
-    agent = ScriptedAgent({"gone@example.net": [PermFailed("550 5.1.1 unknown")]})
+    agent = ScriptedAgent({"gone@example.net": [Failed(Reply(550, "5.1.1", "unknown"))]})
     qm = make_manager(spool, agent)
     qid = await spool.commit(env("gone@example.net"), MESSAGE, client="c")
     spool.min_free_bytes = 2**62  # the disk fills up: the bounce cannot be committed
@@ -271,7 +288,7 @@ async def test_dsn_that_cannot_be_queued_is_retried_later(spool: Spool) -> None:
         r = spool.layout.load(QueueState.DEFERRED, qid).recipients[0]
         assert r.status is RecipientState.FAILED and not r.notified  # kept until the DSN is queued
         spool.min_free_bytes = 0
-        await eventually(lambda: states(spool) == {} and any(c[1].is_null_sender for c in agent.calls))
+        await eventually(lambda: states(spool) == {} and bool(agent.dsns()))
     finally:
         await qm.stop()
     assert len(agent.calls_to("gone@example.net")) == 1  # the failed recipient is not tried again
@@ -283,12 +300,12 @@ from mailbastion.spool.manager import QueueManager
 from mailbastion.spool.writer import Spool
 
 class Hang:
-    async def deliver(self, record, message):
-        print("claimed", record.queue_id, flush=True)
+    async def deliver(self, request):
+        print("claimed", request.queue_id, flush=True)
         await asyncio.sleep(3600)
 
 async def main():
-    qm = QueueManager(Spool(sys.argv[1], min_free_bytes=0), Hang(), scan_interval=0.05)
+    qm = QueueManager(Spool(sys.argv[1], min_free_bytes=0), Hang(), bounce=lambda *a, **k: None, scan_interval=0.05)
     await qm.start()
     await asyncio.sleep(3600)
 
@@ -317,4 +334,162 @@ async def test_a_killed_manager_leaves_work_in_active_and_the_next_one_delivers_
         await eventually(lambda: states(spool) == {} and len(agent.calls) == 1)
     finally:
         await qm.stop()
-    assert agent.calls[0][2] == MESSAGE
+    assert agent.calls[0][1].message == MESSAGE
+
+
+async def test_a_refused_mda_is_retried_within_seconds_not_on_the_internet_backoff(spool: Spool) -> None:
+    down = Deferred(Reply(451, "4.4.2", "LMTP to 127.0.0.1:24: connection refused"), link_down=True)
+    agent = ScriptedAgent({"b@example.org": [down, down, down, OK]})
+    schedule = RetrySchedule(min_backoff=3600, max_backoff=3600, link_min=0.1, link_max=0.2)
+    qm = make_manager(spool, agent, schedule=schedule)
+    await qm.start()
+    try:
+        qid = await spool.commit(env("b@example.org"), MESSAGE, client="c")
+        await eventually(lambda: qid in spool.layout.ids(QueueState.DEFERRED))
+        r = spool.layout.load(QueueState.DEFERRED, qid).recipients[0]
+        assert r.link_failures == 1 and r.attempts == 0  # not an attempt: the MDA was not there
+        assert r.next_retry == pytest.approx(r.updated + 0.1)  # seconds, not the hour of min_backoff
+        await eventually(lambda: states(spool) == {} and len(agent.calls) == 4)
+    finally:
+        await qm.stop()
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(agent.calls)]
+    assert gaps[0] >= 0.1 - 0.02 and gaps[1] >= 0.2 - 0.02 and gaps[2] >= 0.2 - 0.02  # 0.1, 0.2, capped at 0.2
+    assert agent.dsns() == []
+
+
+async def test_the_request_carries_folder_dsn_parameters_and_only_due_recipients(spool: Spool) -> None:
+    from dataclasses import replace as dc_replace
+
+    from mailbastion.core.verdict import Action, Folder, Verdict
+
+    agent = ScriptedAgent()
+    qm = make_manager(spool, agent)
+    e = Envelope(sender=parse_address("alice@example.org"), body_8bitmime=True, dsn_ret="FULL", dsn_envid="E1")
+    e = e.with_recipient(parse_address("b@example.net"), RecipientDsn(("NEVER",)))
+    e = dc_replace(e, requiretls=True)
+    await qm.start()
+    try:
+        await spool.commit(e, MESSAGE, client="c", verdict=Verdict(Action.JUNK, 6.0, ()))
+        await eventually(lambda: len(agent.calls) == 1)
+    finally:
+        await qm.stop()
+    request = agent.calls[0][1]
+    assert request.folder is Folder.JUNK and request.body_8bitmime and request.requiretls
+    assert (request.dsn_ret, request.dsn_envid) == ("FULL", "E1")
+    assert request.recipients[0].notify == ("NEVER",)
+
+
+def _notify_env(*pairs: tuple[str, tuple[str, ...]]) -> Envelope:
+    e = Envelope(sender=parse_address("alice@example.org"), dsn_envid="ENV-42")
+    for address, notify in pairs:
+        e = e.with_recipient(parse_address(address), RecipientDsn(notify, f"rfc822;orig-{address}"))
+    return e
+
+
+async def test_notify_never_failure_and_success_decide_what_the_sender_hears(spool: Spool) -> None:
+    gone = Failed(Reply(550, "5.1.1", "user unknown"), "mda")
+    agent = ScriptedAgent({
+        "quiet@example.org": [gone],  # NOTIFY=NEVER: no report even though it failed
+        "loud@example.org": [gone],  # NOTIFY=FAILURE
+        "mailbox@example.org": [Delivered(Reply(250, "2.0.0", "delivered"), "mda", Handoff.DELIVERED)],
+        "relay@example.net": [Delivered(Reply(250, "2.0.0", "queued"), "mx.example.net", Handoff.RELAYED)],
+        "onward@example.net": [Delivered(Reply(250, "2.0.0", "queued"), "mx.example.net", Handoff.TRANSFERRED)],
+        "silent@example.org": [OK],  # no NOTIFY: success is not reported
+    })
+    qm = make_manager(spool, agent)
+    await qm.start()
+    try:
+        await spool.commit(_notify_env(
+            ("quiet@example.org", ("NEVER",)), ("loud@example.org", ("FAILURE",)),
+            ("mailbox@example.org", ("SUCCESS",)), ("relay@example.net", ("SUCCESS",)),
+            ("onward@example.net", ("SUCCESS", "FAILURE")), ("silent@example.org", ())), MESSAGE, client="c")
+        await eventually(lambda: states(spool) == {} and len(agent.dsns()) == 1)
+        await asyncio.sleep(0.2)
+    finally:
+        await qm.stop()
+    [dsn] = agent.dsns()
+    report = email.message_from_bytes(dsn.message)
+    per_message, *blocks = report.get_payload()[1].get_payload()
+    assert per_message["Original-Envelope-Id"] == "ENV-42"
+    got = {b["Final-Recipient"]: (b["Action"], b["Status"], b["Original-Recipient"]) for b in blocks}
+    assert got == {
+        "rfc822; loud@example.org": ("failed", "5.1.1", "rfc822; orig-loud@example.org"),
+        "rfc822; mailbox@example.org": ("delivered", "2.0.0", "rfc822; orig-mailbox@example.org"),
+        "rfc822; relay@example.net": ("relayed", "2.0.0", "rfc822; orig-relay@example.net"),
+    }
+    assert report["Subject"] == "Undelivered Mail Returned to Sender"
+
+
+async def test_a_delay_warning_is_sent_once_to_those_who_want_it(spool: Spool, tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    clocked = Spool(tmp_path / "spool", min_free_bytes=0, clock=lambda: now[0])
+    later = deferred(451, "4.3.0", "greylisted")
+    agent = ScriptedAgent({"slow@example.net": [later], "nodelay@example.net": [later]})
+    qm = make_manager(clocked, agent, clock=lambda: now[0], delay_warning=100.0,
+                      schedule=RetrySchedule(min_backoff=60, max_backoff=60, max_lifetime=10_000))
+    await qm.start()
+    try:
+        qid = await clocked.commit(_notify_env(("slow@example.net", ()), ("nodelay@example.net", ("FAILURE",))),
+                                   MESSAGE, client="c")
+        await eventually(lambda: qid in clocked.layout.ids(QueueState.DEFERRED))
+        assert agent.dsns() == []  # not late yet
+        for _ in range(3):  # three more attempts past the warning time: one report only
+            now[0] += 120
+            attempts = len(agent.calls_to("slow@example.net"))
+            await eventually(lambda n=attempts: len(agent.calls_to("slow@example.net")) > n)  # type: ignore[misc]
+            await eventually(lambda: qid in clocked.layout.ids(QueueState.DEFERRED))
+    finally:
+        await qm.stop()
+    [dsn] = agent.dsns()
+    report = email.message_from_bytes(dsn.message)
+    blocks = report.get_payload()[1].get_payload()[1:]
+    assert [(b["Final-Recipient"], b["Action"], b["Status"]) for b in blocks] == [
+        ("rfc822; slow@example.net", "delayed", "4.3.0")]
+    assert report["Subject"] == "Delayed Mail (still being retried)"
+    assert b"SECRET" not in dsn.message and report.get_payload()[2].get_content_type() == "text/rfc822-headers"
+
+
+async def test_entries_of_the_directory_layout_are_converted_and_delivered(spool: Spool) -> None:
+    from mailbastion.spool.legacy import migrate_legacy_entries
+
+    record = QueueRecord.new("0123456789ABCDEF01", env("b@example.net"), arrival=1.0, client="c",
+                             size=len(MESSAGE))
+    for state, qid in ((QueueState.DEFERRED, "0123456789ABCDEF01"), (QueueState.INCOMING, "0123456789ABCDEF02")):
+        d = spool.layout.state_dir(state) / qid
+        d.mkdir()
+        (d / "message.eml").write_bytes(MESSAGE)
+        (d / "record.json").write_text(record.to_json().decode().replace("0123456789ABCDEF01", qid)
+                                       .replace('"version":2', '"version":1'))
+    # an interrupted earlier conversion: the queue file was staged, the directory already set aside
+    staged = spool.layout.state_dir(QueueState.INCOMING)
+    (staged / ".0123456789ABCDEF03.legacy").mkdir()
+    from mailbastion.spool import queue_file
+    (staged / ".0123456789ABCDEF03.mbq").write_bytes(
+        queue_file.encode(QueueRecord.new("0123456789ABCDEF03", env("c@example.net"), arrival=1.0, client="c",
+                                          size=len(MESSAGE)), MESSAGE))
+    assert migrate_legacy_entries(spool.layout) == 2
+    assert sorted(q for s in QueueState for q in spool.layout.ids(s)) == [
+        "0123456789ABCDEF01", "0123456789ABCDEF02", "0123456789ABCDEF03"]
+    assert sorted(p.name for p in staged.iterdir()) == ["0123456789ABCDEF02", "0123456789ABCDEF03"]
+    agent = ScriptedAgent()
+    qm = make_manager(spool, agent)
+    await qm.start()
+    try:
+        await eventually(lambda: states(spool) == {} and len(agent.calls) == 3)
+    finally:
+        await qm.stop()
+    assert all(c[1].message == MESSAGE for c in agent.calls)
+
+
+async def test_a_dsn_that_cannot_be_built_does_not_hold_the_entry(spool: Spool) -> None:
+    def broken(*args: object, **kw: object) -> None:
+        raise ValueError("bug in the report builder")
+
+    agent = ScriptedAgent({"gone@example.net": [Failed(Reply(550, "5.1.1", "unknown"))]})
+    qm = make_manager(spool, agent, bounce=broken)
+    await qm.start()
+    try:
+        await spool.commit(env("gone@example.net"), MESSAGE, client="c")
+        await eventually(lambda: states(spool) == {} and len(agent.calls) == 1)
+    finally:
+        await qm.stop()

@@ -1,12 +1,19 @@
-"""Queue records, the retry schedule and the directory layout: values and atomic moves."""
+"""Queue records, queue files, the retry schedule and the layout: values and atomic moves."""
 
 from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from mailbastion.core.address import parse_address
-from mailbastion.core.envelope import Envelope
-from mailbastion.core.verdict import Action, ScoredSymbol, Verdict
+from mailbastion.core.envelope import Envelope, RecipientDsn
+from mailbastion.core.outcome import Handoff
+from mailbastion.core.replies import Reply
+from mailbastion.core.verdict import Action, Folder, ScoredSymbol, Verdict
+from mailbastion.spool import queue_file
 from mailbastion.spool.layout import QueueState, SpoolLayout, is_queue_id, new_queue_id
 from mailbastion.spool.record import QueueRecord, RecipientState, RecordError
 from mailbastion.spool.schedule import RetrySchedule
@@ -17,16 +24,56 @@ def _envelope(*rcpts: str, sender: str | None = "alice@example.org") -> Envelope
                     recipients=tuple(parse_address(r) for r in rcpts), helo="client.example.org")
 
 
-def test_record_round_trips_through_json() -> None:
+def test_record_round_trips_through_json_with_reply_fields_and_dsn_parameters() -> None:
     verdict = Verdict(Action.JUNK, 7.5, (ScoredSymbol("R_SPF_FAIL", "example.org", 3.0, "spf"),))
-    rec = QueueRecord.new("0123456789ABCDEF01", _envelope("b@example.net", "c@example.net"), arrival=1000.0,
-                          client="192.0.2.7", size=42, verdict=verdict, junk=True, hops=4)
+    env = replace(_envelope(), dsn_ret="HDRS", dsn_envid="QQ314159", requiretls=True)
+    env = env.with_recipient(parse_address("b@example.net"), RecipientDsn(("SUCCESS", "FAILURE"), "rfc822;b@x.example"))
+    env = env.with_recipient(parse_address("c@example.net"))
+    rec = QueueRecord.new("0123456789ABCDEF01", env, arrival=1000.0, client="192.0.2.7", size=42, verdict=verdict,
+                          hops=4)
+    rec = rec.with_recipients({"c@example.net": replace(
+        rec.recipient("c@example.net"), status=RecipientState.DELIVERED, reply=Reply(250, "2.0.0", "Ok\nqueued"),
+        remote="mx.example.net", handoff=Handoff.RELAYED, attempts=1)})
     again = QueueRecord.from_json(rec.to_json())
     assert again == rec
     assert again.verdict is not None and again.verdict.action == "junk"
     assert again.verdict.symbols == ("R_SPF_FAIL(example.org)=3",)
-    assert [r.status for r in again.recipients] == [RecipientState.PENDING] * 2
-    assert again.junk and again.hops == 4 and again.sender == "alice@example.org"
+    assert [r.status for r in again.recipients] == [RecipientState.PENDING, RecipientState.DELIVERED]
+    assert again.folder is Folder.JUNK and again.hops == 4 and again.sender == "alice@example.org"
+    b, c = again.recipients
+    assert (b.notify, b.orcpt) == (("SUCCESS", "FAILURE"), "rfc822;b@x.example")
+    assert b.wants("SUCCESS") and not b.wants("DELAY") and c.wants("FAILURE") and not c.wants("SUCCESS")
+    assert (again.dsn_ret, again.dsn_envid, again.requiretls) == ("HDRS", "QQ314159", True)
+    assert c.reply == Reply(250, "2.0.0", "Ok\nqueued") and c.handoff is Handoff.RELAYED
+    assert c.reply_line == "250 2.0.0 Ok queued"  # one line, fields kept apart in the record
+    raw = json.loads(rec.to_json())
+    assert raw["recipients"][1]["reply"] == {"code": 250, "status": "2.0.0", "text": "Ok\nqueued"}
+
+
+def test_folder_comes_from_the_verdict() -> None:
+    env = _envelope("b@example.net")
+    for action, folder in ((Action.JUNK, Folder.JUNK), (Action.ADD_HEADER, Folder.INBOX)):
+        rec = QueueRecord.new("0123456789ABCDEF01", env, arrival=0, client="c", size=1,
+                              verdict=Verdict(action, 1.0, ()))
+        assert rec.folder is folder
+    assert QueueRecord.new("0123456789ABCDEF01", env, arrival=0, client="c", size=1).folder is Folder.INBOX
+
+
+def test_version_1_records_are_still_read() -> None:
+    v1 = {"version": 1, "queue_id": "0123456789ABCDEF01", "arrival": 5.0, "client": "c", "sender": "a@example.org",
+          "recipients": [
+              {"address": "b@example.net", "status": "deferred", "attempts": 2, "last_error": "451 4.3.0 later",
+               "next_retry": 99.0, "response": "", "updated": 9.0, "notified": False},
+              {"address": "c@example.net", "status": "delivered", "attempts": 1, "last_error": "",
+               "next_retry": None, "response": "250 2.0.0 ok", "updated": 9.0, "notified": False}],
+          "size": 3, "junk": True, "hops": 1, "helo": "h", "smtputf8": False, "body_8bitmime": False,
+          "verdict": None, "mail_params": []}
+    rec = QueueRecord.from_json(json.dumps(v1).encode())
+    assert rec.folder is Folder.JUNK and rec.next_retry == 99.0
+    b, c = rec.recipients
+    # the old text is kept whole; no status code is read back out of it
+    assert b.reply == Reply(451, "", "451 4.3.0 later") and b.status is RecipientState.DEFERRED
+    assert c.reply == Reply(250, "", "250 2.0.0 ok") and c.handoff is Handoff.DELIVERED
 
 
 def test_duplicate_recipients_get_one_status_and_null_sender_is_empty() -> None:
@@ -67,15 +114,58 @@ def test_queue_ids_are_unique_sortable_and_safe_path_names() -> None:
     assert not is_queue_id("../etc") and not is_queue_id("")
 
 
-def test_layout_moves_entries_atomically_and_refuses_bad_ids(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_link_backoff_is_seconds_not_minutes() -> None:
+    s = RetrySchedule()
+    assert [s.link_backoff(n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert s.link_backoff(10_000) == 60
+    with pytest.raises(ValueError):
+        RetrySchedule(link_min=0)
+
+
+def _record(qid: str, message: bytes) -> QueueRecord:
+    return QueueRecord.new(qid, _envelope("b@example.net"), arrival=1.0, client="c", size=len(message))
+
+
+def test_layout_moves_one_file_per_entry_atomically_and_refuses_bad_ids(tmp_path: Path) -> None:
     layout = SpoolLayout(tmp_path / "spool").ensure()
     qid = new_queue_id()
-    layout.entry(QueueState.INCOMING, qid).mkdir()
+    layout.create(_record(qid, b"body"), b"body")
+    assert layout.path(QueueState.INCOMING, qid).is_file() and layout.ids(QueueState.INCOMING) == [qid]
+    assert layout.read(QueueState.INCOMING, qid) == (_record(qid, b"body"), b"body")
     layout.move(qid, QueueState.INCOMING, QueueState.ACTIVE)
     assert layout.find(qid) is QueueState.ACTIVE
     with pytest.raises(FileNotFoundError):  # the loser of a race
         layout.move(qid, QueueState.INCOMING, QueueState.DEFERRED)
+    changed = replace(_record(qid, b"body"), hops=7)
+    layout.rewrite(QueueState.ACTIVE, changed, b"body")
+    assert layout.load(QueueState.ACTIVE, qid).hops == 7 and layout.message(QueueState.ACTIVE, qid) == b"body"
     layout.remove(qid, QueueState.ACTIVE)
-    assert layout.find(qid) is None
+    assert layout.find(qid) is None and list(layout.tmp.iterdir()) == []
     with pytest.raises(ValueError):
-        layout.entry(QueueState.INCOMING, "../../x")
+        layout.path(QueueState.INCOMING, "../../x")
+
+
+def test_queue_file_round_trip_and_damage_is_a_record_error(tmp_path: Path) -> None:
+    message = b"Subject: x\r\n\r\n" + bytes(range(256)) * 300  # any bytes, larger than one first read
+    rec = _record("0123456789ABCDEF01", message)
+    data = queue_file.encode(rec, message)
+    assert data.startswith(b"MBQ2 ")
+    path = tmp_path / "0123456789ABCDEF01"
+    path.write_bytes(data)
+    assert queue_file.read(path) == (rec, message)
+    assert queue_file.read_record(path) == rec
+    assert queue_file.read_headers(path) == b"Subject: x\r\n"
+    assert queue_file.message_size(path) == len(message)
+    for bad in (data[:-1], data[:20], b"MBQ2 x\n{}", b"garbage", data.replace(b"MBQ2 ", b"MBQ9 ", 1),
+                data[:5] + b"99999" + data[5:]):
+        path.write_bytes(bad)
+        with pytest.raises(RecordError):
+            queue_file.read(path)
+
+
+def test_clear_tmp_removes_every_leftover(tmp_path: Path) -> None:
+    layout = SpoolLayout(tmp_path / "spool").ensure()
+    (layout.tmp / "0123456789ABCDEF01").write_bytes(b"half a queue file")
+    (layout.tmp / "old-layout-entry").mkdir()
+    (layout.tmp / "old-layout-entry" / "message.eml").write_bytes(b"x")
+    assert layout.clear_tmp() == 2 and list(layout.tmp.iterdir()) == []

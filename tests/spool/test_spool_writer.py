@@ -1,4 +1,5 @@
-"""Spool.commit: the 250 promise. Files on disk, fsynced, renamed; SpoolFull; survives SIGKILL."""
+"""Spool.commit: the 250 promise. One file on disk, fsynced, renamed, its name fsynced (group commit);
+SpoolFull; survives SIGKILL."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from mailbastion.core import replies
 from mailbastion.core.address import parse_address
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.errors import SpoolFull, TemporaryFailure
+from mailbastion.core.verdict import Action, Folder, Verdict
+from mailbastion.durable import GroupSync
 from mailbastion.spool.layout import QueueState
-from mailbastion.spool.record import QueueRecord
 from mailbastion.spool.writer import Spool
 
 MESSAGE = b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: hi\r\n\r\nhello\r\n"
@@ -32,16 +34,18 @@ async def test_commit_writes_message_and_record_into_incoming(tmp_path: Path) ->
     spool = Spool(tmp_path / "spool", min_free_bytes=0)
     seen: list[str] = []
     spool.add_listener(seen.append)
-    qid = await spool.commit(_env(), MESSAGE, client="192.0.2.1", junk=True, hops=3)
-    entry = spool.layout.entry(QueueState.INCOMING, qid)
-    assert (entry / "message.eml").read_bytes() == MESSAGE
-    record = QueueRecord.from_json((entry / "record.json").read_bytes())
-    assert (record.queue_id, record.client, record.sender, record.junk, record.hops, record.size) == (
-        qid, "192.0.2.1", "alice@example.org", True, 3, len(MESSAGE))
+    qid = await spool.commit(_env(), MESSAGE, client="192.0.2.1", verdict=Verdict(Action.JUNK, 6.0, ()), hops=3)
+    path = spool.layout.path(QueueState.INCOMING, qid)
+    record, message = spool.layout.read(QueueState.INCOMING, qid)
+    assert message == MESSAGE
+    assert (record.queue_id, record.client, record.sender, record.folder, record.hops, record.size) == (
+        qid, "192.0.2.1", "alice@example.org", Folder.JUNK, 3, len(MESSAGE))
     assert [r.address for r in record.recipients] == ["bob@example.net"]
     assert seen == [qid]  # the queue manager's wake()
     assert os.listdir(spool.layout.tmp) == []
-    assert oct(entry.stat().st_mode & 0o777) == "0o700"
+    assert path.is_file() and oct(path.stat().st_mode & 0o777) == "0o600"  # mail is private
+    assert oct(spool.layout.state_dir(QueueState.INCOMING).stat().st_mode & 0o777) == "0o700"
+    assert spool.incoming_sync.rounds == 1  # its name in incoming/ was fsynced before commit returned
 
 
 async def test_commits_run_concurrently_without_blocking_the_loop(tmp_path: Path) -> None:
@@ -49,6 +53,51 @@ async def test_commits_run_concurrently_without_blocking_the_loop(tmp_path: Path
     ids = await asyncio.gather(*(spool.commit(_env(), MESSAGE, client="c") for _ in range(50)))
     assert len(set(ids)) == 50
     assert sorted(ids) == spool.layout.ids(QueueState.INCOMING)
+    assert spool.incoming_sync.synced == 50 and 1 <= spool.incoming_sync.rounds <= 50
+
+
+async def test_group_sync_shares_one_fsync_and_never_serves_a_later_caller_with_an_earlier_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from mailbastion import durable
+
+    started: list[int] = []
+    release = threading.Event()
+
+    def slow_fsync(path: Path) -> None:  # the first round blocks until the test lets it go
+        started.append(len(started))
+        if len(started) == 1:
+            release.wait(10)
+
+    monkeypatch.setattr(durable, "fsync_dir", slow_fsync)
+    sync = GroupSync(tmp_path)
+    first = asyncio.ensure_future(sync.sync())
+    while not started:
+        await asyncio.sleep(0.01)
+    later = [asyncio.ensure_future(sync.sync()) for _ in range(10)]  # arrive while round 1 runs
+    await asyncio.sleep(0.05)
+    assert not first.done() and not any(f.done() for f in later)
+    release.set()
+    await asyncio.gather(first, *later)
+    assert sync.rounds == 2 and len(started) == 2  # ten callers, one fsync for all of them
+    assert sync.synced == 11
+
+
+async def test_a_failing_directory_fsync_is_spool_full_and_takes_the_entry_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from mailbastion import durable
+
+    def failing(path: Path) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    spool = Spool(tmp_path / "spool", min_free_bytes=0)
+    monkeypatch.setattr(durable, "fsync_dir", failing)
+    with pytest.raises(SpoolFull, match="Input/output error"):
+        await spool.commit(_env(), MESSAGE, client="c")
+    assert spool.layout.ids(QueueState.INCOMING) == [] and os.listdir(spool.layout.tmp) == []
 
 
 async def test_spool_full_refuses_with_452_and_leaves_nothing(tmp_path: Path) -> None:
@@ -108,35 +157,33 @@ def test_every_id_reported_before_sigkill_is_whole_on_disk(tmp_path: Path) -> No
     on_disk = set(spool.layout.ids(QueueState.INCOMING))
     for qid, n in committed:
         assert qid in on_disk, f"{qid} (#{n}) was reported committed but is missing"
-        record = spool.layout.load(QueueState.INCOMING, qid)
-        raw = spool.layout.message_path(QueueState.INCOMING, qid).read_bytes()
+        record, raw = spool.layout.read(QueueState.INCOMING, qid)
         assert record.queue_id == qid and record.size == len(raw)
         assert message_from_bytes(raw)["Subject"] == f"crash {n}"
         assert raw.endswith(b"x" * (n * 97 % 20000) + b"\r\n")
     # Anything else in incoming/ is also whole: a crash never leaves half an entry in a state.
     for qid in on_disk:
-        spool.layout.load(QueueState.INCOMING, qid)
+        spool.layout.read(QueueState.INCOMING, qid)
 
 
 async def test_a_failing_disk_is_spool_full_and_leaves_no_debris(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from mailbastion.spool import writer
+    from mailbastion.spool import layout
 
     spool = Spool(tmp_path / "spool", min_free_bytes=0)
     calls = []
 
-    def failing(path: Path, data: bytes) -> None:
-        calls.append(path.name)
-        if path.name == "record.json":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        path.write_bytes(data)
+    def failing(fd: int, data: bytes) -> None:
+        calls.append(len(data))
+        os.write(fd, data[: len(data) // 2])  # half written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(writer, "write_durably", failing)
+    monkeypatch.setattr(layout, "write_fd", failing)
     with pytest.raises(SpoolFull, match="No space left"):
         await spool.commit(_env(), MESSAGE, client="c")
-    assert calls == ["message.eml", "record.json"]
+    assert len(calls) == 1 and calls[0] > len(MESSAGE)  # record and message go in one write
     assert os.listdir(spool.layout.tmp) == [] and spool.layout.ids(QueueState.INCOMING) == []
 
 
@@ -144,12 +191,10 @@ def test_public_surface_is_explicit() -> None:
     from mailbastion import delivery, spool
 
     assert sorted(spool.__all__) == [
-        "QueueControl", "QueueControlError", "QueueEntry", "QueueEntryBusy", "QueueManager", "QueueRecord",
-        "QueueState", "RecipientState", "RecipientStatus", "RecordError", "RetrySchedule", "Spool", "SpoolLayout",
-        "UnknownQueueId", "VerdictSummary"]
-    assert sorted(delivery.__all__) == [
-        "Delivered", "DeliveryAgent", "DeliveryOutcome", "Dsn", "LmtpDeliveryAgent", "PermFailed", "RoutingAgent",
-        "SmtpDeliveryAgent", "TempFailed", "build_dsn"]
+        "Bounce", "Notification", "QueueControl", "QueueControlError", "QueueEntry", "QueueEntryBusy",
+        "QueueManager", "QueueRecord", "QueueState", "RecipientState", "RecipientStatus", "RecordError",
+        "RetrySchedule", "Spool", "SpoolLayout", "UnknownQueueId", "VerdictSummary"]
+    assert sorted(delivery.__all__) == ["Dsn", "LmtpDeliveryAgent", "RoutingAgent", "SmtpDeliveryAgent", "build_dsn"]
     for module in (spool, delivery):
         for name in module.__all__:
             assert getattr(module, name) is not None

@@ -6,6 +6,11 @@
 
 SIGTERM drains (no new connections, open transactions finish, in-flight deliveries finish) and stops;
 SIGHUP reloads the configuration's scores and the TLS certificates.
+
+Start-up order of the gateway half: spool/tmp is emptied before any writer runs (`clear_spool_tmp`; with
+acceptor processes `serve` does it before forking them), then the MDA is waited for (bounded by
+MDA_WAIT_SECONDS, all-in-one only: there it is ours and about to listen), then the queue manager starts
+delivering. A refused connection to the MDA later on is retried within seconds (spool/schedule.py).
 """
 
 from __future__ import annotations
@@ -26,6 +31,16 @@ from mailbastion.policy.pipeline import Pipeline
 log = logging.getLogger("mailbastion.runtime")
 
 ROLES = ("all", "gateway", "mda")
+MDA_WAIT_SECONDS = 60.0  # all-in-one: how long the queue manager waits for the MDA before it starts anyway
+
+
+def clear_spool_tmp(settings: Settings) -> None:
+    """Empty spool/tmp: writes a crash cut short. Call before any spool writer of this server runs."""
+    from mailbastion.spool.layout import SpoolLayout
+
+    cleared = SpoolLayout(settings.path(settings.spool.dir)).ensure().clear_tmp()
+    if cleared:
+        log.warning("spool: removed %d unfinished write(s) left in tmp/ by an earlier run", cleared)
 
 
 def setup_logging(settings: Settings) -> None:
@@ -57,6 +72,7 @@ class Runtime:
     mda: Any = None
     queue: Any = None
     spool: Any = None
+    lmtp: Any = None  # delivery.lmtp_client.LmtpDeliveryAgent: the queue's link to the MDA
     acceptors: Any = None  # apps.workers.Acceptors when SMTP is accepted by worker processes
     mda_process: Any = None  # apps.workers.Acceptors holding the MDA's own process, when it has one
     acceptor_checks: tuple[str, ...] = ()  # the acceptors' checks, as serve validated them before forking
@@ -82,7 +98,10 @@ class Runtime:
         return lines
 
     async def _start_gateway(self) -> list[str]:
+        from functools import partial
+
         from mailbastion.apps.gateway import build_gateway
+        from mailbastion.delivery.dsn import build_dsn
         from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent
         from mailbastion.delivery.router import RoutingAgent
         from mailbastion.delivery.smtp_client import SmtpDeliveryAgent
@@ -93,6 +112,7 @@ class Runtime:
         self.services = gateway_services(s)
         checks = self.acceptor_checks
         if self.acceptors is None:  # acceptor processes build and start their own pipeline
+            clear_spool_tmp(s)  # (with acceptors, serve did it before forking them)
             pipeline, self.features = build_pipeline(self.services)
             refuse_on_problems(self.features)
             for f in self.features:
@@ -101,9 +121,13 @@ class Runtime:
         self.spool = Spool.from_settings(s)
         recipients = self.services.recipients
         assert recipients is not None  # gateway_services always sets the recipient map
-        router = RoutingAgent(is_local_domain=recipients.is_local_domain, local=LmtpDeliveryAgent.from_settings(s),
+        self.lmtp = LmtpDeliveryAgent.from_settings(s)
+        router = RoutingAgent(is_local_domain=recipients.is_local_domain, local=self.lmtp,
                               remote=SmtpDeliveryAgent.from_settings(s, self.services.resolver))
-        self.queue = QueueManager.from_settings(s, self.spool, router)  # it listens for the spool's commits
+        bounce = partial(build_dsn, reporting_mta=s.server.hostname)
+        self.queue = QueueManager.from_settings(s, self.spool, router, bounce=bounce)  # it hears the spool's commits
+        if self.role == "all":
+            await self._wait_for_mda()
         await self.queue.start()
         if self.acceptors is not None:
             lines = [f"SMTP (gateway, MX)      {addr} ({len(self.acceptors.procs)} acceptor processes)"
@@ -116,6 +140,18 @@ class Runtime:
         lines.append(f"spool                   {s.path(s.spool.dir)}")
         lines.append(f"checks                  {', '.join(checks)}")
         return lines
+
+    async def _wait_for_mda(self) -> None:
+        """All-in-one: the MDA is ours and about to listen (in this process, or its own): deliver only once
+        it answers, so the first deliveries do not meet a refused connection. Bounded: a slow MDA only
+        delays the queue by MDA_WAIT_SECONDS, then it starts anyway (and retries within seconds)."""
+        started = time.monotonic()
+        if await self.lmtp.wait_ready(MDA_WAIT_SECONDS):
+            log.info("MDA answers on %s after %.1fs: queue manager starting", self.lmtp.where,
+                     time.monotonic() - started)
+        else:
+            log.warning("MDA on %s did not answer within %.0fs: queue manager starting anyway "
+                        "(deliveries retry within seconds until it does)", self.lmtp.where, MDA_WAIT_SECONDS)
 
     async def reload(self) -> None:
         """SIGHUP: re-read the configuration file, rebuild the pipeline, reload TLS certificates."""
@@ -159,6 +195,7 @@ class Runtime:
             ("gateway", (lambda: self.gateway.stop(drain_seconds)) if self.gateway is not None else None),
             ("acceptors", (lambda: self.acceptors.stop(drain_seconds)) if self.acceptors is not None else None),
             ("queue", (lambda: self.queue.stop(drain_seconds)) if self.queue is not None else None),
+            ("lmtp sessions", self.lmtp.close if self.lmtp is not None else None),
             *((f"feature {f.name}", f.stop) for f in self.features),
             ("mda", self.mda.stop if self.mda is not None else None),
             ("mda process", (lambda: self.mda_process.stop(drain_seconds)) if self.mda_process is not None else None),

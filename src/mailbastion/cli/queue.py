@@ -1,6 +1,6 @@
 """`mailbastion queue list | show ID | retry ID | flush | delete ID | hold ID | release ID` (postqueue/postsuper).
 
-They act on the spool directories directly, so they work whether or not the server runs; a running
+They act on the spool's state directories directly, so they work whether or not the server runs; a running
 queue manager notices the change at its next scan. Unknown ids and busy entries exit 1 with one line.
 """
 
@@ -45,9 +45,9 @@ def _summary(e: QueueEntry) -> list[str]:
     for rc in r.recipients:
         extra = ""
         if rc.status.value == "deferred":
-            extra = f"  next {_when(rc.next_retry)}  ({rc.last_error})"
+            extra = f"  next {_when(rc.next_retry)}  ({rc.reply_line})"
         elif rc.status.value == "failed":
-            extra = f"  ({rc.last_error})"
+            extra = f"  ({rc.reply_line}{', expired' if rc.expired else ''})"
         lines.append(f"{'':22}<{rc.address}>  {rc.status.value}  attempts={rc.attempts}{extra}")
     return lines
 
@@ -95,7 +95,7 @@ def show_cmd(config_path: Path | None, queue_id: str) -> None:
     entry = _run(control.get, queue_id)
     click.echo(f"state: {entry.state.value}")
     if entry.record is not None:
-        click.echo(entry.record.to_json().decode("utf-8"))
+        click.echo(json.dumps(json.loads(entry.record.to_json()), indent=1, ensure_ascii=False))
     else:
         click.echo(f"record unreadable: {entry.error}")
     headers = _run(control.headers, queue_id)

@@ -29,6 +29,7 @@ def serve(config_path: Path | None, role: str) -> None:
     if settings.server.workers > 1 and role in ("all", "gateway"):
         # Bind and check once, then fork the acceptors before any event loop runs.
         import mailbastion.apps.pipeline  # noqa: F401  (heavy imports before the fork: shared pages)
+        from mailbastion.apps.runtime import clear_spool_tmp
         from mailbastion.apps.workers import bind_gateway_sockets, start_acceptors
 
         try:
@@ -38,6 +39,10 @@ def serve(config_path: Path | None, role: str) -> None:
             raise Failed(str(exc)) from None
         except OSError as exc:
             raise Failed(f"cannot listen: {exc}") from None
+        try:
+            clear_spool_tmp(settings)  # before the acceptors, the spool's writers, exist
+        except OSError as exc:
+            raise Failed(f"cannot prepare the spool: {exc}") from None
         acceptors = start_acceptors(settings, sockets, settings.server.workers)
         if role == "all":
             from mailbastion.apps.workers import start_mda_process

@@ -1,14 +1,16 @@
-"""The ports the protocol edges depend on. Concrete adapters live elsewhere; `apps/` wires them."""
+"""The ports the protocol edges and the queue depend on. Concrete adapters live elsewhere; `apps/` wires them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Protocol
 
 from mailbastion.core.address import Address
 from mailbastion.core.envelope import Envelope
-from mailbastion.core.verdict import Verdict
+from mailbastion.core.outcome import DeliveryOutcome
+from mailbastion.core.verdict import Folder, Verdict
 
 
 class ResolutionKind(Enum):
@@ -41,15 +43,60 @@ class SpoolWriter(Protocol):
         *,
         client: str,
         verdict: Verdict | None = None,
-        junk: bool = False,
         hops: int = 0,
     ) -> str:
-        """Write, fsync and rename the message and its record into the spool; return the queue id.
-        Raises SpoolFull when it cannot. Only after it returns may the server say 250."""
+        """Write and fsync the message with its record, and fsync its directory entry in the spool; return
+        the queue id. The Junk decision travels as `verdict.folder`. Raises SpoolFull when it cannot.
+        Only after it returns may the server say 250."""
         ...
 
 
 class QuarantineSink(Protocol):
     async def put(self, envelope: Envelope, message: bytes, verdict: Verdict, *, client: str) -> str:
         """Durably hold a message for the administrator; return its quarantine id."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecipient:
+    """One recipient of a delivery, with what its RCPT asked for (RFC 3461 NOTIFY and ORCPT)."""
+
+    address: str
+    notify: tuple[str, ...] = ()  # () = not given; ("NEVER",) or a subset of SUCCESS, FAILURE, DELAY
+    orcpt: str | None = None  # "rfc822;alice@example.org", xtext decoded
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRequest:
+    """What the queue manager asks of a delivery agent: one message, the recipients due now, and the
+    envelope parameters a next hop may need (RFC 6152, 6531, 3461, 8689)."""
+
+    queue_id: str
+    sender: str  # "" is the null reverse-path <>
+    recipients: tuple[DeliveryRecipient, ...]
+    message: bytes
+    folder: Folder = Folder.INBOX  # where a final delivery files the copy (the Junk decision)
+    smtputf8: bool = False
+    body_8bitmime: bool = False
+    dsn_ret: str | None = None  # "FULL" | "HDRS"
+    dsn_envid: str | None = None
+    requiretls: bool = False
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(r.address for r in self.recipients)
+
+    def restricted_to(self, addresses: Iterable[str]) -> DeliveryRequest:
+        """The same request for only these recipients (a router hands each agent its share)."""
+        keep = set(addresses)
+        return replace(self, recipients=tuple(r for r in self.recipients if r.address in keep))
+
+
+class DeliveryAgent(Protocol):
+    async def deliver(self, request: DeliveryRequest) -> Mapping[str, DeliveryOutcome]:
+        """Deliver `request.message` to each of `request.recipients`; return {address: outcome} for each.
+
+        Never raises for one recipient's failure: when the next hop cannot be reached at all, every
+        recipient is Deferred. The queue manager treats a missing outcome, or an exception escaping an
+        agent, as a temporary failure."""
         ...

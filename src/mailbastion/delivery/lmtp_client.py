@@ -5,11 +5,17 @@ man-in-the-middle could strip), the MDA's certificate must be signed by our priv
 "mda", and we present the gateway client certificate. After DATA, LMTP gives one reply per accepted
 recipient, in RCPT order (RFC 2033 §4.2): that is what makes per-recipient status exact.
 
-A small client of its own: aiosmtplib speaks SMTP, where DATA has a single reply.
+The link protocol (docs: HELPERS.md, "The LMTP link"): when the MDA's LHLO reply lists XMAILBASTION
+(it does so only to a client whose certificate our CA verified), MAIL carries
 
-The delivered message gets two trusted headers on top (the MDA honours them only over this link):
-    X-Mailbastion-Queue-Id: <queue id>      always
-    X-Mailbastion-Junk: yes                 when the verdict put it in the Junk folder
+    MAIL FROM:<sender> [BODY=8BITMIME] [SMTPUTF8] XQUEUEID=<queue id> XFOLDER=INBOX|Junk
+
+so that the MDA files the copy in the right folder and delivers each queue id to a mailbox once (a
+resent transaction is answered 250 without a second copy). The message itself is sent unchanged. An
+older MDA that does not advertise XMAILBASTION gets `X-Mailbastion-Junk: yes` on top of a Junk message
+instead (transitional: it goes once every MDA speaks the link protocol).
+
+A small client of its own: aiosmtplib speaks SMTP, where DATA has a single reply.
 """
 
 from __future__ import annotations
@@ -23,61 +29,81 @@ import time
 
 from mailbastion.config.schema import Settings
 from mailbastion.core import headers
-from mailbastion.delivery.agent import DeliveryOutcome, TempFailed, outcome_of_reply, parse_hostport
+from mailbastion.core.outcome import Deferred, DeliveryOutcome, outcome_of, parse_reply
+from mailbastion.core.ports import DeliveryRequest
+from mailbastion.core.replies import Reply
+from mailbastion.core.verdict import Folder
+from mailbastion.delivery.hostport import parse_hostport
 from mailbastion.smtp.tls import client_context
-from mailbastion.spool.record import QueueRecord
 
 log = logging.getLogger("mailbastion.delivery.lmtp")
 
 _LINE_END = re.compile(rb"\r?\n")
+LINK_EXTENSION = "XMAILBASTION"
+
+# The MDA refused or dropped the connection: it is starting, restarting or was killed (fast retry).
+_LINK_DOWN = (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
+              ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
 
 class LmtpProtocolError(Exception):
-    """The MDA said something that is not an LMTP reply, or closed the connection."""
+    """The MDA said something that is not an LMTP reply."""
 
 
-def prepare_message(record: QueueRecord, message: bytes) -> bytes:
-    """The DATA payload: our headers on top, CRLF line ends, dot-stuffed, ending in CRLF.CRLF."""
-    top = f"{headers.QUEUE_ID}: {record.queue_id}\r\n"
-    if record.junk:
-        top += f"{headers.JUNK}: yes\r\n"
+class LmtpConnectionLost(LmtpProtocolError):
+    """The MDA closed the connection (or announced it with 421)."""
+
+
+def prepare_message(message: bytes, *, junk_header: bool = False) -> bytes:
+    """The DATA payload: CRLF line ends, dot-stuffed, ending in CRLF.CRLF. `junk_header` puts
+    `X-Mailbastion-Junk: yes` on top (only for an MDA without the link protocol)."""
     data = message
     if data.count(b"\n") != data.count(b"\r\n"):  # spooled mail is CRLF already: normalise only if not
         data = _LINE_END.sub(b"\r\n", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    # RFC 5321 §4.5.2 dot-stuffing; `top` starts with a header name, so only lines after a LF can start with "."
-    return (top.encode("ascii") + data).replace(b"\n.", b"\n..") + b".\r\n"
+    if junk_header:
+        data = f"{headers.JUNK}: yes\r\n".encode("ascii") + data
+    # RFC 5321 §4.5.2 dot-stuffing: a line that starts with "." gets another one.
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed + b".\r\n"
 
 
-async def _read_reply(reader: asyncio.StreamReader, timeout: float) -> tuple[int, str]:
-    """One (possibly multi-line) reply: (code, text with lines joined by a space)."""
+async def _read_reply(reader: asyncio.StreamReader, timeout: float) -> Reply:
+    """One (possibly multi-line) reply, parsed into its fields."""
     texts: list[str] = []
     while True:
         line = await asyncio.wait_for(reader.readline(), timeout)
         if not line.endswith(b"\n"):
-            raise LmtpProtocolError("connection closed by the MDA")
+            raise LmtpConnectionLost("connection closed by the MDA")
         text = line.decode("utf-8", "replace").rstrip("\r\n")
         if len(text) < 3 or not text[:3].isdigit() or text[3:4] not in ("", " ", "-"):
             raise LmtpProtocolError(f"not an LMTP reply: {text[:80]!r}")
         texts.append(text[4:])
         if text[3:4] != "-":
-            return int(text[:3]), " ".join(t for t in texts if t)
+            return parse_reply(int(text[:3]), texts)
 
 
 class _Session:
     """One LMTP connection, greeted and LHLO'd, reusable for further transactions."""
 
-    __slots__ = ("data_sent", "ext", "reader", "transactions", "writer")
+    __slots__ = ("data_sent", "ext", "opened", "reader", "transactions", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ext: set[str]) -> None:
         self.reader, self.writer, self.ext = reader, writer, ext
         self.transactions = 0
+        self.opened = time.monotonic()
         self.data_sent = False  # message data went out in the current transaction: never retry it
 
     @property
     def is_open(self) -> bool:
         return not self.writer.is_closing() and not self.reader.at_eof()
+
+    @property
+    def speaks_link(self) -> bool:
+        return LINK_EXTENSION in self.ext
 
     async def close(self) -> None:
         self.writer.close()
@@ -90,12 +116,13 @@ class _Retry(Exception):
 
 
 class LmtpDeliveryAgent:
-    """Delivers to the MDA. Never raises: an unreachable MDA is TempFailed for every recipient.
+    """Delivers to the MDA. Never raises: an unreachable MDA is Deferred for every recipient, with
+    `link_down` when it refused or dropped the connection (the queue retries within seconds).
 
-    Connections are cached (Postfix's LMTP connection cache): one mutual-TLS handshake then serves up
-    to `reuse_limit` transactions while it is idle for less than `idle_seconds`. A cached session the
-    MDA closed meanwhile is replaced by a fresh one only when it failed before DATA, so a retry can
-    never deliver a message twice."""
+    Connections persist (Postfix's LMTP connection cache): one mutual-TLS handshake serves every
+    transaction for up to `reuse_seconds`, while idle for less than `idle_seconds`, up to `max_idle`
+    sessions kept. A cached session the MDA closed meanwhile is replaced by a fresh one only when it failed
+    before DATA, so a retry by this client never sends a message twice."""
 
     def __init__(
         self,
@@ -107,9 +134,9 @@ class LmtpDeliveryAgent:
         local_hostname: str = "localhost",
         timeout: float = 120.0,
         connect_timeout: float = 30.0,
-        max_idle: int = 16,
-        idle_seconds: float = 10.0,
-        reuse_limit: int = 100,
+        max_idle: int = 32,
+        idle_seconds: float = 60.0,
+        reuse_seconds: float = 600.0,
     ) -> None:
         self.host, self.port = host, port
         self.ssl_context = ssl_context
@@ -117,7 +144,7 @@ class LmtpDeliveryAgent:
         self.local_hostname = local_hostname
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self.max_idle, self.idle_seconds, self.reuse_limit = max_idle, idle_seconds, reuse_limit
+        self.max_idle, self.idle_seconds, self.reuse_seconds = max_idle, idle_seconds, reuse_seconds
         self._idle: list[tuple[float, _Session]] = []
         self.connections_opened = 0
 
@@ -127,19 +154,48 @@ class LmtpDeliveryAgent:
         t = settings.tls
         ctx = client_context(ca=settings.path(t.ca), cert=settings.path(t.gateway_client_cert),
                              key=settings.path(t.gateway_client_key), min_version=t.min_version)
+        # Keep a session for every delivery that may run at once: none waits for a handshake.
         return LmtpDeliveryAgent(host, port, ssl_context=ctx, local_hostname=settings.server.hostname,
-                                 timeout=settings.lmtp.timeout)
+                                 timeout=settings.lmtp.timeout,
+                                 max_idle=max(8, settings.spool.delivery_concurrency))
 
-    async def deliver(self, record: QueueRecord, message: bytes) -> dict[str, DeliveryOutcome]:
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def deliver(self, request: DeliveryRequest) -> dict[str, DeliveryOutcome]:
         outcomes: dict[str, DeliveryOutcome] = {}
         try:
-            await asyncio.wait_for(self._deliver(record, message, outcomes), self.timeout * 4)
-        except (OSError, TimeoutError, ssl.SSLError, LmtpProtocolError, EOFError) as exc:
+            await asyncio.wait_for(self._deliver(request, outcomes), self.timeout * 4)
+        except (OSError, TimeoutError, LmtpProtocolError, EOFError) as exc:  # ssl.SSLError is an OSError
             reason = str(exc) or type(exc).__name__
-            log.warning("id=%s LMTP to %s:%d failed: %s", record.queue_id, self.host, self.port, reason)
-            for r in record.pending:
-                outcomes.setdefault(r.address, TempFailed(f"4.4.2 LMTP to {self.host}:{self.port}: {reason}"))
+            link_down = isinstance(exc, (*_LINK_DOWN, LmtpConnectionLost))
+            log.warning("id=%s LMTP to %s failed%s: %s", request.queue_id, self.where,
+                        " (MDA not reachable: retrying soon)" if link_down else "", reason)
+            failure = Deferred(Reply(451, "4.4.2" if link_down else "4.4.1", f"LMTP to {self.where}: {reason}"),
+                               link_down=link_down)
+            for address in request.addresses:
+                outcomes.setdefault(address, failure)
         return outcomes
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait until the MDA answers (greeting and LHLO over mutual TLS), at most `timeout` seconds; the
+        session is kept for the first delivery. True when it answered."""
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            try:
+                session = await asyncio.wait_for(self._open(), max(0.1, min(self.connect_timeout,
+                                                                            deadline - time.monotonic())))
+            except (OSError, TimeoutError, LmtpProtocolError, EOFError):
+                session = None
+            if isinstance(session, _Session):
+                self._idle.append((time.monotonic(), session))
+                return True
+            if time.monotonic() + delay > deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     async def close(self) -> None:
         """Close the cached idle connections."""
@@ -147,45 +203,55 @@ class LmtpDeliveryAgent:
         for _, session in idle:
             await session.close()
 
-    async def _deliver(self, record: QueueRecord, message: bytes, out: dict[str, DeliveryOutcome]) -> None:
+    async def _deliver(self, request: DeliveryRequest, out: dict[str, DeliveryOutcome]) -> None:
         session = self._take_idle()
         if session is not None:
             try:
-                await self._use(session, record, message, out)
+                await self._use(session, request, out)
                 return
             except _Retry:
                 out.clear()  # nothing was delivered: start again on a fresh connection
-        session = await self._open(out, record)
-        if session is not None:
-            await self._use(session, record, message, out)
+        opened = await self._open()
+        if isinstance(opened, Reply):  # the MDA refused the session; it knows whether trying again helps
+            for a in request.addresses:
+                out.setdefault(a, self._outcome(opened))
+            return
+        await self._use(opened, request, out)
+
+    def _outcome(self, reply: Reply) -> DeliveryOutcome:
+        # The MDA is named by its certificate name, not its address: a DSN to an outside sender names the
+        # reporting host, never the inner network's addresses.
+        outcome = outcome_of(reply, remote=self.server_hostname)
+        if reply.code == 421 and isinstance(outcome, Deferred):  # our MDA is stopping: a restart, not a fault
+            return Deferred(reply, self.server_hostname, link_down=True)
+        return outcome
 
     def _take_idle(self) -> _Session | None:
         now = time.monotonic()
         while self._idle:
             since, session = self._idle.pop()
-            if now - since < self.idle_seconds and session.is_open:
+            if now - since < self.idle_seconds and now - session.opened < self.reuse_seconds and session.is_open:
                 return session
             asyncio.ensure_future(session.close())
         return None
 
-    async def _use(self, session: _Session, record: QueueRecord, message: bytes,
-                   out: dict[str, DeliveryOutcome]) -> None:
+    async def _use(self, session: _Session, request: DeliveryRequest, out: dict[str, DeliveryOutcome]) -> None:
         reusable = False
         try:
-            reusable = await self._transaction(session, record, message, out)
-        except (OSError, EOFError, LmtpProtocolError, ssl.SSLError) as exc:
+            reusable = await self._transaction(session, request, out)
+        except (OSError, EOFError, LmtpProtocolError) as exc:
             if session.transactions > 0 and not out and not session.data_sent:
                 raise _Retry from exc
             raise
         finally:
             session.transactions += 1
-            if reusable and session.is_open and session.transactions < self.reuse_limit \
-                    and len(self._idle) < self.max_idle:
+            if reusable and session.is_open and len(self._idle) < self.max_idle:
                 self._idle.append((time.monotonic(), session))
             else:
                 await session.close()
 
-    async def _open(self, out: dict[str, DeliveryOutcome], record: QueueRecord) -> _Session | None:
+    async def _open(self) -> _Session | Reply:
+        """A greeted, LHLO'd session, or the refusing reply of an MDA that would not take one."""
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port, ssl=self.ssl_context,
                                     server_hostname=self.server_hostname,
@@ -193,76 +259,77 @@ class LmtpDeliveryAgent:
             self.connect_timeout)
         self.connections_opened += 1
         session = _Session(reader, writer, set())
-        pending = [r.address for r in record.pending]
         try:
-            code, text = await _read_reply(reader, self.timeout)
-            if code != 220:
-                code, text = (code if code >= 400 else 421), f"greeting: {text}"
-            else:
-                code, text = await self._command(session, f"LHLO {self.local_hostname}")
-                if code != 250:
-                    code, text = (code if code >= 400 else 421), f"LHLO: {text}"
-                else:
-                    session.ext = {w.split()[0].upper() for w in text.split(" ") if w}
+            reply = await _read_reply(reader, self.timeout)
+            if reply.code == 220:
+                reply = await self._command(session, f"LHLO {self.local_hostname}")
+                if reply.code == 250:
+                    session.ext = {line.split(" ")[0].upper() for line in reply.text.split("\n")[1:] if line}
                     return session
         except BaseException:
             await session.close()
             raise
-        for a in pending:  # the MDA refused the session; it knows whether trying again can help
-            out.setdefault(a, outcome_of_reply(code, text))
         await session.close()
-        return None
+        return reply if reply.code >= 400 else Reply(421, "4.4.0", f"unexpected reply from the MDA: {reply.text}")
 
-    async def _command(self, session: _Session, line: str) -> tuple[int, str]:
+    async def _command(self, session: _Session, line: str) -> Reply:
         session.writer.write(line.encode("utf-8") + b"\r\n")
         await session.writer.drain()
         return await _read_reply(session.reader, self.timeout)
 
-    async def _transaction(self, session: _Session, record: QueueRecord, message: bytes,
+    def _mail_params(self, session: _Session, request: DeliveryRequest) -> str:
+        params = ""
+        if request.body_8bitmime and "8BITMIME" in session.ext:
+            params += " BODY=8BITMIME"
+        if request.smtputf8 and "SMTPUTF8" in session.ext:
+            params += " SMTPUTF8"
+        if session.speaks_link:
+            params += f" XQUEUEID={request.queue_id} XFOLDER={request.folder.value}"
+        return params
+
+    async def _transaction(self, session: _Session, request: DeliveryRequest,
                            out: dict[str, DeliveryOutcome]) -> bool:
         """One MAIL..DATA transaction. Returns True when the session is clean for another one."""
-        pending = [r.address for r in record.pending]
+        pending = list(request.addresses)
         session.data_sent = False
-        params = ""
-        if record.body_8bitmime and "8BITMIME" in session.ext:
-            params += " BODY=8BITMIME"
-        if record.smtputf8 and "SMTPUTF8" in session.ext:
-            params += " SMTPUTF8"
-        code, text = await self._command(session, f"MAIL FROM:<{record.sender}>{params}")
-        if code == 421:
-            raise LmtpProtocolError(f"MDA closing: {text}")
-        if code != 250:
+        reply = await self._command(session, f"MAIL FROM:<{request.sender}>{self._mail_params(session, request)}")
+        if reply.code == 421:
+            raise LmtpConnectionLost(f"MDA closing: {reply.text}")
+        if reply.code != 250:
             for a in pending:
-                out.setdefault(a, outcome_of_reply(code, text))
+                out.setdefault(a, self._outcome(reply))
             return await self._rset(session)
         accepted: list[str] = []
-        replies_: list[tuple[str, DeliveryOutcome]] = []
+        refused: list[tuple[str, DeliveryOutcome]] = []
         for address in pending:
-            code, text = await self._command(session, f"RCPT TO:<{address}>")
-            if 200 <= code < 300:
+            reply = await self._command(session, f"RCPT TO:<{address}>")
+            if 200 <= reply.code < 300:
                 accepted.append(address)
             else:
-                replies_.append((address, outcome_of_reply(code, text)))
+                refused.append((address, self._outcome(reply)))
         if not accepted:
-            out.update(replies_)
+            out.update(refused)
             return await self._rset(session)
-        code, text = await self._command(session, "DATA")
-        out.update(replies_)
-        if code != 354:
+        reply = await self._command(session, "DATA")
+        out.update(refused)
+        if reply.code != 354:
             for a in accepted:
-                out[a] = outcome_of_reply(code, text)
+                out[a] = self._outcome(reply)
             return await self._rset(session)
         session.data_sent = True
-        session.writer.write(prepare_message(record, message))
+        junk_header = request.folder is Folder.JUNK and not session.speaks_link
+        session.writer.write(prepare_message(request.message, junk_header=junk_header))
         await session.writer.drain()
         for address in accepted:  # RFC 2033 §4.2: one reply per accepted recipient, in order
-            code, text = await _read_reply(session.reader, self.timeout)
-            out[address] = outcome_of_reply(code, text)
+            out[address] = self._outcome(await _read_reply(session.reader, self.timeout))
         return True
 
     async def _rset(self, session: _Session) -> bool:
         try:
-            code, _ = await asyncio.wait_for(self._command(session, "RSET"), 5)
-        except (OSError, EOFError, TimeoutError, LmtpProtocolError, ssl.SSLError):
+            reply = await asyncio.wait_for(self._command(session, "RSET"), 5)
+        except (OSError, EOFError, TimeoutError, LmtpProtocolError):
             return False
-        return code == 250
+        return reply.code == 250
+
+
+__all__ = ["LINK_EXTENSION", "LmtpConnectionLost", "LmtpDeliveryAgent", "LmtpProtocolError", "prepare_message"]

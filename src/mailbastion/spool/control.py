@@ -1,7 +1,8 @@
 """Administrator operations on the queue (postqueue/postsuper): list, show, retry, delete, hold, release.
 
-These work on the directories only, so they are safe while a queue manager runs in another process:
-each change is one atomic rename, and the manager notices at its next scan. An entry in active/ is
+These work on the state directories only, so they are safe while a queue manager runs in another
+process: each change is one atomic rename (or unlink), and the manager notices at its next scan. Unlike
+the manager's own moves, an administrator's change is fsynced: a power loss must not undo a hold. An entry in active/ is
 being delivered right now and is left alone ("busy"); the operation can be repeated a moment later.
 
     retry    deferred/ or hold/  -> incoming/   (every pending recipient is tried at once)
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailbastion.durable import fsync_dir
+from mailbastion.spool import queue_file
 from mailbastion.spool.layout import QueueState, SpoolLayout, is_queue_id
 from mailbastion.spool.record import QueueRecord, RecordError
 
@@ -55,18 +58,19 @@ class QueueControl:
                     yield self._entry(state, qid)
 
     def _entry(self, state: QueueState, qid: str) -> QueueEntry:
+        """Raises FileNotFoundError when the entry left `state` meanwhile."""
+        path = self.layout.path(state, qid)
         try:
-            size = self.layout.message_path(state, qid).stat().st_size
-        except FileNotFoundError:
-            if not self.layout.entry(state, qid).is_dir():
-                raise
-            size = 0
-        try:
-            return QueueEntry(qid, state, size, self.layout.load(state, qid))
+            record = queue_file.read_record(path)
         except (RecordError, OSError) as exc:
-            if isinstance(exc, FileNotFoundError) and not self.layout.entry(state, qid).is_dir():
+            if isinstance(exc, FileNotFoundError):
                 raise
+            try:
+                size = queue_file.message_size(path)
+            except RecordError:
+                size = path.stat().st_size
             return QueueEntry(qid, state, size, None, str(exc))
+        return QueueEntry(qid, state, record.size, record)
 
     def get(self, queue_id: str) -> QueueEntry:
         state = self._locate(queue_id)
@@ -78,13 +82,12 @@ class QueueControl:
     def headers(self, queue_id: str) -> bytes:
         """The header block of the queued message (for `queue show`)."""
         state = self._locate(queue_id)
-        with open(self.layout.message_path(state, queue_id), "rb") as fh:
-            data = fh.read(256 * 1024)
-        for sep in (b"\r\n\r\n", b"\n\n"):
-            idx = data.find(sep)
-            if idx >= 0:
-                return data[:idx]
-        return data
+        try:
+            return queue_file.read_headers(self.layout.path(state, queue_id))
+        except FileNotFoundError:
+            raise UnknownQueueId(f"{queue_id}: no longer in the queue") from None
+        except RecordError as exc:
+            raise QueueControlError(f"{queue_id}: {exc}") from None
 
     def retry(self, queue_id: str) -> QueueState:
         return self._move(queue_id, (QueueState.DEFERRED, QueueState.HOLD, QueueState.INCOMING),
@@ -97,6 +100,8 @@ class QueueControl:
             with contextlib.suppress(FileNotFoundError):  # claimed by the manager meanwhile
                 self.layout.move(qid, QueueState.DEFERRED, QueueState.INCOMING)
                 moved.append(qid)
+        if moved:
+            self._sync(QueueState.DEFERRED, QueueState.INCOMING)
         return moved
 
     def hold(self, queue_id: str) -> QueueState:
@@ -114,6 +119,7 @@ class QueueControl:
             self.layout.remove(queue_id, state)
         except FileNotFoundError:
             raise QueueEntryBusy(f"{queue_id}: moved while deleting; try again") from None
+        self._sync(state)
         return state
 
     def _locate(self, queue_id: str) -> QueueState:
@@ -135,4 +141,9 @@ class QueueControl:
                 self.layout.move(queue_id, state, dst)
             except FileNotFoundError:
                 raise QueueEntryBusy(f"{queue_id}: moved meanwhile; try again") from None
+            self._sync(state, dst)
         return state
+
+    def _sync(self, *states: QueueState) -> None:
+        for state in states:
+            fsync_dir(self.layout.state_dir(state))

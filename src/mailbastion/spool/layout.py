@@ -1,20 +1,28 @@
-"""The spool on disk: one directory per queue state, one directory per queued message (Postfix).
+"""The spool on disk: one directory per queue state, one file per queued message (Postfix).
 
-    <root>/tmp/<id>/          being written; never seen by the queue manager
-    <root>/incoming/<id>/     committed, not yet looked at
-    <root>/active/<id>/       claimed by the queue manager, being delivered
-    <root>/deferred/<id>/     waiting for its next retry time
-    <root>/hold/<id>/         held by the administrator; never delivered until released
-    <root>/corrupt/<id>/      unreadable record or message; kept for a human to look at
+    <root>/tmp/<id>           being written; never seen by the queue manager; emptied at start-up
+    <root>/incoming/<id>      committed, not yet looked at
+    <root>/active/<id>        claimed by the queue manager, being delivered
+    <root>/deferred/<id>      waiting for its next retry time
+    <root>/hold/<id>          held by the administrator; never delivered until released
+    <root>/corrupt/<id>       unreadable record or message; kept for a human to look at
 
-Each entry holds `message.eml` (the bytes exactly as received) and `record.json` (see record.py).
-An entry changes state by one `rename(2)` of its directory, which is atomic on one file system: a
-message is in exactly one state at any instant, and a crash leaves it whole in one of them.
+Each file holds the record and the message (queue_file.py). An entry changes state by one `rename(2)`,
+which is atomic on one file system: a message is in exactly one state at any instant, and a crash
+leaves it whole in one of them. What is fsynced, and why the rest need not be:
+
+  - commit: the file's data (here) and its name in incoming/ (the writer's group fsync) before 250;
+  - a record rewrite: the new file's data before it is renamed over the old one (old or new survives);
+  - state moves and removal: not fsynced. A power loss can only undo them, which leaves the entry in
+    an earlier state (active/ is put back into incoming/ at start-up) and delivers it again; the MDA
+    answers a delivery it already made with 250 without writing again (exactly-once by queue id).
+
 Every blocking call here is synchronous on purpose; async callers run them in a thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -23,11 +31,9 @@ import time
 from enum import StrEnum
 from pathlib import Path
 
-from mailbastion.durable import fsync_dir, write_durably
+from mailbastion.durable import write_fd
+from mailbastion.spool import queue_file
 from mailbastion.spool.record import QueueRecord
-
-MESSAGE_FILE = "message.eml"
-RECORD_FILE = "record.json"
 
 # Hex time in microseconds (sorts by arrival) + 24 random bits: unique across processes and hosts.
 _QUEUE_ID = re.compile(r"^[0-9A-F]{13,32}$")
@@ -66,7 +72,7 @@ class SpoolLayout:
     def state_dir(self, state: QueueState) -> Path:
         return self.root / state.value
 
-    def entry(self, state: QueueState, queue_id: str) -> Path:
+    def path(self, state: QueueState, queue_id: str) -> Path:
         if not is_queue_id(queue_id):
             raise ValueError(f"not a queue id: {queue_id!r}")
         return self.state_dir(state) / queue_id
@@ -82,56 +88,78 @@ class SpoolLayout:
     def find(self, queue_id: str) -> QueueState | None:
         """The state a message is in now, or None. A racing move may make the answer stale at once."""
         for state in QueueState:
-            if self.entry(state, queue_id).is_dir():
+            if self.path(state, queue_id).exists():
                 return state
         return None
 
+    # -- writing -------------------------------------------------------------------------------
+    def _write_tmp(self, name: str, record: QueueRecord, message: bytes) -> Path:
+        """A whole queue file in tmp/, its data fsynced."""
+        path = self.tmp / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            write_fd(fd, queue_file.encode(record, message))
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return path
+
+    def create(self, record: QueueRecord, message: bytes) -> None:
+        """Write a new entry into incoming/: data fsynced, then renamed in. The caller makes the new name
+        durable (fsync of incoming/, shared by concurrent writers). On OSError nothing is left behind."""
+        work = self._write_tmp(record.queue_id, record, message)
+        try:
+            os.rename(work, self.path(QueueState.INCOMING, record.queue_id))
+        except BaseException:
+            work.unlink(missing_ok=True)
+            raise
+
+    def rewrite(self, state: QueueState, record: QueueRecord, message: bytes) -> None:
+        """Replace an entry's file with one holding `record`: written and fsynced aside, then renamed over
+        the old one, so a crash leaves the old or the new file, whole."""
+        work = self._write_tmp(f"{record.queue_id}.{secrets.token_hex(4)}", record, message)
+        try:
+            os.rename(work, self.path(state, record.queue_id))
+        except BaseException:
+            work.unlink(missing_ok=True)
+            raise
+
     def move(self, queue_id: str, src: QueueState, dst: QueueState) -> None:
         """Atomically move an entry between states. Raises FileNotFoundError if it is not in `src`
-        (someone else moved it first: the loser of a race simply skips it)."""
-        os.rename(self.entry(src, queue_id), self.entry(dst, queue_id))
-        fsync_dir(self.state_dir(dst))
-        fsync_dir(self.state_dir(src))
-
-    def load(self, state: QueueState, queue_id: str) -> QueueRecord:
-        """Read an entry's record. Raises FileNotFoundError, or RecordError when it is malformed."""
-        return QueueRecord.from_json((self.entry(state, queue_id) / RECORD_FILE).read_bytes())
-
-    def save(self, state: QueueState, record: QueueRecord) -> None:
-        """Replace an entry's record durably: write a sibling, fsync, rename over, fsync the entry."""
-        entry = self.entry(state, record.queue_id)
-        scratch = entry / f".{RECORD_FILE}.new"
-        write_durably(scratch, record.to_json())
-        os.rename(scratch, entry / RECORD_FILE)
-        fsync_dir(entry)
-
-    def message_path(self, state: QueueState, queue_id: str) -> Path:
-        return self.entry(state, queue_id) / MESSAGE_FILE
+        (someone else moved it first: the loser of a race simply skips it). Not fsynced (see above)."""
+        os.rename(self.path(src, queue_id), self.path(dst, queue_id))
 
     def remove(self, queue_id: str, src: QueueState) -> None:
-        """Delete an entry: one rename out of its state (atomic), then the files."""
-        grave = self.tmp / f"{queue_id}.removed.{secrets.token_hex(4)}"
-        os.rename(self.entry(src, queue_id), grave)
-        fsync_dir(self.state_dir(src))
-        shutil.rmtree(grave, ignore_errors=True)
+        """Delete an entry: one unlink. Raises FileNotFoundError if it is not in `src`."""
+        os.unlink(self.path(src, queue_id))
 
-    def sweep_tmp(self, *, older_than: float = 3600.0) -> int:
-        """Remove leftovers of writes that never committed (a crash before the rename). Only entries
-        older than `older_than` seconds go, so a writer in another process is never disturbed."""
+    # -- reading -------------------------------------------------------------------------------
+    def load(self, state: QueueState, queue_id: str) -> QueueRecord:
+        """An entry's record. Raises FileNotFoundError, or RecordError when it is malformed."""
+        return queue_file.read_record(self.path(state, queue_id))
+
+    def read(self, state: QueueState, queue_id: str) -> tuple[QueueRecord, bytes]:
+        """An entry's record and message. Raises FileNotFoundError, or RecordError when malformed."""
+        return queue_file.read(self.path(state, queue_id))
+
+    def message(self, state: QueueState, queue_id: str) -> bytes:
+        return self.read(state, queue_id)[1]
+
+    # -- housekeeping --------------------------------------------------------------------------
+    def clear_tmp(self) -> int:
+        """Remove everything in tmp/: writes that never committed (a crash before the rename). Only at
+        start-up, before any writer of this spool runs (acceptor processes included)."""
         count = 0
-        limit = time.time() - older_than
-        for name in os.listdir(self.tmp):
-            path = self.tmp / name
-            try:
-                if path.lstat().st_mtime > limit:
-                    continue
-            except FileNotFoundError:
-                continue
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            count += 1
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(self.tmp):
+                path = self.tmp / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                count += 1
         return count
 
     def free_bytes(self) -> int:

@@ -1,19 +1,27 @@
 """The queue manager: the only scheduler (Postfix qmgr). It alone moves entries out of incoming/.
 
-    incoming/ ──claim──▶ active/ ──deliver──▶ all recipients final ──▶ deleted (DSN first if any failed)
+    incoming/ ──claim──▶ active/ ──deliver──▶ all recipients final ──▶ deleted (DSN first if one is due)
                   ▲                       └─▶ some still pending ──▶ deferred/ (next retry time)
     deferred/ ────┘ (when due)        hold/ and corrupt/ are never touched here.
 
+- It is given a `DeliveryAgent` (the port of core/ports.py) and a `bounce` callable that builds a
+  delivery status notification; it knows no agent and no DSN format (apps/ wires delivery/ into it).
 - Pick-up: a scan every `scan_interval` seconds, and at once when `wake()` is called (the in-process
   Spool calls it after each commit). Entries put back in incoming/ by `mailbastion queue retry` or
   `release` are seen by the next scan.
 - At most `concurrency` entries are active at once; the rest wait in their directories.
 - Per-recipient status: an entry claimed from deferred/ retries only its recipients that are due;
   an entry from incoming/ tries every recipient not final.
+- Retry: the schedule's back-off after a 4xx; within seconds (1, 2, 4 ... 60 s) when our own MDA refused
+  or dropped the connection (`Deferred.link_down`), which is a start-up or restart, not the Internet.
 - Crash safety: `start()` puts whatever a previous run left in active/ back into incoming/, so an
-  interrupted delivery is resumed (at-least-once: a recipient may get a message twice, never zero).
-- Giving up: a permanent failure, or a temporary one after the lifetime, makes the recipient
-  `failed`; the sender gets one RFC 3464 DSN (never the null sender), committed through the Spool.
+  interrupted delivery is resumed (the MDA delivers a queue id once; other hops may see it twice,
+  never zero times).
+- Reports (RFC 3461 NOTIFY, RFC 3464): a recipient that failed for good (or expired) is reported unless
+  its NOTIFY excludes FAILURE; one delivered into a mailbox or relayed to a hop without DSN is reported
+  when its NOTIFY asks for SUCCESS; with `delay_warning` set, one still deferred after that long is
+  reported once as delayed if it wants DELAY. One DSN per pass, never to the null sender, committed
+  through the Spool; on SpoolFull the entry keeps them unreported and a later pass tries again.
 - `stop()` stops claiming, lets in-flight deliveries finish (or, after `timeout`, cancels them;
   their entries stay in active/ and the next start resumes them).
 """
@@ -25,21 +33,43 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from mailbastion.config.schema import Settings
+from mailbastion.core.envelope import Envelope
 from mailbastion.core.errors import SpoolFull
-from mailbastion.delivery.agent import Delivered, DeliveryAgent, DeliveryOutcome, PermFailed, TempFailed
-from mailbastion.delivery.dsn import build_dsn
+from mailbastion.core.outcome import Deferred, Delivered, DeliveryOutcome, Failed, Handoff, describe
+from mailbastion.core.ports import DeliveryAgent, DeliveryRequest
+from mailbastion.core.replies import Reply
 from mailbastion.spool.layout import QueueState
+from mailbastion.spool.legacy import migrate_legacy_entries
 from mailbastion.spool.record import QueueRecord, RecipientState, RecipientStatus, RecordError
 from mailbastion.spool.schedule import RetrySchedule
 from mailbastion.spool.writer import Spool
 
 log = logging.getLogger("mailbastion.queue")
 
-NO_OUTCOME = "4.3.0 delivery agent gave no outcome for this recipient"
+NO_OUTCOME = Reply(451, "4.3.0", "delivery agent gave no outcome for this recipient")
+
+
+class Notification(Protocol):
+    """A message to queue for the sender (a DSN): its envelope and bytes."""
+
+    @property
+    def envelope(self) -> Envelope: ...
+
+    @property
+    def message(self) -> bytes: ...
+
+
+class Bounce(Protocol):
+    def __call__(self, record: QueueRecord, message: bytes, report: Sequence[RecipientStatus], *,
+                 now: float) -> Notification | None:
+        """A report to the sender about `report` (recipients failed, delivered or delayed, each judged by
+        its status), or None when there is nobody to tell (the null sender)."""
+        ...
 
 
 class QueueManager:
@@ -48,19 +78,21 @@ class QueueManager:
         spool: Spool,
         agent: DeliveryAgent,
         *,
+        bounce: Bounce,
         schedule: RetrySchedule | None = None,
         scan_interval: float = 1.0,
         concurrency: int = 20,
-        hostname: str = "localhost",
+        delay_warning: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.spool = spool
         self.layout = spool.layout
         self.agent = agent
+        self.bounce = bounce
         self.schedule = schedule or RetrySchedule()
         self.scan_interval = scan_interval
         self.concurrency = concurrency
-        self.hostname = hostname
+        self.delay_warning = delay_warning  # seconds before a "delayed" DSN; None: never (Postfix's default)
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
@@ -72,11 +104,10 @@ class QueueManager:
         spool.add_listener(lambda _qid: self.wake())
 
     @staticmethod
-    def from_settings(settings: Settings, spool: Spool, agent: DeliveryAgent) -> QueueManager:
+    def from_settings(settings: Settings, spool: Spool, agent: DeliveryAgent, *, bounce: Bounce) -> QueueManager:
         s = settings.spool
-        return QueueManager(spool, agent, schedule=RetrySchedule.from_settings(s),
-                            scan_interval=s.scan_interval_seconds, concurrency=s.delivery_concurrency,
-                            hostname=settings.server.hostname)
+        return QueueManager(spool, agent, bounce=bounce, schedule=RetrySchedule.from_settings(s),
+                            scan_interval=s.scan_interval_seconds, concurrency=s.delivery_concurrency)
 
     # -- life cycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -119,8 +150,10 @@ class QueueManager:
 
     # -- scanning ------------------------------------------------------------------------------
     def _recover(self) -> int:
+        """Blocking: the layout exists, old directory entries are converted, active/ goes back to incoming/.
+        (tmp/ is emptied by the runtime before any writer starts: acceptor processes may write already.)"""
         self.layout.ensure()
-        self.layout.sweep_tmp()
+        migrate_legacy_entries(self.layout)
         count = 0
         for qid in self.layout.ids(QueueState.ACTIVE):
             with contextlib.suppress(FileNotFoundError):
@@ -170,7 +203,7 @@ class QueueManager:
                 if self._stopping or len(self._inflight) >= self.concurrency:
                     return claimed
                 try:
-                    await asyncio.to_thread(self.layout.move, qid, src, QueueState.ACTIVE)
+                    self.layout.move(qid, src, QueueState.ACTIVE)  # one rename, not fsynced: no thread needed
                 except FileNotFoundError:
                     continue  # the CLI moved or deleted it meanwhile
                 self._deferred.pop(qid, None)
@@ -189,10 +222,6 @@ class QueueManager:
         self._wake.set()  # a slot is free: look for more work
 
     # -- one message ---------------------------------------------------------------------------
-    def _load(self, qid: str) -> tuple[QueueRecord, bytes]:
-        record = self.layout.load(QueueState.ACTIVE, qid)
-        return record, self.layout.message_path(QueueState.ACTIVE, qid).read_bytes()
-
     async def _process(self, qid: str, *, every: bool) -> None:
         try:
             await self._process_entry(qid, every=every)
@@ -203,84 +232,113 @@ class QueueManager:
 
     async def _process_entry(self, qid: str, *, every: bool) -> None:
         try:
-            record, message = await asyncio.to_thread(self._load, qid)
+            record, message = await asyncio.to_thread(self.layout.read, QueueState.ACTIVE, qid)
         except FileNotFoundError:
             log.error("id=%s vanished from active/", qid)
             return
         except (RecordError, OSError) as exc:
             log.error("id=%s unreadable (%s): moved to corrupt/", qid, exc)
             with contextlib.suppress(OSError):
-                await asyncio.to_thread(self.layout.move, qid, QueueState.ACTIVE, QueueState.CORRUPT)
+                self.layout.move(qid, QueueState.ACTIVE, QueueState.CORRUPT)
             return
         now = self._clock()
         due = [r.address for r in record.pending if every or r.next_retry is None or r.next_retry <= now]
         if due:
-            outcomes = await self._deliver(record.restricted_to(due), message)
-            record = self._apply(record, {a: outcomes.get(a, TempFailed(NO_OUTCOME)) for a in due}, self._clock())
+            outcomes = await self._deliver(record.request(due, message))
+            record = self._apply(record, {a: outcomes.get(a) or Deferred(NO_OUTCOME) for a in due}, self._clock())
         record = await self._notify(record, message)
-        due_at = await asyncio.to_thread(self._settle, record)
+        due_at = await self._settle(record, message)
         if due_at is not None:
             self._deferred[qid] = due_at
 
-    async def _deliver(self, view: QueueRecord, message: bytes) -> dict[str, DeliveryOutcome]:
+    async def _deliver(self, request: DeliveryRequest) -> Mapping[str, DeliveryOutcome]:
         try:
-            return await self.agent.deliver(view, message)
+            return await self.agent.deliver(request)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the agent's contract says it should not raise; stay safe if it does
-            log.exception("id=%s delivery agent raised", view.queue_id)
-            return {r.address: TempFailed(f"4.3.0 delivery agent error: {exc}") for r in view.pending}
+            log.exception("id=%s delivery agent raised", request.queue_id)
+            error = Deferred(Reply(451, "4.3.0", f"delivery agent error: {exc}"))
+            return {a: error for a in request.addresses}
 
     def _apply(self, record: QueueRecord, outcomes: dict[str, DeliveryOutcome], now: float) -> QueueRecord:
         expired = self.schedule.is_expired(record.arrival, now, null_sender=record.is_null_sender)
         updates: dict[str, RecipientStatus] = {}
         for address, outcome in outcomes.items():
-            r = record.recipient(address)
-            attempts = r.attempts + 1
+            r = replace(record.recipient(address), reply=outcome.reply, remote=outcome.remote, updated=now)
             if isinstance(outcome, Delivered):
-                new = replace(r, status=RecipientState.DELIVERED, attempts=attempts, response=outcome.response,
-                              next_retry=None, updated=now)
-            elif isinstance(outcome, PermFailed):
-                new = replace(r, status=RecipientState.FAILED, attempts=attempts, last_error=outcome.error,
-                              next_retry=None, updated=now)
+                new = replace(r, status=RecipientState.DELIVERED, attempts=r.attempts + 1, handoff=outcome.handoff,
+                              next_retry=None, link_failures=0)
+            elif isinstance(outcome, Failed):
+                new = replace(r, status=RecipientState.FAILED, attempts=r.attempts + 1, next_retry=None,
+                              link_failures=0)
             elif expired:
-                days = self.schedule.lifetime(null_sender=record.is_null_sender) / 86400
-                new = replace(r, status=RecipientState.FAILED, attempts=attempts, next_retry=None, updated=now,
-                              last_error=f"4.4.7 message expired after {days:g} days in the queue; "
-                                         f"last error: {outcome.error}")
+                new = replace(r, status=RecipientState.FAILED, expired=True, next_retry=None,
+                              attempts=r.attempts + (0 if outcome.link_down else 1))
+            elif outcome.link_down:  # our MDA is starting or restarting: seconds, not the Internet back-off
+                failures = r.link_failures + 1
+                new = replace(r, status=RecipientState.DEFERRED, link_failures=failures,
+                              next_retry=now + self.schedule.link_backoff(failures))
             else:
-                new = replace(r, status=RecipientState.DEFERRED, attempts=attempts, last_error=outcome.error,
-                              next_retry=self.schedule.next_retry(attempts, now), updated=now)
+                new = replace(r, status=RecipientState.DEFERRED, attempts=r.attempts + 1, link_failures=0,
+                              next_retry=self.schedule.next_retry(r.attempts + 1, now))
             updates[address] = new
-            log.info("id=%s to=<%s> status=%s attempts=%d %s", record.queue_id, address, new.status.value,
-                     attempts, new.response or new.last_error)
+            log.info("id=%s to=<%s> status=%s attempts=%d%s %s%s", record.queue_id, address, new.status.value,
+                     new.attempts, f" relay={outcome.remote}" if outcome.remote else "", describe(outcome.reply),
+                     " (expired)" if new.expired else "")
         return record.with_recipients(updates)
 
-    async def _notify(self, record: QueueRecord, message: bytes) -> QueueRecord:
-        """Queue one DSN for failed recipients not yet reported. On SpoolFull the entry keeps them
-        unreported and a later pass tries again."""
-        unreported = [r for r in record.recipients if r.status is RecipientState.FAILED and not r.notified]
-        if not unreported:
-            return record
-        dsn = build_dsn(record, message, unreported, reporting_mta=self.hostname, now=self._clock())
-        if dsn is not None:
-            try:
-                dsn_id = await self.spool.commit(dsn.envelope, dsn.message, client="dsn")
-            except SpoolFull as exc:
-                log.error("id=%s DSN could not be queued (%s); will retry", record.queue_id, exc)
-                return record
-            log.info("id=%s sender non-delivery notification: %s", record.queue_id, dsn_id)
-        return record.with_recipients({r.address: replace(r, notified=True) for r in unreported})
+    def _report_due(self, record: QueueRecord, r: RecipientStatus, now: float) -> tuple[bool, bool]:
+        """(to report now, nothing (more) to report for good) for one recipient."""
+        if r.notified:
+            return False, True
+        if r.status is RecipientState.FAILED:
+            return r.wants("FAILURE"), True
+        if r.status is RecipientState.DELIVERED:
+            # RFC 3461 §5.2.2/5.3: success is ours to report for final delivery or a relay to a hop without
+            # DSN; a hop that took NOTIFY with the message reports from then on.
+            return r.handoff is not Handoff.TRANSFERRED and r.wants("SUCCESS"), True
+        late = self.delay_warning is not None and now - record.arrival >= self.delay_warning
+        return late and not r.delay_notified and r.wants("DELAY") and r.status is RecipientState.DEFERRED, False
 
-    def _settle(self, record: QueueRecord) -> float | None:
-        """Blocking: delete a finished entry, else save its record, move it to deferred/ and return
-        when it is due again."""
+    async def _notify(self, record: QueueRecord, message: bytes) -> QueueRecord:
+        """Queue one DSN for the recipients whose outcome the sender asked to hear about; mark what needs
+        no report. On SpoolFull nothing is marked and a later pass tries again."""
+        now = self._clock()
+        report: list[RecipientStatus] = []
+        settled: list[RecipientStatus] = []
+        for r in record.recipients:
+            due, final = self._report_due(record, r, now)
+            if due:
+                report.append(r)
+            if final and not r.notified:
+                settled.append(r)
+        if report and not record.is_null_sender:
+            try:
+                notice = self.bounce(record, message, report, now=now)
+            except Exception:  # a report we cannot build must not hold the entry in the queue for ever
+                log.exception("id=%s DSN could not be built; the sender is not notified", record.queue_id)
+                notice = None
+            if notice is not None:
+                try:
+                    dsn_id = await self.spool.commit(notice.envelope, notice.message, client="dsn")
+                except SpoolFull as exc:
+                    log.error("id=%s DSN could not be queued (%s); will retry", record.queue_id, exc)
+                    return record
+                log.info("id=%s sender notification: %s (%s)", record.queue_id, dsn_id,
+                         ",".join(sorted({r.status.value for r in report})))
+        updates = {r.address: replace(r, notified=True) for r in settled}
+        updates.update({r.address: replace(r, delay_notified=True) for r in report if not r.is_final})
+        return record.with_recipients(updates) if updates else record
+
+    async def _settle(self, record: QueueRecord, message: bytes) -> float | None:
+        """Delete a finished entry, else rewrite its record, move it to deferred/ and return when it is due
+        again. Neither the unlink nor the move is fsynced (layout.py says why)."""
         qid = record.queue_id
-        reported = all(r.notified or r.status is not RecipientState.FAILED for r in record.recipients)
-        if record.is_done and (reported or record.is_null_sender):
+        if record.is_done and all(r.notified for r in record.recipients):
             self.layout.remove(qid, QueueState.ACTIVE)
             log.info("id=%s removed", qid)
             return None
-        self.layout.save(QueueState.ACTIVE, record)
+        await asyncio.to_thread(self.layout.rewrite, QueueState.ACTIVE, record, message)
         self.layout.move(qid, QueueState.ACTIVE, QueueState.DEFERRED)
         return record.next_retry or self._clock() + self.schedule.min_backoff

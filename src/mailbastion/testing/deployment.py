@@ -9,6 +9,7 @@ DNS server, and `mailbastion serve` as a real child process that a test can SIGT
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -22,7 +23,7 @@ import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from mailbastion.config.toml_writer import dumps
 from mailbastion.testing.dns_server import DnsTestServer
@@ -47,6 +48,37 @@ def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | 
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def wait_ready(port: int, log: Path, since: int, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until `serve` is ready, not merely bound: it printed its "mailbastion serving" line (the MDA
+    answers, the queue manager runs, listeners are up) after byte `since` of `log`, and the SMTP port
+    greets with 220 (with acceptor processes the parent binds early; an acceptor must also accept)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready on {port}")
+        with contextlib.suppress(OSError), open(log, "rb") as fh:
+            fh.seek(since)
+            if b"mailbastion serving (" in fh.read():
+                break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"server not ready after {timeout}s (no 'mailbastion serving' line in {log})")
+        time.sleep(0.1)
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.settimeout(max(1.0, min(30.0, deadline - time.monotonic())))
+                if s.recv(512).startswith(b"220"):
+                    s.sendall(b"QUIT\r\n")
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before greeting on {port}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no SMTP greeting on 127.0.0.1:{port} after {timeout}s")
+        time.sleep(0.1)
 
 
 def _set_toml(text: str, section: str, key: str, value: str) -> str:
@@ -98,19 +130,24 @@ class Deployment:
 
     def mb(self, *args: str, config: bool = True, input: str | None = None, check: bool = True) -> str:
         cmd = [*MB, *args] + (["-c", str(self.config)] if config else [])
-        res = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=120)
+        res = subprocess.run(cmd, check=False, capture_output=True, text=True, input=input, timeout=120)
         if check and res.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}")
         return res.stdout
 
-    def start(self, role: str = "all", timeout: float = 60.0) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([*MB, "serve", "-c", str(self.config), "--role", role],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        wait_port(self.lmtp_port if role == "mda" else self.smtp_port, timeout, self.proc)
+    def start(self, role: str = "all", timeout: float = 120.0) -> None:
+        """Start `serve` and wait until it is ready (see wait_ready; the MDA role: its LMTP port listens).
+        The generous bound only matters on a slow, busy machine: readiness is a condition, not a sleep."""
+        since = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([*MB, "serve", "-c", str(self.config), "--role", role],
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if role == "mda":
+            wait_port(self.lmtp_port, timeout, self.proc)
+        else:
+            wait_ready(self.smtp_port, self.log_path, since, timeout, self.proc)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -147,7 +184,7 @@ class Deployment:
 
     def send(self, sender: str, recipients: Iterable[str], message: bytes, **kw: Any) -> dict[str, Any]:
         with self.smtp(**kw) as s:
-            return s.sendmail(sender, list(recipients), message)  # type: ignore[no-any-return]
+            return s.sendmail(sender, list(recipients), message)
 
     def maildir(self, address: str, folder: str = "") -> Path:
         local, domain = address.lower().split("@")
@@ -173,7 +210,7 @@ class Deployment:
         spool = self.root / "spool"
         return [p for p in spool.rglob("*") if p.is_file()] if spool.exists() else []
 
-    def __enter__(self) -> Deployment:
+    def __enter__(self) -> Self:
         return self.init()
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:

@@ -21,7 +21,7 @@ from mailbastion.core.address import Address, parse_address
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.errors import SpoolFull
 from mailbastion.core.ports import Resolution, ResolutionKind
-from mailbastion.core.verdict import Verdict
+from mailbastion.core.verdict import Folder, Verdict
 
 __all__ = ["Commit", "FakeQuarantine", "FakeRecipients", "FakeSpool", "Held"]
 
@@ -33,8 +33,12 @@ class Commit:
     message: bytes
     client: str
     verdict: Verdict | None
-    junk: bool
+    folder: Folder  # as the real spool derives it: verdict.folder, INBOX without a verdict
     hops: int
+
+    @property
+    def junk(self) -> bool:
+        return self.folder is Folder.JUNK
 
 
 class FakeSpool:
@@ -48,13 +52,16 @@ class FakeSpool:
         self._ids = itertools.count(1)
 
     async def commit(self, envelope: Envelope, message: bytes, *, client: str, verdict: Verdict | None = None,
-                     junk: bool = False, hops: int = 0) -> str:
+                     hops: int = 0, junk: bool | None = None) -> str:
+        """`junk` is ignored (the folder is the verdict's), accepted only while smtp/gateway.py passes it."""
+        del junk
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.full:
             raise SpoolFull("fake spool is full")
         queue_id = f"Q{next(self._ids):06d}"
-        self.commits.append(Commit(queue_id, envelope, message, client, verdict, junk, hops))
+        folder = verdict.folder if verdict is not None else Folder.INBOX
+        self.commits.append(Commit(queue_id, envelope, message, client, verdict, folder, hops))
         return queue_id
 
 
