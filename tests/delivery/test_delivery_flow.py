@@ -69,8 +69,8 @@ async def test_router_manager_lmtp_smtp_and_dsn(tmp_path: Path, mda: Server, lmt
         remote.server.close()
     local = [(r.rcpt_tos, r.content) for r in mda.handler.received]
     assert local[0][0] == ["bob@example.org", "full@example.org"] and local[1][0] == ["full@example.org"]
-    # an MDA without the link protocol (aiosmtpd here) files Junk by the transitional header, nothing else
-    assert all(c == b"X-Mailbastion-Junk: yes\r\n" + MESSAGE for _, c in local)
+    # an MDA without the link protocol (aiosmtpd here) gets the message unchanged: no header stands in
+    assert all(c == MESSAGE for _, c in local)
     outbound, bounce = sorted(remote.handler.received, key=lambda r: r.mail_from != "alice@remote.example")
     assert outbound.rcpt_tos == ["x@elsewhere.example"] and b"X-Mailbastion" not in outbound.content
     assert bounce.mail_from == "<>" and bounce.rcpt_tos == ["alice@remote.example"]

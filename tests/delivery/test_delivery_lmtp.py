@@ -7,6 +7,7 @@ import asyncio
 import socket
 from pathlib import Path
 
+import pytest
 from delivery_servers import LineServer, ScriptedHandler, Server, gateway_client_context, start_lmtp
 
 from mailbastion.core.outcome import Deferred, Delivered, Failed, Handoff
@@ -60,13 +61,14 @@ async def test_one_outcome_per_recipient_after_data(mda: Server, lmtp_agent: Lmt
     assert got.content == MESSAGE  # nothing injected; dot-stuffing undone by the server: bytes arrive unchanged
 
 
-async def test_an_mda_without_the_link_protocol_gets_the_junk_header_and_no_parameters(
-        mda: Server, lmtp_agent: LmtpDeliveryAgent) -> None:
+async def test_an_mda_without_the_link_protocol_gets_no_parameters_and_no_header(
+        mda: Server, lmtp_agent: LmtpDeliveryAgent, caplog: pytest.LogCaptureFixture) -> None:
     out = await lmtp_agent.deliver(request("ok@example.org", sender="", folder=Folder.JUNK))
     assert isinstance(out["ok@example.org"], Delivered)
     [got] = mda.handler.received
     assert got.mail_from == "<>"  # aiosmtpd reports the null reverse-path as "<>"
-    assert got.content == b"X-Mailbastion-Junk: yes\r\n" + MESSAGE  # transitional fallback, nothing else
+    assert got.content == MESSAGE  # nothing stands in for XFOLDER: the lost Junk verdict is logged
+    assert "Junk verdict cannot reach it" in caplog.text
 
 
 async def test_the_link_protocol_carries_queue_id_and_folder_as_mail_parameters(pki: dict[str, Path]) -> None:
@@ -104,7 +106,6 @@ async def test_no_link_parameters_to_an_mda_that_does_not_offer_them(pki: dict[s
 def test_prepare_message_normalises_line_ends_and_stuffs_dots() -> None:
     assert prepare_message(b"Subject: x\n\n.\n..two\nlast") == b"Subject: x\r\n\r\n..\r\n...two\r\nlast\r\n.\r\n"
     assert prepare_message(b".first line\r\n") == b"..first line\r\n.\r\n"
-    assert prepare_message(b"S: x\r\n\r\n.\r\n", junk_header=True) == b"X-Mailbastion-Junk: yes\r\nS: x\r\n\r\n..\r\n.\r\n"
 
 
 async def test_a_refused_mda_is_a_link_failure_for_everyone(pki: dict[str, Path]) -> None:

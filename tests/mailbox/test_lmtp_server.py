@@ -10,7 +10,6 @@ import pytest
 from mda_testkit import Lmtp, Mda, client_context, lmtp_settings
 
 from mailbastion.apps.mda import build_mda
-from mailbastion.directory import Directory
 
 MESSAGE = (b"From: sender@remote.net\r\nTo: alice@example.org\r\nSubject: test\r\n"
            b"Message-ID: <1@remote.net>\r\n\r\nHello Alice.\r\n.leading dot line\r\n")
@@ -86,35 +85,17 @@ async def test_one_reply_per_recipient_and_full_mailbox_defers_only_its_own(mda:
     assert len(inbox(mda, "alice")) == 1 and inbox(mda, "bob") == []
 
 
-async def test_junk_header_honoured_and_stripped(mda: Mda) -> None:
+async def test_a_junk_header_is_stripped_and_never_honoured(mda: Mda) -> None:
+    # The folder comes only from our gateway's XFOLDER parameter (test_lmtp_link.py); a header that
+    # claims it is a forgery from outside: removed, and the copy goes to INBOX.
     msg = b"X-Mailbastion-Junk: yes\r\n" + MESSAGE
     c = await session(mda)
     await c.cmd("MAIL FROM:<sender@remote.net>")
     await c.cmd("RCPT TO:<alice@example.org>")
     assert await c.data(msg, 1) == ["250 2.0.0 Ok: delivered"]
     await c.close()
-    assert inbox(mda, "alice") == []
-    assert inbox(mda, "alice", ".Junk") == [expected("alice@example.org", MESSAGE)]
-
-
-async def test_junk_header_ignored_without_verified_client_cert(tmp_path: Path, pki: dict[str, Path]) -> None:
-    settings = lmtp_settings(tmp_path, pki, require_client_cert=False)
-    directory = Directory.from_settings(settings)
-    directory.add_domain("example.org", by="test")
-    directory.add_account("alice@example.org", None, "test")
-    server = build_mda(settings, directory=directory)
-    await server.start()
-    try:
-        mda = Mda(server, directory, tmp_path / "mail", pki, server.port)
-        c = await session(mda, client_context(pki, cert=False))
-        await c.cmd("MAIL FROM:<sender@remote.net>")
-        await c.cmd("RCPT TO:<alice@example.org>")
-        assert await c.data(b"X-Mailbastion-Junk: yes\r\n" + MESSAGE, 1) == ["250 2.0.0 Ok: delivered"]
-        await c.close()
-        assert inbox(mda, "alice", ".Junk") == []
-        assert inbox(mda, "alice") == [expected("alice@example.org", MESSAGE)]  # still stripped
-    finally:
-        await server.stop()
+    assert inbox(mda, "alice", ".Junk") == []
+    assert inbox(mda, "alice") == [expected("alice@example.org", MESSAGE)]
 
 
 async def test_alias_and_plus_addressing(mda: Mda) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailbastion.core.address import parse_address
+from mailbastion.core.verdict import Folder
 from mailbastion.mailbox.maildir import MaildirStore, QuotaExceeded, safe_local
 from mailbastion.mailbox.quota import SIZE_FILE, read_usage
 
@@ -29,7 +30,7 @@ def test_delivery_layout_and_content(tmp_path: Path) -> None:
 
 def test_junk_goes_to_junk_folder(tmp_path: Path) -> None:
     store = MaildirStore(tmp_path)
-    path = store.deliver(ALICE, b"x\n", junk=True)
+    path = store.deliver(ALICE, b"x\n", folder=Folder.JUNK)
     assert path.parent == tmp_path / "example.org" / "alice" / ".Junk" / "new"
 
 
@@ -59,7 +60,7 @@ def test_quota(tmp_path: Path) -> None:
 def test_counter_is_recomputed_when_missing(tmp_path: Path) -> None:
     store = MaildirStore(tmp_path, default_quota_bytes=1000)
     store.deliver(ALICE, b"a" * 100)
-    store.deliver(ALICE, b"b" * 50, junk=True)
+    store.deliver(ALICE, b"b" * 50, folder=Folder.JUNK)
     box = tmp_path / "example.org" / "alice"
     assert read_usage(box) == (150, 2)
     (box / SIZE_FILE).unlink()

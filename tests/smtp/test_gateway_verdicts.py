@@ -8,7 +8,7 @@ import pytest
 from gateway_testkit import MESSAGE, Gateway, GatewayFactory, send_message
 
 from mailbastion.core.stages import Stage
-from mailbastion.core.verdict import CheckResult, Edit
+from mailbastion.core.verdict import CheckResult, Edit, Folder
 from mailbastion.policy.check import CheckContext, FunctionCheck
 from mailbastion.policy.scoring import Thresholds
 from mailbastion.testing.fakes import FakeSpool
@@ -56,7 +56,7 @@ async def test_add_header(gateway_factory: GatewayFactory) -> None:
     assert b"X-Spam-Status: Yes, score=3.50 required=1.00 tests=" in stored
     assert b"MISSING_FROM" in stored
     assert stored.startswith(b"Received: ")  # the trace header stays on top (RFC 5321 §4.4)
-    assert not gw.spool.commits[0].junk
+    assert gw.spool.commits[0].folder is Folder.INBOX
     await d.close()
 
 
@@ -71,8 +71,8 @@ async def test_junk(gateway_factory: GatewayFactory) -> None:
     gw = await gateway_factory(thresholds=only(junk=1.0))
     d = await gw.connect()
     assert (await send_message(d, content=BARE))[-1].code == 250
-    assert gw.spool.commits[0].junk
-    assert b"X-Mailbastion-Junk" not in gw.spool.commits[0].message  # the record says junk; LMTP adds it
+    assert gw.spool.commits[0].folder is Folder.JUNK  # the verdict's folder: the LMTP link carries it
+    assert b"X-Mailbastion-Junk" not in gw.spool.commits[0].message
     await d.close()
 
 

@@ -1,12 +1,12 @@
-"""Header names that form contracts between our roles.
+"""Header names with a meaning between our parts.
 
-The gateway removes every incoming `X-Mailbastion-*` header before its own checks run, so that these
-can only come from us; the MDA honours them only from a client authenticated by our CA (mutual TLS).
+`X-Mailbastion-*` is reserved: the gateway removes every incoming field with that prefix before its
+own checks run, and the MDA removes them before writing, so no message can pretend to carry our
+decisions. (The decisions themselves travel as values: the Junk folder and the queue id ride the LMTP
+link as MAIL parameters, never as headers.)
 """
 
 INTERNAL_PREFIX = "X-Mailbastion-"
-JUNK = "X-Mailbastion-Junk"  # value "yes": deliver into the recipient's Junk folder
-QUEUE_ID = "X-Mailbastion-Queue-Id"
 SPAM_SCORE = "X-Spam-Score"
 SPAM_STATUS = "X-Spam-Status"
 AUTH_RESULTS = "Authentication-Results"

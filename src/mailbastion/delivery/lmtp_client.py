@@ -5,15 +5,16 @@ man-in-the-middle could strip), the MDA's certificate must be signed by our priv
 "mda", and we present the gateway client certificate. After DATA, LMTP gives one reply per accepted
 recipient, in RCPT order (RFC 2033 §4.2): that is what makes per-recipient status exact.
 
-The link protocol (docs: HELPERS.md, "The LMTP link"): when the MDA's LHLO reply lists XMAILBASTION
+The link protocol (docs/architecture.md, "The LMTP link"): when the MDA's LHLO reply lists XMAILBASTION
 (it does so only to a client whose certificate our CA verified), MAIL carries
 
     MAIL FROM:<sender> [BODY=8BITMIME] [SMTPUTF8] XQUEUEID=<queue id> XFOLDER=INBOX|Junk
 
 so that the MDA files the copy in the right folder and delivers each queue id to a mailbox once (a
-resent transaction is answered 250 without a second copy). The message itself is sent unchanged. An
-older MDA that does not advertise XMAILBASTION gets `X-Mailbastion-Junk: yes` on top of a Junk message
-instead (transitional: it goes once every MDA speaks the link protocol).
+resent transaction is answered 250 without a second copy). The message itself is sent unchanged: no
+internal header stands in for the parameters. An MDA that does not advertise XMAILBASTION (it did not
+verify our certificate: `lmtp.require_client_cert = false`) files everything in INBOX, without
+exactly-once; a Junk verdict is then logged as lost.
 
 A small client of its own: aiosmtplib speaks SMTP, where DATA has a single reply.
 """
@@ -28,7 +29,6 @@ import ssl
 import time
 
 from mailbastion.config.schema import Settings
-from mailbastion.core import headers
 from mailbastion.core.outcome import Deferred, DeliveryOutcome, outcome_of, parse_reply
 from mailbastion.core.ports import DeliveryRequest
 from mailbastion.core.replies import Reply
@@ -54,16 +54,13 @@ class LmtpConnectionLost(LmtpProtocolError):
     """The MDA closed the connection (or announced it with 421)."""
 
 
-def prepare_message(message: bytes, *, junk_header: bool = False) -> bytes:
-    """The DATA payload: CRLF line ends, dot-stuffed, ending in CRLF.CRLF. `junk_header` puts
-    `X-Mailbastion-Junk: yes` on top (only for an MDA without the link protocol)."""
+def prepare_message(message: bytes) -> bytes:
+    """The DATA payload: CRLF line ends, dot-stuffed, ending in CRLF.CRLF."""
     data = message
     if data.count(b"\n") != data.count(b"\r\n"):  # spooled mail is CRLF already: normalise only if not
         data = _LINE_END.sub(b"\r\n", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    if junk_header:
-        data = f"{headers.JUNK}: yes\r\n".encode("ascii") + data
     # RFC 5321 §4.5.2 dot-stuffing: a line that starts with "." gets another one.
     stuffed = data.replace(b"\r\n.", b"\r\n..")
     if stuffed.startswith(b"."):
@@ -285,6 +282,9 @@ class LmtpDeliveryAgent:
             params += " SMTPUTF8"
         if session.speaks_link:
             params += f" XQUEUEID={request.queue_id} XFOLDER={request.folder.value}"
+        elif request.folder is Folder.JUNK:
+            log.warning("id=%s the MDA does not speak the link protocol (our certificate unverified?): the "
+                        "Junk verdict cannot reach it; the copy goes to INBOX", request.queue_id)
         return params
 
     async def _transaction(self, session: _Session, request: DeliveryRequest,
@@ -317,8 +317,7 @@ class LmtpDeliveryAgent:
                 out[a] = self._outcome(reply)
             return await self._rset(session)
         session.data_sent = True
-        junk_header = request.folder is Folder.JUNK and not session.speaks_link
-        session.writer.write(prepare_message(request.message, junk_header=junk_header))
+        session.writer.write(prepare_message(request.message))
         await session.writer.drain()
         for address in accepted:  # RFC 2033 §4.2: one reply per accepted recipient, in order
             out[address] = self._outcome(await _read_reply(session.reader, self.timeout))

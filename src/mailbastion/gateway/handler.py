@@ -13,8 +13,8 @@ At DATA, in this order:
   2. count Received headers: `smtp.max_hops` or more is a loop, 554 5.4.6 (RFC 5321 §6.3);
   3. run the DATA checks and decide the Verdict (a forced outcome beats the score);
   4. apply the verdict's edits, prepend our Received and, from ADD_HEADER up, X-Spam-Score/Status;
-  5. REJECT → 5xx; SOFT_REJECT → 4xx; QUARANTINE → quarantine.put; JUNK → commit(junk=True) (the
-     queue record carries it to the LMTP link, where it becomes `XFOLDER=Junk`, HELPERS.md);
+  5. REJECT → 5xx; SOFT_REJECT → 4xx; QUARANTINE → quarantine.put; JUNK → commit (the
+     verdict's `folder` rides the queue record to the LMTP link as `XFOLDER=Junk`, then the Maildir folder);
      else commit. A 250 only after the store returns (a 250 is a promise); SpoolFull → 452 4.3.1.
 Every message that reaches DATA, and every refused recipient, gets one `mailbastion.smtp` log line.
 """
@@ -274,8 +274,8 @@ class GatewayHandler(BaseHandler):
                 return replies.SOFT_REJECT, ""
             qid = await self.quarantine.put(envelope, final, verdict, client=peer.ip)
             return replies.quarantined(qid), qid
-        junk = action == Action.JUNK
-        queue_id = await self.spool.commit(envelope, final, client=peer.ip, verdict=verdict, junk=junk, hops=hops)
+        # JUNK travels as the verdict's folder (core.verdict.Folder), the one form of that decision.
+        queue_id = await self.spool.commit(envelope, final, client=peer.ip, verdict=verdict, hops=hops)
         return replies.queued(queue_id), queue_id  # only now: the spool has it on disk
 
     def _finish(self, peer: PeerInfo, envelope: Envelope, message: SpooledMessage, verdict: Verdict,

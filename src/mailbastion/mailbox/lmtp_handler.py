@@ -10,13 +10,12 @@
 - Each copy gets Return-Path and Delivered-To; a message that already carries our Delivered-To for
   that mailbox is a loop (554 5.4.6). `X-Mailbastion-*` fields are removed before writing.
 
-The LMTP link (HELPERS.md): `XMAILBASTION` is offered only to a client whose certificate our CA
+The LMTP link (docs/architecture.md): `XMAILBASTION` is offered only to a client whose certificate our CA
 verified, and with it the MAIL parameters `XQUEUEID=<queue id>` and `XFOLDER=INBOX|Junk`
 (`core.verdict.Folder`; Junk maps to `mailbox.junk_folder`). With XQUEUEID, delivery is exactly
 once (`journal.py`): a (queue id, mailbox) pair already delivered answers 250 and writes nothing.
-Without them (the client of before the link) its `X-Mailbastion-Queue-Id` and `X-Mailbastion-Junk: yes`
-headers stand in, from a verified client only; from anyone else the message goes to INBOX with a fresh
-file name and no exactly-once.
+Without them (a client that is not our gateway) the message goes to INBOX with a fresh file name and
+no exactly-once; no header of the message can stand in for them.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from mailbastion.core import replies
 from mailbastion.core.address import Address
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.header_block import HeaderBlock
-from mailbastion.core.headers import INTERNAL_PREFIX, JUNK, QUEUE_ID
+from mailbastion.core.headers import INTERNAL_PREFIX
 from mailbastion.core.message import SpooledMessage
 from mailbastion.core.peer import PeerInfo
 from mailbastion.core.ports import Resolution, ResolutionKind
@@ -162,30 +161,19 @@ class LmtpHandler(BaseHandler):
             log.error("lmtp: %d recipient plans for %d recipients", len(plans), len(envelope.recipients))
             return [replies.TEMP_FAILURE] * len(envelope.recipients)
         params = dict(envelope.mail_params)
-        queue_id = params.get("XQUEUEID") or self._legacy_queue_id(peer, message.header)
-        junk = self._is_junk(peer, params, message.header)
+        queue_id = params.get("XQUEUEID")
+        folder = self._folder(params)
         block = message.header.where(lambda f: not f.name.startswith(_INTERNAL))
         boxes = list(dict.fromkeys(box for plan in plans for box in plan.mailboxes))
-        results = await asyncio.to_thread(self._deliver_all, boxes, envelope.sender_text, block, junk, queue_id)
+        results = await asyncio.to_thread(self._deliver_all, boxes, envelope.sender_text, block, folder, queue_id)
         return [_combine([results[box] for box in plan.mailboxes]) for plan in plans]
 
     @staticmethod
-    def _legacy_queue_id(peer: PeerInfo, header: HeaderBlock) -> str | None:
-        """The queue id in `X-Mailbastion-Queue-Id`, as the LMTP client of before XQUEUEID adds it;
-        trusted (exactly-once on) only from our gateway's verified certificate."""
-        value = (header.first(QUEUE_ID) or "").strip()
-        return value if value and _is_verified(peer) and is_queue_id(value) else None
+    def _folder(params: dict[str, str]) -> Folder:
+        """The verdict's folder as the gateway sent it (XFOLDER, checked in on_mail); INBOX without it."""
+        return _FOLDERS[params["XFOLDER"].upper()] if "XFOLDER" in params else Folder.INBOX
 
-    def _is_junk(self, peer: PeerInfo, params: dict[str, str], header: HeaderBlock) -> bool:
-        if "XFOLDER" in params:
-            return _FOLDERS[params["XFOLDER"].upper()] is Folder.JUNK
-        legacy = header.values(JUNK)  # the link before XFOLDER; honoured only from our gateway
-        if legacy and not _is_verified(peer):
-            log.warning("lmtp %s ignored: client presented no verified certificate", JUNK)
-            return False
-        return any(v.lower() == "yes" for v in legacy)
-
-    def _deliver_all(self, boxes: list[Address], sender: str, block: HeaderBlock, junk: bool,
+    def _deliver_all(self, boxes: list[Address], sender: str, block: HeaderBlock, folder: Folder,
                      queue_id: str | None) -> dict[Address, Reply]:
         """Write one copy per mailbox (blocking: runs in a worker thread)."""
         out: dict[Address, Reply] = {}
@@ -194,7 +182,7 @@ class LmtpHandler(BaseHandler):
             todo = []
             for box in boxes:
                 state = self.journal.state(queue_id, box.normalized)
-                if state is PairState.BEGUN and self.store.find_copy(queue_id, box, junk=junk) is not None:
+                if state is PairState.BEGUN and self.store.find_copy(queue_id, box, folder=folder) is not None:
                     self.journal.done(queue_id, box.normalized)  # a crash came between the file and the record
                     state = PairState.DONE
                 if state is PairState.DONE:
@@ -206,17 +194,17 @@ class LmtpHandler(BaseHandler):
         body = block.to_bytes().replace(b"\r\n", b"\n")  # the Unix Maildir convention: LF line ends
         looped = {v.strip("<> ").lower() for v in block.values("Delivered-To")}
         for box in todo:
-            out[box] = self._deliver_one(box, sender, body, junk, queue_id, looped)
+            out[box] = self._deliver_one(box, sender, body, folder, queue_id, looped)
         return out
 
-    def _deliver_one(self, box: Address, sender: str, body: bytes, junk: bool, queue_id: str | None,
+    def _deliver_one(self, box: Address, sender: str, body: bytes, folder: Folder, queue_id: str | None,
                      looped: set[str]) -> Reply:
         if box.normalized in looped:
             log.warning("lmtp loop: message already delivered to %s", box)
             return replies.LOOP_DETECTED
         data = f"Return-Path: <{sender}>\nDelivered-To: {box}\n".encode() + body
         try:
-            path = self.store.deliver(box, data, junk=junk, quota_bytes=self.directory.mailbox_quota(box),
+            path = self.store.deliver(box, data, folder=folder, quota_bytes=self.directory.mailbox_quota(box),
                                       queue_id=queue_id if self.journal is not None else None)
         except QuotaExceeded as exc:
             log.info("lmtp deferred mailbox=%s: %s", box, exc)
@@ -227,5 +215,5 @@ class LmtpHandler(BaseHandler):
         if queue_id is not None and self.journal is not None:
             self.journal.done(queue_id, box.normalized)
         log.info("lmtp delivered queue_id=%s mailbox=%s folder=%s size=%d file=%s", queue_id or "-", box,
-                 self.store.junk_folder if junk else "INBOX", len(data), path.name)
+                 self.store.junk_folder if folder is Folder.JUNK else "INBOX", len(data), path.name)
         return replies.DELIVERED

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from mailbastion.core.address import Address
+from mailbastion.core.verdict import Folder
 from mailbastion.durable import fsync_dir, write_durably
 from mailbastion.mailbox import quota
 from mailbastion.mailbox.quota import QuotaExceeded
@@ -70,9 +71,9 @@ class MaildirStore:
             raise ValueError(f"{address}: not a hosted mailbox address")
         return self.root / address.domain / safe_local(address.unquoted_local)
 
-    def folder_dir(self, address: Address, *, junk: bool = False) -> Path:
+    def folder_dir(self, address: Address, folder: Folder = Folder.INBOX) -> Path:
         box = self.mailbox_dir(address)
-        return box / f".{self.junk_folder}" if junk else box
+        return box / f".{self.junk_folder}" if folder is Folder.JUNK else box
 
     def ensure(self, address: Address) -> Path:
         """Create the mailbox (and its Junk folder) if needed; returns the mailbox folder."""
@@ -98,21 +99,22 @@ class MaildirStore:
     def copy_name(self, queue_id: str, address: Address, size: int) -> str:
         return f"{self.copy_prefix(queue_id, address)}{self._host},S={size}"
 
-    def find_copy(self, queue_id: str, address: Address, *, junk: bool = False) -> Path | None:
+    def find_copy(self, queue_id: str, address: Address, *, folder: Folder = Folder.INBOX) -> Path | None:
         """The copy of `queue_id` already in the folder (new/, or cur/ where a mail client moved it
         and added flags), or None. Lists the folder: only for the rare recovery after a crash."""
-        folder = self.folder_dir(address, junk=junk)
+        where = self.folder_dir(address, folder)
         prefix = self.copy_prefix(queue_id, address)
         for sub in ("new", "cur"):
             with contextlib.suppress(FileNotFoundError):
-                for entry in os.scandir(folder / sub):
+                for entry in os.scandir(where / sub):
                     if entry.name.startswith(prefix):
                         return Path(entry.path)
         return None
 
-    def deliver(self, address: Address, message: bytes, *, junk: bool = False,
+    def deliver(self, address: Address, message: bytes, *, folder: Folder = Folder.INBOX,
                 quota_bytes: int | None = None, queue_id: str | None = None) -> Path:
-        """Store `message` in the mailbox of `address` (its Junk folder when `junk`) and return the path in
+        """Store `message` in `folder` of the mailbox of `address` (Junk: the configured junk folder) and
+        return the path in
         new/. Raises QuotaExceeded when it does not fit (`quota_bytes`, else the default; 0 = unlimited),
         OSError when the disk fails. Nothing is left behind in either case.
 
@@ -120,14 +122,14 @@ class MaildirStore:
         is not written again (its path is returned, quota unchanged)."""
         limit = self.default_quota_bytes if quota_bytes is None else quota_bytes
         box = self.ensure(address)
-        folder = box / f".{self.junk_folder}" if junk else box
+        where = self.folder_dir(address, folder)
         with quota.mailbox_lock(box):
             name = self.unique_name(len(message))
-            final = folder / "new" / (self.copy_name(queue_id, address, len(message)) if queue_id else name)
+            final = where / "new" / (self.copy_name(queue_id, address, len(message)) if queue_id else name)
             if queue_id and final.exists():
                 return final
             quota.check(box, len(message), limit)
-            tmp = folder / "tmp" / name
+            tmp = where / "tmp" / name
             try:
                 write_durably(tmp, message, exclusive=True)
                 try:
@@ -139,8 +141,8 @@ class MaildirStore:
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-            fsync_dir(folder / "new")
-            fsync_dir(folder / "tmp")
+            fsync_dir(where / "new")
+            fsync_dir(where / "tmp")
             quota.add_usage(box, len(message))
         return final
 

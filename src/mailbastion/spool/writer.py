@@ -67,17 +67,12 @@ class Spool:
         client: str,
         verdict: Verdict | None = None,
         hops: int = 0,
-        junk: bool | None = None,
     ) -> str:
         """Write the message and its record into incoming/ and make both durable; return the queue id.
         The Junk decision is `verdict.folder`.
 
         Raises SpoolFull when free space is short or the write fails (disk full, I/O error): the
-        caller answers 4xx and the client retries. Nothing is half-committed in either case.
-
-        `junk` is accepted and ignored only while smtp/gateway.py still passes it (the folder comes from
-        the verdict); it goes when that call drops it."""
-        del junk
+        caller answers 4xx and the client retries. Nothing is half-committed in either case."""
         queue_id = new_queue_id()
         record = QueueRecord.new(queue_id, envelope, arrival=self._clock(), client=client, size=len(message),
                                  verdict=verdict, hops=hops)

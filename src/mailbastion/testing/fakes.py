@@ -36,10 +36,6 @@ class Commit:
     folder: Folder  # as the real spool derives it: verdict.folder, INBOX without a verdict
     hops: int
 
-    @property
-    def junk(self) -> bool:
-        return self.folder is Folder.JUNK
-
 
 class FakeSpool:
     """A SpoolWriter that keeps commits in memory. `full=True`: every commit raises SpoolFull.
@@ -52,9 +48,7 @@ class FakeSpool:
         self._ids = itertools.count(1)
 
     async def commit(self, envelope: Envelope, message: bytes, *, client: str, verdict: Verdict | None = None,
-                     hops: int = 0, junk: bool | None = None) -> str:
-        """`junk` is ignored (the folder is the verdict's), accepted only while smtp/gateway.py passes it."""
-        del junk
+                     hops: int = 0) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.full:
