@@ -1,9 +1,5 @@
-"""`mailbastion serve` with a configured certificate or key missing: it refuses to start, saying which.
-
-Both need the roles to build their contexts with `server_context_from_settings` (the lead's wiring in
-apps/gateway.py and apps/mda.py, see docs/notes-tls.md); until then they are strict xfails, which turn
-into failures as a reminder to drop the markers once the wiring is in.
-"""
+"""`mailbastion serve` with a configured certificate or key missing: it refuses to start, saying which
+(every role builds its contexts with `smtp.tls.server_context_from_settings`)."""
 
 from __future__ import annotations
 
@@ -11,8 +7,6 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-
-import pytest
 
 from mailbastion.testing.deployment import MB, Deployment
 
@@ -38,8 +32,6 @@ def serve_outcome(d: Deployment, role: str, port: int, timeout: float = 60.0) ->
             proc.wait(10)
 
 
-@pytest.mark.xfail(strict=True, reason="apps/mda.py must call smtp.tls.server_context_from_settings (lead): "
-                   "today it refuses without naming the file")
 def test_mda_without_its_key_refuses_to_start(tmp_path: Path) -> None:
     with Deployment(tmp_path / "var") as d:
         (d.root / "tls" / "mda.key").unlink()
@@ -47,7 +39,6 @@ def test_mda_without_its_key_refuses_to_start(tmp_path: Path) -> None:
     assert code not in (None, 0) and "tls.mda_key" in out and "mda.key" in out and "Traceback" not in out, out
 
 
-@pytest.mark.xfail(strict=True, reason="apps/gateway.py must call smtp.tls.server_context_from_settings (lead)")
 def test_gateway_without_its_certificate_refuses_to_start(tmp_path: Path) -> None:
     with Deployment(tmp_path / "var") as d:
         (d.root / "tls" / "gateway.crt").unlink()

@@ -116,8 +116,8 @@ class DomainSetup:
 
     def describe(self) -> list[str]:
         """Lines for the administrator."""
-        lines = [f"{', '.join(self.report_addresses)} deliver to {self.reports_mailbox} (DMARC and TLS reports; "
-                 f"set its password with `mailbastion account password {self.reports_mailbox}` to read them)"]
+        lines = [(f"{', '.join(self.report_addresses)} deliver to {self.reports_mailbox} (DMARC and TLS reports; "
+                  f"set its password with `mailbastion account password {self.reports_mailbox}` to read them)")]
         if self.dkim_selectors:
             lines.append(f"DKIM keys for {self.domain} made ({', '.join(self.dkim_selectors)}, pending): publish "
                          f"what `mailbastion dns records {self.domain}` prints; `mailbastion dns check` starts "

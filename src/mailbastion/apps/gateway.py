@@ -22,26 +22,23 @@ from collections.abc import Sequence
 
 from mailbastion.config.schema import Settings
 from mailbastion.config.sections.core import SmtpSection
+from mailbastion.core.errors import ConfigError
 from mailbastion.core.ports import QuarantineSink, RecipientResolver, SpoolWriter
 from mailbastion.gateway.handler import GatewayHandler
 from mailbastion.policy.pipeline import Pipeline
 from mailbastion.smtp.edge import EdgeConfig, SmtpEdge
 from mailbastion.smtp.limits import EdgeLimits, NetworkList
 from mailbastion.smtp.listeners import Listeners
-from mailbastion.smtp.tls import server_context
+from mailbastion.smtp.tls import reload_server_context, server_context_from_settings
 
 __all__ = ["GatewayServer", "build_gateway", "edge_config", "edge_limits", "gateway_tls_context"]
 
 log = logging.getLogger("mailbastion.smtp")
 
 
-def gateway_tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """The public STARTTLS context (TLS >= tls.min_version), or None when no certificate is there."""
-    cert, key = settings.path(settings.tls.cert), settings.path(settings.tls.key)
-    if not cert.exists() or not key.exists():
-        log.error("tls: no certificate at %s: STARTTLS is NOT offered (run `mailbastion init`)", cert)
-        return None
-    return server_context(cert, key, min_version=settings.tls.min_version)
+def gateway_tls_context(settings: Settings) -> ssl.SSLContext:
+    """The public STARTTLS / implicit-TLS context. Raises ConfigError when [tls] cert/key are not a usable pair."""
+    return server_context_from_settings(settings)
 
 
 def edge_limits(smtp: SmtpSection) -> EdgeLimits:
@@ -123,21 +120,15 @@ class GatewayServer:
         """Re-read the certificate (SIGHUP); new handshakes use it, on STARTTLS and implicit-TLS
         listeners alike. The new pair is validated in a fresh context first: if it does not load,
         the running certificate stays and False is returned."""
-        try:
-            fresh = gateway_tls_context(self.settings)
-        except (OSError, ssl.SSLError) as exc:
-            log.error("tls reload failed, keeping the running certificate: %s", exc)
-            return False
-        if fresh is None:
-            return False
         live = self.edge.config.tls_context
-        if live is None:
-            self.edge.set_tls_context(fresh)  # STARTTLS is offered from now on
-            log.info("tls: certificate loaded, STARTTLS offered")
-            return True
-        # Loaded into the live context, so that listeners bound with it (implicit TLS) pick it up too.
-        live.load_cert_chain(self.settings.path(self.settings.tls.cert), self.settings.path(self.settings.tls.key))
-        log.info("tls: certificate reloaded")
+        try:
+            if live is None:
+                self.edge.set_tls_context(gateway_tls_context(self.settings))
+            else:
+                reload_server_context(live, self.settings)
+        except ConfigError as exc:
+            log.error("tls reload refused, keeping the running certificate: %s", exc)
+            return False
         return True
 
     def reload(self, settings: Settings, pipeline: Pipeline) -> None:

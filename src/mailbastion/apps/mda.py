@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import ssl
 
 from mailbastion.config.schema import Settings
 from mailbastion.core.errors import ConfigError
@@ -15,7 +14,7 @@ from mailbastion.mailbox.lmtp_handler import LmtpHandler
 from mailbastion.mailbox.lmtp_server import MdaServer
 from mailbastion.mailbox.maildir import MaildirStore
 from mailbastion.smtp.limits import EdgeLimits
-from mailbastion.smtp.tls import server_context
+from mailbastion.smtp.tls import server_context_from_settings
 
 log = logging.getLogger("mailbastion.mda")
 _HEADER_ALLOWANCE = 1024 * 1024  # the gateway adds trace and result fields on top of the size it accepted
@@ -52,19 +51,10 @@ def mda_limits(settings: Settings) -> EdgeLimits:
 
 def build_mda(settings: Settings, *, directory: Directory | None = None) -> MdaServer:
     """The MDA server for `settings`, not yet started (`await server.start()`). Raises ConfigError when the
-    TLS files are missing (the MDA never listens without TLS) or another MDA holds the mailbox root."""
-    tls = settings.tls
+    TLS files are missing or unusable (the MDA never listens without TLS) or another MDA holds the
+    mailbox root."""
     parse_listen(settings.lmtp.listen)
-    try:
-        ctx = server_context(settings.path(tls.mda_cert), settings.path(tls.mda_key), min_version=tls.min_version,
-                             client_ca=settings.path(tls.ca))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load the MDA certificate, key or CA: {exc}", key="tls.mda_cert") from None
-    if not settings.lmtp.require_client_cert:
-        # Weakened on purpose by the site: clients without a certificate may connect, but XMAILBASTION
-        # (queue id, Junk folder) is offered only to a verified one.
-        ctx.verify_mode = ssl.CERT_OPTIONAL
-        log.warning("config.weakened lmtp.require_client_cert=false: LMTP clients need no certificate")
+    ctx = server_context_from_settings(settings, "mda")
     root = settings.path(settings.mailbox.root)
     store = MaildirStore(root, default_quota_bytes=settings.mailbox.default_quota_bytes,
                          junk_folder=settings.mailbox.junk_folder)

@@ -179,14 +179,12 @@ class Runtime:
     def _reload_mda_tls(self, s: Settings) -> None:
         """New handshakes use the re-read certificate, key and CA; a pair that does not load is refused
         and the running one stays."""
-        from mailbastion.smtp.tls import server_context
+        from mailbastion.core.errors import ConfigError
+        from mailbastion.smtp.tls import reload_server_context
 
-        cert, key, ca = s.path(s.tls.mda_cert), s.path(s.tls.mda_key), s.path(s.tls.ca)
         try:
-            server_context(cert, key, min_version=s.tls.min_version, client_ca=ca)  # validate first
-            self.mda.ssl_context.load_cert_chain(str(cert), str(key))
-            self.mda.ssl_context.load_verify_locations(cafile=str(ca))
-        except (OSError, ValueError) as exc:
+            reload_server_context(self.mda.ssl_context, s, "mda")
+        except ConfigError as exc:
             log.error("MDA certificate reload refused, keeping the running one: %s", exc)
 
     async def stop(self, drain_seconds: float = 30.0) -> None:

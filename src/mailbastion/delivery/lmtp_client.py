@@ -34,7 +34,7 @@ from mailbastion.core.ports import DeliveryRequest
 from mailbastion.core.replies import Reply
 from mailbastion.core.verdict import Folder
 from mailbastion.delivery.hostport import parse_hostport
-from mailbastion.smtp.tls import client_context
+from mailbastion.smtp.tls import lmtp_client_context_from_settings
 
 log = logging.getLogger("mailbastion.delivery.lmtp")
 
@@ -148,9 +148,7 @@ class LmtpDeliveryAgent:
     @staticmethod
     def from_settings(settings: Settings) -> LmtpDeliveryAgent:
         host, port = parse_hostport(settings.lmtp.connect or settings.lmtp.listen, 24)
-        t = settings.tls
-        ctx = client_context(ca=settings.path(t.ca), cert=settings.path(t.gateway_client_cert),
-                             key=settings.path(t.gateway_client_key), min_version=t.min_version)
+        ctx = lmtp_client_context_from_settings(settings)
         # Keep a session for every delivery that may run at once: none waits for a handshake.
         return LmtpDeliveryAgent(host, port, ssl_context=ctx, local_hostname=settings.server.hostname,
                                  timeout=settings.lmtp.timeout,

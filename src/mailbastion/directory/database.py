@@ -32,7 +32,9 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        from mailbastion.private_files import create_private_file
+
+        create_private_file(Path(parsed.database))  # 0600 from the start; SQLite gives -wal/-shm the same mode
     engine = create_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
