@@ -10,7 +10,7 @@ from delivery_servers import ScriptedHandler, Server, gateway_client_context, st
 
 from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent
 from mailbastion.pki import make_deployment_pki
-from mailbastion.smtp.tls import server_context
+from mailbastion.tls_policy import server_context
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
-from mailbastion.smtp.tls import client_context
+from mailbastion.tls_policy import client_context
 
 
 @dataclass

@@ -16,7 +16,7 @@ from mailbastion.core.replies import Reply
 from mailbastion.core.verdict import Folder
 from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent, prepare_message
 from mailbastion.pki import make_deployment_pki
-from mailbastion.smtp.tls import server_context
+from mailbastion.tls_policy import server_context
 
 MESSAGE = b"From: alice@example.org\r\nSubject: hi\r\n\r\nline one\r\n.starts with a dot\r\n"
 QID = "0123456789ABC0FFEE"

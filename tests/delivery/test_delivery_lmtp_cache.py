@@ -11,7 +11,7 @@ from delivery_servers import ScriptedHandler, gateway_client_context
 from mailbastion.core.outcome import Deferred, Delivered, Failed
 from mailbastion.core.ports import DeliveryRecipient, DeliveryRequest
 from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent
-from mailbastion.smtp.tls import server_context
+from mailbastion.tls_policy import server_context
 
 MESSAGE = b"From: alice@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 

@@ -146,10 +146,20 @@ def test_leaver_date_needs_no_refresh(cache: DirectoryCache, writer: Directory, 
     assert kind(cache, "alice@example.org") is ResolutionKind.LOCAL  # still before noon
     statements = Statements()
     event.listen(cache.directory.engine, "before_cursor_execute", statements)
+    loads = cache.loads
     clocks.wall = START + dt.timedelta(hours=3)  # noon: no database change at all
     assert kind(cache, "alice@example.org") is ResolutionKind.UNKNOWN_USER
     assert [str(t) for t in cache.resolve("team@example.org").targets] == ["bob@example.org"]
-    assert statements.seen == []
+    # the refusal only made sure the snapshot is current (one read of the generation), nothing reloaded
+    assert all("directory_generation" in s or s.upper() == "BEGIN" for s in statements.seen)
+    assert cache.loads == loads
+
+
+def test_a_refusal_is_never_answered_from_a_stale_snapshot(cache: DirectoryCache, writer: Directory) -> None:
+    # 550 is final for the sender: an account made a moment ago (inside the check interval) is found.
+    assert kind(cache, "dan@example.org") is ResolutionKind.UNKNOWN_USER
+    writer.add_account("dan@example.org", None, by="admin")
+    assert kind(cache, "dan@example.org") is ResolutionKind.LOCAL  # no clock moved
 
 
 def _generation(engine: Engine) -> int:

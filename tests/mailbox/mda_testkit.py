@@ -37,7 +37,7 @@ def lmtp_settings(tmp_path: Path, pki: dict[str, Path], **lmtp: object) -> Setti
 
 def client_context(pki: dict[str, Path], *, cert: bool = True, cert_from: dict[str, Path] | None = None
                    ) -> ssl.SSLContext:
-    from mailbastion.smtp.tls import client_context as make
+    from mailbastion.tls_policy import client_context as make
 
     source = cert_from or pki
     if not cert:

@@ -16,7 +16,7 @@ from mailbastion.config.loader import parse_settings
 from mailbastion.pki import issue, make_ca
 from mailbastion.policy.check import Check
 from mailbastion.policy.scoring import Thresholds
-from mailbastion.smtp.tls import server_context
+from mailbastion.tls_policy import server_context
 from mailbastion.testing.fakes import FakeQuarantine, FakeSpool
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from engine_testkit import Engine, RecordingHandler, start_engine
 
-from mailbastion.smtp.tls import server_context
+from mailbastion.tls_policy import server_context
 from mailbastion.testing.smtp_dialogue import SmtpDialogue
 
 PASSWORD = "Correct-Horse-9"

@@ -41,7 +41,7 @@ async def test_state_machine_and_handler_calls() -> None:
 
 
 async def test_dsn_and_requiretls_parameters_reach_the_envelope(certs: dict, client_tls: object) -> None:
-    from mailbastion.smtp.tls import server_context
+    from mailbastion.tls_policy import server_context
 
     engine = await start_engine(tls=server_context(certs["cert"], certs["key"]))
     d = await engine.connect()

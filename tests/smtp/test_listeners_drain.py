@@ -19,7 +19,7 @@ from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import CheckResult
 from mailbastion.policy.check import CheckContext, FunctionCheck
 from mailbastion.smtp.listeners import bind, parse_listen
-from mailbastion.smtp.tls import server_context
+from mailbastion.tls_policy import server_context
 from mailbastion.testing.fakes import FakeSpool
 from mailbastion.testing.smtp_dialogue import SmtpDialogue
 

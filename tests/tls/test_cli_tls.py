@@ -160,7 +160,7 @@ def test_import_installs_a_valid_public_certificate_atomically(config: Path, pub
     assert stat.S_IMODE((tls / "gateway.key").stat().st_mode) == 0o600
     # the server would start with it, and renew leaves it alone
     from mailbastion.config import load_settings
-    from mailbastion.smtp.tls import server_context_from_settings
+    from mailbastion.tls_policy import server_context_from_settings
 
     server_context_from_settings(load_settings(config))
     res = mb("tls", "renew", "-c", str(config))

@@ -12,7 +12,7 @@ from tls_testkit import issue_dated, make_deployment
 
 from mailbastion.config import load_settings
 from mailbastion.core.errors import ConfigError
-from mailbastion.smtp.tls import lmtp_client_context_from_settings, server_context_from_settings
+from mailbastion.tls_policy import lmtp_client_context_from_settings, server_context_from_settings
 
 
 @pytest.fixture

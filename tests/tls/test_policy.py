@@ -10,7 +10,7 @@ import pytest
 from tls_testkit import HOST, HOSTNAME, Listeners, client_context, make_deployment, start_listeners
 
 from mailbastion.config import load_settings
-from mailbastion.smtp.tls import MOZILLA_INTERMEDIATE_CIPHERS, server_context_from_settings
+from mailbastion.tls_policy import MOZILLA_INTERMEDIATE_CIPHERS, server_context_from_settings
 
 
 @pytest.fixture

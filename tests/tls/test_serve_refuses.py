@@ -1,5 +1,5 @@
 """`mailbastion serve` with a configured certificate or key missing: it refuses to start, saying which
-(every role builds its contexts with `smtp.tls.server_context_from_settings`)."""
+(every role builds its contexts with `tls_policy.server_context_from_settings`)."""
 
 from __future__ import annotations
 

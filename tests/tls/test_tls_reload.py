@@ -21,7 +21,7 @@ from tls_testkit import (
 
 from mailbastion.core.errors import ConfigError
 from mailbastion.pki import load_chain
-from mailbastion.smtp.tls import reload_server_context
+from mailbastion.tls_policy import reload_server_context
 
 
 @pytest.fixture

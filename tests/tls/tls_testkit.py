@@ -24,7 +24,7 @@ from mailbastion.mailbox.lmtp_server import MdaServer
 from mailbastion.pki import make_deployment_pki
 from mailbastion.policy.pipeline import Pipeline
 from mailbastion.policy.scoring import Scorer, load_score_table
-from mailbastion.smtp.tls import server_context_from_settings
+from mailbastion.tls_policy import server_context_from_settings
 from mailbastion.testing.fakes import FakeRecipients, FakeSpool
 from mailbastion.testing.smtp_dialogue import SmtpDialogue
 

@@ -29,7 +29,7 @@ from mailbastion.policy.pipeline import Pipeline
 from mailbastion.smtp.edge import EdgeConfig, SmtpEdge
 from mailbastion.smtp.limits import EdgeLimits, NetworkList
 from mailbastion.smtp.listeners import Listeners
-from mailbastion.smtp.tls import reload_server_context, server_context_from_settings
+from mailbastion.tls_policy import reload_server_context, server_context_from_settings
 
 __all__ = ["GatewayServer", "build_gateway", "edge_config", "edge_limits", "gateway_tls_context"]
 

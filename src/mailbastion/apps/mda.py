@@ -8,13 +8,14 @@ import math
 
 from mailbastion.config.schema import Settings
 from mailbastion.core.errors import ConfigError
+from mailbastion.directory.cache import DirectoryCache
 from mailbastion.directory.store import Directory
 from mailbastion.mailbox.journal import DeliveredJournal, JournalLocked
 from mailbastion.mailbox.lmtp_handler import LmtpHandler
 from mailbastion.mailbox.lmtp_server import MdaServer
 from mailbastion.mailbox.maildir import MaildirStore
 from mailbastion.smtp.limits import EdgeLimits
-from mailbastion.smtp.tls import server_context_from_settings
+from mailbastion.tls_policy import server_context_from_settings
 
 log = logging.getLogger("mailbastion.mda")
 _HEADER_ALLOWANCE = 1024 * 1024  # the gateway adds trace and result fields on top of the size it accepted
@@ -64,7 +65,9 @@ def build_mda(settings: Settings, *, directory: Directory | None = None) -> MdaS
         journal = DeliveredJournal(root / ".delivered", retention_days=retention)
     except JournalLocked as exc:
         raise ConfigError(str(exc), key="mailbox.root") from None
-    handler = LmtpHandler(directory or Directory.from_settings(settings), store, journal=journal)
+    # The MDA looks recipients up per RCPT: from the cache, which re-reads the directory only when its change
+    # counter moved (a deactivation shows within half a second), never an ORM query per recipient.
+    handler = LmtpHandler(directory or DirectoryCache.from_settings(settings), store, journal=journal)
     return MdaServer(handler, ctx, listen=settings.lmtp.listen, hostname=settings.server.hostname,
                      limits=mda_limits(settings), drain_timeout=settings.lmtp.drain_timeout)
 

@@ -180,7 +180,7 @@ class Runtime:
         """New handshakes use the re-read certificate, key and CA; a pair that does not load is refused
         and the running one stays."""
         from mailbastion.core.errors import ConfigError
-        from mailbastion.smtp.tls import reload_server_context
+        from mailbastion.tls_policy import reload_server_context
 
         try:
             reload_server_context(self.mda.ssl_context, s, "mda")

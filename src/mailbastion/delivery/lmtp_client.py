@@ -34,7 +34,7 @@ from mailbastion.core.ports import DeliveryRequest
 from mailbastion.core.replies import Reply
 from mailbastion.core.verdict import Folder
 from mailbastion.delivery.hostport import parse_hostport
-from mailbastion.smtp.tls import lmtp_client_context_from_settings
+from mailbastion.tls_policy import lmtp_client_context_from_settings
 
 log = logging.getLogger("mailbastion.delivery.lmtp")
 

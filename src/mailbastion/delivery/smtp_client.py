@@ -34,7 +34,7 @@ from mailbastion.core.ports import DeliveryRecipient, DeliveryRequest
 from mailbastion.core.replies import Reply
 from mailbastion.delivery.hostport import parse_hostport
 from mailbastion.dns.resolver import DnsResolver
-from mailbastion.smtp.tls import client_context
+from mailbastion.tls_policy import client_context
 
 log = logging.getLogger("mailbastion.delivery.smtp")
 

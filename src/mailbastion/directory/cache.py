@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mailbastion.core.address import Address
-from mailbastion.core.ports import Resolution
+from mailbastion.core.ports import Resolution, ResolutionKind
 from mailbastion.directory.snapshot import DirectorySnapshot, read_generation
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mailbastion.directory.cache")
 
 CHECK_INTERVAL = 0.5
+_REFUSALS = (ResolutionKind.UNKNOWN_USER, ResolutionKind.UNKNOWN_DOMAIN)
 
 
 class DirectoryCache:
@@ -67,8 +68,15 @@ class DirectoryCache:
 
     def resolve(self, address: Address | str) -> Resolution:
         """As `Directory.resolve`. Raises AddressError for a malformed address, SQLAlchemyError when the
-        directory cannot say whether it changed."""
-        return self.current().resolve(address, self._now())
+        directory cannot say whether it changed.
+
+        A refusal is final for the sender (550, then a bounce), so it is never answered from a snapshot
+        that may be stale: an unknown address first checks the generation now (one small query), and an
+        account created a moment ago is found."""
+        found = self.current().resolve(address, self._now())
+        if found.kind in _REFUSALS and self.refresh(check_now=True):
+            found = self._snapshot.resolve(address, self._now())
+        return found
 
     def is_local_domain(self, domain: str) -> bool:
         return domain.lower() in self.current().domains
@@ -89,17 +97,18 @@ class DirectoryCache:
             self.refresh()
         return self._snapshot
 
-    def refresh(self, *, force: bool = False) -> None:
-        """Read the generation now and the whole directory when it moved (or with `force`)."""
+    def refresh(self, *, force: bool = False, check_now: bool = False) -> bool:
+        """Read the generation (at most every interval, or now with `check_now`) and the whole directory
+        when it moved (or with `force`). True when the snapshot was reloaded."""
         with self._lock:
             now = self._monotonic()
-            if not force and now - self._checked < self.check_interval:
-                return  # another thread checked while this one waited for the lock
+            if not force and not check_now and now - self._checked < self.check_interval:
+                return False  # another thread checked while this one waited for the lock
             engine = self.directory.engine
             with engine.connect() as conn:
                 if not force and read_generation(conn) == self._snapshot.generation:
                     self._checked = now
-                    return
+                    return False
                 if conn.in_transaction():
                     conn.rollback()  # the generation read began one; the load takes its own snapshot
                 snapshot = DirectorySnapshot.load(conn, recipient_delimiter=self.directory.recipient_delimiter)
@@ -108,6 +117,7 @@ class DirectoryCache:
             log.info("directory loaded: generation %d (was %d), %d domains, %d accounts, %d aliases",
                      snapshot.generation, previous, len(snapshot.domains), len(snapshot.accounts),
                      len(snapshot.aliases))
+            return True
 
 
 __all__ = ["CHECK_INTERVAL", "DirectoryCache"]

@@ -10,7 +10,7 @@ connection.py (transport plumbing), reader.py (input buffer), commands.py (argum
 data.py (message checks), proxy.py (PROXY v1/v2), xclient.py, sasl.py (AUTH PLAIN/LOGIN).
 `smtp/` imports only `core/` and its own modules: it speaks protocol and decides nothing.
 
-Names are imported lazily, so `mailbastion.smtp.tls` (used by every role) pulls in nothing else.
+Names are imported lazily, so `mailbastion.tls_policy` (used by every role) pulls in nothing else.
 """
 
 from __future__ import annotations

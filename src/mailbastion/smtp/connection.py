@@ -34,7 +34,6 @@ from mailbastion.core.envelope import Envelope
 from mailbastion.core.peer import PeerInfo, TlsInfo
 from mailbastion.core.replies import Reply
 from mailbastion.smtp.reader import InputBuffer, Want
-from mailbastion.smtp.tls import tls_info
 
 if TYPE_CHECKING:
     from mailbastion.smtp.edge import SmtpEdge
@@ -63,6 +62,25 @@ def plain_ip(raw: str) -> str:
     addr = ip_address(raw.split("%", 1)[0])
     mapped = getattr(addr, "ipv4_mapped", None)
     return str(mapped or addr)
+
+
+def tls_info(obj: ssl.SSLObject | ssl.SSLSocket | None) -> TlsInfo | None:
+    """What a Received header and the log line need to know about an established TLS session."""
+    if obj is None:
+        return None
+    cipher = obj.cipher()
+    if cipher is None:
+        return None
+    subject = None
+    try:
+        peer = obj.getpeercert()
+    except (ValueError, ssl.SSLError):
+        peer = None
+    if peer:
+        rdns: tuple[tuple[tuple[str, str], ...], ...] = peer.get("subject", ())  # type: ignore[assignment]
+        parts = [v for rdn in rdns for (k, v) in rdn if k == "commonName"]
+        subject = parts[0] if parts else None
+    return TlsInfo(version=str(obj.version()), cipher=cipher[0], bits=int(cipher[2] or 0), peer_cert_subject=subject)
 
 
 def tls_of(transport: asyncio.BaseTransport) -> TlsInfo | None:

@@ -47,7 +47,7 @@ class SmtpSection(Section):
 
 
 class TlsSection(Section):
-    """Certificates of every listener; the TLS policy itself (Mozilla intermediate) is in smtp/tls.py."""
+    """Certificates of every listener; the TLS policy itself (Mozilla intermediate) is in tls_policy.py."""
 
     min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
     cert: str = "tls/gateway.crt"  # the public-facing certificate (MX, and later submission and IMAP)

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Literal
 from cryptography import x509
 
 from mailbastion.core.errors import ConfigError
-from mailbastion.core.peer import TlsInfo
 from mailbastion.durable import write_durably, write_fd
 from mailbastion.pki import key_matches, parse_key
 
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
 __all__ = [
     "MOZILLA_INTERMEDIATE_CIPHERS", "SERVER_GROUP", "TLS12_CIPHERS", "ServerRole", "client_context",
     "lmtp_client_context_from_settings", "reload_server_context", "server_context", "server_context_from_settings",
-    "tls_info",
 ]
 
 log = logging.getLogger("mailbastion.tls")
@@ -269,22 +267,3 @@ def reload_server_context(live: ssl.SSLContext, settings: Settings, role: Server
     _load(live, pair)
     log.info("tls: %s certificate reloaded from %s", role,
              settings.path(settings.tls.cert if role == "public" else settings.tls.mda_cert))
-
-
-def tls_info(obj: ssl.SSLObject | ssl.SSLSocket | None) -> TlsInfo | None:
-    """What a Received header and the log line need to know about an established TLS session."""
-    if obj is None:
-        return None
-    cipher = obj.cipher()
-    if cipher is None:
-        return None
-    subject = None
-    try:
-        peer = obj.getpeercert()
-    except (ValueError, ssl.SSLError):
-        peer = None
-    if peer:
-        rdns: tuple[tuple[tuple[str, str], ...], ...] = peer.get("subject", ())  # type: ignore[assignment]
-        parts = [v for rdn in rdns for (k, v) in rdn if k == "commonName"]
-        subject = parts[0] if parts else None
-    return TlsInfo(version=str(obj.version()), cipher=cipher[0], bits=int(cipher[2] or 0), peer_cert_subject=subject)
