@@ -1,4 +1,4 @@
-"""Builds the pipeline of a role from its features, and checks the start-up rules."""
+"""Builds the pipeline of a role from its features, checks the start-up rules, and rebuilds both on reload."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 
 import mailbastion.policy.checks  # noqa: F401  (registers every known check for validation)
 from mailbastion.apps.features import Feature, Services, load_features
+from mailbastion.config import Settings
 from mailbastion.core.errors import ConfigError
 from mailbastion.policy.pipeline import Pipeline
 from mailbastion.policy.scoring import Scorer, load_score_table
@@ -34,3 +35,53 @@ def refuse_on_problems(features: list[Feature]) -> None:
     problems = startup_problems(features)
     if problems:
         raise ConfigError("refusing to start:\n  - " + "\n  - ".join(problems))
+
+
+class PolicyStack:
+    """The features and the pipeline built from them, as one process runs them; rebuilt whole on reload.
+
+    Checks read their settings when they are built, so a reload builds the features again from the new
+    settings (config/reload.py's contract: every `auth.*`, `spam.*`, `antivirus.*` key applies to the next
+    message). The new stack is checked and started before it replaces the running one; when it fails,
+    the running one stays and the error is raised."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.pipeline, self.features = build_pipeline(services)
+        refuse_on_problems(self.features)
+
+    @property
+    def check_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.pipeline.checks)
+
+    async def start(self) -> None:
+        for f in self.features:
+            await f.start()
+
+    async def stop(self) -> None:
+        for f in self.features:
+            try:
+                await f.stop()
+            except Exception as exc:  # noqa: BLE001 - stop the others regardless
+                log.error("stopping feature %s failed: %s", f.name, exc)
+
+    async def reload(self, settings: Settings) -> Pipeline:
+        """Build, check and start the features of `settings`; then stop the old ones. Returns the new
+        pipeline. Raises (ConfigError or the build's error) and keeps the running stack on failure."""
+        old_settings = self.services.settings
+        self.services.settings = settings
+        try:
+            pipeline, features = build_pipeline(self.services)
+            refuse_on_problems(features)
+        except Exception:
+            self.services.settings = old_settings
+            raise
+        for f in features:
+            await f.start()
+        old, self.features, self.pipeline = self.features, features, pipeline
+        for f in old:
+            try:
+                await f.stop()
+            except Exception as exc:  # noqa: BLE001
+                log.error("stopping the replaced feature %s failed: %s", f.name, exc)
+        return pipeline

@@ -8,7 +8,7 @@ Postfix's qmgr), which finds the acceptors' commits by scanning `incoming/`, and
 
     sockets = bind_gateway_sockets(settings)
     acceptors = start_acceptors(settings, sockets, settings.server.workers)
-    ...                       # the parent runs Runtime(settings, role, acceptors=acceptors)
+    ...                       # the parent runs the queue manager (apps/role_gateway.py)
     await acceptors.stop()    # SIGTERM to each: it drains, then exits
 """
 
@@ -22,7 +22,9 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as EventType
 
+from mailbastion.apps.pipeline import PolicyStack
 from mailbastion.config import Settings, load_settings
 from mailbastion.smtp.listeners import bind, install_uvloop
 
@@ -39,52 +41,87 @@ def bind_gateway_sockets(settings: Settings) -> GatewaySockets:
     return GatewaySockets(bind(settings.smtp.listen), bind(settings.smtp.implicit_tls_listen))
 
 
-async def _acceptor(settings: Settings, sockets: GatewaySockets) -> None:
+def preload(stack: PolicyStack) -> None:
+    """Load now, in the parent, what the checks would load on their first message (the spam model,
+    look-alike tables...), so the acceptors forked next share those pages instead of each loading its
+    own. Features that load at build time (YARA rules) already did."""
+    for feature in stack.features:
+        warm = getattr(feature, "preload", None)
+        if warm is not None:
+            warm()
+
+
+async def _acceptor(settings: Settings, sockets: GatewaySockets, ready: EventType) -> None:
     from mailbastion.apps.features import gateway_services
     from mailbastion.apps.gateway import build_gateway
-    from mailbastion.apps.pipeline import build_pipeline
+    from mailbastion.apps.selfcheck import write_report
     from mailbastion.spool.writer import Spool
 
     services = gateway_services(settings)
-    pipeline, features = build_pipeline(services)
-    for f in features:
-        await f.start()
-    gateway = build_gateway(settings, pipeline=pipeline, recipients=services.recipients,  # type: ignore[arg-type]
+    stack = PolicyStack(services)
+    await stack.start()
+    gateway = build_gateway(settings, pipeline=stack.pipeline, recipients=services.recipients,  # type: ignore[arg-type]
                             spool=Spool.from_settings(settings), quarantine=services.quarantine)
     await gateway.start(sockets=sockets.smtp, tls_sockets=sockets.smtps)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
 
-    def reload() -> None:
+    async def reload() -> None:
         try:
             new = load_settings(settings.source)
-            services.settings = new
-            pipeline_new, _ = build_pipeline(services, features)
-            gateway.reload(new, pipeline_new)
         except Exception as exc:  # noqa: BLE001 - a bad edit keeps the running configuration
             log.error("acceptor %d: reload refused: %s", os.getpid(), exc)
+            return
+        try:
+            pipeline = await stack.reload(new)
+        except Exception as exc:  # noqa: BLE001
+            log.error("acceptor %d: reload of the checks refused, keeping the running ones: %s", os.getpid(), exc)
+            pipeline = stack.pipeline
+        gateway.reload(new, pipeline)
 
-    loop.add_signal_handler(signal.SIGHUP, reload)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload()))
+    loop.add_signal_handler(signal.SIGUSR2, lambda: write_report(settings, "gateway"))
+    ready.set()  # accepting, and every signal has its handler: the parent may announce the server ready
     await stopping.wait()
     await gateway.stop(30.0)
-    for f in features:
-        await f.stop()
+    await stack.stop()
 
 
-def _child(settings: Settings, sockets: GatewaySockets) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns ^C into SIGTERM for us
+def _quiet_until_ready() -> None:
+    """A child's signals until it has its handlers: ^C is the parent's to turn into SIGTERM; a SIGHUP
+    or SIGUSR2 forwarded while it starts must not kill it (their default action) but is dropped."""
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _child(settings: Settings, sockets: GatewaySockets, ready: EventType) -> None:
+    _quiet_until_ready()
     install_uvloop()
     try:
-        asyncio.run(_acceptor(settings, sockets))
+        asyncio.run(_acceptor(settings, sockets, ready))
     except Exception:
         log.exception("acceptor %d failed", os.getpid())
         raise SystemExit(1) from None
 
 
 class Acceptors:
-    def __init__(self, procs: list[BaseProcess]) -> None:
+    """Child processes of one kind (the SMTP acceptors, or the MDA's own process)."""
+
+    def __init__(self, procs: list[BaseProcess], ready: list[EventType] | None = None) -> None:
         self.procs = procs
+        self._ready = ready or []
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait until every child says it serves (bounded); False when one did not in time or died."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for event in self._ready:
+            while not event.is_set():
+                if loop.time() > deadline or self.alive() < len(self.procs):
+                    return False
+                await asyncio.to_thread(event.wait, 0.2)
+        return True
 
     def signal(self, signum: int) -> None:
         for p in self.procs:
@@ -110,14 +147,15 @@ class Acceptors:
 
 
 def _mda_child(settings: Settings) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _quiet_until_ready()
     install_uvloop()
-    from mailbastion.apps.runtime import Runtime
+    from mailbastion.apps.process import ServerProcess
+    from mailbastion.apps.role_internal import InternalRole
 
     async def main() -> None:
-        runtime = Runtime(settings, "mda")
-        await runtime.start()
-        await runtime.run_until_signal()  # SIGTERM drains; SIGHUP reloads its certificates
+        server = ServerProcess(settings, "internal", [InternalRole(settings)])
+        await server.start()
+        await server.run_until_signal()  # SIGTERM drains; SIGHUP reloads its certificates
 
     try:
         asyncio.run(main())
@@ -137,8 +175,11 @@ def start_mda_process(settings: Settings) -> Acceptors:
 def start_acceptors(settings: Settings, sockets: GatewaySockets, count: int) -> Acceptors:
     ctx = multiprocessing.get_context("fork")
     procs: list[BaseProcess] = []
+    ready: list[EventType] = []
     for i in range(count):
-        p = ctx.Process(target=_child, args=(settings, sockets), name=f"mailbastion-smtp-{i}", daemon=False)
+        event = ctx.Event()
+        p = ctx.Process(target=_child, args=(settings, sockets, event), name=f"mailbastion-smtp-{i}", daemon=False)
         p.start()
         procs.append(p)
-    return Acceptors(procs)
+        ready.append(event)
+    return Acceptors(procs, ready)

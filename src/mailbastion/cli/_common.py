@@ -89,7 +89,7 @@ def valid_domain(text: str) -> str:
     from mailbastion.core.address import AddressError, parse_address
 
     name = text.strip()
-    name = name[:-1] if name.endswith(".") else name
+    name = name.removesuffix(".")
     try:
         address = parse_address(f"postmaster@{name}", allow_utf8=True)
     except AddressError as exc:

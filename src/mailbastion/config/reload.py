@@ -4,7 +4,8 @@
     applied_on_reload(old, new) # ["spam.external.mode"]: changed keys a reload puts into effect
     needs_restart("smtp.listen") -> True
 
-The contract, for the runtime (`apps/runtime.py`, `apps/workers.py`) to keep on SIGHUP:
+The contract the running server keeps on SIGHUP (`apps/process.py`, the roles, `apps/pipeline.py`'s
+`PolicyStack`, and each acceptor process in `apps/workers.py`):
 - the features (gateway checks, sender authentication, anti-virus, spam) are built again from the new
   settings and their pipeline swapped in, so every `auth.*`, `spam.*` and `antivirus.*` key applies to the
   next message (checks read their settings when they are built: reusing the old features re-reads only

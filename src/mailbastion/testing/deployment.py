@@ -142,7 +142,7 @@ class Deployment:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([*MB, "serve", "-c", str(self.config), "--role", role],
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        if role == "mda":
+        if role in ("mda", "internal"):
             wait_port(self.lmtp_port, timeout, self.proc)
         else:
             wait_ready(self.smtp_port, self.log_path, since, timeout, self.proc)

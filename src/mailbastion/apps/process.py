@@ -1,0 +1,193 @@
+"""One `mailbastion serve` process: runs a role until a signal. Role-agnostic: it imports no role.
+
+    roles = [InternalRole(settings), GatewayRole(settings)]     # what `cli/serve.py` composes
+    await ServerProcess(settings, "all", roles).run()          # start, serve, drain on SIGTERM
+
+Signals:
+  SIGTERM, SIGINT   drain and stop: the roles stop in the reverse order of their start (the gateway stops
+                    taking mail before the MDA stops delivering it)
+  SIGHUP            reload: re-read the configuration; keys only a restart applies are named in the log
+                    (config/reload.py), the rest is applied by each role; a bad file keeps the running one
+  SIGUSR1           log every pending task and where it waits (a server that seems stuck)
+  SIGUSR2           self-check: which modules this process (and its children) loaded and which files it
+                    holds open, written to `run/selfcheck-<role>-<pid>.json` below data_dir (apps/selfcheck.py)
+
+A child process of a role (an SMTP acceptor, the MDA's own process) that dies stops the whole server: a
+supervisor restarts it rather than it running on silently with less.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from mailbastion.config import Settings, load_settings, weakened
+from mailbastion.smtp.listeners import install_uvloop
+
+log = logging.getLogger("mailbastion.runtime")
+
+
+class Children(Protocol):
+    """Processes a role forked (apps/workers.py `Acceptors`)."""
+
+    procs: Sequence[object]
+
+    def alive(self) -> int: ...
+
+    def signal(self, signum: int) -> None: ...
+
+
+class Role(Protocol):
+    """What a role of `serve` is to the process that runs it."""
+
+    name: str
+
+    def prefork(self) -> None:
+        """Before any event loop runs: fork the role's child processes (they must not inherit a loop)."""
+        ...
+
+    async def start(self) -> list[str]:
+        """Start; return lines saying what listens where. Raises ConfigError or OSError to refuse."""
+        ...
+
+    async def reload(self, settings: Settings) -> None:
+        """SIGHUP with the re-read settings: apply what a reload applies; never raise for a bad part
+        (log it and keep the running one)."""
+        ...
+
+    async def stop(self, drain_seconds: float) -> None: ...
+
+    def children(self) -> list[Children]:
+        """Processes this role forked, watched and signalled by the server process."""
+        ...
+
+
+def setup_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.server.log_level.upper())
+    handler: logging.Handler
+    if settings.server.log_file:
+        handler = logging.FileHandler(settings.path(settings.server.log_file))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))  # migrations say nothing useful at start
+
+
+class ServerProcess:
+    def __init__(self, settings: Settings, role: str, roles: Sequence[Role]) -> None:
+        self.settings = settings
+        self.role = role
+        self.roles = list(roles)
+        self._started: list[Role] = []
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> list[str]:
+        """Start every role in order. On failure the roles already started are stopped and the error
+        raised (the command line turns it into one line)."""
+        for item in weakened(self.settings):
+            log.warning("config.weakened %s", item)
+        lines: list[str] = []
+        try:
+            for role in self.roles:
+                lines.extend(await role.start())
+                self._started.append(role)
+        except BaseException:
+            await self.stop(0)
+            raise
+        return lines
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read the configuration file and hand it to every role."""
+        from mailbastion.config.reload import restart_needed
+
+        try:
+            new = load_settings(self.settings.source)
+        except Exception as exc:  # noqa: BLE001 - a bad edit must not take the server down
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
+        later = restart_needed(self.settings, new)
+        if later:
+            log.warning("reload: these changed settings apply only after a restart: %s", ", ".join(later))
+        self.settings = new
+        for role in self._started:
+            try:
+                await role.reload(new)
+            except Exception:  # a role's contract says it does not raise; stay up if one does
+                log.exception("reload of the %s role failed; it keeps its running configuration", role.name)
+        log.info("configuration reloaded from %s", new.source)
+
+    async def stop(self, drain_seconds: float = 30.0) -> None:
+        for role in reversed(self._started):
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(role.stop(drain_seconds), timeout=drain_seconds + 10)
+            except TimeoutError:
+                log.error("stopping the %s role took longer than %.0fs; abandoned", role.name, drain_seconds + 10)
+            except Exception as exc:  # noqa: BLE001 - stop everything else regardless
+                log.error("stopping the %s role failed: %s", role.name, exc)
+            log.debug("stopped the %s role in %.2fs", role.name, time.monotonic() - started)
+        self._started.clear()
+
+    def children(self) -> list[Children]:
+        return [c for role in self.roles for c in role.children()]
+
+    def selfcheck(self) -> None:
+        from mailbastion.apps.selfcheck import write_report
+
+        for children in self.children():
+            children.signal(signal.SIGUSR2)
+        try:
+            path = write_report(self.settings, self.role)
+        except OSError as exc:
+            log.error("self-check report could not be written: %s", exc)
+            return
+        log.info("self-check written to %s", path)
+
+    async def run_until_signal(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._reload_and_signal()))
+        loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+        loop.add_signal_handler(signal.SIGUSR2, self.selfcheck)
+        watch = asyncio.ensure_future(self._watch_children())
+        await self._stopping.wait()
+        watch.cancel()
+        log.info("draining: no new connections, finishing open transactions")
+        await self.stop()
+        log.info("stopped")
+
+    async def _reload_and_signal(self) -> None:
+        await self.reload()
+        for children in self.children():
+            children.signal(signal.SIGHUP)  # each child process re-reads the file itself
+
+    async def _watch_children(self) -> None:
+        children = self.children()
+        while children:
+            await asyncio.sleep(1.0)
+            if any(c.alive() < len(c.procs) for c in children):
+                log.error("a child process (SMTP acceptor or MDA) exited; stopping")
+                self._stopping.set()
+                return
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: log every pending task and where it waits (for a server that seems stuck)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=8, file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+
+
+__all__ = ["Children", "Role", "ServerProcess", "dump_tasks", "install_uvloop", "setup_logging"]

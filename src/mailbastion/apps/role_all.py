@@ -1,0 +1,20 @@
+"""The all-in-one process (the embedded default for one machine): the internal role, then the gateway.
+
+The MDA starts first and the gateway's queue manager waits for it; on stop the gateway stops taking
+mail before the MDA stops. With `server.workers` > 1 the SMTP acceptors and the MDA each get processes
+of their own, and the parent keeps the single queue manager.
+"""
+
+from __future__ import annotations
+
+from mailbastion.apps.role_gateway import GatewayRole
+from mailbastion.apps.role_internal import InternalRole
+from mailbastion.config import Settings
+
+
+def roles(settings: Settings) -> list[InternalRole | GatewayRole]:
+    several = settings.server.workers > 1
+    return [InternalRole(settings, own_process=several), GatewayRole(settings, wait_for_mda=True)]
+
+
+__all__ = ["roles"]

@@ -1,0 +1,78 @@
+"""The internal role: the MDA (LMTP in over mutual TLS, the directory, Maildir). Wiring only.
+
+It holds what the DMZ must not: the directory with its password hashes and the mailboxes. In the
+all-in-one process with `server.workers` > 1 the MDA runs in a process of its own (`own_process`), so
+Maildir writes and directory lookups use another core than the queue manager's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from mailbastion.config import Settings
+from mailbastion.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mailbastion.apps.process import Children
+    from mailbastion.apps.workers import Acceptors
+    from mailbastion.mailbox.lmtp_server import MdaServer
+
+log = logging.getLogger("mailbastion.runtime")
+
+
+def roles(settings: Settings) -> list[InternalRole]:
+    """`serve --role internal`: this role alone (the MDA in this process)."""
+    return [InternalRole(settings)]
+
+
+class InternalRole:
+    name = "internal"
+
+    def __init__(self, settings: Settings, *, own_process: bool = False) -> None:
+        self.settings = settings
+        self.own_process = own_process
+        self.mda: MdaServer | None = None
+        self.mda_process: Acceptors | None = None
+
+    def prefork(self) -> None:
+        if self.own_process:
+            from mailbastion.apps.workers import start_mda_process
+
+            self.mda_process = start_mda_process(self.settings)
+
+    async def start(self) -> list[str]:
+        s = self.settings
+        if self.mda_process is None:
+            from mailbastion.apps.mda import build_mda
+
+            self.mda = build_mda(s)
+            await self.mda.start()
+        where = " (own process)" if self.mda_process is not None else ""
+        return [f"LMTP (MDA, mutual TLS)  {s.lmtp.listen}{where}",
+                f"mailboxes               {s.path(s.mailbox.root)}/<domain>/<user>/ (Maildir)"]
+
+    async def reload(self, settings: Settings) -> None:
+        """New handshakes use the re-read certificate, key and CA; a pair that does not load is refused
+        and the running one stays. (The MDA's own process re-reads the file on its own SIGHUP.)"""
+        self.settings = settings
+        if self.mda is None:
+            return
+        from mailbastion.tls_policy import reload_server_context
+
+        try:
+            reload_server_context(self.mda.ssl_context, settings, "mda")
+        except ConfigError as exc:
+            log.error("MDA certificate reload refused, keeping the running one: %s", exc)
+
+    async def stop(self, drain_seconds: float) -> None:
+        if self.mda is not None:
+            await self.mda.stop()
+        if self.mda_process is not None:
+            await self.mda_process.stop(drain_seconds)
+
+    def children(self) -> list[Children]:
+        return [self.mda_process] if self.mda_process is not None else []
+
+
+__all__ = ["InternalRole", "roles"]
