@@ -107,7 +107,8 @@ class QueueManager:
     def from_settings(settings: Settings, spool: Spool, agent: DeliveryAgent, *, bounce: Bounce) -> QueueManager:
         s = settings.spool
         return QueueManager(spool, agent, bounce=bounce, schedule=RetrySchedule.from_settings(s),
-                            scan_interval=s.scan_interval_seconds, concurrency=s.delivery_concurrency)
+                            scan_interval=s.scan_interval_seconds, concurrency=s.delivery_concurrency,
+                            delay_warning=float(s.delay_warning_seconds) or None)
 
     # -- life cycle ----------------------------------------------------------------------------
     async def start(self) -> None:

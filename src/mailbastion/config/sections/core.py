@@ -125,6 +125,10 @@ class SpoolSection(Section):
     max_backoff_seconds: int = Field(4000, ge=1)  # Postfix maximal_backoff_time
     scan_interval_seconds: float = Field(1.0, gt=0)
     delivery_concurrency: int = Field(20, ge=1)
+    # A "delayed" DSN (RFC 3464 action=delayed) once a message is still queued after this long, once per
+    # message; 0 = never (Postfix's delay_warning_time default). 4 hours, as sendmail: senders of mail
+    # stuck behind an unreachable host learn of it the same day, not after the 5-day lifetime.
+    delay_warning_seconds: int = Field(4 * 3600, ge=0)
 
 
 class DirectorySection(Section):
