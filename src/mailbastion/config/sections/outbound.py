@@ -72,7 +72,7 @@ class OutboundSection(Section):
     mta_sts_fetch_timeout: float = Field(30.0, gt=0, le=120)  # RFC 8461 §3.3: "at least a minute" is allowed
     mta_sts_max_policy_bytes: int = Field(65536, ge=1024, le=1048576)  # RFC 8461 §3.3: 64 KiB suggested
     mta_sts_max_age_cap: int = Field(31557600, ge=3600)  # RFC 8461 §3.2: max_age at most one year
-    tls_policy: dict[str, LocalTlsMode] = {}
+    tls_policy: dict[str, LocalTlsMode] = Field(default_factory=dict)
     tls_rpt: bool = True
     tls_rpt_db: str = "tlsrpt.db"  # below data_dir
     tls_rpt_organization: str = ""  # organization-name in our reports; "" = server.hostname
