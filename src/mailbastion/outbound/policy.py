@@ -102,7 +102,7 @@ class TlsPolicyResolver:
         if domain in self.local:
             return self.local[domain]
         parts = domain.split(".")
-        for i in range(1, len(parts) - 1):
+        for i in range(1, len(parts)):
             parent = "." + ".".join(parts[i:])
             if parent in self.local:
                 return self.local[parent]
