@@ -6,11 +6,26 @@ A uniquely named module (not conftest) so test modules can import it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiosmtplib
+from outbound_world import World
 
 from mailbastion.dns.resolver import DnsResolver
-from mailbastion.outbound import OutboundTls, SessionTls, TlsHandshakeFallback, TlsPolicyFailure, TlsRefusal
+from mailbastion.outbound import (
+    DnssecResolver,
+    MtaStsCache,
+    MtaStsFetcher,
+    OutboundTls,
+    SessionTls,
+    TlsHandshakeFallback,
+    TlsPolicyFailure,
+    TlsPolicyResolver,
+    TlsRefusal,
+    TlsRptStore,
+    TrustStore,
+)
+from mailbastion.outbound.mta_sts import https_context
 
 
 @dataclass
@@ -70,3 +85,17 @@ async def deliver(tls: OutboundTls, dns: DnsResolver, rcpt: str, message: bytes,
         finally:
             await _close(smtp)
     return last
+
+
+MESSAGE = b"From: alice@ours.test\r\nTo: bob@remote\r\nSubject: hello\r\n\r\nhello\r\n"
+
+
+def make_tls(world: World, tmp: Path, *, dnssec: bool = True, local: dict[str, str] | None = None,
+             resolver: DnsResolver | None = None) -> tuple[OutboundTls, DnsResolver]:
+    dns = resolver or DnsResolver([world.unbound.host], port=world.unbound.port, timeout=5)
+    fetcher = MtaStsFetcher(dns, MtaStsCache(tmp / "mta-sts"), ssl_context=https_context(world.ca.cert_path),
+                            timeout=10, https_port=world.web.port)
+    policy = TlsPolicyResolver(dnssec=DnssecResolver(world.unbound.host, world.unbound.port, timeout=5)
+                               if dnssec else None, mta_sts=fetcher, local=local)
+    tls = OutboundTls(policy, trust=TrustStore.from_file(world.ca.cert_path), reports=TlsRptStore(tmp / "rpt.db"))
+    return tls, dns

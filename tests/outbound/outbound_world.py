@@ -128,6 +128,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         plain.add(f"_mta-sts.{domain}", "TXT", "v=STSv1; id=20260101T1")
         plain.add(f"mta-sts.{domain}", "A", "127.0.0.1")
         web.serve(f"mta-sts.{domain}", "/.well-known/mta-sts.txt", STS_POLICY.format(mode=mode, mx=f"mx.{domain}"))
+    plain.add("_smtp._tls.stsgood.test", "TXT",
+              "v=TLSRPTv1; rua=mailto:tlsrpt@stsgood.test,https://tlsrpt.stsgood.test/v1/report")
+    plain.add("_smtp._tls.sts.test", "TXT", "v=TLSRPTv1; rua=mailto:tlsrpt@sts.test")
+    plain.add("tlsrpt.stsgood.test", "A", "127.0.0.1")
     plain.add("_25._tcp.mx.liar.test", "TLSA", f"3 1 1 {secrets.token_hex(32)}")  # would never match
     auth = SignedZoneServer([zone]).start()
     unbound = Unbound(tmp / "unbound", trust_anchors=[zone.trust_anchor],

@@ -8,37 +8,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from outbound_client import deliver
+from outbound_client import MESSAGE, deliver, make_tls
 from outbound_world import World
 
 from mailbastion.dns.resolver import DnsResolver
 from mailbastion.outbound import (
-    DnssecResolver,
-    MtaStsCache,
-    MtaStsFetcher,
-    OutboundTls,
     PolicySource,
     TlsMode,
-    TlsPolicyResolver,
-    TlsRptStore,
-    TrustStore,
 )
-from mailbastion.outbound.mta_sts import https_context
 from mailbastion.outbound.tlsrpt_store import utc_day
 from mailbastion.testing.mx_sink import MxSink
-
-MESSAGE = b"From: alice@ours.test\r\nTo: bob@remote\r\nSubject: hello\r\n\r\nhello\r\n"
-
-
-def make_tls(world: World, tmp: Path, *, dnssec: bool = True, local: dict[str, str] | None = None,
-             resolver: DnsResolver | None = None) -> tuple[OutboundTls, DnsResolver]:
-    dns = resolver or DnsResolver([world.unbound.host], port=world.unbound.port, timeout=5)
-    fetcher = MtaStsFetcher(dns, MtaStsCache(tmp / "mta-sts"), ssl_context=https_context(world.ca.cert_path),
-                            timeout=10, https_port=world.web.port)
-    policy = TlsPolicyResolver(dnssec=DnssecResolver(world.unbound.host, world.unbound.port, timeout=5)
-                               if dnssec else None, mta_sts=fetcher, local=local)
-    tls = OutboundTls(policy, trust=TrustStore.from_file(world.ca.cert_path), reports=TlsRptStore(tmp / "rpt.db"))
-    return tls, dns
 
 
 @pytest.fixture
