@@ -95,7 +95,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "mx.liar.test": rogue.issue(tmp / "c11", ["mx.liar.test"]),
         "mx.stsexpired.test": ca.issue(tmp / "c12", ["mx.stsexpired.test"], expired=True),
         "web": ca.issue(tmp / "web", ["mta-sts.sts.test", "mta-sts.stsgood.test", "mta-sts.ststesting.test",
-                                      "mta-sts.stsexpired.test", "mta-sts.dane.test", "tlsrpt.stsgood.test"]),
+                                      "mta-sts.stsexpired.test", "mta-sts.dane.test", "tlsrpt.stsgood.test",
+                                      *(f"mta-sts.f{i}.test" for i in range(1, 8))]),
     }
     ips = {name: f"127.0.0.{i}" for i, name in enumerate(
         ["mx.dane.test", "mx.wrong.dane.test", "mx.ta.dane.test", "mx.bogus.dane.test", "mx.notlsa.dane.test",

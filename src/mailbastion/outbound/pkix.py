@@ -38,7 +38,10 @@ class TrustStore:
     @staticmethod
     def from_file(path: Path | str) -> TrustStore:
         """Raises OSError / ValueError (no PEM certificate in the file)."""
-        certs = _load_pem(Path(path).read_bytes())
+        try:
+            certs = _load_pem(Path(path).read_bytes())
+        except ValueError:
+            certs = []
         if not certs:
             raise ValueError(f"{path} holds no PEM certificate")
         return TrustStore(tuple(certs), str(path))
