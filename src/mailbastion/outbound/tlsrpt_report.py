@@ -25,6 +25,7 @@ import secrets
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -33,6 +34,9 @@ import httpx
 from mailbastion.core.errors import LookupTimeout
 from mailbastion.dns.resolver import DnsResolver
 from mailbastion.outbound.tlsrpt_store import DaySessions, TlsRptStore
+
+if TYPE_CHECKING:
+    from mailbastion.config.schema import Settings
 
 log = logging.getLogger("mailbastion.outbound.tlsrpt")
 
@@ -196,4 +200,38 @@ class _Retry(Exception):
     pass
 
 
-__all__ = ["SendResult", "TlsReportSender", "build_report", "parse_tlsrpt_record", "report_filename", "report_mail"]
+
+
+def sender_from_settings(settings: Settings, store: TlsRptStore, resolver: DnsResolver,
+                         mail: MailFn | None) -> TlsReportSender:
+    """Our reports' identity from the settings: the organization (default server.hostname), the contact
+    (default mailto:postmaster@<hostname's domain>), the From (default noreply-tls-reports@<hostname>)."""
+    o, host = settings.outbound, settings.server.hostname.lower().rstrip(".")
+    parent = host.split(".", 1)[1] if host.count(".") >= 2 else host
+    ca = settings.path(o.ca_file) if o.ca_file else None
+    return TlsReportSender(store, resolver, mail=mail, organization=o.tls_rpt_organization or host,
+                           contact=o.tls_rpt_contact or f"mailto:postmaster@{parent}",
+                           mail_from=o.tls_rpt_from or f"noreply-tls-reports@{host}", submitter=host,
+                           https_context=ssl.create_default_context(cafile=str(ca) if ca else None),
+                           timeout=o.tls_rpt_post_timeout)
+
+
+class TlsReportTask:
+    """The daily job: send every finished day's reports not sent yet, then forget old sessions. Run it
+    once a day (or more often: what was sent is not sent again). `run_once` never raises for a
+    destination's failure; it returns what happened."""
+
+    def __init__(self, sender: TlsReportSender, *, keep_days: int = 30) -> None:
+        self.sender = sender
+        self.keep_days = keep_days
+
+    async def run_once(self) -> list[SendResult]:
+        out: list[SendResult] = []
+        for day in self.sender.store.days_pending():
+            out += await self.sender.send_day(day)
+        self.sender.store.prune(self.keep_days)
+        return out
+
+
+__all__ = ["SendResult", "TlsReportSender", "TlsReportTask", "build_report", "parse_tlsrpt_record",
+           "report_filename", "report_mail", "sender_from_settings"]
