@@ -70,7 +70,7 @@ class DnssecResolver:
             cname = response.get_rrset(response.answer, target, dns.rdataclass.IN, dns.rdatatype.CNAME)
             if cname is None:
                 break
-            target = cname[0].target  # type: ignore[attr-defined]
+            target = cname[0].target
         rrset = response.get_rrset(response.answer, target, dns.rdataclass.IN, qtype)
         records = tuple(rrset) if rrset is not None else ()
         return SecureAnswer(name, rdtype.upper(), records, secure, nxdomain=rcode == dns.rcode.NXDOMAIN)

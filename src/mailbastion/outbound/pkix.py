@@ -21,7 +21,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from cryptography.x509.verification import DNSName, PolicyBuilder, Store, VerificationError
+from cryptography.x509 import DNSName
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 CERT_EXPIRED = "certificate-expired"
 CERT_HOST_MISMATCH = "certificate-host-mismatch"

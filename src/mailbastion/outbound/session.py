@@ -195,9 +195,9 @@ class OutboundTls:
                 raise TlsPolicyFailure(refusal) from None
             raise TlsHandshakeFallback(str(exc)) from None
         tls_object = smtp.get_transport_info("ssl_object")
-        result, refusal = self.check(tls_object, req, receiving_ip=receiving_ip, sending_ip=sending_ip, helo=helo)
-        if refusal is not None:
-            raise TlsPolicyFailure(refusal)
+        result, failed = self.check(tls_object, req, receiving_ip=receiving_ip, sending_ip=sending_ip, helo=helo)
+        if failed is not None:
+            raise TlsPolicyFailure(failed)
         await smtp.ehlo()
         if req.requiretls:
             if not smtp.supports_extension("requiretls"):

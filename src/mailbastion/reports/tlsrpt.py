@@ -50,6 +50,10 @@ def _epoch(text: Any) -> int:
         return 0
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
@@ -61,13 +65,12 @@ def parse_tlsrpt(data: bytes, name: str = "report") -> TlsReport:
         raise ReportRejected(f"{name}: not valid JSON ({str(exc)[:80]})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("policies"), list):
         raise ReportRejected(f"{name}: not a TLS-RPT report (no policies list)")
-    dates = doc.get("date-range") if isinstance(doc.get("date-range"), dict) else {}
+    dates = _dict(doc.get("date-range"))
     policies = []
     for entry in doc["policies"]:
         if not isinstance(entry, dict):
             continue
-        pol = entry.get("policy") if isinstance(entry.get("policy"), dict) else {}
-        summary = entry.get("summary") if isinstance(entry.get("summary"), dict) else {}
+        pol, summary = _dict(entry.get("policy")), _dict(entry.get("summary"))
         details = []
         for d in entry.get("failure-details") or []:
             if isinstance(d, dict):

@@ -51,15 +51,16 @@ class _Handler:
         return "250 2.0.0 Ok: queued"
 
 
-class _Smtp(SMTP):  # type: ignore[misc]
+class _Smtp(SMTP):
     """aiosmtpd refuses MAIL parameters it does not know: accept REQUIRETLS when we advertise it."""
 
     async def smtp_MAIL(self, arg: str) -> None:
         handler: _Handler = self.event_handler
         if handler.requiretls and arg and arg.upper().rstrip().endswith(" REQUIRETLS"):
             await super().smtp_MAIL(arg.rstrip()[: -len(" REQUIRETLS")])
-            if self.envelope.mail_from is not None:
-                self.envelope.mail_options.append("REQUIRETLS")
+            envelope = self.envelope
+            if envelope is not None and envelope.mail_from is not None:
+                envelope.mail_options.append("REQUIRETLS")
             return
         await super().smtp_MAIL(arg)
 

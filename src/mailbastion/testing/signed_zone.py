@@ -37,7 +37,8 @@ import dns.rrset
 import dns.zone
 
 IN = dns.rdataclass.IN
-RRSIG, NSEC, SOA, CNAME = dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.SOA, dns.rdatatype.CNAME
+RdataType = dns.rdatatype.RdataType
+RRSIG, NSEC, SOA, CNAME = RdataType.RRSIG, RdataType.NSEC, RdataType.SOA, RdataType.CNAME
 
 
 def ldns_available() -> bool:
@@ -83,7 +84,7 @@ class SignedZone:
         rtype = dns.rdatatype.from_text(rdtype)
         node = self.zone.find_node(qname)
         old = node.find_rdataset(IN, rtype)
-        old.clear()
+        old.clear()  # type: ignore[no-untyped-call]
         old.add(dns.rdata.from_text(IN, rtype, value), old.ttl)
 
 
@@ -154,7 +155,7 @@ class SignedZoneServer:
             return truncated.to_wire()
 
     @staticmethod
-    def _add(section: list[dns.rrset.RRset], zone: dns.zone.Zone, name: dns.name.Name, rdtype: int,
+    def _add(section: list[dns.rrset.RRset], zone: dns.zone.Zone, name: dns.name.Name, rdtype: RdataType,
              dnssec: bool) -> bool:
         node = zone.get_node(name)
         if node is None:
@@ -163,13 +164,13 @@ class SignedZoneServer:
         if rds is None:
             return False
         rrset = dns.rrset.RRset(name, IN, rdtype)
-        rrset.update(rds)
+        rrset.update(rds)  # type: ignore[no-untyped-call]
         section.append(rrset)
         if dnssec:
             sig = node.get_rdataset(IN, RRSIG, covers=rdtype)
             if sig is not None:
                 sigset = dns.rrset.RRset(name, IN, RRSIG, covers=rdtype)
-                sigset.update(sig)
+                sigset.update(sig)  # type: ignore[no-untyped-call]
                 section.append(sigset)
         return True
 
@@ -179,7 +180,7 @@ class SignedZoneServer:
         before = [n for n in owners if n < name]
         return before[-1] if before else owners[-1]
 
-    def _fill(self, zone: dns.zone.Zone, qname: dns.name.Name, qtype: int, response: dns.message.Message,
+    def _fill(self, zone: dns.zone.Zone, qname: dns.name.Name, qtype: RdataType, response: dns.message.Message,
               dnssec: bool) -> None:
         origin = zone.origin
         assert origin is not None
