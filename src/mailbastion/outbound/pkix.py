@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 from cryptography.x509 import DNSName
+from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 CERT_EXPIRED = "certificate-expired"

@@ -85,10 +85,13 @@ class OutboundTls:
 
     @staticmethod
     def from_settings(settings: Settings, dns: DnsResolver) -> OutboundTls:
-        """Raises ConfigError for an unreadable CA file only when a session first needs it (trust())."""
+        """Raises ConfigError when `[outbound] ca_file` is set but unreadable (the caller must not start);
+        the system bundle is read when a session first needs it."""
         from mailbastion.config.sections.outbound import parse_resolver
 
         o = settings.outbound
+        trust_file = settings.path(o.ca_file) if o.ca_file else None
+        trust = OutboundTls._read_trust(trust_file) if trust_file else None  # refuse to start on a bad file
         dnssec = None
         if o.dnssec_resolver:
             host, port = parse_resolver(o.dnssec_resolver)
@@ -96,23 +99,26 @@ class OutboundTls:
         fetcher = None
         if o.mta_sts:
             fetcher = MtaStsFetcher(dns, MtaStsCache(settings.path(o.mta_sts_cache_dir)),
-                                    ssl_context=https_context(settings.path(o.ca_file) if o.ca_file else None),
+                                    ssl_context=https_context(trust_file),
                                     timeout=o.mta_sts_fetch_timeout, max_bytes=o.mta_sts_max_policy_bytes,
                                     max_age_cap=o.mta_sts_max_age_cap)
         resolver = TlsPolicyResolver(dnssec=dnssec, mta_sts=fetcher, local=o.tls_policy)
         reports = TlsRptStore(settings.path(o.tls_rpt_db)) if o.tls_rpt else None
-        return OutboundTls(resolver, trust_file=settings.path(o.ca_file) if o.ca_file else None, reports=reports,
+        return OutboundTls(resolver, trust=trust, trust_file=trust_file, reports=reports,
                            min_version=settings.tls.min_version)
+
+    @staticmethod
+    def _read_trust(path: str | Path | None) -> TrustStore:
+        from mailbastion.core.errors import ConfigError
+
+        try:
+            return TrustStore.from_file(path) if path else TrustStore.system()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the CA bundle for outbound TLS: {exc}", key="outbound.ca_file") from None
 
     def trust(self) -> TrustStore:
         if self._trust is None:
-            from mailbastion.core.errors import ConfigError
-
-            try:
-                self._trust = TrustStore.from_file(self._trust_file) if self._trust_file else TrustStore.system()
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot read the CA bundle for outbound TLS: {exc}",
-                                  key="outbound.ca_file") from None
+            self._trust = self._read_trust(self._trust_file)
         return self._trust
 
     async def policy(self, domain: str, mx_hosts: Sequence[str], *, requiretls: bool = False) -> DomainTlsPolicy:

@@ -96,6 +96,10 @@ class TlsRptStore:
     def _db(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             db = sqlite3.connect(self.path, timeout=30)
+            # Counters, written from the event loop once per session: WAL without an fsync per commit
+            # (synchronous=NORMAL) keeps that write short; a power cut may lose the last few counts.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
             try:
                 with db:
                     yield db
