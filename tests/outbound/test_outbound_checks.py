@@ -88,7 +88,8 @@ def test_pkix_verifies_and_classifies_failures(pki: dict) -> None:
         "certificate-host-mismatch"
     assert verify_pkix(chain(pki["expired"]), ("mx.example.test",), trust)[0] == "certificate-expired"
     assert verify_pkix(chain(pki["stranger"]), ("mx.example.test",), trust)[0] == "certificate-not-trusted"
-    assert verify_pkix([pki["leaf"].cert], ("mx.example.test",), trust)[0] == "certificate-not-trusted"  # no intermediate
+    no_intermediate = [pki["leaf"].cert]
+    assert verify_pkix(no_intermediate, ("mx.example.test",), trust)[0] == "certificate-not-trusted"
     assert verify_pkix([], ("mx.example.test",), trust)[0] == "certificate-not-trusted"
 
 
@@ -116,13 +117,16 @@ def test_sts_txt_record() -> None:
 
 
 def test_sts_policy_parsing_and_mx_patterns() -> None:
-    text = "version: STSv1\nmode: enforce\nmx: mail.example.com\nmx: *.example.net\nmx: backupmx.example.com\nmax_age: 604800\n"
+    text = ("version: STSv1\nmode: enforce\nmx: mail.example.com\nmx: *.example.net\nmx: backupmx.example.com\n"
+            "max_age: 604800\n")
     p = parse_policy("example.com", "1", text, 0.0)
     assert (p.mode, p.max_age, p.expires) == ("enforce", 604800, 604800.0)
     assert p.matches("mail.example.com") and p.matches("MX1.example.net.") and p.matches("backupmx.example.com")
     assert not p.matches("a.b.example.net") and not p.matches("example.net") and not p.matches("mail.example.org")
-    for bad in ("version: STSv2\nmode: enforce\nmx: a\nmax_age: 1\n", "version: STSv1\nmode: strict\nmx: a\nmax_age: 1\n",
-                "version: STSv1\nmode: enforce\nmax_age: 1\n", "version: STSv1\nmode: enforce\nmx: a\nmax_age: 99999999\n",
+    for bad in ("version: STSv2\nmode: enforce\nmx: a\nmax_age: 1\n",
+                "version: STSv1\nmode: strict\nmx: a\nmax_age: 1\n",
+                "version: STSv1\nmode: enforce\nmax_age: 1\n",
+                "version: STSv1\nmode: enforce\nmx: a\nmax_age: 99999999\n",
                 "version: STSv1\nmode enforce\n"):
         with pytest.raises(MtaStsInvalid):
             parse_policy("example.com", "1", bad, 0.0)

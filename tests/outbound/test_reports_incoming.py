@@ -100,7 +100,8 @@ def test_dmarc_reports_are_summarised_per_source(site: tuple[Path, Path]) -> Non
     summary = json.loads(out)
     assert (summary["reports"], summary["messages"]) == (2, 154)
     [good, bad] = sorted(summary["sources"], key=lambda s: s["source_ip"])
-    assert (good["source_ip"], good["messages"], good["spf_aligned"], good["dkim_aligned"]) == ("192.0.2.10", 150, 150, 120)
+    assert (good["source_ip"], good["messages"]) == ("192.0.2.10", 150)
+    assert (good["spf_aligned"], good["dkim_aligned"]) == (150, 120)
     assert (good["dmarc_pass"], good["dmarc_fail"], good["reporters"]) == (150, 0, ["big.test", "other.test"])
     assert (bad["dmarc_fail"], bad["disposition"]) == (4, {"quarantine": 4})
     assert summary["policies"] == {"ours.test": "p=quarantine pct=100"}
@@ -110,7 +111,8 @@ def test_dmarc_reports_are_summarised_per_source(site: tuple[Path, Path]) -> Non
 
 def test_our_own_tlsrpt_reports_read_back_and_failures_per_sending_mta(site: tuple[Path, Path]) -> None:
     config, maildir = site
-    sessions = [DaySessions("ours.test", ReportPolicy("sts", "ours.test", ("version: STSv1",), ("mx.ours.test",)).as_json(),
+    policy = ReportPolicy("sts", "ours.test", ("version: STSv1",), ("mx.ours.test",)).as_json()
+    sessions = [DaySessions("ours.test", policy,
                             95, (FailureDetail("certificate-expired", "192.0.2.50", "mx.ours.test", "mx.ours.test",
                                                "203.0.113.9", 5),))]
     report = build_report(DAY, "ours.test", sessions, organization="Sender Org", contact="mailto:a@sender.test",

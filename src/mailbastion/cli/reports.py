@@ -73,8 +73,9 @@ def dmarc_cmd(config_path: Path | None, days: int, domain: str | None, as_json: 
                    f"{'DMARC':>9}  applied")
         for s in summary["sources"]:  # type: ignore[attr-defined]
             applied = ", ".join(f"{k} {v}" for k, v in s["disposition"].items())
+            verdict = f"{s['dmarc_fail']} FAIL" if s["dmarc_fail"] else f"{s['dmarc_pass']} ok"
             click.echo(f"{s['source_ip']:<40} {s['header_from']:<28} {s['messages']:>6} {s['spf_aligned']:>7} "
-                       f"{s['dkim_aligned']:>8} {str(s['dmarc_pass']) + ' ok' if not s['dmarc_fail'] else str(s['dmarc_fail']) + ' FAIL':>9}  {applied}")
+                       f"{s['dkim_aligned']:>8} {verdict:>9}  {applied}")
     _problems(found.problems)
     if found.problems:
         raise Failed(f"{len(found.problems)} report(s) could not be read")

@@ -224,8 +224,8 @@ class MtaStsFetcher:
         async with httpx.AsyncClient(verify=self.ssl_context, follow_redirects=False, trust_env=False,
                                      timeout=self.timeout) as client:
             async with asyncio.timeout(self.timeout):
-                request = client.build_request("GET", url, headers={"Host": host, "Accept": "text/plain", "Accept-Encoding": "identity"},
-                                               extensions={"sni_hostname": host})
+                headers = {"Host": host, "Accept": "text/plain", "Accept-Encoding": "identity"}
+                request = client.build_request("GET", url, headers=headers, extensions={"sni_hostname": host})
                 response = await client.send(request, stream=True)
                 try:
                     if response.status_code != 200:  # §3.3: redirects are not followed

@@ -115,7 +115,8 @@ def verify_pkix(chain: list[x509.Certificate], names: tuple[str, ...], trust: Tr
     if not _in_date(leaf, now) or any(not _in_date(c, now) for c in intermediates):
         return CERT_EXPIRED, f"certificate {subject} is outside its validity period"
     if not names_match(leaf, names):
-        return CERT_HOST_MISMATCH, f"certificate names {', '.join(dns_names(leaf)) or 'nothing'}, not {', '.join(names)}"
+        held = ", ".join(dns_names(leaf)) or "nothing"
+        return CERT_HOST_MISMATCH, f"certificate names {held}, not {', '.join(names)}"
     return CERT_NOT_TRUSTED, f"certificate {subject} not trusted ({trust.origin}): {last_error}"
 
 
