@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from mailbastion.cli import main_group
 from mailbastion.outbound.requirement import ReportPolicy
 from mailbastion.outbound.tlsrpt_store import TlsRptStore, utc_day
+from mailbastion.spool.layout import QueueState, SpoolLayout
 from mailbastion.testing.dns_server import DnsTestServer
 
 
@@ -39,11 +40,16 @@ def test_tls_send_commits_reports_to_the_spool_once(tmp_path: Path) -> None:
         assert again.exit_code == 0 and "no report to send" in again.stdout
         bad = runner.invoke(main_group, ["reports", "tls-send", "--day", utc_day(), "-c", str(config)])
         assert bad.exit_code == 1 and "not over yet" in bad.stderr
-    [entry] = list((tmp_path / "spool" / "incoming").iterdir())
-    record = json.loads((entry / "record.json").read_text())
-    assert record["sender"] == "noreply-tls-reports@mx.ours.test"
-    assert [r["address"] for r in record["recipients"]] == ["tlsrpt@dest.test"]
-    msg = email.message_from_bytes((entry / "message.eml").read_bytes(), policy=email.policy.default)
+    layout = SpoolLayout(tmp_path / "spool")
+    [queue_id] = layout.ids(QueueState.INCOMING)
+    record = layout.load(QueueState.INCOMING, queue_id)
+    assert record.sender == "noreply-tls-reports@mx.ours.test"
+    assert [r.address for r in record.recipients] == ["tlsrpt@dest.test"]
+    # The spool's own reader (one API before the queue rewrite, another after it).
+    reader = getattr(layout, "message", None)
+    raw = reader(QueueState.INCOMING, queue_id) if reader else layout.message_path(
+        QueueState.INCOMING, queue_id).read_bytes()
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert msg.get_param("report-type") == "tlsrpt" and msg["TLS-Report-Domain"] == "dest.test"
     [part] = [p for p in msg.iter_attachments() if p.get_content_type() == "application/tlsrpt+gzip"]
     report = json.loads(gzip.decompress(part.get_content()))
