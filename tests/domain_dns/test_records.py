@@ -38,3 +38,32 @@ def test_mta_sts_id_follows_the_policy() -> None:
     assert mta_sts_id(testing) != mta_sts_id(enforce) and mta_sts_id(testing) == mta_sts_id(testing)
     text = render(records_for("example.org", mx_host="mx.example.org"), domain="example.org", mx_host="mx.example.org")
     assert "; mx: mx.example.org" in text and "p=reject" in text
+
+
+def test_tlsa_for_our_mx_is_the_sha256_of_its_public_key(tmp_path: Path) -> None:
+    from dnslib import RR
+
+    from mailbastion.domain_dns.records import load_mx_certificate
+    from mailbastion.outbound.dane import matches
+    from mailbastion.outbound.requirement import Tlsa
+    from mailbastion.pki import make_deployment_pki
+
+    pki = make_deployment_pki(tmp_path / "tls", "mx.example.org")
+    certs = load_mx_certificate(pki["gateway.crt"])
+    recs = records_for("example.org", mx_host="mx.example.org", mx_certificates=[*certs, *certs])
+    [tlsa] = [r for r in recs if r.purpose == "dane"]  # the same key twice: one record
+    assert (tlsa.name, tlsa.rtype) == ("_25._tcp.mx.example.org", "TLSA") and tlsa.value.startswith("3 1 1 ")
+    assert matches(certs[0], Tlsa.parse(tlsa.value))  # what a DANE client checks (RFC 7672 §3.1.1)
+    assert RR.fromZone(tlsa.zone_line())[0].rtype == 52  # a zone-file line a name server loads
+    text = render(recs, domain="example.org", mx_host="mx.example.org")
+    assert "_25._tcp.mx.example.org.\t3600\tIN\tTLSA\t3 1 1 " in text and "DNSSEC-signed" in text
+    assert "key rollover" in text and "public CA" in text
+    # A new key (renewal): a second record, so both can be published across the rollover.
+    make_deployment_pki(tmp_path / "tls2", "mx.example.org")
+    both = records_for("example.org", mx_host="mx.example.org",
+                       mx_certificates=[*certs, *load_mx_certificate(tmp_path / "tls2" / "gateway.crt")])
+    assert len([r for r in both if r.purpose == "dane"]) == 2
+    # No certificate: no TLSA, and the text says why.
+    assert load_mx_certificate(tmp_path / "missing.crt") == []
+    assert "no TLSA record for our MX" in render(records_for("example.org", mx_host="mx.example.org"),
+                                                 domain="example.org", mx_host="mx.example.org")

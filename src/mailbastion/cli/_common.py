@@ -24,6 +24,7 @@ COMMAND_MODULES = {
     "dns": "dns", "domain": "directory", "init": "init", "quarantine": "quarantine", "queue": "queue",
     "scan": "scan", "serve": "serve", "spam": "spam",
 }
+COMMAND_MODULES["reports"] = "reports"  # DMARC and TLS-RPT reports: read ours, send our TLS-RPT
 
 
 class LazyGroup(click.Group):

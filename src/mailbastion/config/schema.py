@@ -22,6 +22,7 @@ from mailbastion.config.sections.core import (
     SpoolSection,
     TlsSection,
 )
+from mailbastion.config.sections.outbound import OutboundSection
 from mailbastion.config.sections.spam import SpamSection
 
 
@@ -37,6 +38,7 @@ class Settings(Section):
     mailbox: MailboxSection = Field(default_factory=MailboxSection)
     dns: DnsSection = Field(default_factory=DnsSection)
     delivery: DeliverySection = Field(default_factory=DeliverySection)
+    outbound: OutboundSection = Field(default_factory=OutboundSection)
     auth: AuthSection = Field(default_factory=AuthSection)
     antivirus: AntivirusSection = Field(default_factory=AntivirusSection)
     spam: SpamSection = Field(default_factory=SpamSection)

@@ -1,6 +1,8 @@
-"""The DNS records one of our domains must publish for mail: MX, SPF, DKIM, DMARC, MTA-STS and TLS-RPT.
+"""The DNS records one of our domains must publish for mail: MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, and
+DANE's TLSA for our MX (RFC 7672).
 
-    recs = records_for("example.org", mx_host="mx.example.org", keys=store.published("example.org"))
+    recs = records_for("example.org", mx_host="mx.example.org", keys=store.published("example.org"),
+                       mx_certificates=load_mx_certificate(settings.path(settings.tls.cert)))
     print(render(recs))          # zone-file lines with a comment on each
     print(DMARC_PATH)            # how to go from p=none to p=reject
 
@@ -12,6 +14,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from mailbastion.auth.keys import KeyInfo
 
@@ -21,7 +27,7 @@ class DnsRecord:
     name: str  # owner name, without the final dot
     rtype: str  # "MX" | "TXT" | "CNAME" ...
     value: str  # for TXT: the text, unquoted
-    purpose: str  # "mx" | "spf" | "dkim" | "dmarc" | "mta-sts" | "tls-rpt"
+    purpose: str  # "mx" | "spf" | "dkim" | "dmarc" | "mta-sts" | "tls-rpt" | "dane"
     note: str = ""
 
     def zone_line(self, ttl: int = 3600) -> str:
@@ -52,6 +58,23 @@ def mta_sts_id(policy: str) -> str:
     return hashlib.sha256(policy.encode()).hexdigest()[:20]
 
 
+def tlsa_311(cert: x509.Certificate) -> str:
+    """`3 1 1 <sha256 of the public key>`: DANE-EE, the key (not the certificate), so that renewing the
+    certificate with the same key keeps the record valid (RFC 7671 §5.1, RFC 7672 §3.1.1)."""
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return f"3 1 1 {hashlib.sha256(spki).hexdigest()}"
+
+
+def load_mx_certificate(path: Path) -> list[x509.Certificate]:
+    """The leaf of our public certificate file ([tls] cert), or [] when it cannot be read (the records
+    are then printed without TLSA, with a note)."""
+    try:
+        chain = x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError):
+        return []
+    return chain[:1]
+
+
 def spf_value(mechanisms: Iterable[str] = ("mx",), *, all_qualifier: str = "-") -> str:
     """`v=spf1 mx -all`: only our MX hosts send for the domain, everything else fails (RFC 7208 §5.1)."""
     return " ".join(["v=spf1", *mechanisms, f"{all_qualifier}all"])
@@ -63,8 +86,10 @@ def dmarc_value(domain: str, *, report_address: str | None = None, policy: str =
 
 
 def records_for(domain: str, *, mx_host: str, keys: Iterable[KeyInfo] = (), report_address: str | None = None,
-                spf_mechanisms: Iterable[str] = ("mx",), mta_sts_mode: str = "testing") -> list[DnsRecord]:
-    """Every record to publish for `domain`, in the order an administrator adds them."""
+                spf_mechanisms: Iterable[str] = ("mx",), mta_sts_mode: str = "testing",
+                mx_certificates: Iterable[x509.Certificate] = ()) -> list[DnsRecord]:
+    """Every record to publish for `domain`, in the order an administrator adds them. `mx_certificates`:
+    our MX's certificate (and a next one during a key rollover): one TLSA record per distinct key."""
     domain = domain.lower().rstrip(".")
     mx_host = mx_host.lower().rstrip(".")
     policy = mta_sts_policy([mx_host], mode=mta_sts_mode)
@@ -87,6 +112,15 @@ def records_for(domain: str, *, mx_host: str, keys: Iterable[KeyInfo] = (), repo
         DnsRecord(f"_smtp._tls.{domain}", "TXT", f"v=TLSRPTv1; rua=mailto:{tls_rua}", "tls-rpt",
                   "TLS-RPT (RFC 8460): daily reports of TLS failures sending to us"),
     ]
+    seen: set[str] = set()
+    for cert in mx_certificates:
+        value = tlsa_311(cert)
+        if value in seen:
+            continue
+        note = ("DANE (RFC 7672), only in a DNSSEC-signed zone: senders that validate DNSSEC require our MX to "
+                "present this key" if not seen else "DANE: the next key (publish it before the rollover)")
+        seen.add(value)
+        out.append(DnsRecord(f"_25._tcp.{mx_host}", "TLSA", value, "dane", note))
     return out
 
 
@@ -96,11 +130,19 @@ def render(records: Sequence[DnsRecord], *, domain: str, mx_host: str, mta_sts_m
     for rec in records:
         lines.append(f"; {rec.purpose}: {rec.note}" if rec.note else f"; {rec.purpose}")
         lines.append(rec.zone_line())
-    lines += ["", f"; https://mta-sts.{domain}/.well-known/mta-sts.txt (start in testing, then mode: enforce):"]
+    if any(r.purpose == "dane" for r in records):
+        lines += ["; DANE key rollover: `tls renew` and `tls import` bring a new key; publish its TLSA record next",
+                  "; to this one, wait two TTLs, then switch the certificate and remove the old record."]
+    else:
+        lines += ["; dane: no TLSA record for our MX (our certificate was not given or could not be read:",
+                  "; `mailbastion tls status`)"]
+    lines += ["", f"; https://mta-sts.{domain}/.well-known/mta-sts.txt (start in testing, then mode: enforce;",
+              f"; mta-sts.{domain} needs an address record and a certificate from a public CA, RFC 8461 §3.3;",
+              f"; change the id of _mta-sts.{domain} whenever the policy changes):"]
     lines += ["; " + ln for ln in mta_sts_policy([mx_host], mode=mta_sts_mode).splitlines()]
     lines += ["", *("; " + ln for ln in DMARC_PATH.splitlines())]
     return "\n".join(lines)
 
 
-__all__ = ["DMARC_PATH", "DnsRecord", "dmarc_value", "mta_sts_id", "mta_sts_policy", "records_for", "render",
-           "spf_value"]
+__all__ = ["DMARC_PATH", "DnsRecord", "dmarc_value", "load_mx_certificate", "mta_sts_id", "mta_sts_policy",
+           "records_for", "render", "spf_value", "tlsa_311"]
