@@ -31,7 +31,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "durable": set(),
     "private_files": {"durable"},  # files created with their mode from the start (keys, databases)
     "pki": BASE | {"private_files"},
-    "tls_policy": BASE | {"config", "durable", "pki"},  # the one TLS policy of every listener and client
+    "tls_policy": BASE | {"config", "durable", "pki"},
+    "reports": BASE,  # DMARC and TLS-RPT reports we receive, parsed (defusedxml, bounded unpacking)  # the one TLS policy of every listener and client
     "config": BASE,
     "dns": BASE,  # the resolver, alone
     "audit": BASE,  # the hash-chained audit log in its own database
@@ -43,7 +44,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "spool": BASE | {"config", "durable"},
     # what decides, delivers, stores
     "policy": BASE | {"config", "auth", "dns", "engines", "spam"},
-    "delivery": BASE | {"config", "durable", "dns", "smtp", "spool", "tls_policy"},
+    "outbound": BASE | {"config", "dns", "private_files", "tls_policy"},  # DANE, MTA-STS, TLS-RPT
+    "delivery": BASE | {"config", "durable", "dns", "smtp", "spool", "tls_policy", "outbound"},
     "mailbox": BASE | {"config", "durable", "smtp"},
     "directory": BASE | {"config", "audit", "private_files"},
     "quarantine": BASE | {"config", "durable", "audit"},

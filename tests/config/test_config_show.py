@@ -43,6 +43,12 @@ url = "postgresql+psycopg://mail@db.internal/mail"
 [audit]
 url = "sqlite:///audit-log.db"
 
+[outbound]
+dnssec_resolver = "127.0.0.1:5353"
+
+[outbound.tls_policy]
+"partner.example" = "verify"
+
 [mailbox]
 default_quota_bytes = 0
 recipient_delimiter = "-"

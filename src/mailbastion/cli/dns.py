@@ -24,7 +24,7 @@ from mailbastion.auth.keys import KeyStore
 from mailbastion.cli._common import Failed, config_option, handle_errors, load, main_group, valid_domain
 from mailbastion.config import Settings
 from mailbastion.domain_dns.check import DomainChecker
-from mailbastion.domain_dns.records import records_for, render
+from mailbastion.domain_dns.records import load_mx_certificate, records_for, render
 
 _ALGS = {"rsa": ("rsa-sha256",), "ed25519": ("ed25519-sha256",), "both": ("rsa-sha256", "ed25519-sha256")}
 _MARK = {"ok": "ok     ", "missing": "MISSING", "wrong": "WRONG  ", "weak": "WEAK   ", "info": "note   "}
@@ -73,11 +73,12 @@ def records_cmd(config_path: Path | None, domain: str | None) -> None:
     """Print every record to publish for DOMAIN (zone-file syntax, with explanations)."""
     settings = load(config_path)
     store = _store(settings)
+    mx_certificates = load_mx_certificate(settings.path(settings.tls.cert))  # for the TLSA record of our MX
     for i, d in enumerate(_domains(settings, domain, ours_only=True)):
         if i:
             click.echo("")
         recs = records_for(d, mx_host=settings.server.hostname, keys=store.published(d),
-                           report_address=settings.auth.report_address)
+                           report_address=settings.auth.report_address, mx_certificates=mx_certificates)
         click.echo(render(recs, domain=d, mx_host=settings.server.hostname))
         if not store.keys(d):
             click.echo(f"; no DKIM key yet: run `mailbastion dkim keygen {d}` and publish its record")

@@ -22,13 +22,13 @@ from cryptography import x509
 from mailbastion.outbound.dane import verify_dane
 from mailbastion.outbound.pkix import TrustStore, verify_pkix
 from mailbastion.outbound.requirement import TlsMode, TlsRefusal, TlsRequirement
-from mailbastion.smtp.tls import client_context
+from mailbastion.tls_policy import client_context
 
 TlsObject = ssl.SSLObject | ssl.SSLSocket
 
 
 def starttls_context(min_version: str = "TLSv1.2") -> ssl.SSLContext:
-    """TLS 1.2+ with the house cipher list (smtp/tls.py), SNI from server_hostname, and no verification
+    """TLS 1.2+ with the house cipher list (tls_policy.py), SNI from server_hostname, and no verification
     during the handshake: check_peer() does it afterwards."""
     ctx = client_context(check_hostname=False, min_version=min_version)
     ctx.verify_mode = ssl.CERT_NONE
