@@ -54,6 +54,22 @@ def compile_rules(dirs: list[Path]) -> tuple[object, str, float]:
     return rules, h.hexdigest()[:16], newest
 
 
+# The last compiled set per rule folders, with the files' stamp it was compiled from. A scanner built
+# again for the same unchanged files (a SIGHUP rebuilds the features; each acceptor process builds its
+# own after the parent did) reuses it: forked acceptors then share the parent's compiled rules.
+_COMPILED: dict[tuple[str, ...], tuple[tuple[tuple[str, float, int], ...], tuple[object, str, float]]] = {}
+
+
+def _compiled(dirs: list[Path], stamp: tuple[tuple[str, float, int], ...]) -> tuple[object, str, float]:
+    key = tuple(str(d) for d in dirs)
+    known = _COMPILED.get(key)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    result = compile_rules(dirs)
+    _COMPILED[key] = (stamp, result)
+    return result
+
+
 class YaraScanner:
     name = "yara"
     vendor = "yara"
@@ -74,7 +90,7 @@ class YaraScanner:
         self.cache = cache
         self._stamp = self._files_stamp()
         try:
-            self._rules, self.fingerprint, self._newest = compile_rules(self.dirs)
+            self._rules, self.fingerprint, self._newest = _compiled(self.dirs, self._stamp)
         except Exception as exc:  # noqa: BLE001 - yara.Error / SyntaxError / OSError: refuse to start
             raise ConfigError(f"YARA rules do not compile: {exc}", key="antivirus.yara.rule_dirs") from None
         self.loaded_at = datetime.now(UTC)
@@ -96,7 +112,7 @@ class YaraScanner:
         if stamp == self._stamp:
             return False
         try:
-            rules, fingerprint, newest = compile_rules(self.dirs)
+            rules, fingerprint, newest = _compiled(self.dirs, stamp)
         except Exception as exc:  # noqa: BLE001 - a bad edit must not stop scanning with the good rules
             log.error("yara: rules changed but do not compile, keeping the previous set: %s", exc)
             self._stamp = stamp
