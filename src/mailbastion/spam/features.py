@@ -43,6 +43,7 @@ _HIDDEN_RE = re.compile(
     r"""font-size\s*:\s*0(?:\.0+)?(?:px|pt|em)?\s*[;"']|opacity\s*:\s*0(?:\.0+)?\s*[;"'])[^>]*>(.*?)</\1\s*>"""
 )
 _WS_RE = re.compile(r"\s+")
+_BREAK_RE = re.compile(r"[\r\n\t]+")  # header values keep their runs of spaces (bulk tools pad subjects)
 _HOST_RE = re.compile(r"(?i)^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?(\[[0-9a-f:.]+\]|[^/:?#\\]+)")
 
 
@@ -101,12 +102,12 @@ class MessageFeatures:
 
 
 def decode_header(value: str | None) -> str:
-    """RFC 2047 words decoded; never raises."""
+    """RFC 2047 words decoded, line breaks and tabs made single spaces; never raises."""
     if not value:
         return ""
     value = str(value)
     if "=?" not in value:
-        return _WS_RE.sub(" ", value).strip()
+        return _BREAK_RE.sub(" ", value).strip()
     try:
         parts = []
         for chunk, charset in email.header.decode_header(value):
@@ -114,9 +115,9 @@ def decode_header(value: str | None) -> str:
                 parts.append(chunk.decode(_charset(charset), "replace"))
             else:
                 parts.append(chunk)
-        return _WS_RE.sub(" ", "".join(parts)).strip()
+        return _BREAK_RE.sub(" ", "".join(parts)).strip()
     except (LookupError, ValueError, UnicodeError, AssertionError, email.errors.MessageError):
-        return _WS_RE.sub(" ", value).strip()
+        return _BREAK_RE.sub(" ", value).strip()
 
 
 def url_host(url: str) -> str:
