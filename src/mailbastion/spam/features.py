@@ -237,7 +237,9 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
         ctype = part.get_content_type()
         filename = _filename(part)
         disposition = str(part.get("Content-Disposition") or "").lower()
-        if filename or "attachment" in disposition or not ctype.startswith(("text/", "message/")):
+        # A text part with a file name but shown inline is the body (AccuWeather names its HTML "x.htm").
+        attached = "attachment" in disposition or bool(filename and ctype not in ("text/html", "text/plain"))
+        if attached or not ctype.startswith(("text/", "message/")):
             ext = filename.rpartition(".")[2].lower()[:10] if "." in filename else ""
             attachments.append(Attachment(ctype, ext))
             if ext in MARKUP_EXTENSIONS or ctype in _MARKUP_TYPES:
