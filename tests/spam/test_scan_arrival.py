@@ -37,7 +37,8 @@ def config(tmp_path: Path) -> Iterator[Path]:
         path = tmp_path / "mb.toml"
         path.write_text(
             f'[server]\ndata_dir = "{tmp_path}"\n[dns]\nnameservers = ["{dns.host}"]\nport = {dns.port}\n'
-            '[antivirus]\nworkstation_engine = "microsoft"\n[antivirus.clamav]\nenabled = false\n'
+            '[antivirus]\nworkstation_engine = "microsoft"\nstale_policy = "alarm_only"\n'
+            '[antivirus.clamav]\nenabled = false\n'
             "[spam.ratelimit]\nper_client = 1\nper_sender = 1\n")
         yield path
 
