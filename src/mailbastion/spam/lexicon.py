@@ -35,20 +35,24 @@ FREEMAIL = frozenset({
     "juno.com", "netzero.net", "bigfoot.com", "hushmail.com", "uol.com.br", "bol.com.br", "terra.com.br",
 })
 
-# Free web hosting, site builders, object storage and form services: anyone can put a login page there
-# in a minute, so a link to one carries no reputation of its own.
+# Free web hosting, app platforms and site builders: anyone can put a login page there in a minute, and a
+# legitimate sender's mail seldom links to one. (Site builders with custom domains, shops and blogs are not
+# listed: a small business links its own shop.)
 FREE_HOSTING = (
     "firebaseapp.com", "web.app", "pages.dev", "workers.dev", "github.io", "gitlab.io", "netlify.app",
-    "vercel.app", "herokuapp.com", "glitch.me", "weebly.com", "weeblysite.com", "wixsite.com", "wix.com",
-    "000webhostapp.com", "blogspot.com", "sites.google.com", "storage.googleapis.com",
-    "firebasestorage.googleapis.com", "s3.amazonaws.com", "ipfs.io", "dweb.link", "cloudflare-ipfs.com",
-    "r2.dev", "azurewebsites.net", "blob.core.windows.net", "web.core.windows.net", "forms.gle",
-    "docs.google.com", "forms.office.com", "webflow.io", "framer.app", "framer.website", "square.site",
-    "godaddysites.com", "mystrikingly.com", "jimdosite.com", "yolasite.com", "wordpress.com", "myshopify.com",
-    "typeform.com", "jotform.com", "ngrok.io", "ngrok-free.app", "replit.app", "repl.co", "surge.sh",
-    "onrender.com", "fly.dev", "translate.goog", "backblazeb2.com", "digitaloceanspaces.com", "trycloudflare.com",
-    "carrd.co", "tilda.ws", "notion.site", "wuaze.com", "rf.gd", "epizy.com", "infinityfreeapp.com", "run.app",
-    "cloudfunctions.net", "appspot.com",
+    "vercel.app", "herokuapp.com", "glitch.me", "weeblysite.com", "wixsite.com", "000webhostapp.com",
+    "ipfs.io", "dweb.link", "cloudflare-ipfs.com", "r2.dev", "azurewebsites.net", "web.core.windows.net",
+    "webflow.io", "framer.app", "framer.website", "godaddysites.com", "mystrikingly.com", "jimdosite.com",
+    "yolasite.com", "ngrok.io", "ngrok-free.app", "replit.app", "repl.co", "surge.sh", "onrender.com", "fly.dev",
+    "translate.goog", "trycloudflare.com", "carrd.co", "tilda.ws", "wuaze.com", "rf.gd", "epizy.com",
+    "infinityfreeapp.com", "run.app", "cloudfunctions.net", "appspot.com",
+)
+# Shared documents, forms and object storage: every organisation uses them, and so does phishing (a login
+# page in a bucket, a "shared document" lure). A weak sign on its own.
+SHARED_STORAGE = (
+    "docs.google.com", "sites.google.com", "forms.gle", "forms.office.com", "storage.googleapis.com",
+    "firebasestorage.googleapis.com", "s3.amazonaws.com", "blob.core.windows.net", "backblazeb2.com",
+    "digitaloceanspaces.com", "linodeobjects.com", "typeform.com", "jotform.com", "notion.site", "1drv.ms",
 )
 # Domains under which anyone gets a sender address in minutes: a cloud project's or a trial tenant's default
 # domain. An organisation sends from its own domain.

@@ -30,6 +30,7 @@ from mailbastion.spam.lexicon import (
     IMAGE_HOSTS,
     PRIZE_CUES,
     SENDER_HOSTING,
+    SHARED_STORAGE,
     URGENCY_CUES,
 )
 from mailbastion.spam.lookalike import fold_confusables
@@ -38,7 +39,7 @@ PHISHING_SYMBOLS = frozenset({
     "HTML_LINK_MISMATCH", "URI_IP", "URI_USERINFO", "URI_FREE_HOSTING", "URI_REDIRECTOR", "DATA_URI",
     "HTML_FORM", "HTML_FORM_PASSWORD", "HTML_ATTACHMENT", "HTML_ATTACHMENT_SCRIPT", "FROM_BRAND_MISMATCH",
     "FREEMAIL_BRAND", "MIXED_SCRIPT", "STYLED_UNICODE", "PHISH_ACCOUNT_URGENCY", "REPLYTO_DOMAIN_MISMATCH",
-    "FROM_FREE_HOSTING", "FROM_EMOJI", "URI_IMAGE_HOST", "URI_HOST_INVALID", "PRIZE_SCAM",
+    "FROM_FREE_HOSTING", "FROM_EMOJI", "URI_IMAGE_HOST", "URI_HOST_INVALID", "PRIZE_SCAM", "URI_SHARED_STORAGE",
 })
 
 # Link text that is a URL or a bare domain: "https://www.bank.example/login", "www.bank.example", "bank.example".
@@ -135,6 +136,11 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
     free = next((h for h in hosts if is_free_hosting(h)), None)
     if free:
         yield Symbol("URI_FREE_HOSTING", free)
+    # Storage links in mail from the storage provider itself (a share notification) are what it is for.
+    home = registrable_domain(feats.from_domain) if feats.from_domain else ""
+    shared = next((h for h in hosts if _under(h, SHARED_STORAGE) and registrable_domain(h) != home), None)
+    if shared:
+        yield Symbol("URI_SHARED_STORAGE", shared)
     redirect = next((u for u in feats.urls if _REDIRECT_RE.search(u)), None)
     if redirect:
         yield Symbol("URI_REDIRECTOR", redirect[:80])

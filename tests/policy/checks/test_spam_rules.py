@@ -92,6 +92,7 @@ async def test_clean_business_message_passes_the_whole_spam_stage() -> None:
     (mail(text="Dear Customer, we could not deliver your parcel."), "GENERIC_GREETING"),
     (mail(text="Sign in at http://www.bank.test@203.0.113.7/login"), "URI_USERINFO"),
     (mail(text="Your document: https://files-share-7.web.app/view"), "URI_FREE_HOSTING"),
+    (mail(text="Invoice: https://storage.googleapis.com/bkt-77/inv.html"), "URI_SHARED_STORAGE"),
     (mail(text="Track it: https://track.esp.test/c?url=https%3A%2F%2Fevil.test%2Fx"), "URI_REDIRECTOR"),
     (mail(html='<a href="data:text/html;base64,PGh0bWw+">Open invoice</a>'), "DATA_URI"),
     (mail(html='<form action="https://collect.test/p"><input name="q"></form>'), "HTML_FORM"),
@@ -136,6 +137,9 @@ async def test_rule_fires(raw: bytes, symbol: str) -> None:
     (mail(text="Dear Bob, thanks for the notes."), "GENERIC_GREETING"),
     (mail(text="Write to bob@www.example.org or see https://www.example.org/x"), "URI_USERINFO"),
     (mail(text="Read https://docs.python.org/3/library/email.html"), "URI_FREE_HOSTING"),
+    (mail(text="Our shop: https://alices-pottery.myshopify.com/"), "URI_FREE_HOSTING"),
+    (mail(from_="Google Drive <drive-shares-dm-noreply@google.com>", text="https://docs.google.com/document/d/1"),
+     "URI_SHARED_STORAGE"),  # a share notification from the provider itself
     (mail(html='<img src="data:image/png;base64,iVBORw0KGgo=">'), "DATA_URI"),  # an inline picture
     (mail(subject="Москва: встреча в пятницу"), "MIXED_SCRIPT"),  # all Cyrillic is a language, not a trick
     (mail(text="Your account settings were saved."), "PHISH_ACCOUNT_URGENCY"),
