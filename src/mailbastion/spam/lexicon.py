@@ -22,6 +22,12 @@ SHORTENERS = frozenset({
     "zyp.to", "lmy.de", "tiny.pl", "shorturl.gg",
 })
 
+# Shorteners a platform runs for its own links: in that platform's own notifications they are no disguise.
+SHORTENER_OWNERS: dict[str, tuple[str, ...]] = {
+    "t.co": ("twitter.com", "x.com"), "lnkd.in": ("linkedin.com",), "goo.gl": ("google.com",),
+    "share.google": ("google.com",), "db.tt": ("dropbox.com", "dropboxmail.com"), "mcaf.ee": ("mcafee.com",),
+}
+
 FREEMAIL = frozenset({
     "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de", "yahoo.es", "yahoo.it",
     "yahoo.com.br", "ymail.com", "rocketmail.com", "hotmail.com", "hotmail.co.uk", "hotmail.fr", "hotmail.de",

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from mailbastion.core.verdict import Symbol
 from mailbastion.spam.domains import registrable_domain
 from mailbastion.spam.features import MessageFeatures
-from mailbastion.spam.lexicon import FREEMAIL, GENERIC_GREETING_RE, SHORTENERS, SPAM_PHRASE_RE
+from mailbastion.spam.lexicon import FREEMAIL, GENERIC_GREETING_RE, SHORTENER_OWNERS, SHORTENERS, SPAM_PHRASE_RE
 from mailbastion.spam.lookalike import OwnIdentity, is_punycode
 from mailbastion.spam.phishing import PHISHING_SYMBOLS, phishing_symbols
 
@@ -119,7 +119,9 @@ class SpamRules:
                 yield Symbol("HTML_IMAGE_ONLY", f"{len(feats.html_text)} chars of text")
         if len(feats.hidden_text.strip()) >= self.hidden_min_chars:
             yield Symbol("HTML_HIDDEN_TEXT", f"{len(feats.hidden_text)} chars")
-        short = next((h for h in feats.url_hosts if h in SHORTENERS or registrable_domain(h) in SHORTENERS), None)
+        home = registrable_domain(feats.from_domain) if feats.from_domain else ""
+        short = next((h for h in feats.url_hosts if (h in SHORTENERS or registrable_domain(h) in SHORTENERS)
+                      and home not in SHORTENER_OWNERS.get(h, ())), None)
         if short:
             yield Symbol("URI_SHORTENER", short)
         text = f"{feats.subject or ''}\n{feats.body_text[:30000]}"

@@ -138,6 +138,7 @@ async def test_rule_fires(raw: bytes, symbol: str) -> None:
     (mail(text="Write to bob@www.example.org or see https://www.example.org/x"), "URI_USERINFO"),
     (mail(text="Read https://docs.python.org/3/library/email.html"), "URI_FREE_HOSTING"),
     (mail(text="Our shop: https://alices-pottery.myshopify.com/"), "URI_FREE_HOSTING"),
+    (mail(from_="X <notify@x.com>", text="Bob posted: https://t.co/abc123"), "URI_SHORTENER"),
     (mail(from_="Google Drive <drive-shares-dm-noreply@google.com>", text="https://docs.google.com/document/d/1"),
      "URI_SHARED_STORAGE"),  # a share notification from the provider itself
     (mail(html='<img src="data:image/png;base64,iVBORw0KGgo=">'), "DATA_URI"),  # an inline picture
