@@ -43,7 +43,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
@@ -166,7 +166,7 @@ class Judge:
         self.features: list[Any] = []
         self._takes_arrival = "arrival" in inspect.signature(scan_cli.scan_message).parameters
 
-    async def __aenter__(self) -> Judge:
+    async def __aenter__(self) -> Self:
         self.pipeline, self.features = await build_services_for_scan(self.settings)
         for f in self.features:
             await f.start()

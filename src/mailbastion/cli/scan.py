@@ -30,7 +30,7 @@ from mailbastion.core.errors import ConfigError
 from mailbastion.core.message import SpooledMessage
 from mailbastion.core.peer import PeerInfo
 from mailbastion.core.stages import Stage
-from mailbastion.core.verdict import Verdict
+from mailbastion.core.verdict import Edit, Symbol, Verdict
 from mailbastion.policy.check import CheckContext
 from mailbastion.policy.pipeline import Pipeline
 from mailbastion.spam.arrival import ArrivalTime, received_time
@@ -70,7 +70,7 @@ def arrival_of(message: SpooledMessage, now: str = "received") -> float:
     if now == "now":
         return time.time()
     if now != "received":
-        when = datetime.fromisoformat(now.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(now)  # Python 3.11 reads "Z" and "+02:00"
         return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
     found = received_time(message.header)
     if found is None:  # no Received field (a draft, an export): its own Date makes the date rules neutral
@@ -88,10 +88,10 @@ async def scan_message(pipeline: Pipeline, raw: bytes, *, sender: str, ip: str, 
     rcpts = tuple(a for a in (parse_path(r, allow_utf8=True) for r in recipients) if a is not None)
     envelope = Envelope(mail_from, rcpts, helo=helo, body_8bitmime=True, smtputf8=True)
     peer = PeerInfo(ip=ip, helo=helo)
-    symbols = []
+    symbols: list[Symbol] = []
     facts: dict[type, object] = {} if arrival is None else {ArrivalTime: ArrivalTime(arrival)}
     forced = None
-    edits = []
+    edits: list[Edit] = []
     stages = [Stage.CONNECT, Stage.HELO, Stage.MAIL] + ([Stage.RCPT] if rcpts else []) + [Stage.DATA]
     for stage in stages:
         targets: list[object] = list(rcpts) if stage == Stage.RCPT else [None]

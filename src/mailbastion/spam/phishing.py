@@ -89,7 +89,7 @@ def brand_in(display: str) -> str | None:
     m = _BRAND_RE.search(folded)
     if m is None:
         return None
-    brand = m.group(1)
+    brand = str(m.group(1))
     if brand in AMBIGUOUS_BRANDS and m.start() != 0:
         return None  # "Mark Chase", "Lockergnome's Apple news": a word, not the sender
     return brand
@@ -98,7 +98,7 @@ def brand_in(display: str) -> str | None:
 def _mixed_word(text: str) -> str | None:
     for w in _WORD.findall(text):
         if _LATIN.search(w) and _GREEK_CYRILLIC.search(w):
-            return w
+            return str(w)
     return None
 
 

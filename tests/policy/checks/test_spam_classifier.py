@@ -17,7 +17,6 @@ from mailbastion.policy.checks.spam_classifier import SpamClassifierCheck
 from mailbastion.spam.model import SpamModel
 from mailbastion.spam.store import ModelStore
 
-
 SPAM_BANDS = {"BAYES_SPAM_LOW", "BAYES_SPAM", "BAYES_SPAM_HIGH"}
 
 
