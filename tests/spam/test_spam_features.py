@@ -82,3 +82,32 @@ def test_skeleton_and_names() -> None:
     assert ident.imitated_in("Alice Smith") == "alice smith"
     assert ident.imitated_in("Info") is None
     assert ident.imitated_in("ceo@example.com via Partner") == "ceo@example.com"
+
+
+def test_raw_utf8_headers_are_read_as_utf8() -> None:
+    """RFC 6532: header fields may carry UTF-8 as is; they must not turn into replacement characters."""
+    raw = ("From: Sаmsung Gаlаxy <promo@deals.example>\r\nSubject: Herzliche Glückwünsche!\r\n"
+           "Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\nHallo\r\n").encode()
+    f = extract_bytes(raw)
+    assert f.subject == "Herzliche Glückwünsche!"
+    assert f.from_display == "Sаmsung Gаlаxy" and "\ufffd" not in f.from_display
+
+
+def test_attached_html_is_read_for_forms() -> None:
+    page = '<html><form action="https://collect.example/p"><input type="password" name="pw"></form></html>'
+    raw = mail(attachment=("text/html", "invoice.html")).replace(b"AAAA", __import__("base64").b64encode(page.encode()))
+    f = extract_bytes(raw)
+    assert [(a.content_type, a.extension) for a in f.attachments] == [("text/html", "html")]
+    assert 'type="password"' in f.attached_markup
+    assert "password" not in f.html  # the attachment is not the message's own HTML
+
+
+def test_tokens_fold_styled_letters_and_skip_the_collectors_headers() -> None:
+    raw = ("From: Shop <shop@deals.example>\r\nSubject: \U0001d405\U0001d411\U0001d404\U0001d404 gift\r\n"
+           "Delivered-To: collector@corpus.example\r\nX-Status: RO\r\n"
+           "Received: from mx.deals.example by mx.corpus.example; Tue, 10 Sep 2002 10:00:00 +0000\r\n"
+           "Date: Tue, 10 Sep 2002 10:00:00 +0000\r\n\r\nhello\r\n").encode()
+    tok = tokens(extract_bytes(raw))
+    assert "s:free" in tok  # mathematical bold F R E E
+    assert not [t for t in tok if "delivered-to" in t or "x-status" in t or "2002" in t]
+    assert "rh:deals.example" in tok and "rh:corpus.example" in tok

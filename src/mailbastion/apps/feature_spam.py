@@ -102,7 +102,8 @@ class SpamFeature(BaseFeature):
             checks.append(SpamRulesCheck(rules, identity=identity))
         if spam.classifier.enabled:
             c = spam.classifier
-            checks.append(SpamClassifierCheck(self.store, spam_probability=c.spam_probability,
+            checks.append(SpamClassifierCheck(self.store, low_probability=c.low_probability,
+                                              spam_probability=c.spam_probability,
                                               high_probability=c.high_probability, ham_probability=c.ham_probability))
             if self.store.source_path() is None:
                 self._problems.append("spam: no classifier model (neither the shipped default nor a site model)")

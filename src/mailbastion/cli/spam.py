@@ -41,13 +41,15 @@ def _store(config_path: Path | None) -> ModelStore:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write the model here instead of the site model")
 @click.option("--from-scratch", is_flag=True, help="start from an empty model, not the current one")
+@click.option("--source", default="", help="what the model says it was trained on (default: the folders)")
 @handle_errors
 def train_cmd(config_path: Path | None, ham: tuple[Path, ...], spam: tuple[Path, ...], output: Path | None,
-              from_scratch: bool) -> None:
+              from_scratch: bool, source: str) -> None:
     """Learn every message below --ham and --spam folders (mbox `From ` first lines are stripped)."""
     if not ham and not spam:
         raise click.UsageError("give at least one --ham or --spam folder")
     files = message_files(ham) + message_files(spam)
+    source = source or "spam train " + " ".join(str(p) for p in (*ham, *spam))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   transient=False) as bar:
         task = bar.add_task("reading", total=len(files))
@@ -60,15 +62,14 @@ def train_cmd(config_path: Path | None, ham: tuple[Path, ...], spam: tuple[Path,
             ham_tok, s1 = read_tokens(message_files(ham), advance)
             spam_tok, s2 = read_tokens(message_files(spam), advance)
             bar.update(task, description="training")
-            fit_model(base, ham_tok, spam_tok, source="spam train " + " ".join(str(p) for p in (*ham, *spam)))
+            fit_model(base, ham_tok, spam_tok, source=source)
             base.save(output)
             click.echo(f"trained on {len(ham_tok)} ham and {len(spam_tok)} spam ({s1 + s2} unreadable): {output}")
             return
         store = _store(config_path)
         if from_scratch and store.site_path is not None:
             SpamModel.empty().save(store.site_path)
-        result = train(store, ham=ham, spam=spam, progress=advance,
-                       source="spam train " + " ".join(str(p) for p in (*ham, *spam)))
+        result = train(store, ham=ham, spam=spam, progress=advance, source=source)
     click.echo(f"trained on {result.ham} ham and {result.spam} spam ({result.skipped} unreadable): {result.path}")
 
 

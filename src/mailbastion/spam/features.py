@@ -3,15 +3,17 @@
     feats = extract(message)        # MessageFeatures; cached in message._cache, so every check shares it
     feats.subject, feats.text, feats.anchors, feats.url_hosts, feats.attachments ...
 
+Headers come from the one header parser (`SpooledMessage.header`, core/header_block.py), decoded as
+UTF-8 (RFC 6532) and then RFC 2047; MIME parts from the message's shared tree (`SpooledMessage.parsed`),
+so the spam stage parses nothing a second time.
+
 Contract: `extract` never raises on malformed mail (a broken part is skipped); it reads at most
 `MAX_PART_BYTES` of each text part, `MAX_PARTS` parts and the first `MAX_SCAN_BYTES` of the message, so
-its cost is bounded per message. It parses
-with the compat32 policy (several times faster than email.policy.default) and decodes headers itself.
+its cost is bounded per message.
 """
 
 from __future__ import annotations
 
-import email
 import email.errors
 import email.header
 import email.utils
@@ -27,6 +29,9 @@ MAX_PART_BYTES = 64 * 1024
 MAX_PARTS = 40
 MAX_SCAN_BYTES = 1024 * 1024  # like SpamAssassin's scan size limits: the rest of a big message is attachments
 _CACHE_KEY = "spam.features"
+# Attachments whose markup is read (credential forms, scripts): HTML and SVG files, as phishing sends them.
+MARKUP_EXTENSIONS = frozenset({"htm", "html", "shtml", "xhtml", "svg", "hta", "mht", "mhtml"})
+_MARKUP_TYPES = frozenset({"text/html", "image/svg+xml", "application/xhtml+xml"})
 
 _URL_RE = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s"'<>()\[\]{}]{2,300}""")
 _ANCHOR_RE = re.compile(r"""(?is)<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]+)[^>]*>(.*?)</a\s*>""")
@@ -38,6 +43,7 @@ _HIDDEN_RE = re.compile(
     r"""font-size\s*:\s*0(?:\.0+)?(?:px|pt|em)?\s*[;"']|opacity\s*:\s*0(?:\.0+)?\s*[;"'])[^>]*>(.*?)</\1\s*>"""
 )
 _WS_RE = re.compile(r"\s+")
+_BREAK_RE = re.compile(r"[\r\n\t]+")  # header values keep their runs of spaces (bulk tools pad subjects)
 _HOST_RE = re.compile(r"(?i)^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?(\[[0-9a-f:.]+\]|[^/:?#\\]+)")
 
 
@@ -75,6 +81,7 @@ class MessageFeatures:
     has_html_part: bool
     raw_headers: tuple[tuple[str, str], ...] = field(default=())  # (lower name, decoded value)
     url_hosts: tuple[str, ...] = field(default=())  # hosts of `urls`, deduplicated, in order
+    attached_markup: str = ""  # decoded HTML/SVG attachments (MARKUP_EXTENSIONS), for forms and scripts
 
     @property
     def from_domain(self) -> str:
@@ -84,14 +91,23 @@ class MessageFeatures:
     def body_text(self) -> str:
         return self.text if self.text.strip() else self.html_text
 
+    def header(self, name: str) -> list[str]:
+        """The decoded values of every field called `name` (lower case), in order."""
+        return [v for k, v in self.raw_headers if k == name]
+
+    @property
+    def has_list_headers(self) -> bool:
+        """Mail from a mailing list or a bulk sender that says so (RFC 2369 / RFC 2919)."""
+        return any(n in ("list-id", "list-unsubscribe", "list-post") for n in self.header_names)
+
 
 def decode_header(value: str | None) -> str:
-    """RFC 2047 words decoded; never raises."""
+    """RFC 2047 words decoded, line breaks and tabs made single spaces; never raises."""
     if not value:
         return ""
     value = str(value)
     if "=?" not in value:
-        return _WS_RE.sub(" ", value).strip()
+        return _BREAK_RE.sub(" ", value).strip()
     try:
         parts = []
         for chunk, charset in email.header.decode_header(value):
@@ -99,9 +115,9 @@ def decode_header(value: str | None) -> str:
                 parts.append(chunk.decode(_charset(charset), "replace"))
             else:
                 parts.append(chunk)
-        return _WS_RE.sub(" ", "".join(parts)).strip()
+        return _BREAK_RE.sub(" ", "".join(parts)).strip()
     except (LookupError, ValueError, UnicodeError, AssertionError, email.errors.MessageError):
-        return _WS_RE.sub(" ", value).strip()
+        return _BREAK_RE.sub(" ", value).strip()
 
 
 def url_host(url: str) -> str:
@@ -128,12 +144,15 @@ def _charset(name: str | None) -> str:
 def _payload_text(part: Message) -> str:
     try:
         data = part.get_payload(decode=True)
-    except (AssertionError, ValueError, TypeError):
+    except (AssertionError, ValueError, TypeError, LookupError, email.errors.MessageError):
         return ""
     if not isinstance(data, bytes):
         return ""
     data = data[:MAX_PART_BYTES]
-    charset = _charset(part.get_content_charset())
+    try:
+        charset = _charset(part.get_content_charset())
+    except (ValueError, LookupError, email.errors.MessageError):
+        charset = "latin-1"
     try:
         return data.decode(charset, "replace")
     except (LookupError, UnicodeError):
@@ -163,47 +182,74 @@ def extract(message: SpooledMessage) -> MessageFeatures:
     cached = message._cache.get(_CACHE_KEY)
     if isinstance(cached, MessageFeatures):
         return cached
-    feats = extract_bytes(message.raw)
+    feats = _extract(message)
     message._cache[_CACHE_KEY] = feats
     return feats
 
 
 def extract_bytes(raw: bytes) -> MessageFeatures:
+    """The features of a message given as bytes (a corpus file, a reported message)."""
     if raw.startswith(b"From "):  # an mbox separator line, as in the public corpora
         nl = raw.find(b"\n")
         raw = raw[nl + 1 :] if nl >= 0 else b""
-    msg = email.message_from_bytes(raw[:MAX_SCAN_BYTES])
-    headers = tuple((k.lower(), decode_header(str(v))) for k, v in msg.items())
-    subject_raw = msg.get("Subject")
-    subject_raw = None if subject_raw is None else str(subject_raw)
-    from_raw = decode_header(str(msg.get("From") or ""))
-    display, addr = email.utils.parseaddr(from_raw)
-    _rd, reply_addr = email.utils.parseaddr(decode_header(str(msg.get("Reply-To") or "")))
+    return _extract(SpooledMessage(raw))
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename() or part.get_param("name") or ""
+    except (ValueError, LookupError, TypeError, IndexError, email.errors.MessageError):
+        return "unknown"
+    if isinstance(name, tuple):
+        name = name[2]
+    return str(name)
+
+
+def _parts(message: SpooledMessage) -> list[Message]:
+    """The leaf parts of the shared MIME tree, at most MAX_PARTS; [] when the tree cannot be built."""
+    try:
+        out: list[Message] = []
+        for n, part in enumerate(message.parsed.walk()):
+            if n >= MAX_PARTS:
+                break
+            if not part.is_multipart():
+                out.append(part)
+        return out
+    except (ValueError, LookupError, TypeError, IndexError, AttributeError, email.errors.MessageError):
+        return []
+
+
+def _extract(message: SpooledMessage) -> MessageFeatures:
+    headers = tuple((f.name, decode_header(f.value)) for f in message.header.fields if f.name)
+
+    def first(name: str) -> str | None:
+        return next((v for k, v in headers if k == name), None)
+
+    subject = first("subject")
+    display, addr = email.utils.parseaddr(first("from") or "")
+    _rd, reply_addr = email.utils.parseaddr(first("reply-to") or "")
     texts: list[str] = []
     htmls: list[str] = []
+    markup_files: list[str] = []
     attachments: list[Attachment] = []
-    for n, part in enumerate(msg.walk()):
-        if n >= MAX_PARTS:
-            break
-        if part.is_multipart():
-            continue
+    scanned = 0
+    for part in _parts(message):
         ctype = part.get_content_type()
-        try:
-            filename = part.get_filename() or part.get_param("name") or ""
-        except (ValueError, LookupError, email.errors.MessageError):
-            filename = "unknown"
-        if isinstance(filename, tuple):
-            filename = str(filename[2])
-        filename = str(filename)
-        disposition = (part.get("Content-Disposition") or "").lower()
-        if filename or "attachment" in disposition or not ctype.startswith(("text/", "message/")):
+        filename = _filename(part)
+        disposition = str(part.get("Content-Disposition") or "").lower()
+        # A text part with a file name but shown inline is the body (AccuWeather names its HTML "x.htm").
+        attached = "attachment" in disposition or bool(filename and ctype not in ("text/html", "text/plain"))
+        if attached or not ctype.startswith(("text/", "message/")):
             ext = filename.rpartition(".")[2].lower()[:10] if "." in filename else ""
             attachments.append(Attachment(ctype, ext))
+            if ext in MARKUP_EXTENSIONS or ctype in _MARKUP_TYPES:
+                markup_files.append(_payload_text(part))
             continue
-        if ctype == "text/html":
-            htmls.append(_payload_text(part))
-        elif ctype.startswith("text/"):
-            texts.append(_payload_text(part))
+        if scanned >= MAX_SCAN_BYTES:
+            continue
+        body = _payload_text(part)
+        scanned += len(body)
+        (htmls if ctype == "text/html" else texts).append(body)
     text = "\n".join(texts)
     markup = "\n".join(htmls)
     anchors = tuple(
@@ -219,13 +265,13 @@ def extract_bytes(raw: bytes) -> MessageFeatures:
         for m in _URL_RE.finditer(source):
             urls.setdefault(html.unescape(m.group(0)).rstrip(".,;:!?'\""), None)
     return MessageFeatures(
-        subject=None if subject_raw is None else decode_header(subject_raw),
+        subject=subject,
         from_display=display.strip().strip('"'),
         from_address=addr.lower(),
         reply_to_address=reply_addr.lower(),
-        date=_parse_date(str(msg.get("Date") or "")),
-        has_date=msg.get("Date") is not None,
-        has_message_id=msg.get("Message-ID") is not None,
+        date=_parse_date(first("date")),
+        has_date=first("date") is not None,
+        has_message_id=first("message-id") is not None,
         header_names=tuple(k for k, _ in headers),
         text=text,
         html=markup,
@@ -238,4 +284,5 @@ def extract_bytes(raw: bytes) -> MessageFeatures:
         has_html_part=bool(htmls),
         raw_headers=headers,
         url_hosts=tuple(dict.fromkeys(h for h in map(url_host, urls) if h)),
+        attached_markup="\n".join(markup_files),
     )

@@ -41,12 +41,14 @@ def test_shipped_thresholds_are_the_designs() -> None:
 @pytest.mark.parametrize(("symbols", "action"), [
     ((), Action.ACCEPT),
     (("BAYES_HAM",), Action.ACCEPT),
-    (("URI_SHORTENER", "MIME_HTML_ONLY"), Action.ACCEPT),                                   # 1.5
-    (("BAYES_SPAM",), Action.ADD_HEADER),                                                   # 5
-    (("BAYES_SPAM", "BAYES_SPAM_HIGH"), Action.JUNK),                                       # 6.5
-    (("BAYES_SPAM", "BAYES_SPAM_HIGH", "LOOKALIKE_DOMAIN"), Action.QUARANTINE),             # 12.5
-    (("BAYES_SPAM", "BAYES_SPAM_HIGH", "LOOKALIKE_DOMAIN", "DISPLAY_NAME_IMPERSONATION", "URIBL_SPAMHAUS_DBL"),
-     Action.REJECT),                                                                       # 6.5+10+5 = 21.5
+    (("URI_SHORTENER", "MIME_HTML_ONLY"), Action.ACCEPT),                                   # 2
+    (("BAYES_SPAM_LOW",), Action.ACCEPT),                                                   # 3
+    (("BAYES_SPAM_HIGH",), Action.ADD_HEADER),                                              # 5.5: marked, not Junk
+    (("BAYES_SPAM_HIGH", "BAYES_SPAM", "BAYES_SPAM_LOW"), Action.ADD_HEADER),               # capped at 5.5
+    (("BAYES_SPAM_HIGH", "MIME_HTML_ONLY"), Action.JUNK),                                   # 6.5: corroborated
+    (("BAYES_SPAM_HIGH", "LOOKALIKE_DOMAIN"), Action.QUARANTINE),                           # 11.5
+    (("BAYES_SPAM_HIGH", "LOOKALIKE_DOMAIN", "DISPLAY_NAME_IMPERSONATION", "URIBL_SPAMHAUS_DBL"),
+     Action.REJECT),                                                                       # 5.5+10+5 = 20.5
 ])
 async def test_action_thresholds(symbols: tuple[str, ...], action: Action) -> None:
     verdict, _ = await judge([emitting(*symbols)], business_mail())
@@ -55,9 +57,20 @@ async def test_action_thresholds(symbols: tuple[str, ...], action: Action) -> No
         assert verdict.reply == replies.SPAM_REJECTED
 
 
+async def test_the_classifier_alone_never_reaches_junk() -> None:
+    """Issue 8: a single learned symbol must not move ordinary mail to Junk; the bayes cap keeps it below."""
+    table = load_score_table()
+    cap = table.groups["bayes"][1]
+    assert cap is not None and table.thresholds.add_header <= cap < table.thresholds.junk
+    for name in ("BAYES_SPAM_LOW", "BAYES_SPAM", "BAYES_SPAM_HIGH"):
+        verdict, _ = await judge([emitting(name)], business_mail())
+        assert verdict.action < Action.JUNK, verdict.describe()
+
+
 async def test_group_caps_hold_the_rules_below_reject_on_their_own() -> None:
-    every_rule = ("MISSING_SUBJECT", "SUBJECT_ALL_CAPS", "DATE_IN_FUTURE", "MIME_HTML_ONLY", "HTML_HIDDEN_TEXT",
-                  "FREEMAIL_REPLYTO", "URI_SHORTENER")
+    every_rule = ("MISSING_SUBJECT", "SUBJECT_ALL_CAPS", "DATE_IN_FUTURE", "MIME_HTML_ONLY", "SUBJECT_RANDOM_TAG",
+                  "FREEMAIL_REPLYTO", "URI_SHORTENER", "DATE_MALFORMED", "TO_UNDISCLOSED", "SPAM_PHRASES",
+                  "GENERIC_GREETING", "HTML_IMAGE_ONLY")
     verdict, _ = await judge([emitting(*every_rule)], business_mail())
     assert verdict.score <= 9.0 and verdict.action < Action.QUARANTINE
 
@@ -71,7 +84,7 @@ async def test_spam_goes_to_junk_and_ham_to_the_inbox() -> None:
     """The gateway turns Action.JUNK into the X-Mailbastion-Junk header the MDA honours; here: the action."""
     spam, _ = await judge(full_stage(), spam_mail())
     ham, _ = await judge(full_stage(), business_mail())
-    assert spam.action is Action.JUNK, spam.describe()
+    assert spam.action >= Action.JUNK, spam.describe()
     assert ham.action is Action.ACCEPT, ham.describe()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mailbastion.config.sections.base import Section
 
@@ -13,17 +13,25 @@ ClientListSymbol = Literal["RBL_SPAMHAUS_ZEN", "RBL_SPAMCOP", "RBL_LISTED"]
 DomainListSymbol = Literal["URIBL_SPAMHAUS_DBL", "URIBL_SURBL", "URIBL_LISTED"]
 
 
-# 0.7, not 0.5: the shipped model is poorly calibrated on mail unlike its 2002 corpus (short business mail
-# scored 0.68); a model trained on site mail is confident either way, so recall on the corpora is unchanged.
-DEFAULT_SPAM_PROBABILITY = 0.7
+# The classifier's probability falls in one band, each a symbol weighed in config/scores/spam.toml (the
+# `bayes` group is capped below Junk: the classifier alone never moves mail to Junk). The shipped model is
+# poorly calibrated on mail unlike its 2002 corpus (short business mail scored 0.68), hence the wide bands.
+DEFAULT_SPAM_PROBABILITY = 0.8
 
 
 class ClassifierSection(Section):
     enabled: bool = True
     model_path: str = "spam/model.joblib"  # the site model (below data_dir); the shipped default until then
-    spam_probability: float = Field(DEFAULT_SPAM_PROBABILITY, ge=0.5, lt=1.0)  # BAYES_SPAM at or above
-    high_probability: float = Field(0.9, ge=0.5, lt=1.0)  # BAYES_SPAM_HIGH as well
+    low_probability: float = Field(0.5, ge=0.5, lt=1.0)  # BAYES_SPAM_LOW from here
+    spam_probability: float = Field(DEFAULT_SPAM_PROBABILITY, ge=0.5, lt=1.0)  # BAYES_SPAM from here
+    high_probability: float = Field(0.95, ge=0.5, lt=1.0)  # BAYES_SPAM_HIGH from here
     ham_probability: float = Field(0.1, gt=0.0, lt=0.5)  # BAYES_HAM at or below
+
+    @model_validator(mode="after")
+    def _bands_rise(self) -> ClassifierSection:
+        if not self.low_probability <= self.spam_probability <= self.high_probability:
+            raise ValueError("low_probability <= spam_probability <= high_probability is required")
+        return self
 
 
 class RulesSection(Section):
@@ -104,9 +112,11 @@ class SpamSection(Section):
         for part in ("classifier", "rules", "dnsbl", "ratelimit", "report"):
             if not getattr(self, part).enabled:
                 out.append(f"spam.{part}.enabled = false")
-        p = self.classifier.spam_probability
-        if p > DEFAULT_SPAM_PROBABILITY:
-            out.append(f"spam.classifier.spam_probability = {p} (default {DEFAULT_SPAM_PROBABILITY})")
+        c = self.classifier
+        if c.spam_probability > DEFAULT_SPAM_PROBABILITY:
+            out.append(f"spam.classifier.spam_probability = {c.spam_probability} (default {DEFAULT_SPAM_PROBABILITY})")
+        if c.low_probability > 0.5:
+            out.append(f"spam.classifier.low_probability = {c.low_probability} (default 0.5)")
         if self.dnsbl.enabled and not self.dnsbl.client_lists and not self.dnsbl.domain_lists:
             out.append("spam.dnsbl: no lists configured")
         return out

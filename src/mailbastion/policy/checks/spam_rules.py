@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 
 from mailbastion.core import replies
-from mailbastion.core.message import SpooledMessage
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import EMPTY, Action, CheckResult, Forced, Symbol
 from mailbastion.policy.check import BaseCheck, CheckContext
+from mailbastion.spam.arrival import ArrivalTime
 from mailbastion.spam.features import extract
 from mailbastion.spam.lookalike import OwnIdentity
 from mailbastion.spam.rules import GTUBE, RULE_SYMBOLS, SpamRules
@@ -42,18 +42,17 @@ class SpamRulesCheck(BaseCheck):
     timeout = 5.0
     priority = 50
 
-    def __init__(self, rules: SpamRules, *, now_of: Callable[[SpooledMessage], float] | None = None,
-                 identity: Callable[[], OwnIdentity] | None = None) -> None:
+    def __init__(self, rules: SpamRules, *, identity: Callable[[], OwnIdentity] | None = None) -> None:
         self.rules = rules
         self.identity = identity  # our domains and users, re-read when the recipient map changes
-        # When the message arrived; the bench replays old corpora and passes their Received time.
-        self.now_of = now_of or (lambda _m: time.time())
 
     async def __call__(self, ctx: CheckContext) -> CheckResult:
         if ctx.message is None:
             return EMPTY
         is_outside = not ctx.peer.may_relay
         ident = self.identity() if self.identity is not None else None
-        found = self.rules.evaluate(extract(ctx.message), now=self.now_of(ctx.message), is_outside=is_outside,
-                                    identity=ident)
+        # Dates are judged against arrival: now on the live path; `scan` of stored mail puts ArrivalTime.
+        arrival = ctx.get(ArrivalTime)
+        now = arrival.timestamp if arrival is not None else time.time()
+        found = self.rules.evaluate(extract(ctx.message), now=now, is_outside=is_outside, identity=ident)
         return CheckResult(symbols=tuple(found))

@@ -1,0 +1,159 @@
+"""The word lists the hand-written rules match against: data only, no logic.
+
+Sources: the link shorteners, free-mail providers and free web hosts are public services (lists kept by
+URL-shortener and phishing trackers); the brands are those that public phishing reports (Check Point,
+Vade, APWG) name as most impersonated, worldwide and per region (banks, posts, tax offices); the spam
+phrases are the classic marketing-spam phrases every anti-spam rule set carries (SpamAssassin's body
+rules, the "spam trigger words" lists email marketers are warned about); the phishing cues are the words
+account-theft mail is made of, in the languages most phishing in Europe and the Americas is written in.
+None is learned from a corpus: a site adds its own with the classifier (`mailbastion spam learn`).
+"""
+
+from __future__ import annotations
+
+import re
+
+SHORTENERS = frozenset({
+    "bit.ly", "bitly.com", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "buff.ly", "rebrand.ly", "cutt.ly",
+    "shorturl.at", "tiny.cc", "rb.gy", "t.ly", "s.id", "v.gd", "bl.ink", "soo.gd", "clck.ru", "qr.ae", "lnkd.in",
+    "shorte.st", "adf.ly", "x.co", "tr.im", "su.pr", "mcaf.ee", "db.tt", "t2m.io", "urlz.fr", "u.to", "surl.li",
+    "shorturl.asia", "qrco.de", "tiny.one", "shrtco.de", "1url.com", "lihi.cc", "link.ly", "urlr.me", "shor.by",
+    "inx.lv", "gg.gg", "ln.run", "rotf.lol", "n9.cl", "kutt.it", "short.gy", "did.li", "hyperurl.co", "share.google",
+    "zyp.to", "lmy.de", "tiny.pl", "shorturl.gg",
+})
+
+# Shorteners a platform runs for its own links: in that platform's own notifications they are no disguise.
+SHORTENER_OWNERS: dict[str, tuple[str, ...]] = {
+    "t.co": ("twitter.com", "x.com"), "lnkd.in": ("linkedin.com",), "goo.gl": ("google.com",),
+    "share.google": ("google.com",), "db.tt": ("dropbox.com", "dropboxmail.com"), "mcaf.ee": ("mcafee.com",),
+}
+
+FREEMAIL = frozenset({
+    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de", "yahoo.es", "yahoo.it",
+    "yahoo.com.br", "ymail.com", "rocketmail.com", "hotmail.com", "hotmail.co.uk", "hotmail.fr", "hotmail.de",
+    "hotmail.it", "hotmail.es", "outlook.com", "outlook.fr", "outlook.de", "outlook.es", "outlook.com.br",
+    "live.com", "live.co.uk", "live.fr", "msn.com", "aol.com", "gmx.com", "gmx.net", "gmx.de", "gmx.at", "mail.com",
+    "mail.ru", "inbox.ru", "bk.ru", "list.ru", "yandex.ru", "yandex.com", "protonmail.com", "proton.me", "pm.me",
+    "icloud.com", "me.com", "mac.com", "web.de", "zoho.com", "qq.com", "163.com", "126.com", "sina.com",
+    "naver.com", "daum.net", "rediffmail.com", "libero.it", "virgilio.it", "laposte.net", "orange.fr", "free.fr",
+    "t-online.de", "freenet.de", "seznam.cz", "wp.pl", "o2.pl", "interia.pl", "tutanota.com", "tuta.io",
+    "mail2world.com", "usa.com", "consultant.com", "email.com", "excite.com", "lycos.com", "netscape.net",
+    "juno.com", "netzero.net", "bigfoot.com", "hushmail.com", "uol.com.br", "bol.com.br", "terra.com.br",
+})
+
+# Free web hosting, app platforms and site builders: anyone can put a login page there in a minute, and a
+# legitimate sender's mail seldom links to one. (Site builders with custom domains, shops and blogs are not
+# listed: a small business links its own shop.)
+FREE_HOSTING = (
+    "firebaseapp.com", "web.app", "pages.dev", "workers.dev", "github.io", "gitlab.io", "netlify.app",
+    "vercel.app", "herokuapp.com", "glitch.me", "weeblysite.com", "wixsite.com", "000webhostapp.com",
+    "ipfs.io", "dweb.link", "cloudflare-ipfs.com", "r2.dev", "azurewebsites.net", "web.core.windows.net",
+    "webflow.io", "framer.app", "framer.website", "godaddysites.com", "mystrikingly.com", "jimdosite.com",
+    "yolasite.com", "ngrok.io", "ngrok-free.app", "replit.app", "repl.co", "surge.sh", "onrender.com", "fly.dev",
+    "translate.goog", "trycloudflare.com", "carrd.co", "tilda.ws", "wuaze.com", "rf.gd", "epizy.com",
+    "infinityfreeapp.com", "run.app", "cloudfunctions.net", "appspot.com",
+)
+# Shared documents, forms and object storage: every organisation uses them, and so does phishing (a login
+# page in a bucket, a "shared document" lure). A weak sign on its own.
+SHARED_STORAGE = (
+    "docs.google.com", "sites.google.com", "forms.gle", "forms.office.com", "storage.googleapis.com",
+    "firebasestorage.googleapis.com", "s3.amazonaws.com", "blob.core.windows.net", "backblazeb2.com",
+    "digitaloceanspaces.com", "linodeobjects.com", "typeform.com", "jotform.com", "notion.site", "1drv.ms",
+)
+# Domains under which anyone gets a sender address in minutes: a cloud project's or a trial tenant's default
+# domain. An organisation sends from its own domain.
+SENDER_HOSTING = ("firebaseapp.com", "web.app", "onmicrosoft.com", "herokuapp.com", "azurewebsites.net",
+                  "appspot.com", "netlify.app", "vercel.app", "pages.dev", "workers.dev", "github.io", "wixsite.com",
+                  "weebly.com", "blogspot.com", "cloudfunctions.net", "run.app", "ngrok.io", "ngrok-free.app")
+# Free image hosts: newsletters serve their images from their own or their mail provider's servers.
+IMAGE_HOSTS = ("imgur.com", "imgprom.com", "zupimages.net", "imgchest.com", "ibb.co", "gyazo.com", "postimg.cc",
+               "imgbb.com", "tinypic.com", "photobucket.com", "imageshack.us", "prnt.sc", "imgbox.com", "gifcdn.com",
+               "pixhost.to", "imagetwist.com", "freeimage.host")
+
+# A brand phishers put in the display name -> the words its own sending domains contain.
+BRANDS: dict[str, tuple[str, ...]] = {
+    "paypal": ("paypal",), "apple": ("apple", "icloud"), "icloud": ("apple", "icloud"),
+    "microsoft": ("microsoft", "office", "outlook", "live", "azure", "sharepoint", "onmicrosoft"),
+    "office 365": ("microsoft", "office", "outlook"), "office365": ("microsoft", "office", "outlook"),
+    "outlook": ("microsoft", "outlook", "office", "live"), "onedrive": ("microsoft", "live", "sharepoint"),
+    "sharepoint": ("microsoft", "sharepoint"), "amazon": ("amazon", "aws", "amazonses"),
+    "netflix": ("netflix",), "coinbase": ("coinbase",), "metamask": ("metamask", "consensys"),
+    "trust wallet": ("trustwallet",), "binance": ("binance",), "ledger": ("ledger",), "kraken": ("kraken",),
+    "opensea": ("opensea",), "blockchain": ("blockchain",), "crypto.com": ("crypto",),
+    "dhl": ("dhl",), "fedex": ("fedex",), "ups": ("ups",), "usps": ("usps",), "royal mail": ("royalmail",),
+    "docusign": ("docusign",), "dropbox": ("dropbox",), "wetransfer": ("wetransfer",),
+    "wells fargo": ("wellsfargo",), "chase": ("chase",), "bank of america": ("bankofamerica", "bofa"),
+    "american express": ("americanexpress", "aexp"), "amex": ("americanexpress", "aexp"), "citibank": ("citi",),
+    "facebook": ("facebook", "facebookmail", "meta"), "instagram": ("instagram", "facebookmail"),
+    "whatsapp": ("whatsapp",), "linkedin": ("linkedin",), "google": ("google", "gmail", "youtube"),
+    "gmail": ("google", "gmail"), "youtube": ("youtube", "google"), "adobe": ("adobe",),
+    "norton": ("norton", "nortonlifelock", "gen"), "mcafee": ("mcafee",), "avast": ("avast",),
+    "irs": ("irs",), "hmrc": ("hmrc", "gov"), "spotify": ("spotify",), "steam": ("steampowered", "steamcommunity"),
+    "walmart": ("walmart",), "costco": ("costco",), "ebay": ("ebay",), "aliexpress": ("aliexpress", "alibaba"),
+    "temu": ("temu",), "booking.com": ("booking",), "airbnb": ("airbnb",), "samsung": ("samsung",),
+    "t-mobile": ("t-mobile", "tmobile"), "verizon": ("verizon",), "at&t": ("att",), "vodafone": ("vodafone",),
+    "telekom": ("telekom",), "correios": ("correios",), "la poste": ("laposte",), "postnl": ("postnl",),
+    "deutsche post": ("deutschepost", "dhl"), "bradesco": ("bradesco",), "itau": ("itau",), "itaú": ("itau",),
+    "caixa": ("caixa",), "banco do brasil": ("bb", "bancodobrasil"), "santander": ("santander",),
+    "nubank": ("nubank",), "mercado pago": ("mercadopago", "mercadolivre", "mercadolibre"),
+    "mercado livre": ("mercadolivre", "mercadopago"), "ing": ("ing",), "rabobank": ("rabobank",),
+    "abn amro": ("abnamro",), "sparkasse": ("sparkasse",), "commerzbank": ("commerzbank",), "hsbc": ("hsbc",),
+    "barclays": ("barclays",), "revolut": ("revolut",), "venmo": ("venmo",), "zelle": ("zelle",),
+    "lidl": ("lidl",), "aldi": ("aldi",), "ikea": ("ikea",), "zalando": ("zalando",), "decathlon": ("decathlon",),
+    "geek squad": ("geeksquad", "bestbuy"), "roblox": ("roblox",), "yahoo": ("yahoo",), "aol": ("aol",),
+}
+# Brands that are also common words or names ("Mark Chase", "Apple pie recipes") count only when the
+# display name starts with them.
+AMBIGUOUS_BRANDS = frozenset({"apple", "chase", "steam", "ups", "ing", "caixa", "amex", "ledger", "blockchain",
+                              "google", "outlook", "norton", "costco", "telekom"})
+
+# Classic marketing-spam phrases (a message needs several before it counts).
+SPAM_PHRASES = (
+    "100% free", "100% guaranteed", "100% satisfied", "additional income", "extra income", "extra cash",
+    "earn money", "make money", "making money", "cash bonus", "free money", "million dollars", "money back",
+    "no cost", "no fees", "no hidden costs", "no obligation", "risk free", "risk-free", "free gift", "free trial",
+    "free quote", "free consultation", "free access", "free offer", "full refund", "lowest price", "best price",
+    "incredible deal", "special promotion", "limited time", "while supplies last", "order now", "order today",
+    "buy now", "call now", "act now", "apply now", "apply online", "click below", "click here", "sign up free",
+    "don't delete", "do not delete", "this is not spam", "not junk", "you are a winner", "you have been selected",
+    "you've been selected", "you have won", "you've won", "claim your", "cash prize", "lottery",
+    "work from home", "home based business", "be your own boss", "financial freedom", "double your", "get paid",
+    "eliminate debt", "get out of debt", "consolidate debt", "debt consolidation", "lower your mortgage",
+    "mortgage rates", "bad credit", "credit report", "pre-approved", "preapproved", "no credit check",
+    "lose weight", "weight loss", "viagra", "cialis", "online pharmacy", "no prescription", "anti-aging",
+    "online degree", "casino", "meet singles", "hot singles", "stock alert", "investment opportunity",
+    "satisfaction guaranteed", "as seen on", "increase sales", "mass email", "bulk email", "opt-in",
+    "to be removed", "remove me", "removal instructions", "one time mailing", "this message is sent in compliance",
+    "s.1618", "dear friend", "business proposal", "next of kin", "transfer the sum", "western union",
+)
+SPAM_PHRASE_RE = re.compile(r"(?i)(?<!\w)(" + "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in SPAM_PHRASES)
+                            + r")(?!\w)")
+
+GENERIC_GREETING_RE = re.compile(
+    r"(?i)\b(?:dear (?:friend|sir|madam|sir/madam|customer|valued customer|user|member|client|account holder|"
+    r"beneficiary|winner|recipient|e-?mail user|webmail user|colleague|partner|cliente|usuário|usuario|kunde|"
+    r"kundin|client|klant)|hello dear|prezado cliente|caro cliente|estimado cliente|sehr geehrter kunde|"
+    r"cher client|beste klant|attn:|attention:)")
+
+# Account theft is asking for an account's secrets (ACCOUNT) under a threat or a deadline (URGENCY).
+ACCOUNT_CUES = re.compile(
+    r"(?i)\b(?:account|password|passcode|log ?in|sign[ -]?in|credentials|wallet|mailbox|verify|verification|"
+    r"confirm your|validate your|update your (?:payment|billing|information|details|account)|billing information|"
+    r"payment (?:details|information|method)|card details|security code|seed phrase|recovery phrase|"
+    r"conta|senha|acesso|cadastro|cuenta|contraseña|acceso|konto|passwort|kennwort|zugangsdaten|compte|"
+    r"mot de passe|identifiant|wachtwoord|rekening|inloggen|account\w*)\b")
+URGENCY_CUES = re.compile(
+    r"(?i)\b(?:suspend\w*|locked|blocked|deactivat\w*|disabled|terminat\w*|expir\w*|unusual (?:activity|sign-?in)|"
+    r"suspicious|unauthori[sz]ed|restricted|within \d+ (?:hours|days)|24 hours|48 hours|immediately|urgent\w*|"
+    r"final (?:notice|warning|reminder)|last (?:notice|warning|reminder)|action required|failure to|"
+    r"will be (?:closed|deleted|suspended|removed|terminated)|bloquead\w*|bloqueio|suspens\w*|imediat\w*|"
+    r"gesperrt|dringend|sofort|ablauf\w*|bloqué\w*|suspendu\w*|geblokkeerd|verlopen|onmiddellijk)\b")
+
+# Prize, payout, crypto and casino words (a message needs two different ones): the bait of advance-fee,
+# fake-giveaway and crypto-drainer mail, in the same languages.
+PRIZE_CUES = re.compile(
+    r"(?i)\b(?:airdrop|claim (?:your|now)|free spins?|freispiele|rodadas gr[aá]tis|tiradas gratis|casino|cassino|"
+    r"jackpot|you(?:'ve| have)? won|winner|gewinner|gewonnen|gewinnspiel|gagnant|gagn[ée]|ganhou|ganhador|vencedor|"
+    r"ganador|gefeliciteerd|prize|prêmio|premio|prijs|preis|reward|recompensa|belohnung|beloning|récompense|"
+    r"gift ?card|gutschein|cadeaukaart|carte cadeau|vale[- ]presente|tarjeta regalo|bitcoin|crypto|btc|usdt|"
+    r"withdraw|auszahlung|saque|resgat\w*|lottery|loterie|lotto|sweepstakes?)\b")

@@ -1,0 +1,211 @@
+"""Phishing rules: what account-theft mail does that ordinary mail does not.
+
+    list(phishing_symbols(feats)) -> [Symbol("FROM_BRAND_MISMATCH", "paypal≠evil.example"), ...]
+
+Each rule is a generic mechanism, not a remembered string: a link whose text names another site than its
+target (RFC 3986 authority compared by registrable domain), a link with a user name before the host, a
+page on free hosting or behind an open redirect, a `data:` URI that is a whole page, a form asking for a
+password (in the body or in an attached HTML file), a well-known brand in the display name sent from a
+domain that is not the brand's, a word that mixes Latin with Cyrillic or Greek letters (a homograph),
+letters dressed up as mathematical symbols to dodge filters, and account-plus-threat language. The lists
+they match against live in spam/lexicon.py. Rules never raise and never do I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from collections.abc import Iterator
+
+from mailbastion.core.verdict import Symbol
+from mailbastion.spam.domains import has_known_suffix, registrable_domain
+from mailbastion.spam.features import MessageFeatures
+from mailbastion.spam.lexicon import (
+    ACCOUNT_CUES,
+    AMBIGUOUS_BRANDS,
+    BRANDS,
+    FREE_HOSTING,
+    FREEMAIL,
+    IMAGE_HOSTS,
+    PRIZE_CUES,
+    SENDER_HOSTING,
+    SHARED_STORAGE,
+    URGENCY_CUES,
+)
+from mailbastion.spam.lookalike import fold_confusables
+
+PHISHING_SYMBOLS = frozenset({
+    "HTML_LINK_MISMATCH", "URI_IP", "URI_USERINFO", "URI_FREE_HOSTING", "URI_REDIRECTOR", "DATA_URI",
+    "HTML_FORM", "HTML_FORM_PASSWORD", "HTML_ATTACHMENT", "HTML_ATTACHMENT_SCRIPT", "FROM_BRAND_MISMATCH",
+    "FREEMAIL_BRAND", "MIXED_SCRIPT", "STYLED_UNICODE", "PHISH_ACCOUNT_URGENCY", "REPLYTO_DOMAIN_MISMATCH",
+    "FROM_FREE_HOSTING", "FROM_EMOJI", "URI_IMAGE_HOST", "URI_HOST_INVALID", "PRIZE_SCAM", "URI_SHARED_STORAGE",
+})
+
+# Link text that is a URL or a bare domain: "https://www.bank.example/login", "www.bank.example", "bank.example".
+_SHOWN_URL_RE = re.compile(r"(?i)^\s*(?:https?://)?((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24})(?:[:/?#]\S*)?\s*$")
+_BRAND_RE = re.compile(r"(?<![a-z0-9])(" + "|".join(re.escape(b) for b in sorted(BRANDS, key=len, reverse=True))
+                       + r")(?![a-z0-9])")
+# An organisation's role in a display name: a person's free-mail account does not speak for one.
+_ROLE_RE = re.compile(r"(?i)\b(?:support|service|services|team|security|account|billing|bank|banking|admin|"
+                      r"administrator|helpdesk|help desk|customer care|department|notification|no-?reply|mailbox|"
+                      r"webmail|payroll|verification|official)\b")
+_USERINFO_RE = re.compile(r"(?i)^[a-z][a-z0-9+.-]*://[^/?#\s]*@")
+# A query parameter that carries a whole other URL: the first site forwards to the second (open redirect).
+_REDIRECT_RE = re.compile(r"(?i)[?&][a-z_]{0,12}(?:url|redirect|redir|target|goto|dest|destination|link|next|u|q|r)"
+                          r"=(?:https?(?::|%3a)|%2f%2f|//)")
+_DATA_URI_RE = re.compile(r"(?i)(?:href|action|src|data)\s*=\s*[\"']?\s*data:(?:text/html|application/)")
+_FORM_RE = re.compile(r"(?i)<form\b")
+_PASSWORD_RE = re.compile(r"""(?i)<input\b[^>]*?(?:type\s*=\s*["']?password|name\s*=\s*["']?[^"'>\s]*(?:pass|pwd|senha))""")
+_SCRIPT_RE = re.compile(r"(?i)<script\b|window\.location|location\.(?:href|replace)|\batob\s*\(|\beval\s*\(|"
+                        r"document\.write|http-equiv\s*=\s*[\"']?refresh")
+_IMG_SRC_RE = re.compile(r"""(?i)<img\b[^>]*?\bsrc\s*=\s*["']?https?://([^/"'\s>:]+)""")
+_EMOJI_RE = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF\U0001F1E6-\U0001F1FF]")
+_LATIN = re.compile(r"[A-Za-z]")
+_GREEK_CYRILLIC = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]")
+_WORD = re.compile(r"\w{3,}")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        # Hex or decimal dotless forms (http://3232235777/) also reach an address.
+        return host.isdigit() or (host.startswith("0x") and all(c in "0123456789abcdefx." for c in host))
+    return True
+
+
+def _under(host: str, suffixes: tuple[str, ...]) -> bool:
+    return any(host == s or host.endswith("." + s) for s in suffixes)
+
+
+def is_free_hosting(host: str) -> bool:
+    return _under(host, FREE_HOSTING)
+
+
+def brand_in(display: str) -> str | None:
+    """The well-known brand a display name shows ('PayPal Service' -> 'paypal'), else None."""
+    folded = re.sub(r"[^a-z0-9&.]+", " ", fold_confusables(display)).strip()
+    m = _BRAND_RE.search(folded)
+    if m is None:
+        return None
+    brand = str(m.group(1))
+    if brand in AMBIGUOUS_BRANDS and m.start() != 0:
+        return None  # "Mark Chase", "Lockergnome's Apple news": a word, not the sender
+    return brand
+
+
+def _mixed_word(text: str) -> str | None:
+    for w in _WORD.findall(text):
+        if _LATIN.search(w) and _GREEK_CYRILLIC.search(w):
+            return str(w)
+    return None
+
+
+def _styled(text: str) -> bool:
+    """Letters dressed as other symbols: mathematical alphanumerics (U+1D400..), full-width forms, small
+    capitals (U+1D00..), circled or squared letters."""
+    return any("\U0001d400" <= c <= "\U0001d7ff" or "\uff21" <= c <= "\uff5a" or "\u1d00" <= c <= "\u1dbf"
+               or "\u2460" <= c <= "\u24ff" or "\U0001f130" <= c <= "\U0001f189" for c in text)
+
+
+def phishing_symbols(feats: MessageFeatures) -> Iterator[Symbol]:
+    yield from _links(feats)
+    yield from _markup(feats)
+    yield from _sender(feats)
+    yield from _text(feats)
+
+
+def _links(feats: MessageFeatures) -> Iterator[Symbol]:
+    for a in feats.anchors:
+        m = _SHOWN_URL_RE.match(a.shown) if a.host and a.shown else None
+        if m is None:
+            continue  # only link text that is itself a URL or a domain can lie about the target
+        shown_host = m.group(1).lower()
+        if has_known_suffix(shown_host) and not _is_ip(a.host) \
+                and registrable_domain(shown_host) != registrable_domain(a.host):
+            yield Symbol("HTML_LINK_MISMATCH", f"{shown_host}→{a.host}"[:120])
+            break
+    hosts = feats.url_hosts
+    ip = next((h for h in hosts if _is_ip(h)), None)
+    if ip:
+        yield Symbol("URI_IP", ip)
+    userinfo = next((u for u in feats.urls if _USERINFO_RE.match(u)), None)
+    if userinfo:
+        yield Symbol("URI_USERINFO", userinfo[:80])
+    free = next((h for h in hosts if is_free_hosting(h)), None)
+    if free:
+        yield Symbol("URI_FREE_HOSTING", free)
+    # Storage links in mail from the storage provider itself (a share notification) are what it is for.
+    home = registrable_domain(feats.from_domain) if feats.from_domain else ""
+    shared = next((h for h in hosts if _under(h, SHARED_STORAGE) and registrable_domain(h) != home), None)
+    if shared:
+        yield Symbol("URI_SHARED_STORAGE", shared)
+    redirect = next((u for u in feats.urls if _REDIRECT_RE.search(u)), None)
+    if redirect:
+        yield Symbol("URI_REDIRECTOR", redirect[:80])
+    image = next((h.lower() for h in _IMG_SRC_RE.findall(feats.html) if _under(h.lower(), IMAGE_HOSTS)), None)
+    if image:
+        yield Symbol("URI_IMAGE_HOST", image)
+    # RFC 3986 §3.2.2 / RFC 5890: a host is ASCII letters, digits, hyphens and dots (IDNs travel as xn--).
+    bad = next((h for h in hosts if not h.isascii() or any(c in h for c in "%\"=<>")), None)
+    if bad:
+        yield Symbol("URI_HOST_INVALID", bad[:60])
+
+
+def _markup(feats: MessageFeatures) -> Iterator[Symbol]:
+    page = feats.html + "\n" + feats.attached_markup
+    if _DATA_URI_RE.search(page):
+        yield Symbol("DATA_URI")
+    if _PASSWORD_RE.search(page):
+        yield Symbol("HTML_FORM_PASSWORD", "attachment" if _PASSWORD_RE.search(feats.attached_markup) else "body")
+    elif _FORM_RE.search(page):
+        yield Symbol("HTML_FORM")
+    markup_files = [a for a in feats.attachments if a.extension in ("htm", "html", "shtml", "xhtml", "svg", "hta",
+                                                                      "mht", "mhtml") or a.content_type in
+                    ("text/html", "image/svg+xml", "application/xhtml+xml")]
+    if markup_files:
+        name = markup_files[0].extension or markup_files[0].content_type
+        if _SCRIPT_RE.search(feats.attached_markup):
+            yield Symbol("HTML_ATTACHMENT_SCRIPT", name)
+        else:
+            yield Symbol("HTML_ATTACHMENT", name)
+
+
+def _sender(feats: MessageFeatures) -> Iterator[Symbol]:
+    domain = feats.from_domain
+    if not domain:
+        return
+    home = registrable_domain(domain)
+    if _under(domain, SENDER_HOSTING):
+        yield Symbol("FROM_FREE_HOSTING", domain)
+    if _EMOJI_RE.search(feats.from_display):
+        yield Symbol("FROM_EMOJI", feats.from_display[:40])
+    brand = brand_in(feats.from_display) if feats.from_display else None
+    if brand is not None:
+        if domain in FREEMAIL:
+            yield Symbol("FREEMAIL_BRAND", f"{brand}@{domain}")
+        elif not any(word in home.replace("-", "") for word in BRANDS[brand]):
+            yield Symbol("FROM_BRAND_MISMATCH", f"{brand}≠{home}")
+    elif domain in FREEMAIL and _ROLE_RE.search(feats.from_display):
+        yield Symbol("FREEMAIL_BRAND", f"{feats.from_display[:40]}@{domain}")
+    reply = feats.reply_to_address.rpartition("@")[2]
+    if reply and not feats.has_list_headers and registrable_domain(reply) != home:
+        yield Symbol("REPLYTO_DOMAIN_MISMATCH", f"{home}→{registrable_domain(reply)}")
+
+
+def _text(feats: MessageFeatures) -> Iterator[Symbol]:
+    head = f"{feats.subject or ''} {feats.from_display}"
+    word = _mixed_word(head) or _mixed_word(feats.body_text[:5000])
+    if word:
+        yield Symbol("MIXED_SCRIPT", word[:40])
+    if _styled(head):
+        yield Symbol("STYLED_UNICODE", unicodedata.normalize("NFKC", head)[:60])
+    text = f"{feats.subject or ''}\n{feats.body_text[:20000]}"
+    account = ACCOUNT_CUES.search(text)
+    urgency = URGENCY_CUES.search(text) if account else None
+    if account and urgency:
+        yield Symbol("PHISH_ACCOUNT_URGENCY", f"{account.group(0)} + {urgency.group(0)}"[:60])
+    prizes = {m.group(0).lower() for m in PRIZE_CUES.finditer(f"{feats.from_display}\n{text}")}
+    if len(prizes) >= 2:
+        yield Symbol("PRIZE_SCAM", ", ".join(sorted(prizes))[:60])
