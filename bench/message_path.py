@@ -3,7 +3,16 @@
 
     .venv/bin/python bench/message_path.py                         # ours and aiosmtpd's Sink (`bench` extra), c = 1, 8, 32
     .venv/bin/python bench/message_path.py --postfix               # + Postfix relaying to an LMTP sink (root)
-    .venv/bin/python bench/message_path.py --profile full          # every filter on (auth, AV w/o clamd, spam)
+    .venv/bin/python bench/message_path.py --profile spine,full --postfix --concurrency 8,32   # issue 9's table
+
+Profiles of ours (the same deployment, `mailbastion init` + these settings):
+  spine   the message path with no content check: relay, recipient, HELO and header checks only; sender
+          authentication, spam and anti-virus off (anti-virus off is refused in production: the bench sets
+          `stale_policy = "alarm_only"` to be allowed to). Compare with Postfix's config b.
+  path    spine + the anti-virus stage that cannot be switched off without ClamAV: YARA, attachment policy.
+  full    every check: SPF/DKIM/DMARC/ARC, spam rules and classifier, look-alikes, YARA, attachment policy
+          and ClamAV on the anchors' clamd and signature database (started with `--postfix`, or running),
+          our verdict cache off; clamd's CPU is added to ours. Compare with Postfix + rspamd + ClamAV (d).
 
 It drives every server with the same client, `loadgen.py` of `../shared/bench` (the one the anchor figures
 come from: one message per session, PIPELINING, XCLIENT from 127.0.0.1 so that each session looks like
@@ -127,13 +136,18 @@ class Ours:
                 ("dns", "nameservers"): '["127.0.0.1"]', ("dns", "port"): str(self.dns_port),
                 ("antivirus.clamav", "enabled"): "false",
         ("antivirus", "stale_policy"): '"alarm_only"', ("spool", "scan_interval_seconds"): "0.2"}
-        if self.profile == "path":
-            # The checks of the message-path issue (relay, recipient, HELO, headers) plus the anti-virus
-            # stage, which cannot be switched off (every message is scanned): YARA and the attachment
-            # policy here, ClamAV being off for want of signatures. More work than Postfix's config b.
+        if self.profile in ("spine", "path"):
+            # The checks of the message-path issue (relay, recipient, HELO, headers); "path" adds the
+            # anti-virus stage without ClamAV (YARA and the attachment policy).
             sets.update({("auth", "enabled"): "false", ("spam", "enabled"): "false"})
+            if self.profile == "spine":
+                sets[("antivirus", "enabled")] = "false"
         else:  # every message comes from one simulated client: lift the flood limits
-            sets.update({("spam.ratelimit", "per_client"): "100000000", ("spam.ratelimit", "per_sender"): "100000000"})
+            sets.update({("spam.ratelimit", "per_client"): "100000000", ("spam.ratelimit", "per_sender"): "100000000",
+                         ("antivirus.clamav", "enabled"): "true", ("antivirus.clamav", "address"): '"127.0.0.1:3311"',
+                         ("antivirus.clamav", "undated_signatures"): '"newest_file"',
+                         ("antivirus.clamav", "database_dir"): f'"{anchor / "anchors" / ".state" / "clamdb"}"',
+                         ("antivirus", "stale_policy"): '"soft_reject"', ("antivirus", "cache_size"): "0"})
         for (section, key), value in sets.items():
             t = _set_toml(t, section, key, value)
         cfg.write_text(t)
@@ -169,17 +183,39 @@ class Ours:
             self.proc.wait(60)
 
 
+def anchor_pid(anchor: Path, name: str) -> int | None:
+    try:
+        pid = int((anchor / "anchors" / ".state" / "pids" / f"{name}.pid").read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def anchors_up(anchor: Path) -> None:
+    subprocess.run(["bash", str(anchor / "anchors" / "up.sh")], check=True, stdout=subprocess.DEVNULL)
+
+
+def anchors_down(anchor: Path) -> None:
+    subprocess.run(["bash", str(anchor / "anchors" / "down.sh")], check=False, stdout=subprocess.DEVNULL)
+
+
 def bench_ours(anchor: Path, profile: str, conc_list: list[int], args: argparse.Namespace, dns_port: int) -> list[dict]:
     rows = []
     ours = Ours(profile, args.workers, args.port, dns_port)
     ours.init(anchor)
     pid = ours.start()
+    clamd = anchor_pid(anchor, "clamd") if profile == "full" else None
+
+    def cpu() -> float:  # ours, plus the clamd we use (full profile): its work is ours
+        return tree_cpu(pid) + (tree_cpu(clamd) if clamd else 0.0)
+
     try:
         run_loadgen(anchor, args.port, 200, 8, xclient=True, max_seconds=30, label="warmup")
         while not ours.queue_empty():
             time.sleep(0.1)
         for conc in conc_list:
-            before_files, cpu0 = ours.delivered(), tree_cpu(pid)
+            before_files, cpu0 = ours.delivered(), cpu()
             t0 = time.monotonic()
             res = run_loadgen(anchor, args.port, args.count, conc, xclient=True, max_seconds=args.max_seconds,
                               label=f"ours-{profile}")
@@ -187,9 +223,9 @@ def bench_ours(anchor: Path, profile: str, conc_list: list[int], args: argparse.
             while not ours.queue_empty() and time.monotonic() < deadline:
                 time.sleep(0.05)
             e2e = time.monotonic() - t0
-            cpu = tree_cpu(pid) - cpu0
+            used = cpu() - cpu0
             accepted = int(res.get("accepted", 0))  # type: ignore[arg-type]
-            rows.append(_row(f"mailbastion ({profile}, {args.workers} acceptors)", conc, res, cpu, e2e,
+            rows.append(_row(f"mailbastion ({profile}, {args.workers} acceptors)", conc, res, used, e2e,
                              tree_rss_peak(pid), delivered=ours.delivered() - before_files, accepted=accepted))
     finally:
         ours.stop()
@@ -226,23 +262,28 @@ def bench_sink(anchor: Path, conc_list: list[int], args: argparse.Namespace) -> 
     return rows
 
 
-def bench_postfix(anchor: Path, conc_list: list[int], args: argparse.Namespace) -> list[dict]:
-    """Postfix relaying to an LMTP sink (the anchors' config b), measured by the anchors' own runner."""
+def bench_postfix(anchor: Path, conc_list: list[int], args: argparse.Namespace, *,
+                  with_filters: bool = False) -> list[dict]:
+    """Postfix relaying to an LMTP sink (the anchors' config b) and, `with_filters`, Postfix + rspamd +
+    ClamAV (config d), measured by the anchors' own runner on the stack that is up."""
     if os.geteuid() != 0:
         print("postfix: skipped (needs root for the Debian packages)", file=sys.stderr)
         return []
     out = WORK / f"anchors-{int(time.time())}.json"
-    subprocess.run(["bash", str(anchor / "anchors" / "run.sh"), "--reps", "1", "--configs", "b", "--no-scan",
-                    "--no-smtp-source", "--count", str(args.count), "--max-seconds", str(args.max_seconds),
-                    "--concurrency", ",".join(map(str, conc_list)), "--out", str(out)], check=True,
-                   stdout=subprocess.DEVNULL)
+    configs = "b,d" if with_filters else "b"
+    python = anchor / ".venv" / "bin" / "python"
+    subprocess.run([str(python if python.exists() else PY), str(anchor / "anchors" / "run.py"), "--reps", "1",
+                    "--configs", configs, "--no-scan", "--no-smtp-source", "--count", str(args.count),
+                    "--max-seconds", str(args.max_seconds), "--concurrency", ",".join(map(str, conc_list)),
+                    "--out", str(out)], check=True, stdout=subprocess.DEVNULL, cwd=anchor)
     data = json.loads(out.read_text())
+    names = {"b": "Postfix → LMTP sink", "d": "Postfix + rspamd + ClamAV → LMTP sink"}
     rows = []
     for cell in data.get("cells", []):
-        if cell.get("config") != "b":
+        if cell.get("config") not in names:
             continue
         m = cell["median"]
-        rows.append({"server": "Postfix → LMTP sink", "c": cell.get("concurrency"),
+        rows.append({"server": names[cell["config"]], "c": cell.get("concurrency"),
                      "msg_s": m.get("msgs_per_s"), "e2e_s": m.get("e2e_msgs_per_s"),
                      "p50_ms": m.get("p50_ms"), "p99_ms": m.get("p99_ms"),
                      "cpu_ms_msg": m.get("stack_cpu_ms_per_msg"), "rss_mb": None,
@@ -270,9 +311,11 @@ def main() -> None:
     ap.add_argument("--max-seconds", type=float, default=8.0, help="stop taking new messages after this (as anchors)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--port", type=int, default=12525)
-    ap.add_argument("--profile", choices=["path", "full"], default="path",
-                    help="path: message-path checks + anti-virus (YARA, attachments); full: every filter on")
-    ap.add_argument("--postfix", action="store_true", help="also run Postfix (anchors' config b) in this run")
+    ap.add_argument("--profile", default="path",
+                    help="comma-separated: spine (no content check), path (+ YARA, attachment policy), "
+                         "full (every check, ClamAV on the anchors' clamd)")
+    ap.add_argument("--postfix", action="store_true",
+                    help="also run Postfix (anchors' config b; d too with the full profile) in this run (root)")
     ap.add_argument("--no-sink", action="store_true")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -292,11 +335,26 @@ def main() -> None:
                 if rr[3] == "TXT":
                     value = "".join(part for part in value.split('"')[1::2])
                 dns.add(rr[0].rstrip("."), rr[3], value)
-        rows += bench_ours(anchor, args.profile, conc_list, args, dns.port)
-    if not args.no_sink:
-        rows += bench_sink(anchor, conc_list, args)
-    if args.postfix:
-        rows += bench_postfix(anchor, conc_list, args)
+        profiles = [p for p in args.profile.split(",") if p]
+        unknown = set(profiles) - {"spine", "path", "full"}
+        if unknown:
+            sys.exit(f"message_path: unknown profile(s) {sorted(unknown)}")
+        started_anchors = False
+        if (args.postfix or "full" in profiles) and anchor_pid(anchor, "clamd") is None:
+            if os.geteuid() != 0:
+                sys.exit("message_path: the full profile and --postfix need the anchors' stack (root)")
+            anchors_up(anchor)
+            started_anchors = True
+        try:
+            for profile in profiles:
+                rows += bench_ours(anchor, profile, conc_list, args, dns.port)
+            if not args.no_sink:
+                rows += bench_sink(anchor, conc_list, args)
+            if args.postfix:
+                rows += bench_postfix(anchor, conc_list, args, with_filters="full" in profiles)
+        finally:
+            if started_anchors:
+                anchors_down(anchor)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (RESULTS / f"message-path-{stamp}.json").write_text(json.dumps(rows, indent=1))
     cols = ["server", "c", "msg_s", "e2e_s", "p50_ms", "p99_ms", "cpu_ms_msg", "rss_mb", "errors", "delivered"]
