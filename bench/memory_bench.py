@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Memory of a running server (RSS of its whole process tree), the figures of issue 9:
+
+    .venv/bin/python bench/memory_bench.py                    # workers = 1 and workers = 2, every check on
+    .venv/bin/python bench/memory_bench.py --messages 3000    # longer mixed traffic
+
+For each `server.workers` it starts `mailbastion serve` (all-in-one, `mailbastion init` defaults with
+every check on; ClamAV is off unless a clamd answers on `--clamd`), then prints the RSS of the whole
+process tree (parent, SMTP acceptors, the MDA's process) at these moments:
+
+  fresh      after start and one message (every check has run once: models and rule sets are loaded)
+  sessions   with `--sessions` (500) SMTP sessions open at once, each greeted and past EHLO
+  traffic    after `--messages` messages of mixed traffic (business mail, spam-like mail, and malware in
+             every wrapping of mailbastion.testing.av, which the anti-virus stage refuses), once idle
+  idle       after the sessions are closed and the queue is empty
+
+Nothing is hard-coded; the figures go to stdout and bench/results/memory-*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import smtplib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+RESULTS = REPO / "bench" / "results"
+
+from mailbastion.testing.av import WRAPPINGS  # noqa: E402
+from mailbastion.testing.clamd import EICAR  # noqa: E402
+from mailbastion.testing.deployment import Deployment  # noqa: E402
+from mailbastion.testing.dns_server import DnsTestServer  # noqa: E402
+
+
+def tree_rss(root: int) -> int:
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def business(n: int) -> bytes:
+    return (f"From: Carol <carol@partner.example>\r\nTo: alice@example.test\r\nSubject: Minutes {n}\r\n"
+            f"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <m{n}@partner.example>\r\n\r\n"
+            + "Please find the minutes of our meeting below.\r\n" * 40).encode()
+
+
+def spammy(n: int) -> bytes:
+    return (f"From: \"Prize Dept\" <win@lottery.example>\r\nTo: alice@example.test\r\nSubject: WINNER {n}!!!\r\n"
+            f"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <s{n}@lottery.example>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/html\r\n\r\n<p>Claim your prize now: <a href=\"http://192.0.2.9/claim\">"
+            "https://bank.example/secure</a></p>\r\n").encode()
+
+
+def traffic(d: Deployment, count: int) -> dict[str, int]:
+    kinds = [business, spammy, *[(lambda n, w=w: w(EICAR, "eicar.com")) for w in WRAPPINGS.values()]]
+    out = {"accepted": 0, "refused": 0}
+    for n in range(count):
+        message = kinds[n % len(kinds)](n)
+        try:
+            with smtplib.SMTP("127.0.0.1", d.smtp_port, local_hostname="mx.partner.example", timeout=60) as s:
+                s.sendmail("carol@partner.example", ["alice@example.test"], message)
+            out["accepted"] += 1
+        except smtplib.SMTPException:
+            out["refused"] += 1
+    return out
+
+
+async def hold_sessions(port: int, count: int, measure: callable) -> int:  # type: ignore[valid-type]
+    conns = []
+    for _ in range(count):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.readline()
+        writer.write(b"EHLO mx.partner.example\r\n")
+        await writer.drain()
+        while not (await reader.readline())[3:4] == b" ":
+            pass
+        conns.append(writer)
+    rss = measure()
+    for w in conns:
+        w.close()
+    return rss
+
+
+def run(workers: int, args: argparse.Namespace) -> dict[str, object]:
+    root = Path(tempfile.mkdtemp(prefix=f"mb-memory-{workers}-"))
+    with DnsTestServer() as dns:
+        settings = {("server", "workers"): str(workers), ("server", "log_level"): '"warning"',
+                    ("smtp", "max_connections_per_client"): str(args.sessions + 50),
+                    ("smtp", "max_connections"): str(args.sessions + 100),
+                    ("spam.ratelimit", "per_client"): "100000000", ("spam.ratelimit", "per_sender"): "100000000"}
+        if args.clamd:
+            settings.update({("antivirus.clamav", "enabled"): "true",
+                             ("antivirus.clamav", "address"): f'"{args.clamd}"',
+                             ("antivirus.clamav", "undated_signatures"): '"newest_file"'})
+        else:
+            settings.update({("antivirus.clamav", "enabled"): "false",
+                             ("antivirus", "stale_policy"): '"alarm_only"'})
+        d = Deployment(root, dns=dns, settings=settings)
+        d.init()
+        d.mb("account", "add", "alice@example.test", "--password-stdin", input="Correct-Horse-Battery-9\n")
+        d.start()
+        assert d.proc is not None
+        pid = d.proc.pid
+        try:
+            traffic(d, 1)
+            fresh = tree_rss(pid)
+            sessions = asyncio.run(hold_sessions(d.smtp_port, args.sessions, lambda: tree_rss(pid)))
+            started = time.monotonic()
+            counts = traffic(d, args.messages)
+            seconds = time.monotonic() - started
+            deadline = time.monotonic() + 120
+            while d.spool_files() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            idle = tree_rss(pid)
+        finally:
+            d.stop(signal.SIGTERM)
+    mib = 2**20
+    return {"workers": workers, "fresh_mib": round(fresh / mib), "sessions": args.sessions,
+            "sessions_mib": round(sessions / mib), "messages": args.messages, **counts,
+            "traffic_seconds": round(seconds, 1), "idle_after_traffic_mib": round(idle / mib),
+            "clamd": bool(args.clamd)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--sessions", type=int, default=500)
+    ap.add_argument("--messages", type=int, default=1000)
+    ap.add_argument("--clamd", default=None, help="host:port of a clamd with signatures (e.g. the anchors' 3311)")
+    args = ap.parse_args()
+    rows = [run(int(w), args) for w in args.workers.split(",")]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"memory-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(rows, indent=1))
+    for r in rows:
+        print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
