@@ -28,16 +28,17 @@ import smtplib
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 RESULTS = REPO / "bench" / "results"
 
-from mailbastion.testing.av import WRAPPINGS  # noqa: E402
-from mailbastion.testing.clamd import EICAR  # noqa: E402
-from mailbastion.testing.deployment import Deployment  # noqa: E402
-from mailbastion.testing.dns_server import DnsTestServer  # noqa: E402
+from mailbastion.testing.av import WRAPPINGS
+from mailbastion.testing.clamd import EICAR
+from mailbastion.testing.deployment import Deployment
+from mailbastion.testing.dns_server import DnsTestServer
 
 
 def tree_rss(root: int) -> int:
@@ -45,7 +46,7 @@ def tree_rss(root: int) -> int:
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+                ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(d))
@@ -54,7 +55,7 @@ def tree_rss(root: int) -> int:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
         try:
-            for line in open(f"/proc/{pid}/status"):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
         except OSError:
@@ -89,14 +90,14 @@ def traffic(d: Deployment, count: int) -> dict[str, int]:
     return out
 
 
-async def hold_sessions(port: int, count: int, measure: callable) -> int:  # type: ignore[valid-type]
+async def hold_sessions(port: int, count: int, measure: Callable[[], int]) -> int:
     conns = []
     for _ in range(count):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         await reader.readline()
         writer.write(b"EHLO mx.partner.example\r\n")
         await writer.drain()
-        while not (await reader.readline())[3:4] == b" ":
+        while (await reader.readline())[3:4] != b" ":
             pass
         conns.append(writer)
     rss = measure()
