@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -153,8 +154,9 @@ class LdapSource:
         import ldap3  # type: ignore[import-untyped]
         from ldap3.utils.conv import escape_filter_chars  # type: ignore[import-untyped]
 
-        server = ldap3.Server(self.url, connect_timeout=self.timeout, get_info=ldap3.NONE)
-        conn = ldap3.Connection(server, auto_bind=True, receive_timeout=self.timeout, read_only=True)
+        seconds = max(1, math.ceil(self.timeout))  # ldap3 packs its socket timeouts as integers
+        server = ldap3.Server(self.url, connect_timeout=seconds, get_info=ldap3.NONE)
+        conn = ldap3.Connection(server, auto_bind=True, receive_timeout=seconds, read_only=True)
         try:
             conn.search(self.base, self.filter_template.format(address=escape_filter_chars(address)),
                         attributes=[self.attribute], size_limit=10, time_limit=int(self.timeout))
