@@ -23,16 +23,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from cryptography import x509  # noqa: E402
+from cryptography import x509
 
-from mailbastion.core.address import parse_address  # noqa: E402
-from mailbastion.crypto import openpgp, smime  # noqa: E402
-from mailbastion.crypto.classify import Classifier  # noqa: E402
-from mailbastion.crypto.keystore import KeyStore  # noqa: E402
-from mailbastion.crypto.manage import generate, import_key  # noqa: E402
-from mailbastion.crypto.mime_wrap import inner_entity  # noqa: E402
-from mailbastion.crypto.outbound import OutboundPolicy, StoreKeys, protect_outbound  # noqa: E402
-from mailbastion.crypto.smime_ca import SmimeAuthority  # noqa: E402
+from mailbastion.core.address import parse_address
+from mailbastion.crypto import openpgp, smime
+from mailbastion.crypto.classify import Classifier
+from mailbastion.crypto.keystore import KeyStore
+from mailbastion.crypto.manage import generate, import_key
+from mailbastion.crypto.mime_wrap import inner_entity
+from mailbastion.crypto.outbound import OutboundPolicy, StoreKeys, protect_outbound
+from mailbastion.crypto.smime_ca import SmimeAuthority
 
 
 def make_message(size: int, subject: str = "Quarterly figures") -> bytes:
@@ -87,10 +87,10 @@ def main() -> None:
             raw = make_message(size)
             inner = inner_entity(raw)
             rows = [
-                ("S/MIME, ours (cryptography, in process)", ours(lambda: smime.encrypt_message(raw, [cert]), n)),
+                ("S/MIME, ours (cryptography, in process)", ours(lambda raw=raw: smime.encrypt_message(raw, [cert]), n)),
                 ("S/MIME, openssl cms -encrypt -aes256", children(
                     ["openssl", "cms", "-encrypt", "-binary", "-aes256", "-outform", "DER", str(cert_pem)], inner, n)),
-                ("OpenPGP, ours (pysequoia, in process)", ours(lambda: openpgp.encrypt_message(raw, [pgp]), n)),
+                ("OpenPGP, ours (pysequoia, in process)", ours(lambda raw=raw: openpgp.encrypt_message(raw, [pgp]), n)),
                 ("OpenPGP, gpg --encrypt --recipient-file", children(
                     ["gpg", "--batch", "--quiet", "--armor", "--trust-model", "always", "--encrypt",
                      "--recipient-file", str(pub_asc)], inner, n, env)),

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "mailbox"))  # mda_testkit (LMTP client, settings)
 
-from crypto_testkit import Identity, SmimeTestCa  # noqa: E402
+from crypto_testkit import Identity, SmimeTestCa
 
 
 @pytest.fixture(scope="session")

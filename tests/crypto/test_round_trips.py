@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from crypto_testkit import Identity, SmimeTestCa, gpg_decrypt, message, openssl_decrypt, openssl_sign, openssl_verify
+from cryptography.hazmat.primitives import serialization
 
 from mailbastion.core.header_block import HeaderBlock
 from mailbastion.crypto import openpgp, smime

@@ -125,8 +125,7 @@ class Classifier:
 
     def _texts(self, message: SpooledMessage) -> Iterable[str]:
         budget = self.scan_bytes
-        for subject in message.header.values("subject"):
-            yield subject
+        yield from message.header.values("subject")
         for part in message.parts:
             if budget <= 0:
                 return

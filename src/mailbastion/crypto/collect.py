@@ -49,7 +49,7 @@ class CertificateCollector:
     def collect(self, message: bytes) -> KeyRecord | None:
         try:
             return self._collect(message)
-        except Exception:  # noqa: BLE001 - collecting is a courtesy; it must never disturb delivery
+        except Exception:
             log.exception("s/mime certificate collection failed")
             return None
 

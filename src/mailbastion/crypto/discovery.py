@@ -46,7 +46,7 @@ _ZBASE32 = "ybndrfg8ejkmcpqxot1uwisza345h769"
 
 def wkd_hash(local: str) -> str:
     """z-base-32 of SHA-1 of the lower-cased local part (§3.1)."""
-    digest = hashlib.sha1(local.lower().encode("utf-8")).digest()  # noqa: S324 - the protocol's choice
+    digest = hashlib.sha1(local.lower().encode("utf-8")).digest()
     bits = int.from_bytes(digest, "big")
     return "".join(_ZBASE32[(bits >> (160 - 5 * (i + 1))) & 31] for i in range(32))
 

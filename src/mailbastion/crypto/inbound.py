@@ -12,10 +12,10 @@ Imports no key material: the gateway role loads this module and nothing else of 
 
 from __future__ import annotations
 
+from mailbastion.core import replies
 from mailbastion.core.replies import Reply
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import EMPTY, Action, CheckResult, Forced, Symbol
-from mailbastion.core import replies
 from mailbastion.engines.attachments import encrypted_mail_kind
 from mailbastion.policy.check import BaseCheck, CheckContext
 

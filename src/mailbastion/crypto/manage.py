@@ -86,7 +86,8 @@ def import_key(store: KeyStore, address: str, data: bytes, *, private: bytes | N
         if why:
             raise KeyProblem(f"the certificate cannot be used for encryption: {why}")
         key = _pem_key(private if private is not None else data)
-        if key is not None and key.public_key().public_numbers() != leaf.public_key().public_numbers():
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if key is not None and key.public_key().public_bytes(*spki) != leaf.public_key().public_bytes(*spki):
             raise KeyProblem("the private key does not belong to the certificate")
         record = KeyRecord(address=address, kind="smime", fingerprint=fingerprint(leaf),
                            public=b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs), source=source,

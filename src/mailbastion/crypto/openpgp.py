@@ -38,7 +38,7 @@ _GPG_TIMEOUT = 60.0
 
 
 def _ps() -> Any:
-    import pysequoia  # type: ignore[import-untyped]
+    import pysequoia
 
     return pysequoia
 

@@ -45,8 +45,17 @@ from mailbastion.crypto.classify import Classification, Classifier
 from mailbastion.crypto.keystore import KeyStore, PublicKey
 from mailbastion.crypto.pickup import PickupStore, PickupTicket
 
-__all__ = ["Decision", "KeyLookup", "Outgoing", "OutboundPolicy", "Protection", "Refusal", "SigningKey",
-           "StoreKeys", "protect_outbound"]
+__all__ = [
+    "Decision",
+    "KeyLookup",
+    "OutboundPolicy",
+    "Outgoing",
+    "Protection",
+    "Refusal",
+    "SigningKey",
+    "StoreKeys",
+    "protect_outbound",
+]
 
 log = logging.getLogger("mailbastion.crypto")
 

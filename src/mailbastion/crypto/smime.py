@@ -41,7 +41,8 @@ __all__ = ["OPENSSL", "SignerCertificate", "SmimeError", "TrustBundle", "cert_ad
 log = logging.getLogger("mailbastion.crypto")
 
 OPENSSL = os.environ.get("MAILBASTION_OPENSSL", "openssl")
-_CIPHERS = {"aes256-cbc": (algorithms.AES256, "-aes256"), "aes128-cbc": (algorithms.AES128, "-aes128")}
+_CIPHERS: dict[str, tuple[type[algorithms.AES128] | type[algorithms.AES256], str]] = {
+    "aes256-cbc": (algorithms.AES256, "-aes256"), "aes128-cbc": (algorithms.AES128, "-aes128")}
 _OPENSSL_TIMEOUT = 30.0
 
 
