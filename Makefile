@@ -9,8 +9,10 @@ TOOLS_VENV := .venv-tools
 TOOLS_LOCK := tests/tls/sslyze.lock
 # Debian packages the tests use: a real clamd (the tests make its signature database), ClamAV's test
 # files, PostgreSQL (the directory and audit log also run on it), runuser to start it as postgres, and
-# unbound with ldnsutils (a validating resolver in front of a test zone the tests sign: DANE).
-DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux unbound ldnsutils
+# unbound with ldnsutils (a validating resolver in front of a test zone the tests sign: DANE), gpg and openssl
+# (the encryption code runs them: OpenPGP key generation, S/MIME to EC certificates and signature checks; the
+# tests decrypt our output with them), and slapd (a loopback LDAP server holding an OpenPGP key).
+DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux unbound ldnsutils gpg gpg-agent openssl slapd
 # Debian packages pip needs to build what has no wheel: PyICU (ICU's TR39 spoof checker) compiles against ICU.
 DEB_BUILD_PACKAGES := libicu-dev pkg-config g++
 

@@ -49,6 +49,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "mailbox": BASE | {"config", "durable", "smtp"},
     "directory": BASE | {"config", "audit", "private_files"},
     "quarantine": BASE | {"config", "durable", "audit"},
+    # encryption of confidential content: keys (sealed with the deployment key), S/MIME and OpenPGP, the outbound
+    # policy, pick-up, at rest; its inbound check (crypto/inbound.py) is a policy check over the attachment
+    # policy's recogniser of encrypted parts. The MDA reaches it only through ports (apps/mda.py wires it).
+    "crypto": BASE | {"private_files", "engines", "policy"},
     # above them
     "gateway": BASE | {"config", "durable", "smtp", "policy", "spool", "quarantine", "auth", "dns", "engines",
                        "spam"},  # branch `engine`: the handler between the edge and the policy

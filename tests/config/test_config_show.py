@@ -43,6 +43,13 @@ url = "postgresql+psycopg://mail@db.internal/mail"
 [audit]
 url = "sqlite:///audit-log.db"
 
+[encryption]
+at_rest = ["alice@example.org", "example.net"]
+without_key = "pickup"
+
+[encryption.national_id_patterns]
+"fr_nir" = '\\b[12]\\d{14}\\b'
+
 [outbound]
 dnssec_resolver = "127.0.0.1:5353"
 

@@ -19,7 +19,7 @@ from mailbastion.policy.check import Check
 
 log = logging.getLogger("mailbastion.apps")
 
-FEATURE_NAMES = ("gateway", "auth", "antivirus", "spam")
+FEATURE_NAMES = ("gateway", "auth", "antivirus", "spam", "encryption")
 
 
 @dataclass(eq=False)

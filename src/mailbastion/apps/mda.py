@@ -8,6 +8,10 @@ import math
 
 from mailbastion.config.schema import Settings
 from mailbastion.core.errors import ConfigError
+from mailbastion.crypto.at_rest import AtRestSealer
+from mailbastion.crypto.collect import CertificateCollector
+from mailbastion.crypto.keystore import KeyStore
+from mailbastion.crypto.smime import TrustBundle
 from mailbastion.directory.cache import DirectoryCache
 from mailbastion.directory.store import Directory
 from mailbastion.mailbox.journal import DeliveredJournal, JournalLocked
@@ -67,7 +71,14 @@ def build_mda(settings: Settings, *, directory: Directory | None = None) -> MdaS
         raise ConfigError(str(exc), key="mailbox.root") from None
     # The MDA looks recipients up per RCPT: from the cache, which re-reads the directory only when its change
     # counter moved (a deactivation shows within half a second), never an ORM query per recipient.
-    handler = LmtpHandler(directory or DirectoryCache.from_settings(settings), store, journal=journal)
+    mailboxes = directory or DirectoryCache.from_settings(settings)
+    # Encryption at rest and S/MIME certificate collection (crypto/): public keys only, on this internal host.
+    keys = KeyStore.from_settings(settings)
+    e = settings.encryption
+    collector = CertificateCollector(keys, TrustBundle(tuple(settings.path(f) for f in e.extra_ca_files), e.system_ca),
+                                     is_local_domain=mailboxes.is_local_domain) if e.enabled else None
+    handler = LmtpHandler(mailboxes, store, journal=journal, at_rest=AtRestSealer.from_settings(settings, keys),
+                          signed_mail=collector)
     return MdaServer(handler, ctx, listen=settings.lmtp.listen, hostname=settings.server.hostname,
                      limits=mda_limits(settings), drain_timeout=settings.lmtp.drain_timeout)
 

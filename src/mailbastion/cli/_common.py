@@ -25,6 +25,8 @@ COMMAND_MODULES = {
     "scan": "scan", "serve": "serve", "spam": "spam",
 }
 COMMAND_MODULES["reports"] = "reports"  # DMARC and TLS-RPT reports: read ours, send our TLS-RPT
+COMMAND_MODULES["keys"] = "keys"  # users' S/MIME certificates and OpenPGP keys
+COMMAND_MODULES["pickup"] = "pickup"  # the secure pick-up of confidential mail for recipients without keys
 
 
 class LazyGroup(click.Group):

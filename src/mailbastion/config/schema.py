@@ -22,6 +22,7 @@ from mailbastion.config.sections.core import (
     SpoolSection,
     TlsSection,
 )
+from mailbastion.config.sections.encryption import EncryptionSection
 from mailbastion.config.sections.outbound import OutboundSection
 from mailbastion.config.sections.spam import SpamSection
 
@@ -42,6 +43,7 @@ class Settings(Section):
     auth: AuthSection = Field(default_factory=AuthSection)
     antivirus: AntivirusSection = Field(default_factory=AntivirusSection)
     spam: SpamSection = Field(default_factory=SpamSection)
+    encryption: EncryptionSection = Field(default_factory=EncryptionSection)
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -6,6 +6,14 @@ PDF_JAVASCRIPT (a PDF with /JavaScript, /JS, /Launch, even in compressed object 
 ENCRYPTED (a password-protected document), SUSPICIOUS (a bidi override or a double extension in
 the name), plus everything unpacking noted (archive limits, encryption, malformed MIME). The
 check turns each kind into an action by configuration.
+
+Encrypted MAIL (S/MIME enveloped-data, OpenPGP) is not an ENCRYPTED finding: that kind is for password-
+protected archives and documents (a classic malware carrier, quarantined by default), while encrypted mail
+is ordinary business between people who hold keys. `encrypted_mail_kind(part)` recognises such parts; the
+parts are opaque here (nothing can be scanned inside them on the gateway, which holds no private keys), and
+the encryption check (`crypto/inbound.py`) reports them as ENCRYPTED_SMIME / ENCRYPTED_PGP with its own
+setting (`encryption.inbound_encrypted`). The recipient's mail client decrypts, and the workstation's
+anti-virus scans what it shows.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from mailbastion import __version__
 from mailbastion.core.filetype import OFFICE_TYPES, detect, name_type, suspicious_name
 from mailbastion.engines.base import EngineInfo, Finding, FindingKind, Part, ScanResult, ScanSubject, unique
 
-__all__ = ["DEFAULT_BLOCKED", "AttachmentPolicy"]
+__all__ = ["DEFAULT_BLOCKED", "AttachmentPolicy", "encrypted_mail_kind"]
 
 DEFAULT_BLOCKED = frozenset({
     "pe", "elf", "macho", "msi", "script", "shortcut", "disk_image", "html_application", "java", "chm",
@@ -33,6 +41,27 @@ _PDF_NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 _PDF_STREAM = re.compile(rb"stream\r?\n")
 _PDF_INFLATE_BUDGET = 8 * 1024 * 1024
 _PDF_WORDS = {b"JavaScript": "pdf.javascript", b"JS": "pdf.javascript", b"Launch": "pdf.launch"}
+# CMS content types (DER OIDs, RFC 5652 / RFC 5083) that carry encrypted content, as they appear near the start
+# of a ContentInfo: envelopedData 1.2.840.113549.1.7.3, authEnvelopedData 1.2.840.113549.1.9.16.1.23.
+_CMS_ENCRYPTED = (bytes.fromhex("06092a864886f70d010703"), bytes.fromhex("060b2a864886f70d0109100117"))
+_SMIME_TYPES = frozenset({"application/pkcs7-mime", "application/x-pkcs7-mime"})
+_PGP_ARMOR = b"-----BEGIN PGP MESSAGE-----"
+
+
+def encrypted_mail_kind(declared_type: str, filename: str, data: bytes) -> str:
+    """"smime" for a CMS enveloped-data part (application/pkcs7-mime, or a .p7m by name), "pgp" for PGP/MIME
+    or an inline PGP message, "" otherwise. Looks at the declared type, the name and the first bytes only
+    (a `Part` or a `core.mime_parts.MessagePart` gives all three). Such a part is judged like any other
+    here (by name: a CMS blob is no executable type); the encryption check reports it."""
+    declared = declared_type
+    head = data[:64]
+    if declared in _SMIME_TYPES or filename.lower().endswith(".p7m"):
+        return "smime" if any(oid in data[:32] for oid in _CMS_ENCRYPTED) else ""
+    if declared == "application/pgp-encrypted":
+        return "pgp"
+    if head.lstrip().startswith(_PGP_ARMOR):
+        return "pgp"
+    return ""
 
 
 class AttachmentPolicy:

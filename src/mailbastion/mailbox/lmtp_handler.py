@@ -16,6 +16,14 @@ verified, and with it the MAIL parameters `XQUEUEID=<queue id>` and `XFOLDER=INB
 once (`journal.py`): a (queue id, mailbox) pair already delivered answers 250 and writes nothing.
 Without them (a client that is not our gateway) the message goes to INBOX with a fresh file name and
 no exactly-once; no header of the message can stand in for them.
+
+Encryption at rest (`at_rest`, an `AtRestEncryption`: `crypto/at_rest.py` in the internal role): a copy
+for a mailbox it applies to is encrypted to the owner's public key before it is written, so no plaintext
+of it ever reaches the disk (quota counts the encrypted size; exactly-once is unchanged: the journal and
+the file name do not depend on the content). A mailbox that must be encrypted but has no key gets 451
+4.7.5 and an error line naming the command that fixes it; nothing is written. After the copies are
+written, a message that looks S/MIME-signed is handed to `signed_mail` (certificate collection), which
+never fails a delivery.
 """
 
 from __future__ import annotations
@@ -40,7 +48,8 @@ from mailbastion.mailbox.journal import DeliveredJournal, PairState, is_queue_id
 from mailbastion.mailbox.maildir import MaildirStore, QuotaExceeded
 from mailbastion.smtp.handler import BaseHandler
 
-__all__ = ["LINK_EXTENSION", "LmtpHandler", "MailboxDirectory", "RecipientPlan"]
+__all__ = ["AT_REST_FAILED", "AT_REST_NO_KEY", "LINK_EXTENSION", "AtRestEncryption", "LmtpHandler", "MailboxDirectory",
+           "RecipientPlan", "SignedMailHook"]
 
 log = logging.getLogger("mailbastion.mda")
 
@@ -48,6 +57,9 @@ LINK_EXTENSION = "XMAILBASTION"
 _LINK_PARAMS = frozenset({"XQUEUEID", "XFOLDER"})
 _FOLDERS = {f.value.upper(): f for f in Folder}
 _INTERNAL = INTERNAL_PREFIX.lower()
+# RFC 3463 X.7.5 "cryptographic failure ... necessary information such as key was not available".
+AT_REST_NO_KEY = Reply(451, "4.7.5", "Mailbox must be stored encrypted and has no key yet, try again later")
+AT_REST_FAILED = Reply(451, "4.7.5", "Message could not be encrypted for storage, try again later")
 
 
 class MailboxDirectory(Protocol):
@@ -58,6 +70,22 @@ class MailboxDirectory(Protocol):
     def is_local_domain(self, domain: str) -> bool: ...
 
     def mailbox_quota(self, address: Address) -> int | None: ...
+
+
+class AtRestEncryption(Protocol):
+    """Encryption of stored copies (`crypto.at_rest.AtRestSealer` satisfies it)."""
+
+    def applies(self, mailbox: Address) -> bool: ...
+
+    def seal(self, mailbox: Address, message: bytes) -> bytes:
+        """The copy as it is to be stored. Raises LookupError when the mailbox has no usable key."""
+        ...
+
+
+class SignedMailHook(Protocol):
+    """Called after delivery with a message that looks S/MIME-signed (`crypto.collect.CertificateCollector`)."""
+
+    def collect(self, message: bytes) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +121,13 @@ class LmtpHandler(BaseHandler):
     """The MDA's handler. One instance serves every LMTP session of the process."""
 
     def __init__(self, directory: MailboxDirectory, store: MaildirStore, *,
-                 journal: DeliveredJournal | None = None) -> None:
+                 journal: DeliveredJournal | None = None, at_rest: AtRestEncryption | None = None,
+                 signed_mail: SignedMailHook | None = None) -> None:
         self.directory = directory
         self.store = store
         self.journal = journal
+        self.at_rest = at_rest
+        self.signed_mail = signed_mail
         self._sessions: dict[str, _Session] = {}
 
     def extensions(self, peer: PeerInfo) -> Mapping[str, frozenset[str]]:
@@ -195,6 +226,9 @@ class LmtpHandler(BaseHandler):
         looped = {v.strip("<> ").lower() for v in block.values("Delivered-To")}
         for box in todo:
             out[box] = self._deliver_one(box, sender, body, folder, queue_id, looped)
+        if self.signed_mail is not None and any(r.is_positive for r in out.values()) \
+                and "signed" in (block.first("content-type") or "").lower():
+            self.signed_mail.collect(body)
         return out
 
     def _deliver_one(self, box: Address, sender: str, body: bytes, folder: Folder, queue_id: str | None,
@@ -203,6 +237,17 @@ class LmtpHandler(BaseHandler):
             log.warning("lmtp loop: message already delivered to %s", box)
             return replies.LOOP_DETECTED
         data = f"Return-Path: <{sender}>\nDelivered-To: {box}\n".encode() + body
+        sealed = ""
+        if self.at_rest is not None and self.at_rest.applies(box):
+            try:
+                data = self.at_rest.seal(box, data)
+            except LookupError as exc:
+                log.error("lmtp deferred mailbox=%s: %s", box, exc)
+                return AT_REST_NO_KEY
+            except Exception:  # a broken key or library: never store the copy in clear instead
+                log.exception("lmtp deferred mailbox=%s: encryption at rest failed", box)
+                return AT_REST_FAILED
+            sealed = " at_rest=encrypted"
         try:
             path = self.store.deliver(box, data, folder=folder, quota_bytes=self.directory.mailbox_quota(box),
                                       queue_id=queue_id if self.journal is not None else None)
@@ -214,6 +259,6 @@ class LmtpHandler(BaseHandler):
             return replies.INSUFFICIENT_STORAGE
         if queue_id is not None and self.journal is not None:
             self.journal.done(queue_id, box.normalized)
-        log.info("lmtp delivered queue_id=%s mailbox=%s folder=%s size=%d file=%s", queue_id or "-", box,
-                 self.store.junk_folder if folder is Folder.JUNK else "INBOX", len(data), path.name)
+        log.info("lmtp delivered queue_id=%s mailbox=%s folder=%s size=%d file=%s%s", queue_id or "-", box,
+                 self.store.junk_folder if folder is Folder.JUNK else "INBOX", len(data), path.name, sealed)
         return replies.DELIVERED
