@@ -65,12 +65,18 @@ clamd-up:
 run: install clamd-up $(VAR)/mailbastion.toml
 	$(MB) serve -c $(VAR)/mailbastion.toml
 
+# The tests start every server they use themselves, on loopback ports of their own: the packages'
+# system services (slapd, Dovecot, unbound, clamd, PostgreSQL) are kept from starting at install
+# (policy-rc.d, as Debian's container tooling does), so nothing listens on a public address.
 deb-test-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  missing=""; for p in $(DEB_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
+	    guard=0; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+	      chmod +x /usr/sbin/policy-rc.d; guard=1; fi; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	    status=$$?; [ $$guard = 1 ] && rm -f /usr/sbin/policy-rc.d; [ $$status = 0 ] || exit $$status; \
 	  fi; \
 	else echo "not root: skipping Debian packages ($(DEB_TEST_PACKAGES)); tests that need them will say so"; fi
 
