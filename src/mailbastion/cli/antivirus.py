@@ -78,6 +78,8 @@ async def _status(settings: Any) -> dict[str, Any]:
         "problems": vendor_problems(av, scanners),
         "refuses_to_start": startup_refusals(av, scanners),
         "stale_policy": av.stale_policy,
+        # Encrypted parts cannot be scanned: the gateway holds no private key (by design, measure 5).
+        "inbound_encrypted": settings.encryption.inbound_encrypted,
         "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -146,6 +148,8 @@ def status(config_path: Path | None, as_json: bool) -> None:
                        f" Until it is met, mail gets antivirus.stale_policy = \"{report['stale_policy']}\".")
         for p in report["refuses_to_start"]:
             click.echo(f"REFUSES TO START: {p}")
+        click.echo(f"encrypted mail (S/MIME, OpenPGP): opaque to every engine, the gateway holds no private keys; "
+                   f"encryption.inbound_encrypted = \"{report['inbound_encrypted']}\" (docs/notes-crypto.md)")
     bad = (not m2["met"] or report["problems"]
            or any(e["stale"] or (not e["reachable"] and not e["auto"]) for e in report["engines"]))
     if bad:
