@@ -67,7 +67,7 @@ def rank_mx(records: tuple[str, ...] | list[str], *, max_hosts: int,
     real.sort(key=lambda r: r[0])
     out: list[str] = []
     for _, group in groupby(real, key=lambda r: r[0]):
-        same = [h for _, h in group]
+        same = list(dict.fromkeys(h for _, h in group))
         shuffle(same)
         out += [h for h in same if h not in out]
     return out[:max_hosts]
