@@ -56,9 +56,9 @@ NO_DOMAIN = Reply(550, "5.1.3", "Recipient address needs a domain")
 NOT_SCANNED = Reply(451, "4.7.0", "Not sent yet: the message could not be scanned for malware; try again later")
 
 
-def _detail(verdict: Verdict, prefix: str) -> str:
-    found = [s.detail or s.name for s in verdict.symbols if s.name.startswith(prefix)]
-    return ", ".join(dict.fromkeys(found))
+def _detail(verdict: Verdict, prefix: str, suffix: str = "") -> str:
+    found = [s.detail or s.name for s in verdict.symbols if s.name.startswith(prefix) and s.name.endswith(suffix)]
+    return ", ".join(dict.fromkeys(d[:120] for d in found))
 
 
 def outbound_refusal(verdict: Verdict, refuse_at: Action, refuse_score: float | None) -> tuple[Reply, str] | None:
@@ -66,12 +66,13 @@ def outbound_refusal(verdict: Verdict, refuse_at: Action, refuse_score: float | 
     or None when it may be sent."""
     forced = verdict.forced
     if verdict.action == Action.SOFT_REJECT:
-        if forced is not None and forced.by == "antivirus":
+        if forced is not None and forced.reply == replies.SCAN_UNAVAILABLE:
             return NOT_SCANNED, ""
         text = forced.reply.text if forced is not None and forced.reply.is_temporary else "try again later"
-        return Reply(451, "4.7.1", f"Not sent yet: {text}"), ""
+        status = forced.reply.status if forced is not None and forced.reply.is_temporary else "4.7.1"
+        return Reply(451, status or "4.7.1", f"Not sent yet: {text}"), ""
     if forced is not None and forced.action >= Action.QUARANTINE and forced.by == "antivirus":
-        virus = _detail(verdict, "AV_") if any(s.name.endswith("_VIRUS") for s in verdict.symbols) else ""
+        virus = _detail(verdict, "AV_", "_VIRUS")
         if virus:
             return Reply(554, "5.7.1", f"Not sent: malware detected ({virus}); the message went to nobody"), "malware"
         reason = forced.reply.text.removeprefix("Message rejected: ") if forced.reply.is_permanent else \
