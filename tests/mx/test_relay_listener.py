@@ -152,3 +152,37 @@ async def test_an_engine_down_gives_451_and_nothing_unscanned_leaves(tmp_path: P
         code, text = await world.send(CLEAN)
         assert code == 451 and "could not be scanned" in text, text
         assert world.spool_ids() == []
+
+
+async def test_the_internal_relay_client_trusts_only_the_gateway_roles_certificate(tmp_path: Path, tls: Path) -> None:
+    from mailbastion.apps.gateway import build_relay
+    from mailbastion.core.outcome import Deferred, Delivered
+    from mailbastion.core.ports import DeliveryRecipient, DeliveryRequest
+    from mailbastion.delivery.relay_client import relay_agent_from_settings
+    from mailbastion.dns.resolver import DnsResolver
+    from mailbastion.tls_policy import server_context
+
+    async with RelayWorld.start(tmp_path / "gw", tls) as world:
+        resolver = DnsResolver(["127.0.0.1"], port=9, timeout=1)
+        request = DeliveryRequest("", "alice@example.test", (DeliveryRecipient("bob@remote.test"),), CLEAN)
+        agent = relay_agent_from_settings(world.settings, resolver)
+        out = await agent.deliver(request)
+        await agent.close()
+        assert isinstance(out["bob@remote.test"], Delivered) and len(world.spool_ids()) == 1
+        # A listener of our CA, but with the MDA's certificate: not the gateway role, nothing is sent.
+        impostor = build_relay(world.settings, pipeline=world.relay.handler.pipeline, spool=world.spool,
+                               tls_context=server_context(tls / "mda.crt", tls / "mda.key", client_ca=tls / "ca.crt"))
+        assert impostor is not None
+        impostor.settings = world.settings.model_copy(update={"relay_in": world.settings.relay_in.model_copy(
+            update={"listen": ["127.0.0.1:0"]})})
+        await impostor.start()
+        try:
+            settings = world.settings.model_copy(update={"relay_in": world.settings.relay_in.model_copy(
+                update={"connect": f"127.0.0.1:{impostor.ports[0]}"})})
+            agent = relay_agent_from_settings(settings, resolver)
+            bob = (await agent.deliver(request))["bob@remote.test"]
+            await agent.close()
+        finally:
+            await impostor.stop(1)
+        assert isinstance(bob, Deferred) and bob.reply.status == "4.7.5" and "not 'gateway'" in bob.reply.text, bob
+        assert len(world.spool_ids()) == 1

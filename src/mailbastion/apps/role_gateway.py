@@ -98,9 +98,14 @@ class TlsRptSchedule:
         if missed:
             log.info("tls-rpt: sending the reports of %s (not sent yet)", ", ".join(missed))
             await self.run_once()
+        timed = False
         while True:
-            await asyncio.sleep(seconds_until(self.at, self.clock()))
+            delay = seconds_until(self.at, self.clock())
+            if timed and delay < 60:  # woke a little early: today's run is done, the next is tomorrow's
+                delay += 86400
+            await asyncio.sleep(delay)
             await self.run_once()
+            timed = True
 
     async def run_once(self) -> None:
         self.runs += 1
