@@ -14,8 +14,8 @@ from mailbastion.core.ports import DeliveryRecipient, DeliveryRequest
 from mailbastion.core.replies import Reply
 from mailbastion.delivery.smtp_client import SmtpDeliveryAgent, xtext
 from mailbastion.dns.resolver import DnsResolver
-from mailbastion.tls_policy import server_context
 from mailbastion.testing.dns_server import DnsTestServer
+from mailbastion.tls_policy import server_context
 
 MESSAGE = b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: out\r\n\r\nhello\r\n"
 

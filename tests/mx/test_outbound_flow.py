@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Iterator
 from email.utils import formatdate
-from pathlib import Path
 
 import aiosmtplib
 import pytest

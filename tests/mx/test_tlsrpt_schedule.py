@@ -50,7 +50,7 @@ async def test_a_missed_day_is_sent_at_start() -> None:
 async def test_nothing_pending_waits_for_the_time_of_day_then_runs() -> None:
     runs = Runs()
     now = epoch("2026-05-01 00:29:59") + 0.8  # 0.2 s before 00:30 UTC
-    schedule = TlsRptSchedule(runs, at=(0, 30), pending=lambda: [], clock=lambda: now)
+    schedule = TlsRptSchedule(runs, at=(0, 30), pending=list, clock=lambda: now)
     schedule.start()
     try:
         await asyncio.sleep(0.05)

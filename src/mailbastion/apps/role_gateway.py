@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from mailbastion.apps.workers import Acceptors
     from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent
     from mailbastion.delivery.smtp_client import SmtpDeliveryAgent
-    from mailbastion.spool.manager import QueueManager
     from mailbastion.outbound.tlsrpt_store import TlsRptStore
+    from mailbastion.spool.manager import QueueManager
     from mailbastion.spool.writer import Spool
 
 log = logging.getLogger("mailbastion.runtime")
@@ -92,7 +92,7 @@ class TlsRptSchedule:
     async def _loop(self) -> None:
         try:
             missed = await asyncio.to_thread(self.pending)
-        except Exception:  # noqa: BLE001 - an unreadable store must not stop the gateway
+        except Exception:  # an unreadable store must not stop the gateway
             log.exception("tls-rpt: cannot read the report store")
             missed = []
         if missed:
@@ -111,7 +111,7 @@ class TlsRptSchedule:
         self.runs += 1
         try:
             results = await self.run()
-        except Exception:  # noqa: BLE001 - tomorrow's run tries again (what was sent is not sent twice)
+        except Exception:  # tomorrow's run tries again (what was sent is not sent twice)
             log.exception("tls-rpt: the daily report run failed")
             return
         sent = sum(1 for r in results if getattr(r, "ok", False))

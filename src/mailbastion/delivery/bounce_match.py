@@ -148,7 +148,7 @@ class BounceWatch:
         if request.sender == "" and any(isinstance(o, Delivered) for o in out.values()):
             try:
                 found = await asyncio.to_thread(match_bounce, request.message, self.sent)
-            except Exception:  # noqa: BLE001 - recognising a bounce must never cost its delivery
+            except Exception:  # recognising a bounce must never cost its delivery
                 log.exception("id=%s bounce matching failed", request.queue_id)
                 found = None
             if found is not None:

@@ -140,7 +140,7 @@ class SmtpDeliveryAgent:
             remote = next(o.remote for a, o in out.items() if a in delivered)
             self.sent_log.record(queue_id=request.queue_id, message_id=" ".join(message_id.split()),
                                  envid=request.dsn_envid, sender=request.sender, recipients=delivered, remote=remote)
-        except Exception:  # noqa: BLE001 - the log serves bounce matching only; never the delivery
+        except Exception:  # the log serves bounce matching only, never the delivery
             log.exception("id=%s sent log not written", request.queue_id)
 
     # -- one destination ------------------------------------------------------------------------------------

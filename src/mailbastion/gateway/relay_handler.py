@@ -42,7 +42,6 @@ from mailbastion.gateway.received import count_received, received_header
 from mailbastion.gateway.rewrite import apply_edits, without_internal
 from mailbastion.policy.check import CheckContext
 from mailbastion.policy.pipeline import Pipeline
-
 from mailbastion.smtp.handler import BaseHandler
 
 __all__ = ["RelayHandler", "outbound_refusal"]

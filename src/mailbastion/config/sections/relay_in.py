@@ -50,7 +50,7 @@ class RelayInSection(Section):
     @classmethod
     def _listen(cls, value: list[str]) -> list[str]:
         for spec in value:
-            host, sep, port = spec.rpartition(":")
+            _host, sep, port = spec.rpartition(":")
             if not sep or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"listen address must be HOST:PORT, got {spec!r}")
         return value
