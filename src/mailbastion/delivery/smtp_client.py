@@ -50,6 +50,8 @@ from mailbastion.outbound import OutboundTls, TlsPolicyResolver
 
 log = logging.getLogger("mailbastion.delivery.smtp")
 
+SENT_LOG_FLUSH_SECONDS = 0.5  # delivered messages are written to the sent log together, this often
+
 __all__ = ["SmtpDeliveryAgent", "xtext"]
 
 
@@ -85,6 +87,8 @@ class SmtpDeliveryAgent:
         self.limits = DestinationLimits(destination_concurrency)
         self.cache = cache if cache is not None else SessionCache()
         self.sent_log = sent_log
+        self._flushing: asyncio.TimerHandle | None = None
+        self._background: set[asyncio.Future[int]] = set()
         self.connections_opened = 0
 
     @staticmethod
@@ -100,8 +104,13 @@ class SmtpDeliveryAgent:
             sent_log=sent)
 
     async def close(self) -> None:
-        """QUIT the cached sessions (at stop)."""
+        """QUIT the cached sessions and write the sent log (at stop)."""
         await self.cache.close()
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+        if self.sent_log is not None:
+            await asyncio.to_thread(self.sent_log.close)
 
     # -- the port -----------------------------------------------------------------------------------------
 
@@ -138,10 +147,27 @@ class SmtpDeliveryAgent:
         try:
             message_id = HeaderBlock.parse(request.message).first("message-id") or ""
             remote = next(o.remote for a, o in out.items() if a in delivered)
-            self.sent_log.record(queue_id=request.queue_id, message_id=" ".join(message_id.split()),
-                                 envid=request.dsn_envid, sender=request.sender, recipients=delivered, remote=remote)
+            self.sent_log.add(queue_id=request.queue_id, message_id=" ".join(message_id.split()),
+                              envid=request.dsn_envid, sender=request.sender, recipients=delivered, remote=remote)
         except Exception:  # the log serves bounce matching only, never the delivery
             log.exception("id=%s sent log not written", request.queue_id)
+            return
+        if self._flushing is None:  # one write (in a thread) for the deliveries of the next moment
+            self._flushing = asyncio.get_running_loop().call_later(SENT_LOG_FLUSH_SECONDS, self._flush_sent)
+
+    def _flush_sent(self) -> None:
+        self._flushing = None
+        sent = self.sent_log
+        if sent is None:
+            return
+        task = asyncio.ensure_future(asyncio.to_thread(sent.flush))
+        self._background.add(task)
+        task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Future[int]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("sent log not written: %s", task.exception())
 
     # -- one destination ------------------------------------------------------------------------------------
 
