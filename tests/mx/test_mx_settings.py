@@ -45,3 +45,9 @@ def test_report_time_is_a_time_of_day() -> None:
     for bad in ("24:00", "noon", "12:60"):
         with pytest.raises(ValidationError, match="HH:MM"):
             OutboundSection(tls_rpt_send_time=bad)
+
+
+def test_weakened_settings_are_named() -> None:
+    assert RelayInSection().weakened() == []
+    weak = RelayInSection(refuse_action="reject", client_names=["internal", "backup"]).weakened()
+    assert any("refuse_action" in w for w in weak) and any("backup" in w for w in weak)

@@ -55,6 +55,16 @@ class RelayInSection(Section):
                 raise ValueError(f"listen address must be HOST:PORT, got {spec!r}")
         return value
 
+    def weakened(self) -> list[str]:
+        """Settings weaker than the secure defaults, for the `config.weakened` line at start-up."""
+        out = []
+        if self.refuse_action == "reject":
+            out.append('relay_in.refuse_action = "reject" (outbound mail scoring up to the reject threshold leaves)')
+        others = sorted(set(self.client_names) - {"internal"})
+        if others:
+            out.append(f"relay_in.client_names also admits {', '.join(others)} (more certificates may relay)")
+        return out
+
     def connect_address(self) -> str | None:
         """Where the internal host reaches the relay listener, or None when neither is set."""
         return self.connect or (self.listen[0] if self.listen else None)
