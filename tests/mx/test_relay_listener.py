@@ -186,3 +186,23 @@ async def test_the_internal_relay_client_trusts_only_the_gateway_roles_certifica
             await impostor.stop(1)
         assert isinstance(bob, Deferred) and bob.reply.status == "4.7.5" and "not 'gateway'" in bob.reply.text, bob
         assert len(world.spool_ids()) == 1
+
+
+async def test_requiretls_and_dsn_parameters_cross_the_relay_hop(world: RelayWorld) -> None:
+    from mailbastion.core.outcome import Delivered
+    from mailbastion.core.ports import DeliveryRecipient, DeliveryRequest
+    from mailbastion.delivery.relay_client import relay_agent_from_settings
+    from mailbastion.dns.resolver import DnsResolver
+
+    agent = relay_agent_from_settings(world.settings, DnsResolver(["127.0.0.1"], port=9, timeout=1))
+    request = DeliveryRequest("", "alice@example.test", (DeliveryRecipient("bob@remote.test", ("FAILURE",),
+                                                                           "rfc822;bob@remote.test"),),
+                              CLEAN, requiretls=True, dsn_ret="HDRS", dsn_envid="env-42")
+    out = await agent.deliver(request)
+    await agent.close()
+    assert isinstance(out["bob@remote.test"], Delivered), out
+    [qid] = world.spool_ids()
+    record, _ = world.spool.layout.read(QueueState.INCOMING, qid)
+    assert record.requiretls and record.dsn_ret == "HDRS" and record.dsn_envid == "env-42"
+    [bob] = record.recipients
+    assert bob.notify == ("FAILURE",) and bob.orcpt == "rfc822;bob@remote.test"

@@ -151,6 +151,11 @@ class SmtpSession:
     def mail_options(self, request: DeliveryRequest, rcpts: Sequence[DeliveryRecipient]) -> list[str] | Failed:
         smtp, host = self.smtp, self.target.host
         options = list(self.tls.mail_options)
+        if request.requiretls and self.target.implicit is not None:
+            # Our own hop (internal -> gateway, verified mutual TLS): the gateway must keep the demand.
+            if not smtp.supports_extension("requiretls"):
+                return Failed(Reply(550, "5.7.30", f"{self.where} does not offer REQUIRETLS (RFC 8689 §5)"), host)
+            options.append("REQUIRETLS")
         utf8 = needs_smtputf8(request.sender, [r.address for r in rcpts], request.message)
         if utf8:
             if not smtp.supports_extension("smtputf8"):
