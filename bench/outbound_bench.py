@@ -42,11 +42,11 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "tests" / "mx"))
 
-from message_path import prepare_anchor_copy, tree_cpu, tree_rss_peak  # noqa: E402  (bench/message_path.py)
+from message_path import prepare_anchor_copy, tree_cpu, tree_rss_peak
 
-from mailbastion.testing.certificates import CertAuthority  # noqa: E402
-from mailbastion.testing.deployment import Deployment, free_port  # noqa: E402
-from mailbastion.testing.dns_server import DnsTestServer  # noqa: E402
+from mailbastion.testing.certificates import CertAuthority
+from mailbastion.testing.deployment import Deployment, free_port
+from mailbastion.testing.dns_server import DnsTestServer
 
 WORK = REPO / "bench" / ".work"
 RESULTS = REPO / "bench" / "results"
@@ -200,8 +200,7 @@ def main() -> None:
             if clamd is not None:
                 clamd.stop()
     with open(RESULTS / f"outbound-{time.strftime('%Y%m%dT%H%M%S')}.jsonl", "w") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
+        fh.writelines(json.dumps(row) + "\n" for row in rows)
     print(f"\noutbound: relay client -> relay listener (mutual TLS, every outbound check) -> spool -> SMTP agent "
           f"-> remote MX; {source}; ClamAV {'on (test database)' if clamd else 'off'}")
     print(f"{'c':>4} {'relay msg/s':>12} {'e2e msg/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/msg':>11} "
