@@ -45,7 +45,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     # what decides, delivers, stores
     "policy": BASE | {"config", "auth", "dns", "engines", "spam"},
     "outbound": BASE | {"config", "dns", "private_files", "tls_policy"},  # DANE, MTA-STS, TLS-RPT
-    "delivery": BASE | {"config", "durable", "dns", "smtp", "spool", "tls_policy", "outbound"},
+    "delivery": BASE | {"config", "durable", "dns", "smtp", "spool", "tls_policy", "outbound",
+                        "private_files"},  # the sent log (bounce matching) is created 0600
     "mailbox": BASE | {"config", "durable", "smtp"},
     "directory": BASE | {"config", "audit", "private_files"},
     "quarantine": BASE | {"config", "durable", "audit"},

@@ -16,10 +16,17 @@ from mailbastion.config import Settings
 from mailbastion.core.ports import QuarantineSink, RecipientResolver
 from mailbastion.dns import DnsResolver
 from mailbastion.policy.check import Check
+from mailbastion.policy.pipeline import Pipeline
 
 log = logging.getLogger("mailbastion.apps")
 
 FEATURE_NAMES = ("gateway", "auth", "antivirus", "spam", "encryption")
+
+# The checks that judge a message our users send (the relay listener's outbound pipeline): malware with the
+# same engines, and the spam filter's content checks. Not the inbound ones about other people's servers and
+# senders (relay, recipients, HELO, SPF, DKIM, ARC, DMARC, DNS blocklists, greylisting, rate limits per
+# client, look-alikes of our domains, the [EXTERNAL] tag, learning from reports).
+OUTBOUND_CHECKS = ("antivirus", "gtube", "spam_rules", "spam_classifier")
 
 
 @dataclass(eq=False)
@@ -92,3 +99,14 @@ def load_features(services: Services, names: tuple[str, ...] = FEATURE_NAMES) ->
             raise
         out.append(module.build(services))
     return out
+
+
+def build_outbound_pipeline(settings: Settings, features: list[Feature]) -> Pipeline:
+    """The relay listener's pipeline: OUTBOUND_CHECKS taken from `features` (the same feature objects as the
+    inbound pipeline's, so the engines, pools and models are shared), weighed by the same score table.
+    Raises ConfigError as the inbound pipeline does (a bad local.d/scores.toml)."""
+    from mailbastion.policy.scoring import Scorer, load_score_table
+
+    table = load_score_table(settings.path("local.d/scores.toml"))
+    checks = [c for f in features for c in f.checks() if c.name in OUTBOUND_CHECKS]
+    return Pipeline(checks, Scorer(table))

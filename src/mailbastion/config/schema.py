@@ -24,6 +24,7 @@ from mailbastion.config.sections.core import (
 )
 from mailbastion.config.sections.encryption import EncryptionSection
 from mailbastion.config.sections.outbound import OutboundSection
+from mailbastion.config.sections.relay_in import RelayInSection
 from mailbastion.config.sections.spam import SpamSection
 
 
@@ -40,6 +41,7 @@ class Settings(Section):
     dns: DnsSection = Field(default_factory=DnsSection)
     delivery: DeliverySection = Field(default_factory=DeliverySection)
     outbound: OutboundSection = Field(default_factory=OutboundSection)
+    relay_in: RelayInSection = Field(default_factory=RelayInSection)
     auth: AuthSection = Field(default_factory=AuthSection)
     antivirus: AntivirusSection = Field(default_factory=AntivirusSection)
     spam: SpamSection = Field(default_factory=SpamSection)

@@ -6,9 +6,13 @@ certificate of the host it plays, keeping every message it accepts and how it ar
     sink.received  -> [SinkMessage(mail_from, rcpt_tos, content, tls_version, mail_options)]
     await sink.stop()
 
-Options: `starttls=False` (STARTTLS not offered), `requiretls=True` (REQUIRETLS advertised after TLS, and
+Options: `starttls=False` (STARTTLS not offered), `smtputf8=False` (SMTPUTF8 not offered), `requiretls=True` (REQUIRETLS advertised after TLS, and
 the MAIL parameter accepted, RFC 8689 §4). Several sinks share one port on different 127.0.0.x addresses,
 so that each MX host of a test has its own address and certificate behind the one delivery port.
+
+`sink.rcpt_replies["nobody@remote.test"] = "550 5.1.1 no such user"` refuses a recipient; `sink.connections`
+counts the connections made to it and `sink.most_at_once` the most open at the same time (connection
+reuse and concurrency limits of a client are seen there).
 """
 
 from __future__ import annotations
@@ -35,6 +39,18 @@ class SinkMessage:
 class _Handler:
     requiretls: bool
     received: list[SinkMessage] = field(default_factory=list)
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    connections: int = 0
+    open_now: int = 0
+    most_at_once: int = 0
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
+        envelope.rcpt_options.extend(rcpt_options)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
                           responses: list[str]) -> list[str]:
@@ -53,6 +69,22 @@ class _Handler:
 
 class _Smtp(SMTP):
     """aiosmtpd refuses MAIL parameters it does not know: accept REQUIRETLS when we advertise it."""
+
+    def connection_made(self, transport: Any) -> None:
+        handler: _Handler = self.event_handler
+        if not getattr(self, "_counted", False):  # STARTTLS makes a second connection_made on aiosmtpd
+            self._counted = True
+            handler.connections += 1
+            handler.open_now += 1
+            handler.most_at_once = max(handler.most_at_once, handler.open_now)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        handler: _Handler = self.event_handler
+        if getattr(self, "_counted", False) and not getattr(self, "_lost", False):
+            self._lost = True
+            handler.open_now -= 1
+        super().connection_lost(exc)
 
     async def smtp_MAIL(self, arg: str) -> None:
         handler: _Handler = self.event_handler
@@ -76,9 +108,21 @@ class MxSink:
     def received(self) -> list[SinkMessage]:
         return self.handler.received
 
+    @property
+    def rcpt_replies(self) -> dict[str, str]:
+        return self.handler.rcpt_replies
+
+    @property
+    def connections(self) -> int:
+        return self.handler.connections
+
+    @property
+    def most_at_once(self) -> int:
+        return self.handler.most_at_once
+
     @staticmethod
     async def start(host: str, port: int, cert_chain: Path | None, key: Path | None, *, hostname: str,
-                    starttls: bool = True, requiretls: bool = False) -> MxSink:
+                    starttls: bool = True, requiretls: bool = False, smtputf8: bool = True) -> MxSink:
         ctx = None
         if starttls and cert_chain is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -87,7 +131,7 @@ class MxSink:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
             lambda: _Smtp(handler, hostname=hostname, tls_context=ctx, require_starttls=False,
-                          enable_SMTPUTF8=True, ident="test MX"), host, port)
+                          enable_SMTPUTF8=smtputf8, ident="test MX"), host, port)
         return MxSink(handler, server, host, port)
 
     async def stop(self) -> None:

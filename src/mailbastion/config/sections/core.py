@@ -58,6 +58,12 @@ class TlsSection(Section):
     gateway_client_key: str = "tls/gateway-client.key"
     mda_cert: str = "tls/mda.crt"
     mda_key: str = "tls/mda.key"
+    # The gateway's relay listener for the internal host ([relay_in]): its server certificate (name "gateway")
+    # and the internal host's client certificate (name "internal"), both from the private CA.
+    relay_cert: str = "tls/gateway-relay.crt"
+    relay_key: str = "tls/gateway-relay.key"
+    internal_client_cert: str = "tls/internal-client.crt"
+    internal_client_key: str = "tls/internal-client.key"
     # `tls status` exits 1, and start-up logs a warning, when a certificate expires within this many days.
     expiry_warning_days: int = Field(30, ge=1, le=365)
 
@@ -166,3 +172,14 @@ class DeliverySection(Section):
     connect_timeout: float = Field(30.0, gt=0)
     command_timeout: float = Field(300.0, gt=0)  # RFC 5321 §4.5.3.2: minutes per command, 10 for DATA end
     max_mx_hosts: int = Field(5, ge=1, le=20)  # MX hosts tried per domain per attempt
+    # Sessions at once to one destination domain (Postfix default_destination_concurrency_limit).
+    destination_concurrency_limit: int = Field(20, ge=1, le=1000)
+    # The connection cache (Postfix smtp_connection_cache_*): a session carries further messages to the
+    # same MX while idle for less than `connection_cache_idle_seconds`, for at most
+    # `connection_reuse_seconds` (smtp_connection_reuse_time_limit). 0 idle seconds: no reuse.
+    connection_cache_idle_seconds: float = Field(2.0, ge=0, le=300)
+    connection_reuse_seconds: float = Field(300.0, gt=0, le=3600)
+    # Delivered messages remembered (Message-ID, ENVID, queue id) so that a bounce that comes back for one
+    # is matched to our queue entry (`outbound.bounce` log line). 0: not kept.
+    sent_log_days: int = Field(7, ge=0, le=60)
+    sent_log_db: str = "sent-log.db"  # below data_dir

@@ -80,6 +80,21 @@ class OutboundSection(Section):
     tls_rpt_from: str = ""  # From of the report mails; "" = noreply-tls-reports@<server.hostname>
     tls_rpt_keep_days: int = Field(30, ge=2, le=400)  # recorded sessions older than this are pruned
     tls_rpt_post_timeout: float = Field(30.0, gt=0, le=300)
+    # When the gateway sends the finished day's reports (UTC, HH:MM); a day missed while it was down is
+    # sent at the next start. RFC 8460 §4.1: reports cover whole UTC days.
+    tls_rpt_send_time: str = "00:30"
+
+    @field_validator("tls_rpt_send_time")
+    @classmethod
+    def _send_time(cls, value: str) -> str:
+        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
+        if not m:
+            raise ValueError(f"{value!r} is not a time of day HH:MM (UTC)")
+        return f"{int(m.group(1)):02d}:{m.group(2)}"
+
+    def send_time(self) -> tuple[int, int]:
+        hour, minute = self.tls_rpt_send_time.split(":")
+        return int(hour), int(minute)
 
     @field_validator("dnssec_resolver")
     @classmethod
