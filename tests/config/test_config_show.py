@@ -50,6 +50,10 @@ without_key = "pickup"
 [encryption.national_id_patterns]
 "fr_nir" = '\\b[12]\\d{14}\\b'
 
+[relay_in]
+listen = ["127.0.0.1:2526"]
+client_names = ["internal"]
+
 [outbound]
 dnssec_resolver = "127.0.0.1:5353"
 

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tls_testkit import HOSTNAME, issue_dated, make_deployment, mb
 
+from mailbastion.cli.tls import ROLES
 from mailbastion.pki import load_chain, load_key, read_certificate
 
 
@@ -43,7 +44,8 @@ def test_status_fails_on_missing_broken_or_expired(config: Path) -> None:
     res = mb("tls", "status", "-c", str(config))
     assert res.returncode == 1
     states = {line.split()[0]: line.split()[1] for line in res.stdout.splitlines() if not line.startswith(" ")}
-    assert states == {"ca": "ok", "gateway": "EXPIRED", "gateway-client": "missing", "mda": "broken"}
+    assert states == {"ca": "ok", "gateway": "EXPIRED", "gateway-client": "missing", "mda": "broken",
+                      "gateway-relay": "ok", "internal-client": "ok"}
     assert mb("tls", "status", "-c", str(config), "--role", "ca").returncode == 0  # a DMZ-style subset
 
 
@@ -62,7 +64,7 @@ def test_renew_reissues_with_new_keys_0600_and_keeps_names(config: Path) -> None
     assert "SIGHUP" in res.stdout
     # --expiring: nothing is inside the window now...
     res = mb("tls", "renew", "-c", str(config), "--expiring")
-    assert res.returncode == 0 and res.stdout.count("not renewed") == 3
+    assert res.returncode == 0 and res.stdout.count("not renewed") == len(ROLES)
     # ...but a 90-day certificate is inside a 120-day window
     config.write_text(config.read_text() + "\n[tls]\nexpiry_warning_days = 120\n")
     mid = serial(tls / "mda.crt")
@@ -76,7 +78,7 @@ def test_renew_new_ca_reissues_everything_from_it(config: Path) -> None:
     old_ca = serial(tls / "ca.crt")
     res = mb("tls", "renew", "-c", str(config), "--new-ca")
     assert res.returncode == 0, res.stderr
-    assert serial(tls / "ca.crt") != old_ca and res.stdout.count("renewed") == 3
+    assert serial(tls / "ca.crt") != old_ca and res.stdout.count("renewed") == len(ROLES)
     assert mb("tls", "status", "-c", str(config)).returncode == 0
 
 

@@ -75,7 +75,7 @@ def test_lifetimes_keys_and_serials(pki: dict[str, Path], tmp_path: Path) -> Non
     # serials: positive, large, and different for the same request
     other = make_deployment_pki(tmp_path / "tls", "mail.example.test")
     serials = {cert(p).serial_number for d in (pki, other) for n, p in d.items() if n.endswith(".crt")}
-    assert len(serials) == 8 and all(0 < s < 2**159 and s > 2**64 for s in serials)
+    assert len(serials) == 12 and all(0 < s < 2**159 and s > 2**64 for s in serials)  # 6 certificates x 2
     with pytest.raises(ValueError, match="1 to 365 days"):
         issue(pki["ca.crt"], pki["ca.key"], tmp_path / "x.crt", tmp_path / "x.key", common_name="x", days=825)
 

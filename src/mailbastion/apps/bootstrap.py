@@ -64,6 +64,9 @@ ca = "tls/ca.crt"               # the private CA of the gateway <-> MDA link
 listen = "127.0.0.1:2424"
 require_client_cert = true
 
+[relay_in]                      # the gateway takes outbound mail from the internal host only (mutual TLS)
+listen = ["127.0.0.1:2526"]
+
 [spool]
 dir = "spool"
 

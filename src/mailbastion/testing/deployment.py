@@ -99,6 +99,7 @@ class Deployment:
         self.dns = dns
         self.smtp_port = free_port()
         self.lmtp_port = free_port()
+        self.relay_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / "serve.log"
         self.extra = settings or {}
@@ -115,6 +116,7 @@ class Deployment:
         text = self.config.read_text()
         text = _set_toml(text, "smtp", "listen", f'["127.0.0.1:{self.smtp_port}"]')
         text = _set_toml(text, "lmtp", "listen", f'"127.0.0.1:{self.lmtp_port}"')
+        text = _set_toml(text, "relay_in", "listen", f'["127.0.0.1:{self.relay_port}"]')
         if self.dns is not None:
             text = _set_toml(text, "dns", "nameservers", f'["{self.dns.host}"]')
             text = _set_toml(text, "dns", "port", str(self.dns.port))
