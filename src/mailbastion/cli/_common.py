@@ -25,6 +25,9 @@ COMMAND_MODULES = {
     "scan": "scan", "serve": "serve", "spam": "spam",
 }
 COMMAND_MODULES["reports"] = "reports"  # DMARC and TLS-RPT reports: read ours, send our TLS-RPT
+COMMAND_MODULES["pki"] = "pki"  # split deployment: the gateway's certificate bundle (issue-gateway)
+COMMAND_MODULES["firewall"] = "firewall"  # split deployment: nftables rules per role
+COMMAND_MODULES["units"] = "units"  # hardened systemd units per role
 
 
 class LazyGroup(click.Group):
