@@ -24,7 +24,6 @@ import asyncio
 import ipaddress
 import logging
 import os
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from ipaddress import IPv4Network, IPv6Network
 from mailbastion.config import Settings
 from mailbastion.config.sections.split import split_hostport
 from mailbastion.core.errors import ConfigError
+from mailbastion.deploy.link import push_sources
 from mailbastion.deploy.names import INTERNAL_CLIENT_NAME
 from mailbastion.directory.recipient_map import MapData, RecipientMap, atomic_write, parse_map, read_map
 from mailbastion.metrics import Sample
@@ -94,19 +94,7 @@ def link_server_context(settings: Settings) -> ssl.SSLContext:
 
 def allowed_networks(settings: Settings) -> list[IPv4Network | IPv6Network]:
     """`map_push.allow`, or the addresses of the MDA's host (the internal host pushes from there)."""
-    if settings.map_push.allow:
-        return list(settings.map_push.allow)
-    host, _ = split_hostport(settings.lmtp.connect or settings.lmtp.listen)
-    try:
-        return [ipaddress.ip_network(host)]
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
-        raise ConfigError(f"cannot resolve {host} to decide who may push the recipient map ({exc}): set "
-                          "map_push.allow", key="map_push.allow") from None
-    return sorted({ipaddress.ip_network(str(info[4][0])) for info in infos}, key=str)
+    return push_sources(settings)
 
 
 def _names(cert: dict[str, object] | None) -> set[str]:

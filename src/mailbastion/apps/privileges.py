@@ -146,6 +146,9 @@ def drop_capabilities() -> None:
     if saved == 0:
         os.setresuid(real, effective, effective)  # glibc applies it to every thread (setxid broadcast)
         return
+    held = capabilities()
+    if not (held.get("CapPrm", 0) or held.get("CapAmb", 0)):
+        return  # nothing to give up (and no syscall a unit's filter may refuse)
     libc = _libc()
     if libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 and ctypes.get_errno() != errno.EINVAL:
         _check(-1, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)")
