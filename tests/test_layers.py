@@ -56,6 +56,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "submission": BASE | {"config", "auth", "dns", "smtp", "spool", "policy"},
     "domain_dns": BASE | {"config", "auth", "dns"},  # records our domains publish, and their live check
     "lifecycle": BASE | {"config", "directory", "audit"},  # joiners and leavers (not built yet)
+    "deploy": BASE | {"config", "pki", "private_files"},  # a split's host artefacts: gateway bundle, nftables, units
 }
 _SERVICES = set(MAY_IMPORT)
 MAY_IMPORT["testing"] = _SERVICES  # the shipped test kit: fakes and loopback servers; src never imports it
