@@ -108,8 +108,13 @@ def disable() -> None:
     """Stop counting (tests). The files stay until the next `enable`."""
     global _state
     with _lock:
+        if _state is None:
+            return
         _state = None
         os.environ.pop(MULTIPROC_ENV, None)
+        from prometheus_client import values
+
+        values.ValueClass = values.get_value_class()  # back to in-memory values
 
 
 # -- what the parts call -------------------------------------------------------------------------------------
