@@ -35,10 +35,10 @@ def test_the_minimal_role_files_load() -> None:
 
 
 @pytest.mark.parametrize(("dotted", "value", "why"), [
-    ("directory.url", "sqlite:///directory.db", "the directory (accounts, password hashes) stays on the internal host"),
-    ("mailbox", {"root": "mail"}, "mailboxes live on the internal host"),
-    ("tls.ca_key", "tls/ca.key", "the CA key stays on the internal host"),
-    ("tls.mda_key", "tls/mda.key", "belongs on the internal host"),
+    ("directory.url", "sqlite:///users.db", "the directory (accounts, password hashes) stays on the internal host"),
+    ("mailbox.root", "/srv/mail", "mailboxes live on the internal host"),
+    ("tls.ca_key", "tls/ca-key.pem", "the CA key stays on the internal host"),
+    ("tls.mda_key", "tls/m.key", "belongs on the internal host"),
     ("tls.internal_client_key", "tls/i.key", "belongs on the internal host"),
     ("lmtp.listen", "0.0.0.0:2424", "the MDA listens on the internal host"),
     ("map_push.gateways", ["10.0.0.1:2426"], "the internal host pushes the map"),
@@ -57,15 +57,18 @@ def test_the_gateway_refuses_portal_and_password_sections_by_name() -> None:
     assert {"portal", "imap", "submission", "passwords"} <= set(REFUSED["gateway"])
 
 
-@pytest.mark.parametrize(("dotted", "value"), [
-    ("smtp.listen", ["0.0.0.0:25"]), ("smtp.proxy_protocol", True), ("relay", {"networks": ["10.0.0.0/8"]}),
-    ("delivery", {"relayhost": "smart.example.net"}), ("tls.gateway_client_key", "x.key"), ("tls.link_cert", "l.crt"),
-    ("lmtp.connect", "10.0.0.1:2424"), ("map_push.listen", "10.0.0.2:2426"), ("map_push.max_age", 60),
+@pytest.mark.parametrize(("dotted", "value", "reported"), [
+    ("smtp.listen", ["0.0.0.0:25"], None), ("smtp.proxy_protocol", True, None),
+    ("relay", {"networks": ["10.0.0.0/8"]}, "relay.networks"),
+    ("delivery", {"relayhost": "smart.example.net"}, "delivery.relayhost"), ("tls.gateway_client_key", "x.key", None),
+    ("tls.link_cert", "l.crt", None), ("lmtp.connect", "10.0.0.1:2424", None),
+    ("map_push.listen", "10.0.0.2:2426", None), ("map_push.max_age", 60, None),
 ])
-def test_the_internal_host_refuses_the_mx_and_the_gateways_keys(dotted: str, value: object) -> None:
+def test_the_internal_host_refuses_the_mx_and_the_gateways_keys(dotted: str, value: object,
+                                                                  reported: str | None) -> None:
     with pytest.raises(ConfigError) as err:
         parse_settings(_with(INTERNAL_OK, dotted, value))
-    assert f"{dotted}: not used by the internal role" in str(err.value)
+    assert f"{reported or dotted}: not used by the internal role" in str(err.value)
 
 
 def test_the_mdas_limits_are_not_refused_on_the_internal_host() -> None:
@@ -78,7 +81,23 @@ def test_every_refusal_is_listed_with_what_is_missing() -> None:
     with pytest.raises(ConfigError) as err:
         parse_settings(data)
     keys = [line.split(": ")[1] for line in str(err.value).splitlines()]
-    assert keys == ["directory.url", "mailbox", "lmtp.connect", "map_push.listen"]
+    assert keys == ["directory.url", "mailbox.root", "lmtp.connect", "map_push.listen"]
+
+
+def test_a_default_written_out_is_no_setting_and_config_show_loads_back(tmp_path: Path) -> None:
+    s = parse_settings(_with(GATEWAY_OK, "mailbox", {"root": "mail", "junk_folder": "Junk"}))
+    assert s.mailbox.root == "mail"  # the defaults, as `config show` prints them: nothing of the role's
+    with pytest.raises(ConfigError, match="mailbox.root: not used by the gateway role"):
+        parse_settings(_with(GATEWAY_OK, "mailbox", {"root": "/srv/mail", "junk_folder": "Junk"}))
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text('[server]\nrole = "gateway"\n[lmtp]\nconnect = "10.0.0.2:2424"\n[map_push]\n'
+                   'listen = "10.0.0.1:2426"\n')
+    shown = subprocess.run([sys.executable, "-m", "mailbastion", "config", "show", "-c", str(cfg)],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    again = tmp_path / "again.toml"
+    again.write_text(shown.stdout)
+    assert load_settings(again).model_dump() == load_settings(cfg).model_dump()
 
 
 def test_all_in_one_refuses_nothing() -> None:

@@ -10,7 +10,9 @@ keys everywhere. What differs is checked here, on the file as written (`server.r
 - "all" (one machine) refuses nothing.
 
 A refused key is reported as one line: the file, the key, and why it does not belong on this host. Keys
-left out keep their defaults (the schema needs them to exist), but nothing of the role reads them.
+left out keep their defaults (the schema needs them to exist), but nothing of the role reads them; a key
+written with its default value (as `config show` prints every key) is let through, so that what
+`config show` prints on a gateway loads back there.
 """
 
 from __future__ import annotations
@@ -65,18 +67,33 @@ _INTERNAL_REFUSES: dict[str, str] = {
 REFUSED: dict[str, dict[str, str]] = {"gateway": _GATEWAY_REFUSES, "internal": _INTERNAL_REFUSES, "all": {}}
 
 
-def _present(data: Mapping[str, Any], dotted: str) -> bool:
+def _written(data: Mapping[str, Any], settings: Settings, dotted: str) -> list[str]:
+    """The keys under `dotted` that the file sets to something other than the default: `dotted` itself for a
+    key, each such key for a section; a section the schema does not have (yet) counts whenever written. A
+    default written out (as `config show` prints every key) is no setting of the role's and is let through."""
     node: Any = data
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            return False
+            return []
         node = node[part]
-    return True
+    section, _, key = dotted.partition(".")
+    current, default = getattr(settings, section, None), getattr(_DEFAULTS, section, None)
+    if current is None:
+        return [dotted]
+    if key:
+        return [dotted] if getattr(current, key) != getattr(default, key) else []
+    keys = node if isinstance(node, Mapping) else {}
+    return [f"{section}.{k}" for k in keys if getattr(current, k, None) != getattr(default, k, None)] or (
+        [] if isinstance(node, Mapping) else [dotted])
 
 
-def refused_keys(data: Mapping[str, Any], role: str) -> list[tuple[str, str]]:
-    """(dotted key, why) for every key written in `data` that `role` refuses, in the table's order."""
-    return [(key, why) for key, why in REFUSED.get(role, {}).items() if _present(data, key)]
+_DEFAULTS = Settings()
+
+
+def refused_keys(data: Mapping[str, Any], role: str, settings: Settings | None = None) -> list[tuple[str, str]]:
+    """(dotted key, why) for every key `data` sets to a non-default value that `role` refuses."""
+    settings = settings if settings is not None else Settings.model_validate(data)
+    return [(key, why) for dotted, why in REFUSED.get(role, {}).items() for key in _written(data, settings, dotted)]
 
 
 def missing_keys(settings: Settings) -> list[tuple[str, str]]:
@@ -100,7 +117,7 @@ def role_problems(data: Mapping[str, Any], settings: Settings) -> list[tuple[str
     """Every refused or missing key of the role `settings.server.role`, as (key, message)."""
     role = settings.server.role
     refused = [(key, f"not used by the {role} role (server.role = \"{role}\"): {why}")
-               for key, why in refused_keys(data, role)]
+               for key, why in refused_keys(data, role, settings)]
     return refused + missing_keys(settings)
 
 
