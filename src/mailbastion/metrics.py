@@ -90,7 +90,7 @@ def enable(directory: Path) -> None:
         os.environ[MULTIPROC_ENV] = str(directory)
         from prometheus_client import Counter, Gauge, Histogram, values
 
-        values.ValueClass = values.get_value_class()  # multiprocess files even if prometheus_client was imported
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]  # multiprocess files even if prometheus_client was imported
         _state = _State(
             directory,
             Counter(PREFIX + "messages", "Messages by role, stage and outcome (gateway: the action taken at that "
@@ -114,7 +114,7 @@ def disable() -> None:
         os.environ.pop(MULTIPROC_ENV, None)
         from prometheus_client import values
 
-        values.ValueClass = values.get_value_class()  # back to in-memory values
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]  # back to in-memory values
 
 
 # -- what the parts call -------------------------------------------------------------------------------------
@@ -204,8 +204,8 @@ def start_endpoint(host: str, port: int) -> Endpoint:
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(_state.directory))
-    registry.register(_SourceCollector(_state))  # type: ignore[arg-type]
+    MultiProcessCollector(registry, path=str(_state.directory))  # type: ignore[no-untyped-call]
+    registry.register(_SourceCollector(_state))
     server, thread = start_http_server(port, addr=host, registry=registry)
     bound = server.server_address
     return Endpoint(server, thread, (str(bound[0]), int(bound[1])))

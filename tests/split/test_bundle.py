@@ -22,7 +22,7 @@ from mailbastion.pki import issued_by, make_ca
 
 
 def _mb(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mailbastion", *args], capture_output=True, text=True, timeout=180)
+    return subprocess.run([sys.executable, "-m", "mailbastion", *args], capture_output=True, text=True, timeout=180, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ with socket.create_connection(("127.0.0.1", 25), timeout=30) as s:
 
 
 def _init(root: Path, extra: dict[tuple[str, str], str]) -> Path:
-    res = subprocess.run(mb_argv("init", "--dir", str(root), "--domain", "example.test"), capture_output=True,
+    res = subprocess.run(mb_argv("init", "--dir", str(root), "--domain", "example.test"), check=False, capture_output=True,
                          text=True, timeout=180)
     assert res.returncode == 0, res.stderr
     cfg = root / "mailbastion.toml"
@@ -82,7 +82,7 @@ def test_serve_binds_port_25_then_runs_as_the_service_user_in_every_process() ->
 def test_serve_refuses_a_service_user_that_does_not_exist(tmp_path: Path) -> None:
     need_root_tools()
     cfg = _init(tmp_path / "var", {("server", "user"): '"nosuchuser-mb"'})
-    res = subprocess.run(mb_argv("serve", "-c", str(cfg)), capture_output=True, text=True, timeout=120)
+    res = subprocess.run(mb_argv("serve", "-c", str(cfg)), capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "the service user 'nosuchuser-mb' does not exist" in res.stderr and "useradd" in res.stderr
 
@@ -92,7 +92,7 @@ def test_serve_refuses_when_the_service_user_cannot_reach_its_folder(tmp_path: P
     need_root_tools("unshare")
     ensure_service_user()
     cfg = _init(tmp_path / "var", {})
-    res = subprocess.run(reachable(mb_argv("serve", "-c", str(cfg))), capture_output=True, text=True, timeout=120)
+    res = subprocess.run(reachable(mb_argv("serve", "-c", str(cfg))), capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert f"the service user {SERVICE_USER} cannot" in res.stderr, res.stderr
 

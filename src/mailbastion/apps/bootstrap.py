@@ -302,10 +302,10 @@ def initialise_gateway(directory: Path, bundle: Path) -> GatewayInit:
     _folders(settings, settings.spool.dir, "local.d")
     (settings.path("local.d") / "scores.toml").write_text("# Site overrides of the shipped symbol weights.\n",
                                                           encoding="utf-8")
-    notes = [f"the MDA is {manifest.mda}; the internal host pushes the recipient map to "
-             f"{_hostport(manifest.gateway_address, MAP_PUSH_PORT)} (until the first push every recipient is refused)",
-             f"tls/gateway.crt is from the private CA: install a public certificate for {manifest.hostname} with "
-             "`mailbastion tls import`"]
+    notes = [(f"the MDA is {manifest.mda}; the internal host pushes the recipient map to "
+              f"{_hostport(manifest.gateway_address, MAP_PUSH_PORT)} (until the first push every recipient is refused)"),
+             (f"tls/gateway.crt is from the private CA: install a public certificate for {manifest.hostname} with "
+              "`mailbastion tls import`")]
     if not clamav_on:
         notes.append(f"antivirus: {clamav_note}. Until clamd answers with signatures mail is deferred (451).")
     owner = hand_over(settings)

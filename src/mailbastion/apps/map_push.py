@@ -101,7 +101,7 @@ def _names(cert: dict[str, object] | None) -> set[str]:
     if not cert:
         return set()
     sans = cert.get("subjectAltName", ())
-    return {str(v) for k, v in sans if k == "DNS"} if isinstance(sans, tuple) else set()  # type: ignore[misc]
+    return {str(v) for k, v in sans if k == "DNS"} if isinstance(sans, tuple) else set()
 
 
 class MapReceiver:

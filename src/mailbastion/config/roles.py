@@ -102,14 +102,14 @@ def missing_keys(settings: Settings) -> list[tuple[str, str]]:
     role = settings.server.role
     if role == "gateway":
         if not settings.lmtp.connect:
-            out.append(("lmtp.connect", 'the gateway delivers to the internal host\'s MDA: set lmtp.connect = '
-                                        '"HOST:PORT" (its lmtp.listen)'))
+            out.append(("lmtp.connect", ('the gateway delivers to the internal host\'s MDA: set lmtp.connect = '
+                                         '"HOST:PORT" (its lmtp.listen)')))
         if not settings.map_push.listen:
-            out.append(("map_push.listen", "the gateway learns our addresses from the internal host's pushes: "
-                                           'set map_push.listen = "ADDRESS:2426" on the link'))
+            out.append(("map_push.listen", ("the gateway learns our addresses from the internal host's pushes: "
+                                            'set map_push.listen = "ADDRESS:2426" on the link')))
     elif role == "internal" and not settings.map_push.gateways:
-        out.append(("map_push.gateways", "the internal host pushes the recipient map to its gateway(s): set "
-                                         'map_push.gateways = ["GATEWAY:2426"] (the gateway\'s map_push.listen)'))
+        out.append(("map_push.gateways", ("the internal host pushes the recipient map to its gateway(s): set "
+                                          'map_push.gateways = ["GATEWAY:2426"] (the gateway\'s map_push.listen)')))
     return out
 
 

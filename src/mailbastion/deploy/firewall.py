@@ -27,6 +27,7 @@ from mailbastion.config import Settings
 from mailbastion.config.sections.split import is_loopback, split_hostport
 from mailbastion.core.errors import ConfigError
 from mailbastion.deploy.link import Network, push_sources, resolve_networks
+
 USER_SERVICES = ("submission", "imap", "portal")  # sections other branches add; their `listen` keys are opened
 
 
@@ -59,9 +60,9 @@ class Ruleset:
                      *(r.render() for r in rules), f'        counter drop comment "everything else ({name})"', "    }"]
             return "\n".join(lines)
 
+        forward = "    chain forward {\n        type filter hook forward priority filter; policy drop;\n    }"
         body = "\n\n".join([chain("input", "input", self.input, "iif"), chain("output", "output", self.output, "oif"),
-                            "    chain forward {\n        type filter hook forward priority filter; policy drop;\n"
-                            "    }"])
+                            forward])
         return head + body + "\n}\n"
 
 
@@ -71,7 +72,7 @@ def _ip_match(net: Network, direction: str) -> str:
 
 def _listeners(specs: Iterable[str], key: str, why: str, sources: Sequence[Network] = ()) -> list[Rule]:
     """Accept rules for listen addresses (loopback ones need none: lo is open)."""
-    out = []
+    out: list[Rule] = []
     for spec in specs:
         host, port = split_hostport(spec)
         if is_loopback(host):
@@ -88,7 +89,8 @@ def _listeners(specs: Iterable[str], key: str, why: str, sources: Sequence[Netwo
 
 
 def _admin(settings: Settings) -> list[Rule]:
-    f, out = settings.firewall, []
+    f = settings.firewall
+    out: list[Rule] = []
     if f.ssh_port:
         if f.admin_from:
             out += [Rule(f"{_ip_match(n, 'saddr')} tcp dport {f.ssh_port} accept", "ssh (firewall.admin_from)")

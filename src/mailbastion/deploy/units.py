@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mailbastion.config import Settings
-from mailbastion.config.sections.split import is_loopback, split_hostport
+from mailbastion.config.sections.split import split_hostport
 from mailbastion.core.errors import ConfigError
 from mailbastion.deploy.firewall import USER_SERVICES
 from mailbastion.deploy.link import resolve_networks

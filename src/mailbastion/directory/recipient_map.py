@@ -148,11 +148,11 @@ def parse_map(data: bytes, source: str = "<map>") -> MapData:
     aliases = doc.get("aliases", {})
     domains, addresses, serial = doc.get("domains", []), doc.get("addresses", []), doc.get("serial", 0)
     if not isinstance(aliases, dict) or not all(isinstance(v, list) for v in aliases.values()):
-        raise ValueError(f"{source}: aliases must be an object of lists")  # noqa: TRY004 - a bad file, not a bad call
+        raise ValueError(f"{source}: aliases must be an object of lists")
     if not isinstance(domains, list) or not isinstance(addresses, list):
-        raise ValueError(f"{source}: domains and addresses must be lists")  # noqa: TRY004
+        raise ValueError(f"{source}: domains and addresses must be lists")  # noqa: TRY004 - a bad file, not a bad call
     if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
-        raise ValueError(f"{source}: serial must be a non-negative integer")  # noqa: TRY004
+        raise ValueError(f"{source}: serial must be a non-negative integer")
     return MapData(
         domains=frozenset(str(d).lower() for d in domains),
         addresses=frozenset(str(a) for a in addresses),
