@@ -11,12 +11,17 @@ TOOLS_LOCK := tests/tls/sslyze.lock
 # files, PostgreSQL (the directory and audit log also run on it), runuser to start it as postgres, and
 # unbound with ldnsutils (a validating resolver in front of a test zone the tests sign: DANE), gpg and openssl
 # (the encryption code runs them: OpenPGP key generation, S/MIME to EC certificates and signature checks; the
-# tests decrypt our output with them), and slapd (a loopback LDAP server holding an OpenPGP key).
-DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux unbound ldnsutils gpg gpg-agent openssl slapd
+# tests decrypt our output with them), slapd (a loopback LDAP server holding an OpenPGP key), nftables and
+# iproute2 (tests/split: the gateway and the internal host in network namespaces, with their generated rules).
+DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux unbound ldnsutils gpg gpg-agent \
+  openssl slapd nftables iproute2
 # Debian packages pip needs to build what has no wheel: PyICU (ICU's TR39 spoof checker) compiles against ICU.
 DEB_BUILD_PACKAGES := libicu-dev pkg-config g++
 
-.PHONY: install tools run test deb-test-deps clamd-up lock bench clean
+# `serve` started as root runs as this user once its ports are bound (server.user in the configuration).
+SERVICE_USER := mailbastion
+
+.PHONY: install tools run test deb-test-deps clamd-up service-user lock bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@# Debian ships venv apart from python3: install it when it is missing (root only).
@@ -62,7 +67,21 @@ clamd-up:
 	  fi; \
 	fi
 
-run: install clamd-up $(VAR)/mailbastion.toml
+# As root: the service user exists and owns var/ (init does both for a new deployment; this covers an older one).
+# The configuration file stays root's, readable by the service's group. Not root: serve runs as you.
+service-user:
+	@if [ "$$(id -u)" = "0" ]; then \
+	  id -u $(SERVICE_USER) >/dev/null 2>&1 || useradd --system --user-group --no-create-home \
+	    --home-dir /nonexistent --shell /usr/sbin/nologin $(SERVICE_USER); \
+	  if [ -d $(VAR) ]; then \
+	    chown -R $(SERVICE_USER):$(SERVICE_USER) $(VAR); \
+	    chown root:$(SERVICE_USER) $(VAR)/mailbastion.toml && chmod 640 $(VAR)/mailbastion.toml; \
+	    [ ! -f $(VAR)/tls/ca.key ] || chown root:root $(VAR)/tls/ca.key; \
+	  fi; \
+	fi
+
+# `serve` binds its ports, then runs as $(SERVICE_USER) with no capability left (when started as root).
+run: install clamd-up $(VAR)/mailbastion.toml service-user
 	$(MB) serve -c $(VAR)/mailbastion.toml
 
 # The tests start every server they use themselves, on loopback ports of their own: the packages'

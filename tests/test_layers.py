@@ -29,6 +29,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     # foundation
     "core": set(),
     "durable": set(),
+    "metrics": set(),  # Prometheus counters the parts call (no-ops until `serve` enables them), the endpoint
     "private_files": {"durable"},  # files created with their mode from the start (keys, databases)
     "pki": BASE | {"private_files"},
     "tls_policy": BASE | {"config", "durable", "pki"},
@@ -39,15 +40,15 @@ MAY_IMPORT: dict[str, set[str]] = {
     # protocol and services
     "smtp": BASE,  # the SMTP/LMTP protocol engine: a StageHandler and nothing else
     "auth": BASE | {"dns"},
-    "engines": BASE | {"config", "durable"},
+    "engines": BASE | {"config", "durable", "metrics"},
     "spam": BASE | {"config", "durable"},
     "spool": BASE | {"config", "durable"},
     # what decides, delivers, stores
-    "policy": BASE | {"config", "auth", "dns", "engines", "spam"},
+    "policy": BASE | {"config", "auth", "dns", "engines", "spam", "metrics"},
     "outbound": BASE | {"config", "dns", "private_files", "tls_policy"},  # DANE, MTA-STS, TLS-RPT
     "delivery": BASE | {"config", "durable", "dns", "smtp", "spool", "tls_policy", "outbound",
                         "private_files"},  # the sent log (bounce matching) is created 0600
-    "mailbox": BASE | {"config", "durable", "smtp"},
+    "mailbox": BASE | {"config", "durable", "smtp", "metrics"},
     "directory": BASE | {"config", "audit", "private_files"},
     "quarantine": BASE | {"config", "durable", "audit"},
     # encryption of confidential content: keys (sealed with the deployment key), S/MIME and OpenPGP, the outbound
@@ -56,10 +57,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "crypto": BASE | {"private_files", "engines", "policy"},
     # above them
     "gateway": BASE | {"config", "durable", "smtp", "policy", "spool", "quarantine", "auth", "dns", "engines",
-                       "spam"},  # branch `engine`: the handler between the edge and the policy
+                       "spam", "metrics"},  # branch `engine`: the handler between the edge and the policy
     "submission": BASE | {"config", "auth", "dns", "smtp", "spool", "policy"},
     "domain_dns": BASE | {"config", "auth", "dns"},  # records our domains publish, and their live check
     "lifecycle": BASE | {"config", "directory", "audit"},  # joiners and leavers (not built yet)
+    "deploy": BASE | {"config", "pki", "private_files"},  # a split's host artefacts: gateway bundle, nftables, units
 }
 _SERVICES = set(MAY_IMPORT)
 MAY_IMPORT["testing"] = _SERVICES  # the shipped test kit: fakes and loopback servers; src never imports it

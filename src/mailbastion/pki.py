@@ -1,6 +1,6 @@
 """The small private CA that `mailbastion init` makes, one certificate per role, and their renewal.
 
-    make_deployment_pki(tls_dir, hostname)       CA + gateway (public), gateway-client, mda, gateway-relay,
+    make_deployment_pki(tls_dir, hostname)       CA + gateway (public), gateway-client, mda, gateway-link,
                                                  internal-client; paths by file name
     issue(ca.crt, ca.key, x.crt, x.key, common_name=..., server=True)    one leaf from the CA
     reissue(ca.crt, ca.key, x.crt, x.key, ...)   the same names again, a new key, a new lifetime
@@ -39,7 +39,7 @@ from mailbastion.private_files import private_dir, write_private, write_public
 
 __all__ = [
     "CA_DAYS",
-    "GATEWAY_ROLE_NAME",
+    "GATEWAY_LINK_NAME",
     "INTERNAL_ROLE_NAME",
     "LEAF_DAYS",
     "MAX_LEAF_DAYS",
@@ -53,7 +53,7 @@ __all__ = [
     "load_key",
     "make_ca",
     "make_deployment_pki",
-    "make_relay_pki",
+    "make_link_pki",
     "parse_key",
     "read_certificate",
     "reissue",
@@ -161,20 +161,21 @@ def issue(
     write_public(cert_path, _pem([cert]))
 
 
-# The names the internal links check (besides the CA): the relay listener admits a client certificate
-# naming INTERNAL_ROLE_NAME, and the internal host expects GATEWAY_ROLE_NAME on the relay listener.
+# The names the internal link checks (besides the CA): the gateway's listeners for the internal host (the
+# relay of outbound mail, the recipient map push) admit only a client certificate naming INTERNAL_ROLE_NAME,
+# and the internal host expects GATEWAY_LINK_NAME on them.
 INTERNAL_ROLE_NAME = "internal"
-GATEWAY_ROLE_NAME = "gateway"
+GATEWAY_LINK_NAME = "gateway-link"
 
 
 def make_deployment_pki(tls_dir: Path, hostname: str) -> dict[str, Path]:
-    """CA, public gateway cert, gateway client cert (for LMTP), MDA server cert, the gateway's relay-listener
-    cert ("gateway", serverAuth) and the internal host's client cert for it ("internal", clientAuth).
-    Returns the paths by file name."""
+    """CA, public gateway cert, gateway client cert (for LMTP), MDA server cert, the gateway's link cert
+    ("gateway-link", serverAuth: its listeners for the internal host) and the internal host's client cert for
+    them ("internal", clientAuth). Returns the paths by file name."""
     private_dir(tls_dir)
     p = {n: tls_dir / n for n in ("ca.crt", "ca.key", "gateway.crt", "gateway.key", "gateway-client.crt",
-                                  "gateway-client.key", "mda.crt", "mda.key", "gateway-relay.crt",
-                                  "gateway-relay.key", "internal-client.crt", "internal-client.key")}
+                                  "gateway-client.key", "mda.crt", "mda.key", "gateway-link.crt",
+                                  "gateway-link.key", "internal-client.crt", "internal-client.key")}
     make_ca(p["ca.crt"], p["ca.key"], name=f"mailbastion internal CA for {hostname}")
     local = ["localhost"]
     issue(p["ca.crt"], p["ca.key"], p["gateway.crt"], p["gateway.key"], common_name=hostname,
@@ -183,18 +184,18 @@ def make_deployment_pki(tls_dir: Path, hostname: str) -> dict[str, Path]:
           dns_names=["gateway"], server=False, client=True)
     issue(p["ca.crt"], p["ca.key"], p["mda.crt"], p["mda.key"], common_name="mda",
           dns_names=["mda", *local], ips=["127.0.0.1", "::1"])
-    make_relay_pki(p["ca.crt"], p["ca.key"], tls_dir)
+    make_link_pki(p["ca.crt"], p["ca.key"], tls_dir)
     return p
 
 
-def make_relay_pki(ca_cert: Path, ca_key: Path, tls_dir: Path) -> dict[str, Path]:
-    """The two certificates of the internal -> gateway relay hop, from the private CA: `gateway-relay`
-    (the gateway's relay listener, name "gateway") and `internal-client` (the internal host, name
-    "internal"). For deployments made before the hop existed: run once where the CA key is."""
-    p = {n: tls_dir / n for n in ("gateway-relay.crt", "gateway-relay.key", "internal-client.crt",
+def make_link_pki(ca_cert: Path, ca_key: Path, tls_dir: Path) -> dict[str, Path]:
+    """The two certificates of the internal link, from the private CA: `gateway-link` (the gateway's
+    listeners for the internal host, name "gateway-link") and `internal-client` (the internal host, name
+    "internal"). For deployments made before the link existed: run once where the CA key is."""
+    p = {n: tls_dir / n for n in ("gateway-link.crt", "gateway-link.key", "internal-client.crt",
                                   "internal-client.key")}
-    issue(ca_cert, ca_key, p["gateway-relay.crt"], p["gateway-relay.key"], common_name=GATEWAY_ROLE_NAME,
-          dns_names=[GATEWAY_ROLE_NAME, "localhost"], ips=["127.0.0.1", "::1"])
+    issue(ca_cert, ca_key, p["gateway-link.crt"], p["gateway-link.key"], common_name=GATEWAY_LINK_NAME,
+          dns_names=[GATEWAY_LINK_NAME, "localhost"], ips=["127.0.0.1", "::1"])
     issue(ca_cert, ca_key, p["internal-client.crt"], p["internal-client.key"], common_name=INTERNAL_ROLE_NAME,
           dns_names=[INTERNAL_ROLE_NAME], server=False, client=True)
     return p

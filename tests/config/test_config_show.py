@@ -60,6 +60,14 @@ dnssec_resolver = "127.0.0.1:5353"
 [outbound.tls_policy]
 "partner.example" = "verify"
 
+[map_push]
+gateways = ["10.77.0.1:2426", "[fd00::1]:2426"]
+interval = 60.5
+[metrics]
+listen = "127.0.0.1:9325"
+[firewall]
+admin_from = ["192.0.2.0/28"]
+
 [mailbox]
 default_quota_bytes = 0
 recipient_delimiter = "-"

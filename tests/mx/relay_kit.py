@@ -40,8 +40,8 @@ listen = ["127.0.0.1:{port}"]
 cert = "{tls}/gateway.crt"
 key = "{tls}/gateway.key"
 ca = "{tls}/ca.crt"
-relay_cert = "{tls}/gateway-relay.crt"
-relay_key = "{tls}/gateway-relay.key"
+link_cert = "{tls}/gateway-link.crt"
+link_key = "{tls}/gateway-link.key"
 internal_client_cert = "{tls}/internal-client.crt"
 internal_client_key = "{tls}/internal-client.key"
 [dns]

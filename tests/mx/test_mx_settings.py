@@ -13,8 +13,8 @@ from mailbastion.config.sections.relay_in import RelayInSection
 def test_defaults() -> None:
     s = Settings()
     assert s.relay_in.listen == [] and s.relay_in.connect_address() is None  # off until init writes it
-    assert s.relay_in.client_names == ["internal"] and s.relay_in.server_name == "gateway"
-    assert s.tls.internal_client_cert == "tls/internal-client.crt" and s.tls.relay_cert == "tls/gateway-relay.crt"
+    assert s.relay_in.client_names == ["internal"] and s.relay_in.server_name == "gateway-link"
+    assert s.tls.internal_client_cert == "tls/internal-client.crt" and s.tls.link_cert == "tls/gateway-link.crt"
     d = s.delivery
     assert (d.destination_concurrency_limit, d.connection_cache_idle_seconds, d.connection_reuse_seconds) == (20, 2.0,
                                                                                                                300.0)

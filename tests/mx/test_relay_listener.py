@@ -184,7 +184,7 @@ async def test_the_internal_relay_client_trusts_only_the_gateway_roles_certifica
             await agent.close()
         finally:
             await impostor.stop(1)
-        assert isinstance(bob, Deferred) and bob.reply.status == "4.7.5" and "not 'gateway'" in bob.reply.text, bob
+        assert isinstance(bob, Deferred) and bob.reply.status == "4.7.5" and "not 'gateway-link'" in bob.reply.text, bob
         assert len(world.spool_ids()) == 1
 
 

@@ -45,7 +45,7 @@ def test_status_fails_on_missing_broken_or_expired(config: Path) -> None:
     assert res.returncode == 1
     states = {line.split()[0]: line.split()[1] for line in res.stdout.splitlines() if not line.startswith(" ")}
     assert states == {"ca": "ok", "gateway": "EXPIRED", "gateway-client": "missing", "mda": "broken",
-                      "gateway-relay": "ok", "internal-client": "ok"}
+                      "gateway-link": "ok", "internal-client": "ok"}
     assert mb("tls", "status", "-c", str(config), "--role", "ca").returncode == 0  # a DMZ-style subset
 
 

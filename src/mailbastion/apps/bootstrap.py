@@ -4,6 +4,18 @@ Writes `<dir>/mailbastion.toml` (every listener's address spelled out), the priv
 certificate per role, the SQLite directory with the first domain and `postmaster@<domain>`, and the
 spool, mailbox and quarantine folders. Refuses to touch a folder that already holds a deployment.
 
+Roles (`init --role`, docs/deployment.md):
+- "all" (the default): everything on one machine, as above.
+- "internal": the internal host of a split deployment: the CA (its key stays here), the MDA's certificate
+  and the internal client certificate, the directory and mailboxes; no MX listener. It pushes the recipient
+  map to the gateway; `mailbastion pki issue-gateway` makes the gateway's bundle here.
+- "gateway": the DMZ host, from that bundle (`--bundle FILE`): the MX, spool, quarantine and checks, the
+  gateway's certificates and the CA certificate; no directory, no mailboxes, no CA key.
+
+Run as root, `init` also creates the service user (`server.user`, a system user without a shell) when it
+is missing and hands the folder to it: everything owned by the user, the configuration file by root with
+the user's group allowed to read it.
+
 `provision_domain` (run by `init` and by `mailbastion domain add`) adds a domain together with what
 `mailbastion dns records` publishes for it, so that the records are complete and every address in them
 exists at once:
@@ -22,74 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mailbastion.apps.config_templates import GATEWAY_TEMPLATE, INTERNAL_TEMPLATE, TEMPLATE
 from mailbastion.config import Settings, load_settings
 from mailbastion.core.errors import ConfigError
+from mailbastion.deploy.names import INTERNAL_CLIENT_NAME, LMTP_PORT, MAP_PUSH_PORT, MDA_NAME, RELAY_PORT
 from mailbastion.pki import make_deployment_pki
 
 if TYPE_CHECKING:
     from mailbastion.directory.store import Directory
 
 CONFIG_NAME = "mailbastion.toml"
-
-TEMPLATE = """\
-# mailbastion configuration, written by `mailbastion init` for {domain}.
-# Every key has a secure default; `mailbastion config show` prints the effective values.
-# Relative paths are below server.data_dir, itself relative to this file.
-
-[server]
-hostname = "{hostname}"
-data_dir = "."
-workers = 1                     # SMTP acceptor processes (one per core for load)
-log_level = "info"
-
-[smtp]                          # the gateway's inbound MX listener
-listen = ["127.0.0.1:2525"]
-max_message_size = 26214400     # 25 MiB
-max_recipients = 100
-max_connections = 1000
-max_connections_per_client = 20
-proxy_protocol = false          # true only behind a load balancer that sends PROXY headers
-xclient_hosts = []              # Postfix XCLIENT: trusted load generators only
-
-[relay]
-networks = []                   # default deny: nobody relays without authentication
-
-[tls]
-min_version = "TLSv1.2"
-cert = "tls/gateway.crt"        # replace with a certificate for {hostname} from a public CA
-key = "tls/gateway.key"
-ca = "tls/ca.crt"               # the private CA of the gateway <-> MDA link
-
-[lmtp]                          # the MDA; the only path from the gateway inward (mutual TLS)
-listen = "127.0.0.1:2424"
-require_client_cert = true
-
-[relay_in]                      # the gateway takes outbound mail from the internal host only (mutual TLS)
-listen = ["127.0.0.1:2526"]
-
-[spool]
-dir = "spool"
-
-[directory]
-url = "sqlite:///directory.db"
-recipient_map = "recipient-map.json"
-
-[mailbox]
-root = "mail"
-
-[dns]
-nameservers = []                # empty: the system resolver
-
-[antivirus]
-workstation_engine = "microsoft"  # the workstations' anti-virus vendor: mail must be scanned by another
-stale_policy = "soft_reject"    # signatures older than the limit: 451 until they are fresh again
-
-[antivirus.clamav]
-enabled = "auto"                # used whenever clamd answers with signatures: {clamav_note}
-socket = "{clamav_socket}"
-max_signature_age_hours = 24.0
-"""
-
 CLAMD_SOCKET = "/var/run/clamav/clamd.ctl"
 CLAMAV_DB = Path("/var/lib/clamav")
 
@@ -163,34 +117,121 @@ class InitResult:
     notes: tuple[str, ...] = ()
 
 
-def initialise(directory: Path, domain: str, *, hostname: str | None = None) -> InitResult:
-    """Create a deployment in `directory`. Raises ConfigError when one is already there."""
-    from mailbastion.core.address import parse_address
+def _hostport(address: str, port: int) -> str:
+    from ipaddress import ip_address
 
-    domain = parse_address(f"postmaster@{domain}").domain  # validates and normalises the domain
+    try:
+        ip = ip_address(address.strip("[]"))
+    except ValueError:
+        raise ConfigError(f"{address!r} is not an IP address") from None
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def _new_config(directory: Path) -> Path:
+    """The folder made (0750) and the path of its configuration file; ConfigError when one is there."""
     directory = directory.resolve()
     config = directory / CONFIG_NAME
     if config.exists():
         raise ConfigError("a deployment already exists here; refusing to overwrite it", file=str(config))
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o750)
-    hostname = hostname or f"mail.{domain}"
+    return config
+
+
+def _write_config(config: Path, text: str) -> Settings:
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        clamav_on, clamav_note = clamav_available()
-        f.write(TEMPLATE.format(domain=domain, hostname=hostname, clamav_note=clamav_note,
-                                clamav_socket=CLAMD_SOCKET))
-    settings = load_settings(config)
-    make_deployment_pki(settings.base_dir / "tls", hostname)
-    for sub in (settings.spool.dir, settings.mailbox.root, "local.d"):
+        f.write(text)
+    return load_settings(config)
+
+
+def _folders(settings: Settings, *names: str) -> None:
+    for sub in names:
         path = settings.path(sub)
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o700)
-    (settings.path("local.d") / "scores.toml").write_text(
-        "# Site overrides of the shipped symbol weights and action thresholds, e.g.\n"
-        "# [actions]\n# reject = 15.0\n# [symbols.R_SPF_FAIL]\n# weight = 3.0\n",
-        encoding="utf-8",
-    )
+
+
+def ensure_service_user(name: str) -> bool:
+    """As root: create the system user `name` (own group, no shell, no home) when it is missing. Returns True
+    when it was created. Not root: nothing (False). Raises ConfigError when useradd fails."""
+    import pwd
+    import subprocess
+
+    if os.geteuid() != 0 or name == "root":
+        return False
+    try:
+        pwd.getpwnam(name)
+        return False
+    except KeyError:
+        pass
+    res = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                          "--shell", "/usr/sbin/nologin", name], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise ConfigError(f"could not create the service user {name!r}: {res.stderr.strip() or res.returncode}",
+                          key="server.user")
+    return True
+
+
+def hand_over(settings: Settings) -> str | None:
+    """As root: give data_dir to `server.user` (creating the user when missing): every file and folder owned
+    by the user, the configuration file owned by root and readable by the user's group (the service reads
+    it, never rewrites it). Returns a line saying so, or None when not root."""
+    import grp
+    import pwd
+
+    user = settings.server.user
+    if os.geteuid() != 0 or user == "root":
+        return None
+    created = ensure_service_user(user)
+    pw = pwd.getpwnam(user)
+    base = settings.base_dir
+    for folder, dirs, files in os.walk(base):
+        os.chown(folder, pw.pw_uid, pw.pw_gid)
+        for name in [*dirs, *files]:
+            os.chown(os.path.join(folder, name), pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+    if settings.source is not None:
+        os.chown(settings.source, 0, pw.pw_gid)
+        os.chmod(settings.source, 0o640)
+    ca_key = settings.path(settings.tls.ca_key)
+    if settings.server.role != "gateway" and ca_key.exists():  # the server never signs: only root's `tls renew`
+        os.chown(ca_key, 0, 0)
+    group = grp.getgrgid(pw.pw_gid).gr_name
+    return (f"{base} belongs to the service user {user}{' (created)' if created else ''}; the configuration file "
+            f"to root, readable by the group {group}")
+
+
+def initialise(directory: Path, domain: str, *, hostname: str | None = None, role: str = "all",
+               link_address: str | None = None, gateway_address: str | None = None) -> InitResult:
+    """Create a deployment in `directory` for `role` ("all" or "internal"; the gateway: initialise_gateway).
+    The internal host needs its own address on the link (the MDA listens there) and the gateway's (the map
+    is pushed there). Raises ConfigError when a deployment is already there or an address is missing."""
+    if role == "internal" and not (link_address and gateway_address):
+        raise ConfigError("the internal host needs --link-address (its address towards the gateway: the MDA listens "
+                          "there) and --gateway-address (the gateway's: the recipient map is pushed there)")
+    from mailbastion.core.address import parse_address
+
+    domain = parse_address(f"postmaster@{domain}").domain  # validates and normalises the domain
+    config = _new_config(directory)
+    hostname = hostname or f"mail.{domain}"
+    clamav_on, clamav_note = clamav_available()
+    if role == "internal":
+        assert link_address is not None and gateway_address is not None
+        settings = _write_config(config, INTERNAL_TEMPLATE.format(
+            hostname=hostname, lmtp_listen=_hostport(link_address, LMTP_PORT),
+            gateway=_hostport(gateway_address, MAP_PUSH_PORT), gateway_relay=_hostport(gateway_address, RELAY_PORT)))
+        make_internal_pki(settings, link_address)
+        _folders(settings, settings.mailbox.root)
+    else:
+        settings = _write_config(config, TEMPLATE.format(domain=domain, hostname=hostname, clamav_note=clamav_note,
+                                                         clamav_socket=CLAMD_SOCKET))
+        make_deployment_pki(settings.base_dir / "tls", hostname)
+        _folders(settings, settings.spool.dir, settings.mailbox.root, "local.d")
+        (settings.path("local.d") / "scores.toml").write_text(
+            "# Site overrides of the shipped symbol weights and action thresholds, e.g.\n"
+            "# [actions]\n# reject = 15.0\n# [symbols.R_SPF_FAIL]\n# weight = 3.0\n",
+            encoding="utf-8",
+        )
     from mailbastion.directory import Directory
 
     directory_store = Directory.create(settings)
@@ -201,10 +242,72 @@ def initialise(directory: Path, domain: str, *, hostname: str | None = None) -> 
     for local in (report.spam_local_part, report.ham_local_part):
         directory_store.add_alias(f"{local}@{domain}", f"postmaster@{domain}", by="init",
                                   reason="spam report address")
-    db_url = settings.directory_url
-    if db_url.startswith("sqlite:///"):
-        os.chmod(db_url[len("sqlite:///"):], 0o600)  # password hashes: the service only
-    notes = () if clamav_on else ((
-        f"antivirus: {clamav_note}. Until clamd answers with signatures, measure 2 is not met and mail is deferred "
-        "(451, senders retry); ClamAV comes on by itself within a minute of that. `mailbastion av status` tells."),)
-    return InitResult(config, f"postmaster@{domain}", password or "", (*setup.describe(), *notes))
+    db_file = settings.sqlite_file(settings.directory.url)
+    if db_file is not None:
+        os.chmod(db_file, 0o600)  # password hashes: the service only
+    notes: list[str] = []
+    if role == "internal":
+        notes.append("make the gateway's certificates here: mailbastion pki issue-gateway -c "
+                     f"{config} --out gateway.tar --hostname {hostname}; copy gateway.tar to the gateway and run "
+                     "mailbastion init --role gateway --bundle gateway.tar there (docs/deployment.md)")
+    elif not clamav_on:
+        notes.append(f"antivirus: {clamav_note}. Until clamd answers with signatures, measure 2 is not met and mail is "
+                     "deferred (451, senders retry); ClamAV comes on by itself within a minute of that. "
+                     "`mailbastion av status` tells.")
+    owner = hand_over(settings)
+    return InitResult(config, f"postmaster@{domain}", password or "",
+                      (*setup.describe(), *notes, *([owner] if owner else [])))
+
+
+def make_internal_pki(settings: Settings, link_address: str) -> None:
+    """The internal host's certificates: the CA (its key stays here), the MDA's (names "mda", localhost and
+    the link address) and the internal client certificate (name "internal", client auth only)."""
+    from ipaddress import ip_address
+
+    from mailbastion.pki import issue, make_ca
+    from mailbastion.private_files import private_dir
+
+    t = settings.tls
+    private_dir(settings.path("tls"))
+    ca, ca_key = settings.path(t.ca), settings.path(t.ca_key)
+    make_ca(ca, ca_key, name=f"mailbastion internal CA for {settings.server.hostname}")
+    ips = list(dict.fromkeys(["127.0.0.1", "::1", str(ip_address(link_address.strip("[]")))]))
+    issue(ca, ca_key, settings.path(t.mda_cert), settings.path(t.mda_key), common_name=MDA_NAME,
+          dns_names=[MDA_NAME, "localhost"], ips=ips)
+    issue(ca, ca_key, settings.path(t.internal_client_cert), settings.path(t.internal_client_key),
+          common_name=INTERNAL_CLIENT_NAME, dns_names=[INTERNAL_CLIENT_NAME], server=False, client=True)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInit:
+    config: Path
+    notes: tuple[str, ...]
+
+
+def initialise_gateway(directory: Path, bundle: Path) -> GatewayInit:
+    """Create the gateway's deployment in `directory` from the bundle `pki issue-gateway` made. The bundle
+    is checked whole before anything is written (deploy/bundle.py). Raises ConfigError."""
+    from ipaddress import ip_network
+
+    from mailbastion.deploy.bundle import install_gateway_bundle, read_bundle
+
+    manifest, _ = read_bundle(bundle)  # refuse a bad bundle before making the folder
+    config = _new_config(directory)
+    clamav_on, clamav_note = clamav_available()
+    settings = _write_config(config, GATEWAY_TEMPLATE.format(
+        hostname=manifest.hostname, mda=manifest.mda, gateway_link=_hostport(manifest.gateway_address, MAP_PUSH_PORT),
+        gateway_relay=_hostport(manifest.gateway_address, RELAY_PORT),
+        internal_net=str(ip_network(manifest.internal_address)), clamav_note=clamav_note,
+        clamav_socket=CLAMD_SOCKET))
+    install_gateway_bundle(bundle, settings.path("tls"))
+    _folders(settings, settings.spool.dir, "local.d")
+    (settings.path("local.d") / "scores.toml").write_text("# Site overrides of the shipped symbol weights.\n",
+                                                          encoding="utf-8")
+    notes = [(f"the MDA is {manifest.mda}; the internal host pushes the recipient map to "
+              f"{_hostport(manifest.gateway_address, MAP_PUSH_PORT)} (until the first push every recipient is refused)"),
+             (f"tls/gateway.crt is from the private CA: install a public certificate for {manifest.hostname} with "
+              "`mailbastion tls import`")]
+    if not clamav_on:
+        notes.append(f"antivirus: {clamav_note}. Until clamd answers with signatures mail is deferred (451).")
+    owner = hand_over(settings)
+    return GatewayInit(config, (*notes, *([owner] if owner else [])))

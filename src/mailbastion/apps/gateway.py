@@ -176,32 +176,32 @@ def _check_relay_files(settings: Settings) -> None:
 
     source = str(settings.source) if settings.source else None
     tls = settings.tls
-    paths = {k: settings.path(getattr(tls, k)) for k in ("relay_cert", "relay_key", "ca")}
+    paths = {k: settings.path(getattr(tls, k)) for k in ("link_cert", "link_key", "ca")}
     for key, path in paths.items():
         if not path.is_file():
             raise ConfigError(f"{path} does not exist (`mailbastion init` makes it; for an older deployment "
                               "issue it from the CA: see docs/notes-mx.md)", file=source, key=f"tls.{key}")
     try:
-        cert, private = load_chain(paths["relay_cert"])[0], load_key(paths["relay_key"])
+        cert, private = load_chain(paths["link_cert"])[0], load_key(paths["link_key"])
         load_chain(paths["ca"])
     except ConfigError as exc:
-        raise ConfigError(str(exc), file=source, key="tls.relay_cert") from None
+        raise ConfigError(str(exc), file=source, key="tls.link_cert") from None
     if not key_matches(cert, private):
-        raise ConfigError(f"the private key {paths['relay_key']} does not belong to {paths['relay_cert']}",
-                          file=source, key="tls.relay_key")
+        raise ConfigError(f"the private key {paths['link_key']} does not belong to {paths['link_cert']}",
+                          file=source, key="tls.link_key")
 
 
 def relay_tls_context(settings: Settings) -> ssl.SSLContext:
-    """TLS from the first byte with `tls.relay_cert`; a client certificate verified by `tls.ca` (our CA only)
+    """TLS from the first byte with `tls.link_cert`; a client certificate verified by `tls.ca` (our CA only)
     is required. Raises ConfigError when the files are missing or not a pair: the gateway must not start."""
     _check_relay_files(settings)
     tls = settings.tls
     try:
-        return server_context(settings.path(tls.relay_cert), settings.path(tls.relay_key),
+        return server_context(settings.path(tls.link_cert), settings.path(tls.link_key),
                               min_version=tls.min_version, client_ca=settings.path(tls.ca))
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise ConfigError(f"OpenSSL refuses the relay listener's certificate, key or CA: {exc}",
-                          file=str(settings.source) if settings.source else None, key="tls.relay_cert") from None
+                          file=str(settings.source) if settings.source else None, key="tls.link_cert") from None
 
 
 def relay_edge_config(settings: Settings, tls_context: ssl.SSLContext) -> EdgeConfig:
@@ -246,8 +246,8 @@ class RelayServer:
         try:
             _check_relay_files(settings)
             if live is not None:
-                live.load_cert_chain(str(settings.path(settings.tls.relay_cert)),
-                                     str(settings.path(settings.tls.relay_key)))
+                live.load_cert_chain(str(settings.path(settings.tls.link_cert)),
+                                     str(settings.path(settings.tls.link_key)))
         except (ConfigError, OSError, ssl.SSLError) as exc:
             log.error("relay listener certificate reload refused, keeping the running one: %s", exc)
 

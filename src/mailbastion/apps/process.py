@@ -1,7 +1,14 @@
 """One `mailbastion serve` process: runs a role until a signal. Role-agnostic: it imports no role.
 
     roles = [InternalRole(settings), GatewayRole(settings)]     # what `cli/serve.py` composes
-    await ServerProcess(settings, "all", roles).run()          # start, serve, drain on SIGTERM
+    prepare_process(settings)                                  # as root: become server.user; metrics on
+    await ServerProcess(settings, "all", roles, endpoint=True).run()   # start, serve, drain on SIGTERM
+
+Privileges: `prepare_process` (before the roles fork anything) leaves root for `server.user`, keeping only
+the right to bind ports below 1024; `start` drops that too once every listener is bound, in this process
+and in each child that runs a ServerProcess (apps/privileges.py). The metrics endpoint (`[metrics] listen`)
+is served by the process built with `endpoint=True`, the one `serve` runs; the counters of its child
+processes reach it through files (metrics.py).
 
 Signals:
   SIGTERM, SIGINT   drain and stop: the roles stop in the reverse order of their start (the gateway stops
@@ -26,7 +33,10 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from mailbastion import metrics
+from mailbastion.apps.privileges import drop_capabilities, switch_user
 from mailbastion.config import Settings, load_settings, weakened
+from mailbastion.config.sections.split import split_hostport
 from mailbastion.smtp.listeners import install_uvloop
 
 log = logging.getLogger("mailbastion.runtime")
@@ -81,28 +91,49 @@ def setup_logging(settings: Settings) -> None:
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))  # migrations say nothing useful at start
 
 
+def prepare_process(settings: Settings) -> None:
+    """Before the roles prefork: as root, become `server.user` (ConfigError when it cannot be done); with
+    `[metrics] listen`, start counting (in this process and every process forked from it)."""
+    switch_user(settings)
+    if settings.metrics.listen:
+        metrics.enable(settings.path("run") / "metrics")
+
+
 class ServerProcess:
-    def __init__(self, settings: Settings, role: str, roles: Sequence[Role]) -> None:
+    def __init__(self, settings: Settings, role: str, roles: Sequence[Role], *, endpoint: bool = False) -> None:
         self.settings = settings
         self.role = role
         self.roles = list(roles)
+        self.endpoint = endpoint  # serve the metrics endpoint (the top process only)
+        self._endpoint: metrics.Endpoint | None = None
         self._started: list[Role] = []
         self._stopping = asyncio.Event()
 
     async def start(self) -> list[str]:
-        """Start every role in order. On failure the roles already started are stopped and the error
-        raised (the command line turns it into one line)."""
+        """Start every role in order, then give up every capability (the listeners are bound). On failure
+        the roles already started are stopped and the error raised (the command line turns it into one
+        line)."""
         for item in weakened(self.settings):
             log.warning("config.weakened %s", item)
         lines: list[str] = []
         try:
+            lines.extend(self._start_endpoint())
             for role in self.roles:
                 lines.extend(await role.start())
                 self._started.append(role)
         except BaseException:
             await self.stop(0)
             raise
+        drop_capabilities()
         return lines
+
+    def _start_endpoint(self) -> list[str]:
+        listen = self.settings.metrics.listen
+        if not (self.endpoint and listen and metrics.is_enabled()):
+            return []
+        host, port = split_hostport(listen)
+        self._endpoint = metrics.start_endpoint(host, port)
+        return [f"metrics (Prometheus)    http://{listen}/metrics"]
 
     async def reload(self) -> None:
         """SIGHUP: re-read the configuration file and hand it to every role."""
@@ -125,6 +156,9 @@ class ServerProcess:
         log.info("configuration reloaded from %s", new.source)
 
     async def stop(self, drain_seconds: float = 30.0) -> None:
+        if self._endpoint is not None:
+            self._endpoint.stop()
+            self._endpoint = None
         for role in reversed(self._started):
             started = time.monotonic()
             try:
@@ -190,4 +224,4 @@ def dump_tasks() -> None:
         log.warning("task %s:\n%s", task.get_name(), out.getvalue())
 
 
-__all__ = ["Children", "Role", "ServerProcess", "dump_tasks", "install_uvloop", "setup_logging"]
+__all__ = ["Children", "Role", "ServerProcess", "dump_tasks", "install_uvloop", "prepare_process", "setup_logging"]

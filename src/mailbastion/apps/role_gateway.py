@@ -36,6 +36,7 @@ from mailbastion.spool.layout import SpoolLayout
 
 if TYPE_CHECKING:
     from mailbastion.apps.gateway import GatewayServer, RelayServer
+    from mailbastion.apps.map_push import MapAgeWatch, MapReceiver
     from mailbastion.apps.process import Children
     from mailbastion.apps.workers import Acceptors
     from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent
@@ -167,6 +168,8 @@ class GatewayRole:
         self.own_relay_stack = False  # built for the relay listener (acceptor processes run the inbound one)
         self.reports: TlsRptStore | None = None
         self.schedule: TlsRptSchedule | None = None
+        self.map_watch: MapAgeWatch | None = None
+        self.map_receiver: MapReceiver | None = None  # split: the internal host pushes the map here
 
     def prefork(self) -> None:
         """Before the event loop: with `server.workers` > 1, check the configuration once, bind the
@@ -237,6 +240,7 @@ class GatewayRole:
         lines += relay_lines
         lines.append(f"spool                   {s.path(s.spool.dir)}")
         lines.append(f"checks                  {', '.join(checks)}")
+        lines.extend(await self._start_map(recipients))
         return lines
 
     async def _start_relay(self, spool: Spool) -> list[str]:
@@ -263,6 +267,24 @@ class GatewayRole:
         await self.relay.start()
         checks = ", ".join(c.name for c in pipeline.checks) or "none"
         return [f"SMTP relay (internal)   {addr}, outbound checks: {checks}" for addr in self.relay.describe()]
+
+    async def _start_map(self, recipients: object) -> list[str]:
+        """The recipient map's age alarm, the push listener (split), and the gateway's scrape-time gauges."""
+        from mailbastion import metrics
+        from mailbastion.apps.map_push import MapAgeWatch, MapReceiver, queue_samples
+        from mailbastion.directory.recipient_map import RecipientMap
+
+        s = self.settings
+        metrics.add_source(partial(queue_samples, SpoolLayout(s.path(s.spool.dir))))
+        if not isinstance(recipients, RecipientMap):
+            return []
+        self.map_watch = MapAgeWatch(recipients, s.map_push.max_age)
+        self.map_watch.start()
+        metrics.add_source(self.map_watch.samples)
+        if not s.map_push.listen:
+            return []
+        self.map_receiver = MapReceiver(s, on_applied=lambda _new: recipients.reload())
+        return await self.map_receiver.start()
 
     async def _wait_for_mda(self) -> None:
         """Deliver only once the MDA answers, so the first deliveries do not meet a refused connection.
@@ -308,6 +330,10 @@ class GatewayRole:
         """No new mail first (listeners, acceptors), then in-flight deliveries finish, then the rest."""
         if self.schedule is not None:
             await self.schedule.stop()
+        if self.map_receiver is not None:
+            await self.map_receiver.stop()
+        if self.map_watch is not None:
+            await self.map_watch.stop()
         if self.gateway is not None:
             await self.gateway.stop(drain_seconds)
         if self.relay is not None:

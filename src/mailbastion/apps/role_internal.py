@@ -14,6 +14,7 @@ from mailbastion.config import Settings
 from mailbastion.core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from mailbastion.apps.map_publisher import MapPublisher
     from mailbastion.apps.process import Children
     from mailbastion.apps.workers import Acceptors
     from mailbastion.mailbox.lmtp_server import MdaServer
@@ -34,6 +35,7 @@ class InternalRole:
         self.own_process = own_process
         self.mda: MdaServer | None = None
         self.mda_process: Acceptors | None = None
+        self.publisher: MapPublisher | None = None  # the recipient map: exported, pushed to the gateways
 
     def prefork(self) -> None:
         if self.own_process:
@@ -43,14 +45,20 @@ class InternalRole:
 
     async def start(self) -> list[str]:
         s = self.settings
-        if self.mda_process is None:
+        lines: list[str] = []
+        if self.mda_process is None:  # the process that runs the MDA also publishes the map
+            from mailbastion import metrics
+            from mailbastion.apps.map_publisher import MapPublisher
             from mailbastion.apps.mda import build_mda
 
+            self.publisher = MapPublisher(s)
+            lines = await self.publisher.start()
+            metrics.add_source(self.publisher.samples)
             self.mda = build_mda(s)
             await self.mda.start()
         where = " (own process)" if self.mda_process is not None else ""
         return [f"LMTP (MDA, mutual TLS)  {s.lmtp.listen}{where}",
-                f"mailboxes               {s.path(s.mailbox.root)}/<domain>/<user>/ (Maildir)"]
+                f"mailboxes               {s.path(s.mailbox.root)}/<domain>/<user>/ (Maildir)", *lines]
 
     async def reload(self, settings: Settings) -> None:
         """New handshakes use the re-read certificate, key and CA; a pair that does not load is refused
@@ -66,6 +74,8 @@ class InternalRole:
             log.error("MDA certificate reload refused, keeping the running one: %s", exc)
 
     async def stop(self, drain_seconds: float) -> None:
+        if self.publisher is not None:
+            await self.publisher.stop()
         if self.mda is not None:
             await self.mda.stop()
         if self.mda_process is not None:

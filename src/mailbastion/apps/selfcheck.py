@@ -51,9 +51,10 @@ def open_files(pid: int | str = "self") -> list[str]:
 def gateway_must_not_open(settings: Settings) -> list[Path]:
     """Files the gateway role never opens: the directory and audit databases, the mailboxes, the CA key."""
     paths = [settings.path(settings.mailbox.root), settings.path(settings.tls.ca_key)]
-    for url in (settings.directory_url, settings.audit_url):
-        if url.startswith("sqlite:///"):
-            paths.append(Path(url[len("sqlite:///"):]))
+    for url in (settings.directory.url, settings.audit.url):  # directory_url refuses on a gateway
+        file = settings.sqlite_file(url)
+        if file is not None:
+            paths.append(file)
     return paths
 
 

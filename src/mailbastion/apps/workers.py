@@ -25,6 +25,7 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
 
 from mailbastion.apps.pipeline import PolicyStack
+from mailbastion.apps.privileges import drop_capabilities
 from mailbastion.config import Settings, load_settings
 from mailbastion.smtp.listeners import bind, install_uvloop
 
@@ -97,6 +98,7 @@ def _quiet_until_ready() -> None:
 
 def _child(settings: Settings, sockets: GatewaySockets, ready: EventType) -> None:
     _quiet_until_ready()
+    drop_capabilities()  # the sockets are bound (inherited): an acceptor needs no capability at all
     install_uvloop()
     try:
         asyncio.run(_acceptor(settings, sockets, ready))

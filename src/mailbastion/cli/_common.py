@@ -27,6 +27,9 @@ COMMAND_MODULES = {
 COMMAND_MODULES["reports"] = "reports"  # DMARC and TLS-RPT reports: read ours, send our TLS-RPT
 COMMAND_MODULES["keys"] = "keys"  # users' S/MIME certificates and OpenPGP keys
 COMMAND_MODULES["pickup"] = "pickup"  # the secure pick-up of confidential mail for recipients without keys
+COMMAND_MODULES["pki"] = "pki"  # split deployment: the gateway's certificate bundle (issue-gateway)
+COMMAND_MODULES["firewall"] = "firewall"  # split deployment: nftables rules per role
+COMMAND_MODULES["units"] = "units"  # hardened systemd units per role
 
 
 class LazyGroup(click.Group):

@@ -19,19 +19,29 @@ ROLE_MODULES = {"all": "role_all", "gateway": "role_gateway", "internal": "role_
 
 @main_group.command("serve")
 @config_option
-@click.option("--role", type=click.Choice(list(ROLE_MODULES)), default="all", show_default=True,
+@click.option("--role", type=click.Choice(list(ROLE_MODULES)), default=None, show_default="server.role",
               help="all: every role in one process; gateway: the DMZ MTA; internal (mda): the MDA, "
                    "directory and mailboxes")
-def serve(config_path: Path | None, role: str) -> None:
+def serve(config_path: Path | None, role: str | None) -> None:
     """Run mailbastion until SIGTERM (drain, then stop). SIGHUP reloads configuration and certificates;
-    SIGUSR2 writes a self-check (loaded modules, open files) below data_dir/run/."""
-    from mailbastion.apps.process import ServerProcess, setup_logging
+    SIGUSR2 writes a self-check (loaded modules, open files) below data_dir/run/. Started as root, it runs
+    as server.user once it has read its configuration, and keeps no capability once its ports are bound."""
+    from mailbastion.apps.process import ServerProcess, prepare_process, setup_logging
     from mailbastion.smtp.listeners import install_uvloop
 
     settings = load(config_path)
+    configured = settings.server.role
+    role = role or configured
+    name = "internal" if role == "mda" else role
+    if configured != "all" and name != configured:  # a gateway's file lacks what the internal role needs
+        raise Failed(f"{settings.source}: server.role is {configured!r}: this configuration cannot run the "
+                     f"{name} role")
     setup_logging(settings)
     install_uvloop()
-    name = "internal" if role == "mda" else role
+    try:
+        prepare_process(settings)  # as root: become server.user (before any file is made or process forked)
+    except ConfigError as exc:
+        raise Failed(str(exc)) from None
     roles = importlib.import_module(f"mailbastion.apps.{ROLE_MODULES[role]}").roles(settings)
     try:
         for r in roles:  # forks (acceptors, the MDA's own process) happen here, before any event loop
@@ -42,7 +52,7 @@ def serve(config_path: Path | None, role: str) -> None:
         raise Failed(f"cannot start: {exc}") from None
 
     async def main() -> None:
-        server = ServerProcess(settings, name, roles)
+        server = ServerProcess(settings, name, roles, endpoint=True)
         try:
             lines = await server.start()
         except ConfigError as exc:

@@ -37,7 +37,7 @@ ROLES = (
     _Role("gateway", "cert", "key", True, False, ""),
     _Role("gateway-client", "gateway_client_cert", "gateway_client_key", False, True, "gateway"),
     _Role("mda", "mda_cert", "mda_key", True, False, "mda"),
-    _Role("gateway-relay", "relay_cert", "relay_key", True, False, "gateway"),
+    _Role("gateway-link", "link_cert", "link_key", True, False, "gateway-link"),
     _Role("internal-client", "internal_client_cert", "internal_client_key", False, True, "internal"),
 )
 ROLE_NAMES = ("ca", *(r.name for r in ROLES))

@@ -45,10 +45,20 @@ def _explain(exc: ValidationError, file: str) -> ConfigError:
 
 
 def parse_settings(data: dict[str, Any], source: Path | None = None) -> Settings:
+    """Validate `data` (the parsed file) and the rules of its role (config/roles.py). Raises ConfigError with
+    one line per problem, each naming the file and the key."""
+    from mailbastion.config.roles import role_problems
+
+    file = str(source or "<config>")
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise _explain(exc, str(source or "<config>")) from None
+        raise _explain(exc, file) from None
+    problems = role_problems(data, settings)
+    if problems:
+        error = ConfigError("\n".join(f"{file}: {key}: {why}" for key, why in problems))
+        error.file, error.key = file, problems[0][0]
+        raise error
     settings._source = source.resolve() if source else None
     return settings
 
@@ -102,6 +112,10 @@ def weakened(settings: Settings) -> list[str]:
         out.append("relay.allow_public = true")
     if not settings.lmtp.require_client_cert:
         out.append("lmtp.require_client_cert = false")
+    if settings.server.user == "root":
+        out.append('server.user = "root" (serve keeps root privileges after binding its ports)')
+    if settings.metrics.allow_remote and settings.metrics.listen:
+        out.append(f"metrics.allow_remote = true (metrics on {settings.metrics.listen}, no authentication)")
     if settings.smtp.xclient_hosts:
         out.append(f"smtp.xclient_hosts = {settings.smtp.xclient_hosts}")
     for name in ("auth", "antivirus", "spam"):

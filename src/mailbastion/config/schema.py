@@ -26,6 +26,7 @@ from mailbastion.config.sections.encryption import EncryptionSection
 from mailbastion.config.sections.outbound import OutboundSection
 from mailbastion.config.sections.relay_in import RelayInSection
 from mailbastion.config.sections.spam import SpamSection
+from mailbastion.config.sections.split import FirewallSection, MapPushSection, MetricsSection
 
 
 class Settings(Section):
@@ -46,6 +47,9 @@ class Settings(Section):
     antivirus: AntivirusSection = Field(default_factory=AntivirusSection)
     spam: SpamSection = Field(default_factory=SpamSection)
     encryption: EncryptionSection = Field(default_factory=EncryptionSection)
+    map_push: MapPushSection = Field(default_factory=MapPushSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    firewall: FirewallSection = Field(default_factory=FirewallSection)
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -66,11 +70,25 @@ class Settings(Section):
 
     @property
     def directory_url(self) -> str:
+        """[directory] url, a relative SQLite path resolved below data_dir. Raises ConfigError on a gateway
+        (server.role = "gateway"): the DMZ host has no directory, and a command that would open one there
+        (`account add`, `domain add`) must not create an empty one."""
+        if self.server.role == "gateway":
+            from mailbastion.core.errors import ConfigError
+
+            raise ConfigError("this host is the gateway (server.role = \"gateway\"): it has no directory; run "
+                              "directory commands on the internal host", file=str(self._source) if self._source
+                              else None, key="server.role")
         url = self.directory.url
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith("sqlite:////"):
             return prefix + str(self.path(url[len(prefix):]))
         return url
+
+    def sqlite_file(self, url: str) -> Path | None:
+        """The file of a `sqlite:///` URL (relative paths below data_dir); None for another database."""
+        prefix = "sqlite:///"
+        return self.path(url[len(prefix):]) if url.startswith(prefix) else None
 
     @property
     def audit_url(self) -> str:

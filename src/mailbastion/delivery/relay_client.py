@@ -5,7 +5,7 @@
 
 Every message goes to `[relay_in] connect` (default: its first `listen` address), TLS from the first byte,
 presenting `tls.internal_client_cert` (name "internal"); the gateway's certificate must chain to our CA
-(`tls.ca`) and name `[relay_in] server_name` ("gateway"): a certificate of our CA for another role is
+(`tls.ca`) and name `[relay_in] server_name` ("gateway-link"): a certificate of our CA for another role is
 refused, and nothing goes in clear text. Sessions are reused (the same connection cache as outbound).
 
 Submission (another branch) can use it as a queue's remote agent, or synchronously per message: build a

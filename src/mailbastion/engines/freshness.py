@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from mailbastion import metrics
 from mailbastion.engines.base import EngineInfo, Scanner
 from mailbastion.engines.measure2 import Measure2, assess
 
@@ -159,6 +160,8 @@ class FreshnessWatch:
         results = await asyncio.gather(*(one(s) for s in self.scanners))
         previous, self.status = self.status, {r.name: r for r in results}
         for r in results:
+            age = r.age
+            metrics.signature_age(r.name, age.total_seconds() if age is not None else None)
             self._log_transition(previous.get(r.name), r)
             if r.is_stale:
                 log.error("av.signatures_stale engine=%s %s", r.name, r.describe())

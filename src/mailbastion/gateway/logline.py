@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from mailbastion import metrics
 from mailbastion.core.address import Address
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.peer import PeerInfo
@@ -48,6 +49,7 @@ def log_message(
     queue_id: str = "",
     extra: dict[str, object] | None = None,
 ) -> None:
+    metrics.message("gateway", stage, action)  # counted whether or not the line is logged
     if not log.isEnabledFor(logging.INFO):
         return
     tls = f"{peer.tls.version}/{peer.tls.cipher}" if peer.tls else "none"

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from mailbastion import metrics
 from mailbastion.core import replies
 from mailbastion.core.address import Address
 from mailbastion.core.envelope import Envelope
@@ -197,7 +198,9 @@ class LmtpHandler(BaseHandler):
         block = message.header.where(lambda f: not f.name.startswith(_INTERNAL))
         boxes = list(dict.fromkeys(box for plan in plans for box in plan.mailboxes))
         results = await asyncio.to_thread(self._deliver_all, boxes, envelope.sender_text, block, folder, queue_id)
-        return [_combine([results[box] for box in plan.mailboxes]) for plan in plans]
+        out = [_combine([results[box] for box in plan.mailboxes]) for plan in plans]
+        metrics.replies("internal", "lmtp", out)
+        return out
 
     @staticmethod
     def _folder(params: dict[str, str]) -> Folder:

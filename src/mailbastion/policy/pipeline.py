@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from mailbastion import metrics
 from mailbastion.core import replies
 from mailbastion.core.errors import MailError
 from mailbastion.core.stages import Stage
@@ -81,6 +83,7 @@ class Pipeline:
         return StageOutcome(tuple(symbols), strongest, tuple(edits))
 
     async def _run_one(self, check: Check, ctx: CheckContext) -> CheckResult:
+        started = time.perf_counter()
         try:
             return await asyncio.wait_for(check(ctx), timeout=check.timeout)
         except asyncio.CancelledError:
@@ -92,6 +95,8 @@ class Pipeline:
             log.warning("check %s failed: %s: %s", check.name, type(exc).__name__, exc)
             detail = f"{type(exc).__name__}: {exc}"[:200]
             return CheckResult((Symbol(error_symbol(check.name), detail),), _reply_for_error(check, exc))
+        finally:
+            metrics.check_seconds(check.name, time.perf_counter() - started)
 
     def decide(self, symbols: Sequence[Symbol], forced: Forced | None, edits: Sequence[Edit] = ()) -> Verdict:
         return self.scorer.decide(symbols, forced, edits)

@@ -122,6 +122,10 @@ class Deployment:
             text = _set_toml(text, "dns", "port", str(self.dns.port))
             text = _set_toml(text, "dns", "timeout", "2.0")
         text = _set_toml(text, "spool", "scan_interval_seconds", "0.2")
+        # Test folders live below pytest's 0700 base, which the service user cannot reach: serve keeps the
+        # test runner's user (a logged config.weakened). tests/split and tests/apps/test_privileges.py run
+        # the server as the service user.
+        text = _set_toml(text, "server", "user", '"root"')
         for (section, key), value in self.extra.items():
             text = _set_toml(text, section, key, value)
         self.config.write_text(text)

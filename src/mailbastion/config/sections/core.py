@@ -12,6 +12,13 @@ from mailbastion.config.sections.base import Section
 
 class ServerSection(Section):
     hostname: str = "localhost.localdomain"  # our name in the banner, Received and DSNs
+    # Which part of a deployment this host is: "all" (one machine), "gateway" (the DMZ MTA: no directory,
+    # no mailboxes, no CA key) or "internal" (the MDA, the directory, the CA). Keys a role does not use are
+    # refused at load (config/roles.py); `serve` runs this role unless --role says otherwise.
+    role: Literal["all", "gateway", "internal"] = "all"
+    # `serve` started as root binds its ports and then runs as this user (apps/privileges.py); "root" keeps
+    # root privileges and is logged as config.weakened.
+    user: str = Field("mailbastion", min_length=1, pattern=r"^[a-z_][a-z0-9_-]*\$?$")
     data_dir: str = "."  # relative paths below are relative to this (itself relative to the config file)
     workers: int = Field(1, ge=1, le=64)  # SMTP acceptor processes behind one listening socket
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -58,10 +65,11 @@ class TlsSection(Section):
     gateway_client_key: str = "tls/gateway-client.key"
     mda_cert: str = "tls/mda.crt"
     mda_key: str = "tls/mda.key"
-    # The gateway's relay listener for the internal host ([relay_in]): its server certificate (name "gateway")
-    # and the internal host's client certificate (name "internal"), both from the private CA.
-    relay_cert: str = "tls/gateway-relay.crt"
-    relay_key: str = "tls/gateway-relay.key"
+    # The gateway's server certificate for the internal host's connections (both from the private CA, name
+    # "gateway-link"): the relay listener for outbound mail ([relay_in]) and the recipient map push
+    # ([map_push]); the internal host presents its client certificate (name "internal") on both.
+    link_cert: str = "tls/gateway-link.crt"
+    link_key: str = "tls/gateway-link.key"
     internal_client_cert: str = "tls/internal-client.crt"
     internal_client_key: str = "tls/internal-client.key"
     # `tls status` exits 1, and start-up logs a warning, when a certificate expires within this many days.

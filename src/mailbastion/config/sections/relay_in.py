@@ -4,11 +4,11 @@
     listen = ["127.0.0.1:2526"]        # where the gateway takes outbound mail; [] = no relay listener
     connect = "gw.dmz.example:2526"    # where the internal host reaches it (default: the first listen)
     client_names = ["internal"]        # certificate names (CN) of our CA allowed to relay
-    server_name = "gateway"            # the name the internal host expects in the listener's certificate
+    server_name = "gateway-link"       # the name the internal host expects in the listener's certificate
 
 TLS from the first byte; a client certificate of our private CA (`tls.ca`) is required, and its name must
 be one of `client_names`: nobody else may relay, whatever address it comes from. The listener presents
-`tls.relay_cert` (made by `init`, named "gateway"). Outbound checks (anti-virus, spam score) run here; a
+`tls.link_cert` (made by `init`, named "gateway-link"; the map push listener presents it too). Outbound checks (anti-virus, spam score) run here; a
 message whose score reaches `refuse_action`'s threshold is refused and the administrator alarmed.
 """
 
@@ -28,7 +28,7 @@ class RelayInSection(Section):
     listen: list[str] = []  # secure default: off (init writes 127.0.0.1:2526)
     connect: str | None = None  # where the internal host connects; None = the first listen address
     client_names: list[str] = ["internal"]
-    server_name: str = "gateway"
+    server_name: str = "gateway-link"
     # The score action from which outbound mail is refused (554) and alarmed: "quarantine" (score 10 by
     # default) or "reject" (15). Below it the message is sent; no spam header is added to outgoing mail.
     refuse_action: Literal["quarantine", "reject"] = "quarantine"

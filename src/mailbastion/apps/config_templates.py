@@ -1,0 +1,176 @@
+"""The configuration files `mailbastion init` writes, one per role (apps/bootstrap.py fills them in).
+
+Every key has a secure default; a template spells out what an administrator is likely to change, with why.
+The gateway's and the internal host's files name only keys their role uses (config/roles.py refuses the rest).
+"""
+
+from __future__ import annotations
+
+TEMPLATE = """\
+# mailbastion configuration, written by `mailbastion init` for {domain}.
+# Every key has a secure default; `mailbastion config show` prints the effective values.
+# Relative paths are below server.data_dir, itself relative to this file.
+
+[server]
+hostname = "{hostname}"
+data_dir = "."
+user = "mailbastion"            # serve started as root runs as this user once its ports are bound
+workers = 1                     # SMTP acceptor processes (one per core for load)
+log_level = "info"
+
+[smtp]                          # the gateway's inbound MX listener
+listen = ["127.0.0.1:2525"]
+max_message_size = 26214400     # 25 MiB
+max_recipients = 100
+max_connections = 1000
+max_connections_per_client = 20
+proxy_protocol = false          # true only behind a load balancer that sends PROXY headers
+xclient_hosts = []              # Postfix XCLIENT: trusted load generators only
+
+[relay]
+networks = []                   # default deny: nobody relays without authentication
+
+[tls]
+min_version = "TLSv1.2"
+cert = "tls/gateway.crt"        # replace with a certificate for {hostname} from a public CA
+key = "tls/gateway.key"
+ca = "tls/ca.crt"               # the private CA of the gateway <-> MDA link
+
+[lmtp]                          # the MDA; the only path from the gateway inward (mutual TLS)
+listen = "127.0.0.1:2424"
+require_client_cert = true
+
+[relay_in]                      # the gateway takes outbound mail from the internal host only (mutual TLS)
+listen = ["127.0.0.1:2526"]
+
+[spool]
+dir = "spool"
+
+[directory]
+url = "sqlite:///directory.db"
+recipient_map = "recipient-map.json"
+
+[mailbox]
+root = "mail"
+
+[dns]
+nameservers = []                # empty: the system resolver
+
+[antivirus]
+workstation_engine = "microsoft"  # the workstations' anti-virus vendor: mail must be scanned by another
+stale_policy = "soft_reject"    # signatures older than the limit: 451 until they are fresh again
+
+[antivirus.clamav]
+enabled = "auto"                # used whenever clamd answers with signatures: {clamav_note}
+socket = "{clamav_socket}"
+max_signature_age_hours = 24.0
+"""
+
+_ANTIVIRUS = """
+[antivirus]
+workstation_engine = "microsoft"  # the workstations' anti-virus vendor: mail must be scanned by another
+stale_policy = "soft_reject"    # signatures older than the limit: 451 until they are fresh again
+
+[antivirus.clamav]
+enabled = "auto"                # used whenever clamd answers with signatures: {clamav_note}
+socket = "{clamav_socket}"
+max_signature_age_hours = 24.0
+"""
+
+GATEWAY_TEMPLATE = """\
+# mailbastion configuration of the GATEWAY (the DMZ MTA), written by `mailbastion init --role gateway` from
+# the bundle the internal host made. This host holds no directory, no mailboxes, no passwords and no CA key:
+# those keys are refused here (config/roles.py). `mailbastion firewall --role gateway` prints its rules.
+
+[server]
+role = "gateway"
+hostname = "{hostname}"
+data_dir = "."
+user = "mailbastion"            # serve started as root runs as this user once its ports are bound
+workers = 1                     # SMTP acceptor processes (one per core for load)
+log_level = "info"
+
+[smtp]                          # the MX, open to the Internet
+listen = ["0.0.0.0:25"]
+max_message_size = 26214400     # 25 MiB
+max_recipients = 100
+max_connections = 1000
+max_connections_per_client = 20
+
+[relay]
+networks = []                   # default deny: nobody relays without authentication
+
+[tls]
+min_version = "TLSv1.2"
+cert = "tls/gateway.crt"        # from the private CA: replace with a public CA's certificate for {hostname}
+key = "tls/gateway.key"         #   (`mailbastion tls import`)
+ca = "tls/ca.crt"               # the private CA (its key stays on the internal host)
+gateway_client_cert = "tls/gateway-client.crt"   # presented to the MDA
+gateway_client_key = "tls/gateway-client.key"
+link_cert = "tls/gateway-link.crt"               # presented to the internal host (map push, relay)
+link_key = "tls/gateway-link.key"
+
+[lmtp]
+connect = "{mda}"          # the internal host's MDA: the only connection this host opens inward
+
+[relay_in]                      # the internal host relays users' outbound mail here (mutual TLS)
+listen = ["{gateway_relay}"]
+
+[map_push]                      # the internal host pushes the recipient map here (mutual TLS)
+listen = "{gateway_link}"
+allow = ["{internal_net}"]
+max_age = 900                   # seconds: an older map logs recipient_map.stale
+
+[spool]
+dir = "spool"
+
+[directory]
+recipient_map = "recipient-map.json"   # written by the pushes: addresses only
+
+[dns]
+nameservers = []                # empty: the system resolver
+""" + _ANTIVIRUS
+
+INTERNAL_TEMPLATE = """\
+# mailbastion configuration of the INTERNAL host (MDA, directory, mailboxes, the CA), written by
+# `mailbastion init --role internal`. The gateway's certificates come from here:
+#   mailbastion pki issue-gateway --out gateway.tar     (then copy gateway.tar to the gateway)
+# `mailbastion firewall --role internal` prints this host's rules.
+
+[server]
+role = "internal"
+hostname = "{hostname}"
+data_dir = "."
+user = "mailbastion"            # serve started as root runs as this user once its ports are bound
+log_level = "info"
+
+[tls]
+min_version = "TLSv1.2"
+ca = "tls/ca.crt"               # the private CA of the link
+ca_key = "tls/ca.key"           # its key: stays on this host, never on the gateway
+mda_cert = "tls/mda.crt"
+mda_key = "tls/mda.key"
+internal_client_cert = "tls/internal-client.crt"   # presented to the gateway (map push, relay)
+internal_client_key = "tls/internal-client.key"
+
+[lmtp]                          # the MDA: the gateway delivers here over mutual TLS
+listen = "{lmtp_listen}"
+require_client_cert = true
+
+[map_push]                      # the recipient map goes to the gateway on every directory change
+gateways = ["{gateway}"]
+interval = 300                  # seconds: and this often even without a change
+
+[relay_in]                      # users' outbound mail goes to the gateway's relay listener (mutual TLS)
+connect = "{gateway_relay}"
+
+[directory]
+url = "sqlite:///directory.db"
+recipient_map = "recipient-map.json"
+
+[mailbox]
+root = "mail"
+"""
+
+
+__all__ = ["GATEWAY_TEMPLATE", "INTERNAL_TEMPLATE", "TEMPLATE"]
