@@ -23,6 +23,7 @@ from mailbastion.config.sections.core import (
     TlsSection,
 )
 from mailbastion.config.sections.outbound import OutboundSection
+from mailbastion.config.sections.portal import PortalSection
 from mailbastion.config.sections.spam import SpamSection
 
 
@@ -42,6 +43,7 @@ class Settings(Section):
     auth: AuthSection = Field(default_factory=AuthSection)
     antivirus: AntivirusSection = Field(default_factory=AntivirusSection)
     spam: SpamSection = Field(default_factory=SpamSection)
+    portal: PortalSection = Field(default_factory=PortalSection)
 
     _source: Path | None = PrivateAttr(default=None)
 
