@@ -59,7 +59,6 @@ class PortalSection(Section):
     enrol_link_hours: int = Field(72, ge=1, le=30 * 24)
     digest_time: str = "07:00"
     mta_sts_mode: Literal["testing", "enforce", "none"] = "testing"
-    mta_sts_max_age: int = Field(604800, ge=86400, le=31557600)  # RFC 8461 §3.2: a week; at most a year
 
     @field_validator("listen")
     @classmethod
