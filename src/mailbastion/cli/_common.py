@@ -25,6 +25,7 @@ COMMAND_MODULES = {
     "scan": "scan", "serve": "serve", "spam": "spam",
 }
 COMMAND_MODULES["reports"] = "reports"  # DMARC and TLS-RPT reports: read ours, send our TLS-RPT
+COMMAND_MODULES.update(account="portal", portal="portal")  # cli/portal.py adds enrol-link/role to `account`
 
 
 class LazyGroup(click.Group):

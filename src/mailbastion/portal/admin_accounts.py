@@ -20,10 +20,10 @@ from mailbastion.directory.errors import DirectoryError
 from mailbastion.directory.models import AccountState
 from mailbastion.directory.portal_models import ROLES
 from mailbastion.portal.auth import Principal, require
-from mailbastion.portal.keys import new_token, token_hash
+from mailbastion.portal.context import make_enrol_link
 from mailbastion.portal.render import ADMIN, HELPDESK, page
 
-__all__ = ["account_action", "account_detail", "accounts", "enrol_link_for"]
+__all__ = ["account_action", "account_detail", "accounts"]
 
 PAGE = 50
 STATES = [s.value for s in AccountState]
@@ -86,15 +86,6 @@ async def account_detail(request: Request) -> Response:
     return page(request, "account.html", error="", **details)
 
 
-def enrol_link_for(ctx: object, address: str, *, by: str, reason: str = "") -> str:
-    """Make a one-time enrolment link for `address` (earlier unused links stop working); return its URL."""
-    token = new_token()
-    hours = dt.timedelta(hours=ctx.settings.portal.enrol_link_hours)  # type: ignore[attr-defined]
-    ctx.store.create_enrol_token(address, token_hash(token), expires_at=ctx.now() + hours,  # type: ignore[attr-defined]
-                                 by=by, reason=reason)
-    return f"{ctx.public_url}/enrol/{token}"  # type: ignore[attr-defined]
-
-
 @require(ADMIN, HELPDESK)
 async def account_action(request: Request) -> Response:
     ctx = request.app.state.ctx
@@ -134,7 +125,7 @@ async def account_action(request: Request) -> Response:
             await asyncio.to_thread(d.remove_alias, str(form.get("alias", "")).strip(), address, who.actor, reason)
             return _where(address, "alias_removed")
         if action == "enrol-link":
-            url = await asyncio.to_thread(enrol_link_for, ctx, address, by=who.actor, reason=reason)
+            url = await asyncio.to_thread(lambda: make_enrol_link(ctx.settings, s, address, by=who.actor, reason=reason))
             return page(request, "link_once.html", address=address, url=url,
                         hours=ctx.settings.portal.enrol_link_hours)
         if action == "role":

@@ -21,7 +21,7 @@ from mailbastion.portal.auth import load_principal
 from mailbastion.portal.context import PortalContext
 from mailbastion.portal.render import ADMIN, HELPDESK, TEMPLATES, make_environment, page
 
-__all__ = ["SECURITY_HEADERS", "build_app"]
+__all__ = ["PUBLIC_PATHS", "SECURITY_HEADERS", "build_app", "is_public", "routes"]
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")
@@ -124,9 +124,13 @@ def routes(ctx: PortalContext) -> list[BaseRoute]:
     return table
 
 
-# Paths that answer without a session (everything else sends a visitor to /signin).
-PUBLIC_PATHS = ("/signin", "/enrol/", "/.well-known/", "/mail/config-v1.1.xml", "/autodiscover/", "/Autodiscover/",
-                "/l/", "/static/")
+# What answers without a session; everything else sends a visitor to /signin.
+PUBLIC_PATHS = ("/enrol/", "/.well-known/", "/mail/config-v1.1.xml", "/autodiscover/", "/Autodiscover/", "/l/",
+                "/static/")
+
+
+def is_public(path: str) -> bool:
+    return path == "/signin" or path.startswith(PUBLIC_PATHS)
 
 
 def build_app(ctx: PortalContext) -> Starlette:

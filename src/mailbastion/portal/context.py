@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from mailbastion.spool.control import QueueControl
     from mailbastion.spool.writer import Spool
 
-__all__ = ["PortalContext", "public_url"]
+__all__ = ["PortalContext", "make_enrol_link", "public_url"]
 
 
 def public_url(settings: Settings) -> str:
@@ -42,6 +42,17 @@ def public_url(settings: Settings) -> str:
         return settings.portal.public_url
     _, port = parse_listen(settings.portal.listen)
     return f"https://{settings.server.hostname}" + ("" if port == 443 else f":{port}")
+
+
+def make_enrol_link(settings: Settings, store: PortalStore, address: str, *, by: str, reason: str = "") -> str:
+    """A one-time enrolment link for `address`, valid `portal.enrol_link_hours`; earlier unused links of the
+    account stop working. Only the token's hash is stored; the URL is returned to be handed over once."""
+    from mailbastion.portal.keys import new_token, token_hash
+
+    token = new_token()
+    expires = store.now() + dt.timedelta(hours=settings.portal.enrol_link_hours)
+    store.create_enrol_token(address, token_hash(token), expires_at=expires, by=by, reason=reason)
+    return f"{public_url(settings)}/enrol/{token}"
 
 
 @dataclass
