@@ -44,6 +44,7 @@ class Principal:
     role: str
     csrf: str
     token_hash: str
+    complete: bool = True  # False: the password is checked, the second factor not yet
 
     @property
     def actor(self) -> str:
@@ -105,7 +106,7 @@ async def load_principal(request: Request, *, need_mfa: bool = True) -> Principa
         return RedirectResponse("/signin/totp", status_code=303)
     if now - facts.last_seen_at > TOUCH_EVERY:
         await asyncio.to_thread(ctx.store.touch_session, digest)
-    return Principal(facts.address, facts.role, facts.csrf_token, digest)
+    return Principal(facts.address, facts.role, facts.csrf_token, digest, facts.mfa_done)
 
 
 def csrf_ok(form: FormData, principal: Principal) -> bool:

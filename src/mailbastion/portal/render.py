@@ -75,7 +75,7 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
     env: jinja2.Environment = request.app.state.jinja
     principal = getattr(request.state, "principal", None)
     nav_items = [*NAV, *request.app.state.extra_nav]
-    nav = [n for n in nav_items if principal is not None and principal.role in n.roles]
+    nav = [n for n in nav_items if principal is not None and principal.complete and principal.role in n.roles]
     notice = NOTICES.get(request.query_params.get("done", ""), "")
     html = env.get_template(template).render(
         principal=principal, csrf=principal.csrf if principal else "", nav=nav, path=request.url.path,
