@@ -306,3 +306,24 @@ def test_releasing_malware_needs_a_second_confirmation(flow: Any, browser: Any) 
     assert b"Scan 0042" in d.wait_delivered(ALICE, before + 1)[-1]
     event = next(e for e in runner.ctx.audit.events(limit=10) if e.action == "quarantine.release")
     assert event.details["forced"] is True and event.details["is_malware"] is True
+
+
+def test_the_daily_digest_reaches_the_users_maildir_with_links(flow: Any, browser: Any) -> None:
+    from mailbastion.portal.digest import send_digests
+
+    d, runner = flow
+    qid = hold(d, runner, CAROL, "Digest me", 11)
+    before = len(d.delivered(CAROL))
+    sent = runner.call(send_digests(runner.ctx))
+    assert CAROL in [address for address, _ in sent]
+    digest = next(m for m in d.wait_delivered(CAROL, before + 1) if b"held for you" in m)
+    assert f"{runner.url}/my/quarantine/{qid}".encode() in digest and b"Digest me" in digest
+    assert runner.call(send_digests(runner.ctx)) == []  # nothing new since: no second digest
+    # The link works once signed in (SameSite=Strict: a link from a mail program signs in first).
+    browser.delete_all_cookies()
+    browser.get(f"{runner.url}/my/quarantine/{qid}")
+    assert "/signin?next=" in browser.current_url
+    fill(browser, "address", CAROL)
+    fill(browser, "password", PASSWORD)
+    submit(browser, "Sign in")
+    assert browser.current_url.endswith(f"/my/quarantine/{qid}")

@@ -24,7 +24,33 @@ from portal_kit import (
 )
 from starlette.routing import Route
 
+from mailbastion.portal.extensions import AppPasswordInfo, LandingPage, LandingRoutes
 from mailbastion.portal.app import SECURITY_HEADERS, is_public, routes
+
+class Setup:
+    def thunderbird_autoconfig(self, address: str) -> str | None:
+        return f"<clientConfig version='1.1'><emailProvider id='x'><username>{address}</username></emailProvider></clientConfig>"
+
+    def outlook_autodiscover(self, address: str) -> str | None:
+        return f"<Autodiscover><Response><User><EMailAddress>{address}</EMailAddress></User></Response></Autodiscover>"
+
+
+class MemoryAppPasswords:
+    """A stand-in for issue 11's directory methods, behind the portal's AppPasswords port."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, AppPasswordInfo]] = {}
+
+    def list(self, address: str) -> list[AppPasswordInfo]:
+        return list(self.items.get(address, {}).values())
+
+    def create(self, address: str, name: str, *, by: str) -> str:
+        self.items.setdefault(address, {})[name] = AppPasswordInfo(name, dt.datetime.now(dt.UTC))
+        return "generated-" + name
+
+    def revoke(self, address: str, name: str, *, by: str) -> None:
+        del self.items[address][name]
+
 
 ADMIN, HELPDESK, USER, OTHER = ("admin@example.test", "desk@example.test", "carol@example.test",
                                 "dave@example.test")
@@ -37,7 +63,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Portal
         d.mb("account", "add", address, "--password-stdin", input=PASSWORD + "\n")
     d.mb("account", "role", ADMIN, "administrator", "--reason", "test")
     d.mb("account", "role", HELPDESK, "helpdesk", "--reason", "test")
-    runner = PortalRunner(settings_of(d)).start()
+    landing = LandingRoutes()
+
+    async def spring_sale(token: str, client: str) -> LandingPage | None:
+        if token != "t0k3n":
+            return None
+        return LandingPage("This was a test", (f"<b>{token}</b> from {client}: the sender's domain was wrong.",))
+
+    landing.register("spring-sale", spring_sale)
+    runner = PortalRunner(settings_of(d), landing=landing, client_setup=Setup(),
+                          app_passwords=MemoryAppPasswords()).start()
     codes = {ADMIN: enrol_totp(runner.ctx, ADMIN), HELPDESK: enrol_totp(runner.ctx, HELPDESK)}
     yield d, runner, codes
     runner.stop()
@@ -277,6 +312,41 @@ def test_public_endpoints(site: Any) -> None:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
         host = runner.settings.server.hostname
         assert r.text == f"version: STSv1\r\nmode: testing\r\nmx: {host}\r\nmax_age: 604800\r\n"
-        assert client.get("/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=a@example.test").status_code == 404
-        assert client.post("/autodiscover/autodiscover.xml", content=b"<x/>").status_code == 404
-        assert client.get("/l/nothing/token").status_code == 404
+        r = client.get("/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=a@example.test")
+        assert r.status_code == 200 and "<username>a@example.test</username>" in r.text
+        assert client.get("/mail/config-v1.1.xml").status_code == 404  # no address, no document
+        request = (b'<?xml version="1.0"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/'
+                   b'outlook/requestschema/2006"><Request><EMailAddress>b@example.test</EMailAddress></Request>'
+                   b'</Autodiscover>')
+        r = client.post("/autodiscover/autodiscover.xml", content=request)
+        assert r.status_code == 200 and "<EMailAddress>b@example.test</EMailAddress>" in r.text
+        bomb = b'<!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><x>&b;</x>'
+        assert client.post("/autodiscover/autodiscover.xml", content=bomb).status_code == 400  # defusedxml
+        assert client.get("/l/nothing/t0k3n").status_code == 404
+        assert client.get("/l/spring-sale/wrong").status_code == 404
+        r = client.get("/l/spring-sale/t0k3n")
+        assert r.status_code == 200 and "&lt;b&gt;t0k3n&lt;/b&gt;" in r.text and "<b>t0k3n" not in r.text
+
+
+def test_app_passwords_through_the_port(site: Any) -> None:
+    with closing(signed_in(site, USER)) as client:
+        page = client.get("/my/app-passwords")
+        assert page.status_code == 200 and "None." in page.text
+        r = client.post("/my/app-passwords/create", data={"csrf": csrf_of(page.text), "name": "phone"})
+        assert r.status_code == 200 and "generated-phone" in r.text
+        r = client.post("/my/app-passwords/revoke", data={"csrf": csrf_of(page.text), "name": "phone"})
+        assert r.status_code == 303 and "None." in client.get("/my/app-passwords").text
+
+
+def test_changing_my_password_ends_my_other_sessions(site: Any) -> None:
+    d, runner, _ = site
+    other = signed_in(site, "dave@example.test")
+    with closing(signed_in(site, "dave@example.test")) as client:
+        page = client.get("/my/account")
+        r = client.post("/my/account", data={"csrf": csrf_of(page.text), "current": "wrong",
+                                             "password": "N3w-password-1234", "password_again": "N3w-password-1234"})
+        assert r.status_code == 400
+        r = client.post("/my/account", data={"csrf": csrf_of(page.text), "current": PASSWORD,
+                                             "password": PASSWORD, "password_again": PASSWORD})
+        assert r.status_code == 303 and client.get("/my/account").status_code == 200
+    assert other.get("/my/account").status_code == 303
