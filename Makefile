@@ -9,8 +9,9 @@ TOOLS_VENV := .venv-tools
 TOOLS_LOCK := tests/tls/sslyze.lock
 # Debian packages the tests use: a real clamd (the tests make its signature database), ClamAV's test
 # files, PostgreSQL (the directory and audit log also run on it), runuser to start it as postgres, and
-# unbound with ldnsutils (a validating resolver in front of a test zone the tests sign: DANE).
-DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux unbound ldnsutils
+# unbound with ldnsutils (a validating resolver in front of a test zone the tests sign: DANE), and Debian's
+# chromium with chromium-driver (the portal's pages tested in a real browser; nothing downloads a browser).
+DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux unbound ldnsutils chromium chromium-driver
 # Debian packages pip needs to build what has no wheel: PyICU (ICU's TR39 spoof checker) compiles against ICU.
 DEB_BUILD_PACKAGES := libicu-dev pkg-config g++
 

@@ -71,7 +71,9 @@ class PortalService:
         if self.context is None:
             self.context = await asyncio.to_thread(PortalContext.from_settings, s, **self._overrides)
         host, port = parse_listen(s.portal.listen)
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted sockets only when proto says TCP (with proto 0
+        # every response waits out a 40 ms delayed ACK)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
