@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from portal_kit import chromium_available, start_chromium
 
 

@@ -127,7 +127,7 @@ def hold(d: Deployment, runner: PortalRunner, to: str, subject: str, n: int) -> 
 
 def no_alert(browser: Any) -> bool:
     try:
-        browser.switch_to.alert
+        _ = browser.switch_to.alert
     except NoAlertPresentException:
         return True
     return False

@@ -5,9 +5,9 @@ failures lock, and every sign-in and admin action is in the audit log."""
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import closing
 import re
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,9 @@ from portal_kit import (
 )
 from starlette.routing import Route
 
-from mailbastion.portal.extensions import AppPasswordInfo, LandingPage, LandingRoutes
 from mailbastion.portal.app import SECURITY_HEADERS, is_public, routes
+from mailbastion.portal.extensions import AppPasswordInfo, LandingPage, LandingRoutes
+
 
 class Setup:
     def thunderbird_autoconfig(self, address: str) -> str | None:
@@ -242,7 +243,7 @@ def test_repeated_failures_lock_the_account_and_are_audited(site: Any) -> None:
 
 
 def test_idle_and_absolute_expiry(site: Any) -> None:
-    d, runner, _ = site
+    _, runner, _ = site
     client = signed_in(site, USER)
     digest = runner.ctx.store.session  # the row, moved into the past by hand
     from sqlalchemy import update
@@ -267,7 +268,7 @@ def test_idle_and_absolute_expiry(site: Any) -> None:
 
 
 def test_every_sign_in_and_admin_action_is_audited(site: Any) -> None:
-    d, runner, _ = site
+    _, runner, _ = site
     with closing(signed_in(site, ADMIN)) as admin:
         token = csrf_of(admin.get("/admin/accounts").text)
         admin.post("/admin/accounts", data={"csrf": token, "address": "audited@example.test", "reason": "joiner 7"})
@@ -339,7 +340,6 @@ def test_app_passwords_through_the_port(site: Any) -> None:
 
 
 def test_changing_my_password_ends_my_other_sessions(site: Any) -> None:
-    d, runner, _ = site
     other = signed_in(site, "dave@example.test")
     with closing(signed_in(site, "dave@example.test")) as client:
         page = client.get("/my/account")

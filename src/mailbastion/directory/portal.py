@@ -20,9 +20,9 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, select, update
 
 from mailbastion.directory.database import write_transaction
 from mailbastion.directory.errors import AccountUnknown, DirectoryError
@@ -31,10 +31,10 @@ from mailbastion.directory.portal_models import ROLES, PortalAccount, PortalEnro
 from mailbastion.directory.resolution import to_address
 from mailbastion.directory.store import AccountInfo, Directory
 
-ACCOUNTS = Account.__table__
-PACCOUNTS = PortalAccount.__table__
-SESSIONS = PortalSession.__table__
-TOKENS = PortalEnrolToken.__table__
+ACCOUNTS = cast(Table, Account.__table__)
+PACCOUNTS = cast(Table, PortalAccount.__table__)
+SESSIONS = cast(Table, PortalSession.__table__)
+TOKENS = cast(Table, PortalEnrolToken.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,8 +234,8 @@ class PortalStore:
             return None
         leaves = _aware(r.deactivate_at)
         active = r.state == AccountState.ACTIVE and (leaves is None or leaves > self.now())
-        return SessionFacts(r.token_hash, r.address, r.role, r.csrf_token, bool(r.mfa_done), _aware(r.created_at),
-                            _aware(r.last_seen_at), _aware(r.expires_at), active)  # type: ignore[arg-type]
+        return SessionFacts(r.token_hash, r.address, r.role, r.csrf_token, bool(r.mfa_done), _when(r.created_at),
+                            _when(r.last_seen_at), _when(r.expires_at), active)
 
     def touch_session(self, token_hash: str) -> None:
         with write_transaction(self.engine) as conn:
@@ -280,9 +280,9 @@ class PortalStore:
         """The link if it exists, is unused and has not expired."""
         with self.engine.connect() as conn:
             r = conn.execute(select(TOKENS).where(TOKENS.c.token_hash == token_hash)).first()
-        if r is None or r.used_at is not None or _aware(r.expires_at) <= self.now():  # type: ignore[operator]
+        if r is None or r.used_at is not None or _when(r.expires_at) <= self.now():
             return None
-        return EnrolFacts(r.address, _aware(r.expires_at), None)  # type: ignore[arg-type]
+        return EnrolFacts(r.address, _when(r.expires_at), None)
 
     def use_enrol_token(self, token_hash: str) -> str | None:
         """Spend the link (once, atomically); return its address, or None when it is gone or expired."""
@@ -332,6 +332,13 @@ class PortalStore:
         with self.engine.connect() as conn:
             return list(conn.execute(select(ACCOUNTS.c.address).where(
                 ACCOUNTS.c.state == str(AccountState.ACTIVE), ACCOUNTS.c.deactivate_at <= self.now())).scalars())
+
+
+def _when(value: dt.datetime | None) -> dt.datetime:
+    aware = _aware(value)
+    if aware is None:
+        raise DirectoryError("a portal session row without its times")
+    return aware
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:

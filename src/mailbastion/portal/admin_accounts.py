@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -64,9 +65,9 @@ async def accounts(request: Request) -> Response:
                 error=error)
 
 
-async def _detail_context(ctx: object, address: str) -> dict[str, object] | None:
-    directory = ctx.directory  # type: ignore[attr-defined]
-    store = ctx.store  # type: ignore[attr-defined]
+async def _detail_context(ctx: Any, address: str) -> dict[str, Any] | None:
+    directory = ctx.directory
+    store = ctx.store
     info = await asyncio.to_thread(directory.account, address)
     if info is None:
         return None
@@ -96,8 +97,8 @@ async def account_action(request: Request) -> Response:
     if details is None or action not in ACTIONS:
         return page(request, "notice.html", 404, title="Not found", text="No such account or action.")
     info, facts = details["info"], details["facts"]
-    address = info.address  # type: ignore[attr-defined]
-    if who.role != ADMIN and (action in ADMIN_ONLY or facts.role != "user"):  # type: ignore[attr-defined]
+    address = info.address
+    if who.role != ADMIN and (action in ADMIN_ONLY or facts.role != "user"):
         return page(request, "notice.html", 403, title="Not allowed",
                     text="The helpdesk manages user accounts only; ask an administrator.")
     reason = str(form.get("reason", "")).strip()[:500]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+from typing import Any
 
 from sqlalchemy import select
 from starlette.requests import Request
@@ -31,7 +32,7 @@ AUDIT_PAGE = 50
 QUEUE_OPS = ("retry", "hold", "release", "delete")
 
 
-def _dashboard(request: Request, **extra: object) -> Response:
+def _dashboard(request: Request, **extra: Any) -> Response:
     board = request.app.state.ctx.measures
     results = [board.results[n] for n in sorted(TITLES)]
     return page(request, "dashboard.html", results=results, refreshing=board.is_stale, **extra)
@@ -60,7 +61,7 @@ def _when(ts: float | None) -> str:
 async def queue_page(request: Request) -> Response:
     ctx = request.app.state.ctx
 
-    def read() -> list[object]:
+    def read() -> list[Any]:
         return list(itertools.islice(ctx.queue.entries(), QUEUE_SHOWN + 1))
 
     entries = await asyncio.to_thread(read)
@@ -112,7 +113,7 @@ async def _audit(request: Request, verified: object) -> Response:
     if subject:
         query = query.where(EVENTS.c.subject == subject)
 
-    def read() -> list[object]:
+    def read() -> list[Any]:
         with ctx.audit.engine.connect() as conn:
             return list(conn.execute(query).all())
 
@@ -134,7 +135,7 @@ async def dns_page(request: Request) -> Response:
     s = ctx.settings
     domains = await asyncio.to_thread(ctx.directory.list_domains)
 
-    def build() -> dict[str, list[object]]:
+    def build() -> dict[str, list[Any]]:
         store = KeyStore(s.path(s.auth.dkim_keys_dir))
         certs = load_mx_certificate(s.path(s.tls.cert))
         return {d: records_for(d, mx_host=s.server.hostname, keys=store.published(d),

@@ -71,7 +71,8 @@ class MeasureResult:
 
 
 class MeasureProbe(Protocol):
-    numbers: tuple[int, ...]
+    @property
+    def numbers(self) -> tuple[int, ...]: ...
 
     async def __call__(self) -> Sequence[MeasureResult]: ...
 
@@ -88,7 +89,7 @@ class NotBuilt:
 class AntivirusProbe:
     """Measures 1 and 2 from the `av status` report."""
 
-    numbers = (1, 2)
+    numbers: tuple[int, ...] = (1, 2)
 
     def __init__(self, status: AvStatus) -> None:
         self.status = status
@@ -151,7 +152,7 @@ def av_status_command(settings: Settings) -> AvStatus:
 class DirectoryProbe:
     """Measure 6, the part the directory knows: leaver dates honoured, no alias pointing at nobody."""
 
-    numbers = (6,)
+    numbers: tuple[int, ...] = (6,)
 
     def __init__(self, store: PortalStore) -> None:
         self.store = store
@@ -160,9 +161,9 @@ class DirectoryProbe:
         overdue = await asyncio.to_thread(self.store.overdue_leavers)
         dead = await asyncio.to_thread(self.store.directory.dead_aliases)
         pending = await asyncio.to_thread(self.store.count_accounts, state="pending")
-        details = tuple([*(f"past its leave date but still active: {a}" for a in overdue[:20]),
-                         *(f"alias {d.alias} -> {d.target}: {d.why}" for d in dead[:20]),
-                         f"{pending} account(s) pending approval"])
+        details = (*(f"past its leave date but still active: {a}" for a in overdue[:20]),
+                   *(f"alias {d.alias} -> {d.target}: {d.why}" for d in dead[:20]),
+                   f"{pending} account(s) pending approval")
         if overdue or dead:
             return [MeasureResult(6, NOT_MET, f"{len(overdue)} leaver(s) still active, {len(dead)} dead alias(es)",
                                   details, "mailbastion account list")]
@@ -174,7 +175,7 @@ class TlsProbe:
     """Measure 9, the part our certificates show: every listener's certificate present, matching its key,
     not expired; the TLS floor. (Outbound MTA-STS/DANE and encryption at rest are not probed here.)"""
 
-    numbers = (9,)
+    numbers: tuple[int, ...] = (9,)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -215,7 +216,7 @@ class TlsProbe:
 class DnsProbe:
     """Measure 10: `dns check` of each of our domains (read-only: no DKIM key is switched)."""
 
-    numbers = (10,)
+    numbers: tuple[int, ...] = (10,)
 
     def __init__(self, settings: Settings, store: PortalStore) -> None:
         self.settings = settings

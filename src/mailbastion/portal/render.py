@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse
 
 from mailbastion.portal.extensions import NavItem
 
-__all__ = ["NAV", "NOTICES", "page", "make_environment"]
+__all__ = ["NAV", "NOTICES", "make_environment", "page"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 

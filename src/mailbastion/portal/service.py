@@ -38,7 +38,7 @@ STARTED_WITHIN = 30.0
 def _embedded_server(config: Any) -> Any:
     import uvicorn
 
-    class EmbeddedServer(uvicorn.Server):  # type: ignore[misc]
+    class EmbeddedServer(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:  # the server process owns the signals
             yield
@@ -108,7 +108,7 @@ class PortalService:
         try:
             added = await asyncio.to_thread(self.context.qindex.sync)
             log.info("portal: quarantine index up to date (%d change(s))", added)
-        except Exception:  # noqa: BLE001 - the pages sync again; say why here
+        except Exception:
             log.exception("portal: quarantine index sync failed")
         self.context.measures.refresh_soon()
 
@@ -119,7 +119,7 @@ class PortalService:
                 gone = await asyncio.to_thread(self.context.store.purge_sessions, idle=idle)
                 if gone:
                     log.info("portal: %d expired session(s) removed", gone)
-            except Exception:  # noqa: BLE001 - a database hiccup must not end the loop
+            except Exception:
                 log.exception("portal: session purge failed")
             await asyncio.sleep(PURGE_EVERY)
 
@@ -131,7 +131,7 @@ class PortalService:
             await asyncio.sleep((next_run(at, now) - now).total_seconds())
             try:
                 await send_digests(self.context)
-            except Exception:  # noqa: BLE001 - tomorrow is another day; the log says why today failed
+            except Exception:
                 log.exception("portal: daily quarantine digest failed")
 
     async def reload(self, settings: Settings) -> None:

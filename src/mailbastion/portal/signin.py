@@ -33,7 +33,7 @@ from mailbastion.portal.auth import (
 from mailbastion.portal.keys import new_token, token_hash
 from mailbastion.portal.render import page
 
-__all__ = ["start_session", "signin_form", "signin_submit", "signout", "totp_enrol", "totp_form"]
+__all__ = ["signin_form", "signin_submit", "signout", "start_session", "totp_enrol", "totp_form"]
 
 FAILED = "Sign-in failed. Check the address and password. After repeated failures sign-in pauses for a while."
 

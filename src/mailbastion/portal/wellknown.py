@@ -57,7 +57,7 @@ async def autodiscover(request: Request) -> Response:
         body += chunk
         if len(body) > MAX_AUTODISCOVER_BODY:
             return PlainTextResponse("request too large\n", status_code=413)
-    from defusedxml import ElementTree
+    from defusedxml import ElementTree  # type: ignore[import-untyped]
 
     try:
         root = ElementTree.fromstring(body)

@@ -23,9 +23,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mailbastion.quarantine.store import QuarantineStore
 
@@ -205,6 +206,6 @@ class QuarantineIndex:
         return where, args
 
 
-def _entry(r: tuple[object, ...]) -> IndexedEntry:
+def _entry(r: Sequence[Any]) -> IndexedEntry:
     return IndexedEntry(str(r[0]), str(r[1]), str(r[2]), tuple(json.loads(str(r[3]))), str(r[4]), str(r[5]),
-                        float(r[6]), bool(r[7]), int(r[8]), tuple(json.loads(str(r[9]))))  # type: ignore[arg-type]
+                        float(r[6]), bool(r[7]), int(r[8]), tuple(json.loads(str(r[9]))))
