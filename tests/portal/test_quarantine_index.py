@@ -43,6 +43,9 @@ def test_sync_search_and_pages(tmp_path: Path) -> None:
     assert index.count(recipient="bob@example.org") == 4 and index.count(malware=True) == 1
     assert [e.subject for e in index.search("OFFER 4").entries] == ["offer 4"]
     assert index.search("av_clamav_virus").entries[0].id == virus  # symbols are searchable
+    assert index.fts and index.count("fer 3") == 1  # a substring, through the trigram index
+    assert index.count("r 6") == 1 and index.count("zz") == 0  # under 3 characters: scanned
+    assert index.count('"') == 0 and index.count("offer OR scan") == 0  # FTS syntax is searched for, not obeyed
     store.remove(ids[0])
     index.sync()
     assert index.count() == 7 and not index.search("offer 0").entries
