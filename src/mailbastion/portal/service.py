@@ -155,6 +155,15 @@ class PortalService:
         self._background = []
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
+            done, _ = await asyncio.wait({self._task}, timeout=min(1.0, drain_seconds))
+            if not done:
+                # An idle keep-alive connection closes with a TLS close_notify that a pooled client never
+                # answers; uvicorn would wait for it until its graceful timeout. Requests in flight continue.
+                for conn in list(self._server.server_state.connections):
+                    cycle = getattr(conn, "cycle", None)
+                    transport = getattr(conn, "transport", None)
+                    if transport is not None and (cycle is None or cycle.response_complete):
+                        transport.abort()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._task, drain_seconds + 5)
         self._server = self._task = None
