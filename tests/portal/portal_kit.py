@@ -5,9 +5,11 @@ signs in like a browser does, TOTP codes that respect the one-use rule, and a Ch
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import ssl
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,7 +25,9 @@ from mailbastion.testing.deployment import Deployment, free_port
 PASSWORD = "Correct-Horse-Battery-9"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The browser tests photograph each main page here; `MAILBASTION_SCREENSHOTS=docs/screenshots` refreshes the
+# repository's copies (by default they go to a temporary folder, so a test run leaves the tree clean).
+SCREENSHOTS = Path(os.environ.get("MAILBASTION_SCREENSHOTS") or Path(tempfile.gettempdir()) / "mailbastion-screenshots")
 
 
 def portal_deployment(root: Path, *, dns: Any = None, extra: dict[tuple[str, str], str] | None = None) -> Deployment:
