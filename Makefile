@@ -12,9 +12,10 @@ TOOLS_LOCK := tests/tls/sslyze.lock
 # unbound with ldnsutils (a validating resolver in front of a test zone the tests sign: DANE), gpg and openssl
 # (the encryption code runs them: OpenPGP key generation, S/MIME to EC certificates and signature checks; the
 # tests decrypt our output with them), slapd (a loopback LDAP server holding an OpenPGP key), nftables and
-# iproute2 (tests/split: the gateway and the internal host in network namespaces, with their generated rules).
+# iproute2 (tests/split: the gateway and the internal host in network namespaces, with their generated rules),
+# and Debian's chromium with chromium-driver (the portal's pages tested in a real browser; nothing downloads one).
 DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux unbound ldnsutils gpg gpg-agent \
-  openssl slapd nftables iproute2
+  openssl slapd nftables iproute2 chromium chromium-driver
 # Debian packages pip needs to build what has no wheel: PyICU (ICU's TR39 spoof checker) compiles against ICU.
 DEB_BUILD_PACKAGES := libicu-dev pkg-config g++
 

@@ -62,6 +62,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "domain_dns": BASE | {"config", "auth", "dns"},  # records our domains publish, and their live check
     "lifecycle": BASE | {"config", "directory", "audit"},  # joiners and leavers (not built yet)
     "deploy": BASE | {"config", "pki", "private_files"},  # a split's host artefacts: gateway bundle, nftables, units
+    # the web portal (internal role): directory, quarantine, queue control and spool writer, audit, our DNS
+    # records and their check, the certificates for its HTTPS and the TLS measure
+    "portal": BASE | {"config", "durable", "private_files", "pki", "tls_policy", "audit", "directory",
+                      "quarantine", "spool", "dns", "auth", "domain_dns"},
 }
 _SERVICES = set(MAY_IMPORT)
 MAY_IMPORT["testing"] = _SERVICES  # the shipped test kit: fakes and loopback servers; src never imports it

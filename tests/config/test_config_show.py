@@ -125,6 +125,11 @@ mode = "subject"
 subject_tag = "[EXT]"
 [spam.report]
 trusted_symbols = ["DMARC_POLICY_ALLOW", "R_DKIM_ALLOW"]
+[portal]
+listen = "127.0.0.1:9443"
+public_url = "https://mail.example.org"
+totp_roles = ["administrator"]
+digest_time = ""
 """
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mailbastion.apps.process import Children
     from mailbastion.apps.workers import Acceptors
     from mailbastion.mailbox.lmtp_server import MdaServer
+    from mailbastion.portal.service import PortalService
 
 log = logging.getLogger("mailbastion.runtime")
 
@@ -36,6 +37,7 @@ class InternalRole:
         self.mda: MdaServer | None = None
         self.mda_process: Acceptors | None = None
         self.publisher: MapPublisher | None = None  # the recipient map: exported, pushed to the gateways
+        self.portal: PortalService | None = None
 
     def prefork(self) -> None:
         if self.own_process:
@@ -56,6 +58,11 @@ class InternalRole:
             metrics.add_source(self.publisher.samples)
             self.mda = build_mda(s)
             await self.mda.start()
+        if s.portal.enabled:  # the web portal lives inside, next to the directory (never in the gateway role)
+            from mailbastion.portal.service import PortalService
+
+            self.portal = PortalService(s)
+            lines += await self.portal.start()
         where = " (own process)" if self.mda_process is not None else ""
         return [f"LMTP (MDA, mutual TLS)  {s.lmtp.listen}{where}",
                 f"mailboxes               {s.path(s.mailbox.root)}/<domain>/<user>/ (Maildir)", *lines]
@@ -64,6 +71,8 @@ class InternalRole:
         """New handshakes use the re-read certificate, key and CA; a pair that does not load is refused
         and the running one stays. (The MDA's own process re-reads the file on its own SIGHUP.)"""
         self.settings = settings
+        if self.portal is not None:
+            await self.portal.reload(settings)
         if self.mda is None:
             return
         from mailbastion.tls_policy import reload_server_context
@@ -74,6 +83,8 @@ class InternalRole:
             log.error("MDA certificate reload refused, keeping the running one: %s", exc)
 
     async def stop(self, drain_seconds: float) -> None:
+        if self.portal is not None:
+            await self.portal.stop(min(drain_seconds, 10.0))
         if self.publisher is not None:
             await self.publisher.stop()
         if self.mda is not None:

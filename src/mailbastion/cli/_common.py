@@ -30,6 +30,7 @@ COMMAND_MODULES["pickup"] = "pickup"  # the secure pick-up of confidential mail 
 COMMAND_MODULES["pki"] = "pki"  # split deployment: the gateway's certificate bundle (issue-gateway)
 COMMAND_MODULES["firewall"] = "firewall"  # split deployment: nftables rules per role
 COMMAND_MODULES["units"] = "units"  # hardened systemd units per role
+COMMAND_MODULES.update(account="portal", portal="portal")  # cli/portal.py adds enrol-link/role to `account`
 
 
 class LazyGroup(click.Group):

@@ -25,6 +25,7 @@ from mailbastion.config.sections.core import (
 from mailbastion.config.sections.encryption import EncryptionSection
 from mailbastion.config.sections.outbound import OutboundSection
 from mailbastion.config.sections.relay_in import RelayInSection
+from mailbastion.config.sections.portal import PortalSection
 from mailbastion.config.sections.spam import SpamSection
 from mailbastion.config.sections.split import FirewallSection, MapPushSection, MetricsSection
 
@@ -50,6 +51,7 @@ class Settings(Section):
     map_push: MapPushSection = Field(default_factory=MapPushSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     firewall: FirewallSection = Field(default_factory=FirewallSection)
+    portal: PortalSection = Field(default_factory=PortalSection)
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -50,6 +50,22 @@ def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | 
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def wait_serving(log: Path, since: int, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until `serve` printed its "mailbastion serving" line after byte `since` of `log`: every role has
+    started and the signal handlers are in place (a SIGUSR2 before then would end the process)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was serving")
+        with contextlib.suppress(OSError), open(log, "rb") as fh:
+            fh.seek(since)
+            if b"mailbastion serving (" in fh.read():
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"server not serving after {timeout}s (no 'mailbastion serving' line in {log})")
+        time.sleep(0.1)
+
+
 def wait_ready(port: int, log: Path, since: int, timeout: float, proc: subprocess.Popen[bytes]) -> None:
     """Wait until `serve` is ready, not merely bound: it printed its "mailbastion serving" line (the MDA
     answers, the queue manager runs, listeners are up) after byte `since` of `log`, and the SMTP port
@@ -100,6 +116,7 @@ class Deployment:
         self.smtp_port = free_port()
         self.lmtp_port = free_port()
         self.relay_port = free_port()
+        self.portal_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / "serve.log"
         self.extra = settings or {}
@@ -117,6 +134,7 @@ class Deployment:
         text = _set_toml(text, "smtp", "listen", f'["127.0.0.1:{self.smtp_port}"]')
         text = _set_toml(text, "lmtp", "listen", f'"127.0.0.1:{self.lmtp_port}"')
         text = _set_toml(text, "relay_in", "listen", f'["127.0.0.1:{self.relay_port}"]')
+        text = _set_toml(text, "portal", "listen", f'"127.0.0.1:{self.portal_port}"')
         if self.dns is not None:
             text = _set_toml(text, "dns", "nameservers", f'["{self.dns.host}"]')
             text = _set_toml(text, "dns", "port", str(self.dns.port))
@@ -150,6 +168,7 @@ class Deployment:
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         if role in ("mda", "internal"):
             wait_port(self.lmtp_port, timeout, self.proc)
+            wait_serving(self.log_path, since, timeout, self.proc)  # the portal starts after the MDA listens
         else:
             wait_ready(self.smtp_port, self.log_path, since, timeout, self.proc)
 
