@@ -1,5 +1,7 @@
 # mailbastion: `make run` starts the all-in-one system; `make test` installs what the tests need and runs them.
-PYTHON ?= python3
+# Debian's Python by default: the service user must be able to run the venv's interpreter (one under /root,
+# e.g. pyenv's, is not reachable once serve drops root). PYTHON=... chooses another.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 MB     := $(VENV)/bin/mailbastion
@@ -17,7 +19,7 @@ TOOLS_LOCK := tests/tls/sslyze.lock
 DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux unbound ldnsutils gpg gpg-agent \
   openssl slapd nftables iproute2 chromium chromium-driver
 # Debian packages pip needs to build what has no wheel: PyICU (ICU's TR39 spoof checker) compiles against ICU.
-DEB_BUILD_PACKAGES := libicu-dev pkg-config g++
+DEB_BUILD_PACKAGES := python3-venv python3-dev libicu-dev pkg-config g++
 
 # `serve` started as root runs as this user once its ports are bound (server.user in the configuration).
 SERVICE_USER := mailbastion
@@ -33,7 +35,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	  [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends $$missing; }; \
 	fi
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .

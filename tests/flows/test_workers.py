@@ -20,10 +20,10 @@ def _children(pid: int) -> list[int]:
         if d.isdigit():
             try:
                 stat = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid and b"serve" in Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0"):
+                    out.append(int(d))  # the server's own processes (not a short-lived `av status` the portal runs)
             except OSError:
                 continue
-            if int(stat[1]) == pid:
-                out.append(int(d))
     return out
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from mailbastion.config import load_settings
 from mailbastion.core.errors import ConfigError
@@ -54,7 +55,11 @@ def test_the_internal_host_has_the_ca_key_and_its_own_certificates_only(internal
     s = load_settings(internal)
     tls = s.path("tls")
     assert sorted(p.name for p in tls.iterdir()) == ["ca.crt", "ca.key", "internal-client.crt", "internal-client.key",
-                                                     "mda.crt", "mda.key"]
+                                                     "mda.crt", "mda.key", "server.crt", "server.key"]
+    # the users' services (the portal) present server.crt, for this host's name, never the gateway's
+    assert s.path(s.tls.cert).name == "server.crt"
+    subject = x509.load_pem_x509_certificate(s.path(s.tls.cert).read_bytes()).subject
+    assert subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == s.server.hostname
     assert s.server.role == "internal" and s.map_push.gateways == ["10.77.0.1:2426"]
     assert s.lmtp.listen == "10.77.0.2:2424"
 

@@ -261,7 +261,8 @@ def initialise(directory: Path, domain: str, *, hostname: str | None = None, rol
 
 def make_internal_pki(settings: Settings, link_address: str) -> None:
     """The internal host's certificates: the CA (its key stays here), the MDA's (names "mda", localhost and
-    the link address) and the internal client certificate (name "internal", client auth only)."""
+    the link address), the internal client certificate (name "internal", client auth only) and the one its
+    users' services present (server.hostname; until a public one is imported)."""
     from ipaddress import ip_address
 
     from mailbastion.pki import issue, make_ca
@@ -276,6 +277,9 @@ def make_internal_pki(settings: Settings, link_address: str) -> None:
           dns_names=[MDA_NAME, "localhost"], ips=ips)
     issue(ca, ca_key, settings.path(t.internal_client_cert), settings.path(t.internal_client_key),
           common_name=INTERNAL_CLIENT_NAME, dns_names=[INTERNAL_CLIENT_NAME], server=False, client=True)
+    # the users' services on this host (the portal) present this one; a public CA's replaces it (`tls import`)
+    issue(ca, ca_key, settings.path(t.cert), settings.path(t.key), common_name=settings.server.hostname,
+          dns_names=[settings.server.hostname, "localhost"], ips=["127.0.0.1", "::1"])
 
 
 @dataclass(frozen=True, slots=True)

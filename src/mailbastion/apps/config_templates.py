@@ -146,6 +146,8 @@ log_level = "info"
 
 [tls]
 min_version = "TLSv1.2"
+cert = "tls/server.crt"         # users' services here (the portal): from the private CA, for {hostname};
+key = "tls/server.key"          #   replace with a public CA's certificate (`mailbastion tls import`)
 ca = "tls/ca.crt"               # the private CA of the link
 ca_key = "tls/ca.key"           # its key: stays on this host, never on the gateway
 mda_cert = "tls/mda.crt"

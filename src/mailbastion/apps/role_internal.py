@@ -31,9 +31,12 @@ def roles(settings: Settings) -> list[InternalRole]:
 class InternalRole:
     name = "internal"
 
-    def __init__(self, settings: Settings, *, own_process: bool = False) -> None:
+    def __init__(self, settings: Settings, *, own_process: bool = False, mda_only: bool = False) -> None:
+        """`own_process`: the MDA (and the map publisher) run in a child process, the rest here; `mda_only`:
+        this is that child, which runs only them."""
         self.settings = settings
         self.own_process = own_process
+        self.mda_only = mda_only
         self.mda: MdaServer | None = None
         self.mda_process: Acceptors | None = None
         self.publisher: MapPublisher | None = None  # the recipient map: exported, pushed to the gateways
@@ -58,7 +61,7 @@ class InternalRole:
             metrics.add_source(self.publisher.samples)
             self.mda = build_mda(s)
             await self.mda.start()
-        if s.portal.enabled:  # the web portal lives inside, next to the directory (never in the gateway role)
+        if s.portal.enabled and not self.mda_only:  # inside, next to the directory (never in the gateway role)
             from mailbastion.portal.service import PortalService
 
             self.portal = PortalService(s)

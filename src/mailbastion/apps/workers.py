@@ -155,7 +155,7 @@ def _mda_child(settings: Settings) -> None:
     from mailbastion.apps.role_internal import InternalRole
 
     async def main() -> None:
-        server = ServerProcess(settings, "internal", [InternalRole(settings)])
+        server = ServerProcess(settings, "internal", [InternalRole(settings, mda_only=True)])
         await server.start()
         await server.run_until_signal()  # SIGTERM drains; SIGHUP reloads its certificates
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mailbastion.config import Settings
-from mailbastion.config.sections.split import split_hostport
+from mailbastion.config.sections.split import is_loopback, split_hostport
 from mailbastion.core.errors import ConfigError
 from mailbastion.deploy.firewall import USER_SERVICES
 from mailbastion.deploy.link import resolve_networks
@@ -76,6 +76,16 @@ def _group(user: str) -> str:
         return user  # `useradd --user-group` (init, make run) gives the user a group of its own name
 
 
+def _public_user_listeners(settings: Settings) -> list[str]:
+    """The user services' listen addresses other than loopback (a loopback listener needs no client)."""
+    out: list[str] = []
+    for name in USER_SERVICES:
+        listen = getattr(getattr(settings, name, None), "listen", None)
+        specs = [listen] if isinstance(listen, str) else list(listen or ())
+        out += [spec for spec in specs if spec and not is_loopback(split_hostport(spec)[0])]
+    return out
+
+
 def _ip_allow(settings: Settings, role: str) -> list[str]:
     """IPAddressAllow for the internal host: loopback, the gateways, the user services' clients."""
     if role != "internal":
@@ -84,7 +94,7 @@ def _ip_allow(settings: Settings, role: str) -> list[str]:
     for g in settings.map_push.gateways:
         allow += [str(n) for n in resolve_networks(split_hostport(g)[0], "map_push.gateways")]
     allow += [str(n) for n in settings.firewall.clients]
-    if any(getattr(getattr(settings, n, None), "listen", None) for n in USER_SERVICES) and not settings.firewall.clients:
+    if _public_user_listeners(settings) and not settings.firewall.clients:
         return []  # user-facing listeners open to any client: no address allow-list
     for ns in settings.dns.nameservers:
         allow.append(ns.split("#")[0])
