@@ -56,7 +56,7 @@ def test_records_move_verbatim_and_the_old_tables_go(config: Path, tmp_path: Pat
 
     d = Directory.from_settings(load_settings(config))  # the upgrade: migrations run at open
 
-    assert current_revision(d.engine) == "0003_audit_moves_out"
+    assert current_revision(d.engine) == "0004_app_passwords"
     assert not {"audit_events", "audit_head"} & _tables(tmp_path / "directory.db")
     assert d.list_domains() == ["example.org"]
     moved = AuditLog(f"sqlite:///{tmp_path / 'audit.db'}")
@@ -131,7 +131,7 @@ def test_records_without_a_destination_are_never_dropped(tmp_path: Path) -> None
 def test_a_fresh_directory_drops_the_empty_tables(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'directory.db'}")
     migrate(engine)
-    assert current_revision(engine) == "0003_audit_moves_out"
+    assert current_revision(engine) == "0004_app_passwords"
     assert not {"audit_events", "audit_head"} & _tables(tmp_path / "directory.db")
 
 

@@ -23,6 +23,7 @@ from mailbastion.config.sections.core import (
     TlsSection,
 )
 from mailbastion.config.sections.encryption import EncryptionSection
+from mailbastion.config.sections.imap import ImapSection, LoginSection
 from mailbastion.config.sections.outbound import OutboundSection
 from mailbastion.config.sections.relay_in import RelayInSection
 from mailbastion.config.sections.spam import SpamSection
@@ -46,6 +47,8 @@ class Settings(Section):
     antivirus: AntivirusSection = Field(default_factory=AntivirusSection)
     spam: SpamSection = Field(default_factory=SpamSection)
     encryption: EncryptionSection = Field(default_factory=EncryptionSection)
+    imap: ImapSection = Field(default_factory=ImapSection)
+    login: LoginSection = Field(default_factory=LoginSection)
 
     _source: Path | None = PrivateAttr(default=None)
 
