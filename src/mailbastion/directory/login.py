@@ -116,7 +116,7 @@ class LoginGuard:
 
     def __init__(self, directory: Directory, throttle: LoginThrottle | None = None) -> None:
         self.directory = directory
-        self.throttle = throttle or LoginThrottle()
+        self.throttle = throttle if throttle is not None else LoginThrottle()
 
     def attempt(self, address: str, secret: str, *, client: str, service: str) -> LoginResult:
         name = address.strip().lower()

@@ -283,7 +283,7 @@ class Directory:
         for listener in self._deactivated_listeners:
             try:
                 listener(key)
-            except Exception:  # noqa: BLE001 - the change is committed; a listener's failure must not undo it
+            except Exception:  # the change is committed; a listener's failure must not undo it
                 logging.getLogger("mailbastion.directory").exception("deactivation listener failed for %s", key)
 
     def deactivate(self, address: Address | str, by: str = "", reason: str = "",

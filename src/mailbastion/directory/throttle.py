@@ -98,31 +98,34 @@ class LoginThrottle:
         now = self._clock()
         found: Lockout | None = None
         with self._lock:
-            for kind, key in (("account", account), ("client", client_key(client))):
-                entry = self._entries.get((kind, key))  # type: ignore[index]
+            for kind, key in self._keys(account, client):
+                entry = self._entries.get((kind, key))
                 if entry is not None and entry.locked_until > now and (found is None or entry.locked_until > found.until):
-                    found = Lockout(kind, key, entry.locked_until - now, len(entry.failures), entry.level,  # type: ignore[arg-type]
+                    found = Lockout(kind, key, entry.locked_until - now, len(entry.failures), entry.level,
                                     entry.locked_until)
         return found
+
+    @staticmethod
+    def _keys(account: str, client: str) -> tuple[tuple[Kind, str], tuple[Kind, str]]:
+        return ("account", account), ("client", client_key(client))
 
     def failed(self, account: str, client: str) -> list[Lockout]:
         """Count a failed login; returns the lockouts it started (none, one, or both keys)."""
         now = self._clock()
         started = []
         with self._lock:
-            for kind, key in (("account", account), ("client", client_key(client))):
+            for kind, key in self._keys(account, client):
                 if not key:
                     continue
-                entry = self._entries.setdefault((kind, key), _Entry())  # type: ignore[arg-type]
+                entry = self._entries.setdefault((kind, key), _Entry())
                 entry.last_seen = now
                 self._expire(entry, now)
                 entry.failures.append(now)
-                if entry.locked_until <= now and len(entry.failures) >= self.limits[kind]:  # type: ignore[index]
+                if entry.locked_until <= now and len(entry.failures) >= self.limits[kind]:
                     entry.level += 1
                     seconds = min(self.lockout * 2 ** (entry.level - 1), self.max_lockout)
                     entry.locked_until = now + seconds
-                    started.append(Lockout(kind, key, seconds, len(entry.failures), entry.level,  # type: ignore[arg-type]
-                                           entry.locked_until))
+                    started.append(Lockout(kind, key, seconds, len(entry.failures), entry.level, entry.locked_until))
                     entry.failures.clear()  # counting starts again when the lockout ends
             self._prune(now)
         return started
