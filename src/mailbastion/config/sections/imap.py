@@ -41,7 +41,6 @@ class ImapSection(Section):
     # Sessions of an account that stopped being active (suspended, left, disabled) are closed within this.
     kick_interval_seconds: float = Field(10.0, gt=0, le=60)
     max_connections_per_user: int = Field(20, ge=1, le=1000)  # per user and client address
-    idle_timeout_seconds: int = Field(1800, ge=60, le=86400)  # RFC 9051 §5.4: at least 30 minutes
     dovecot: str = "/usr/sbin/dovecot"
     doveadm: str = "/usr/bin/doveadm"
     learn: ImapLearnSection = Field(default_factory=ImapLearnSection)
