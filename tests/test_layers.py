@@ -60,6 +60,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "submission": BASE | {"config", "auth", "dns", "smtp", "spool", "policy"},
     "domain_dns": BASE | {"config", "auth", "dns"},  # records our domains publish, and their live check
     "lifecycle": BASE | {"config", "directory", "audit"},  # joiners and leavers (not built yet)
+    # Dovecot run by the internal role: our directory decides logins, the MDA's Maildir layout, the spam model
+    # learns Junk moves, and the one TLS policy (smtp/tls.py, until it moves to a package of its own).
+    "imap": BASE | {"config", "durable", "directory", "mailbox", "smtp", "spam"},
 }
 _SERVICES = set(MAY_IMPORT)
 MAY_IMPORT["testing"] = _SERVICES  # the shipped test kit: fakes and loopback servers; src never imports it

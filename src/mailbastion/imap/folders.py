@@ -37,6 +37,7 @@ def create_folders(store: MaildirStore, address: Address, names: list[str]) -> P
     owner = store.owner()
     for name in names:
         folder = box / f".{name}"
+        folder.mkdir(exist_ok=True, mode=0o700)
         for sub in ("cur", "new", "tmp"):
             (folder / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         marker = folder / "maildirfolder"
