@@ -3,7 +3,7 @@
 One request per line, one answer per line; fields are separated by TAB, and `\\`, TAB, CR and LF inside a
 field are written `\\\\`, `\\t`, `\\r`, `\\n`:
 
-    VERIFY <user> <password> <client ip> <service> <secured> <session>
+    VERIFY <user> <password> <client ip> <service> <secured> <session>    (secured: "TLS" or refused)
         OK user=<account> userdb_home=<Maildir> userdb_uid=<n> userdb_gid=<n> [userdb_quota_rule=*:bytes=<n>]
         FAIL                                   (the same for every failure: unknown, wrong, inactive, locked out)
         TEMPFAIL <reason>                      (the directory could not be read: Dovecot answers a temporary error)
@@ -122,8 +122,8 @@ class AuthSocketServer:
         """One answer line for one request (see the module docstring). Never raises."""
         try:
             if fields[0] == "VERIFY" and len(fields) >= 3:
-                return self._verify(fields[1], fields[2], fields[3] if len(fields) > 3 else "",
-                                    fields[4] if len(fields) > 4 else "imap")
+                fields += [""] * (7 - len(fields))
+                return self._verify(fields[1], fields[2], fields[3], fields[4] or "imap", fields[5])
             if fields[0] == "USER" and len(fields) >= 2:
                 return self._user(fields[1])
             log.error("imap.auth unknown request %r", fields[0][:20])
@@ -135,7 +135,13 @@ class AuthSocketServer:
             log.exception("imap.auth request failed")
             return line("TEMPFAIL", "internal error")
 
-    def _verify(self, user: str, password: str, client: str, service: str) -> bytes:
+    def _verify(self, user: str, password: str, client: str, service: str, secured: str) -> bytes:
+        if secured != "TLS":
+            # Dovecot counts a connection from an address to itself (localhost) as secure and lets it send a
+            # password in clear; we do not: no password is checked that did not come through TLS.
+            log.warning("login.refused service=%s user=%s client=%s reason=no_tls (a password sent in clear)",
+                        service, user.strip().lower(), client or "unknown")
+            return line("FAIL")
         result = self.guard.attempt(user, password, client=client or "unknown", service=service or "imap")
         if not result.ok:
             return line("FAIL")

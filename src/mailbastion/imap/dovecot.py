@@ -197,7 +197,8 @@ class DovecotService:
         self._check_installed()
         server_context_from_settings(s)  # the public certificate and key: missing or broken refuses here
         self.mail_user = user = MailUser.from_settings(s)
-        for folder, mode in ((self.layout.conf_dir, 0o755), (self.layout.state_dir, 0o750)):
+        for folder, mode in ((self.layout.conf_dir, 0o755), (self.layout.sieve_dir, 0o755),
+                             (self.layout.state_dir, 0o750)):
             folder.mkdir(parents=True, exist_ok=True, mode=mode)
         self.layout.base_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         internal = [] if user.rootless else [_system_user(dovecot_config.DEBIAN_INTERNAL_USER)]
