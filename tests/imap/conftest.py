@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "directory"))  # pg_cluste
 from imap_kit import ImapDeployment  # noqa: E402
 from pg_cluster import pg_url  # noqa: E402
 
+from mailbastion.testing.dns_server import DnsTestServer  # noqa: E402
+
 SESSION_SETTINGS = {
     ("login", "max_failures_per_account"): "3",  # the throttle test locks an account after 3 failures
     ("login", "lockout_seconds"): "600",
@@ -24,8 +26,19 @@ SESSION_SETTINGS = {
 
 
 @pytest.fixture(scope="session")
-def imap() -> Iterator[ImapDeployment]:
-    with ImapDeployment.create(settings=SESSION_SETTINGS) as deployment:
+def dns() -> Iterator[DnsTestServer]:
+    with DnsTestServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def imap(dns: DnsTestServer) -> Iterator[ImapDeployment]:
+    settings = {**SESSION_SETTINGS, ("dns", "nameservers"): f'["{dns.host}"]', ("dns", "port"): str(dns.port),
+                ("dns", "timeout"): "2.0",
+                # `mailbastion scan` runs the gateway's pipeline on this deployment (the learning test):
+                # the message path's flows run without ClamAV too.
+                ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"'}
+    with ImapDeployment.create(settings=settings) as deployment:
         yield deployment
 
 
