@@ -11,12 +11,17 @@ TOOLS_LOCK := tests/tls/sslyze.lock
 # files, PostgreSQL (the directory and audit log also run on it), runuser to start it as postgres, and
 # unbound with ldnsutils (a validating resolver in front of a test zone the tests sign: DANE), gpg and openssl
 # (the encryption code runs them: OpenPGP key generation, S/MIME to EC certificates and signature checks; the
-# tests decrypt our output with them), and slapd (a loopback LDAP server holding an OpenPGP key).
-DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux unbound ldnsutils gpg gpg-agent openssl slapd
+# tests decrypt our output with them), slapd (a loopback LDAP server holding an OpenPGP key), and Dovecot
+# for IMAP (with the Lua passdb that asks our directory, IMAPSieve for Junk moves, lua-socket).
+DOVECOT_PACKAGES := dovecot-imapd dovecot-auth-lua dovecot-sieve lua-socket
+DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux unbound ldnsutils gpg gpg-agent openssl \
+  slapd $(DOVECOT_PACKAGES)
+# The system user that owns the Maildirs and that Dovecot reads mail as (`[imap] mail_user`).
+MAIL_USER := mailbastion
 # Debian packages pip needs to build what has no wheel: PyICU (ICU's TR39 spoof checker) compiles against ICU.
 DEB_BUILD_PACKAGES := libicu-dev pkg-config g++
 
-.PHONY: install tools run test deb-test-deps clamd-up lock bench clean
+.PHONY: install tools run test deb-test-deps clamd-up dovecot-up mail-user lock bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@# Debian ships venv apart from python3: install it when it is missing (root only).
@@ -62,13 +67,32 @@ clamd-up:
 	  fi; \
 	fi
 
-run: install clamd-up $(VAR)/mailbastion.toml
+# IMAP: Debian's Dovecot (its own service stays off: `serve` runs it with a configuration of ours) and the
+# mail user. Root only.
+dovecot-up: mail-user
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(DOVECOT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing; }; \
+	  if command -v systemctl >/dev/null && systemctl is-enabled dovecot >/dev/null 2>&1; then \
+	    systemctl disable --now dovecot >/dev/null 2>&1 || true; \
+	  fi; \
+	fi
+
+mail-user:
+	@if [ "$$(id -u)" = "0" ] && ! getent passwd $(MAIL_USER) >/dev/null; then \
+	  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin $(MAIL_USER) \
+	  && echo "created the system user $(MAIL_USER) (owns the Maildirs; Dovecot reads mail as it)"; \
+	fi
+
+run: install clamd-up dovecot-up $(VAR)/mailbastion.toml
+	@echo "IMAP: 127.0.0.1:2993 (implicit TLS) and 127.0.0.1:2143 (STARTTLS); see [imap] in $(VAR)/mailbastion.toml"
 	$(MB) serve -c $(VAR)/mailbastion.toml
 
 # The tests start every server they use themselves, on loopback ports of their own: the packages'
 # system services (slapd, Dovecot, unbound, clamd, PostgreSQL) are kept from starting at install
 # (policy-rc.d, as Debian's container tooling does), so nothing listens on a public address.
-deb-test-deps:
+deb-test-deps: mail-user
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  missing=""; for p in $(DEB_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \
