@@ -33,10 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "imap"))
 
-from imap_kit import PASSWORD, ImapDeployment, free_port  # noqa: E402
+from imap_kit import PASSWORD, ImapDeployment, free_port
 
-from mailbastion.core.address import parse_address  # noqa: E402
-from mailbastion.directory.models import Account  # noqa: E402
+from mailbastion.core.address import parse_address
+from mailbastion.directory.models import Account
 
 
 def passwd_file_instance(d: ImapDeployment, port: int) -> tuple[subprocess.Popen[bytes], Path]:
@@ -113,7 +113,7 @@ def logins(d: ImapDeployment, port: int, accounts: list[str], total: int, concur
 
 def p(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def fetch(d: ImapDeployment, address: str, count: int) -> tuple[float, float, int]:

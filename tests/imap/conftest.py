@@ -12,10 +12,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "directory"))  # pg_cluster: the throwaway PostgreSQL
 
-from imap_kit import ImapDeployment  # noqa: E402
-from pg_cluster import pg_url  # noqa: E402
+from imap_kit import ImapDeployment
+from pg_cluster import pg_url
 
-from mailbastion.testing.dns_server import DnsTestServer  # noqa: E402
+from mailbastion.testing.dns_server import DnsTestServer
 
 SESSION_SETTINGS = {
     ("login", "max_failures_per_account"): "3",  # the throttle test locks an account after 3 failures

@@ -25,7 +25,7 @@ import time
 import tomllib
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import pytest
 
@@ -152,7 +152,7 @@ class ImapDeployment:
         assert self.loop is not None
         return self.loop.run(coro)
 
-    def __enter__(self) -> ImapDeployment:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -137,7 +137,7 @@ def test_client_settings_and_documents() -> None:
 
 
 def test_public_names() -> None:
-    import mailbastion.imap as imap
+    from mailbastion import imap
 
     assert sorted(imap_all) == ["ClientSettings", "DovecotService", "autoconfig_xml", "autodiscover_xml",
                                 "client_settings"]

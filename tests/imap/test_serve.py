@@ -30,10 +30,9 @@ PASSWORD = "Correct-Horse-Battery-9"
 
 class HookedDeployment(Deployment):
     def start(self, role: str = "all", timeout: float = 120.0) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, str(HOOK), "serve", "-c", str(self.config), "--role", role],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, str(HOOK), "serve", "-c", str(self.config), "--role", role],
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_port(self.smtp_port, timeout, self.proc)
 
 
@@ -78,7 +77,7 @@ def test_mail_through_the_gateway_is_read_over_imap(served: tuple[HookedDeployme
         assert typ == "OK"
         body = data[0][1]
         assert b"Subject: through the gateway" in body and b"Delivered by SMTP, read by IMAP." in body
-        assert re.search(rb"^Received: ", body, re.M)  # the gateway's trace field, above the sender's header
+        assert re.search(rb"^Received: ", body, re.MULTILINE)  # the gateway's trace field, above the sender's header
     finally:
         m.logout()
 

@@ -150,9 +150,10 @@ def autodiscover_request_address(body: bytes) -> str:
     except ET.ParseError as exc:
         raise ValueError(f"not an autodiscover request: {exc}") from None
     found = root.find(f"./{{{_POX_REQUEST}}}Request/{{{_POX_REQUEST}}}EMailAddress")
-    if found is None or not (found.text or "").strip():
+    text = (found.text or "").strip() if found is not None else ""
+    if not text:
         raise ValueError("not an autodiscover request: no Request/EMailAddress")
-    return to_address(found.text.strip()).normalized
+    return to_address(text).normalized
 
 
 __all__ = ["ClientSettings", "Endpoint", "autoconfig_xml", "autodiscover_request_address", "autodiscover_xml",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -89,7 +90,7 @@ class LearnSocketServer:
             path = self.directory / name
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-            server = await asyncio.start_unix_server(lambda r, w, s=is_spam: self._serve(r, w, s), path=str(path),
+            server = await asyncio.start_unix_server(functools.partial(self._serve, is_spam=is_spam), path=str(path),
                                                      limit=MAX_HEADER)
             os.chmod(path, 0o600)
             if self.owner is not None and os.geteuid() == 0:
@@ -114,7 +115,7 @@ class LearnSocketServer:
     def configure(self, per_hour: int) -> None:
         self.limit.per_hour = per_hour
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, is_spam: bool) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, is_spam: bool) -> None:
         try:
             env, noreply = await self._read_header(reader)
             message = await reader.read(self.max_size + 1)
