@@ -23,7 +23,9 @@ def install() -> None:
 
     async def start_with_imap(self: Any) -> list[str]:
         lines = await start(self)
-        if self.role in ("all", "mda") and self.settings.imap.enabled:
+        # Dovecot runs where the MDA runs: in this process, or in the MDA's own process (workers > 1), whose
+        # Runtime(role="mda") has no mda_process of its own.
+        if self.role in ("all", "mda") and self.mda_process is None and self.settings.imap.enabled:
             self.imap = DovecotService(self.settings)
             lines += await self.imap.start()
         return lines
