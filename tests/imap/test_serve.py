@@ -45,6 +45,7 @@ def served() -> Iterator[tuple[HookedDeployment, int]]:
     with DnsTestServer() as dns:
         d = HookedDeployment(base / "d", dns=dns, settings={
             ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"',
+            ("server", "workers"): "2",
             ("imap", "listen"): f'["127.0.0.1:{free_port()}"]', ("imap", "listen_tls"): f'["127.0.0.1:{imaps}"]'})
         d.init()
         d.mb("account", "add", "alice@example.test", "--password-stdin", input=PASSWORD + "\n")
@@ -57,6 +58,13 @@ def served() -> Iterator[tuple[HookedDeployment, int]]:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def _cmd(p: Path) -> bytes:
+    try:
+        return (p / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _imap(d: Deployment, port: int) -> imaplib.IMAP4_SSL:
     ctx = ssl.create_default_context(cafile=str(d.root / "tls" / "ca.crt"))
     ctx.check_hostname = False
@@ -65,6 +73,8 @@ def _imap(d: Deployment, port: int) -> imaplib.IMAP4_SSL:
 
 def test_mail_through_the_gateway_is_read_over_imap(served: tuple[HookedDeployment, int]) -> None:
     d, port = served
+    masters = [p for p in Path("/proc").glob("[0-9]*") if b"dovecot" in _cmd(p) and str(d.root).encode() in _cmd(p)]
+    assert len(masters) == 1, "one Dovecot"
     raw = (b"From: Bob <bob@outside.example>\r\nTo: alice@example.test\r\nSubject: through the gateway\r\n"
            b"Message-ID: <gw-1@outside.example>\r\n\r\nDelivered by SMTP, read by IMAP.\r\n")
     d.send("bob@outside.example", ["alice@example.test"], raw)
