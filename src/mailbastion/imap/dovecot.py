@@ -27,8 +27,9 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailbastion.core.errors import ConfigError
 from mailbastion.directory.cache import DirectoryCache
@@ -174,8 +175,11 @@ class DovecotService:
         loop = self._loop
         if loop is None or loop.is_closed() or self._stopping:
             return
-        loop.call_soon_threadsafe(lambda: self._tasks.append(
-            asyncio.create_task(self._kick_logged(address), name=f"imap-kick {address}")))
+        loop.call_soon_threadsafe(self._track, self._kick_logged(address), f"imap-kick {address}")
+
+    def _track(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(coro, name=name))
 
     async def _kick_logged(self, address: str) -> None:
         if await self.kick(address):
