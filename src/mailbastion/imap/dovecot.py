@@ -90,7 +90,8 @@ class DovecotService:
             await self.stop()
             raise
         self.directory.on_deactivated(self._kick_soon)
-        cache = DirectoryCache(self.directory, check_interval=min(1.0, self.settings.imap.kick_interval_seconds))
+        cache = await asyncio.to_thread(DirectoryCache, self.directory,
+                                        check_interval=min(1.0, self.settings.imap.kick_interval_seconds))
         self.guard = SessionGuard(cache, who=self.who, kick=self.kick,
                                   interval=self.settings.imap.kick_interval_seconds)
         self._tasks.append(asyncio.create_task(self.guard.run(), name="imap-session-guard"))

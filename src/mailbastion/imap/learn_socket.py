@@ -163,8 +163,6 @@ class LearnSocketServer:
             why = f"message over {self.max_size} bytes"
         elif not message.strip():
             why = "empty message"
-        elif not self.is_our_user(user):
-            why = "not an active account of ours"
         elif not self.limit.allow(user):
             why = f"more than {self.limit.per_hour} messages in an hour"
         if why is None:
@@ -180,16 +178,28 @@ class LearnSocketServer:
         while True:
             request = await self._queue.get()
             source = SOURCES[request.is_spam]
+            label = "spam" if request.is_spam else "ham"
+            try:
+                ours = await asyncio.to_thread(self.is_our_user, request.user)  # a database read
+            except Exception as exc:  # noqa: BLE001 - cannot tell: do not learn
+                log.error("imap.learn refused as=%s user=%s: the directory cannot be read: %s", label, request.user,
+                          exc)
+                self.refused += 1
+                continue
+            if not ours:
+                self.refused += 1
+                log.warning("imap.learn refused as=%s user=%s size=%d: not an active account of ours", label,
+                            request.user, len(request.message))
+                continue
             try:
                 steps = await asyncio.to_thread(self.store.learn, request.message, is_spam=request.is_spam,
                                                 source=source, note=f"moved by {request.user}")
             except Exception as exc:  # noqa: BLE001 - one message's failure must not stop learning
-                log.error("imap.learn failed as=%s user=%s: %s", "spam" if request.is_spam else "ham",
-                          request.user, exc)
+                log.error("imap.learn failed as=%s user=%s: %s", label, request.user, exc)
                 continue
             self.learned += 1
-            log.info("imap.learn learned as=%s user=%s size=%d source=%s steps=%s",
-                     "spam" if request.is_spam else "ham", request.user, len(request.message), source, steps)
+            log.info("imap.learn learned as=%s user=%s size=%d source=%s steps=%s", label, request.user,
+                     len(request.message), source, steps)
 
 
 __all__ = ["LearnRateLimit", "LearnRequest", "LearnSocketServer"]
