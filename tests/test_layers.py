@@ -61,8 +61,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "domain_dns": BASE | {"config", "auth", "dns"},  # records our domains publish, and their live check
     "lifecycle": BASE | {"config", "directory", "audit"},  # joiners and leavers (not built yet)
     # Dovecot run by the internal role: our directory decides logins, the MDA's Maildir layout, the spam model
-    # learns Junk moves, and the one TLS policy (smtp/tls.py, until it moves to a package of its own).
-    "imap": BASE | {"config", "durable", "directory", "mailbox", "smtp", "spam"},
+    # learns Junk moves, and the one TLS policy of every listener.
+    "imap": BASE | {"config", "durable", "directory", "mailbox", "spam", "tls_policy"},
 }
 _SERVICES = set(MAY_IMPORT)
 MAY_IMPORT["testing"] = _SERVICES  # the shipped test kit: fakes and loopback servers; src never imports it

@@ -33,6 +33,7 @@ from mailbastion.config import load_settings
 from mailbastion.config.schema import Settings
 from mailbastion.config.toml_writer import dumps
 from mailbastion.core.address import parse_address
+from mailbastion.core.verdict import Folder
 from mailbastion.directory import Directory
 from mailbastion.imap.dovecot import DovecotService
 from mailbastion.mailbox.maildir import MaildirStore
@@ -168,7 +169,8 @@ class ImapDeployment:
     def deliver(self, address: str, raw: bytes, *, junk: bool = False) -> Path:
         """Through the MDA's Maildir code, as the MDA (root) delivers."""
         addr = parse_address(address)
-        return self.store.deliver(addr, raw, junk=junk, quota_bytes=self.directory.mailbox_quota(address))
+        return self.store.deliver(addr, raw, folder=Folder.JUNK if junk else Folder.INBOX,
+                                  quota_bytes=self.directory.mailbox_quota(address))
 
     def tls_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.root / "tls" / "ca.crt"))

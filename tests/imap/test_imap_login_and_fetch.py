@@ -14,7 +14,7 @@ from imap_kit import PASSWORD, ImapDeployment
 from mailbastion.core.address import parse_address
 from mailbastion.directory import AccountState
 from mailbastion.directory.login import LOCKED_OUT
-from mailbastion.smtp.tls import MOZILLA_INTERMEDIATE_CIPHERS
+from mailbastion.tls_policy import MOZILLA_INTERMEDIATE_CIPHERS
 
 MESSAGE = (b"From: Bob <bob@outside.example>\nTo: reader@example.test\nSubject: quarterly figures\n"
            b"Message-ID: <figures-1@outside.example>\n\nThe figures are attached in spirit.\n")

@@ -21,7 +21,7 @@ from mailbastion.imap.client_setup import (
 from mailbastion.imap.dovecot_config import render
 from mailbastion.imap.layout import MAX_BASE_DIR, DovecotLayout, MailUser
 from mailbastion.imap.learn_socket import LearnRateLimit
-from mailbastion.smtp.tls import SERVER_GROUP, TLS12_CIPHERS
+from mailbastion.tls_policy import SERVER_GROUP, TLS12_CIPHERS
 
 USER = MailUser("mailbastion", 999, 995, rootless=False)
 

@@ -1,10 +1,14 @@
-"""Dovecot as a supervised part of the internal role: `mailbastion serve` (roles mda and all) runs it.
+"""Dovecot as a supervised part of the internal role: `mailbastion serve` (roles internal and all) runs it.
 
-    imap = DovecotService(settings, directory=directory)   # directory: the runtime's, for instant kicks
+    imap = DovecotService(settings, directory=directory)   # directory: the server's, for instant kicks
     lines = await imap.start()      # writes the configuration, starts our sockets and Dovecot; what listens where
     await imap.reload(new_settings) # SIGHUP: configuration rewritten, `doveadm reload` (new certificate too)
     await imap.kick("alice@example.org")
     await imap.stop()               # Dovecot's master and every IMAP session end
+
+It is a role of `serve` as `apps/process.py` runs them (name, prefork, start, reload, stop, children), so
+the internal and all-in-one roles list it next to the MDA's. Nothing heavy happens before `start()` (the
+directory is opened there), so building it before the server forks is safe.
 
 start() refuses (ConfigError, one clear line) when Dovecot, its Lua or Sieve modules or lua-socket are not
 installed, the mail user is missing, the public certificate is missing or broken, Dovecot rejects the
@@ -43,7 +47,7 @@ from mailbastion.imap.learn_socket import LearnSocketServer
 from mailbastion.imap.mail_root import prepare_paths
 from mailbastion.imap.session_guard import SessionGuard
 from mailbastion.mailbox.maildir import MaildirStore
-from mailbastion.smtp.tls import server_context_from_settings
+from mailbastion.tls_policy import server_context_from_settings
 from mailbastion.spam.store import ModelStore
 
 if TYPE_CHECKING:
@@ -59,11 +63,13 @@ _LEVELS = {"Debug": logging.DEBUG, "Info": logging.INFO, "Warning": logging.WARN
 
 
 class DovecotService:
+    name = "imap"
+
     def __init__(self, settings: Settings, *, directory: Directory | None = None,
                  model_store: ModelStore | None = None) -> None:
         self.settings = settings
         self.layout = DovecotLayout.from_settings(settings)
-        self.directory = directory or Directory.from_settings(settings)
+        self._directory = directory
         self.model_store = model_store or ModelStore(settings.path(settings.spam.classifier.model_path))
         self.throttle = LoginThrottle.from_settings(settings)
         self.mail_user: MailUser | None = None
@@ -78,11 +84,25 @@ class DovecotService:
 
     # -- the lifecycle ---------------------------------------------------------------------------------
 
+    @property
+    def directory(self) -> Directory:
+        if self._directory is None:
+            self._directory = Directory.from_settings(self.settings)
+        return self._directory
+
+    def prefork(self) -> None:
+        """Nothing to fork: Dovecot is started (and supervised) by `start()`."""
+
+    def children(self) -> list[Any]:
+        """None for the server to watch: a Dovecot that dies is started again here."""
+        return []
+
     async def start(self) -> list[str]:
         """See the module docstring. On failure everything started so far is stopped again."""
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         try:
+            await asyncio.to_thread(lambda: self.directory)  # opens (and migrates) the directory
             await asyncio.to_thread(self._prepare)
             await self._start_sockets()
             await self._start_dovecot()
@@ -105,8 +125,10 @@ class DovecotService:
                      f"Dovecot configuration in {self.layout.conf_dir}")
         return lines
 
-    async def stop(self, timeout: float = 15.0) -> None:
-        """Stop Dovecot (every session ends) and our sockets. Safe to call twice, or after a failed start."""
+    async def stop(self, drain_seconds: float = 15.0) -> None:
+        """Stop Dovecot (every session ends; it gets at most `drain_seconds`, then SIGKILL) and our sockets.
+        Safe to call twice, or after a failed start."""
+        timeout = min(max(drain_seconds, 1.0), 30.0)
         self._stopping = True
         for task in self._tasks:
             task.cancel()

@@ -4,7 +4,7 @@ asks our auth socket, and the IMAPSieve scripts that hand Junk moves to our lear
     files = render(settings, layout, mail_user)     # {path: text}; pure, so it is tested as text
     write(files)                                    # atomically, only what changed; returns the changed paths
 
-TLS: the one policy of `smtp/tls.py` (Mozilla intermediate): its TLS 1.2 cipher list, its group (P-256),
+TLS: the one policy of `tls_policy.py` (Mozilla intermediate): its TLS 1.2 cipher list, its group (P-256),
 `tls.min_version`, no compression, no session tickets, the client's cipher order; TLS 1.3 suites are
 OpenSSL's defaults, which are the profile's. The certificate and key are `tls.cert`/`tls.key` (the public
 listeners' pair), read by Dovecot's config process as root.
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from mailbastion.durable import fsync_dir, write_durably
 from mailbastion.imap.folders import standard_folders
 from mailbastion.imap.layout import DovecotLayout, MailUser
-from mailbastion.smtp.tls import SERVER_GROUP, TLS12_CIPHERS
+from mailbastion.tls_policy import SERVER_GROUP, TLS12_CIPHERS
 
 if TYPE_CHECKING:
     from mailbastion.config.schema import Settings
@@ -83,7 +83,7 @@ def render_conf(settings: Settings, layout: DovecotLayout, user: MailUser) -> st
         f"first_valid_gid = {user.gid}",
         f"last_valid_gid = {user.gid}",
         "",
-        "# TLS: the policy of smtp/tls.py (Mozilla intermediate), the public listeners' certificate.",
+        "# TLS: the policy of tls_policy.py (Mozilla intermediate), the public listeners' certificate.",
         "ssl = required",  # RFC 8314 / RFC 3501 §6.2.3: no LOGIN or AUTHENTICATE before STARTTLS
         f"ssl_cert = <{settings.path(tls.cert)}",
         f"ssl_key = <{settings.path(tls.key)}",
