@@ -45,7 +45,7 @@ def served() -> Iterator[tuple[HookedDeployment, int]]:
     with DnsTestServer() as dns:
         d = HookedDeployment(base / "d", dns=dns, settings={
             ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"',
-            ("server", "workers"): "2",
+            ("server", "workers"): "2", ("imap", "enabled"): "true",
             ("imap", "listen"): f'["127.0.0.1:{free_port()}"]', ("imap", "listen_tls"): f'["127.0.0.1:{imaps}"]'})
         d.init()
         d.mb("account", "add", "alice@example.test", "--password-stdin", input=PASSWORD + "\n")
