@@ -73,7 +73,8 @@ def _imap(d: Deployment, port: int) -> imaplib.IMAP4_SSL:
 
 def test_mail_through_the_gateway_is_read_over_imap(served: tuple[HookedDeployment, int]) -> None:
     d, port = served
-    masters = [p for p in Path("/proc").glob("[0-9]*") if b"dovecot" in _cmd(p) and str(d.root).encode() in _cmd(p)]
+    masters = [p for p in Path("/proc").glob("[0-9]*")
+               if _cmd(p).split(b"\0")[0].endswith(b"/dovecot") and str(d.root).encode() in _cmd(p)]
     assert len(masters) == 1, "one Dovecot"
     raw = (b"From: Bob <bob@outside.example>\r\nTo: alice@example.test\r\nSubject: through the gateway\r\n"
            b"Message-ID: <gw-1@outside.example>\r\n\r\nDelivered by SMTP, read by IMAP.\r\n")
