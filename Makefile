@@ -15,16 +15,19 @@ TOOLS_LOCK := tests/tls/sslyze.lock
 # (the encryption code runs them: OpenPGP key generation, S/MIME to EC certificates and signature checks; the
 # tests decrypt our output with them), slapd (a loopback LDAP server holding an OpenPGP key), nftables and
 # iproute2 (tests/split: the gateway and the internal host in network namespaces, with their generated rules),
-# and Debian's chromium with chromium-driver (the portal's pages tested in a real browser; nothing downloads one).
+# Debian's chromium with chromium-driver (the portal's pages tested in a real browser; nothing downloads one),
+# and Dovecot for IMAP (with the Lua passdb that asks our directory, IMAPSieve for Junk moves, lua-socket).
+DOVECOT_PACKAGES := dovecot-imapd dovecot-auth-lua dovecot-sieve lua-socket
 DEB_TEST_PACKAGES := clamav-daemon clamav clamav-testfiles postgresql util-linux unbound ldnsutils gpg gpg-agent \
-  openssl slapd nftables iproute2 chromium chromium-driver
+  openssl slapd nftables iproute2 chromium chromium-driver $(DOVECOT_PACKAGES)
 # Debian packages pip needs to build what has no wheel: PyICU (ICU's TR39 spoof checker) compiles against ICU.
 DEB_BUILD_PACKAGES := python3-venv python3-dev libicu-dev pkg-config g++
 
-# `serve` started as root runs as this user once its ports are bound (server.user in the configuration).
+# `serve` started as root runs as this user once its ports are bound (server.user in the configuration);
+# it also owns the Maildirs, and Dovecot reads mail as it (`[imap] mail_user`).
 SERVICE_USER := mailbastion
 
-.PHONY: install tools run test deb-test-deps clamd-up service-user lock bench clean
+.PHONY: install tools run test deb-test-deps clamd-up dovecot-up service-user lock bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@# Debian ships venv apart from python3: install it when it is missing (root only).
@@ -83,14 +86,25 @@ service-user:
 	  fi; \
 	fi
 
+# IMAP: Debian's Dovecot (its own service stays off: `serve` runs it with a configuration of ours). Root only.
+dovecot-up:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(DOVECOT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing; }; \
+	  if command -v systemctl >/dev/null && systemctl is-enabled dovecot >/dev/null 2>&1; then \
+	    systemctl disable --now dovecot >/dev/null 2>&1 || true; \
+	  fi; \
+	fi
+
 # `serve` binds its ports, then runs as $(SERVICE_USER) with no capability left (when started as root).
-run: install clamd-up $(VAR)/mailbastion.toml service-user
+run: install clamd-up dovecot-up $(VAR)/mailbastion.toml service-user
 	$(MB) serve -c $(VAR)/mailbastion.toml
 
 # The tests start every server they use themselves, on loopback ports of their own: the packages'
 # system services (slapd, Dovecot, unbound, clamd, PostgreSQL) are kept from starting at install
 # (policy-rc.d, as Debian's container tooling does), so nothing listens on a public address.
-deb-test-deps:
+deb-test-deps: service-user
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  missing=""; for p in $(DEB_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \

@@ -66,6 +66,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     # records and their check, the certificates for its HTTPS and the TLS measure
     "portal": BASE | {"config", "durable", "private_files", "pki", "tls_policy", "audit", "directory",
                       "quarantine", "spool", "dns", "auth", "domain_dns"},
+    # Dovecot run by the internal role: our directory decides logins, the MDA's Maildir layout, the spam model
+    # learns Junk moves, and the one TLS policy of every listener.
+    "imap": BASE | {"config", "durable", "directory", "mailbox", "spam", "tls_policy"},
 }
 _SERVICES = set(MAY_IMPORT)
 MAY_IMPORT["testing"] = _SERVICES  # the shipped test kit: fakes and loopback servers; src never imports it

@@ -130,6 +130,16 @@ listen = "127.0.0.1:9443"
 public_url = "https://mail.example.org"
 totp_roles = ["administrator"]
 digest_time = ""
+[imap]
+listen = ["127.0.0.1:143", "[::1]:143"]
+listen_tls = ["0.0.0.0:993"]
+mail_user = "vmail"
+kick_interval_seconds = 30.0
+[imap.learn]
+max_per_hour = 50
+[login]
+max_failures_per_account = 5
+lockout_seconds = 600
 """
 
 

@@ -11,8 +11,9 @@ from mailbastion import directory, mailbox
 def test_directory_exports() -> None:
     assert set(directory.__all__) == {
         "AccountDisabled", "AccountExists", "AccountInfo", "AccountState", "AccountUnknown", "AliasExists",
-        "AliasUnknown", "AuditAction", "Directory", "DirectoryCache", "DirectoryError", "DomainExists",
-        "DomainUnknown", "PasswordTooWeak", "RecipientMap", "make_engine", "migrate",
+        "AliasUnknown", "AppPasswordExists", "AppPasswordInfo", "AppPasswordUnknown", "AuditAction", "Directory",
+        "DirectoryCache", "DirectoryError", "DomainExists", "DomainUnknown", "Lockout", "LoginGuard", "LoginOutcome",
+        "LoginResult", "LoginThrottle", "NewAppPassword", "PasswordTooWeak", "RecipientMap", "make_engine", "migrate",
     }
     for name in directory.__all__:
         assert getattr(directory, name) is not None

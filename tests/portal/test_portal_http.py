@@ -5,6 +5,7 @@ failures lock, and every sign-in and admin action is in the audit log."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from collections.abc import Iterator
 from contextlib import closing
@@ -25,7 +26,7 @@ from portal_kit import (
 from starlette.routing import Route
 
 from mailbastion.portal.app import SECURITY_HEADERS, is_public, routes
-from mailbastion.portal.extensions import AppPasswordInfo, LandingPage, LandingRoutes
+from mailbastion.portal.extensions import LandingPage, LandingRoutes
 
 
 class Setup:
@@ -34,23 +35,6 @@ class Setup:
 
     def outlook_autodiscover(self, address: str) -> str | None:
         return f"<Autodiscover><Response><User><EMailAddress>{address}</EMailAddress></User></Response></Autodiscover>"
-
-
-class MemoryAppPasswords:
-    """A stand-in for issue 11's directory methods, behind the portal's AppPasswords port."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, AppPasswordInfo]] = {}
-
-    def list(self, address: str) -> list[AppPasswordInfo]:
-        return list(self.items.get(address, {}).values())
-
-    def create(self, address: str, name: str, *, by: str) -> str:
-        self.items.setdefault(address, {})[name] = AppPasswordInfo(name, dt.datetime.now(dt.UTC))
-        return "generated-" + name
-
-    def revoke(self, address: str, name: str, *, by: str) -> None:
-        del self.items[address][name]
 
 
 ADMIN, HELPDESK, USER, OTHER = ("admin@example.test", "desk@example.test", "carol@example.test",
@@ -72,8 +56,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Portal
         return LandingPage("This was a test", (f"<b>{token}</b> from {client}: the sender's domain was wrong.",))
 
     landing.register("spring-sale", spring_sale)
-    runner = PortalRunner(settings_of(d), landing=landing, client_setup=Setup(),
-                          app_passwords=MemoryAppPasswords()).start()
+    runner = PortalRunner(settings_of(d), landing=landing, client_setup=Setup()).start()
     codes = {ADMIN: enrol_totp(runner.ctx, ADMIN), HELPDESK: enrol_totp(runner.ctx, HELPDESK)}
     yield d, runner, codes
     runner.stop()
@@ -334,9 +317,15 @@ def test_app_passwords_through_the_port(site: Any) -> None:
         page = client.get("/my/app-passwords")
         assert page.status_code == 200 and "None." in page.text
         r = client.post("/my/app-passwords/create", data={"csrf": csrf_of(page.text), "name": "phone"})
-        assert r.status_code == 200 and "generated-phone" in r.text
+        assert r.status_code == 200
+        found = re.search(r'<code class="secret">([^<]+)</code>', r.text)
+        assert found, r.text  # shown once, and it is the directory's: it logs in as the user
+        secret = html.unescape(found.group(1))
+        directory = site[1].ctx.directory
+        assert directory.verify_login(USER, secret).ok and not directory.verify_login(OTHER, secret).ok
         r = client.post("/my/app-passwords/revoke", data={"csrf": csrf_of(page.text), "name": "phone"})
         assert r.status_code == 303 and "None." in client.get("/my/app-passwords").text
+        assert not directory.verify_login(USER, secret).ok
 
 
 def test_changing_my_password_ends_my_other_sessions(site: Any) -> None:

@@ -43,6 +43,11 @@ require_client_cert = true
 [relay_in]                      # the gateway takes outbound mail from the internal host only (mutual TLS)
 listen = ["127.0.0.1:2526"]
 
+[imap]                          # Dovecot on our Maildirs; our directory decides every login
+listen = ["127.0.0.1:2143"]     # STARTTLS required before any password
+listen_tls = ["127.0.0.1:2993"] # implicit TLS
+mail_user = "mailbastion"       # owns the Maildirs; Dovecot reads mail as it (never as root)
+
 [spool]
 dir = "spool"
 

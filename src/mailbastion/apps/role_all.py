@@ -7,14 +7,20 @@ of their own, and the parent keeps the single queue manager.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mailbastion.apps.role_gateway import GatewayRole
-from mailbastion.apps.role_internal import InternalRole
+from mailbastion.apps.role_internal import InternalRole, imap_roles
 from mailbastion.config import Settings
 
+if TYPE_CHECKING:
+    from mailbastion.apps.process import Role
 
-def roles(settings: Settings) -> list[InternalRole | GatewayRole]:
+
+def roles(settings: Settings) -> list[Role]:
     several = settings.server.workers > 1
-    return [InternalRole(settings, own_process=several), GatewayRole(settings, wait_for_mda=True)]
+    return [InternalRole(settings, own_process=several), *imap_roles(settings),
+            GatewayRole(settings, wait_for_mda=True)]
 
 
 __all__ = ["roles"]

@@ -15,7 +15,7 @@ from mailbastion.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from mailbastion.apps.map_publisher import MapPublisher
-    from mailbastion.apps.process import Children
+    from mailbastion.apps.process import Children, Role
     from mailbastion.apps.workers import Acceptors
     from mailbastion.mailbox.lmtp_server import MdaServer
     from mailbastion.portal.service import PortalService
@@ -23,9 +23,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("mailbastion.runtime")
 
 
-def roles(settings: Settings) -> list[InternalRole]:
-    """`serve --role internal`: this role alone (the MDA in this process)."""
-    return [InternalRole(settings)]
+def roles(settings: Settings) -> list[Role]:
+    """`serve --role internal`: the MDA in this process, and IMAP (Dovecot) when `[imap] enabled`."""
+    return [InternalRole(settings), *imap_roles(settings)]
+
+
+def imap_roles(settings: Settings) -> list[Role]:
+    """Dovecot on our Maildirs, with our directory deciding every login (imap/dovecot.py): a role of its own,
+    listed right after the internal role, so it stops before the MDA. Building it opens nothing."""
+    if not settings.imap.enabled:
+        return []
+    from mailbastion.imap.dovecot import DovecotService
+
+    return [DovecotService(settings)]
 
 
 class InternalRole:
@@ -64,7 +74,16 @@ class InternalRole:
         if s.portal.enabled and not self.mda_only:  # inside, next to the directory (never in the gateway role)
             from mailbastion.portal.service import PortalService
 
-            self.portal = PortalService(s)
+            extra: dict[str, object] = {}
+            if s.imap.enabled:  # the portal serves the mail clients' set-up documents for IMAP and submission
+                import asyncio
+
+                from mailbastion.directory import Directory
+                from mailbastion.imap.client_setup import ClientSetupDocuments
+
+                directory = await asyncio.to_thread(Directory.from_settings, s)
+                extra = {"directory": directory, "client_setup": ClientSetupDocuments(s, directory.is_local_domain)}
+            self.portal = PortalService(s, **extra)
             lines += await self.portal.start()
         where = " (own process)" if self.mda_process is not None else ""
         return [f"LMTP (MDA, mutual TLS)  {s.lmtp.listen}{where}",

@@ -18,6 +18,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailbastion.cli._common import Failed, config_option, handle_errors, load, main_group
+from mailbastion.config import Settings
 from mailbastion.directory.models import AccountState
 from mailbastion.directory.resolution import to_address
 from mailbastion.directory.store import Directory
@@ -112,11 +113,26 @@ def account_add(address: str, password_stdin: bool, reason: str, quota_bytes: in
         if not password:
             raise Failed("no password on standard input")
     state = AccountState.PENDING if pending else AccountState.ACTIVE
-    generated = open_directory(config_path).add_account(address, password, by, reason, state=state,
-                                                        quota_bytes=quota_bytes)
+    settings = load(config_path)
+    generated = Directory.from_settings(settings).add_account(address, password, by, reason, state=state,
+                                                              quota_bytes=quota_bytes)
+    _create_folders(settings, address)
     click.echo(f"account {address} added ({state})")
     if generated is not None:
         click.echo(f"password (shown once, store it now): {generated}")
+
+
+def _create_folders(settings: Settings, address: str) -> None:
+    """INBOX, Junk, Sent, Drafts, Trash and Archive on disk from the start (imap/folders.py). A failure here
+    leaves the account as it is: the MDA and IMAP create the folders at first use anyway."""
+    from mailbastion.imap.folders import create_folders, standard_folders
+    from mailbastion.mailbox.maildir import MaildirStore
+
+    store = MaildirStore(settings.path(settings.mailbox.root), junk_folder=settings.mailbox.junk_folder)
+    try:
+        create_folders(store, to_address(address), [name for name, _ in standard_folders(settings)])
+    except OSError as exc:
+        click.echo(f"note: the mail folders of {address} will be made at first use ({exc})", err=True)
 
 
 def _date(value: dt.datetime | None) -> str:
@@ -239,3 +255,96 @@ def alias_list(config_path: Path | None) -> None:
     """List aliases and their targets."""
     for alias, target in open_directory(config_path).list_aliases():
         click.echo(f"{alias} -> {target}")
+
+
+# -- app passwords and client settings (IMAP, and submission with issue 10) --------------------------------
+
+
+@account_group.group("app-password")
+def app_password_group() -> None:
+    """Passwords per device, so that mail clients never hold the account's main password."""
+
+
+@app_password_group.command("create")
+@click.argument("address")
+@click.option("--name", "name", required=True, help="the device, e.g. 'phone' or 'laptop thunderbird'")
+@click.option("--reason", default="", help="recorded in the audit log")
+@by_option
+@config_option
+@directory_errors
+def app_password_create(address: str, name: str, reason: str, by: str, config_path: Path | None) -> None:
+    """Create an app password for ADDRESS on the device --name; it is shown once, only its hash is kept."""
+    created = open_directory(config_path).add_app_password(address, name, by, reason)
+    click.echo(f"app password {created.info.name!r} of {to_address(address).normalized} created")
+    click.echo(f"app password (shown once, type it into the device now): {created.secret}")
+
+
+@app_password_group.command("list")
+@click.argument("address")
+@config_option
+@directory_errors
+def app_password_list(address: str, config_path: Path | None) -> None:
+    """List the app passwords of ADDRESS (names and dates; secrets are never kept)."""
+    items = open_directory(config_path).list_app_passwords(address)
+    if not items:
+        click.echo(f"{to_address(address).normalized} has no app passwords")
+        return
+    click.echo(f"{'DEVICE':32} {'CREATED':16} LAST USED")
+    for item in items:
+        click.echo(f"{item.name:32} {_date(item.created_at):16} {_date(item.last_used_at) if item.last_used_at else 'never'}")
+
+
+@app_password_group.command("revoke")
+@click.argument("address")
+@click.option("--name", "name", default=None, help="the device to revoke")
+@click.option("--all", "revoke_all", is_flag=True, help="revoke every app password of ADDRESS")
+@click.option("--reason", default="", help="recorded in the audit log")
+@by_option
+@config_option
+@directory_errors
+def app_password_revoke(address: str, name: str | None, revoke_all: bool, reason: str, by: str,
+                        config_path: Path | None) -> None:
+    """Revoke the app password --name of ADDRESS (or --all): that device can no longer log in."""
+    if (name is None) == (not revoke_all):
+        raise click.UsageError("give --name DEVICE or --all")
+    names = open_directory(config_path).revoke_app_password(address, name, by, reason)
+    click.echo(f"revoked: {', '.join(names)}")
+
+
+@account_group.command("show")
+@click.argument("address")
+@config_option
+@directory_errors
+def account_show(address: str, config_path: Path | None) -> None:
+    """Show ADDRESS: state, dates, quota and use, app passwords, and the settings for its mail clients."""
+    from mailbastion.imap.client_setup import client_settings
+    from mailbastion.mailbox.maildir import MaildirStore
+    from mailbastion.mailbox.quota import read_usage, scan_usage
+
+    settings = load(config_path)
+    directory = Directory.from_settings(settings)
+    info = directory.account(address)
+    if info is None:
+        raise Failed(f"no account {to_address(address).normalized}")
+    store = MaildirStore(settings.path(settings.mailbox.root), junk_folder=settings.mailbox.junk_folder)
+    box = store.mailbox_dir(to_address(info.address))
+    used = (read_usage(box) or scan_usage(box)) if box.exists() else (0, 0)
+    quota = settings.mailbox.default_quota_bytes if info.quota_bytes is None else info.quota_bytes
+    why = "" if info.is_active else "  (cannot receive mail or log in)"
+    click.echo(f"account        {info.address}")
+    click.echo(f"state          {info.state.value}{why}")
+    click.echo(f"created        {_date(info.created_at)}")
+    click.echo(f"activated      {_date(info.activated_at)}")
+    click.echo(f"leaves         {_date(info.deactivate_at)}")
+    click.echo(f"deactivated    {_date(info.deactivated_at)}")
+    click.echo(f"quota          {'unlimited' if not quota else f'{quota} bytes'}"
+               f"{' (default)' if info.quota_bytes is None else ''}; used "
+               + f"{used[0]} bytes in {used[1]} messages")
+    devices = directory.list_app_passwords(info.address)
+    click.echo(f"app passwords  {len(devices) or 'none'}" + "".join(
+        f"\n  {d.name} (created {_date(d.created_at)}, last used "
+        f"{_date(d.last_used_at) if d.last_used_at else 'never'})" for d in devices))
+    click.echo("")
+    click.echo("mail client settings")
+    for line in client_settings(settings, info.address).lines():
+        click.echo(f"  {line}")

@@ -31,9 +31,11 @@ from mailbastion.config.schema import Settings
 APPLIED_ON_RELOAD: tuple[str, ...] = (
     "auth", "spam", "antivirus",
     "tls.cert", "tls.key", "tls.mda_cert", "tls.mda_key",
+    "imap", "login",  # DovecotService.reload rewrites Dovecot's configuration and reloads it
 )
-# The quarantine store is built once per process (the gateway hands it to its handler at start).
-RESTART_ONLY: tuple[str, ...] = ("antivirus.quarantine",)
+# The quarantine store is built once per process (the gateway hands it to its handler at start); Dovecot's
+# base folder and mail user, and whether it runs at all, are fixed while it runs.
+RESTART_ONLY: tuple[str, ...] = ("antivirus.quarantine", "imap.enabled", "imap.base_dir", "imap.mail_user")
 
 RESTART = "restart"
 

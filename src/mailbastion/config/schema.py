@@ -23,6 +23,7 @@ from mailbastion.config.sections.core import (
     TlsSection,
 )
 from mailbastion.config.sections.encryption import EncryptionSection
+from mailbastion.config.sections.imap import ImapSection, LoginSection
 from mailbastion.config.sections.outbound import OutboundSection
 from mailbastion.config.sections.relay_in import RelayInSection
 from mailbastion.config.sections.portal import PortalSection
@@ -52,6 +53,8 @@ class Settings(Section):
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     firewall: FirewallSection = Field(default_factory=FirewallSection)
     portal: PortalSection = Field(default_factory=PortalSection)
+    imap: ImapSection = Field(default_factory=ImapSection)
+    login: LoginSection = Field(default_factory=LoginSection)
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -11,6 +11,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mailbastion.directory.app_passwords import (
+        AppPasswordExists,
+        AppPasswordInfo,
+        AppPasswordUnknown,
+        NewAppPassword,
+    )
     from mailbastion.directory.cache import DirectoryCache
     from mailbastion.directory.database import make_engine, migrate
     from mailbastion.directory.errors import (
@@ -24,11 +30,17 @@ if TYPE_CHECKING:
         DomainUnknown,
         PasswordTooWeak,
     )
+    from mailbastion.directory.login import LoginGuard, LoginOutcome, LoginResult
     from mailbastion.directory.models import AccountState
     from mailbastion.directory.recipient_map import RecipientMap
     from mailbastion.directory.store import AccountInfo, AuditAction, Directory
+    from mailbastion.directory.throttle import Lockout, LoginThrottle
 
 _WHERE = {
+    "AppPasswordExists": "app_passwords", "AppPasswordInfo": "app_passwords", "AppPasswordUnknown": "app_passwords",
+    "NewAppPassword": "app_passwords",
+    "LoginGuard": "login", "LoginOutcome": "login", "LoginResult": "login",
+    "Lockout": "throttle", "LoginThrottle": "throttle",
     "DirectoryCache": "cache",
     "make_engine": "database", "migrate": "database",
     "AccountDisabled": "errors", "AccountExists": "errors", "AccountUnknown": "errors", "AliasExists": "errors",
@@ -41,8 +53,9 @@ _WHERE = {
 
 __all__ = [
     "AccountDisabled", "AccountExists", "AccountInfo", "AccountState", "AccountUnknown", "AliasExists",
-    "AliasUnknown", "AuditAction", "Directory", "DirectoryCache", "DirectoryError", "DomainExists", "DomainUnknown",
-    "PasswordTooWeak", "RecipientMap", "make_engine", "migrate",
+    "AliasUnknown", "AppPasswordExists", "AppPasswordInfo", "AppPasswordUnknown", "AuditAction", "Directory",
+    "DirectoryCache", "DirectoryError", "DomainExists", "DomainUnknown", "Lockout", "LoginGuard", "LoginOutcome",
+    "LoginResult", "LoginThrottle", "NewAppPassword", "PasswordTooWeak", "RecipientMap", "make_engine", "migrate",
 ]
 
 

@@ -109,4 +109,22 @@ class Alias(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-__all__ = ["Account", "AccountState", "Alias", "Base", "DirectoryGeneration", "Domain"]
+class AppPassword(Base):
+    """A password for one device (mail client) of an account: generated, shown once, stored only as an
+    argon2id hash (migration 0004). `prefix` holds the first characters of the secret (20 of its 118 bits)
+    so that a login verifies one hash, however many devices the account has."""
+
+    __tablename__ = "app_passwords"
+    __table_args__ = (UniqueConstraint("account_id", "name", name="uq_app_passwords_account_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", name="fk_app_passwords_account_id_accounts", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))  # the device, as the user named it
+    prefix: Mapped[str] = mapped_column(String(8))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+__all__ = ["Account", "AccountState", "Alias", "AppPassword", "Base", "DirectoryGeneration", "Domain"]

@@ -2,6 +2,11 @@
 
 A plain password is never stored or logged; only `hash_password` output reaches the database. Verifying an
 unknown account still spends one argon2 verification, so timing does not reveal which accounts exist.
+
+Verification goes through libsodium (PyNaCl, already ours for ed25519 DKIM) when it can: the same argon2id
+strings, verified in about half the time of argon2-cffi's portable build (bench/imap_bench.py measured
+208 ms against 423 ms for the default 64 MiB, t=3, p=4 profile), which halves the CPU an attacker can make
+us spend per guess. argon2-cffi still hashes, and verifies anything libsodium cannot read.
 """
 
 from __future__ import annotations
@@ -10,6 +15,12 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+try:
+    from nacl import exceptions as _nacl_errors
+    from nacl.pwhash import argon2id as _sodium
+except ImportError:  # pragma: no cover - PyNaCl is a dependency; argon2-cffi verifies alone without it
+    _sodium = None  # type: ignore[assignment]
 
 from mailbastion.directory.errors import PasswordTooWeak
 
@@ -36,8 +47,16 @@ def hash_password(password: str) -> str:
 
 def verify(stored_hash: str | None, password: str) -> bool:
     """True when `password` matches. A missing hash (no password set) never matches."""
+    digest = stored_hash or _DUMMY
+    if _sodium is not None and digest.startswith("$argon2id$"):
+        try:
+            return _sodium.verify(digest.encode("ascii"), password.encode("utf-8")) and stored_hash is not None
+        except _nacl_errors.InvalidkeyError:  # a wrong password (libsodium says the same of a malformed hash)
+            return False
+        except (_nacl_errors.CryptoError, ValueError, TypeError, UnicodeError):
+            pass  # parameters libsodium does not take: argon2-cffi decides
     try:
-        return _hasher.verify(stored_hash or _DUMMY, password) and stored_hash is not None
+        return _hasher.verify(digest, password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from mailbastion.audit.database import same_database
@@ -31,7 +32,7 @@ from mailbastion.audit.log import AuditLog
 from mailbastion.audit.transfer import moving_to
 from mailbastion.core.address import Address, AddressError
 from mailbastion.core.ports import Resolution, ResolutionKind
-from mailbastion.directory import passwords, resolution
+from mailbastion.directory import app_passwords, login, passwords, resolution
 from mailbastion.directory import snapshot as memory
 from mailbastion.directory.database import as_engine, migrate, write_transaction
 from mailbastion.directory.errors import (
@@ -44,7 +45,8 @@ from mailbastion.directory.errors import (
     DomainExists,
     DomainUnknown,
 )
-from mailbastion.directory.models import Account, AccountState, Alias, Domain
+from mailbastion.directory.login import LoginResult
+from mailbastion.directory.models import Account, AccountState, Alias, AppPassword, Domain
 from mailbastion.directory.recipient_map import MapData, write_map
 
 if TYPE_CHECKING:
@@ -60,6 +62,8 @@ class AuditAction(StrEnum):
     ACCOUNT_QUOTA_CHANGED = "account.quota_changed"
     ALIAS_ADDED = "alias.added"
     ALIAS_REMOVED = "alias.removed"
+    APP_PASSWORD_CREATED = "app_password.created"
+    APP_PASSWORD_REVOKED = "app_password.revoked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,8 @@ class Directory:
         self.recipient_delimiter = recipient_delimiter
         self._now = clock
         self.audit = _audit_log(audit, self.engine)
+        # Called with the address after a commit that made an account inactive (see on_deactivated).
+        self._deactivated_listeners: list[Callable[[str], None]] = []
         if migrate_schema:
             self.migrate()
 
@@ -261,6 +267,24 @@ class Directory:
                 if state == AccountState.DELETED:
                     acc.password_hash = None
             acc.state = str(state)
+            if state == AccountState.DELETED:
+                s.execute(delete(AppPassword).where(AppPassword.account_id == acc.id))
+        if state != AccountState.ACTIVE:
+            self._tell_deactivated(key)
+
+    def on_deactivated(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(address)` after this Directory commits a state change that leaves an account
+        inactive (e.g. the IMAP service closes its sessions at once). Changes made by other processes
+        (the command line) are not seen here: readers of the directory poll for those too. A listener
+        must not raise; if it does, the error is logged and the change stands."""
+        self._deactivated_listeners.append(listener)
+
+    def _tell_deactivated(self, key: str) -> None:
+        for listener in self._deactivated_listeners:
+            try:
+                listener(key)
+            except Exception:  # the change is committed; a listener's failure must not undo it
+                logging.getLogger("mailbastion.directory").exception("deactivation listener failed for %s", key)
 
     def deactivate(self, address: Address | str, by: str = "", reason: str = "",
                    *, at: dt.datetime | None = None) -> None:
@@ -325,6 +349,24 @@ class Directory:
                 acc.password_hash = passwords.hash_password(password)
                 s.commit()
             return True
+
+    def verify_login(self, address: Address | str, secret: str) -> LoginResult:
+        """Main password or app password, active account only (directory/login.py)."""
+        return login.verify_login(self, str(address), secret)
+
+    # -- app passwords (directory/app_passwords.py) ------------------------------------------------
+
+    def add_app_password(self, address: Address | str, name: str, by: str = "",
+                         reason: str = "") -> app_passwords.NewAppPassword:
+        return app_passwords.add(self, str(address), name, by=by, reason=reason)
+
+    def list_app_passwords(self, address: Address | str) -> list[app_passwords.AppPasswordInfo]:
+        return app_passwords.listed(self, str(address))
+
+    def revoke_app_password(self, address: Address | str, name: str | None, by: str = "",
+                            reason: str = "") -> list[str]:
+        """Revoke the device `name` (every one when None); returns the names revoked."""
+        return app_passwords.revoke(self, str(address), name, by=by, reason=reason)
 
     # -- aliases ----------------------------------------------------------------------------------
 

@@ -8,6 +8,10 @@ per-mailbox lock, so two deliveries cannot both squeeze under the limit.
 
 Bytes are stored as given; the LMTP handler hands over LF line endings, the Unix Maildir convention.
 
+Ownership: what is created below the root belongs to the root's owner. When the MDA runs as root and the
+root belongs to the mail user (`imap.mail_user`, whose uid Dovecot reads mail as), every folder and message
+is given to that user, so IMAP can read what the MDA writes; run as the mail user, nothing changes.
+
 Exactly-once delivery (`journal.py`): a copy of a queue entry gets a file name that is the same
 whenever that entry is delivered to that mailbox (`<queue id>.B<mailbox digest>.<host>,S=<size>`, the
 queue id first as Maildir's time-ordered unique part), so a second delivery of it finds the first in
@@ -75,14 +79,30 @@ class MaildirStore:
         box = self.mailbox_dir(address)
         return box / f".{self.junk_folder}" if folder is Folder.JUNK else box
 
+    def owner(self) -> tuple[int, int] | None:
+        """(uid, gid) that what we create must get: the root's owner when we run as root and it is not
+        root's; None when files may keep whoever creates them."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            return None
+        return None if st.st_uid == 0 else (st.st_uid, st.st_gid)
+
     def ensure(self, address: Address) -> Path:
         """Create the mailbox (and its Junk folder) if needed; returns the mailbox folder."""
         box = self.mailbox_dir(address)
+        owner = self.owner()
         for folder, is_sub in ((box, False), (box / f".{self.junk_folder}", True)):
             for sub in ("cur", "new", "tmp"):
                 (folder / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
             if is_sub and not (folder / "maildirfolder").exists():
                 (folder / "maildirfolder").touch(mode=0o600)
+        if owner is not None:
+            junk = box / f".{self.junk_folder}"
+            give(owner, box.parent, box, junk, junk / "maildirfolder",
+                 *(folder / sub for folder in (box, junk) for sub in ("cur", "new", "tmp")))
         return box
 
     def unique_name(self, size: int) -> str:
@@ -132,6 +152,9 @@ class MaildirStore:
             tmp = where / "tmp" / name
             try:
                 write_durably(tmp, message, exclusive=True)
+                owner = self.owner()
+                if owner is not None:
+                    os.chown(tmp, *owner)  # before the link: a reader never meets a file it cannot open
                 try:
                     os.link(tmp, final)  # never replaces: a deterministic name delivered twice fails here
                 except FileExistsError:
@@ -158,4 +181,13 @@ class MaildirStore:
             return quota.rewrite_usage(box, self.default_quota_bytes)[0]
 
 
-__all__ = ["MaildirStore", "QuotaExceeded", "safe_local"]
+def give(owner: tuple[int, int], *paths: Path) -> None:
+    """chown each path that exists and is not owned by `owner` yet (one stat each when nothing changes)."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            st = os.lstat(path)
+            if (st.st_uid, st.st_gid) != owner:
+                os.lchown(path, *owner)
+
+
+__all__ = ["MaildirStore", "QuotaExceeded", "give", "safe_local"]

@@ -33,10 +33,20 @@ def mailbox_lock(mailbox: Path) -> Iterator[None]:
     """An exclusive lock on one mailbox (between processes and threads: each call opens its own fd)."""
     fd = os.open(mailbox / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        _same_owner(fd, mailbox)
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+def _same_owner(fd: int, mailbox: Path) -> None:
+    """Running as root, give a file we created in `mailbox` to the mailbox's owner (see maildir.py)."""
+    if os.geteuid() != 0:
+        return
+    box, st = os.stat(mailbox), os.fstat(fd)
+    if (st.st_uid, st.st_gid) != (box.st_uid, box.st_gid):
+        os.fchown(fd, box.st_uid, box.st_gid)
 
 
 def _folders(mailbox: Path) -> Iterator[Path]:
@@ -94,6 +104,7 @@ def rewrite_usage(mailbox: Path, limit: int) -> tuple[int, int]:
     total, count = scan_usage(mailbox)
     tmp = mailbox / f".{SIZE_FILE}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
+        _same_owner(f.fileno(), mailbox)  # IMAP (Dovecot, as the mail user) reads and updates it too
         f.write(f"{limit}S\n{total} {count}\n".encode("ascii"))
         f.flush()
         os.fsync(f.fileno())

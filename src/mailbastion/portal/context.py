@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from mailbastion.config import Settings
 from mailbastion.config.sections.portal import parse_listen
-from mailbastion.portal.extensions import AppPasswords, ClientSetup, LandingRoutes, PortalExtension
+from mailbastion.portal.extensions import (
+    AppPasswords,
+    ClientSetup,
+    DirectoryAppPasswords,
+    LandingRoutes,
+    PortalExtension,
+)
 from mailbastion.portal.keys import PortalKeys
 from mailbastion.portal.throttle import ClientThrottle
 
@@ -88,6 +94,7 @@ class PortalContext:
             "qindex": QuarantineIndex(quarantine, recipient_delimiter=settings.mailbox.recipient_delimiter),
             "throttle": ClientThrottle(p.client_max_failures, dt.timedelta(minutes=p.login_window_minutes)),
         }
+        parts["app_passwords"] = DirectoryAppPasswords(directory)  # every client's device password, IMAP or submission
         parts.update(overrides)
         if "measures" not in parts:
             parts["measures"] = MeasureBoard.default(settings, parts["store"], parts.get("av_status"))

@@ -4,7 +4,7 @@
   routes (protected with `portal.auth.require`), its links in the navigation, its template folder.
 - `LandingRoutes`: the phishing-simulation landing pages, public, at `/l/<campaign>/<token>`.
 - `ClientSetup`: Thunderbird autoconfig and Outlook autodiscover documents (issue 11's generator).
-- `AppPasswords`: a user's app passwords (issue 11's `Directory` methods, adapted by the wiring).
+- `AppPasswords`: a user's app passwords; by default the directory's (`DirectoryAppPasswords`).
 
 A landing handler returns a `LandingPage` of plain text (escaped when shown): the landing page explains
 the signs a person missed; it never runs the campaign's own HTML.
@@ -12,14 +12,15 @@ the signs a person missed; it never runs the campaign's own HTML.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["AppPasswordInfo", "AppPasswords", "ClientSetup", "LandingHandler", "LandingPage", "LandingRoutes",
-           "NavItem", "PortalExtension"]
+from mailbastion.directory.app_passwords import AppPasswordInfo  # one type: what may be shown of one
+
+__all__ = ["AppPasswordInfo", "AppPasswords", "ClientSetup", "DirectoryAppPasswords", "LandingHandler", "LandingPage",
+           "LandingRoutes", "NavItem", "PortalExtension"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +77,6 @@ class ClientSetup(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class AppPasswordInfo:
-    name: str
-    created_at: dt.datetime
-    last_used_at: dt.datetime | None = None
-
-
 class AppPasswords(Protocol):
     def list(self, address: str) -> Sequence[AppPasswordInfo]: ...
 
@@ -90,3 +84,21 @@ class AppPasswords(Protocol):
         ...
 
     def revoke(self, address: str, name: str, *, by: str) -> None: ...
+
+
+class DirectoryAppPasswords:
+    """`AppPasswords` of the directory (directory/app_passwords.py): argon2id hashes, audited changes."""
+
+    def __init__(self, directory: Any) -> None:
+        self.directory = directory
+
+    def list(self, address: str) -> Sequence[AppPasswordInfo]:
+        return self.directory.list_app_passwords(address)
+
+    def create(self, address: str, name: str, *, by: str) -> str:
+        return str(self.directory.add_app_password(address, name, by=by, reason="portal").secret)
+
+    def revoke(self, address: str, name: str, *, by: str) -> None:
+        if not name:  # the directory's None means every device: the portal revokes one at a time
+            raise ValueError("name the app password to revoke")
+        self.directory.revoke_app_password(address, name, by=by, reason="portal")  # AppPasswordUnknown

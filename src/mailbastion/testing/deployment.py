@@ -116,6 +116,7 @@ class Deployment:
         self.smtp_port = free_port()
         self.lmtp_port = free_port()
         self.relay_port = free_port()
+        self.imap_port, self.imaps_port = free_port(), free_port()
         self.portal_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / "serve.log"
@@ -134,6 +135,11 @@ class Deployment:
         text = _set_toml(text, "smtp", "listen", f'["127.0.0.1:{self.smtp_port}"]')
         text = _set_toml(text, "lmtp", "listen", f'"127.0.0.1:{self.lmtp_port}"')
         text = _set_toml(text, "relay_in", "listen", f'["127.0.0.1:{self.relay_port}"]')
+        # IMAP (Dovecot) only where a test asks for it with settings={("imap", "enabled"): "true"}: it needs
+        # Debian's Dovecot, root, and a folder its users can pass through (not pytest's 0700 tmp_path).
+        text = _set_toml(text, "imap", "enabled", "false")
+        text = _set_toml(text, "imap", "listen", f'["127.0.0.1:{self.imap_port}"]')
+        text = _set_toml(text, "imap", "listen_tls", f'["127.0.0.1:{self.imaps_port}"]')
         text = _set_toml(text, "portal", "listen", f'"127.0.0.1:{self.portal_port}"')
         if self.dns is not None:
             text = _set_toml(text, "dns", "nameservers", f'["{self.dns.host}"]')
