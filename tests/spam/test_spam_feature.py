@@ -34,6 +34,8 @@ def test_default_checks_and_scores(tmp_path: Path) -> None:
     got = {c.name for c in feature.checks()}
     assert got == {"gtube", "spam_rules", "spam_classifier", "dnsbl_client", "dnsbl_uri", "ratelimit", "spam_report"}
     assert feature.startup_problems() == []
+    import mailbastion.apps.pipeline  # noqa: F401  (registers every check, as serve does)
+
     table = load_score_table()
     table.validate_known()
     Pipeline(feature.checks(), Scorer(table))  # every emitted symbol is scored
@@ -93,3 +95,13 @@ def test_rate_limits_are_shared_between_workers(tmp_path: Path) -> None:
                    DnsResolver(["127.0.0.1"], port=9, timeout=0.2))
     assert isinstance(limiter(svc), SqliteRateLimiter)
     assert (data / "spam" / "ratelimit.db").exists()
+
+
+def test_preload_reads_the_model_that_every_later_store_shares(tmp_path: Path) -> None:
+    from mailbastion.spam.store import ModelStore
+
+    feature = build(services(tmp_path))
+    feature.preload()  # what apps/workers.preload does in the parent before the acceptors fork
+    assert feature.store is not None
+    later = ModelStore(feature.store.site_path)  # an acceptor's own store, built after the fork
+    assert later.model() is feature.store.model() and later.model().is_trained

@@ -120,3 +120,17 @@ def test_cli_usage_errors(tmp_path: Path) -> None:
     eml = tmp_path / "m.eml"
     eml.write_bytes(business_mail())
     assert CliRunner().invoke(main_group, ["spam", "learn", "-c", str(cfg), str(eml)]).exit_code == 2
+
+
+def test_stores_share_one_read_model_and_learning_never_mutates_it(tmp_path: Path) -> None:
+    # What apps/workers.preload relies on: a model read by one store (the parent's, before the acceptors
+    # fork) is the one every other store of the process classifies with, until the file changes.
+    first = ModelStore(tmp_path / "site" / "model.joblib", reload_interval=0)
+    second = ModelStore(tmp_path / "site" / "model.joblib", reload_interval=0)
+    shared = first.model()
+    assert second.model() is shared
+    toks = tokens(extract_bytes(spam_mail()))
+    before, counts = shared.probability(toks), dict(shared.meta)
+    first.learn(spam_mail(), is_spam=True, source="test")  # writes the site model: a copy of its own
+    assert first.model() is not shared and second.model() is not shared  # both classify with the new file
+    assert shared.probability(toks) == before and shared.meta == counts  # the shared one was not touched

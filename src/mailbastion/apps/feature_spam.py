@@ -152,6 +152,12 @@ class SpamFeature(BaseFeature):
             raise RuntimeError("the spam filter is disabled")
         return self.store.learn(raw, is_spam=is_spam, source=source)
 
+    def preload(self) -> None:
+        """Read the classifier's model now (apps/workers.preload, in the parent before the acceptors fork):
+        the children then share that one read instead of each loading the model on its first message."""
+        if self.store is not None and self.services.settings.spam.classifier.enabled:
+            self.store.model()
+
     def checks(self) -> list[Check]:
         return list(self._checks)
 

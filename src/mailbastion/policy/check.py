@@ -65,8 +65,9 @@ _KNOWN: dict[str, frozenset[str]] = {}
 def register_emits(name: str, emits: frozenset[str] | set[str]) -> None:
     """Record that a check called `name` exists and which symbols it can emit.
 
-    Every check module registers at import; `policy.checks` imports them all, so that the score
-    table can be validated against every check that exists, enabled or not.
+    Every check module registers at import; `policy.checks` imports them all, and `apps.pipeline` those of
+    other packages (crypto/inbound.py), so that the score table can be validated against every check that
+    exists, enabled or not.
     """
     _KNOWN[name] = frozenset(emits) | {error_symbol(name)}
 

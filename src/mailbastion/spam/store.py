@@ -38,6 +38,23 @@ def shipped_model_path() -> Path:
     return Path(str(resources.files("mailbastion.spam").joinpath("data", "default-model.joblib")))
 
 
+# Models read for classifying, by file and modification time: every store of one process shares the one
+# read, and processes forked after a read (the SMTP acceptors, once the parent preloaded) share its pages.
+# Learning never touches these: `writing()` reads a copy of its own.
+_SHARED: dict[Path | None, tuple[float | None, SpamModel]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_read(path: Path | None, mtime: float | None) -> SpamModel:
+    with _SHARED_LOCK:
+        found = _SHARED.get(path)
+        if found is not None and found[0] == mtime:
+            return found[1]
+        model = ModelStore._read(path)
+        _SHARED[path] = (mtime, model)
+        return model
+
+
 class ModelStore:
     def __init__(self, site_path: Path | None, *, shipped_path: Path | None = None,
                  reload_interval: float = 5.0) -> None:
@@ -70,7 +87,7 @@ class ModelStore:
             path = self.source_path()
             mtime = path.stat().st_mtime if path is not None else None
             if self._model is None or mtime != self._loaded_mtime:
-                self._model = self._read(path)
+                self._model = _shared_read(path, mtime)
                 self._loaded_mtime = mtime
             return self._model
 

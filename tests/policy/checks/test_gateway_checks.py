@@ -129,6 +129,8 @@ def test_header_counts_skip_continuations() -> None:
 
 
 def test_every_gateway_symbol_is_scored() -> None:
+    import mailbastion.apps.pipeline  # noqa: F401  (registers every check, as serve does)
+
     table = load_score_table()
     table.validate_known()
     for name in ("relay", "recipient", "helo", "headers"):
