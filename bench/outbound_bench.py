@@ -208,7 +208,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['c']:>4} {r['relay_msg_s']:>12} {r['e2e_msg_s']:>10} {r['p50_ms']:>8} {r['p99_ms']:>8} "
               f"{r['cpu_ms_msg']:>11} {r['clamd_cpu_ms_msg']:>13} {r['rss_mb']:>7}")
-    print("Postfix (submission -> smtp client with a content filter): the lead's comparison row, not run here.")
+    print("Postfix (submission -> smtp client with a content filter): comparison row not run here.")
     subprocess.run(["rm", "-rf", str(tmp)], check=False)
 
 

@@ -3,7 +3,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/spool_bench.py [-n 2000] [-c 8] [--dir PATH]
 
-Runs the spool of whatever `mailbastion` is on the path (this branch, or another checkout's src/ to get
+Runs the spool of whatever `mailbastion` is on the path (this checkout's, or another checkout's src/ to get
 the figure before a change: the script adapts to the older queue manager and agent signatures):
 
   commit   n messages committed by c concurrent writers in one process (one acceptor): messages/s,
@@ -68,7 +68,7 @@ async def _commit_phase(spool, env, n: int, conc: int) -> dict[str, float]:  # t
 def _agent():  # type: ignore[no-untyped-def]
     """An agent that accepts every recipient at once, in the signature of the spool under test."""
     try:
-        from mailbastion.core.outcome import Delivered  # this branch: DeliveryRequest in, outcomes out
+        from mailbastion.core.outcome import Delivered  # the current spool: DeliveryRequest in, outcomes out
         from mailbastion.core.replies import Reply
 
         ok = Delivered(Reply(250, "2.0.0", "ok"), "bench")

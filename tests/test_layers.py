@@ -4,11 +4,11 @@ functions and `if TYPE_CHECKING:` imports included) read with `ast`, folded into
 - no cycles between packages;
 - `core` imports nothing of ours;
 - the SMTP edge (`smtp`) imports no policy, spool, delivery, directory, mailbox, auth, spam, engines, config;
-- every import follows the layer diagram of docs/notes-layers.md (`MAY_IMPORT` below is that diagram);
+- every import follows the layer diagram (`MAY_IMPORT` below; docs/architecture.md shows it as a table);
 - every package is placed in the diagram: a new package fails here until it is.
 
-KNOWN lists the edges that other branches remove. The test fails on any edge outside the diagram that is
-not KNOWN, and on a KNOWN edge that no longer exists (delete it then: the list only shrinks).
+KNOWN lists tolerated edges outside the diagram, each with the reason; it is empty. The test fails on any
+edge outside the diagram that is not KNOWN, and on a KNOWN edge that no longer exists (the list only shrinks).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "src" / "mailbastion"
 TOP = "mailbastion"  # the root package's own __init__ (its version string): anyone may import it
 
-# -- the layer diagram (docs/notes-layers.md): which package may import which ----------------------------
+# -- the layer diagram (docs/architecture.md): which package may import which ----------------------------
 
 BASE = {"core"}
 MAY_IMPORT: dict[str, set[str]] = {
@@ -32,8 +32,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "metrics": set(),  # Prometheus counters the parts call (no-ops until `serve` enables them), the endpoint
     "private_files": {"durable"},  # files created with their mode from the start (keys, databases)
     "pki": BASE | {"private_files"},
-    "tls_policy": BASE | {"config", "durable", "pki"},
-    "reports": BASE,  # DMARC and TLS-RPT reports we receive, parsed (defusedxml, bounded unpacking)  # the one TLS policy of every listener and client
+    "tls_policy": BASE | {"config", "durable", "pki"},  # the one TLS policy of every listener and client
+    "reports": BASE,  # DMARC and TLS-RPT reports we receive, parsed (defusedxml, bounded unpacking)
     "config": BASE,
     "dns": BASE,  # the resolver, alone
     "audit": BASE,  # the hash-chained audit log in its own database
@@ -57,7 +57,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "crypto": BASE | {"private_files", "engines", "policy"},
     # above them
     "gateway": BASE | {"config", "durable", "smtp", "policy", "spool", "quarantine", "auth", "dns", "engines",
-                       "spam", "metrics"},  # branch `engine`: the handler between the edge and the policy
+                       "spam", "metrics"},  # the handler between the SMTP engine and the policy
     "submission": BASE | {"config", "auth", "dns", "smtp", "spool", "policy"},
     "domain_dns": BASE | {"config", "auth", "dns"},  # records our domains publish, and their live check
     "lifecycle": BASE | {"config", "directory", "audit"},  # joiners and leavers (not built yet)
@@ -78,7 +78,7 @@ MAY_IMPORT["__main__"] = {"cli"}
 
 SMTP_MUST_NOT_IMPORT = {"policy", "spool", "delivery", "directory", "mailbox", "auth", "spam", "engines", "config"}
 
-# -- edges that other branches remove: the lead deletes each line after merging that branch ---------------
+# -- tolerated edges outside the diagram, each with its reason (none today; the list only shrinks) ----------
 
 KNOWN: dict[tuple[str, str], str] = {
 }
@@ -214,7 +214,7 @@ def later():
 
 def test_every_package_is_placed_in_the_diagram() -> None:
     unplaced = PACKAGES - set(MAY_IMPORT)
-    assert not unplaced, f"place {sorted(unplaced)} in docs/notes-layers.md and in MAY_IMPORT here"
+    assert not unplaced, f"place {sorted(unplaced)} in MAY_IMPORT here and in the table of docs/architecture.md"
 
 
 def test_the_diagram_itself_has_no_cycles() -> None:
@@ -244,7 +244,7 @@ def test_the_smtp_edge_imports_no_policy_nor_services() -> None:
 @pytest.mark.parametrize("package", sorted(MAY_IMPORT))
 def test_imports_follow_the_layer_diagram(package: str) -> None:
     outside = {e for e in GRAPH if e[0] == package and e[1] not in MAY_IMPORT[package] | {TOP}} - set(KNOWN)
-    assert not outside, f"not in the layer diagram (docs/notes-layers.md): {_show(outside)}"
+    assert not outside, f"not in the layer diagram (MAY_IMPORT; docs/architecture.md): {_show(outside)}"
 
 
 def test_known_edges_still_exist() -> None:

@@ -16,7 +16,7 @@ long-running process does not). Key exchange groups: the profile allows X25519, 
 OpenSSL would add X448 and P-521. Python 3.11's ssl module can limit the groups only through
 `set_ecdh_curve`, which keeps exactly one: we keep P-256 (prime256v1), the group every TLS client must
 implement (RFC 8446 §9.1), so nobody is locked out; a client whose first key share is X25519 gets a
-HelloRetryRequest (one more round trip). docs/notes-tls.md weighs the other routes.
+HelloRetryRequest (one more round trip). docs/architecture.md (change 26) says why not the other routes.
 
 Every `*_from_settings` function refuses to start (ConfigError: the configuration file, the key and why)
 when a configured certificate or key is missing, unreadable, unparsable or not a pair: a listener that

@@ -5,7 +5,7 @@
     mailbastion scan -c OUTDIR/mailbastion.toml --from ... --ip ... OUTDIR/<sample>.eml   (commands printed)
 
 Run the same `scan` with PYTHONPATH pointing at another checkout to compare. Not a test (pytest does not
-collect it): the before/after of docs/notes-spoofing.md was made with it. Keys are generated on each run.
+collect it): the before/after figures of the DKIM l= and look-alike checks were made with it. Keys are generated on each run.
 """
 
 from __future__ import annotations

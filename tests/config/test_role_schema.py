@@ -53,7 +53,8 @@ def test_the_gateway_refuses_what_belongs_inside(tmp_path: Path, dotted: str, va
 
 
 def test_the_gateway_refuses_portal_and_password_sections_by_name() -> None:
-    # Those sections come with other branches; until they do, an unknown section is refused anyway.
+    # By name, so the refusal names the gateway role for sections that are not built yet (submission,
+    # passwords), whose keys would otherwise be refused as unknown.
     assert {"portal", "imap", "submission", "passwords"} <= set(REFUSED["gateway"])
 
 

@@ -46,7 +46,7 @@ def test_context_carries_the_profile(tmp_path: Path) -> None:
 @pytest.mark.parametrize("group", ["X448", "secp521r1", "secp384r1", "X25519"])
 async def test_groups_outside_p256_are_refused(listeners: Listeners, group: str) -> None:
     """X448 and secp521r1 (outside the profile) are refused; so are X25519 and P-384, which Python 3.11
-    cannot keep next to P-256 (docs/notes-tls.md). A client offering only one of them gets no session."""
+    cannot keep next to P-256 (docs/architecture.md, change 26). A client offering only one of them gets no session."""
     ctx = client_context(listeners.settings)
     ctx.set_ecdh_curve(group)
     with pytest.raises((ssl.SSLError, ConnectionError)):  # an alert, or a reset before it is read

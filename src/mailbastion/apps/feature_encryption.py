@@ -2,7 +2,7 @@
 ENCRYPTED_PGP, `encryption.inbound_encrypted`). Wiring only; no key material is loaded here.
 
 The internal role's parts (key store, at-rest sealer, certificate collection) are wired in apps/mda.py;
-the outbound policy is called by the submission path (docs/notes-crypto.md).
+the outbound policy (crypto/outbound.py) is for the submission path, which is not built yet.
 """
 
 from __future__ import annotations

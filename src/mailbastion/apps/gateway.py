@@ -180,7 +180,8 @@ def _check_relay_files(settings: Settings) -> None:
     for key, path in paths.items():
         if not path.is_file():
             raise ConfigError(f"{path} does not exist (`mailbastion init` makes it; for an older deployment "
-                              "issue it from the CA: see docs/notes-mx.md)", file=source, key=f"tls.{key}")
+                              "issue it from the CA: `mailbastion tls renew --role gateway-link`)",
+                              file=source, key=f"tls.{key}")
     try:
         cert, private = load_chain(paths["link_cert"])[0], load_key(paths["link_key"])
         load_chain(paths["ca"])

@@ -149,7 +149,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
         for p in report["refuses_to_start"]:
             click.echo(f"REFUSES TO START: {p}")
         click.echo(f"encrypted mail (S/MIME, OpenPGP): opaque to every engine, the gateway holds no private keys; "
-                   f"encryption.inbound_encrypted = \"{report['inbound_encrypted']}\" (docs/notes-crypto.md)")
+                   f"encryption.inbound_encrypted = \"{report['inbound_encrypted']}\"")
     bad = (not m2["met"] or report["problems"]
            or any(e["stale"] or (not e["reachable"] and not e["auto"]) for e in report["engines"]))
     if bad:

@@ -8,7 +8,7 @@ presenting `tls.internal_client_cert` (name "internal"); the gateway's certifica
 (`tls.ca`) and name `[relay_in] server_name` ("gateway-link"): a certificate of our CA for another role is
 refused, and nothing goes in clear text. Sessions are reused (the same connection cache as outbound).
 
-Submission (another branch) can use it as a queue's remote agent, or synchronously per message: build a
+A submission service can use it as a queue's remote agent, or synchronously per message: build a
 `DeliveryRequest` with the envelope, call `deliver`, and answer the user with the outcome's `reply`, so
 that an outbound refusal (malware, spam score) reaches the user as the gateway's clear reply.
 """

@@ -6,7 +6,7 @@
 Per destination domain of the request (or everything, through `relayhost`):
   1. MX hosts (delivery/mx.py): preference order, equal preferences shuffled, at most `max_mx_hosts`;
      null MX fails (556 5.1.10); no MX means the implicit MX (RFC 5321 §5.1).
-  2. The outbound TLS policy of the domain (outbound/, docs/notes-outbound.md): DANE, MTA-STS, the site's
+  2. The outbound TLS policy of the domain (outbound/, docs/architecture.md change 26): DANE, MTA-STS, the site's
      `[outbound.tls_policy]`, REQUIRETLS, else opportunistic. A domain-wide refusal defers every recipient
      (fails them when permanent); a refused host is skipped; a policy failure never falls back to clear
      text. Every session is recorded for TLS-RPT by OutboundTls.

@@ -28,7 +28,7 @@ from mailbastion.config.sections.split import is_loopback, split_hostport
 from mailbastion.core.errors import ConfigError
 from mailbastion.deploy.link import Network, push_sources, resolve_networks
 
-USER_SERVICES = ("submission", "imap", "portal")  # sections other branches add; their `listen` keys are opened
+USER_SERVICES = ("submission", "imap", "portal")  # user-facing sections; the `listen` keys of those that exist are opened
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ modules, logs, the clock and control groups are out of reach; system calls are l
 @system-service; address families to IPv4, IPv6 and Unix sockets. On the internal host, where every peer is
 known, IP traffic is limited to loopback, the gateway(s) and the clients of the user-facing listeners.
 
-`systemd-analyze security --offline=true UNIT` scores what it writes (docs/notes-split.md has the figures).
+`systemd-analyze security --offline=true UNIT` scores what it writes (docs/architecture.md, change 20, has the figures).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 
 The portal runs inside, next to the directory (it holds password hashes and sessions), and reaches the
 quarantine and the spool through the file system: in the all-in-one deployment they are local; a split
-deployment must give the internal host the quarantine folder (see docs/notes-portal.md).
+deployment must give the internal host the quarantine folder (see docs/architecture.md, change 28).
 """
 
 from __future__ import annotations
