@@ -126,8 +126,9 @@ lock:
 	  && /tmp/mb-lock-venv/bin/pip install -q -e '.[test]' \
 	  && /tmp/mb-lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
+# The message path next to Postfix's (root: it starts the anchor stack of ../shared/bench); bench/ has the rest.
 bench: install
-	$(PY) bench/run_all.py
+	$(PY) bench/message_path.py --profile path,full --postfix --concurrency 8,32
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) build *.egg-info

@@ -143,3 +143,13 @@ def test_activate_by_hand(setup: tuple[Path, DnsTestServer]) -> None:
     done = run(cfg, "dkim", "activate", DOMAIN, selector)
     assert done.exit_code == 0 and f"signing for {DOMAIN} with {selector}" in done.output
     assert [k.selector for k in KeyStore(cfg.parent / "dkim").active(DOMAIN)] == [selector]
+
+
+def test_the_mta_sts_record_follows_the_mode_the_portal_serves(setup: tuple[Path, DnsTestServer]) -> None:
+    cfg, _ = setup
+    testing = run(cfg, "dns", "records", DOMAIN).output
+    cfg.write_text(cfg.read_text() + '[portal]\nmta_sts_mode = "enforce"\n', encoding="utf-8")
+    enforce = run(cfg, "dns", "records", DOMAIN).output
+    assert "mode: enforce" in enforce and "mode: testing" not in enforce
+    ids = [re.findall(r'"v=STSv1; id=(\w+)"', text) for text in (testing, enforce)]
+    assert ids[0] and ids[1] and ids[0] != ids[1]  # a new policy, a new id: senders fetch it again

@@ -77,9 +77,11 @@ def records_cmd(config_path: Path | None, domain: str | None) -> None:
     for i, d in enumerate(_domains(settings, domain, ours_only=True)):
         if i:
             click.echo("")
+        mode = settings.portal.mta_sts_mode  # the policy the portal serves: its id follows a change of mode
         recs = records_for(d, mx_host=settings.server.hostname, keys=store.published(d),
-                           report_address=settings.auth.report_address, mx_certificates=mx_certificates)
-        click.echo(render(recs, domain=d, mx_host=settings.server.hostname))
+                           report_address=settings.auth.report_address, mx_certificates=mx_certificates,
+                           mta_sts_mode=mode)
+        click.echo(render(recs, domain=d, mx_host=settings.server.hostname, mta_sts_mode=mode))
         if not store.keys(d):
             click.echo(f"; no DKIM key yet: run `mailbastion dkim keygen {d}` and publish its record")
 

@@ -116,7 +116,7 @@ def status(config_path: Path | None, warn_days: int | None, roles: tuple[str, ..
 @click.option("--expiring", is_flag=True,
               help="only certificates that expire within tls.expiry_warning_days (for a daily cron job)")
 @click.option("--role", "roles", multiple=True, type=click.Choice([r.name for r in ROLES]),
-              help="only these roles (default: all three)")
+              help="only these roles (default: every one this host has)")
 @click.option("--new-ca", is_flag=True,
               help="make a new internal CA first, then every role (copy ca.crt to a separate MDA or gateway host)")
 @handle_errors
