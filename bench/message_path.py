@@ -166,7 +166,12 @@ class Ours:
         sys.path.insert(0, str(REPO / "src"))
         from mailbastion.testing.deployment import wait_port
 
-        wait_port(self.port, 60, self.proc)
+        try:
+            wait_port(self.port, 120, self.proc)
+        except BaseException:
+            self.proc.kill()  # never leave a server holding the ports for the next run
+            self.proc.wait()
+            raise
         time.sleep(1.0)
         return self.proc.pid
 
@@ -213,6 +218,9 @@ def bench_ours(anchor: Path, profile: str, conc_list: list[int], args: argparse.
     try:
         run_loadgen(anchor, args.port, 200, 8, xclient=True, max_seconds=30, label="warmup")
         while not ours.queue_empty():
+            if ours.proc is not None and ours.proc.poll() is not None:
+                log = (ours.root / "serve.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"our server exited during the warm-up:\n{log}")
             time.sleep(0.1)
         for conc in conc_list:
             before_files, cpu0 = ours.delivered(), cpu()
