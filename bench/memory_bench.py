@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Memory of a running server (RSS of its whole process tree), the figures of issue 9:
+"""Memory of a running server (RSS and PSS of its whole process tree), the figures of issue 9:
 
     .venv/bin/python bench/memory_bench.py                    # workers = 1 and workers = 2, every check on
     .venv/bin/python bench/memory_bench.py --messages 3000    # longer mixed traffic
 
 For each `server.workers` it starts `mailbastion serve` (all-in-one, `mailbastion init` defaults with
-every check on; ClamAV is off unless a clamd answers on `--clamd`), then prints the RSS of the whole
-process tree (parent, SMTP acceptors, the MDA's process) at these moments:
+every check on; ClamAV is off unless a clamd answers on `--clamd`), then prints the RSS and the PSS of
+the whole process tree (parent, SMTP acceptors, the MDA's process) at these moments. RSS counts a page
+the forked processes share once per process; PSS splits it between them, so the PSS sum is what the
+server takes from the machine in all:
 
   fresh      after start and one message (every check has run once: models and rule sets are loaded)
   sessions   with `--sessions` (500) SMTP sessions open at once, each greeted and past EHLO
@@ -41,7 +43,7 @@ from mailbastion.testing.deployment import Deployment
 from mailbastion.testing.dns_server import DnsTestServer
 
 
-def tree_rss(root: int) -> int:
+def _tree(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -50,17 +52,37 @@ def tree_rss(root: int) -> int:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(d))
-    total, todo = 0, [root]
+    out, todo = [], [root]
     while todo:
         pid = todo.pop()
+        out.append(pid)
         todo.extend(children.get(pid, []))
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
+    return out
+
+
+def _field(path: str, name: str) -> int:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(name):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss(root: int) -> int:
+    """RSS summed over the tree: pages the forked processes share are counted once per process."""
+    return sum(_field(f"/proc/{pid}/status", "VmRSS:") for pid in _tree(root))
+
+
+def tree_pss(root: int) -> int:
+    """PSS summed over the tree (each shared page split between its sharers): the memory the server takes
+    from the machine in all."""
+    return sum(_field(f"/proc/{pid}/smaps_rollup", "Pss:") for pid in _tree(root))
+
+
+def tree_memory(root: int) -> tuple[int, int]:
+    return tree_rss(root), tree_pss(root)
 
 
 def business(n: int) -> bytes:
@@ -90,7 +112,7 @@ def traffic(d: Deployment, count: int) -> dict[str, int]:
     return out
 
 
-async def hold_sessions(port: int, count: int, measure: Callable[[], int]) -> int:
+async def hold_sessions(port: int, count: int, measure: Callable[[], tuple[int, int]]) -> tuple[int, int]:
     conns = []
     for _ in range(count):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -128,22 +150,23 @@ def run(workers: int, args: argparse.Namespace) -> dict[str, object]:
         pid = d.proc.pid
         try:
             traffic(d, 1)
-            fresh = tree_rss(pid)
-            sessions = asyncio.run(hold_sessions(d.smtp_port, args.sessions, lambda: tree_rss(pid)))
+            fresh = tree_memory(pid)
+            sessions = asyncio.run(hold_sessions(d.smtp_port, args.sessions, lambda: tree_memory(pid)))
             started = time.monotonic()
             counts = traffic(d, args.messages)
             seconds = time.monotonic() - started
             deadline = time.monotonic() + 120
             while d.spool_files() and time.monotonic() < deadline:
                 time.sleep(0.2)
-            idle = tree_rss(pid)
+            idle = tree_memory(pid)
         finally:
             d.stop(signal.SIGTERM)
     mib = 2**20
-    return {"workers": workers, "fresh_mib": round(fresh / mib), "sessions": args.sessions,
-            "sessions_mib": round(sessions / mib), "messages": args.messages, **counts,
-            "traffic_seconds": round(seconds, 1), "idle_after_traffic_mib": round(idle / mib),
-            "clamd": bool(args.clamd)}
+    return {"workers": workers, "fresh_mib": round(fresh[0] / mib), "fresh_pss_mib": round(fresh[1] / mib),
+            "sessions": args.sessions, "sessions_mib": round(sessions[0] / mib),
+            "sessions_pss_mib": round(sessions[1] / mib), "messages": args.messages, **counts,
+            "traffic_seconds": round(seconds, 1), "idle_after_traffic_mib": round(idle[0] / mib),
+            "idle_after_traffic_pss_mib": round(idle[1] / mib), "clamd": bool(args.clamd)}
 
 
 def main() -> None:
