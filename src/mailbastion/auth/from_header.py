@@ -1,8 +1,8 @@
 """The From header, parsed strictly: exactly one address that every parser would agree on.
 
 Spoofing lives in the gaps between parsers: the MUA shows one address, DMARC judges another. So the
-header is read by three parsers (our strict RFC 5322 §3.4 tokenizer, `email.utils.getaddresses` as
-compat32 mail software reads it, and `email.headerregistry` which decodes encoded-words as a modern
+header is read by three parsers (our strict RFC 5322 §3.4 tokenizer, `email.utils.getaddresses` in its
+lenient mode (core/lenient_addresses.py) as compat32 mail software reads it, and `email.headerregistry` which decodes encoded-words as a modern
 MUA does) and by a naive one that decodes encoded-words first and parses afterwards. They must agree
 on one address; otherwise the message is refused (`refuse` is True). Lesser oddities are symbols.
 
@@ -21,6 +21,7 @@ from email.errors import HeaderParseError
 from email.headerregistry import HeaderRegistry
 
 from mailbastion.auth.dmarc import organizational_domain
+from mailbastion.core import lenient_addresses
 from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.verdict import Symbol
 
@@ -242,7 +243,7 @@ def _encoded_parts(value: str) -> list[str]:
 
 
 def _single_domain(value: str) -> str | None:
-    pairs = email.utils.getaddresses([value])
+    pairs = lenient_addresses.getaddresses([value])
     addrs = [a for _n, a in pairs if a]
     return _norm(addrs[0]).rpartition("@")[2] if len(addrs) == 1 and _norm(addrs[0]) else None  # type: ignore[union-attr]
 
@@ -272,7 +273,7 @@ def analyze_from(header: HeaderBlock | bytes) -> FromAnalysis:
         # so every parser reads the same single address; the three-parser vote is skipped (it is slow).
         return _finish(syms, fields, simple.group(2) or simple.group(3), [], (simple.group(1) or "").strip())
     strict, display, comments, error = _strict(value)
-    compat = [a for _n, a in email.utils.getaddresses([value])]
+    compat = [a for _n, a in lenient_addresses.getaddresses([value])]
     try:
         header = _REGISTRY("From", value)
         modern = [f"{a.username}@{a.domain}" for a in header.addresses]  # type: ignore[attr-defined]
@@ -280,7 +281,7 @@ def analyze_from(header: HeaderBlock | bytes) -> FromAnalysis:
     except (HeaderParseError, IndexError, ValueError, TypeError, AttributeError):
         modern, modern_bad = [], True
     decoded = _naive_decoded(value)
-    naive = [a for _n, a in email.utils.getaddresses([decoded])] if decoded != value else compat
+    naive = [a for _n, a in lenient_addresses.getaddresses([decoded])] if decoded != value else compat
 
     if len(strict) > 1 or len([a for a in modern if a != "@"]) > 1 or len([a for a in compat if a]) > 1:
         return FromAnalysis(None, None, (*syms, Symbol("FROM_MULTIPLE_ADDRESSES", value[:100])))

@@ -15,13 +15,13 @@ for signed mail.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import time
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives import serialization
 
+from mailbastion.core import lenient_addresses
 from mailbastion.core.header_block import HeaderBlock
 from mailbastion.crypto.keystore import KeyRecord, KeyStore
 from mailbastion.crypto.smime import TrustBundle, fingerprint, is_usable_for_encryption, verify_signed
@@ -57,7 +57,7 @@ class CertificateCollector:
         header = HeaderBlock.parse(message)
         if not looks_smime_signed(header):
             return None
-        froms = [a for _, a in email.utils.getaddresses(header.values("from")) if a]
+        froms = [a for _, a in lenient_addresses.getaddresses(header.values("from")) if a]
         if len(froms) != 1 or "@" not in froms[0]:
             return None
         sender = froms[0].lower()

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from mailbastion.core import lenient_addresses
 from mailbastion.core.address import Address
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.header_block import HeaderBlock
@@ -164,7 +165,7 @@ def refused_reply(rcpt: Address) -> Reply:
 def _header_recipients(raw: bytes) -> set[str]:
     block = HeaderBlock.parse(raw)
     values = [v for name in ("to", "cc") for v in block.values(name)]
-    return {a.lower() for _, a in email.utils.getaddresses(values) if a}
+    return {a.lower() for _, a in lenient_addresses.getaddresses(values) if a}
 
 
 def _encrypt(raw: bytes, key_kind: str, keys: Sequence[PublicKey], policy: OutboundPolicy) -> bytes:

@@ -163,7 +163,10 @@ class PortalService:
                     cycle = getattr(conn, "cycle", None)
                     transport = getattr(conn, "transport", None)
                     if transport is not None and (cycle is None or cycle.response_complete):
-                        transport.abort()
+                        # a transport already closing has dropped its SSL protocol, and Python 3.11.2's
+                        # asyncio then fails in abort(): it is gone either way
+                        with contextlib.suppress(AttributeError):
+                            transport.abort()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._task, drain_seconds + 5)
         self._server = self._task = None

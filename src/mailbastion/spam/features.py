@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
 
+from mailbastion.core import lenient_addresses
 from mailbastion.core.message import SpooledMessage
 
 MAX_PART_BYTES = 64 * 1024
@@ -226,8 +227,8 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
         return next((v for k, v in headers if k == name), None)
 
     subject = first("subject")
-    display, addr = email.utils.parseaddr(first("from") or "")
-    _rd, reply_addr = email.utils.parseaddr(first("reply-to") or "")
+    display, addr = lenient_addresses.parseaddr(first("from") or "")
+    _rd, reply_addr = lenient_addresses.parseaddr(first("reply-to") or "")
     texts: list[str] = []
     htmls: list[str] = []
     markup_files: list[str] = []
