@@ -90,7 +90,7 @@ def digest(config_path: Path | None) -> None:
     """Mail the quarantine digest now to every account with mail held since the last digest."""
     from mailbastion.portal.context import PortalContext
     from mailbastion.portal.digest import send_digests
-    from mailbastion.portal.measures import MeasureBoard
+    from mailbastion.measures.board import MeasureBoard
 
     settings = load(config_path)
     ctx = PortalContext.from_settings(settings, measures=MeasureBoard([]))
