@@ -23,7 +23,7 @@ def report_json(results: Mapping[int, MeasureResult]) -> dict[str, Any]:
     for n in sorted(TITLES):
         r = results[n]
         measures.append({"id": n, "name": r.title, "status": r.status, "evidence": [r.summary, *r.details],
-                         "fix": r.advice, "source": r.source, "checked_at": r.checked_at})
+                         "fix": r.advice})
     return {"measures": measures}
 
 
