@@ -7,6 +7,7 @@ when ClamAV is off, and when relay.networks lets every client of the listener re
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import subprocess
@@ -19,6 +20,8 @@ from sqlalchemy import update
 from mailbastion.config import load_settings
 from mailbastion.directory.portal import ACCOUNTS
 from mailbastion.directory.store import Directory
+from mailbastion.measures.board import MET, NOT_MET
+from mailbastion.measures.inventory import LastAuditProbe
 from mailbastion.testing.clamd import ClamdTestServer
 from mailbastion.testing.deployment import MB, Deployment
 
@@ -100,6 +103,9 @@ def test_healthy_all_in_one(healthy: Deployment, tmp_path: Path) -> None:
     assert [(int(r[0]), r[2]) for r in rows] == [(n, ms[n]["status"]) for n in range(1, 11)]
     assert "script" not in parser.tags
     assert "&lt;relay-probe@relay-probe.invalid&gt;" in page.read_text()
+    # The portal's dashboard shows 3, 4 and 5 from this run (it does not send test mail itself).
+    last = {m.number: m for m in asyncio.run(LastAuditProbe(load_settings(healthy.config))())}
+    assert (last[3].state, last[4].state, last[5].state) == (MET, MET, NOT_MET)
 
 
 def mail_changes(d: Deployment) -> subprocess.CompletedProcess[str]:
@@ -145,9 +151,9 @@ def test_names_clamav_off(healthy: Deployment, clamd: ClamdTestServer) -> None:
         assert ms[2]["status"] == "fail"  # no vendor engine answers
         assert all(ms[n]["status"] == "pass" for n in (3, 4, 9, 10))
         # Our MX fails closed without its engine (451): the change mail cannot pass it, and the command says so
-        # (exit 1, the state kept, so the next run mails the change once mail flows again).
+        # (exit 3, the state kept, so the next run mails the change once mail flows again).
         res = mail_changes(healthy)
-        assert res.returncode == 1 and "could not mail the audit's changes" in res.stderr and "451" in res.stderr
+        assert res.returncode == 3 and "could not mail the audit's changes" in res.stderr and "451" in res.stderr
     finally:
         clamd.start()
 

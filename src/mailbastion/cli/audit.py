@@ -1,6 +1,7 @@
 """`mailbastion audit [--json | --html FILE] [--mail-changes]`: the ten measures checked live, with evidence.
 
-Exit code 1 when a measure fails ("not built" is not a failure: it is said, never passed). The live probes
+Exit code 1 when a measure fails ("not built" is not a failure: it is said, never passed); 3 when
+--mail-changes could not mail (a daily timer's unit counts 1 as success: the mail reports it). The live probes
 send EICAR, GTUBE, a relay attempt and smuggling probes through this host's MX listener (all refused when
 the measures hold), and handshake every TLS listener; see docs/notes-audit.md.
 """
@@ -23,7 +24,11 @@ from mailbastion.cli._common import Failed, config_option, handle_errors, load, 
 
 
 
-STATE_FILE = "state/audit-last.json"  # below data_dir: the last run, to mail only what changed
+MAIL_EXIT = 3  # --mail-changes could not mail: distinct from 1 (a measure fails), for the timer's unit
+
+
+class MailFailed(Failed):
+    exit_code = MAIL_EXIT
 
 
 def _write(path: Path, text: str) -> None:
@@ -35,11 +40,11 @@ def _write(path: Path, text: str) -> None:
 
 def _mail_changes(settings: Any, doc: dict[str, Any], when: str) -> str:
     """Mail postmaster what changed since the last run, through our own MX listener; returns a line to print."""
-    from mailbastion.measures.inventory import mail_target
+    from mailbastion.measures.inventory import MAILED_FILE, mail_target
     from mailbastion.measures.report import changes
     from mailbastion.measures.smtp_probe import HELO
 
-    state = settings.path(STATE_FILE)
+    state = settings.path(MAILED_FILE)
     try:
         before = json.loads(state.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -55,7 +60,7 @@ def _mail_changes(settings: Any, doc: dict[str, Any], when: str) -> str:
     domains = sorted(read_map(settings.path(settings.directory.recipient_map)).domains)
     target, why = mail_target(settings, domains)
     if target is None:
-        raise Failed(f"cannot mail the changes: {why}")
+        raise MailFailed(f"cannot mail the changes: {why}")
     msg = EmailMessage()
     # From a .invalid address on purpose: mail From one of our domains without a DKIM signature would be
     # refused by our own MX once DMARC is at p=reject (measure 10), and this mail comes in like any other.
@@ -73,7 +78,7 @@ def _mail_changes(settings: Any, doc: dict[str, Any], when: str) -> str:
         with smtplib.SMTP(target.host, target.port, local_hostname=HELO.decode(), timeout=60) as s:
             s.send_message(msg, from_addr="", to_addrs=[target.recipient])
     except (OSError, smtplib.SMTPException) as exc:
-        raise Failed(f"could not mail the audit's changes to {target.recipient}: {exc}") from None
+        raise MailFailed(f"could not mail the audit's changes to {target.recipient}: {exc}") from None
     _write(state, json.dumps(doc, indent=1))  # only once the mail was taken: a failed mail is tried again
     return f"audit: {len(lines)} change(s) mailed to {target.recipient}"
 
@@ -89,8 +94,10 @@ def audit_cmd(config_path: Path | None, as_json: bool, html_file: Path | None, m
     """Check the ten measures live: EICAR and GTUBE through the MX listener, a relay attempt from outside the
     relay networks, smuggling, every listener's TLS, the directory, `av status`, `dns check`.
 
-    Exit code 1 when a measure fails; "not built" measures are reported, never passed."""
-    from mailbastion.measures.inventory import audit_board
+    Exit code 1 when a measure fails ("not built" measures are reported, never passed); 3 when
+    --mail-changes could not mail. Every run leaves its JSON in data_dir/state/audit-last.json (the portal's
+    dashboard shows measures 3, 4 and 5 from it)."""
+    from mailbastion.measures.inventory import LAST_FILE, audit_board
     from mailbastion.measures.report import failed, report_html, report_json
 
     settings = load(config_path)
@@ -102,6 +109,8 @@ def audit_cmd(config_path: Path | None, as_json: bool, html_file: Path | None, m
     results = asyncio.run(run())
     doc = report_json(results)
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    _write(settings.path(LAST_FILE), json.dumps({**doc, "checked_at": when, "host": settings.server.hostname},
+                                                indent=1))  # what the portal's dashboard shows for 3, 4, 5
     if html_file is not None:
         _write(html_file, report_html(doc, host=settings.server.hostname, when=when))
     if as_json:
