@@ -22,8 +22,6 @@ import click
 
 from mailbastion.cli._common import Failed, config_option, handle_errors, load, main_group
 
-
-
 MAIL_EXIT = 3  # --mail-changes could not mail: distinct from 1 (a measure fails), for the timer's unit
 
 

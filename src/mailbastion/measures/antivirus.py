@@ -118,17 +118,16 @@ def eicar_messages() -> dict[str, bytes]:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("eicar.com", EICAR)
+    encoded = "Content-Transfer-Encoding: base64\r\n"
     inner = _mime("inner-eicar", [("application/octet-stream; name=\"eicar.com\"",
-                                   "Content-Transfer-Encoding: base64\r\n"
-                                   "Content-Disposition: attachment; filename=\"eicar.com\"\r\n", _b64(EICAR))],
-                  "nested")
+                                   encoded + "Content-Disposition: attachment; filename=\"eicar.com\"\r\n",
+                                   _b64(EICAR))], "nested")
     return {
         "plain attachment": _mime("plain-eicar", [("application/octet-stream; name=\"eicar.com\"",
                                                    "Content-Disposition: attachment; filename=\"eicar.com\"\r\n",
                                                    EICAR)], "audit: EICAR attached"),
         "zip": _mime("zip-eicar", [("application/zip; name=\"eicar.zip\"",
-                                    "Content-Transfer-Encoding: base64\r\n"
-                                    "Content-Disposition: attachment; filename=\"eicar.zip\"\r\n",
+                                    encoded + "Content-Disposition: attachment; filename=\"eicar.zip\"\r\n",
                                     _b64(buf.getvalue()))], "audit: EICAR zipped"),
         "base64 in a nested message": _mime("nested-eicar", [("message/rfc822", "", inner)],
                                             "audit: EICAR in a forwarded message"),

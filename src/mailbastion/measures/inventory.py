@@ -14,10 +14,19 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from mailbastion.measures.antivirus import AntivirusProbe, AvStatus, EicarProbe, av_status_command
-from mailbastion.measures.board import MET, NOT_BUILT, NOT_MET, UNKNOWN, MeasureBoard, MeasureProbe, MeasureResult, NotBuilt
+from mailbastion.measures.board import (
+    MET,
+    NOT_BUILT,
+    NOT_MET,
+    UNKNOWN,
+    MeasureBoard,
+    MeasureProbe,
+    MeasureResult,
+    NotBuilt,
+)
 from mailbastion.measures.dns import DnsProbe, Domains, map_domains
 from mailbastion.measures.people import DirectoryProbe, NoDirectory
 from mailbastion.measures.relay import RelayProbe
@@ -53,7 +62,7 @@ class LastAuditProbe:
     than LAST_AUDIT_MAX_AGE: UNKNOWN (an old pass is not a pass now)."""
 
     numbers: tuple[int, ...] = (3, 4, 5)
-    _STATES = {"pass": MET, "fail": NOT_MET, "not built": NOT_BUILT}
+    _STATES: ClassVar[dict[str, str]] = {"pass": MET, "fail": NOT_MET, "not built": NOT_BUILT}
 
     def __init__(self, settings: Settings, *, now: dt.datetime | None = None) -> None:
         self.path = settings.path(LAST_FILE)

@@ -32,7 +32,7 @@ def parse_hostport(text: str) -> tuple[str, int]:
 
 def connect_host(bound: str) -> str:
     """Where to connect to reach a listener bound to `bound` from this host (a wildcard: loopback)."""
-    if bound in ("", "0.0.0.0", "*"):  # noqa: S104 - reading a bind address, not binding
+    if bound in ("", "0.0.0.0", "*"):
         return "127.0.0.1"
     if bound == "::":
         return "::1"

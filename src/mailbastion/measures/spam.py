@@ -38,8 +38,8 @@ def model_facts(settings: Settings) -> tuple[bool, list[str]]:
     age = dt.datetime.now(dt.UTC) - dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
     kind = "site model" if path == store.site_path else "shipped default model"
     ham, spam = int(model.meta.get("ham", 0)), int(model.meta.get("spam", 0))
-    return model.is_trained, [f"{kind} {path.name}: last written {age.days} day(s) ago, trained on {ham} ham and "
-                              f"{spam} spam message(s)"]
+    line = f"{kind} {path.name}: last written {age.days} day(s) ago, trained on {ham} ham and {spam} spam message(s)"
+    return model.is_trained, [line]
 
 
 class SpamProbe:

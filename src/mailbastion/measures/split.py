@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SplitProbe", "firewall_in_force", "push_successes"]
 
-_PUSH = re.compile(r'^map_push_last_success_timestamp_seconds\{gateway="([^"]*)"\}\s+(\S+)$', re.M)
+_PUSH = re.compile(r'^map_push_last_success_timestamp_seconds\{gateway="([^"]*)"\}\s+(\S+)$', re.MULTILINE)
 
 
 def firewall_in_force(role: str) -> tuple[bool | None, str]:
@@ -48,8 +48,8 @@ def firewall_in_force(role: str) -> tuple[bool | None, str]:
 def push_successes(listen: str, timeout: float = 10.0) -> dict[str, float]:
     """gateway -> time of its last accepted push, from our metrics endpoint. Raises OSError."""
     host, _, port = listen.rpartition(":")
-    host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)  # noqa: S104 - a bind address, read
-    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout) as resp:  # noqa: S310
+    host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout) as resp:
         text = resp.read(16 * 1024 * 1024).decode("utf-8", "replace")
     return {g: float(v) for g, v in _PUSH.findall(text)}
 
