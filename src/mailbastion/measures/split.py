@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SplitProbe", "firewall_in_force", "push_successes"]
 
-_PUSH = re.compile(r'^map_push_last_success_timestamp_seconds\{gateway="([^"]*)"\}\s+(\S+)$', re.MULTILINE)
+_PUSH = re.compile(r'^(?:mailbastion_)?map_push_last_success_timestamp_seconds\{gateway="([^"]*)"\}\s+(\S+)$', re.MULTILINE)
 
 
 def firewall_in_force(role: str) -> tuple[bool | None, str]:

@@ -39,6 +39,17 @@ _LABELS = {ssl.TLSVersion.TLSv1_3: "TLS 1.3", ssl.TLSVersion.TLSv1_2: "TLS 1.2",
            ssl.TLSVersion.TLSv1: "TLS 1.0"}
 
 
+# The certificates each role holds: (what for, tls.* key of the certificate, of the key).
+_PUBLIC = ("public (MX, portal)", "cert", "key")
+CERTIFICATE_FILES = {
+    "all": (_PUBLIC, ("MDA", "mda_cert", "mda_key"), ("gateway client", "gateway_client_cert", "gateway_client_key")),
+    "gateway": (("public (MX)", "cert", "key"), ("gateway client", "gateway_client_cert", "gateway_client_key"),
+                ("gateway link", "link_cert", "link_key")),
+    "internal": (("users' services (portal, IMAP)", "cert", "key"), ("MDA", "mda_cert", "mda_key"),
+                 ("internal client", "internal_client_cert", "internal_client_key")),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     name: str
@@ -54,12 +65,20 @@ def endpoints(settings: Settings) -> list[Endpoint]:
     role = s.server.role
     out: list[Endpoint] = []
 
+    # A mutual-TLS listener wants a certificate from our CA: the one its peer presents when this host holds it,
+    # else another client certificate of ours (the TLS handshake is what is measured; who may do what after it
+    # is the listener's business).
+    ours = [(s.tls.internal_client_cert, s.tls.internal_client_key),
+            (s.tls.gateway_client_cert, s.tls.gateway_client_key)]
+
     def add(name: str, listen: str, kind: str, client: tuple[str, str] | None = None) -> None:
         bound, port = parse_hostport(listen)
-        if client is not None and not (s.path(client[0]).exists() and s.path(client[1]).exists()):
-            client = None
-        out.append(Endpoint(name, connect_host(bound), port, kind,
-                            (str(s.path(client[0])), str(s.path(client[1]))) if client else None))
+        pair = None
+        for cert, key in ([client, *ours] if client else []):
+            if s.path(cert).exists() and s.path(key).exists():
+                pair = (str(s.path(cert)), str(s.path(key)))
+                break
+        out.append(Endpoint(name, connect_host(bound), port, kind, pair))
 
     if role in ("all", "gateway"):
         for a in s.smtp.listen:
@@ -246,8 +265,7 @@ class TlsProbe:
 
         s = self.settings
         bad, warn, lines = [], [], [f"TLS floor: {s.tls.min_version} (Mozilla intermediate ciphers)"]
-        for role, cert_key, key_key in (("public (MX, portal)", "cert", "key"), ("MDA", "mda_cert", "mda_key"),
-                                        ("gateway client", "gateway_client_cert", "gateway_client_key")):
+        for role, cert_key, key_key in CERTIFICATE_FILES[s.server.role]:
             cert, key = s.path(getattr(s.tls, cert_key)), s.path(getattr(s.tls, key_key))
             try:
                 info = read_certificate(cert)
