@@ -161,12 +161,16 @@ def test_names_clamav_off(healthy: Deployment, clamd: ClamdTestServer) -> None:
 def test_names_an_open_relay(healthy: Deployment) -> None:
     healthy.stop()
     healthy.set("relay", "networks", '["127.0.0.0/8"]')
+    healthy.set("smtp", "require_starttls", "true")  # the mail probes say STARTTLS when it is offered
     healthy.start()
     try:
         code, ms, _ = audit(healthy)
         assert code == 1 and ms[4]["status"] == "fail"
         assert "open relay" in ms[4]["evidence"][0] and "relay.networks" in ms[4]["fix"]
+        assert "could not probe relaying: every loopback source address is inside relay.networks" in ms[4]["evidence"]
+        assert ms[1]["status"] == "pass" and ms[3]["status"] == "pass", (ms[1], ms[3])
     finally:
         healthy.stop()
         healthy.set("relay", "networks", "[]")
+        healthy.set("smtp", "require_starttls", "false")
         healthy.start()

@@ -172,8 +172,8 @@ class MeasureBoard:
             else:
                 for r in outcome:
                     parts.setdefault(r.number, []).append(r)
-        fresh = {n: replace(merge(rs), checked_at="" if merge(rs).state == NOT_BUILT else stamp)
-                 for n, rs in parts.items()}
+        merged = {n: merge(rs) for n, rs in parts.items()}
+        fresh = {n: replace(m, checked_at="" if m.state == NOT_BUILT else stamp) for n, m in merged.items()}
         self.results = {n: fresh.get(n, MeasureResult(n, NOT_BUILT, "nothing checks this")) for n in TITLES}
         self.refreshed_at = self._monotonic()
         return self.results

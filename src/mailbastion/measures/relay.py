@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mailbastion.measures.board import MET, NOT_MET, UNKNOWN, MeasureResult
-from mailbastion.measures.smtp_probe import HELO, MailTarget, SmtpDialogue, connect_host, parse_hostport
+from mailbastion.measures.smtp_probe import MailTarget, SmtpDialogue, connect_host, parse_hostport
 from mailbastion.measures.spam import GTUBE
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def outside_source(settings: Settings) -> str | None:
 def _relay_attempt(host: str, port: int, source: str, rcpt: bytes) -> tuple[bool, str]:
     """(refused with 5.7.1, evidence line)."""
     with SmtpDialogue(host, port, source=source) as s:
-        s.command(b"EHLO " + HELO)
+        s.hello()
         mail = s.command(b"MAIL FROM:<>")
         reply = s.command(b"RCPT TO:<" + rcpt + b">") if mail.startswith("2") else mail
         if reply.startswith("2"):
@@ -64,7 +64,7 @@ def _smuggle(target: MailTarget, name: str, fake: bytes) -> tuple[bool, str]:
     smuggled = (b"MAIL FROM:<>\r\nRCPT TO:<" + target.recipient.encode() + b">\r\nDATA\r\n"
                 b"Subject: smuggled\r\n\r\n" + GTUBE + b"\r\n")
     with SmtpDialogue(target.host, target.port) as s:
-        s.command(b"EHLO " + HELO)
+        s.hello()
         for line in (b"MAIL FROM:<>", b"RCPT TO:<" + target.recipient.encode() + b">", b"DATA"):
             reply = s.command(line)
             if reply[:1] not in ("2", "3"):

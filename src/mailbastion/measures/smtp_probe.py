@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -106,6 +107,19 @@ class SmtpDialogue:
             lines.append(self._line())
         return " / ".join(x.decode("utf-8", "replace") for x in lines)
 
+    def hello(self) -> str:
+        """EHLO, then STARTTLS when offered (as a sending MTA would; a listener with smtp.require_starttls
+        refuses MAIL without it) and EHLO again. The certificate is not verified: measure 9 inspects it."""
+        reply = self.command(b"EHLO " + HELO)
+        offered = reply.startswith("250") and "STARTTLS" in reply.upper()
+        if offered and not isinstance(self.sock, ssl.SSLSocket) and self.command(b"STARTTLS").startswith("220"):
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self.sock = ctx.wrap_socket(self.sock)
+            reply = self.command(b"EHLO " + HELO)
+        return reply
+
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
@@ -136,8 +150,8 @@ def deliver_probe(target: MailTarget, raw: bytes, *, sender: bytes = b"<>") -> S
     replies: list[str] = []
     with SmtpDialogue(target.host, target.port, source=target.source) as s:
         replies.append(s.greeting)
-        for line in (b"EHLO " + HELO, b"MAIL FROM:" + sender, b"RCPT TO:<" + target.recipient.encode() + b">",
-                     b"DATA"):
+        replies.append(s.hello())
+        for line in (b"MAIL FROM:" + sender, b"RCPT TO:<" + target.recipient.encode() + b">", b"DATA"):
             replies.append(s.command(line))
             if replies[-1][:1] not in ("2", "3"):
                 s.send(b"QUIT\r\n")
