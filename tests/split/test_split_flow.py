@@ -283,3 +283,9 @@ def test_audit_proves_the_split_on_both_hosts(split: Split) -> None:
     assert inside[6]["status"] == "not built"  # no leaver overdue; the procedures are not built
     for n in (1, 3, 4):  # the MX is on the gateway: said, not passed
         assert inside[n]["status"] == "fail" and "gateway" in "\n".join(inside[n]["evidence"]), inside[n]  # type: ignore[arg-type]
+    # Run as root, the audit leaves its report to the service user, who owns data_dir (the portal reads it).
+    uid = pwd.getpwnam(SERVICE_USER).pw_uid
+    for host in ("gw", "in"):
+        assert (split.root / host).stat().st_uid == uid
+        assert (split.root / host / "state" / "audit-last.json").stat().st_uid == uid
+        assert (split.root / host / "state").stat().st_uid == uid

@@ -29,11 +29,19 @@ class MailFailed(Failed):
     exit_code = MAIL_EXIT
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, text: str, *, owner_of: Path | None = None) -> None:
+    """Write `path` whole (a temporary file renamed). `owner_of`: run as root (the daily timer), give new
+    folders and the file to the owner of that folder (data_dir: the service user must still write there)."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+    if owner_of is not None and os.geteuid() == 0:
+        st = owner_of.stat()
+        for p in [*missing, path]:
+            if p == owner_of or owner_of in p.parents:
+                os.chown(p, st.st_uid, st.st_gid)
 
 
 def _mail_changes(settings: Any, doc: dict[str, Any], when: str) -> str:
@@ -51,7 +59,7 @@ def _mail_changes(settings: Any, doc: dict[str, Any], when: str) -> str:
         raise Failed(f"cannot read the last audit {state}: {exc}") from None
     lines = changes(before, doc)
     if not lines:
-        _write(state, json.dumps(doc, indent=1))
+        _write(state, json.dumps(doc, indent=1), owner_of=settings.path("."))
         return "audit: nothing changed since the last run; no mail"
     from mailbastion.directory.recipient_map import read_map
 
@@ -77,7 +85,7 @@ def _mail_changes(settings: Any, doc: dict[str, Any], when: str) -> str:
             s.send_message(msg, from_addr="", to_addrs=[target.recipient])
     except (OSError, smtplib.SMTPException) as exc:
         raise MailFailed(f"could not mail the audit's changes to {target.recipient}: {exc}") from None
-    _write(state, json.dumps(doc, indent=1))  # only once the mail was taken: a failed mail is tried again
+    _write(state, json.dumps(doc, indent=1), owner_of=settings.path("."))  # only once the mail was taken: a failed mail is tried again
     return f"audit: {len(lines)} change(s) mailed to {target.recipient}"
 
 
@@ -108,7 +116,8 @@ def audit_cmd(config_path: Path | None, as_json: bool, html_file: Path | None, m
     doc = report_json(results)
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     _write(settings.path(LAST_FILE), json.dumps({**doc, "checked_at": when, "host": settings.server.hostname},
-                                                indent=1))  # what the portal's dashboard shows for 3, 4, 5
+                                                indent=1),
+           owner_of=settings.path("."))  # what the portal's dashboard shows for 3, 4, 5
     if html_file is not None:
         _write(html_file, report_html(doc, host=settings.server.hostname, when=when))
     if as_json:
