@@ -65,7 +65,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     # the web portal (internal role): directory, quarantine, queue control and spool writer, audit, our DNS
     # records and their check, the certificates for its HTTPS and the TLS measure
     "portal": BASE | {"config", "durable", "private_files", "pki", "tls_policy", "audit", "directory",
-                      "quarantine", "spool", "dns", "auth", "domain_dns"},
+                      "quarantine", "spool", "dns", "auth", "domain_dns", "measures"},
+    # the ten measures, probed (measures/): the portal's dashboard and `mailbastion audit` read them; the
+    # live probes speak SMTP and TLS themselves, read the directory (leavers), the recipient map, the spam
+    # model, the certificates, and run `dns check`; `av status` is run as a command, not imported
+    "measures": BASE | {"config", "directory", "domain_dns", "dns", "auth", "spam", "pki"},
     # Dovecot run by the internal role: our directory decides logins, the MDA's Maildir layout, the spam model
     # learns Junk moves, and the one TLS policy of every listener.
     "imap": BASE | {"config", "durable", "directory", "mailbox", "spam", "tls_policy"},

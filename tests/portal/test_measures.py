@@ -12,18 +12,10 @@ from portal_kit import portal_deployment, settings_of
 
 from mailbastion.directory.portal import PortalStore
 from mailbastion.directory.store import Directory
-from mailbastion.portal.measures import (
-    MET,
-    NOT_BUILT,
-    NOT_MET,
-    PARTIAL,
-    UNKNOWN,
-    AntivirusProbe,
-    DirectoryProbe,
-    MeasureBoard,
-    MeasureResult,
-    TlsProbe,
-)
+from mailbastion.measures.antivirus import AntivirusProbe
+from mailbastion.measures.board import MET, NOT_BUILT, NOT_MET, PARTIAL, UNKNOWN, MeasureBoard, MeasureResult
+from mailbastion.measures.people import DirectoryProbe
+from mailbastion.measures.tls import TlsProbe
 
 YARA = {"engine": "yara", "vendor": "mailbastion", "state": "ok", "stale": False, "reachable": True, "auto": False,
         "vendor_signatures": False}

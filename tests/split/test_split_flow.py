@@ -254,3 +254,38 @@ def test_both_servers_run_as_the_service_user_with_no_capability(split: Split) -
             for thread in identity(pid):
                 assert thread["uids"] == [uid] * 4, (host, thread)
                 assert thread["CapEff"] == thread["CapPrm"] == thread["CapAmb"] == 0, (host, thread)
+
+
+def _audit(split: Split, host: str) -> dict[int, dict[str, object]]:
+    """`mailbastion audit --json` on a host, as root (it reads the nftables table), inside its namespace."""
+    ns = "gw" if host == "gw" else "in"
+    res = split.ns.run(ns, reachable(mb_argv("audit", "-c", str(split.config(host)), "--json")), check=False,
+                       timeout=600)
+    assert res.returncode in (0, 1) and "Traceback" not in res.stderr, res.stderr
+    return {m["id"]: m for m in json.loads(res.stdout)["measures"]}
+
+
+def test_audit_proves_the_split_on_both_hosts(split: Split) -> None:
+    gw = _audit(split, "gw")
+    assert gw[5]["status"] == "pass", gw[5]
+    five = "\n".join(gw[5]["evidence"])  # type: ignore[arg-type]
+    assert "role: gateway" in five and "no CA key on this host" in five and "recipient map: serial" in five
+    assert "firewall: table inet mailbastion in force" in five
+    assert gw[9]["status"] == "pass", gw[9]  # SMTP, the relay and map-push listeners (mutual TLS)
+    assert gw[3]["status"] == "pass" and gw[4]["status"] == "pass", (gw[3], gw[4])
+    assert gw[6]["status"] == "not built" and "internal host" in gw[6]["evidence"][0]  # type: ignore[index]
+    assert gw[1]["status"] == "fail"  # ClamAV is off on this gateway: only YARA and the attachment policy
+    inside = _audit(split, "in")
+    assert inside[5]["status"] == "pass", inside[5]
+    five = "\n".join(inside[5]["evidence"])  # type: ignore[arg-type]
+    assert f"{GW}:2426: last map push accepted" in five and "table inet mailbastion in force" in five
+    assert inside[9]["status"] == "pass", inside[9]  # LMTP (mutual TLS) and the portal
+    assert inside[6]["status"] == "not built"  # no leaver overdue; the procedures are not built
+    for n in (1, 3, 4):  # the MX is on the gateway: said, not passed
+        assert inside[n]["status"] == "fail" and "gateway" in "\n".join(inside[n]["evidence"]), inside[n]  # type: ignore[arg-type]
+    # Run as root, the audit leaves its report to the service user, who owns data_dir (the portal reads it).
+    uid = pwd.getpwnam(SERVICE_USER).pw_uid
+    for host in ("gw", "in"):
+        assert (split.root / host).stat().st_uid == uid
+        assert (split.root / host / "state" / "audit-last.json").stat().st_uid == uid
+        assert (split.root / host / "state").stat().st_uid == uid

@@ -13,6 +13,7 @@ import click
 from mailbastion.cli._common import COMMAND_MODULES, main_group
 
 COMMAND_MODULES["tls"] = "tls"  # certificates: status, renew, import
+COMMAND_MODULES["audit"] = "audit"  # the ten measures checked live (measures/)
 
 
 def main() -> None:

@@ -88,9 +88,9 @@ def portal_group() -> None:
 @handle_errors
 def digest(config_path: Path | None) -> None:
     """Mail the quarantine digest now to every account with mail held since the last digest."""
+    from mailbastion.measures.board import MeasureBoard
     from mailbastion.portal.context import PortalContext
     from mailbastion.portal.digest import send_digests
-    from mailbastion.portal.measures import MeasureBoard
 
     settings = load(config_path)
     ctx = PortalContext.from_settings(settings, measures=MeasureBoard([]))

@@ -6,7 +6,7 @@ in the directory, TOTP for administrators, CSRF tokens on every form, no script.
     app.py              the route table and the security headers
     auth.py, signin.py, enrol.py, keys.py, totp.py, throttle.py     who is signed in, and how
     admin_accounts.py, admin_system.py, quarantine_pages.py, user_pages.py, wellknown.py   the pages
-    measures.py         the dashboard's ten measures;  digest.py  the daily quarantine digest
+    digest.py           the daily quarantine digest (the dashboard's measures: mailbastion.measures)
     message_view.py     a held message as inert text;  extensions.py  seams for other parts' pages
 
 Names load lazily (PEP 562): importing the package loads neither Starlette nor the directory.
@@ -30,19 +30,18 @@ if TYPE_CHECKING:
         NavItem,
         PortalExtension,
     )
-    from mailbastion.portal.measures import MeasureBoard, MeasureResult
     from mailbastion.portal.service import PortalService
 
 _WHERE = {
     "build_app": "app", "PortalContext": "context", "public_url": "context", "send_digests": "digest",
     "AppPasswordInfo": "extensions", "AppPasswords": "extensions", "ClientSetup": "extensions",
     "LandingPage": "extensions", "LandingRoutes": "extensions", "NavItem": "extensions",
-    "PortalExtension": "extensions", "MeasureBoard": "measures", "MeasureResult": "measures",
+    "PortalExtension": "extensions",
     "PortalService": "service",
 }
 
-__all__ = ["AppPasswordInfo", "AppPasswords", "ClientSetup", "LandingPage", "LandingRoutes", "MeasureBoard",
-           "MeasureResult", "NavItem", "PortalContext", "PortalExtension", "PortalService", "build_app",
+__all__ = ["AppPasswordInfo", "AppPasswords", "ClientSetup", "LandingPage", "LandingRoutes",
+           "NavItem", "PortalContext", "PortalExtension", "PortalService", "build_app",
            "public_url", "send_digests"]
 
 

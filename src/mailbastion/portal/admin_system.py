@@ -21,8 +21,9 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from mailbastion.measures.board import TITLES
+from mailbastion.measures.dns import dns_findings
 from mailbastion.portal.auth import Principal, require
-from mailbastion.portal.measures import TITLES, dns_findings
 from mailbastion.portal.render import ADMIN, page
 
 __all__ = ["audit_log", "audit_verify", "dashboard", "dns_page", "queue_action", "queue_page", "recheck"]

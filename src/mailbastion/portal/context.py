@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from mailbastion.audit.log import AuditLog
     from mailbastion.directory.portal import PortalStore
     from mailbastion.directory.store import Directory
-    from mailbastion.portal.measures import MeasureBoard
+    from mailbastion.measures.board import MeasureBoard
     from mailbastion.quarantine.index import QuarantineIndex
     from mailbastion.quarantine.release import QuarantineRelease
     from mailbastion.quarantine.store import QuarantineStore
@@ -81,7 +81,7 @@ class PortalContext:
         """Open what the portal needs. `overrides` replace parts (tests: `directory=`, `measures=` ...)."""
         from mailbastion.directory.portal import PortalStore
         from mailbastion.directory.store import Directory
-        from mailbastion.portal.measures import MeasureBoard
+        from mailbastion.measures.inventory import portal_board
         from mailbastion.quarantine.index import QuarantineIndex
         from mailbastion.quarantine.store import QuarantineStore
 
@@ -97,7 +97,7 @@ class PortalContext:
         parts["app_passwords"] = DirectoryAppPasswords(directory)  # every client's device password, IMAP or submission
         parts.update(overrides)
         if "measures" not in parts:
-            parts["measures"] = MeasureBoard.default(settings, parts["store"], parts.get("av_status"))
+            parts["measures"] = portal_board(settings, parts["store"], parts.get("av_status"))
         parts.pop("av_status", None)
         return PortalContext(**parts)
 
