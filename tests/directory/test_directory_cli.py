@@ -115,17 +115,17 @@ def test_aliases_to_accounts_that_cannot_receive(config: Path) -> None:
     assert code == 0 and "cannot receive" not in out  # nothing dead yet
     # a leaver: its aliases are named when it leaves, and by every `account list` afterwards
     code, out = run(config, "account", "deactivate", "bob@example.org", "--reason", "leaver")
-    assert code == 0 and "info@example.org -> bob@example.org: disabled" in out
+    assert code == 0 and "info@example.org -> bob@example.org: left" in out
     code, out = run(config, "account", "deactivate", "erin@example.org", "--reason", "leaves", "--at", "2000-01-01")
     assert code == 0
     code, out = run(config, "account", "list")
     assert code == 0 and "aliases whose target cannot receive (3)" in out
-    assert "  info@example.org -> bob@example.org: disabled\n" in out
+    assert "  info@example.org -> bob@example.org: left\n" in out
     assert "  all@example.org -> info@example.org: alias reaching no active account\n" in out
-    assert "  help@example.org -> erin@example.org: disabled\n" in out
+    assert "  help@example.org -> erin@example.org: left\n" in out
     assert "aliases whose target" not in run(config, "account", "list", "--domain", "example.net")[1]
     # no new alias to a target that cannot receive
-    for target, why in (("bob@example.org", "disabled"), ("dan@example.org", "pending"),
+    for target, why in (("bob@example.org", "left"), ("dan@example.org", "pending"),
                         ("info@example.org", "alias reaching no active account")):
         code, out = run(config, "account", "alias", "add", "new@example.org", target)
         assert code == 1 and out == f"mailbastion: alias target {target} cannot receive mail ({why})\n"
