@@ -506,12 +506,15 @@ class Directory:
         with Session(self.engine) as s, s.begin():
             domains = frozenset(s.scalars(select(Domain.name)))
             active = frozenset(a.address for a in s.scalars(select(Account)) if self._is_active(a))
+            leavers = {a.address: a.successor for a in s.scalars(select(Account).where(Account.successor.is_not(None)))
+                       if a.successor and not self._is_active(a) and a.state != AccountState.PENDING}
             raw: dict[str, list[str]] = {}
             for r in s.scalars(select(Alias)):
                 raw.setdefault(r.alias, []).append(r.target)
         full = MapData(domains, active, {k: tuple(v) for k, v in raw.items()}, self.recipient_delimiter)
         expanded = {k: resolution.expand(k, full.lookups(), self.recipient_delimiter) for k in raw}
-        return MapData(domains, active, {k: v for k, v in expanded.items() if v}, self.recipient_delimiter)
+        return MapData(domains, active, {k: v for k, v in expanded.items() if v}, self.recipient_delimiter,
+                       leavers=leavers)
 
     def export_recipient_map(self, path: Path | str | None = None) -> Path:
         """Write the address-only map atomically to `path` (default: the configured one)."""
@@ -526,7 +529,7 @@ class Directory:
             fcntl.flock(fd, fcntl.LOCK_EX)
             snap = self.snapshot()
             write_map(target, domains=snap.domains, addresses=snap.addresses, aliases=snap.aliases,
-                      recipient_delimiter=snap.recipient_delimiter)
+                      recipient_delimiter=snap.recipient_delimiter, leavers=snap.leavers)
         finally:
             os.close(fd)
         return target

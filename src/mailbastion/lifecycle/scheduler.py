@@ -1,0 +1,82 @@
+"""The lifecycle scheduler of the internal role: applies start and end dates, archives and deletions on
+time (lifecycle/transitions.py), checking every `[lifecycle] check_interval_seconds` (60 s).
+
+    scheduler = LifecycleScheduler(settings)     # apps/role_internal.py starts it next to the map publisher
+    lines = await scheduler.start()              # a first check now, then one per interval
+    await scheduler.stop()
+
+A leave changes the directory, which bumps its change counter: the map publisher (same process) re-exports
+the recipient map within its own check interval (1 s) and pushes it to the gateways, so the gateway refuses
+a leaver's address within one lifecycle interval plus a second or two. A check that fails (the database
+briefly away) is logged and tried again at the next interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from mailbastion.lifecycle.transitions import LifecyclePolicy, Transition, apply_due
+
+if TYPE_CHECKING:
+    from mailbastion.config.schema import Settings
+    from mailbastion.directory.store import Directory
+
+log = logging.getLogger("mailbastion.lifecycle")
+
+
+class LifecycleScheduler:
+    def __init__(self, settings: Settings, *, directory: Directory | None = None) -> None:
+        self.settings = settings
+        self.policy = LifecyclePolicy.from_settings(settings)
+        self._directory = directory
+        self._task: asyncio.Task[None] | None = None
+        self.checks = 0
+
+    @property
+    def directory(self) -> Directory:
+        if self._directory is None:
+            from mailbastion.directory.store import Directory
+
+            self._directory = Directory.from_settings(self.settings)
+        return self._directory
+
+    async def check(self) -> list[Transition]:
+        """One check now; never raises for a database or file error (logged)."""
+        try:
+            return await asyncio.to_thread(apply_due, self.directory, self.policy)
+        except Exception as exc:  # noqa: BLE001 - keep scheduling; the next check may work
+            log.error("lifecycle.check_failed error=%s: %s", type(exc).__name__, exc)
+            return []
+        finally:
+            self.checks += 1
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lifecycle.check_interval_seconds)
+            await self.check()
+
+    async def start(self) -> list[str]:
+        await asyncio.to_thread(lambda: self.directory)  # opens (and migrates) the directory
+        await self.check()
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="lifecycle-scheduler")
+        lc = self.settings.lifecycle
+        return [f"lifecycle               dates checked every {lc.check_interval_seconds:g}s; leavers: "
+                f"{lc.leaver_policy}; archive {self.policy.archive_dir} after {lc.archive_after_days} days"]
+
+    async def reload(self, settings: Settings) -> None:
+        self.settings = settings
+        self.policy = LifecyclePolicy.from_settings(settings)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+
+__all__ = ["LifecycleScheduler"]
