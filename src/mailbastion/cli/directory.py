@@ -311,6 +311,29 @@ def app_password_revoke(address: str, name: str | None, revoke_all: bool, reason
     click.echo(f"revoked: {', '.join(names)}")
 
 
+def _show_lifecycle(settings: Settings, directory: Directory, info: Any) -> None:
+    """The lifecycle lines of `account show` (issue 13): successor and what its mail gets, manager, archive,
+    reservation, and the aliases that still point at an account that cannot receive."""
+    lc = settings.lifecycle
+    if info.successor:
+        policy = (f"forwarded for {lc.forward_days} days after leaving, then refused naming it"
+                  if lc.leaver_policy == "forward" else "refused (550 5.1.1) naming it")
+        click.echo(f"successor      {info.successor} (after leaving, mail is {policy})")
+    else:
+        click.echo("successor      -")
+    if info.manager:
+        click.echo(f"manager        {info.manager}")
+    if info.archived_at:
+        click.echo(f"archived       {_date(info.archived_at)} {info.archive_file or ''}")
+    if info.state == AccountState.DELETED:
+        click.echo(f"reserved until {_date(info.reserved_until)} (the address cannot be given to a new account "
+                   "before)")
+    if not info.is_active:
+        pointing = [a for a, t in directory.list_aliases() if t == info.address]
+        if pointing:
+            click.echo(f"aliases        still pointing here, refused or lost: {', '.join(pointing)}")
+
+
 @account_group.command("show")
 @click.argument("address")
 @config_option
@@ -331,12 +354,14 @@ def account_show(address: str, config_path: Path | None) -> None:
     used = (read_usage(box) or scan_usage(box)) if box.exists() else (0, 0)
     quota = settings.mailbox.default_quota_bytes if info.quota_bytes is None else info.quota_bytes
     why = "" if info.is_active else "  (cannot receive mail or log in)"
-    click.echo(f"account        {info.address}")
+    click.echo(f"account        {info.address}" + (f" ({info.display_name})" if info.display_name else ""))
     click.echo(f"state          {info.state.value}{why}")
     click.echo(f"created        {_date(info.created_at)}")
+    click.echo(f"starts         {_date(info.start_at)}")
     click.echo(f"activated      {_date(info.activated_at)}")
     click.echo(f"leaves         {_date(info.deactivate_at)}")
     click.echo(f"deactivated    {_date(info.deactivated_at)}")
+    _show_lifecycle(settings, directory, info)
     click.echo(f"quota          {'unlimited' if not quota else f'{quota} bytes'}"
                f"{' (default)' if info.quota_bytes is None else ''}; used "
                + f"{used[0]} bytes in {used[1]} messages")
