@@ -146,7 +146,8 @@ def test_a_leaver_is_refused_on_time_then_archived_deleted_and_reserved(deployme
     show = cli(d, "account", "show", "bob@example.test").stdout
     until = re.search(r"reserved until (\d{4}-\d\d-\d\d)", show)
     assert until is not None, show
-    again = cli(d, "account", "add", "bob@example.test", "--password-stdin", "--reason", "new joiner")
+    again = subprocess.run([*MB, "account", "add", "bob@example.test", "--password-stdin", "-c", str(d.config)],
+                           capture_output=True, text=True, input=f"{PASSWORD}\n", timeout=120)
     assert again.returncode == 1 and f"reserved until {until.group(1)}" in again.stderr, again
     assert again.stderr.count("\n") == 1  # one line, no traceback
     shift(d, 91 * DAY)
