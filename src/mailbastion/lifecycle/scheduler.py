@@ -8,7 +8,8 @@ time (lifecycle/transitions.py), checking every `[lifecycle] check_interval_seco
 A leave changes the directory, which bumps its change counter: the map publisher (same process) re-exports
 the recipient map within its own check interval (1 s) and pushes it to the gateways, so the gateway refuses
 a leaver's address within one lifecycle interval plus a second or two. A check that fails (the database
-briefly away) is logged and tried again at the next interval.
+briefly away) is logged and tried again at the next interval. `[lifecycle]` changes apply at the next
+start (a SIGHUP names them as needing a restart).
 """
 
 from __future__ import annotations
@@ -64,10 +65,6 @@ class LifecycleScheduler:
         lc = self.settings.lifecycle
         return [f"lifecycle               dates checked every {lc.check_interval_seconds:g}s; leavers: "
                 f"{lc.leaver_policy}; archive {self.policy.archive_dir} after {lc.archive_after_days} days"]
-
-    async def reload(self, settings: Settings) -> None:
-        self.settings = settings
-        self.policy = LifecyclePolicy.from_settings(settings)
 
     async def stop(self) -> None:
         if self._task is not None:
