@@ -121,6 +121,7 @@ def weakened(settings: Settings) -> list[str]:
     for name in ("auth", "antivirus", "spam"):
         if not getattr(settings, name).enabled and getattr(defaults, name).enabled:
             out.append(f"{name}.enabled = false")
+    out.extend(settings.directory.ldap.weakened())
     for name in ("auth", "antivirus", "spam", "outbound", "encryption", "relay_in", "portal", "lifecycle"):
         section_weakened = getattr(getattr(settings, name), "weakened", None)
         if callable(section_weakened):

@@ -113,6 +113,7 @@ class Account(Base):
     archived_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     archive_file: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     reserved_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    source: Mapped[str | None] = mapped_column(String(16), nullable=True)  # "ldap": kept by the LDAP sync
 
     domain: Mapped[Domain] = relationship(lazy="joined")
 

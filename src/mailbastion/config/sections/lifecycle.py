@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mailbastion.config.sections.base import Section
 
@@ -34,4 +34,43 @@ class LifecycleSection(Section):
         return []
 
 
-__all__ = ["LifecycleSection"]
+class LdapSyncSection(Section):
+    """`[directory.ldap]`: an LDAP or Active Directory server as a source of truth for who may use mail. An
+    account it provided that is disabled (`disabled_filter`) or gone there is suspended here within one
+    `interval_seconds` (lifecycle/ldap_sync.py)."""
+
+    enabled: bool = False
+    url: str = ""  # ldaps://ldap.example.org (or ldap:// with start_tls)
+    start_tls: bool = True  # for ldap:// URLs; ldaps:// is TLS from the first byte
+    ca_file: str = ""  # the CA of the server's certificate; empty: the system's
+    require_tls: bool = True  # false only for a loopback test server (reported by config.weakened)
+    bind_dn: str = ""  # empty: anonymous
+    bind_password_file: str = ""  # a file holding the password (mode 0600), never the password itself
+    base: str = ""
+    filter: str = "(objectClass=inetOrgPerson)"  # the people whose mail we host
+    # Matches the disabled ones among them, e.g. OpenLDAP ppolicy "(pwdAccountLockedTime=*)" or Active
+    # Directory "(userAccountControl:1.2.840.113556.1.4.803:=2)"; empty: none is disabled, only removal counts.
+    disabled_filter: str = "(pwdAccountLockedTime=*)"
+    mail_attribute: str = "mail"
+    name_attribute: str = "cn"
+    interval_seconds: float = Field(300.0, gt=0, le=86400)
+    timeout_seconds: float = Field(10.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _complete(self) -> LdapSyncSection:
+        if self.enabled:
+            if not self.url.startswith(("ldap://", "ldaps://")):
+                raise ValueError("directory.ldap.url must be an ldap:// or ldaps:// URL when enabled")
+            if not self.base:
+                raise ValueError("directory.ldap.base is required when enabled")
+            if self.bind_dn and not self.bind_password_file:
+                raise ValueError("directory.ldap.bind_password_file is required with bind_dn")
+        return self
+
+    def weakened(self) -> list[str]:
+        if self.enabled and not self.require_tls:
+            return ["directory.ldap.require_tls = false (the directory sync may read LDAP in clear text)"]
+        return []
+
+
+__all__ = ["LdapSyncSection", "LifecycleSection"]

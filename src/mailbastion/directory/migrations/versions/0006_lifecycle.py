@@ -1,5 +1,6 @@
 """Accounts over time (issue 13): the states `left` and `archived`, start dates, successors, HR's name and
-manager, the archive of a leaver's mailbox, and the reservation of a deleted account's address.
+manager, the archive of a leaver's mailbox, the reservation of a deleted account's address, and which
+accounts the LDAP sync keeps (`source`).
 
 `disabled` rows stay as they are (still a legal state: what `deactivate` made before this revision).
 
@@ -29,7 +30,7 @@ _BUMP = "UPDATE directory_generation SET generation = generation + 1 WHERE id = 
 COLUMNS = (("start_at", sa.DateTime(timezone=True)), ("successor", sa.String(320)),
            ("display_name", sa.String(200)), ("manager", sa.String(320)),
            ("archived_at", sa.DateTime(timezone=True)), ("archive_file", sa.String(1024)),
-           ("reserved_until", sa.DateTime(timezone=True)))
+           ("reserved_until", sa.DateTime(timezone=True)), ("source", sa.String(16)))
 
 
 def _rebuild(change: object, check: str) -> None:
