@@ -133,3 +133,12 @@ def test_leave_and_start_from_the_command_line(config: Path) -> None:
     assert code == 0 and "started" in out and directory(config).is_active("erin@example.org")
     actions = [e.action for e in directory(config).audit.events(None, subject="erin@example.org", newest_first=False)]
     assert actions == ["account.added", "account.dates_changed", "account.dates_changed", "account.started"]
+
+
+def test_account_add_with_start_and_end_dates(config: Path) -> None:
+    code, out = run(config, "account", "add", "joe@example.org", "--start", day(3), "--end", day(90))
+    assert code == 0 and f"added (pending), starts {day(3)} 00:00, leaves {day(90)} 00:00" in out, out
+    info = directory(config).account("joe@example.org")
+    assert info is not None and info.state is AccountState.PENDING and info.start_at is not None
+    code, out = run(config, "account", "add", "kim@example.org", "--start", day(3), "--end", day(1))
+    assert code == 1 and "--end must be after --start" in out

@@ -101,12 +101,17 @@ def account_group() -> None:
 @click.option("--quota", "quota_bytes", type=click.IntRange(min=0), default=None,
               help="mailbox quota in bytes (default: mailbox.default_quota_bytes; 0 = unlimited)")
 @click.option("--pending", is_flag=True, help="create it pending (inactive) until approved")
+@click.option("--start", "start", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+              default=None, help="start date (UTC): pending until then, then active (the lifecycle scheduler)")
+@click.option("--end", "end", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+              default=None, help="end date (UTC): the account leaves then (see `account leave`)")
 @by_option
 @config_option
 @directory_errors
-def account_add(address: str, password_stdin: bool, reason: str, quota_bytes: int | None, pending: bool, by: str,
-                config_path: Path | None) -> None:
-    """Create the account ADDRESS. Without --password-stdin a strong password is generated and shown once."""
+def account_add(address: str, password_stdin: bool, reason: str, quota_bytes: int | None, pending: bool,
+                start: dt.datetime | None, end: dt.datetime | None, by: str, config_path: Path | None) -> None:
+    """Create the account ADDRESS. Without --password-stdin a strong password is generated and shown once.
+    The address of a deleted account can be given again only after its reservation ends."""
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -114,10 +119,16 @@ def account_add(address: str, password_stdin: bool, reason: str, quota_bytes: in
             raise Failed("no password on standard input")
     state = AccountState.PENDING if pending else AccountState.ACTIVE
     settings = load(config_path)
-    generated = Directory.from_settings(settings).add_account(address, password, by, reason, state=state,
-                                                              quota_bytes=quota_bytes)
+    directory = Directory.from_settings(settings)
+    begins, ends = (v.replace(tzinfo=dt.UTC) if v else None for v in (start, end))
+    if begins and ends and ends <= begins:
+        raise Failed("--end must be after --start")
+    generated = directory.add_account(address, password, by, reason, state=state, quota_bytes=quota_bytes,
+                                      start_at=begins, end_at=ends)
     _create_folders(settings, address)
-    click.echo(f"account {address} added ({state})")
+    info = directory.account(address)
+    click.echo(f"account {address} added ({info.state if info else state})"
+               + (f", starts {_date(begins)}" if begins else "") + (f", leaves {_date(ends)}" if ends else ""))
     if generated is not None:
         click.echo(f"password (shown once, store it now): {generated}")
 
