@@ -50,12 +50,12 @@ def test_people_import_shows_the_difference_then_applies_it(config: Path, tmp_pa
                    f"now@example.org,Starts Today,{day(0)},{day(400)},,\n")
     code, out = run(config, "people", "import", str(csv), "--dry-run")
     assert code == 0, out
-    assert re.search(r"^\+ join +new@example.org: group \+sales@example.org \(pending until", out, re.M), out
-    assert re.search(r"^\+ join +now@example.org.*\(active now\)", out, re.M), out
+    assert re.search(r"^\+ join +new@example.org: group \+sales@example.org \(pending until", out, re.MULTILINE), out
+    assert re.search(r"^\+ join +now@example.org.*\(active now\)", out, re.MULTILINE), out
     assert re.search(r"^~ change +ann@example.org: name - -> Ann Example, manager - -> boss@example.org, "
-                     r"group \+sales@example.org, group \+support@example.org$", out, re.M), out
-    assert re.search(r"^- leave +bob@example.org: .*end - -> .*has passed", out, re.M), out
-    assert re.search(r"^  absent +old@example.org \(not in the file: not changed\)", out, re.M), out
+                     r"group \+sales@example.org, group \+support@example.org$", out, re.MULTILINE), out
+    assert re.search(r"^- leave +bob@example.org: .*end - -> .*has passed", out, re.MULTILINE), out
+    assert re.search(r"^  absent +old@example.org \(not in the file: not changed\)", out, re.MULTILINE), out
     assert "2 join, 1 change, 1 leave; 0 unchanged" in out and "dry run: nothing changed" in out
     d = directory(config)
     assert d.account("new@example.org") is None and d.account("bob@example.org").state is AccountState.ACTIVE  # type: ignore[union-attr]
@@ -64,7 +64,7 @@ def test_people_import_shows_the_difference_then_applies_it(config: Path, tmp_pa
     code, out = run(config, "people", "import", str(csv), "--reason", "HR export")
     assert code == 0, out
     assert "applied: 2 joined, 1 changed, 1 left" in out
-    links = dict(re.findall(r"^  (\S+@example.org) (https://portal.example.org/enrol/\S+)$", out, re.M))
+    links = dict(re.findall(r"^  (\S+@example.org) (https://portal.example.org/enrol/\S+)$", out, re.MULTILINE))
     assert set(links) == {"new@example.org", "now@example.org"}
     assert "password" not in out.lower()  # joiners get a link, never a password
     d = directory(config)

@@ -41,12 +41,12 @@ from mailbastion.directory.errors import (
     AccountDisabled,
     AccountExists,
     AccountUnknown,
+    AddressReserved,
     AliasExists,
     AliasUnknown,
     DirectoryError,
     DomainExists,
     DomainUnknown,
-    AddressReserved,
 )
 from mailbastion.directory.login import LoginResult
 from mailbastion.directory.models import Account, AccountState, Alias, AppPassword, Domain
@@ -159,7 +159,7 @@ class Directory:
     # -- plumbing ---------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _change(self, action: AuditAction, *, by: str, subject: str, reason: str,
+    def _change(self, action: AuditAction | str, *, by: str, subject: str, reason: str,
                 details: dict[str, Any] | None = None) -> Iterator[Session]:
         actor = _actor(by)
         receipt = None

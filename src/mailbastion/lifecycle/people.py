@@ -128,22 +128,23 @@ def read_people(path: Path) -> list[Person]:
             line = reader.line_num
             if len(people) >= MAX_ROWS:
                 raise PeopleFileError(f"{path}: more than {MAX_ROWS} rows")
-            get = lambda k: (row.get(k) or "").strip()  # noqa: E731
-            if not any(get(k) for k in header):
+            cells = {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)}
+            if not any(cells.values()):
                 continue
             try:
-                address = to_address(get("address")).normalized
+                address = to_address(cells.get("address", "")).normalized
             except (AddressError, ValueError) as exc:
-                raise PeopleFileError(f"line {line}: address {get('address')!r}: {exc}") from None
+                raise PeopleFileError(f"line {line}: address {cells.get('address', '')!r}: {exc}") from None
             if address in seen:
                 raise PeopleFileError(f"line {line}: {address} is listed twice (first on line {seen[address]})")
             seen[address] = line
-            start, end = _date(get("start"), line, "start"), _date(get("end"), line, "end")
+            start, end = _date(cells.get("start", ""), line, "start"), _date(cells.get("end", ""), line, "end")
             if start and end and end <= start:
                 raise PeopleFileError(f"line {line}: {address} ends before it starts")
-            groups = tuple(dict.fromkeys(g.strip().lower() for g in get("groups").replace("|", ";").split(";")
-                                         if g.strip()))
-            people.append(Person(line, address, get("name") or None, start, end, get("manager") or None, groups))
+            listed = cells.get("groups", "").replace("|", ";").split(";")
+            groups = tuple(dict.fromkeys(g.strip().lower() for g in listed if g.strip()))
+            people.append(Person(line, address, cells.get("name") or None, start, end, cells.get("manager") or None,
+                                 groups))
     return people
 
 

@@ -94,8 +94,8 @@ class LifecycleScheduler:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._loop(), name="lifecycle-scheduler"))
         lc, ldap = self.settings.lifecycle, self.settings.directory.ldap
-        lines = [f"lifecycle               dates checked every {lc.check_interval_seconds:g}s; leavers: "
-                 f"{lc.leaver_policy}; archive {self.policy.archive_dir} after {lc.archive_after_days} days"]
+        lines = [(f"lifecycle               dates checked every {lc.check_interval_seconds:g}s; leavers: "
+                  f"{lc.leaver_policy}; archive {self.policy.archive_dir} after {lc.archive_after_days} days")]
         if ldap.enabled:
             self._tasks.append(loop.create_task(self._ldap_loop(), name="lifecycle-ldap-sync"))
             lines.append(f"directory sync (LDAP)   {ldap.url} {ldap.base}, every {ldap.interval_seconds:g}s")

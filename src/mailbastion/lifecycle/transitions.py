@@ -152,8 +152,8 @@ def leave(directory: Directory, address: str, policy: LifecyclePolicy, *, by: st
         now = directory.now()
         ended = acc.deactivate_at if acc.deactivate_at is not None and acc.deactivate_at <= now else now
         acc.state, acc.deactivate_at, acc.deactivated_at = str(AccountState.LEFT), ended, ended
-        devices = s.execute(delete(AppPassword).where(AppPassword.account_id == acc.id)).rowcount
-        sessions = s.execute(delete(PortalSession).where(PortalSession.address == key)).rowcount
+        devices = _count(s.execute(delete(AppPassword).where(AppPassword.account_id == acc.id)))
+        sessions = _count(s.execute(delete(PortalSession).where(PortalSession.address == key)))
         s.flush()
         successor = acc.successor if acc.successor and _can_receive(directory, s, acc.successor) else None
         repointed, reported = [], []
@@ -174,8 +174,8 @@ def leave(directory: Directory, address: str, policy: LifecyclePolicy, *, by: st
                 s.add(Alias(alias=key, target=successor, created_at=now))
             else:
                 forward_until = None
-        details.update(left_at=ended.isoformat(), successor=acc.successor, app_passwords_revoked=int(devices or 0),
-                       portal_sessions_ended=int(sessions or 0), aliases_repointed=repointed,
+        details.update(left_at=ended.isoformat(), successor=acc.successor, app_passwords_revoked=devices,
+                       portal_sessions_ended=sessions, aliases_repointed=repointed,
                        aliases_reported=reported, forward_until=forward_until and forward_until.isoformat())
     for alias in reported:
         log.warning("lifecycle.alias_reported alias=%s target=%s: the target has left and has no successor that "
@@ -232,6 +232,10 @@ def delete_archived(directory: Directory, address: str, *, by: str = ACTOR) -> T
     if archive_file:
         remove_archive(Path(archive_file))
     return Transition(address, DELETED, details)
+
+
+def _count(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)  # a CursorResult for DELETE
 
 
 def _addr(address: str) -> Address:

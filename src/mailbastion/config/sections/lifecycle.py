@@ -29,8 +29,8 @@ class LifecycleSection(Section):
 
     def weakened(self) -> list[str]:
         if self.testing_clock_offset_file:
-            return [f"lifecycle.testing_clock_offset_file = {self.testing_clock_offset_file!r} (a testing aid: "
-                    "'now' is moved by that file)"]
+            return [(f"lifecycle.testing_clock_offset_file = {self.testing_clock_offset_file!r} (a testing aid: "
+                     "'now' is moved by that file)")]
         return []
 
 
