@@ -108,6 +108,12 @@ def test_leaving_refuses_login_revokes_devices_and_repoints_aliases(tmp_path: Pa
     r = m.resolve(Address("bob", "example.org"))
     assert r.kind is ResolutionKind.UNKNOWN_USER and r.successor == "carol@example.org"
     assert m.resolve(Address("dave", "example.org")).successor is None
+    # a suspension (a security hold) is not a leave: the refusal names nobody
+    d.add_account("erin@example.org", PASSWORD, "hr", "joiner")
+    set_dates(d, "erin@example.org", end_at=T0 + 30 * DAY, successor="carol@example.org", by="hr")
+    d.set_state("erin@example.org", AccountState.SUSPENDED, "security", "phished")
+    r = RecipientMap(tmp_path / "map.json").resolve(Address("erin", "example.org"))
+    assert r.kind is ResolutionKind.UNKNOWN_USER and r.successor is None
     assert actions(d, "bob@example.org")[-2:] == ["account.dates_changed", "account.left"]
     assert d.audit.verify().ok
 

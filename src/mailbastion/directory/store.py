@@ -195,6 +195,12 @@ class Directory:
         return (acc is not None and acc.state == AccountState.ACTIVE
                 and (acc.deactivate_at is None or acc.deactivate_at > self._now()))
 
+    def _has_left(self, acc: Account) -> bool:
+        """Gone for good (not merely pending or suspended): left, archived, disabled, deleted, or past its end
+        date. Only then does a refusal name the successor."""
+        ended = acc.deactivate_at is not None and acc.deactivate_at <= self._now()
+        return acc.state in GONE or (ended and acc.state in (AccountState.ACTIVE, AccountState.SUSPENDED))
+
     def _info(self, a: Account) -> AccountInfo:
         return AccountInfo(a.address, AccountState(a.state), a.quota_bytes, a.created_at, a.activated_at,
                            a.deactivate_at, a.deactivated_at, self._is_active(a), a.start_at, a.successor,
@@ -507,7 +513,7 @@ class Directory:
             domains = frozenset(s.scalars(select(Domain.name)))
             active = frozenset(a.address for a in s.scalars(select(Account)) if self._is_active(a))
             leavers = {a.address: a.successor for a in s.scalars(select(Account).where(Account.successor.is_not(None)))
-                       if a.successor and not self._is_active(a) and a.state != AccountState.PENDING}
+                       if a.successor and self._has_left(a)}
             raw: dict[str, list[str]] = {}
             for r in s.scalars(select(Alias)):
                 raw.setdefault(r.alias, []).append(r.target)
