@@ -83,6 +83,15 @@ def test_people_import_shows_the_difference_then_applies_it(config: Path, tmp_pa
     # a second run finds nothing left to do
     code, out = run(config, "people", "import", str(csv), "--dry-run")
     assert "0 join, 0 change, 0 leave; 3 unchanged" in out and "bob@example.org (left on" in out, out
+    # a file without an end column leaves the end dates alone; a local successor must exist
+    assert run(config, "account", "leave", "ann@example.org", "--on", day(60), "--reason", "HR-5")[0] == 0
+    short = tmp_path / "short.csv"
+    short.write_text("address,name\nann@example.org,Ann Example\n")
+    code, out = run(config, "people", "import", str(short), "--dry-run")
+    assert "0 join, 0 change, 0 leave; 1 unchanged" in out, out
+    code, out = run(config, "account", "leave", "ann@example.org", "--on", day(60), "--successor",
+                    "ghost@example.org", "--reason", "HR-6")
+    assert code == 1 and "successor ghost@example.org is neither an account nor an alias of ours" in out
 
 
 @pytest.mark.parametrize(("content", "error"), [

@@ -190,3 +190,14 @@ def test_a_failing_archive_is_retried_and_leaves_the_account_left(tmp_path: Path
     assert d.account("bob@example.org").state is AccountState.LEFT  # type: ignore[union-attr]
     (tmp_path / "archive").unlink()
     assert [t.action for t in apply_due(d, p)] == ["account.archived"]
+
+
+def test_a_successor_outside_our_domains_is_forwarded_to_and_named(tmp_path: Path, clock: Clock) -> None:
+    d, p = make(tmp_path, clock, leaver_policy="forward", forward_days=5)
+    d.add_account("bob@example.org", PASSWORD, "hr", "joiner")
+    d.add_alias("sales@example.org", "bob@example.org", by="admin")
+    set_dates(d, "bob@example.org", end_at=T0, successor="Bob.New@Partner.example", by="hr")
+    (t,) = apply_due(d, p)
+    assert t.details["forward_until"] is not None and t.details["aliases_repointed"] == ["sales@example.org"]
+    r = d.resolve("bob@example.org")
+    assert r.kind is ResolutionKind.ALIAS and [str(x) for x in r.targets] == ["Bob.New@partner.example"]

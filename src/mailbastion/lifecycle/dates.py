@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import select
 
-from mailbastion.directory.models import AccountState, Domain
+from mailbastion.directory.errors import AccountUnknown
+from mailbastion.directory.models import Account, AccountState, Alias, Domain
 from mailbastion.directory.resolution import to_address
 
 if TYPE_CHECKING:
@@ -42,13 +43,17 @@ def _schedule(directory: Directory, address: str, *, start_at: dt.datetime | Non
              by: str, reason: str = "") -> dict[str, Any]:
     """Set what is given; return the changes ({field: [old, new]}, empty when nothing changed, and then
     nothing is written). Raises AccountUnknown, AddressError for a malformed successor, ValueError for a
-    successor that is the account itself or an account that has already left."""
+    successor that is the account itself or an account that has already left; AccountUnknown for a successor in
+    our domains that does not exist."""
     key = to_address(address).normalized
     if isinstance(successor, str):
         succ = to_address(successor)
-        successor = succ.normalized if _is_ours(directory, succ.domain) else str(succ)
+        ours = _is_ours(directory, succ.domain)
+        successor = succ.normalized if ours else str(succ)
         if successor == key:
             raise ValueError(f"{key} cannot be its own successor")
+        if ours and not _exists(directory, successor):
+            raise AccountUnknown(f"successor {successor} is neither an account nor an alias of ours")
     wanted = {"start_at": start_at, "deactivate_at": end_at, "successor": successor, "display_name": display_name,
               "manager": manager}
     changes: dict[str, Any] = {}
@@ -77,6 +82,14 @@ def _schedule(directory: Directory, address: str, *, start_at: dt.datetime | Non
 
 class _Unchanged(Exception):
     pass
+
+
+def _exists(directory: Directory, address: str) -> bool:
+    from sqlalchemy.orm import Session
+
+    with Session(directory.engine) as s:
+        return (s.scalar(select(Account.id).where(Account.address == address)) is not None
+                or s.scalar(select(Alias.id).where(Alias.alias == address)) is not None)
 
 
 def _is_ours(directory: Directory, domain: str) -> bool:

@@ -11,8 +11,9 @@ names in the account's domain separated by `;`). For each row:
 - join    no account at the address (or a deleted one whose reservation has ended): the account is added,
           pending until `start` when that is in the future, with no password anyone knows; the command
           line prints a one-time enrolment link for it (never a password);
-- change  name, manager, start or end differ, or a listed group does not reach the account yet: the dates
-          are set (the scheduler then applies them on time) and the account added to its groups;
+- change  name, manager, start or end differ (a column the file does not have changes nothing; an empty
+          cell clears the value), or a listed group does not reach the account yet: the dates are set (the
+          scheduler then applies them on time) and the account added to its groups;
 - leave   `end` has passed and the account is still active or suspended: it leaves now (as the scheduler
           would: lifecycle/transitions.py `leave`).
 
@@ -58,6 +59,7 @@ class Person:
     end: dt.datetime | None
     manager: str | None
     groups: tuple[str, ...]
+    columns: frozenset[str] = frozenset(COLUMNS)  # those the file has: a missing column changes nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +146,7 @@ def read_people(path: Path) -> list[Person]:
             listed = cells.get("groups", "").replace("|", ";").split(";")
             groups = tuple(dict.fromkeys(g.strip().lower() for g in listed if g.strip()))
             people.append(Person(line, address, cells.get("name") or None, start, end, cells.get("manager") or None,
-                                 groups))
+                                 groups, frozenset(header)))
     return people
 
 
@@ -182,7 +184,7 @@ def plan_import(directory: Directory, people: list[Person]) -> Plan:
             changes: dict[str, tuple[Any, Any]] = {}
             for name, old, new in (("name", acc.display_name, p.name), ("manager", acc.manager, p.manager),
                                    ("start", acc.start_at, p.start), ("end", acc.deactivate_at, p.end)):
-                if old != new:
+                if name in p.columns and old != new:
                     changes[name] = (old, new)
             new_groups = tuple(g for g in groups if g not in members.get(p.address, set()))
             if p.end and p.end <= now:

@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from mailbastion.core.address import Address
+from mailbastion.core.address import Address, AddressError
 from mailbastion.directory.models import Account, AccountState, Alias, AppPassword
 from mailbastion.directory.portal_models import PortalSession
+from mailbastion.directory.resolution import expand
 from mailbastion.lifecycle.archive import export_maildir, remove_archive, verify_archive
 
 if TYPE_CHECKING:
@@ -136,7 +137,15 @@ def start(directory: Directory, address: str, *, by: str = ACTOR) -> Transition:
 
 
 def _can_receive(directory: Directory, s: Session, target: str) -> bool:
-    return bool(target) and directory._lookups(s).is_active(target)
+    """An address outside our domains (the outbound path's business), or one of ours that receives."""
+    lookups = directory._lookups(s)
+    try:
+        domain = _addr(target).domain
+    except (AddressError, ValueError):
+        return False
+    if not lookups.is_local_domain(domain):
+        return True
+    return lookups.is_active(target) or bool(expand(target, lookups, directory.recipient_delimiter))
 
 
 def leave(directory: Directory, address: str, policy: LifecyclePolicy, *, by: str = ACTOR,
