@@ -136,6 +136,7 @@ def test_forward_policy_forwards_for_n_days_then_refuses(tmp_path: Path, clock: 
 def test_archive_verified_then_deleted_then_address_reserved(tmp_path: Path, clock: Clock) -> None:
     d, p = make(tmp_path, clock)
     d.add_account("bob@example.org", PASSWORD, "hr", "joiner")
+    d.add_alias("board@example.org", "bob@example.org", by="admin")  # no successor: reported, kept
     box = maildir_with(tmp_path, "bob@example.org", 5)
     set_dates(d, "bob@example.org", end_at=T0, by="hr")
     apply_due(d, p)
@@ -173,6 +174,8 @@ def test_archive_verified_then_deleted_then_address_reserved(tmp_path: Path, clo
     new = d.account("bob@example.org")
     assert new is not None and new.state is AccountState.ACTIVE and new.successor is None
     assert d.audit.events(1)[0].details["reused_address_reserved_until"] == gone.reserved_until.isoformat()  # type: ignore[union-attr]
+    assert d.audit.events(1)[0].details["aliases_to_the_previous_account_removed"] == ["board@example.org"]
+    assert ("board@example.org", "bob@example.org") not in d.list_aliases()  # the new bob gets none of it
     assert actions(d, "bob@example.org") == ["account.added", "account.dates_changed", "account.left",
                                              "account.archived", "account.deleted", "account.added"]
     assert d.audit.verify().ok

@@ -255,7 +255,9 @@ class Directory:
                 details["state"] = str(state)
             old = s.scalar(select(Account).where(Account.address == key))
             if old is not None:  # the record says so: the address was someone else's
-                details["reused_address_reserved_until"] = self._reuse(s, old, now).isoformat()
+                until, dropped = self._reuse(s, old, now)
+                details["reused_address_reserved_until"] = until.isoformat()
+                details["aliases_to_the_previous_account_removed"] = dropped
                 details["state"] = str(state)
             if s.scalar(select(Alias.id).where(Alias.alias == key)) is not None:
                 raise AccountExists(f"{key} is an alias")
@@ -271,10 +273,11 @@ class Directory:
             return acc.reserved_until
         return (acc.deactivated_at or acc.created_at) + self.reserve_for
 
-    def _reuse(self, s: Session, old: Account, now: dt.datetime) -> dt.datetime:
+    def _reuse(self, s: Session, old: Account, now: dt.datetime) -> tuple[dt.datetime, list[str]]:
         """Make way for a new account at a deleted account's address once its reservation ended: the old
-        row, its forwarding alias and its portal rows go (the new account's audit record says so). Returns
-        the reservation's end. Raises AccountExists, or AddressReserved naming the date."""
+        row, its forwarding alias, its portal rows and the aliases still pointing at it go (the new person
+        must not receive the old one's group mail; the new account's audit record lists them). Returns the
+        reservation's end and those aliases. Raises AccountExists, or AddressReserved naming the date."""
         if old.state != AccountState.DELETED:
             raise AccountExists(f"account {old.address} exists ({old.state})")
         until = self.reserved_until(old)
@@ -286,9 +289,12 @@ class Directory:
         for model in (PortalAccount, PortalSession, PortalEnrolToken):
             s.execute(delete(model).where(model.address == old.address))
         s.execute(delete(Alias).where(Alias.alias == old.address))
+        pointing = list(s.scalars(select(Alias).where(Alias.target == old.address)))
+        for row in pointing:
+            s.delete(row)
         s.delete(old)
         s.flush()
-        return until
+        return until, sorted(r.alias for r in pointing)
 
     def account(self, address: Address | str) -> AccountInfo | None:
         with Session(self.engine) as s:
