@@ -48,7 +48,7 @@ def test_domain_account_alias_flow(config: Path) -> None:
 
     code, out = run(config, "audit-log", "list", "--json")
     events = [json.loads(line) for line in out.splitlines()]
-    assert [e["action"] for e in events][:2] == ["account.state_changed", "alias.added"]
+    assert [e["action"] for e in events][:2] == ["account.left", "alias.added"]  # the whole leave (issue 13)
     assert events[-1]["actor"] == "admin:alice" and events[0]["reason"] == "leaver HR-9"
     # domain, reports@ and its two aliases, bob, carol, info@, bob's deactivation
     assert run(config, "audit-log", "verify") == (0, "audit log intact: 8 records\n")

@@ -189,8 +189,17 @@ def _report_dead_aliases(directory: Directory, *, domain: str | None = None, tar
 def account_deactivate(address: str, reason: str, at: dt.datetime | None, by: str, config_path: Path | None) -> None:
     """Deactivate ADDRESS: it stops receiving and logging in (now, or from --at)."""
     when = at.replace(tzinfo=dt.UTC) if at else None
-    directory = open_directory(config_path)
-    directory.deactivate(address, by, reason, at=when)
+    settings = load(config_path)
+    directory = Directory.from_settings(settings)
+    info = directory.account(address)
+    if (when is None or when <= directory.now()) and info is not None \
+            and info.state in (AccountState.ACTIVE, AccountState.SUSPENDED):
+        from mailbastion.lifecycle.transitions import LifecyclePolicy, leave
+
+        # the whole leave (devices, sessions, aliases to the successor, forwarding): lifecycle/transitions.py
+        leave(directory, info.address, LifecyclePolicy.from_settings(settings), by=by, reason=reason)
+    else:
+        directory.deactivate(address, by, reason, at=when)
     click.echo(f"account {address} " + (f"will be deactivated at {when.isoformat()}" if when and
                                          when > dt.datetime.now(dt.UTC) else "deactivated"))
     _report_dead_aliases(directory, target=to_address(address).normalized)
