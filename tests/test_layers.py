@@ -60,7 +60,7 @@ MAY_IMPORT: dict[str, set[str]] = {
                        "spam", "metrics"},  # the handler between the SMTP engine and the policy
     "submission": BASE | {"config", "auth", "dns", "smtp", "spool", "policy"},
     "domain_dns": BASE | {"config", "auth", "dns"},  # records our domains publish, and their live check
-    "lifecycle": BASE | {"config", "directory", "audit"},  # joiners and leavers (not built yet)
+    "lifecycle": BASE | {"config", "directory", "audit", "mailbox"},  # joiners and leavers: dates, archives (Maildir)
     "deploy": BASE | {"config", "pki", "private_files"},  # a split's host artefacts: gateway bundle, nftables, units
     # the web portal (internal role): directory, quarantine, queue control and spool writer, audit, our DNS
     # records and their check, the certificates for its HTTPS and the TLS measure

@@ -140,6 +140,12 @@ max_per_hour = 50
 [login]
 max_failures_per_account = 5
 lockout_seconds = 600
+
+[lifecycle]
+check_interval_seconds = 30
+leaver_policy = "forward"
+forward_days = 14
+archive_dir = "/srv/archive"
 """
 
 

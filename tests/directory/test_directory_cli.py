@@ -48,7 +48,7 @@ def test_domain_account_alias_flow(config: Path) -> None:
 
     code, out = run(config, "audit-log", "list", "--json")
     events = [json.loads(line) for line in out.splitlines()]
-    assert [e["action"] for e in events][:2] == ["account.state_changed", "alias.added"]
+    assert [e["action"] for e in events][:2] == ["account.left", "alias.added"]  # the whole leave (issue 13)
     assert events[-1]["actor"] == "admin:alice" and events[0]["reason"] == "leaver HR-9"
     # domain, reports@ and its two aliases, bob, carol, info@, bob's deactivation
     assert run(config, "audit-log", "verify") == (0, "audit log intact: 8 records\n")
@@ -115,17 +115,17 @@ def test_aliases_to_accounts_that_cannot_receive(config: Path) -> None:
     assert code == 0 and "cannot receive" not in out  # nothing dead yet
     # a leaver: its aliases are named when it leaves, and by every `account list` afterwards
     code, out = run(config, "account", "deactivate", "bob@example.org", "--reason", "leaver")
-    assert code == 0 and "info@example.org -> bob@example.org: disabled" in out
+    assert code == 0 and "info@example.org -> bob@example.org: left" in out
     code, out = run(config, "account", "deactivate", "erin@example.org", "--reason", "leaves", "--at", "2000-01-01")
     assert code == 0
     code, out = run(config, "account", "list")
     assert code == 0 and "aliases whose target cannot receive (3)" in out
-    assert "  info@example.org -> bob@example.org: disabled\n" in out
+    assert "  info@example.org -> bob@example.org: left\n" in out
     assert "  all@example.org -> info@example.org: alias reaching no active account\n" in out
-    assert "  help@example.org -> erin@example.org: disabled\n" in out
+    assert "  help@example.org -> erin@example.org: left\n" in out
     assert "aliases whose target" not in run(config, "account", "list", "--domain", "example.net")[1]
     # no new alias to a target that cannot receive
-    for target, why in (("bob@example.org", "disabled"), ("dan@example.org", "pending"),
+    for target, why in (("bob@example.org", "left"), ("dan@example.org", "pending"),
                         ("info@example.org", "alias reaching no active account")):
         code, out = run(config, "account", "alias", "add", "new@example.org", target)
         assert code == 1 and out == f"mailbastion: alias target {target} cannot receive mail ({why})\n"

@@ -34,7 +34,7 @@ def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     d = Directory.create(url)
     d.migrate()
-    assert current_revision(d.engine) == "0005_portal"
+    assert current_revision(d.engine) == "0006_lifecycle"
     tables = {r[0] for r in sqlite3.connect(tmp_path / "m.db").execute("select name from sqlite_master")}
     assert {"domains", "accounts", "aliases", "audit_events", "audit_head", "directory_generation",
             VERSION_TABLE} <= tables
@@ -105,7 +105,7 @@ def test_deactivated_account_neither_receives_nor_logs_in(directory: Directory) 
     directory.add_alias("info@example.org", "alice@example.org", by="admin")
     directory.deactivate("alice@example.org", "admin", "leaver 2026-11")
     info = directory.account("alice@example.org")
-    assert info is not None and info.state is AccountState.DISABLED and info.deactivated_at is not None
+    assert info is not None and info.state is AccountState.LEFT and info.deactivated_at is not None
     assert directory.resolve("alice@example.org").kind is ResolutionKind.UNKNOWN_USER
     assert directory.resolve("info@example.org").kind is ResolutionKind.UNKNOWN_USER  # alias left empty
     assert not directory.verify_password("alice@example.org", pw or "")
@@ -123,7 +123,7 @@ def test_scheduled_deactivation(tmp_path: Path) -> None:
     now[0] += dt.timedelta(days=31)
     assert not d.is_active("alice@example.org")  # cut off on the date, before the job runs
     assert d.deactivate_due() == ["alice@example.org"]
-    assert d.account("alice@example.org").state is AccountState.DISABLED  # type: ignore[union-attr]
+    assert d.account("alice@example.org").state is AccountState.LEFT  # type: ignore[union-attr]
 
 
 def test_every_change_is_audited(directory: Directory) -> None:

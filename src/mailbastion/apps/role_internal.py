@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mailbastion.apps.map_publisher import MapPublisher
     from mailbastion.apps.process import Children, Role
     from mailbastion.apps.workers import Acceptors
+    from mailbastion.lifecycle.scheduler import LifecycleScheduler
     from mailbastion.mailbox.lmtp_server import MdaServer
     from mailbastion.portal.service import PortalService
 
@@ -51,6 +52,7 @@ class InternalRole:
         self.mda_process: Acceptors | None = None
         self.publisher: MapPublisher | None = None  # the recipient map: exported, pushed to the gateways
         self.portal: PortalService | None = None
+        self.lifecycle: LifecycleScheduler | None = None  # dates applied on time (lifecycle/scheduler.py)
 
     def prefork(self) -> None:
         if self.own_process:
@@ -71,6 +73,11 @@ class InternalRole:
             metrics.add_source(self.publisher.samples)
             self.mda = build_mda(s)
             await self.mda.start()
+            if s.lifecycle.enabled:  # start and end dates, archives (issue 13): next to the map publisher
+                from mailbastion.lifecycle.scheduler import LifecycleScheduler
+
+                self.lifecycle = LifecycleScheduler(s)
+                lines += await self.lifecycle.start()
         if s.portal.enabled and not self.mda_only:  # inside, next to the directory (never in the gateway role)
             from mailbastion.portal.service import PortalService
 
@@ -107,6 +114,8 @@ class InternalRole:
     async def stop(self, drain_seconds: float) -> None:
         if self.portal is not None:
             await self.portal.stop(min(drain_seconds, 10.0))
+        if self.lifecycle is not None:
+            await self.lifecycle.stop()
         if self.publisher is not None:
             await self.publisher.stop()
         if self.mda is not None:

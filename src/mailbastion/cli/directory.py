@@ -101,12 +101,17 @@ def account_group() -> None:
 @click.option("--quota", "quota_bytes", type=click.IntRange(min=0), default=None,
               help="mailbox quota in bytes (default: mailbox.default_quota_bytes; 0 = unlimited)")
 @click.option("--pending", is_flag=True, help="create it pending (inactive) until approved")
+@click.option("--start", "start", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+              default=None, help="start date (UTC): pending until then, then active (the lifecycle scheduler)")
+@click.option("--end", "end", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+              default=None, help="end date (UTC): the account leaves then (see `account leave`)")
 @by_option
 @config_option
 @directory_errors
-def account_add(address: str, password_stdin: bool, reason: str, quota_bytes: int | None, pending: bool, by: str,
-                config_path: Path | None) -> None:
-    """Create the account ADDRESS. Without --password-stdin a strong password is generated and shown once."""
+def account_add(address: str, password_stdin: bool, reason: str, quota_bytes: int | None, pending: bool,
+                start: dt.datetime | None, end: dt.datetime | None, by: str, config_path: Path | None) -> None:
+    """Create the account ADDRESS. Without --password-stdin a strong password is generated and shown once.
+    The address of a deleted account can be given again only after its reservation ends."""
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -114,10 +119,16 @@ def account_add(address: str, password_stdin: bool, reason: str, quota_bytes: in
             raise Failed("no password on standard input")
     state = AccountState.PENDING if pending else AccountState.ACTIVE
     settings = load(config_path)
-    generated = Directory.from_settings(settings).add_account(address, password, by, reason, state=state,
-                                                              quota_bytes=quota_bytes)
+    directory = Directory.from_settings(settings)
+    begins, ends = (v.replace(tzinfo=dt.UTC) if v else None for v in (start, end))
+    if begins and ends and ends <= begins:
+        raise Failed("--end must be after --start")
+    generated = directory.add_account(address, password, by, reason, state=state, quota_bytes=quota_bytes,
+                                      start_at=begins, end_at=ends)
     _create_folders(settings, address)
-    click.echo(f"account {address} added ({state})")
+    info = directory.account(address)
+    click.echo(f"account {address} added ({info.state if info else state})"
+               + (f", starts {_date(begins)}" if begins else "") + (f", leaves {_date(ends)}" if ends else ""))
     if generated is not None:
         click.echo(f"password (shown once, store it now): {generated}")
 
@@ -178,8 +189,17 @@ def _report_dead_aliases(directory: Directory, *, domain: str | None = None, tar
 def account_deactivate(address: str, reason: str, at: dt.datetime | None, by: str, config_path: Path | None) -> None:
     """Deactivate ADDRESS: it stops receiving and logging in (now, or from --at)."""
     when = at.replace(tzinfo=dt.UTC) if at else None
-    directory = open_directory(config_path)
-    directory.deactivate(address, by, reason, at=when)
+    settings = load(config_path)
+    directory = Directory.from_settings(settings)
+    info = directory.account(address)
+    if (when is None or when <= directory.now()) and info is not None \
+            and info.state in (AccountState.ACTIVE, AccountState.SUSPENDED):
+        from mailbastion.lifecycle.transitions import LifecyclePolicy, leave
+
+        # the whole leave (devices, sessions, aliases to the successor, forwarding): lifecycle/transitions.py
+        leave(directory, info.address, LifecyclePolicy.from_settings(settings), by=by, reason=reason)
+    else:
+        directory.deactivate(address, by, reason, at=when)
     click.echo(f"account {address} " + (f"will be deactivated at {when.isoformat()}" if when and
                                          when > dt.datetime.now(dt.UTC) else "deactivated"))
     _report_dead_aliases(directory, target=to_address(address).normalized)
@@ -311,6 +331,29 @@ def app_password_revoke(address: str, name: str | None, revoke_all: bool, reason
     click.echo(f"revoked: {', '.join(names)}")
 
 
+def _show_lifecycle(settings: Settings, directory: Directory, info: Any) -> None:
+    """The lifecycle lines of `account show` (issue 13): successor and what its mail gets, manager, archive,
+    reservation, and the aliases that still point at an account that cannot receive."""
+    lc = settings.lifecycle
+    if info.successor:
+        policy = (f"forwarded for {lc.forward_days} days after leaving, then refused naming it"
+                  if lc.leaver_policy == "forward" else "refused (550 5.1.1) naming it")
+        click.echo(f"successor      {info.successor} (after leaving, mail is {policy})")
+    else:
+        click.echo("successor      -")
+    if info.manager:
+        click.echo(f"manager        {info.manager}")
+    if info.archived_at:
+        click.echo(f"archived       {_date(info.archived_at)} {info.archive_file or ''}")
+    if info.state == AccountState.DELETED:
+        click.echo(f"reserved until {_date(info.reserved_until)} (the address cannot be given to a new account "
+                   "before)")
+    if not info.is_active:
+        pointing = [a for a, t in directory.list_aliases() if t == info.address]
+        if pointing:
+            click.echo(f"aliases        still pointing here, refused or lost: {', '.join(pointing)}")
+
+
 @account_group.command("show")
 @click.argument("address")
 @config_option
@@ -331,12 +374,14 @@ def account_show(address: str, config_path: Path | None) -> None:
     used = (read_usage(box) or scan_usage(box)) if box.exists() else (0, 0)
     quota = settings.mailbox.default_quota_bytes if info.quota_bytes is None else info.quota_bytes
     why = "" if info.is_active else "  (cannot receive mail or log in)"
-    click.echo(f"account        {info.address}")
+    click.echo(f"account        {info.address}" + (f" ({info.display_name})" if info.display_name else ""))
     click.echo(f"state          {info.state.value}{why}")
     click.echo(f"created        {_date(info.created_at)}")
+    click.echo(f"starts         {_date(info.start_at)}")
     click.echo(f"activated      {_date(info.activated_at)}")
     click.echo(f"leaves         {_date(info.deactivate_at)}")
     click.echo(f"deactivated    {_date(info.deactivated_at)}")
+    _show_lifecycle(settings, directory, info)
     click.echo(f"quota          {'unlimited' if not quota else f'{quota} bytes'}"
                f"{' (default)' if info.quota_bytes is None else ''}; used "
                + f"{used[0]} bytes in {used[1]} messages")

@@ -121,7 +121,8 @@ def weakened(settings: Settings) -> list[str]:
     for name in ("auth", "antivirus", "spam"):
         if not getattr(settings, name).enabled and getattr(defaults, name).enabled:
             out.append(f"{name}.enabled = false")
-    for name in ("auth", "antivirus", "spam", "outbound", "encryption", "relay_in", "portal"):
+    out.extend(settings.directory.ldap.weakened())
+    for name in ("auth", "antivirus", "spam", "outbound", "encryption", "relay_in", "portal", "lifecycle"):
         section_weakened = getattr(getattr(settings, name), "weakened", None)
         if callable(section_weakened):
             out.extend(section_weakened())

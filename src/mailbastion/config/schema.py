@@ -24,6 +24,7 @@ from mailbastion.config.sections.core import (
 )
 from mailbastion.config.sections.encryption import EncryptionSection
 from mailbastion.config.sections.imap import ImapSection, LoginSection
+from mailbastion.config.sections.lifecycle import LifecycleSection
 from mailbastion.config.sections.outbound import OutboundSection
 from mailbastion.config.sections.relay_in import RelayInSection
 from mailbastion.config.sections.portal import PortalSection
@@ -55,6 +56,7 @@ class Settings(Section):
     portal: PortalSection = Field(default_factory=PortalSection)
     imap: ImapSection = Field(default_factory=ImapSection)
     login: LoginSection = Field(default_factory=LoginSection)
+    lifecycle: LifecycleSection = Field(default_factory=LifecycleSection)
 
     _source: Path | None = PrivateAttr(default=None)
 

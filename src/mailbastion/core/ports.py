@@ -25,6 +25,7 @@ class Resolution:
     kind: ResolutionKind
     address: Address
     targets: tuple[Address, ...] = ()  # for ALIAS: the final addresses
+    successor: str | None = None  # for UNKNOWN_USER: a leaver's successor, named in the refusal (issue 13)
 
 
 class RecipientResolver(Protocol):

@@ -80,6 +80,13 @@ AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
 ENCRYPTION_REQUIRED = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
 RELAY_DENIED = Reply(550, "5.7.1", "Relaying denied")
 UNKNOWN_USER = Reply(550, "5.1.1", "Recipient address rejected: user unknown")
+
+
+def user_left(successor: str) -> Reply:
+    """A leaver's address, refused at RCPT naming who took over ([lifecycle] leaver_policy)."""
+    return Reply(550, "5.1.1", f"Recipient address rejected: this person has left; please write to <{successor}>")
+
+
 SENDER_REJECTED = Reply(550, "5.7.1", "Sender address rejected")
 MESSAGE_TOO_LARGE = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 REJECTED = Reply(550, "5.7.1", "Message rejected by policy")

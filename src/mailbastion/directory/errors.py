@@ -6,6 +6,7 @@
         ├─ DomainExists
         ├─ AccountUnknown     no such account (→ 550 5.1.1)
         ├─ AccountExists      an account or alias already has that address
+        │   └─ AddressReserved  a deleted account's address, before its reservation ends
         ├─ AccountDisabled    the account exists but is not active (pending, suspended, disabled, deleted)
         ├─ AliasUnknown
         ├─ AliasExists
@@ -38,6 +39,10 @@ class AccountExists(DirectoryError):
     pass
 
 
+class AddressReserved(AccountExists):
+    pass
+
+
 class AccountDisabled(DirectoryError):
     reply = replies.UNKNOWN_USER
 
@@ -54,5 +59,5 @@ class PasswordTooWeak(DirectoryError):
     pass
 
 
-__all__ = ["AccountDisabled", "AccountExists", "AccountUnknown", "AliasExists", "AliasUnknown", "DirectoryError",
+__all__ = ["AccountDisabled", "AccountExists", "AccountUnknown", "AddressReserved", "AliasExists", "AliasUnknown", "DirectoryError",
            "DomainExists", "DomainUnknown", "PasswordTooWeak"]

@@ -19,17 +19,27 @@ from sqlalchemy.types import TypeDecorator
 
 
 class AccountState(StrEnum):
-    """The life of an account. Only ACTIVE receives mail and may log in.
+    """The life of an account (issue 13). Only ACTIVE receives mail and may log in.
 
-    pending ──approve──▶ active ──suspend──▶ suspended ──▶ active
-                           └──deactivate──▶ disabled ──▶ deleted
+    pending ──start date / approve──▶ active ◀──▶ suspended (security hold, reversible)
+                                        │            │
+                                        └─end date───┴──▶ left ──archive──▶ archived ──retention──▶ deleted
+                                                                                       (address reserved)
+
+    DISABLED is the name leavers had before migration 0006 (`deactivate` made them so): still readable and
+    settable, inactive like LEFT, and archived on the same schedule.
     """
 
     PENDING = "pending"
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    LEFT = "left"
+    ARCHIVED = "archived"
     DISABLED = "disabled"
     DELETED = "deleted"
+
+
+STATES_SQL = "state IN ('pending', 'active', 'suspended', 'left', 'archived', 'disabled', 'deleted')"
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -80,8 +90,7 @@ class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (
         UniqueConstraint("address", name="uq_accounts_address"),
-        CheckConstraint("state IN ('pending', 'active', 'suspended', 'disabled', 'deleted')",
-                        name="ck_accounts_state"),
+        CheckConstraint(STATES_SQL, name="ck_accounts_state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -95,6 +104,16 @@ class Account(Base):
     activated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     deactivate_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)  # leaver date
     deactivated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Migration 0006_lifecycle: the start date (pending until then), who takes over, what HR calls them,
+    # when the mailbox was archived and where, and until when a deleted account's address stays reserved.
+    start_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    successor: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    display_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    manager: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    archive_file: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    reserved_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    source: Mapped[str | None] = mapped_column(String(16), nullable=True)  # "ldap": kept by the LDAP sync
 
     domain: Mapped[Domain] = relationship(lazy="joined")
 
@@ -127,4 +146,4 @@ class AppPassword(Base):
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
-__all__ = ["Account", "AccountState", "Alias", "AppPassword", "Base", "DirectoryGeneration", "Domain"]
+__all__ = ["STATES_SQL", "Account", "AccountState", "Alias", "AppPassword", "Base", "DirectoryGeneration", "Domain"]

@@ -45,6 +45,7 @@ class MapData:
     addresses: frozenset[str] = frozenset()
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     recipient_delimiter: str = "+"
+    leavers: Mapping[str, str] = field(default_factory=dict)  # leaver → successor, named in the 5.1.1 refusal
     serial: int = 0  # 0: a map written before serials (or none loaded)
     generated_at: float | None = None  # seconds since the epoch (UTC) when the directory was read
 
@@ -59,6 +60,7 @@ class MapData:
             is_local_domain=lambda d: d.lower() in self.domains,
             is_active=lambda a: a in self.addresses,
             alias_targets=lambda a: self.aliases.get(a, ()),
+            successor_of=self.leavers.get,
         )
 
 
@@ -76,7 +78,8 @@ def next_serial(previous: int, now: float | None = None) -> int:
 
 
 def encode_map(*, domains: Iterable[str], addresses: Iterable[str], aliases: Mapping[str, Sequence[str]],
-               recipient_delimiter: str = "+", serial: int, generated_at: float | None = None) -> bytes:
+               recipient_delimiter: str = "+", serial: int, generated_at: float | None = None,
+               leavers: Mapping[str, str] | None = None) -> bytes:
     """The file's bytes (JSON, UTF-8)."""
     when = dt.datetime.fromtimestamp(time.time() if generated_at is None else generated_at, dt.UTC)
     doc = {
@@ -88,16 +91,19 @@ def encode_map(*, domains: Iterable[str], addresses: Iterable[str], aliases: Map
         "domains": sorted(set(domains)),
         "addresses": sorted(set(addresses)),
         "aliases": {k: list(v) for k, v in sorted(aliases.items()) if v},
+        "leavers": dict(sorted((leavers or {}).items())),
     }
     return json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
 def write_map(path: Path, *, domains: Iterable[str], addresses: Iterable[str],
-              aliases: Mapping[str, Sequence[str]], recipient_delimiter: str = "+") -> None:
+              aliases: Mapping[str, Sequence[str]], recipient_delimiter: str = "+",
+              leavers: Mapping[str, str] | None = None) -> None:
     """Write the map atomically (mode 0644: the gateway's user reads it), with the next serial. Callers that
     may run at once hold a lock around it (the directory's export does)."""
     data = encode_map(domains=domains, addresses=addresses, aliases=aliases,
-                      recipient_delimiter=recipient_delimiter, serial=next_serial(previous_serial(path)))
+                      recipient_delimiter=recipient_delimiter, serial=next_serial(previous_serial(path)),
+                      leavers=leavers)
     atomic_write(path, data, mode=0o644)
 
 
@@ -146,6 +152,9 @@ def parse_map(data: bytes, source: str = "<map>") -> MapData:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
         raise ValueError(f"{source}: not a {FORMAT} version {VERSION}")
     aliases = doc.get("aliases", {})
+    leavers = doc.get("leavers", {})  # absent in maps written before issue 13
+    if not isinstance(leavers, dict) or not all(isinstance(v, str) for v in leavers.values()):
+        raise ValueError(f"{source}: leavers must be an object of strings")
     domains, addresses, serial = doc.get("domains", []), doc.get("addresses", []), doc.get("serial", 0)
     if not isinstance(aliases, dict) or not all(isinstance(v, list) for v in aliases.values()):
         raise ValueError(f"{source}: aliases must be an object of lists")
@@ -158,6 +167,7 @@ def parse_map(data: bytes, source: str = "<map>") -> MapData:
         addresses=frozenset(str(a) for a in addresses),
         aliases={str(k): tuple(str(t) for t in v) for k, v in aliases.items()},
         recipient_delimiter=str(doc.get("recipient_delimiter", "+")),
+        leavers={str(k): v for k, v in leavers.items()},
         serial=serial,
         generated_at=_timestamp(doc.get("generated_at")),
     )

@@ -24,6 +24,7 @@ class Lookups:
     is_local_domain: Callable[[str], bool]
     is_active: Callable[[str], bool]
     alias_targets: Callable[[str], Sequence[str]]  # empty when not an alias
+    successor_of: Callable[[str], str | None] = lambda key: None  # a leaver's successor (named in refusals)
 
 
 def to_address(text: str | Address) -> Address:
@@ -50,6 +51,10 @@ def resolve(address: Address | str, lookups: Lookups, delimiter: str = "+") -> R
             if not targets:
                 return Resolution(ResolutionKind.UNKNOWN_USER, addr)
             return Resolution(ResolutionKind.ALIAS, addr, tuple(to_address(t) for t in targets))
+    for cand in candidates:
+        successor = lookups.successor_of(cand.normalized)
+        if successor:
+            return Resolution(ResolutionKind.UNKNOWN_USER, addr, successor=successor)
     return Resolution(ResolutionKind.UNKNOWN_USER, addr)
 
 

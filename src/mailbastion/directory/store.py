@@ -8,7 +8,9 @@ is rewritten (when a path is configured). A plain password never leaves `add_acc
 as the return value of a generated one.
 
 Receiving and logging in both require an ACTIVE account whose leaver date (`deactivate_at`) has not
-passed; `deactivate_due()` turns passed dates into DISABLED and should run periodically (the leaver job).
+passed; the lifecycle scheduler (`mailbastion/lifecycle/`) records passed dates as LEFT within a minute and
+carries accounts on to ARCHIVED and DELETED. A DELETED account's address stays reserved until its
+`reserved_until`; `add_account` then reuses it (the old row goes, audited), and refuses before.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from mailbastion.directory.errors import (
     AccountDisabled,
     AccountExists,
     AccountUnknown,
+    AddressReserved,
     AliasExists,
     AliasUnknown,
     DirectoryError,
@@ -58,6 +61,7 @@ class AuditAction(StrEnum):
     ACCOUNT_ADDED = "account.added"
     ACCOUNT_STATE_CHANGED = "account.state_changed"
     ACCOUNT_DEACTIVATION_SCHEDULED = "account.deactivation_scheduled"
+    ACCOUNT_DATES_CHANGED = "account.dates_changed"
     ACCOUNT_PASSWORD_CHANGED = "account.password_changed"
     ACCOUNT_QUOTA_CHANGED = "account.quota_changed"
     ALIAS_ADDED = "alias.added"
@@ -78,6 +82,13 @@ class AccountInfo:
     deactivate_at: dt.datetime | None
     deactivated_at: dt.datetime | None
     is_active: bool
+    start_at: dt.datetime | None = None
+    successor: str | None = None
+    display_name: str | None = None
+    manager: str | None = None
+    archived_at: dt.datetime | None = None
+    archive_file: str | None = None
+    reserved_until: dt.datetime | None = None
 
 
 def _utcnow() -> dt.datetime:
@@ -100,11 +111,13 @@ class Directory:
     def __init__(self, engine_or_url: Engine | str, *, recipient_map: Path | str | None = None,
                  recipient_delimiter: str = "+", migrate_schema: bool = True,
                  clock: Callable[[], dt.datetime] = _utcnow,
-                 audit: AuditLog | Engine | str | None = None) -> None:
+                 audit: AuditLog | Engine | str | None = None, reserve_for: dt.timedelta = dt.timedelta(0)) -> None:
+        """`reserve_for`: how long a deleted account's address stays reserved ([lifecycle] reserve_days)."""
         self.engine = as_engine(engine_or_url)
         self.recipient_map = Path(recipient_map) if recipient_map is not None else None
         self.recipient_delimiter = recipient_delimiter
         self._now = clock
+        self.reserve_for = reserve_for
         self.audit = _audit_log(audit, self.engine)
         # Called with the address after a commit that made an account inactive (see on_deactivated).
         self._deactivated_listeners: list[Callable[[str], None]] = []
@@ -122,7 +135,9 @@ class Directory:
     @classmethod
     def from_settings(cls, settings: Settings) -> Directory:
         return cls(settings.directory_url, recipient_map=settings.path(settings.directory.recipient_map),
-                   recipient_delimiter=settings.mailbox.recipient_delimiter, audit=settings.audit_url)
+                   recipient_delimiter=settings.mailbox.recipient_delimiter, audit=settings.audit_url,
+                   clock=settings_clock(settings),
+                   reserve_for=dt.timedelta(days=settings.lifecycle.reserve_days))
 
     def migrate(self) -> None:
         """Both schemas. Revision 0003 moves audit records written before the audit log had a database of its
@@ -144,7 +159,7 @@ class Directory:
     # -- plumbing ---------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _change(self, action: AuditAction, *, by: str, subject: str, reason: str,
+    def _change(self, action: AuditAction | str, *, by: str, subject: str, reason: str,
                 details: dict[str, Any] | None = None) -> Iterator[Session]:
         actor = _actor(by)
         receipt = None
@@ -180,9 +195,16 @@ class Directory:
         return (acc is not None and acc.state == AccountState.ACTIVE
                 and (acc.deactivate_at is None or acc.deactivate_at > self._now()))
 
+    def _has_left(self, acc: Account) -> bool:
+        """Gone for good (not merely pending or suspended): left, archived, disabled, deleted, or past its end
+        date. Only then does a refusal name the successor."""
+        ended = acc.deactivate_at is not None and acc.deactivate_at <= self._now()
+        return acc.state in GONE or (ended and acc.state in (AccountState.ACTIVE, AccountState.SUSPENDED))
+
     def _info(self, a: Account) -> AccountInfo:
         return AccountInfo(a.address, AccountState(a.state), a.quota_bytes, a.created_at, a.activated_at,
-                           a.deactivate_at, a.deactivated_at, self._is_active(a))
+                           a.deactivate_at, a.deactivated_at, self._is_active(a), a.start_at, a.successor,
+                           a.display_name, a.manager, a.archived_at, a.archive_file, a.reserved_until)
 
     # -- domains ----------------------------------------------------------------------------------
 
@@ -208,28 +230,71 @@ class Directory:
     # -- accounts ---------------------------------------------------------------------------------
 
     def add_account(self, address: Address | str, password: str | None = None, by: str = "", reason: str = "",
-                    *, state: AccountState = AccountState.ACTIVE, quota_bytes: int | None = None) -> str | None:
+                    *, state: AccountState = AccountState.ACTIVE, quota_bytes: int | None = None,
+                    start_at: dt.datetime | None = None, end_at: dt.datetime | None = None,
+                    display_name: str | None = None, manager: str | None = None) -> str | None:
         """Create an account. With `password=None` a strong one is generated and returned (show it once);
-        with a chosen password, returns None (raises PasswordTooWeak below the minimum). Raises
-        DomainUnknown, AccountExists (also when an alias has that address)."""
+        with a chosen password, returns None (raises PasswordTooWeak below the minimum). A `start_at` in the
+        future makes it PENDING until then (the lifecycle scheduler activates it); `end_at` is its leave
+        date. Raises DomainUnknown, AccountExists (also when an alias has that address), AddressReserved
+        (a deleted account's address before its reservation ends: the error names the date)."""
         addr = _mailbox(address)
         generated = passwords.generate_password() if password is None else None
         if password is not None:
             passwords.check_strength(password)
         digest = passwords.hash_password(password if password is not None else generated)  # type: ignore[arg-type]
         key = addr.normalized
-        with self._change(AuditAction.ACCOUNT_ADDED, by=by, subject=key, reason=reason,
-                          details={"state": str(state), "quota_bytes": quota_bytes,
-                                   "password": "generated" if generated else "chosen"}) as s:
+        details: dict[str, Any] = {"state": str(state), "quota_bytes": quota_bytes,
+                                   "password": "generated" if generated else "chosen",
+                                   "start_at": start_at and start_at.isoformat(), "end_at": end_at and end_at.isoformat()}
+        with self._change(AuditAction.ACCOUNT_ADDED, by=by, subject=key, reason=reason, details=details) as s:
             dom = self._domain(s, addr.domain)
-            if s.scalar(select(Account.id).where(Account.address == key)) is not None:
-                raise AccountExists(f"account {key} exists")
+            now = self._now()
+            if start_at is not None and start_at > now and state == AccountState.ACTIVE:
+                state = AccountState.PENDING
+                details["state"] = str(state)
+            old = s.scalar(select(Account).where(Account.address == key))
+            if old is not None:  # the record says so: the address was someone else's
+                until, dropped = self._reuse(s, old, now)
+                details["reused_address_reserved_until"] = until.isoformat()
+                details["aliases_to_the_previous_account_removed"] = dropped
+                details["state"] = str(state)
             if s.scalar(select(Alias.id).where(Alias.alias == key)) is not None:
                 raise AccountExists(f"{key} is an alias")
-            now = self._now()
             s.add(Account(address=key, domain_id=dom.id, password_hash=digest, state=str(state), quota_bytes=quota_bytes,
-                          created_at=now, activated_at=now if state == AccountState.ACTIVE else None))
+                          created_at=now, activated_at=now if state == AccountState.ACTIVE else None,
+                          start_at=start_at, deactivate_at=end_at, display_name=display_name, manager=manager))
         return generated
+
+    def reserved_until(self, acc: Account) -> dt.datetime:
+        """Until when a DELETED account's address stays reserved (accounts deleted before migration 0006
+        count from when they stopped)."""
+        if acc.reserved_until is not None:
+            return acc.reserved_until
+        return (acc.deactivated_at or acc.created_at) + self.reserve_for
+
+    def _reuse(self, s: Session, old: Account, now: dt.datetime) -> tuple[dt.datetime, list[str]]:
+        """Make way for a new account at a deleted account's address once its reservation ended: the old
+        row, its forwarding alias, its portal rows and the aliases still pointing at it go (the new person
+        must not receive the old one's group mail; the new account's audit record lists them). Returns the
+        reservation's end and those aliases. Raises AccountExists, or AddressReserved naming the date."""
+        if old.state != AccountState.DELETED:
+            raise AccountExists(f"account {old.address} exists ({old.state})")
+        until = self.reserved_until(old)
+        if until > now:
+            raise AddressReserved(f"{old.address} belonged to an account deleted on {_day(old.deactivated_at)}; "
+                                  f"it is reserved until {until:%Y-%m-%d %H:%M} UTC and cannot be reused before")
+        from mailbastion.directory.portal_models import PortalAccount, PortalEnrolToken, PortalSession
+
+        for model in (PortalAccount, PortalSession, PortalEnrolToken):
+            s.execute(delete(model).where(model.address == old.address))
+        s.execute(delete(Alias).where(Alias.alias == old.address))
+        pointing = list(s.scalars(select(Alias).where(Alias.target == old.address)))
+        for row in pointing:
+            s.delete(row)
+        s.delete(old)
+        s.flush()
+        return until, sorted(r.alias for r in pointing)
 
     def account(self, address: Address | str) -> AccountInfo | None:
         with Session(self.engine) as s:
@@ -261,13 +326,16 @@ class Directory:
                 raise DirectoryError(f"account {key} is deleted; deleted accounts stay deleted")
             now = self._now()
             if state == AccountState.ACTIVE:
-                acc.activated_at, acc.deactivate_at, acc.deactivated_at = now, None, None
-            elif state in (AccountState.DISABLED, AccountState.DELETED):
+                leaves_later = acc.deactivate_at is not None and acc.deactivate_at > now
+                acc.activated_at, acc.deactivated_at = now, None
+                acc.deactivate_at = acc.deactivate_at if leaves_later else None
+            elif state in GONE:
                 acc.deactivated_at = acc.deactivated_at or now
                 if state == AccountState.DELETED:
                     acc.password_hash = None
+                    acc.reserved_until = acc.reserved_until or now + self.reserve_for
             acc.state = str(state)
-            if state == AccountState.DELETED:
+            if state in GONE - {AccountState.DISABLED}:  # a leaver's devices stop with the account (issue 13)
                 s.execute(delete(AppPassword).where(AppPassword.account_id == acc.id))
         if state != AccountState.ACTIVE:
             self._tell_deactivated(key)
@@ -289,9 +357,9 @@ class Directory:
     def deactivate(self, address: Address | str, by: str = "", reason: str = "",
                    *, at: dt.datetime | None = None) -> None:
         """A leaver: with `at` in the future, schedule it (the account stops receiving and logging in at that
-        moment, `deactivate_due()` then records it); otherwise disable now."""
+        moment, the lifecycle scheduler or `deactivate_due()` then records it as LEFT); otherwise LEFT now."""
         if at is None or at <= self._now():
-            self.set_state(address, AccountState.DISABLED, by, reason)
+            self.set_state(address, AccountState.LEFT, by, reason)
             return
         key = _key(address)
         with self._change(AuditAction.ACCOUNT_DEACTIVATION_SCHEDULED, by=by, subject=key, reason=reason,
@@ -299,12 +367,14 @@ class Directory:
             self._account(s, key).deactivate_at = at
 
     def deactivate_due(self, by: str = "lifecycle", reason: str = "leaver date reached") -> list[str]:
-        """Disable every active account whose leaver date has passed; returns their addresses."""
+        """Every active or suspended account whose leaver date has passed becomes LEFT; returns their
+        addresses. (The lifecycle scheduler does this and what follows a leave: lifecycle/transitions.py.)"""
         with Session(self.engine) as s:
             due = list(s.scalars(select(Account.address).where(
-                Account.state == str(AccountState.ACTIVE), Account.deactivate_at <= self._now())))
+                Account.state.in_([str(AccountState.ACTIVE), str(AccountState.SUSPENDED)]),
+                Account.deactivate_at <= self._now())))
         for address in due:
-            self.set_state(address, AccountState.DISABLED, by, reason)
+            self.set_state(address, AccountState.LEFT, by, reason)
         return due
 
     def set_password(self, address: Address | str, password: str | None = None, by: str = "",
@@ -448,12 +518,15 @@ class Directory:
         with Session(self.engine) as s, s.begin():
             domains = frozenset(s.scalars(select(Domain.name)))
             active = frozenset(a.address for a in s.scalars(select(Account)) if self._is_active(a))
+            leavers = {a.address: a.successor for a in s.scalars(select(Account).where(Account.successor.is_not(None)))
+                       if a.successor and self._has_left(a)}
             raw: dict[str, list[str]] = {}
             for r in s.scalars(select(Alias)):
                 raw.setdefault(r.alias, []).append(r.target)
         full = MapData(domains, active, {k: tuple(v) for k, v in raw.items()}, self.recipient_delimiter)
         expanded = {k: resolution.expand(k, full.lookups(), self.recipient_delimiter) for k in raw}
-        return MapData(domains, active, {k: v for k, v in expanded.items() if v}, self.recipient_delimiter)
+        return MapData(domains, active, {k: v for k, v in expanded.items() if v}, self.recipient_delimiter,
+                       leavers=leavers)
 
     def export_recipient_map(self, path: Path | str | None = None) -> Path:
         """Write the address-only map atomically to `path` (default: the configured one)."""
@@ -468,7 +541,7 @@ class Directory:
             fcntl.flock(fd, fcntl.LOCK_EX)
             snap = self.snapshot()
             write_map(target, domains=snap.domains, addresses=snap.addresses, aliases=snap.aliases,
-                      recipient_delimiter=snap.recipient_delimiter)
+                      recipient_delimiter=snap.recipient_delimiter, leavers=snap.leavers)
         finally:
             os.close(fd)
         return target
@@ -483,6 +556,22 @@ def _audit_log(audit: AuditLog | Engine | str | None, directory: Engine) -> Audi
     return AuditLog(audit, migrate_schema=False)
 
 
+GONE = frozenset({AccountState.LEFT, AccountState.ARCHIVED, AccountState.DISABLED, AccountState.DELETED})
+
+
+def settings_clock(settings: Settings) -> Callable[[], dt.datetime]:
+    """The clock of a deployment: the system's, or (a testing aid, reported by config.weakened) the system's
+    moved by `[lifecycle] testing_clock_offset_file`."""
+    from mailbastion.core.clock import OffsetClock, system_clock
+
+    offset = settings.lifecycle.testing_clock_offset_file
+    return OffsetClock(settings.path(offset)) if offset else system_clock
+
+
+def _day(value: dt.datetime | None) -> str:
+    return "an unknown date" if value is None else f"{value:%Y-%m-%d}"
+
+
 def _key(address: Address | str) -> str:
     return resolution.to_address(address).normalized
 
@@ -495,4 +584,4 @@ def _mailbox(address: Address | str) -> Address:
     return addr
 
 
-__all__ = ["AccountInfo", "AuditAction", "Directory", "ResolutionKind"]
+__all__ = ["GONE", "AccountInfo", "AuditAction", "Directory", "ResolutionKind", "settings_clock"]

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from mailbastion.config.sections.base import Section
+from mailbastion.config.sections.lifecycle import LdapSyncSection
 
 
 class ServerSection(Section):
@@ -148,6 +149,7 @@ class SpoolSection(Section):
 class DirectorySection(Section):
     url: str = "sqlite:///directory.db"  # relative sqlite paths are below data_dir
     recipient_map: str = "recipient-map.json"  # the address-only map the gateway reads
+    ldap: LdapSyncSection = Field(default_factory=LdapSyncSection)  # a source of truth (issue 13)
 
 
 class AuditSection(Section):

@@ -2,7 +2,8 @@
 
 An unknown local user is refused at RCPT with 550 5.1.1 (no backscatter: we never accept and bounce
 later). A deactivated account is refused exactly like an unknown one: the RecipientResolver answers
-UNKNOWN_USER for it, so a leaver's address tells a prober nothing.
+UNKNOWN_USER for it, so a leaver's address tells a prober nothing, unless the administrator named a
+successor for it (issue 13): the refusal then says whom to write to instead (replies.user_left).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class RecipientCheck(BaseCheck):
         if resolution.kind in (ResolutionKind.UNKNOWN_USER, ResolutionKind.UNKNOWN_DOMAIN):
             return CheckResult(
                 symbols=(Symbol("RCPT_UNKNOWN_USER", str(rcpt)),),
-                forced=Forced(Action.REJECT, replies.UNKNOWN_USER, by=self.name),
+                forced=Forced(Action.REJECT, replies.user_left(resolution.successor) if resolution.successor
+                              else replies.UNKNOWN_USER, by=self.name),
             )
         if resolution.kind is ResolutionKind.ALIAS:
             return CheckResult.of(Symbol("RCPT_ALIAS", str(rcpt)))
