@@ -28,6 +28,7 @@ from mailbastion.config.sections.outbound import OutboundSection
 from mailbastion.config.sections.relay_in import RelayInSection
 from mailbastion.config.sections.portal import PortalSection
 from mailbastion.config.sections.spam import SpamSection
+from mailbastion.config.sections.submission import SubmissionSection
 from mailbastion.config.sections.split import FirewallSection, MapPushSection, MetricsSection
 
 
@@ -55,6 +56,7 @@ class Settings(Section):
     portal: PortalSection = Field(default_factory=PortalSection)
     imap: ImapSection = Field(default_factory=ImapSection)
     login: LoginSection = Field(default_factory=LoginSection)
+    submission: SubmissionSection = Field(default_factory=SubmissionSection)
 
     _source: Path | None = PrivateAttr(default=None)
 
