@@ -140,6 +140,17 @@ max_per_hour = 50
 [login]
 max_failures_per_account = 5
 lockout_seconds = 600
+
+[submission]
+listen = ["127.0.0.1:3587"]
+listen_tls = []
+
+[submission.limits]
+messages_per_hour = 50
+
+[submission.hijack]
+fanout_recipients = 40
+alert = "log"
 """
 
 

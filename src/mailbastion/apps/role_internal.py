@@ -24,8 +24,10 @@ log = logging.getLogger("mailbastion.runtime")
 
 
 def roles(settings: Settings) -> list[Role]:
-    """`serve --role internal`: the MDA in this process, and IMAP (Dovecot) when `[imap] enabled`."""
-    return [InternalRole(settings), *imap_roles(settings)]
+    """`serve --role internal`: the MDA in this process, IMAP (Dovecot) when `[imap] enabled`, and submission."""
+    from mailbastion.apps.role_submission import submission_roles
+
+    return [InternalRole(settings), *imap_roles(settings), *submission_roles(settings)]
 
 
 def imap_roles(settings: Settings) -> list[Role]:

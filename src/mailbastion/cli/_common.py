@@ -31,6 +31,7 @@ COMMAND_MODULES["pki"] = "pki"  # split deployment: the gateway's certificate bu
 COMMAND_MODULES["firewall"] = "firewall"  # split deployment: nftables rules per role
 COMMAND_MODULES["units"] = "units"  # hardened systemd units per role
 COMMAND_MODULES.update(account="portal", portal="portal")  # cli/portal.py adds enrol-link/role to `account`
+COMMAND_MODULES["account"] = "sending"  # cli/sending.py adds send-as/unsuspend/sending (and imports cli/portal.py)
 
 
 class LazyGroup(click.Group):

@@ -1,0 +1,121 @@
+"""Users send mail through a real `mailbastion serve` (all-in-one): submission on the STARTTLS and the
+implicit-TLS port, AUTH against the directory, the sender bound to the login, DKIM signing with the keys
+`dns check` switched on, the relay hop to the gateway (mutual TLS), the gateway's outbound checks, and
+delivery to a remote MX of ours found through the loopback DNS."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Iterator
+
+import pytest
+from submission_world import ALICE, DOMAIN, PASSWORD, SinkThread, World, message, publish_dkim, remote_mx, wait
+
+from mailbastion.testing.av import WRAPPINGS
+from mailbastion.testing.clamd import EICAR
+from mailbastion.testing.deployment import Deployment, free_port
+from mailbastion.testing.dns_server import DnsTestServer
+
+BOB = f"bob@{DOMAIN}"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("submission-flow")
+    port = free_port()
+    with DnsTestServer() as dns, SinkThread() as sinks:
+        sink = remote_mx(tmp, dns, sinks, port)
+        d = Deployment(tmp / "d", dns=dns, settings={
+            ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"',
+            ("delivery", "remote_port"): str(port),
+            ("login", "max_failures_per_account"): "3", ("login", "lockout_seconds"): "600",
+            ("submission.hijack", "fanout_recipients"): "8",
+        })
+        d.init()
+        for who in (ALICE, BOB):
+            d.mb("account", "add", who, "--password-stdin", input=f"{PASSWORD}\n")
+        d.mb("account", "alias", "add", f"sales@{DOMAIN}", ALICE)
+        selectors = publish_dkim(d, dns)
+        assert len(selectors) == 2, selectors  # rsa-sha256 and ed25519-sha256, both live now
+        d.start()
+        try:
+            yield World(d, dns, sink)
+        finally:
+            d.stop()
+
+
+def _at_sink(world: World, subject: str) -> bytes:
+    return world.wait_at_sink(lambda m: f"Subject: {subject}".encode() in m.content).content  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("port", ["starttls", "implicit"])
+def test_sent_message_reaches_the_remote_mx_signed_twice(world: World, port: str) -> None:
+    subject = f"quarterly report via {port}"
+    assert world.submit(message(subject), port=port) == {}
+    got = world.wait_at_sink(lambda m: f"Subject: {subject}".encode() in m.content)
+    assert got.mail_from == ALICE and got.rcpt_tos == ["bob@remote.test"]
+    results = world.dkim_verify(got.content)
+    assert sorted(results) == [(b"ed25519-sha256", True), (b"rsa-sha256", True)], results
+
+
+def test_auth_is_not_offered_nor_accepted_before_tls(world: World) -> None:
+    with world.connect(tls=False) as s:
+        assert not s.has_extn("auth")
+        code, text = s.docmd("AUTH", "PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABDb3JyZWN0LUhvcnNlLUJhdHRlcnktOQ==")
+        assert code in (530, 538), (code, text)
+        code, _ = s.docmd("MAIL", f"FROM:<{ALICE}>")
+        assert code == 530
+    with world.connect() as s:  # after STARTTLS: offered
+        assert "PLAIN" in s.esmtp_features["auth"] and "LOGIN" in s.esmtp_features["auth"]
+
+
+def test_mail_without_login_is_refused(world: World) -> None:
+    with world.connect() as s:
+        code, text = s.docmd("MAIL", f"FROM:<{ALICE}>")
+        assert code == 530 and b"Authentication required" in text
+
+
+def test_wrong_and_unknown_get_one_reply_then_the_account_is_throttled(world: World) -> None:
+    replies = []
+    for user, pw in ((BOB, "wrong-1"), ("nobody@example.test", "wrong-2"), (BOB, "wrong-3")):
+        with world.connect() as s, pytest.raises(smtplib.SMTPAuthenticationError) as err:
+            s.login(user, pw)
+        replies.append((err.value.smtp_code, err.value.smtp_error))
+    assert replies[0] == replies[1] == (535, b"5.7.8 Authentication credentials invalid")
+    # BOB has 3 failures: locked out now, even with the right password, until the lockout ends.
+    with world.connect() as s, pytest.raises(smtplib.SMTPAuthenticationError) as err:
+        s.login(BOB, PASSWORD)
+    assert err.value.smtp_code == 454 and b"4.7.0" in err.value.smtp_error
+    assert wait(lambda: "login.locked_out service=submission account=" + BOB in world.d.log(), "the lockout log line")
+
+
+def test_sender_must_be_the_login_an_alias_or_a_grant(world: World) -> None:
+    with world.connect() as s:
+        s.login(ALICE, PASSWORD)
+        code, text = s.docmd("MAIL", f"FROM:<{BOB}>")
+        assert code == 553 and b"5.7.1" in text and b"not owned by user alice@example.test" in text
+        s.rset()
+        # The envelope is hers, the From header is not: refused at the end of DATA.
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            s.sendmail(ALICE, ["bob@remote.test"], message("spoof", sender=BOB))
+        assert err.value.smtp_code == 550 and b"5.7.1" in err.value.smtp_error
+    # An alias of hers is hers; with +tag too.
+    subject = "from the sales alias"
+    world.submit(message(subject, sender=f"sales+q4@{DOMAIN}"), sender=f"sales@{DOMAIN}")
+    assert world.dkim_verify(_at_sink(world, subject))[0][1]
+    # A grant makes BOB's address hers to send as; revoking it takes it back.
+    world.d.mb("account", "send-as", ALICE, "--grant", BOB, "--reason", "assistant")
+    subject = "on behalf of Bob"
+    world.submit(message(subject, sender=BOB), sender=BOB)
+    _at_sink(world, subject)
+    world.d.mb("account", "send-as", ALICE, "--revoke", BOB, "--reason", "assistant left")
+    with pytest.raises(smtplib.SMTPSenderRefused):
+        world.submit(message("again on behalf of Bob", sender=BOB), sender=BOB)
+
+
+def test_eicar_outbound_is_refused_with_the_gateways_reply(world: World) -> None:
+    raw = WRAPPINGS["plain_attachment"](EICAR, "eicar.com").replace(b"sender@example.net", ALICE.encode())
+    with pytest.raises(smtplib.SMTPDataError) as err:
+        world.submit(raw)
+    assert err.value.smtp_code == 554 and b"malware detected" in err.value.smtp_error
+    assert not [m for m in world.sink.received if EICAR in m.content]
