@@ -29,7 +29,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"',
             ("delivery", "remote_port"): str(port),
             ("login", "max_failures_per_account"): "3", ("login", "lockout_seconds"): "600",
-            ("submission.hijack", "fanout_recipients"): "8",
+            ("submission.hijack", "fanout_recipients"): "8", ("submission.hijack", "new_clients"): "3",
+            ("submission.limits", "recipients_per_hour"): "20",
         })
         d.init()
         for who in (ALICE, BOB):
@@ -87,6 +88,8 @@ def test_wrong_and_unknown_get_one_reply_then_the_account_is_throttled(world: Wo
         s.login(BOB, PASSWORD)
     assert err.value.smtp_code == 454 and b"4.7.0" in err.value.smtp_error
     assert wait(lambda: "login.locked_out service=submission account=" + BOB in world.d.log(), "the lockout log line")
+    locked = [r for r in _audit(world, BOB) if r["action"] == "login.locked_out"]
+    assert locked and locked[0]["actor"] == "submission:throttle", locked
 
 
 def test_sender_must_be_the_login_an_alias_or_a_grant(world: World) -> None:
@@ -119,3 +122,87 @@ def test_eicar_outbound_is_refused_with_the_gateways_reply(world: World) -> None
         world.submit(raw)
     assert err.value.smtp_code == 554 and b"malware detected" in err.value.smtp_error
     assert not [m for m in world.sink.received if EICAR in m.content]
+
+
+CAROL, DAVE = f"carol@{DOMAIN}", f"dave@{DOMAIN}"
+
+
+def _audit(world: World, subject: str) -> list[dict[str, object]]:
+    import json
+
+    out = world.d.mb("audit-log", "list", "--json", "--subject", subject, "--limit", "50")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_fanout_suspends_sending_alerts_postmaster_and_unsuspend_lifts_it(world: World) -> None:
+    world.d.mb("account", "add", CAROL, "--password-stdin", input=f"{PASSWORD}\n")
+    postmaster = f"postmaster@{DOMAIN}"
+    alerts_before = len(world.d.delivered(postmaster))
+    rcpts = [f"r{i}@remote.test" for i in range(8)]  # hijack.fanout_recipients = 8 in this deployment
+    with world.connect() as s:
+        s.login(CAROL, PASSWORD)
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            s.sendmail(CAROL, rcpts, message("buy now", sender=CAROL))
+        assert err.value.smtp_code == 550 and b"Sending is suspended for carol@example.test" in err.value.smtp_error
+        code, text = s.docmd("MAIL", f"FROM:<{CAROL}>")  # the next transaction too
+        assert code == 550 and b"5.7.1" in text and b"suspected hijack (fanout)" in text
+    assert not [m for m in world.sink.received if b"Subject: buy now" in m.content]
+    # Audited with why; the alarm line; postmaster told through our own path.
+    audited = _audit(world, CAROL)
+    found = [r for r in audited if r["action"] == "account.sending_suspended"]
+    assert len(found) == 1, audited
+    record = found[0]
+    assert record["actor"] == "submission:hijack" and "8 distinct recipients" in str(record["reason"])
+    assert "submission.alarm account=carol@example.test sign=fanout" in world.d.log()
+    alert = world.d.wait_delivered(postmaster, alerts_before + 1)[-1]
+    assert b"sending suspended for carol@example.test" in alert and b"mailbastion account unsuspend" in alert
+    assert f"{CAROL}  since" in world.d.mb("account", "sending")
+    # Logging in and receiving still work.
+    with world.connect() as s:
+        assert s.login(CAROL, PASSWORD)[0] == 235
+    world.d.send("someone@outside.example", [CAROL], b"From: someone@outside.example\r\nSubject: hi\r\n\r\nhi\r\n")
+    world.d.wait_delivered(CAROL, 1)
+    # Lifted by the administrator, with a reason: she sends again.
+    assert "sending resumed for carol@example.test" in world.d.mb("account", "unsuspend", CAROL, "--reason",
+                                                                    "password reset after phishing")
+    assert [r for r in _audit(world, CAROL) if r["action"] == "account.sending_unsuspended"]
+    world.submit(message("back in business", sender=CAROL), user=CAROL, sender=CAROL)
+    _at_sink(world, "back in business")
+    err_text = world.d.mb("account", "unsuspend", CAROL, "--reason", "again", check=False)
+    assert "resumed" not in err_text
+
+
+def test_logins_from_many_new_networks_suspend_sending(world: World) -> None:
+    world.d.mb("account", "add", DAVE, "--password-stdin", input=f"{PASSWORD}\n")
+    # hijack.new_clients = 3 here: home network, then three new /24s within the window.
+    for n, source in enumerate(("127.0.10.1", "127.0.11.1", "127.0.12.1", "127.0.13.1")):
+        s = smtplib.SMTP("127.0.0.1", world.d.submission_port, timeout=60, source_address=(source, 0))
+        try:
+            s.ehlo("laptop")
+            s.starttls(context=world.tls_context())
+            s.ehlo("laptop")
+            s.login(DAVE, PASSWORD)  # logging in is never refused for this
+            code, text = s.docmd("MAIL", f"FROM:<{DAVE}>")
+            s.docmd("RSET")
+        finally:
+            s.quit()
+        if n < 3:
+            assert code == 250, (n, code, text)
+    assert code == 550 and b"suspected hijack (new_networks)" in text
+    (record,) = [r for r in _audit(world, DAVE) if r["action"] == "account.sending_suspended"]
+    assert "127.0.13.0/24" in str(record["reason"])
+
+
+def test_limits_refuse_with_a_temporary_reply(world: World) -> None:
+    erin = f"erin@{DOMAIN}"
+    world.d.mb("account", "add", erin, "--password-stdin", input=f"{PASSWORD}\n")
+    rcpts = [f"team{i}@remote.test" for i in range(7)]  # under the fan-out sign (8 distinct)
+    with world.connect() as s:
+        s.login(erin, PASSWORD)
+        for i in range(2):  # submission.limits.recipients_per_hour = 20 here
+            assert s.sendmail(erin, rcpts, message(f"limit {i}", sender=erin)) == {}
+        assert s.docmd("MAIL", f"FROM:<{erin}>")[0] == 250
+        codes = [s.docmd("RCPT", f"TO:<{r}>") for r in rcpts]
+    assert [c for c, _ in codes[:6]] == [250] * 6
+    assert codes[6][0] == 450 and b"4.7.1" in codes[6][1] and b"20 recipients per hour" in codes[6][1]
+    assert "account.sending_suspended" not in world.d.mb("audit-log", "list", "--subject", erin)
