@@ -78,7 +78,7 @@ class SubmissionRole:
         from mailbastion.submission.dkim_signer import DkimSigner
         from mailbastion.submission.handler import SubmissionHandler
         from mailbastion.submission.limits import SendingMeter
-        from mailbastion.submission.outbox import Outbox
+        from mailbastion.submission.outbox import Outbox, OwnHop
         from mailbastion.tls_policy import server_context_from_settings
 
         s = self.settings
@@ -90,7 +90,7 @@ class SubmissionRole:
         self.throttle = LoginThrottle.from_settings(s)
         self.meter = SendingMeter.from_settings(s)
         spool = Spool(s.path(sub.spool_dir), min_free_bytes=s.spool.min_free_bytes)
-        self.queue = QueueManager.from_settings(s, spool, self.agent,
+        self.queue = QueueManager.from_settings(s, spool, OwnHop(self.agent),
                                                 bounce=partial(build_dsn, reporting_mta=s.server.hostname))
         self._signer = DkimSigner(KeyStore(s.path(s.auth.dkim_keys_dir)), domains=s.auth.signing_domains,
                                   algorithms=s.auth.sign_algorithms)

@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.errors import MailError
-from mailbastion.core.outcome import Delivered, DeliveryOutcome, Failed
+from mailbastion.core.outcome import Deferred, Delivered, DeliveryOutcome, Failed
 from mailbastion.core.ports import DeliveryAgent, DeliveryRecipient, DeliveryRequest, SpoolWriter
 from mailbastion.core.replies import Reply
 
-__all__ = ["Outbox", "Sent", "request_of"]
+__all__ = ["OwnHop", "Outbox", "Sent", "request_of"]
 
 log = logging.getLogger("mailbastion.submission")
 
@@ -52,6 +53,22 @@ def request_of(envelope: Envelope, message: bytes) -> DeliveryRequest:
     return DeliveryRequest("", envelope.sender_text, rcpts, message, smtputf8=envelope.smtputf8,
                            body_8bitmime=envelope.body_8bitmime, dsn_ret=envelope.dsn_ret,
                            dsn_envid=envelope.dsn_envid, requiretls=envelope.requiretls)
+
+
+class OwnHop:
+    """The relay agent as the outbox's queue manager should see it: the gateway is our own server, so a
+    connection that fails (a 4.4.x: refused, reset, timed out) is a restart, not the Internet. Such deferrals
+    are marked `link_down` and retried within seconds (spool/manager.py), not after the Internet back-off."""
+
+    def __init__(self, agent: DeliveryAgent) -> None:
+        self.agent = agent
+
+    async def deliver(self, request: DeliveryRequest) -> Mapping[str, DeliveryOutcome]:
+        out = dict(await self.agent.deliver(request))
+        for address, outcome in out.items():
+            if isinstance(outcome, Deferred) and outcome.reply.status.startswith("4.4."):
+                out[address] = replace(outcome, link_down=True)
+        return out
 
 
 def _only(envelope: Envelope, keep: set[str]) -> Envelope:
