@@ -206,3 +206,35 @@ def test_limits_refuse_with_a_temporary_reply(world: World) -> None:
     assert [c for c, _ in codes[:6]] == [250] * 6
     assert codes[6][0] == 450 and b"4.7.1" in codes[6][1] and b"20 recipients per hour" in codes[6][1]
     assert "account.sending_suspended" not in world.d.mb("audit-log", "list", "--subject", erin)
+
+
+def _selectors(raw: bytes) -> set[str]:
+    import re
+
+    head = raw.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
+    return {m.decode() for m in re.findall(rb"^DKIM-Signature:.*?\bs=([A-Za-z0-9_.-]+)", head, re.M | re.I)}
+
+
+def test_rotation_signs_with_the_new_selector_only_once_dns_check_sees_it(world: World) -> None:
+    from mailbastion.auth.keys import KeyStore
+
+    store = KeyStore(world.d.root / "dkim")
+    old = {k.selector for k in store.active(DOMAIN)}
+    world.d.mb("dkim", "rotate", DOMAIN)
+    new = {k.selector for k in store.pending(DOMAIN)}
+    assert len(new) == 2 and not new & old
+    world.submit(message("during the rotation"))
+    during = _at_sink(world, "during the rotation")
+    assert _selectors(during) == old  # the new keys are not published yet: the old ones keep signing
+    assert all(ok for _, ok in world.dkim_verify(during))
+    world.d.mb("dns", "check", DOMAIN, check=False)  # not published yet: nothing switches
+    assert {k.selector for k in store.active(DOMAIN)} == old
+    for key in store.pending(DOMAIN):
+        world.dns.add(key.record_name, "TXT", key.record)
+    world.d.mb("dns", "check", DOMAIN, check=False)
+    assert {k.selector for k in store.active(DOMAIN)} == new
+    world.submit(message("after the rotation"))
+    after = _at_sink(world, "after the rotation")
+    assert _selectors(after) == new
+    assert sorted(ok for _, ok in world.dkim_verify(after)) == [True, True]
+    assert all(ok for _, ok in world.dkim_verify(during))  # retired records stay published: still verifies
