@@ -30,7 +30,7 @@ import dns.rdatatype
 
 from mailbastion.auth.keys import KeyStore
 from mailbastion.testing.certificates import CertAuthority
-from mailbastion.testing.deployment import Deployment, free_port
+from mailbastion.testing.deployment import Deployment
 from mailbastion.testing.dns_server import DnsTestServer
 from mailbastion.testing.mx_sink import MxSink, SinkMessage
 

@@ -212,7 +212,7 @@ def _selectors(raw: bytes) -> set[str]:
     import re
 
     head = raw.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
-    return {m.decode() for m in re.findall(rb"^DKIM-Signature:.*?\bs=([A-Za-z0-9_.-]+)", head, re.M | re.I)}
+    return {m.decode() for m in re.findall(rb"^DKIM-Signature:.*?\bs=([A-Za-z0-9_.-]+)", head, re.MULTILINE | re.IGNORECASE)}
 
 
 def test_rotation_signs_with_the_new_selector_only_once_dns_check_sees_it(world: World) -> None:

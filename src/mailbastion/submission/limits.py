@@ -198,4 +198,4 @@ class SendingMeter:
                 entry.bounces.clear()
 
 
-__all__ = ["Sign", "SendingMeter", "network_of"]
+__all__ = ["SendingMeter", "Sign", "network_of"]

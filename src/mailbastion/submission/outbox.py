@@ -35,7 +35,7 @@ from mailbastion.core.outcome import Deferred, Delivered, DeliveryOutcome, Faile
 from mailbastion.core.ports import DeliveryAgent, DeliveryRecipient, DeliveryRequest, SpoolWriter
 from mailbastion.core.replies import Reply
 
-__all__ = ["OwnHop", "Outbox", "Sent", "request_of"]
+__all__ = ["Outbox", "OwnHop", "Sent", "request_of"]
 
 log = logging.getLogger("mailbastion.submission")
 
