@@ -58,7 +58,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     # above them
     "gateway": BASE | {"config", "durable", "smtp", "policy", "spool", "quarantine", "auth", "dns", "engines",
                        "spam", "metrics"},  # branch `engine`: the handler between the edge and the policy
-    "submission": BASE | {"config", "auth", "dns", "smtp", "spool", "policy", "directory"},  # + login, send-as, holds
+    "submission": BASE | {"config", "auth", "dns", "smtp", "spool", "policy", "directory", "crypto"},  # + login, send-as, holds; protect_outbound
     "domain_dns": BASE | {"config", "auth", "dns"},  # records our domains publish, and their live check
     "lifecycle": BASE | {"config", "directory", "audit"},  # joiners and leavers (not built yet)
     "deploy": BASE | {"config", "pki", "private_files"},  # a split's host artefacts: gateway bundle, nftables, units

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from submission_world import ALICE, PASSWORD, SinkThread, World, message, publish_dkim, remote_mx
 
+from mailbastion.spool.layout import SpoolLayout
 from mailbastion.testing.deployment import MB, Deployment, free_port, wait_ready
 from mailbastion.testing.dns_server import DnsTestServer
 
@@ -36,8 +37,8 @@ def test_gateway_down_the_outbox_keeps_the_message_and_relays_it_later(tmp_path:
                 s.rcpt("bob@remote.test")
                 code, text = s.data(message("while the gateway restarts"))
             assert code == 250 and b"queued as" in text, (code, text)
-            outbox = d.root / "spool-submission"
-            assert [p for p in outbox.rglob("*") if p.is_file() and ("incoming" in p.parts or "deferred" in p.parts)]
+            queue_id = text.decode().rsplit(" ", 1)[-1]
+            assert SpoolLayout(d.root / "spool-submission").find(queue_id) is not None  # on disk, in our outbox
             since = d.log_path.stat().st_size
             with open(d.log_path, "ab") as log:
                 gateway = subprocess.Popen([*MB, "serve", "-c", str(d.config), "--role", "gateway"], stdout=log,

@@ -94,12 +94,22 @@ class SubmissionRole:
                                                 bounce=partial(build_dsn, reporting_mta=s.server.hostname))
         self._signer = DkimSigner(KeyStore(s.path(s.auth.dkim_keys_dir)), domains=s.auth.signing_domains,
                                   algorithms=s.auth.sign_algorithms)
+        protection = None
+        if s.encryption.enabled:  # confidential mail: encrypted, held, picked up or refused (crypto/outbound.py)
+            from mailbastion.crypto.keystore import KeyStore as UserKeys
+            from mailbastion.crypto.outbound import OutboundPolicy, StoreKeys
+            from mailbastion.crypto.pickup import PickupStore
+            from mailbastion.submission.protection import Protection
+
+            policy = OutboundPolicy.from_settings(s, is_local_domain=directory.is_local_domain,
+                                                  pickup=PickupStore.from_settings(s))
+            protection = Protection(policy, StoreKeys(UserKeys.from_settings(s)), hold=spool)
         handler = SubmissionHandler(
             guard=LoginGuard(directory, self.throttle), sending=SendingStore(directory), meter=self.meter,
             outbox=Outbox(self.agent, spool, timeout=sub.relay_timeout_seconds), signer=self.signer,
             alert_spool=spool if sub.hijack.alert == "postmaster" else None,
             recipient_delimiter=s.mailbox.recipient_delimiter, max_recipients=sub.max_recipients,
-            add_missing_headers=sub.add_missing_headers, hostname=s.server.hostname)
+            add_missing_headers=sub.add_missing_headers, hostname=s.server.hostname, protection=protection)
         limits = EdgeLimits(max_message_size=sub.max_message_size, max_recipients=sub.max_recipients,
                             max_line_length=s.smtp.max_line_length,
                             idle_timeout=sub.idle_timeout, max_connections=sub.max_connections,

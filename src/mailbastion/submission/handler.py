@@ -15,8 +15,10 @@ on `listen_tls`); this handler decides, stage by stage:
               reject_sender_login_mismatch); 450 4.7.1 over a sending limit.
     RCPT      450 4.7.1 over a recipient limit; a sudden fan-out suspends sending (550 5.7.1).
     DATA      550 5.7.1 when the From header is not exactly one address the account may send as; Date and
-              Message-ID added when missing (RFC 6409 §8); DKIM-signed with the From domain's active keys;
-              then the Outbox (relay hop to the gateway, or our outbox): its reply is the user's.
+              Message-ID added when missing (RFC 6409 §8); the outbound encryption policy
+              (submission/protection.py: a confidential message may leave in several encrypted parts, be
+              held or refused); each part DKIM-signed with the From domain's active keys; then the Outbox
+              (relay hop to the gateway, or our outbox): its reply is the user's.
 
 A sign of a hijacked account (submission/limits.py) suspends sending for the account (directory
 SendingStore: audited), and alerts: a `submission.alarm` WARNING line, and (hijack.alert = "postmaster") a
@@ -46,11 +48,12 @@ from mailbastion.directory.login import LoginGuard, LoginOutcome
 from mailbastion.directory.sending import SendingStore
 from mailbastion.smtp.handler import BaseHandler
 from mailbastion.submission.limits import SendingMeter, Sign
-from mailbastion.submission.outbox import Outbox
+from mailbastion.submission.outbox import Outbox, Sent
 
 if TYPE_CHECKING:
     from mailbastion.core.ports import SpoolWriter
     from mailbastion.submission.dkim_signer import DkimSigner
+    from mailbastion.submission.protection import Protection
 
 __all__ = ["SubmissionHandler"]
 
@@ -84,7 +87,7 @@ class SubmissionHandler(BaseHandler):
     def __init__(self, *, guard: LoginGuard, sending: SendingStore, meter: SendingMeter, outbox: Outbox,
                  signer: Callable[[], DkimSigner | None] = lambda: None, alert_spool: SpoolWriter | None = None,
                  recipient_delimiter: str = "+", max_recipients: int = 100, add_missing_headers: bool = True,
-                 hostname: str = "localhost") -> None:
+                 hostname: str = "localhost", protection: Protection | None = None) -> None:
         self.guard = guard
         self.sending = sending
         self.meter = meter
@@ -95,6 +98,7 @@ class SubmissionHandler(BaseHandler):
         self.max_recipients = max_recipients
         self.add_missing_headers = add_missing_headers
         self.hostname = hostname
+        self.protection = protection  # the outbound encryption policy (None: encryption.enabled = false)
         self._sessions: dict[str, _Session] = {}
 
     def _session(self, peer: PeerInfo) -> _Session:
@@ -211,27 +215,60 @@ class SubmissionHandler(BaseHandler):
             log.warning("submission.from_mismatch user=%s from=%s client=%s", account, sender.address, peer.ip)
             return Reply(550, "5.7.1", f"From header <{sender.address}>: " + NOT_YOURS.format(account=account))
         raw = self._completed(block, sender.domain or self.hostname)
-        signer = self.signer()
-        if signer is not None:
+        parts: list[tuple[Envelope, bytes]] = [(envelope, raw)]
+        plan = None
+        if self.protection is not None:
             try:
-                raw = verifiable_message(raw)  # malformed header lines dropped: a signature over them breaks
-                raw = await signer.sign_async(raw) + raw
-            except Exception as exc:  # noqa: BLE001 - a key that cannot be used: say so, do not send unsigned
-                log.error("submission.dkim signing failed for %s: %s", sender.domain, exc)
+                plan = await self.protection.plan(raw, envelope)
+                if plan.refusal is None:
+                    await self.protection.keep_held(plan, raw, envelope, client=peer.ip)  # before anything leaves
+            except Exception as exc:  # noqa: BLE001 - pick-up store or hold folder: try again, nothing sent
+                log.error("submission.protect failed for %s: %s", account, exc)
+                return Reply(451, "4.3.0", "Not sent yet: the encryption policy could not be applied; try again later")
+            if plan.refusal is not None:
+                return plan.refusal
+            parts = list(plan.sends)
+        sents: list[Sent] = []
+        signed_parts = 0
+        for part_envelope, body in parts:
+            signed = await self._sign(body, sender.domain)
+            if signed is None:
                 return Reply(451, "4.7.0", "Not sent yet: the message could not be DKIM-signed; try again later")
-        sent = await self.outbox.send(envelope, raw, client=peer.ip)
+            signed_parts += signed.startswith(b"DKIM-Signature")
+            sents.append(await self.outbox.send(part_envelope, signed, client=peer.ip))
+        if plan is not None and plan.notice is not None and self.alert_spool is not None and envelope.sender:
+            try:  # to the sender: held recipients, pick-up codes (through our own path, into her mailbox)
+                await self.alert_spool.commit(Envelope(None, (envelope.sender,)), plan.notice, client="127.0.0.1")
+            except Exception as exc:  # noqa: BLE001
+                log.error("submission.protect could not queue the notice to %s: %s", envelope.sender, exc)
+        reply = _combined(sents, plan.held if plan is not None else ())
         rcpts = [str(r) for r in envelope.recipients]
-        if sent.reply.is_positive:
+        if reply.is_positive:
             self.meter.record(account, rcpts)
-        if sent.refused:
+        if any(s.refused for s in sents):
             sign = self.meter.bounce(account)
             if sign is not None:
                 await self._suspend(account, sign, peer)
-        log.info("submission.message user=%s sender=%s from=%s nrcpt=%d size=%d client=%s signed=%s reply=%d%s",
-                 account, envelope.sender_text, sender.address, len(rcpts), len(raw), peer.ip,
-                 "yes" if signer is not None and raw.startswith(b"DKIM-Signature") else "no", sent.reply.code,
-                 " outbox" if sent.queued_here else "")
-        return sent.reply
+        log.info("submission.message user=%s sender=%s from=%s nrcpt=%d size=%d client=%s parts=%d signed=%d "
+                 "confidential=%s held=%d reply=%d%s", account, envelope.sender_text, sender.address, len(rcpts),
+                 len(raw), peer.ip, len(parts), signed_parts,
+                 "yes" if plan is not None and plan.decision is not None and plan.decision.classification else "no",
+                 len(plan.held) if plan is not None else 0, reply.code,
+                 " outbox" if any(s.queued_here for s in sents) else "")
+        return reply
+
+    async def _sign(self, body: bytes, domain: str | None) -> bytes | None:
+        """`body` with its DKIM signatures on top (as it is when the domain has no active key); None when a
+        key exists but cannot be used (the message must not leave unsigned then)."""
+        signer = self.signer()
+        if signer is None:
+            return body
+        body = verifiable_message(body)  # malformed header lines dropped: a signature over them breaks
+        try:
+            return await signer.sign_async(body, domain) + body
+        except Exception as exc:  # noqa: BLE001
+            log.error("submission.dkim signing failed for %s: %s", domain, exc)
+            return None
 
     def _completed(self, block: HeaderBlock, domain: str) -> bytes:
         """The message with the Date and Message-ID an MSA adds when the client gave none (RFC 6409 §8)."""
@@ -246,6 +283,7 @@ class SubmissionHandler(BaseHandler):
 
     async def on_disconnect(self, peer: PeerInfo) -> None:
         self._sessions.pop(peer.session_id, None)
+
 
     # -- a hijacked account -----------------------------------------------------------------------
 
@@ -281,3 +319,18 @@ class SubmissionHandler(BaseHandler):
             await self.alert_spool.commit(Envelope(None, (postmaster,)), (head + body).encode(), client="127.0.0.1")
         except Exception as exc:  # noqa: BLE001 - the log line above is the alarm of last resort
             log.error("submission.alarm could not queue the message to postmaster: %s", exc)
+
+
+def _combined(sents: list[Sent], held: tuple[Address, ...]) -> Reply:
+    """One reply for the parts of a message (several only for a confidential one)."""
+    kept = f"; kept for {len(held)} recipient(s) without a key (you get a notice)" if held else ""
+    if not sents:
+        return Reply(250, "2.0.0", "Ok: confidential message kept" + kept)
+    good = [s.reply for s in sents if s.reply.is_positive]
+    bad = [s.reply for s in sents if not s.reply.is_positive]
+    if not bad:
+        reply = good[0] if len(good) == 1 else Reply(250, "2.0.0", f"Ok: sent in {len(good)} parts")
+        return reply.with_text(reply.text + kept) if kept else reply
+    if not good:
+        return bad[0]
+    return Reply(250, "2.0.0", f"Ok: sent to some recipients; others refused: {bad[0].code} {bad[0].text}"[:400] + kept)
