@@ -149,10 +149,13 @@ def publish_dkim(d: Deployment, dns: DnsTestServer) -> list[str]:
 
 def remote_mx(tmp: Path, dns: DnsTestServer, sinks: SinkThread, port: int) -> MxSink:
     """The remote MX of remote.test on 127.0.0.2:`port` (the deployment's delivery.remote_port), with a
-    certificate of a CA we do not trust (opportunistic TLS)."""
+    certificate of a CA we do not trust (opportunistic TLS) unless the test puts `sink.ca_path` in
+    outbound.ca_file (verified TLS, for REQUIRETLS). It advertises REQUIRETLS (RFC 8689)."""
     ca = CertAuthority.create(tmp / "remote-ca", "Remote MX CA")
     cert = ca.issue(tmp / "mx", ["mx.remote.test"])
-    sink = sinks.run(MxSink.start("127.0.0.2", port, cert.chain_path, cert.key_path, hostname="mx.remote.test"))
+    sink = sinks.run(MxSink.start("127.0.0.2", port, cert.chain_path, cert.key_path, hostname="mx.remote.test",
+                                  requiretls=True))
+    sink.ca_path = ca.cert_path  # type: ignore[attr-defined]  # trusted by a test that sets outbound.ca_file
     sinks.sinks.append(sink)
     dns.add("remote.test", "MX", "10 mx.remote.test")
     dns.add("mx.remote.test", "A", "127.0.0.2")
