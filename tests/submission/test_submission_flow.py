@@ -238,3 +238,14 @@ def test_rotation_signs_with_the_new_selector_only_once_dns_check_sees_it(world:
     assert _selectors(after) == new
     assert sorted(ok for _, ok in world.dkim_verify(after)) == [True, True]
     assert all(ok for _, ok in world.dkim_verify(during))  # retired records stay published: still verifies
+
+
+def test_an_inactive_account_cannot_log_in(world: World) -> None:
+    frank = f"frank@{DOMAIN}"
+    world.d.mb("account", "add", frank, "--password-stdin", input=f"{PASSWORD}\n")
+    with world.connect() as s:
+        assert s.login(frank, PASSWORD)[0] == 235
+    world.d.mb("account", "state", frank, "suspended", "--reason", "on leave")
+    with world.connect("implicit") as s, pytest.raises(smtplib.SMTPAuthenticationError) as err:
+        s.login(frank, PASSWORD)  # the right password: the same reply as a wrong one
+    assert (err.value.smtp_code, err.value.smtp_error) == (535, b"5.7.8 Authentication credentials invalid")
