@@ -81,3 +81,11 @@ def test_network_of() -> None:
     assert network_of("192.0.2.77") == "192.0.2.0/24"
     assert network_of("2001:db8:1:2:3::4") == "2001:db8:1:2::/64"
     assert network_of("::ffff:192.0.2.1") == "192.0.2.0/24"
+
+
+def test_one_throttle_per_process_for_every_password_path() -> None:
+    from mailbastion.config import Settings
+    from mailbastion.directory.throttle import process_throttle
+
+    first = process_throttle(Settings())
+    assert process_throttle(Settings()) is first  # IMAP's auth socket and submission count together

@@ -35,9 +35,10 @@ def imap_roles(settings: Settings) -> list[Role]:
     listed right after the internal role, so it stops before the MDA. Building it opens nothing."""
     if not settings.imap.enabled:
         return []
+    from mailbastion.directory.throttle import process_throttle
     from mailbastion.imap.dovecot import DovecotService
 
-    return [DovecotService(settings)]
+    return [DovecotService(settings, throttle=process_throttle(settings))]  # one throttle with submission
 
 
 class InternalRole:

@@ -68,7 +68,7 @@ class SubmissionRole:
         from mailbastion.directory.login import LoginGuard
         from mailbastion.directory.sending import SendingStore
         from mailbastion.directory.store import Directory
-        from mailbastion.directory.throttle import LoginThrottle
+        from mailbastion.directory.throttle import process_throttle
         from mailbastion.dns.resolver import DnsResolver
         from mailbastion.smtp.edge import EdgeConfig, SmtpEdge
         from mailbastion.smtp.limits import EdgeLimits
@@ -87,7 +87,7 @@ class SubmissionRole:
         d = s.dns
         self.agent = relay_agent_from_settings(s, DnsResolver(d.nameservers or None, port=d.port, timeout=d.timeout))
         directory = await asyncio.to_thread(Directory.from_settings, s)
-        self.throttle = LoginThrottle.from_settings(s)
+        self.throttle = process_throttle(s)  # shared with IMAP's auth socket in this process
         self.meter = SendingMeter.from_settings(s)
         spool = Spool(s.path(sub.spool_dir), min_free_bytes=s.spool.min_free_bytes)
         self.queue = QueueManager.from_settings(s, spool, OwnHop(self.agent),
