@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import ssl
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 from submission_world import ALICE, PASSWORD, SinkThread, World, message, publish_dkim, remote_mx
 
 from mailbastion.spool.layout import QueueState, SpoolLayout
-from mailbastion.testing.deployment import Deployment, free_port
+from mailbastion.testing.deployment import MB, Deployment, free_port
 from mailbastion.testing.dns_server import DnsTestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "crypto"))
@@ -59,12 +60,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Pat
         from mailbastion.testing.certificates import CertAuthority
 
         web_ca = CertAuthority.create(tmp / "web-ca", "Remote web CA")
-        web = web_ca.issue(tmp / "web", ["mta-sts.remote.test"])
+        web = web_ca.issue(tmp / "web", ["mta-sts.remote.test", "mta-sts.nokey.test"])
         trusted = tmp / "trusted.pem"
         trusted.write_bytes(sink.ca_path.read_bytes() + web_ca.cert_path.read_bytes())  # type: ignore[attr-defined]
         httpd = sts_server(web.chain_path, web.key_path)
         dns.add("_mta-sts.remote.test", "TXT", "v=STSv1; id=20261202T1")
         dns.add("mta-sts.remote.test", "A", STS_IP)
+        # nokey.test: the same remote MX (mx.remote.test), MTA-STS too; its user has no key at first.
+        dns.add("nokey.test", "MX", "10 mx.remote.test")
+        dns.add("_mta-sts.nokey.test", "TXT", "v=STSv1; id=20261202T1")
+        dns.add("mta-sts.nokey.test", "A", STS_IP)
         d = Deployment(tmp / "d", dns=dns, settings={
             ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"',
             ("delivery", "remote_port"): str(port), ("outbound", "ca_file"): f'"{trusted}"'})
@@ -74,14 +79,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Pat
         publish_dkim(d, dns)
         d.start()
         try:
-            yield World(d, dns, sink), bob.cert_path, bob.key_path
+            yield World(d, dns, sink), bob.cert_path, tmp
         finally:
             d.stop()
             httpd.shutdown()
 
 
 def test_confidential_to_a_keyed_outsider_leaves_encrypted_and_signed(world: tuple[World, Path, Path]) -> None:
-    w, cert, key = world
+    w, cert, tmp = world
+    key = tmp / "bob" / "user.key"
     secret = "The merger closes on Friday; price 41.20."
     raw = message("[confidential] merger", to=BOB, body=secret + "\r\n")
     assert w.submit(raw, [BOB]) == {}
@@ -111,3 +117,23 @@ def test_confidential_to_an_outsider_without_key_is_held_never_sent(world: tuple
     # Never in clear to the outside: nothing for her left, and the secret is nowhere at the remote MX.
     assert not [m for m in w.sink.received if secret.encode() in m.content]
     assert not [m for m in w.sink.received if "carol@nokey.test" in m.rcpt_tos]
+
+
+def test_a_held_message_is_released_encrypted_once_the_key_exists(world: tuple[World, Path, Path]) -> None:
+    w, _, tmp = world
+    held = w.d.mb("submission", "held")
+    (line,) = [x for x in held.splitlines() if "carol@nokey.test" in x]
+    queue_id = line.split()[0]
+    # Still no key: it stays held, nothing leaves.
+    res = subprocess.run([*MB, "submission", "release", queue_id, "--reason", "try", "-c", str(w.d.config)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 1 and "stays held: still no key for carol@nokey.test" in res.stderr, res
+    carol = SmimeTestCa.create(tmp / "carol-ca").issue(tmp / "carol", "carol@nokey.test")
+    w.d.mb("keys", "import", "carol@nokey.test", str(carol.cert_path))
+    out = w.d.mb("submission", "release", queue_id, "--reason", "carol's certificate imported")
+    assert f"{queue_id} released: 1 part(s) queued" in out
+    got = w.wait_at_sink(lambda m: "carol@nokey.test" in m.rcpt_tos)
+    assert b"Salary list attached" not in got.content
+    assert b"Salary list attached" in openssl_decrypt(got.content, carol.cert_path, carol.key_path)
+    assert all(ok for _, ok in w.dkim_verify(got.content))
+    assert "no message is held" in w.d.mb("submission", "held")

@@ -32,6 +32,7 @@ COMMAND_MODULES["firewall"] = "firewall"  # split deployment: nftables rules per
 COMMAND_MODULES["units"] = "units"  # hardened systemd units per role
 COMMAND_MODULES.update(account="portal", portal="portal")  # cli/portal.py adds enrol-link/role to `account`
 COMMAND_MODULES["account"] = "sending"  # cli/sending.py adds send-as/unsuspend/sending (and imports cli/portal.py)
+COMMAND_MODULES["submission"] = "sending"  # held confidential messages: list, release
 
 
 class LazyGroup(click.Group):

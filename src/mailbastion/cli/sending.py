@@ -7,6 +7,9 @@ hijacked account (directory/sending.py).
     mailbastion account sending                                    # accounts whose sending is suspended
     mailbastion account unsuspend alice@example.org --reason "password reset after phishing"
 
+    mailbastion submission held                                   # confidential messages kept (no key)
+    mailbastion submission release QUEUE_ID --reason "key imported" # the policy again, then relayed
+
 This module adds commands to the `account` group (cli/portal.py, which itself extends cli/directory.py, is
 imported first so every `account` command is there). Every change is audited with `--by`. A running server
 sees a grant or an unsuspension at the next transaction (it reads the directory each time).
@@ -19,7 +22,7 @@ from pathlib import Path
 import click
 
 from mailbastion.cli import portal as _portal  # noqa: F401 - the `account` commands of the portal
-from mailbastion.cli._common import Failed, config_option
+from mailbastion.cli._common import Failed, config_option, handle_errors, load, main_group
 from mailbastion.cli.directory import account_group, by_option, directory_errors, open_directory
 
 
@@ -81,3 +84,70 @@ def sending(config_path: Path | None) -> None:
         click.echo("no account has sending suspended")
     for h in holds:
         click.echo(f"{h.account}  since {h.since:%Y-%m-%d %H:%M} UTC by {h.by}: {h.reason}")
+
+
+@main_group.group("submission")
+def submission_group() -> None:
+    """Users' outbound mail kept by submission: confidential messages held for lack of a key."""
+
+
+@submission_group.command("held")
+@config_option
+@handle_errors
+def held(config_path: Path | None) -> None:
+    """Confidential messages kept in the outbox's hold/ for recipients without a key."""
+    from mailbastion.spool.layout import QueueState, SpoolLayout
+
+    settings = load(config_path)
+    layout = SpoolLayout(settings.path(settings.submission.spool_dir))
+    ids = layout.ids(QueueState.HOLD) if layout.state_dir(QueueState.HOLD).is_dir() else []
+    if not ids:
+        click.echo("no message is held")
+    for qid in ids:
+        record = layout.load(QueueState.HOLD, qid)
+        click.echo(f"{qid}  from <{record.sender}> to {', '.join(r.address for r in record.recipients)}  "
+                   f"{record.size} bytes")
+
+
+@submission_group.command("release")
+@click.argument("queue_id")
+@click.option("--reason", required=True, help="why (recorded in the audit log), e.g. the key now imported")
+@by_option
+@config_option
+@directory_errors
+def release(queue_id: str, reason: str, by: str, config_path: Path | None) -> None:
+    """Run the encryption policy again on a held message and, if every recipient now has a key, queue its
+    encrypted parts (DKIM-signed) for the running server to relay. Never sends the original as it was."""
+    import asyncio
+
+    from mailbastion.audit.log import AuditLog
+    from mailbastion.auth.keys import KeyStore as DkimKeys
+    from mailbastion.crypto.keystore import KeyStore as UserKeys
+    from mailbastion.crypto.outbound import OutboundPolicy, StoreKeys
+    from mailbastion.crypto.pickup import PickupStore
+    from mailbastion.spool.layout import SpoolLayout
+    from mailbastion.spool.writer import Spool
+    from mailbastion.submission.dkim_signer import DkimSigner
+    from mailbastion.submission.protection import Protection
+    from mailbastion.submission.release import release_held
+
+    settings = load(config_path)
+    directory = open_directory(config_path)
+    root = settings.path(settings.submission.spool_dir)
+    policy = OutboundPolicy.from_settings(settings, is_local_domain=directory.is_local_domain,
+                                          pickup=PickupStore.from_settings(settings))
+    signer = DkimSigner(DkimKeys(settings.path(settings.auth.dkim_keys_dir)), domains=settings.auth.signing_domains,
+                        algorithms=settings.auth.sign_algorithms) if settings.auth.enabled else None
+    spool = Spool(root, min_free_bytes=settings.spool.min_free_bytes)
+    try:
+        result = asyncio.run(release_held(SpoolLayout(root), spool, Protection(policy, StoreKeys(UserKeys.from_settings(settings))),
+                                          signer, queue_id))
+    except FileNotFoundError:
+        raise Failed(f"{queue_id} is not held (see `mailbastion submission held`)") from None
+    if result.refusal:
+        raise Failed(f"{queue_id} stays held: {result.refusal}")
+    if result.still_held:
+        raise Failed(f"{queue_id} stays held: still no key for {', '.join(result.still_held)}")
+    AuditLog(settings.audit_url).record("submission.held_released", actor=by, subject=queue_id, reason=reason,
+                                        details={"parts": list(result.sent)})
+    click.echo(f"{queue_id} released: {len(result.sent)} part(s) queued ({', '.join(result.sent)})")
