@@ -58,7 +58,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     # above them
     "gateway": BASE | {"config", "durable", "smtp", "policy", "spool", "quarantine", "auth", "dns", "engines",
                        "spam", "metrics"},  # the handler between the SMTP engine and the policy
-    "submission": BASE | {"config", "auth", "dns", "smtp", "spool", "policy"},
+    "submission": BASE | {"config", "auth", "dns", "smtp", "spool", "policy", "directory", "crypto"},  # + login, send-as, holds; protect_outbound
     "domain_dns": BASE | {"config", "auth", "dns"},  # records our domains publish, and their live check
     "lifecycle": BASE | {"config", "directory", "audit", "mailbox"},  # joiners and leavers: dates, archives (Maildir)
     "deploy": BASE | {"config", "pki", "private_files"},  # a split's host artefacts: gateway bundle, nftables, units

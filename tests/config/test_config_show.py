@@ -146,6 +146,17 @@ check_interval_seconds = 30
 leaver_policy = "forward"
 forward_days = 14
 archive_dir = "/srv/archive"
+
+[submission]
+listen = ["127.0.0.1:3587"]
+listen_tls = []
+
+[submission.limits]
+messages_per_hour = 50
+
+[submission.hijack]
+fanout_recipients = 40
+alert = "log"
 """
 
 

@@ -63,6 +63,6 @@ def test_account_show_prints_state_quota_devices_and_client_settings(config: Pat
     assert "laptop thunderbird (created" in out
     assert re.search(r"imap\s+mail\.example\.org:993\s+implicit TLS", out)
     assert re.search(r"imap\s+mail\.example\.org:143\s+STARTTLS", out)
-    assert re.search(r"submission\s+mail\.example\.org:2587\s+STARTTLS\s+not built yet", out)
+    assert re.search(r"submission\s+mail\.example\.org:2587\s+STARTTLS\s*$", out, re.M)  # built (issue 10)
     code, out = run(config, "account", "show", "nobody@example.org")
     assert code == 1 and "no account nobody@example.org" in out

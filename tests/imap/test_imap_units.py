@@ -112,21 +112,23 @@ def test_client_settings_and_documents() -> None:
     assert client.username == "alice@example.org"
     assert [(e.protocol, e.port, e.security, e.built) for e in client.endpoints] == [
         ("imap", 993, "tls", True), ("imap", 143, "starttls", True),
-        ("submission", 2465, "tls", False), ("submission", 2587, "starttls", False)]
-    assert "not built yet" in "\n".join(client.lines())
+        ("submission", 2465, "tls", True), ("submission", 2587, "starttls", True)]  # [submission] (issue 10)
+    assert "not built yet" not in "\n".join(client.lines())
 
     config = ET.fromstring(autoconfig_xml(settings, "example.org"))
     servers = config.findall("./emailProvider/incomingServer")
     assert [(s.findtext("hostname"), s.findtext("port"), s.findtext("socketType")) for s in servers] == [
         ("mail.example.org", "993", "SSL"), ("mail.example.org", "143", "STARTTLS")]
-    assert config.find("./emailProvider/outgoingServer") is None  # submission is not built: no dead port
+    outgoing = config.findall("./emailProvider/outgoingServer")
+    assert [(s.findtext("port"), s.findtext("socketType")) for s in outgoing] == [("2465", "SSL"), ("2587", "STARTTLS")]
     assert servers[0].findtext("username") == "%EMAILADDRESS%"
 
     ns = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a}"
     pox = ET.fromstring(autodiscover_xml(settings, "alice@example.org"))
-    (protocol,) = pox.iter(f"{ns}Protocol")
+    protocol, smtp = pox.iter(f"{ns}Protocol")  # IMAP, then submission (issue 10)
     assert [protocol.findtext(f"{ns}{k}") for k in ("Type", "Server", "Port", "LoginName", "SSL")] == [
         "IMAP", "mail.example.org", "993", "alice@example.org", "on"]
+    assert [smtp.findtext(f"{ns}{k}") for k in ("Type", "Port")] == ["SMTP", "2465"]
 
     request = (b'<?xml version="1.0"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/'
                b'outlook/requestschema/2006"><Request><EMailAddress>Alice@Example.org</EMailAddress>'

@@ -23,7 +23,7 @@ def test_up_keeps_app_passwords_and_triggers_and_down_maps_the_new_states(tmp_pa
                               f"VALUES ('u{i}@example.org', 1, '{state}', '2026-01-01')"))
         c.execute(sa.text("INSERT INTO app_passwords(account_id, name, prefix, password_hash, created_at) "
                           "VALUES (1, 'phone', 'abcd', 'x', '2026-01-01')"))
-    migrate(e)
+    migrate(e, "0006_lifecycle")
     assert current_revision(e) == "0006_lifecycle"
     with e.begin() as c:
         assert c.execute(sa.text("SELECT name FROM app_passwords")).scalars().all() == ["phone"]
@@ -39,5 +39,5 @@ def test_up_keeps_app_passwords_and_triggers_and_down_maps_the_new_states(tmp_pa
     with e.begin() as c:
         assert c.execute(sa.text("SELECT state FROM accounts ORDER BY id")).scalars().all() == ["disabled", "disabled"]
         assert c.execute(sa.text("SELECT count(*) FROM app_passwords")).scalar() == 1
-    migrate(e)
+    migrate(e, "0006_lifecycle")
     assert current_revision(e) == "0006_lifecycle"

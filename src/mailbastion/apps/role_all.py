@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 
 
 def roles(settings: Settings) -> list[Role]:
+    from mailbastion.apps.role_submission import submission_roles  # after the gateway: its relay listener is up
+
     several = settings.server.workers > 1
     return [InternalRole(settings, own_process=several), *imap_roles(settings),
-            GatewayRole(settings, wait_for_mda=True)]
+            GatewayRole(settings, wait_for_mda=True), *submission_roles(settings)]
 
 
 __all__ = ["roles"]

@@ -25,8 +25,10 @@ log = logging.getLogger("mailbastion.runtime")
 
 
 def roles(settings: Settings) -> list[Role]:
-    """`serve --role internal`: the MDA in this process, and IMAP (Dovecot) when `[imap] enabled`."""
-    return [InternalRole(settings), *imap_roles(settings)]
+    """`serve --role internal`: the MDA in this process, IMAP (Dovecot) when `[imap] enabled`, and submission."""
+    from mailbastion.apps.role_submission import submission_roles
+
+    return [InternalRole(settings), *imap_roles(settings), *submission_roles(settings)]
 
 
 def imap_roles(settings: Settings) -> list[Role]:
@@ -34,9 +36,10 @@ def imap_roles(settings: Settings) -> list[Role]:
     listed right after the internal role, so it stops before the MDA. Building it opens nothing."""
     if not settings.imap.enabled:
         return []
+    from mailbastion.directory.throttle import process_throttle
     from mailbastion.imap.dovecot import DovecotService
 
-    return [DovecotService(settings)]
+    return [DovecotService(settings, throttle=process_throttle(settings))]  # one throttle with submission
 
 
 class InternalRole:

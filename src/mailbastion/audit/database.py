@@ -45,12 +45,13 @@ def make_engine(url: str) -> Engine:
     path = _sqlite_file(parsed)
     if path is not None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # SQLite gives its -wal and -shm files the mode of the database file, so they are 0600 too. Only
-        # when missing: closing a descriptor of the file drops every POSIX lock this process holds on it,
-        # those of its open SQLite connections too (another process could then reset the WAL under them).
-        if not path.exists():
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        # SQLite gives its -wal and -shm files the mode of the database file, so they are 0600 too. Only a
+        # missing file is opened here: closing any descriptor of a file drops every POSIX lock this process
+        # holds on it, so opening an audit database that another engine of this process already uses would
+        # silently release that engine's SQLite locks (another process then checkpoints and removes the WAL
+        # under it, and its later commits are lost).
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     engine = create_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")

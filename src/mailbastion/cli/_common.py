@@ -31,7 +31,10 @@ COMMAND_MODULES["pki"] = "pki"  # split deployment: the gateway's certificate bu
 COMMAND_MODULES["firewall"] = "firewall"  # split deployment: nftables rules per role
 COMMAND_MODULES["units"] = "units"  # hardened systemd units per role
 COMMAND_MODULES.update(account="portal", portal="portal")  # cli/portal.py adds enrol-link/role to `account`
-COMMAND_MODULES.update(account="lifecycle", people="lifecycle")  # cli/lifecycle.py: leave, start; people import
+COMMAND_MODULES.update(people="lifecycle")  # cli/lifecycle.py: people import (and leave, start under `account`)
+# `account` is built by one module that imports the others adding to it (directory, portal, lifecycle):
+COMMAND_MODULES["account"] = "sending"  # cli/sending.py adds send-as/unsuspend/sending
+COMMAND_MODULES["submission"] = "sending"  # held confidential messages: list, release
 
 
 class LazyGroup(click.Group):

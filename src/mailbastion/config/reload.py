@@ -10,6 +10,8 @@ The contract the running server keeps on SIGHUP (`apps/process.py`, the roles, `
   settings and their pipeline swapped in, so every `auth.*`, `spam.*` and `antivirus.*` key applies to the
   next message (checks read their settings when they are built: reusing the old features re-reads only
   the score table, which is why `spam.external.mode` used to need a restart);
+- submission's sending limits and hijack detector (`submission.limits`, `submission.hijack`), and the
+  failed-login throttle (`login`) of submission and IMAP, take the new values; the counts so far are kept;
 - the gateway's certificate (`tls.cert`, `tls.key`) and the MDA's (`tls.mda_cert`, `tls.mda_key`) are
   re-read for new connections (as are `local.d/scores.toml` and the certificate files themselves, which
   are not keys of the configuration).
@@ -32,6 +34,7 @@ APPLIED_ON_RELOAD: tuple[str, ...] = (
     "auth", "spam", "antivirus",
     "tls.cert", "tls.key", "tls.mda_cert", "tls.mda_key",
     "imap", "login",  # DovecotService.reload rewrites Dovecot's configuration and reloads it
+    "submission.limits", "submission.hijack",  # SubmissionRole.reload: the meter takes the new values
 )
 # The quarantine store is built once per process (the gateway hands it to its handler at start); Dovecot's
 # base folder and mail user, and whether it runs at all, are fixed while it runs.

@@ -4,6 +4,7 @@
     throttle.locked("alice@example.org", "192.0.2.7")        # Lockout while either is locked, else None
     throttle.failed("alice@example.org", "192.0.2.7")        # new Lockouts this failure caused (audit them)
     throttle.succeeded("alice@example.org", "192.0.2.7")     # clears the account's and client's failures
+    throttle = process_throttle(settings)                    # the one of this process (IMAP, submission)
 
 A key (an account, or a client address) is locked for `lockout_seconds` once it has `max_failures_*`
 failures within `window_seconds`; each further lockout of the same key doubles the time, up to
@@ -153,4 +154,19 @@ class LoginThrottle:
         return len(self._entries)
 
 
-__all__ = ["Lockout", "LoginThrottle", "client_key"]
+_PROCESS: LoginThrottle | None = None
+_PROCESS_LOCK = threading.Lock()
+
+
+def process_throttle(settings: Settings) -> LoginThrottle:
+    """The throttle every password path of this process shares (IMAP's auth socket, submission), so that
+    failures on one protocol count against the account and the client on the other too. Made from the first
+    caller's settings; later callers (and reloads) `configure` it."""
+    global _PROCESS
+    with _PROCESS_LOCK:
+        if _PROCESS is None:
+            _PROCESS = LoginThrottle.from_settings(settings)
+        return _PROCESS
+
+
+__all__ = ["Lockout", "LoginThrottle", "client_key", "process_throttle"]

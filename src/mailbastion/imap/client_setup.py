@@ -80,7 +80,8 @@ def client_settings(settings: Settings, address: str) -> ClientSettings:
     endpoints = _endpoints("imap", host, settings.imap.listen_tls, settings.imap.listen, settings.imap.enabled)
     submission = getattr(settings, "submission", None)  # issue 10 adds [submission]
     if submission is not None:
-        endpoints += _endpoints("submission", host, list(submission.listen_tls), list(submission.listen), True)
+        endpoints += _endpoints("submission", host, list(submission.listen_tls), list(submission.listen),
+                                submission.enabled)
     else:
         endpoints += _endpoints("submission", host, SUBMISSION_DEFAULTS["listen_tls"], SUBMISSION_DEFAULTS["listen"],
                                 False)

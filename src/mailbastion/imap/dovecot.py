@@ -66,12 +66,13 @@ class DovecotService:
     name = "imap"
 
     def __init__(self, settings: Settings, *, directory: Directory | None = None,
-                 model_store: ModelStore | None = None) -> None:
+                 model_store: ModelStore | None = None, throttle: LoginThrottle | None = None) -> None:
         self.settings = settings
         self.layout = DovecotLayout.from_settings(settings)
         self._directory = directory
         self.model_store = model_store or ModelStore(settings.path(settings.spam.classifier.model_path))
-        self.throttle = LoginThrottle.from_settings(settings)
+        # `serve` passes the process's throttle (directory/throttle.py process_throttle), shared with submission.
+        self.throttle = throttle if throttle is not None else LoginThrottle.from_settings(settings)
         self.mail_user: MailUser | None = None
         self.proc: asyncio.subprocess.Process | None = None
         self.auth: AuthSocketServer | None = None

@@ -118,6 +118,7 @@ class Deployment:
         self.relay_port = free_port()
         self.imap_port, self.imaps_port = free_port(), free_port()
         self.portal_port = free_port()
+        self.submission_port, self.submissions_port = free_port(), free_port()  # STARTTLS, implicit TLS
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / "serve.log"
         self.extra = settings or {}
@@ -141,6 +142,8 @@ class Deployment:
         text = _set_toml(text, "imap", "listen", f'["127.0.0.1:{self.imap_port}"]')
         text = _set_toml(text, "imap", "listen_tls", f'["127.0.0.1:{self.imaps_port}"]')
         text = _set_toml(text, "portal", "listen", f'"127.0.0.1:{self.portal_port}"')
+        text = _set_toml(text, "submission", "listen", f'["127.0.0.1:{self.submission_port}"]')
+        text = _set_toml(text, "submission", "listen_tls", f'["127.0.0.1:{self.submissions_port}"]')
         if self.dns is not None:
             text = _set_toml(text, "dns", "nameservers", f'["{self.dns.host}"]')
             text = _set_toml(text, "dns", "port", str(self.dns.port))

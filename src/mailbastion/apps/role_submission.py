@@ -1,0 +1,160 @@
+"""The submission role: users' outbound mail (RFC 6409) in the internal and all-in-one processes. Wiring only.
+
+    listeners  [submission] listen (STARTTLS required) and listen_tls (implicit TLS, RFC 8314), one
+               SubmissionHandler (submission/handler.py) behind both, the public TLS certificate (tls.cert)
+    passwords  the directory's LoginGuard with a throttle of its own ([login] settings)
+    outbound   DKIM signer (auth.dkim_keys_dir) → Outbox: the relay hop to the gateway (delivery/relay_client.py,
+               mutual TLS), or the outbox spool below submission.spool_dir with its own queue manager,
+               which relays later and sends DSNs
+
+Never in the gateway role: it holds passwords (tests/apps/test_roles.py proves the gateway loads none of it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+from typing import TYPE_CHECKING
+
+from mailbastion.config import Settings
+from mailbastion.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mailbastion.apps.process import Children
+    from mailbastion.delivery.smtp_client import SmtpDeliveryAgent
+    from mailbastion.directory.throttle import LoginThrottle
+    from mailbastion.smtp.edge import SmtpEdge
+    from mailbastion.smtp.listeners import Listeners
+    from mailbastion.spool.manager import QueueManager
+    from mailbastion.submission.dkim_signer import DkimSigner
+    from mailbastion.submission.limits import SendingMeter
+
+log = logging.getLogger("mailbastion.runtime")
+
+
+def submission_roles(settings: Settings) -> list[SubmissionRole]:
+    """The submission role when `[submission] enabled` and it has a listener; building it opens nothing."""
+    s = settings.submission
+    return [SubmissionRole(settings)] if s.enabled and (s.listen or s.listen_tls) else []
+
+
+class SubmissionRole:
+    name = "submission"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.listeners: Listeners | None = None
+        self.edges: list[SmtpEdge] = []
+        self.queue: QueueManager | None = None
+        self.agent: SmtpDeliveryAgent | None = None
+        self.throttle: LoginThrottle | None = None
+        self.meter: SendingMeter | None = None
+        self._signer: DkimSigner | None = None
+
+    def prefork(self) -> None:
+        return None
+
+    def children(self) -> list[Children]:
+        return []
+
+    def signer(self) -> DkimSigner | None:
+        return self._signer if self.settings.auth.enabled else None
+
+    async def start(self) -> list[str]:
+        from mailbastion.auth.keys import KeyStore
+        from mailbastion.delivery.dsn import build_dsn
+        from mailbastion.delivery.relay_client import relay_agent_from_settings
+        from mailbastion.directory.login import LoginGuard
+        from mailbastion.directory.sending import SendingStore
+        from mailbastion.directory.store import Directory
+        from mailbastion.directory.throttle import process_throttle
+        from mailbastion.dns.resolver import DnsResolver
+        from mailbastion.smtp.edge import EdgeConfig, SmtpEdge
+        from mailbastion.smtp.limits import EdgeLimits
+        from mailbastion.smtp.listeners import Listeners
+        from mailbastion.spool.manager import QueueManager
+        from mailbastion.spool.writer import Spool
+        from mailbastion.submission.dkim_signer import DkimSigner
+        from mailbastion.submission.handler import SubmissionHandler
+        from mailbastion.submission.limits import SendingMeter
+        from mailbastion.submission.outbox import Outbox, OwnHop
+        from mailbastion.tls_policy import server_context_from_settings
+
+        s = self.settings
+        sub = s.submission
+        tls = server_context_from_settings(s, "public")  # raises ConfigError: no AUTH without TLS, so no start
+        d = s.dns
+        self.agent = relay_agent_from_settings(s, DnsResolver(d.nameservers or None, port=d.port, timeout=d.timeout))
+        directory = await asyncio.to_thread(Directory.from_settings, s)
+        self.throttle = process_throttle(s)  # shared with IMAP's auth socket in this process
+        self.meter = SendingMeter.from_settings(s)
+        spool = Spool(s.path(sub.spool_dir), min_free_bytes=s.spool.min_free_bytes)
+        self.queue = QueueManager.from_settings(s, spool, OwnHop(self.agent),
+                                                bounce=partial(build_dsn, reporting_mta=s.server.hostname))
+        self._signer = DkimSigner(KeyStore(s.path(s.auth.dkim_keys_dir)), domains=s.auth.signing_domains,
+                                  algorithms=s.auth.sign_algorithms)
+        protection = None
+        if s.encryption.enabled:  # confidential mail: encrypted, held, picked up or refused (crypto/outbound.py)
+            from mailbastion.crypto.keystore import KeyStore as UserKeys
+            from mailbastion.crypto.outbound import OutboundPolicy, StoreKeys
+            from mailbastion.crypto.pickup import PickupStore
+            from mailbastion.submission.protection import Protection
+
+            policy = OutboundPolicy.from_settings(s, is_local_domain=directory.is_local_domain,
+                                                  pickup=PickupStore.from_settings(s))
+            protection = Protection(policy, StoreKeys(UserKeys.from_settings(s)), hold=spool)
+        handler = SubmissionHandler(
+            guard=LoginGuard(directory, self.throttle), sending=SendingStore(directory), meter=self.meter,
+            outbox=Outbox(self.agent, spool, timeout=sub.relay_timeout_seconds), signer=self.signer,
+            alert_spool=spool if sub.hijack.alert == "postmaster" else None,
+            recipient_delimiter=s.mailbox.recipient_delimiter, max_recipients=sub.max_recipients,
+            add_missing_headers=sub.add_missing_headers, hostname=s.server.hostname, protection=protection)
+        limits = EdgeLimits(max_message_size=sub.max_message_size, max_recipients=sub.max_recipients,
+                            max_line_length=s.smtp.max_line_length,
+                            idle_timeout=sub.idle_timeout, max_connections=sub.max_connections,
+                            max_connections_per_client=sub.max_connections_per_client)
+        config = EdgeConfig(hostname=s.server.hostname, banner="ESMTP mailbastion submission", limits=limits,
+                            tls_context=tls, require_starttls=True)
+        self.edges = [SmtpEdge(handler, config), SmtpEdge(handler, config, implicit_tls=True)]
+        self.listeners = Listeners([(self.edges[0], list(sub.listen)), (self.edges[1], list(sub.listen_tls))])
+        await self.queue.start()
+        try:
+            await self.listeners.start()
+        except OSError:
+            await self.queue.stop(1)
+            raise
+        signing = ", ".join(self._signer.domains()) or "no domain has an active DKIM key yet"
+        lines = [f"submission (STARTTLS)   {a}" for a in sub.listen]
+        lines += [f"submission (TLS)        {a}" for a in sub.listen_tls]
+        lines.append(f"DKIM signing            {signing}")
+        lines.append(f"outbox                  {s.path(sub.spool_dir)} (relays to {s.relay_in.connect_address()})")
+        return lines
+
+    async def reload(self, settings: Settings) -> None:
+        """New limits, throttle settings and auth.enabled (signing) at once; the certificate is re-read for
+        new handshakes (a pair that does not load is refused, the running one stays). Listeners, the outbox
+        and the relay client need a restart."""
+        from mailbastion.tls_policy import reload_server_context
+
+        self.settings = settings
+        if self.meter is not None:
+            self.meter.configure(settings)
+        if self.throttle is not None:
+            self.throttle.configure(settings)
+        if self.edges and self.edges[0].config.tls_context is not None:
+            try:
+                reload_server_context(self.edges[0].config.tls_context, settings, "public")
+            except ConfigError as exc:
+                log.error("submission certificate reload refused, keeping the running one: %s", exc)
+
+    async def stop(self, drain_seconds: float) -> None:
+        if self.listeners is not None:
+            await self.listeners.stop(drain_seconds)
+        if self.queue is not None:
+            await self.queue.stop(min(drain_seconds, 10.0))
+        if self.agent is not None:
+            await self.agent.close()
+
+
+__all__ = ["SubmissionRole", "submission_roles"]
