@@ -1,7 +1,7 @@
 """`mailbastion audit` against a running all-in-one deployment: real SMTP, real clamd, the loopback DNS server.
 
 Healthy, it passes every built measure but 5 (an all-in-one is not a DMZ split: it says so and fails), and
-says "not built" for 6's procedures, 7 and 8. It names the failing measure when a leaver is still active,
+says "not built" for 7 and 8. It names the failing measure when a leaver is still active,
 when ClamAV is off, and when relay.networks lets every client of the listener relay.
 """
 
@@ -75,7 +75,7 @@ class Rows(HTMLParser):
 def test_healthy_all_in_one(healthy: Deployment, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     code, ms, err = audit(healthy, "--html", str(page))
-    assert statuses(ms) == {1: "pass", 2: "pass", 3: "pass", 4: "pass", 5: "fail", 6: "not built", 7: "not built",
+    assert statuses(ms) == {1: "pass", 2: "pass", 3: "pass", 4: "pass", 5: "fail", 6: "pass", 7: "not built",
                             8: "not built", 9: "pass", 10: "pass"}, json.dumps(ms, indent=1)
     assert code == 1  # measure 5: one host is not a DMZ split
     assert "all-in-one" in ms[5]["evidence"][0] and "--role gateway" in ms[5]["fix"]
@@ -94,7 +94,8 @@ def test_healthy_all_in_one(healthy: Deployment, tmp_path: Path) -> None:
     for listener in ("SMTP", "LMTP", "portal"):
         assert f"\n{listener} " in f"\n{nine}", listener
     assert "p=none (monitoring) since" in "\n".join(ms[10]["evidence"])  # a dated rollout step
-    assert "no account active past its leave date" in ms[6]["evidence"][0]
+    assert "no leaver active, no joiner late" in ms[6]["evidence"][0]
+    assert any(e.startswith("dates last checked ") for e in ms[6]["evidence"])  # the running scheduler's
     assert "measure(s) 5 fail" not in err  # --json keeps stderr for errors only
     # The page: one row per measure, the same statuses, nothing the evidence holds escapes into markup.
     parser = Rows()
@@ -133,10 +134,10 @@ def test_names_an_active_leaver_and_mails_what_changed(healthy: Deployment) -> N
         code, ms, _ = audit(healthy, "--mail-changes")
         assert code == 1 and ms[6]["status"] == "fail"
         assert "1 leaver(s) still active" in ms[6]["evidence"][0]
-        assert "past its leave date but still active: ann@example.test" in ms[6]["evidence"]
+        assert "past its end date but still active: ann@example.test" in ms[6]["evidence"]
         assert "ann@example.test" in ms[6]["fix"]
         mail = healthy.wait_delivered("postmaster@example.test", before + 2)[-1]
-        assert b"measure 6 (Joiners and leavers): not built -> fail" in mail
+        assert b"measure 6 (Joiners and leavers): pass -> fail" in mail
         assert b"measure 1 " not in mail  # only what changed
     finally:
         set_leave_date(healthy, "ann@example.test", None)

@@ -4,6 +4,7 @@ that no code proved."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from portal_kit import portal_deployment, settings_of
 
 from mailbastion.directory.portal import PortalStore
 from mailbastion.directory.store import Directory
+from mailbastion.lifecycle import status as lifecycle_status
 from mailbastion.measures.antivirus import AntivirusProbe
 from mailbastion.measures.board import MET, NOT_BUILT, NOT_MET, PARTIAL, UNKNOWN, MeasureBoard, MeasureResult
 from mailbastion.measures.people import DirectoryProbe
@@ -64,11 +66,16 @@ def test_directory_and_tls_probes(tmp_path: Path) -> None:
     d = portal_deployment(tmp_path / "d")
     settings = settings_of(d)
     store = PortalStore(Directory.from_settings(settings))
-    assert run(DirectoryProbe(store))[6].state == PARTIAL
+    idle = run(DirectoryProbe(store, settings))[6]  # no scheduler has ever checked the dates here
+    assert idle.state == NOT_MET and any("last checked the dates: never" in line for line in idle.details)
+    lifecycle_status.record(settings, checked=True)  # what the running scheduler leaves after each check
+    assert run(DirectoryProbe(store, settings))[6].state == MET
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3 * settings.lifecycle.check_interval_seconds + 120)
+    assert run(DirectoryProbe(store, settings, now=lambda: later))[6].state == NOT_MET  # the scheduler stopped
     d.mb("account", "add", "gone@example.test")
     d.mb("account", "alias", "add", "team@example.test", "gone@example.test")
     d.mb("account", "state", "gone@example.test", "suspended", "--reason", "t")
-    six = run(DirectoryProbe(store))[6]
+    six = run(DirectoryProbe(store, settings))[6]
     assert six.state == NOT_MET and any("team@example.test" in line for line in six.details)
     assert run(TlsProbe(settings))[9].state == PARTIAL
     (tmp_path / "d" / "tls" / "mda.key").unlink()

@@ -327,6 +327,12 @@ class PortalStore:
             out.append(ACCOUNTS.c.address > after)
         return out or [and_(True)]
 
+    def overdue_joiners(self) -> list[str]:
+        """Pending accounts whose start date has passed (the lifecycle scheduler is late)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(ACCOUNTS.c.address).where(
+                ACCOUNTS.c.state == str(AccountState.PENDING), ACCOUNTS.c.start_at <= self.now())).scalars())
+
     def overdue_leavers(self) -> list[str]:
         """Active accounts whose leaver date has passed but are not yet disabled (the leaver job is late)."""
         with self.engine.connect() as conn:

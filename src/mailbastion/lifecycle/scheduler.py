@@ -21,6 +21,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from mailbastion.lifecycle import status
 from mailbastion.lifecycle.transitions import LifecyclePolicy, Transition, apply_due
 
 if TYPE_CHECKING:
@@ -51,12 +52,21 @@ class LifecycleScheduler:
     async def check(self) -> list[Transition]:
         """One check now; never raises for a database or file error (logged)."""
         try:
-            return await asyncio.to_thread(apply_due, self.directory, self.policy)
+            done = await asyncio.to_thread(apply_due, self.directory, self.policy)
         except Exception as exc:  # noqa: BLE001 - keep scheduling; the next check may work
             log.error("lifecycle.check_failed error=%s: %s", type(exc).__name__, exc)
             return []
         finally:
             self.checks += 1
+        self._record(checked=True)
+        return done
+
+    def _record(self, **what: object) -> None:
+        """Leave the evidence `mailbastion audit` reads (lifecycle/status.py); never stops the scheduler."""
+        try:
+            status.record(self.settings, **what)  # type: ignore[arg-type]
+        except OSError as exc:
+            log.error("lifecycle.status_unwritable %s", exc)
 
     async def sync_ldap(self) -> SyncResult | None:
         """One LDAP sync now; None when LDAP could not be read (logged, nothing changed)."""
@@ -68,12 +78,15 @@ class LifecycleScheduler:
             result = await asyncio.to_thread(apply_ldap, self.directory, people)
         except LdapUnavailable as exc:
             log.error("lifecycle.ldap_failed %s (nothing changed; tried again in %.0fs)", exc, section.interval_seconds)
+            self._record(ldap_error=str(exc)[:300])
             return None
         except Exception as exc:  # noqa: BLE001 - keep syncing; the next round may work
             log.error("lifecycle.ldap_failed error=%s: %s", type(exc).__name__, exc)
+            self._record(ldap_error=f"{type(exc).__name__}: {exc}"[:300])
             return None
         finally:
             self.ldap_syncs += 1
+        self._record(ldap_synced=True)
         log.info("lifecycle.ldap_synced enabled=%d disabled=%d suspended=%d without_account=%d",
                  len(people.enabled), len(people.disabled), len(result.suspended), result.not_here)
         return result

@@ -7,7 +7,7 @@ dashboard and `mailbastion audit` both read from here (one representation of eac
     spam.py         3: GTUBE through the MX listener, the model's age and training size
     relay.py        4: relaying from a second loopback address, SMTP smuggling
     split.py        5: the role, the map's age or push, the firewall in force
-    people.py       6: leavers past their date (the procedures are not built)
+    people.py       6: leavers and joiners on time, the lifecycle scheduler and the directory sync running
     tls.py          9: every listener's TLS live, certificate files, outbound and confidential-mail policy
     dns.py          10: `dns check`
     report.py       JSON, the HTML page, what changed since the last run

@@ -54,7 +54,7 @@ FIXES = {
     3: "keep [spam] enabled and train the model (`mailbastion spam train`, `spam status`)",
     4: "list only your own hosts in relay.networks; never the addresses clients reach the listener from",
     5: "run the gateway role on a DMZ host and the internal role inside (docs: two-host deployment)",
-    6: "disable accounts past their leave date (`mailbastion account state ADDRESS disabled`)",
+    6: "keep `mailbastion serve` running (its scheduler applies start and end dates); `account leave ADDRESS --on now`",
     7: "not built: an acceptable use policy record per user (issue 13)",
     8: "not built: training records and phishing campaigns (issue 13)",
     9: "renew certificates (`mailbastion tls renew`), keep tls.min_version, configure the outbound TLS policy",

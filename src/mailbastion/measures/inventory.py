@@ -91,7 +91,7 @@ def portal_board(settings: Settings, store: PortalStore, av_status: AvStatus | N
     return MeasureBoard([
         AntivirusProbe(av_status or av_status_command(settings)),
         LastAuditProbe(settings),
-        DirectoryProbe(store),
+        DirectoryProbe(store, settings),
         NotBuilt((7, 8), NOT_BUILT_7_8),
         TlsProbe(settings),
         DnsProbe(settings, directory_domains(store)),
@@ -119,7 +119,7 @@ def audit_probes(settings: Settings, domains: Sequence[str]) -> list[MeasureProb
         from mailbastion.directory.portal import PortalStore
         from mailbastion.directory.store import Directory
 
-        people = DirectoryProbe(PortalStore(Directory.from_settings(settings)))
+        people = DirectoryProbe(PortalStore(Directory.from_settings(settings)), settings)
     return [
         AntivirusProbe(av_status_command(settings)),
         EicarProbe(target, why),

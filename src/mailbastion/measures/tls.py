@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import shutil
 import socket
 import ssl
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -154,10 +156,36 @@ class Attempt:
     error: str
 
 
+def _openssl_group(ep: Endpoint, group: str) -> Attempt:
+    """A handshake offering only `group`, by `openssl s_client` (Python's ssl cannot name X25519 or X448 on
+    every build: Debian's 3.11 knows only EC curves there)."""
+    exe = shutil.which("openssl")
+    if exe is None:
+        return Attempt(False, False, "", None, "neither this Python nor an openssl command can offer it")
+    cmd = [exe, "s_client", "-connect", f"{ep.host}:{ep.port}", "-groups", group, "-tls1_3", "-brief"]
+    if ep.kind == "smtp-starttls":
+        cmd += ["-starttls", "smtp", "-name", HELO.decode()]
+    elif ep.kind == "imap-starttls":
+        cmd += ["-starttls", "imap"]
+    if ep.client_cert is not None:
+        cmd += ["-cert", ep.client_cert[0], "-key", ep.client_cert[1]]
+    try:
+        res = subprocess.run(cmd, input=b"", capture_output=True, timeout=TIMEOUT * 2, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Attempt(False, False, "", None, f"openssl s_client: {exc}")
+    out = res.stdout + res.stderr
+    if res.returncode == 0 and b"CONNECTION ESTABLISHED" in out:
+        return Attempt(True, True, "TLSv1.3", None, "")
+    return Attempt(False, True, "", None, out.decode(errors="replace").strip().splitlines()[-1:][0]
+                   if out.strip() else f"openssl s_client exited {res.returncode}")
+
+
 def attempt(ep: Endpoint, version: ssl.TLSVersion | None = None, group: str | None = None) -> Attempt:
     try:
         ctx = _context(ep, version, group)
     except (ssl.SSLError, ValueError) as exc:
+        if group is not None:
+            return _openssl_group(ep, group)
         return Attempt(False, False, "", None, str(exc))
     try:
         with socket.create_connection((ep.host, ep.port), timeout=TIMEOUT) as raw:
