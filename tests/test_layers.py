@@ -65,7 +65,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     # the web portal (internal role): directory, quarantine, queue control and spool writer, audit, our DNS
     # records and their check, the certificates for its HTTPS and the TLS measure
     "portal": BASE | {"config", "durable", "private_files", "pki", "tls_policy", "audit", "directory",
-                      "quarantine", "spool", "dns", "auth", "domain_dns", "measures"},
+                      "quarantine", "spool", "dns", "auth", "domain_dns", "measures", "crypto"},
     # the ten measures, probed (measures/): the portal's dashboard and `mailbastion audit` read them; the
     # live probes speak SMTP and TLS themselves, read the directory (leavers), the recipient map, the spam
     # model, the certificates, and run `dns check`; `av status` is run as a command, not imported

@@ -339,3 +339,24 @@ def test_changing_my_password_ends_my_other_sessions(site: Any) -> None:
                                              "password": PASSWORD, "password_again": PASSWORD})
         assert r.status_code == 303 and client.get("/my/account").status_code == 200
     assert other.get("/my/account").status_code == 303
+
+
+def test_a_confidential_message_is_picked_up_once_with_its_code(site: Any) -> None:
+    from mailbastion.crypto.pickup import PickupStore
+
+    d, runner, _ = site
+    secret = b"From: ceo@example.test\r\nTo: partner@outside.example\r\nSubject: [confidential] Q4\r\n\r\nFigures.\r\n"
+    ticket = PickupStore.from_settings(runner.settings).deposit(secret, recipient="partner@outside.example",
+                                                                 sender="ceo@example.test")
+    path = f"/pickup/{ticket.token}"
+    with http(runner, d) as client:  # no session: the recipient is outside
+        page = client.get(path)
+        assert page.status_code == 200 and "One-time code" in page.text and b"Figures" not in page.content
+        assert client.post(path, data={"code": ticket.code}).status_code == 403  # no CSRF token
+        wrong = client.post(path, data={"csrf": csrf_of(page.text), "code": "AAAAA-AAAAA"})
+        assert wrong.status_code == 400 and "attempt(s) left" in wrong.text
+        r = client.post(path, data={"csrf": csrf_of(page.text), "code": ticket.code})
+        assert r.status_code == 200 and r.content == secret
+        assert r.headers["content-type"].startswith("message/rfc822") and "attachment" in r.headers["content-disposition"]
+        again = client.post(path, data={"csrf": csrf_of(page.text), "code": ticket.code})
+        assert again.status_code == 404  # opened once: gone

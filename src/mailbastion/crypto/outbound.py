@@ -153,7 +153,7 @@ class OutboundPolicy:
         domain = host.split(".", 1)[1] if host.count(".") >= 2 else host
         return cls(Classifier.from_settings(e), is_local_domain, without_key=e.without_key, sign=e.sign,
                    prefer=e.prefer, cipher=e.smime_cipher, hide_subject=e.hide_subject, pickup=pickup,
-                   pickup_url=e.pickup_url or f"https://{host}/pickup/", notice_from=f"postmaster@{domain}",
+                   pickup_url=e.pickup_url or f"{settings.portal.base_url(host)}/pickup/", notice_from=f"postmaster@{domain}",
                    hostname=host)
 
 

@@ -16,7 +16,16 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mailbastion.portal import admin_accounts, admin_system, enrol, quarantine_pages, signin, user_pages, wellknown
+from mailbastion.portal import (
+    admin_accounts,
+    admin_system,
+    enrol,
+    pickup,
+    quarantine_pages,
+    signin,
+    user_pages,
+    wellknown,
+)
 from mailbastion.portal.auth import load_principal
 from mailbastion.portal.context import PortalContext
 from mailbastion.portal.render import ADMIN, HELPDESK, TEMPLATES, make_environment, page
@@ -90,6 +99,7 @@ def routes(ctx: PortalContext) -> list[BaseRoute]:
         Route("/signin/totp-enrol", signin.totp_enrol, methods=both),
         Route("/signout", signin.signout, methods=post),
         Route("/enrol/{token}", enrol.enrol, methods=both),
+        Route("/pickup/{token}", pickup.pickup, methods=both),
         Route("/admin", admin_system.dashboard, methods=get),
         Route("/admin/recheck", admin_system.recheck, methods=post),
         Route("/admin/accounts", admin_accounts.accounts, methods=both),
@@ -125,7 +135,7 @@ def routes(ctx: PortalContext) -> list[BaseRoute]:
 
 
 # What answers without a session; everything else sends a visitor to /signin.
-PUBLIC_PATHS = ("/enrol/", "/.well-known/", "/mail/config-v1.1.xml", "/autodiscover/", "/Autodiscover/", "/l/",
+PUBLIC_PATHS = ("/enrol/", "/pickup/", "/.well-known/", "/mail/config-v1.1.xml", "/autodiscover/", "/Autodiscover/", "/l/",
                 "/static/")
 
 

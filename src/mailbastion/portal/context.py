@@ -17,7 +17,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mailbastion.config import Settings
-from mailbastion.config.sections.portal import parse_listen
 from mailbastion.portal.extensions import (
     AppPasswords,
     ClientSetup,
@@ -44,10 +43,7 @@ __all__ = ["PortalContext", "make_enrol_link", "public_url"]
 
 def public_url(settings: Settings) -> str:
     """Where people reach the portal: `portal.public_url`, else https://<server.hostname>:<listen port>."""
-    if settings.portal.public_url:
-        return settings.portal.public_url
-    _, port = parse_listen(settings.portal.listen)
-    return f"https://{settings.server.hostname}" + ("" if port == 443 else f":{port}")
+    return settings.portal.base_url(settings.server.hostname)
 
 
 def make_enrol_link(settings: Settings, store: PortalStore, address: str, *, by: str, reason: str = "") -> str:

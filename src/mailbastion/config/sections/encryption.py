@@ -88,7 +88,7 @@ class EncryptionSection(Section):
     ldap_timeout: float = Field(10.0, gt=0, le=60)
     # -- secure pick-up -------------------------------------------------------------------------------
     pickup_dir: str = "pickup"  # below data_dir
-    pickup_url: str = ""  # link prefix; "" = https://<server.hostname>/pickup/
+    pickup_url: str = ""  # link prefix; "" = the portal's address + /pickup/ (the portal serves the page)
     pickup_days: int = Field(14, ge=1, le=90)
     pickup_max_attempts: int = Field(5, ge=1, le=20)  # wrong codes before the message is destroyed
     # -- inbound --------------------------------------------------------------------------------------

@@ -60,6 +60,14 @@ class PortalSection(Section):
     digest_time: str = "07:00"
     mta_sts_mode: Literal["testing", "enforce", "none"] = "testing"
 
+    def base_url(self, hostname: str) -> str:
+        """Where people reach the portal: `public_url`, else https://<hostname>:<listen port> (links in mail:
+        enrolment, the digest, the pick-up of confidential mail)."""
+        if self.public_url:
+            return self.public_url
+        _, port = parse_listen(self.listen)
+        return f"https://{hostname}" + ("" if port == 443 else f":{port}")
+
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
