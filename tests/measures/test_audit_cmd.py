@@ -91,7 +91,7 @@ def test_healthy_all_in_one(healthy: Deployment, tmp_path: Path) -> None:
     nine = "\n".join(ms[9]["evidence"])
     assert "TLS 1.0 refused" in nine and "TLS 1.1 refused" in nine and "TLS 1.2 accepted" in nine
     assert "secp521r1 refused" in nine and "X448 refused" in nine
-    for listener in ("SMTP", "LMTP", "portal"):
+    for listener in ("SMTP", "LMTP", "portal", "submission"):
         assert f"\n{listener} " in f"\n{nine}", listener
     assert "p=none (monitoring) since" in "\n".join(ms[10]["evidence"])  # a dated rollout step
     assert "no leaver active, no joiner late" in ms[6]["evidence"][0]

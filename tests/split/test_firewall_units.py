@@ -117,6 +117,20 @@ def test_the_internal_unit_has_no_capability_and_talks_to_its_gateways_only(tmp_
     assert "IPAddressDeny=any" in text and "IPAddressAllow=localhost 10.77.0.1/32 10.77.0.9/32" in text
 
 
+def test_implicit_tls_user_listeners_are_opened_and_may_bind_low_ports(tmp_path: Path) -> None:
+    # Submission on 465 and IMAP on 993 (their listen_tls keys) are user services like 587 and 143.
+    data = {**INTERNAL, "firewall": {"ssh_port": 0, "clients": ["192.0.2.0/24"]},
+            "submission": {"listen": ["10.77.0.2:587"], "listen_tls": ["10.77.0.2:465"]},
+            "imap": {"listen": ["10.77.0.2:143"], "listen_tls": ["10.77.0.2:993"]}}
+    rules = _rules(ruleset(_settings(data, tmp_path)).render(), "input")
+    for port, key in ((587, "submission.listen"), (465, "submission.listen_tls"), (143, "imap.listen"),
+                      (993, "imap.listen_tls")):
+        assert any(f"tcp dport {port} accept" in r and f"({key})" in r and "192.0.2.0/24" in r for r in rules), port
+    text = render(_settings(data, tmp_path), python="/usr/bin/python3").text.splitlines()
+    assert "AmbientCapabilities=CAP_NET_BIND_SERVICE" in text
+    assert any(line.startswith("# Ports below 1024:") and "465" in line and "993" in line for line in text)
+
+
 def test_a_unit_never_runs_as_root(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unprivileged user"):
         render(_settings({**GATEWAY, "server": {**GATEWAY["server"], "user": "root"}}, tmp_path))  # type: ignore[dict-item]

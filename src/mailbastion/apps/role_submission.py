@@ -2,7 +2,7 @@
 
     listeners  [submission] listen (STARTTLS required) and listen_tls (implicit TLS, RFC 8314), one
                SubmissionHandler (submission/handler.py) behind both, the public TLS certificate (tls.cert)
-    passwords  the directory's LoginGuard with a throttle of its own ([login] settings)
+    passwords  the directory's LoginGuard with the process's one login throttle, shared with IMAP ([login] settings)
     outbound   DKIM signer (auth.dkim_keys_dir) → Outbox: the relay hop to the gateway (delivery/relay_client.py,
                mutual TLS), or the outbox spool below submission.spool_dir with its own queue manager,
                which relays later and sends DSNs

@@ -8,7 +8,7 @@ needs, named rule by rule with the setting it comes from:
   (map_push.listen) from the internal host only; out, LMTP to the MDA (lmtp.connect) and nothing else
   towards the internal host, then SMTP to other MX hosts, DNS, HTTPS (MTA-STS, TLS-RPT) and NTP;
 - internal: in, LMTP (lmtp.listen) from the gateway(s) only, and the user-facing listeners other sections
-  name (submission, IMAP, portal: `listen` keys) from firewall.clients; out, the map push to the
+  name (submission, IMAP, portal: `listen` and `listen_tls` keys) from firewall.clients; out, the map push to the
   gateway(s), DNS and NTP, nothing else;
 - all: the union, with nothing between the two roles (loopback).
 
@@ -28,7 +28,20 @@ from mailbastion.config.sections.split import is_loopback, split_hostport
 from mailbastion.core.errors import ConfigError
 from mailbastion.deploy.link import Network, push_sources, resolve_networks
 
-USER_SERVICES = ("submission", "imap", "portal")  # user-facing sections; the `listen` keys of those that exist are opened
+USER_SERVICES = ("submission", "imap", "portal")  # user-facing sections: their listen and listen_tls keys
+
+
+def user_listen_specs(settings: Settings) -> list[tuple[str, str]]:
+    """(key, HOST:PORT) of every user-facing listener: `listen` and `listen_tls` of each USER_SERVICES
+    section (submission 587 and 465, IMAP 143 and 993, the portal)."""
+    out: list[tuple[str, str]] = []
+    for name in USER_SERVICES:
+        section = getattr(settings, name, None)
+        for key in ("listen", "listen_tls"):
+            value = getattr(section, key, None)
+            specs = [value] if isinstance(value, str) else list(value or ())
+            out += [(f"{name}.{key}", spec) for spec in specs if spec]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,12 +168,8 @@ def _internal(settings: Settings, rs: Ruleset) -> None:
     s = settings
     gateways = [n for g in s.map_push.gateways for n in resolve_networks(split_hostport(g)[0], "map_push.gateways")]
     rs.input += _listeners([s.lmtp.listen], "lmtp.listen", "LMTP from the gateway", gateways)
-    for name in USER_SERVICES:
-        section = getattr(s, name, None)
-        listen = getattr(section, "listen", None)
-        if listen:
-            specs = [listen] if isinstance(listen, str) else list(listen)
-            rs.input += _listeners(specs, f"{name}.listen", name, s.firewall.clients)
+    for key, spec in user_listen_specs(s):
+        rs.input += _listeners([spec], key, key.split(".", 1)[0], s.firewall.clients)
     for g in s.map_push.gateways:
         host, port = split_hostport(g)
         rs.output += [Rule(f"{_ip_match(n, 'daddr')} tcp dport {port} accept",
@@ -194,4 +203,4 @@ def ruleset(settings: Settings, role: str | None = None) -> Ruleset:
     return rs
 
 
-__all__ = ["USER_SERVICES", "Rule", "Ruleset", "ruleset"]
+__all__ = ["USER_SERVICES", "Rule", "Ruleset", "ruleset", "user_listen_specs"]

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from mailbastion.config import Settings
 from mailbastion.config.sections.split import is_loopback, split_hostport
 from mailbastion.core.errors import ConfigError
-from mailbastion.deploy.firewall import USER_SERVICES
+from mailbastion.deploy.firewall import user_listen_specs
 from mailbastion.deploy.link import resolve_networks
 
 DESCRIPTIONS = {
@@ -47,9 +47,7 @@ def _listen_specs(settings: Settings, role: str) -> list[str]:
         specs += [s.map_push.listen] if s.map_push.listen else []
     if role in ("internal", "all"):
         specs.append(s.lmtp.listen)
-        for name in USER_SERVICES:
-            listen = getattr(getattr(s, name, None), "listen", None)
-            specs += [listen] if isinstance(listen, str) else list(listen or [])
+        specs += [spec for _, spec in user_listen_specs(s)]
     specs += [s.metrics.listen] if s.metrics.listen else []
     return specs
 
@@ -78,12 +76,7 @@ def _group(user: str) -> str:
 
 def _public_user_listeners(settings: Settings) -> list[str]:
     """The user services' listen addresses other than loopback (a loopback listener needs no client)."""
-    out: list[str] = []
-    for name in USER_SERVICES:
-        listen = getattr(getattr(settings, name, None), "listen", None)
-        specs = [listen] if isinstance(listen, str) else list(listen or ())
-        out += [spec for spec in specs if spec and not is_loopback(split_hostport(spec)[0])]
-    return out
+    return [spec for _, spec in user_listen_specs(settings) if not is_loopback(split_hostport(spec)[0])]
 
 
 def _ip_allow(settings: Settings, role: str) -> list[str]:

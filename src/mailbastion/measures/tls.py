@@ -101,6 +101,11 @@ def endpoints(settings: Settings) -> list[Endpoint]:
                 add(f"IMAP {a} (STARTTLS)", a, "imap-starttls")
             for a in s.imap.listen_tls:
                 add(f"IMAPS {a}", a, "tls")
+        if s.submission.enabled:
+            for a in s.submission.listen:
+                add(f"submission {a} (STARTTLS)", a, "smtp-starttls")
+            for a in s.submission.listen_tls:
+                add(f"submission {a} (implicit TLS)", a, "tls")
     return out
 
 
