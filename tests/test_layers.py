@@ -58,21 +58,21 @@ MAY_IMPORT: dict[str, set[str]] = {
     # above them
     "gateway": BASE | {"config", "durable", "smtp", "policy", "spool", "quarantine", "auth", "dns", "engines",
                        "spam", "metrics"},  # the handler between the SMTP engine and the policy
-    "submission": BASE | {"config", "auth", "dns", "smtp", "spool", "policy", "directory", "crypto"},  # + login, send-as, holds; protect_outbound
+    "submission": BASE | {"config", "auth", "dns", "smtp", "spool", "policy", "directory", "crypto", "metrics"},  # + login, send-as, holds; protect_outbound
     "domain_dns": BASE | {"config", "auth", "dns"},  # records our domains publish, and their live check
     "lifecycle": BASE | {"config", "directory", "audit", "mailbox", "private_files"},  # joiners and leavers: dates, archives (Maildir)
     "deploy": BASE | {"config", "pki", "private_files"},  # a split's host artefacts: gateway bundle, nftables, units
     # the web portal (internal role): directory, quarantine, queue control and spool writer, audit, our DNS
     # records and their check, the certificates for its HTTPS and the TLS measure
     "portal": BASE | {"config", "durable", "private_files", "pki", "tls_policy", "audit", "directory",
-                      "quarantine", "spool", "dns", "auth", "domain_dns", "measures", "crypto"},
+                      "quarantine", "spool", "dns", "auth", "domain_dns", "measures", "crypto", "metrics"},
     # the ten measures, probed (measures/): the portal's dashboard and `mailbastion audit` read them; the
     # live probes speak SMTP and TLS themselves, read the directory (leavers), the recipient map, the spam
     # model, the certificates, and run `dns check`; `av status` is run as a command, not imported
     "measures": BASE | {"config", "directory", "domain_dns", "dns", "auth", "spam", "pki", "lifecycle"},
     # Dovecot run by the internal role: our directory decides logins, the MDA's Maildir layout, the spam model
     # learns Junk moves, and the one TLS policy of every listener.
-    "imap": BASE | {"config", "durable", "directory", "mailbox", "spam", "tls_policy"},
+    "imap": BASE | {"config", "durable", "directory", "mailbox", "spam", "tls_policy", "metrics"},
 }
 _SERVICES = set(MAY_IMPORT)
 MAY_IMPORT["testing"] = _SERVICES  # the shipped test kit: fakes and loopback servers; src never imports it

@@ -112,3 +112,18 @@ def test_sources_are_measured_at_scrape_and_a_broken_one_is_left_out(tmp_path: P
         assert _value(text, "mailbastion_auth_failures_total", service="submission", mechanism="PLAIN") == 1.0
     finally:
         metrics.disable()
+
+
+def test_a_refused_submission_login_is_counted(served: tuple[Deployment, int]) -> None:
+    import smtplib
+    import ssl
+
+    d, port = served
+    labels = {"service": "submission", "mechanism": "PLAIN"}
+    before = _value(_scrape(port), "mailbastion_auth_failures_total", **labels) or 0
+    ctx = ssl.create_default_context(cafile=str(d.root / "tls" / "ca.crt"))
+    ctx.check_hostname = False
+    with smtplib.SMTP_SSL("127.0.0.1", d.submissions_port, context=ctx, timeout=60) as s:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.login("alice@example.test", "not-her-password-at-all")
+    assert (_value(_scrape(port), "mailbastion_auth_failures_total", **labels) or 0) == before + 1

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from mailbastion import metrics
 from mailbastion.core.address import AddressError
 from mailbastion.directory.login import LoginGuard
 from mailbastion.directory.models import AccountState
@@ -141,9 +142,11 @@ class AuthSocketServer:
             # password in clear; we do not: no password is checked that did not come through TLS.
             log.warning("login.refused service=%s user=%s client=%s reason=no_tls (a password sent in clear)",
                         service, user.strip().lower(), client or "unknown")
+            metrics.auth_failure(service or "imap", "cleartext")
             return line("FAIL")
         result = self.guard.attempt(user, password, client=client or "unknown", service=service or "imap")
         if not result.ok:
+            metrics.auth_failure(service or "imap", "password")
             return line("FAIL")
         fields = self._userdb(result.address, prefix="userdb_")
         return line("OK", f"user={result.address}", *fields)

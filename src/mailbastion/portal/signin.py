@@ -20,6 +20,7 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from mailbastion import metrics
 from mailbastion.portal import totp
 from mailbastion.portal.auth import (
     PRE_COOKIE,
@@ -93,6 +94,7 @@ async def signin_submit(request: Request) -> Response:
     locked = facts is not None and facts.locked_until is not None and facts.locked_until > ctx.now()
     ok = await asyncio.to_thread(ctx.directory.verify_password, address, password) if facts else False
     if not ok or locked or facts is None:
+        metrics.auth_failure("portal", "password")
         ctx.throttle.failed(client)
         if facts is not None and not locked:
             p = ctx.settings.portal
@@ -127,6 +129,7 @@ async def _fail_code(request: Request, who: Principal) -> None:
     ctx = request.app.state.ctx
     p = ctx.settings.portal
     ctx.throttle.failed(client_of(request))
+    metrics.auth_failure("portal", "totp")
     locked = await asyncio.to_thread(ctx.store.record_failure, who.address,
                                      window=dt.timedelta(minutes=p.login_window_minutes),
                                      max_failures=p.login_max_failures, lockout=dt.timedelta(minutes=p.lockout_minutes))

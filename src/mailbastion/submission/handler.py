@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mailbastion import metrics
 from mailbastion.auth.dkim_verify import verifiable_message
 from mailbastion.auth.from_header import analyze_from
 from mailbastion.core import replies
@@ -118,8 +119,10 @@ class SubmissionHandler(BaseHandler):
             log.error("submission.auth directory unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
             return replies.AUTH_TEMP_FAILURE
         if result.outcome is LoginOutcome.LOCKED_OUT:
+            metrics.auth_failure("submission", mechanism)
             return THROTTLED
         if not result.ok:
+            metrics.auth_failure("submission", mechanism)
             return replies.AUTH_FAILED
         if authzid and self._norm(authzid) != result.address:
             log.warning("submission.auth refused user=%s authzid=%r: acting as another is not allowed",
