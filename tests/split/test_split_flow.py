@@ -279,8 +279,8 @@ def test_audit_proves_the_split_on_both_hosts(split: Split) -> None:
     assert inside[5]["status"] == "pass", inside[5]
     five = "\n".join(inside[5]["evidence"])  # type: ignore[arg-type]
     assert f"{GW}:2426: last map push accepted" in five and "table inet mailbastion in force" in five
-    assert inside[9]["status"] == "pass", inside[9]  # LMTP (mutual TLS) and the portal
-    assert inside[6]["status"] == "not built"  # no leaver overdue; the procedures are not built
+    assert inside[9]["status"] == "pass", inside[9]  # LMTP (mutual TLS), the portal, submission
+    assert inside[6]["status"] == "pass", inside[6]  # dates applied on time by the running scheduler
     for n in (1, 3, 4):  # the MX is on the gateway: said, not passed
         assert inside[n]["status"] == "fail" and "gateway" in "\n".join(inside[n]["evidence"]), inside[n]  # type: ignore[arg-type]
     # Run as root, the audit leaves its report to the service user, who owns data_dir (the portal reads it).
