@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 from portal_kit import PASSWORD, SCREENSHOTS, PortalRunner, Totp, http, portal_deployment, settings_of, sign_in
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from mailbastion.testing.deployment import Deployment
@@ -86,11 +85,21 @@ def fill(browser: Any, field_id: str, value: str) -> None:
     el.send_keys(value)
 
 
+def _replaced(old: Any) -> bool:
+    """True once `old` left the document. Chromium says so either as a stale element or, while the new page
+    is being built, as "Node with given id does not belong to the document" (a plain WebDriverException)."""
+    try:
+        old.is_enabled()
+    except (StaleElementReferenceException, WebDriverException):
+        return True
+    return False
+
+
 def click_and_wait(browser: Any, element: Any) -> None:
     """Click, then wait until the page it leads to has replaced this one."""
     old = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, 60).until(staleness_of(old))
+    WebDriverWait(browser, 60).until(lambda _b: _replaced(old))
     WebDriverWait(browser, 60).until(lambda b: b.execute_script("return document.readyState") == "complete")
 
 
