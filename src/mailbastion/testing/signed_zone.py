@@ -119,10 +119,17 @@ class SignedZoneServer:
                 except OSError:
                     return
 
-        self._udp = socketserver.ThreadingUDPServer((host, 0), Udp)
-        self.port = self._udp.server_address[1]
         socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._tcp = socketserver.ThreadingTCPServer((host, self.port), Tcp)
+        for _ in range(50):  # one port number for UDP and TCP: the kernel's UDP choice may be taken in TCP
+            self._udp = socketserver.ThreadingUDPServer((host, 0), Udp)
+            self.port = self._udp.server_address[1]
+            try:
+                self._tcp = socketserver.ThreadingTCPServer((host, self.port), Tcp)
+                break
+            except OSError:
+                self._udp.server_close()
+        else:
+            raise RuntimeError(f"no port free for both UDP and TCP on {host}")
         self._udp.daemon_threads = self._tcp.daemon_threads = True
 
     # -- answering ------------------------------------------------------------------------------------------
