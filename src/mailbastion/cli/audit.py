@@ -3,7 +3,7 @@
 Exit code 1 when a measure fails ("not built" is not a failure: it is said, never passed); 3 when
 --mail-changes could not mail (a daily timer's unit counts 1 as success: the mail reports it). The live probes
 send EICAR, GTUBE, a relay attempt and smuggling probes through this host's MX listener (all refused when
-the measures hold), and handshake every TLS listener; see docs/notes-audit.md.
+the measures hold), and handshake every TLS listener; see README.md (the ten measures) and docs/architecture.md.
 """
 
 from __future__ import annotations
