@@ -6,6 +6,23 @@ The gateway's and the internal host's files name only keys their role uses (conf
 
 from __future__ import annotations
 
+_SUBMISSION = """\
+[submission]                    # users send mail here (AUTH under TLS only), relayed through the gateway
+listen = ["127.0.0.1:2587"]     # STARTTLS required before AUTH; 587 in production
+listen_tls = ["127.0.0.1:2465"] # implicit TLS (RFC 8314); 465 in production
+
+[submission.limits]             # per account: over a limit the client is told to retry later (450 4.7.1)
+messages_per_hour = 200
+messages_per_day = 1000
+recipients_per_hour = 500
+recipients_per_day = 2000
+
+[submission.hijack]             # a stolen password: sending suspended, audited, postmaster alerted
+fanout_recipients = 150         # distinct recipients within fanout_window_seconds
+new_clients = 6                 # logins from new client networks within new_clients_window_seconds
+alert = "postmaster"            # or "log": the `submission.alarm` log line only
+"""
+
 TEMPLATE = """\
 # mailbastion configuration, written by `mailbastion init` for {domain}.
 # Every key has a secure default; `mailbastion config show` prints the effective values.
@@ -48,21 +65,7 @@ listen = ["127.0.0.1:2143"]     # STARTTLS required before any password
 listen_tls = ["127.0.0.1:2993"] # implicit TLS
 mail_user = "mailbastion"       # owns the Maildirs; Dovecot reads mail as it (never as root)
 
-[submission]                    # users send mail here (AUTH under TLS only), relayed through the gateway
-listen = ["127.0.0.1:2587"]     # STARTTLS required before AUTH; 587 in production
-listen_tls = ["127.0.0.1:2465"] # implicit TLS (RFC 8314); 465 in production
-
-[submission.limits]             # per account: over a limit the client is told to retry later (450 4.7.1)
-messages_per_hour = 200
-messages_per_day = 1000
-recipients_per_hour = 500
-recipients_per_day = 2000
-
-[submission.hijack]             # a stolen password: sending suspended, audited, postmaster alerted
-fanout_recipients = 150         # distinct recipients within fanout_window_seconds
-new_clients = 6                 # logins from new client networks within new_clients_window_seconds
-alert = "postmaster"            # or "log": the `submission.alarm` log line only
-
+""" + _SUBMISSION + """
 [spool]
 dir = "spool"
 
@@ -186,21 +189,7 @@ interval = 300                  # seconds: and this often even without a change
 [relay_in]                      # users' outbound mail goes to the gateway's relay listener (mutual TLS)
 connect = "{gateway_relay}"
 
-[submission]                    # users send mail here (AUTH under TLS only), relayed through the gateway
-listen = ["127.0.0.1:2587"]     # STARTTLS required before AUTH; 587 in production
-listen_tls = ["127.0.0.1:2465"] # implicit TLS (RFC 8314); 465 in production
-
-[submission.limits]             # per account: over a limit the client is told to retry later (450 4.7.1)
-messages_per_hour = 200
-messages_per_day = 1000
-recipients_per_hour = 500
-recipients_per_day = 2000
-
-[submission.hijack]             # a stolen password: sending suspended, audited, postmaster alerted
-fanout_recipients = 150         # distinct recipients within fanout_window_seconds
-new_clients = 6                 # logins from new client networks within new_clients_window_seconds
-alert = "postmaster"            # or "log": the `submission.alarm` log line only
-
+""" + _SUBMISSION + """
 [directory]
 url = "sqlite:///directory.db"
 recipient_map = "recipient-map.json"
