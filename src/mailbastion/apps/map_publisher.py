@@ -32,6 +32,7 @@ from mailbastion.apps.map_push import PushReply
 from mailbastion.config import Settings
 from mailbastion.config.sections.split import split_hostport
 from mailbastion.core.errors import ConfigError
+from mailbastion.core.tasks import cancel_and_wait
 from mailbastion.deploy.names import LINK_NAME
 from mailbastion.directory.recipient_map import parse_map
 from mailbastion.metrics import Sample
@@ -198,13 +199,8 @@ class MapPublisher:
         return [f"recipient map           {self.path} (pushed to: {where})"]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def samples(self) -> list[Sample]:
         return [Sample("map_push_last_success_timestamp_seconds", "When each gateway last accepted the recipient map",

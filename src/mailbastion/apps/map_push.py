@@ -33,6 +33,7 @@ from ipaddress import IPv4Network, IPv6Network
 from mailbastion.config import Settings
 from mailbastion.config.sections.split import split_hostport
 from mailbastion.core.errors import ConfigError
+from mailbastion.core.tasks import cancel_and_wait
 from mailbastion.deploy.link import push_sources
 from mailbastion.deploy.names import INTERNAL_CLIENT_NAME
 from mailbastion.directory.recipient_map import MapData, RecipientMap, atomic_write, parse_map, read_map
@@ -259,13 +260,8 @@ class MapAgeWatch:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="recipient-map-age")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 __all__ = ["MAX_COMMAND", "MapAgeWatch", "MapReceiver", "PushReply", "allowed_networks", "link_server_context",

@@ -32,6 +32,7 @@ from mailbastion.apps.features import Services, gateway_services
 from mailbastion.apps.pipeline import PolicyStack
 from mailbastion.config import Settings
 from mailbastion.core.errors import ConfigError
+from mailbastion.core.tasks import cancel_and_wait
 from mailbastion.spool.layout import SpoolLayout
 
 if TYPE_CHECKING:
@@ -121,13 +122,8 @@ class TlsRptSchedule:
                  "".join(f"; {r.domain} {r.rua}: {r.detail}" for r in failed))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 def tls_rpt_schedule(settings: Settings, agent: SmtpDeliveryAgent, spool: Spool) -> TlsRptSchedule | None:
