@@ -157,6 +157,11 @@ messages_per_hour = 50
 [submission.hijack]
 fanout_recipients = 40
 alert = "log"
+
+[aup]
+grace_days = 7
+enforce = "notify"
+notice_sender = "policy@example.org"
 """
 
 

@@ -23,6 +23,12 @@ new_clients = 6                 # logins from new client networks within new_cli
 alert = "postmaster"            # or "log": the `submission.alarm` log line only
 """
 
+_AUP = """
+[aup]                           # acceptable use policy: `mailbastion aup template`, edit, `aup publish`
+grace_days = 14                 # days to accept a new version in the portal (from its effective date)
+enforce = "submission"          # past grace: sending refused (5.7.1) + one notice; "notify": the notice only
+"""
+
 TEMPLATE = """\
 # mailbastion configuration, written by `mailbastion init` for {domain}.
 # Every key has a secure default; `mailbastion config show` prints the effective values.
@@ -65,7 +71,7 @@ listen = ["127.0.0.1:2143"]     # STARTTLS required before any password
 listen_tls = ["127.0.0.1:2993"] # implicit TLS
 mail_user = "mailbastion"       # owns the Maildirs; Dovecot reads mail as it (never as root)
 
-""" + _SUBMISSION + """
+""" + _SUBMISSION + _AUP + """
 [spool]
 dir = "spool"
 
@@ -189,7 +195,7 @@ interval = 300                  # seconds: and this often even without a change
 [relay_in]                      # users' outbound mail goes to the gateway's relay listener (mutual TLS)
 connect = "{gateway_relay}"
 
-""" + _SUBMISSION + """
+""" + _SUBMISSION + _AUP + """
 [directory]
 url = "sqlite:///directory.db"
 recipient_map = "recipient-map.json"

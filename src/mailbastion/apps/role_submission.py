@@ -104,12 +104,19 @@ class SubmissionRole:
             policy = OutboundPolicy.from_settings(s, is_local_domain=directory.is_local_domain,
                                                   pickup=PickupStore.from_settings(s))
             protection = Protection(policy, StoreKeys(UserKeys.from_settings(s)), hold=spool)
+        sender_gate = None
+        if s.aup.enforce == "submission":  # the acceptable use policy, past its grace period (aup/standing.py)
+            from mailbastion.aup.standing import AupGate, AupPolicy
+            from mailbastion.aup.store import AupStore
+
+            sender_gate = AupGate(AupStore(directory), AupPolicy.from_settings(s))
         handler = SubmissionHandler(
             guard=LoginGuard(directory, self.throttle), sending=SendingStore(directory), meter=self.meter,
             outbox=Outbox(self.agent, spool, timeout=sub.relay_timeout_seconds), signer=self.signer,
             alert_spool=spool if sub.hijack.alert == "postmaster" else None,
             recipient_delimiter=s.mailbox.recipient_delimiter, max_recipients=sub.max_recipients,
-            add_missing_headers=sub.add_missing_headers, hostname=s.server.hostname, protection=protection)
+            add_missing_headers=sub.add_missing_headers, hostname=s.server.hostname, protection=protection,
+            sender_gate=sender_gate)
         limits = EdgeLimits(max_message_size=sub.max_message_size, max_recipients=sub.max_recipients,
                             max_line_length=s.smtp.max_line_length,
                             idle_timeout=sub.idle_timeout, max_connections=sub.max_connections,

@@ -14,6 +14,7 @@ from mailbastion.cli._common import COMMAND_MODULES, main_group
 
 COMMAND_MODULES["tls"] = "tls"  # certificates: status, renew, import
 COMMAND_MODULES["audit"] = "audit"  # the ten measures checked live (measures/)
+COMMAND_MODULES["aup"] = "aup"  # the acceptable use policy: publish, list, show, report (aup/)
 
 
 def main() -> None:

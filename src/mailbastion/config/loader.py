@@ -122,7 +122,7 @@ def weakened(settings: Settings) -> list[str]:
         if not getattr(settings, name).enabled and getattr(defaults, name).enabled:
             out.append(f"{name}.enabled = false")
     out.extend(settings.directory.ldap.weakened())
-    for name in ("auth", "antivirus", "spam", "outbound", "encryption", "relay_in", "portal", "lifecycle"):
+    for name in ("auth", "antivirus", "spam", "outbound", "encryption", "relay_in", "portal", "lifecycle", "aup"):
         section_weakened = getattr(getattr(settings, name), "weakened", None)
         if callable(section_weakened):
             out.extend(section_weakened())

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, PrivateAttr
 
 from mailbastion.config.sections.antivirus import AntivirusSection
+from mailbastion.config.sections.aup import AupSection
 from mailbastion.config.sections.auth import AuthSection
 from mailbastion.config.sections.base import Section
 from mailbastion.config.sections.core import (
@@ -59,6 +60,7 @@ class Settings(Section):
     login: LoginSection = Field(default_factory=LoginSection)
     lifecycle: LifecycleSection = Field(default_factory=LifecycleSection)
     submission: SubmissionSection = Field(default_factory=SubmissionSection)
+    aup: AupSection = Field(default_factory=AupSection)
 
     _source: Path | None = PrivateAttr(default=None)
 

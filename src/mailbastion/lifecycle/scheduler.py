@@ -1,5 +1,6 @@
 """The lifecycle scheduler of the internal role: applies start and end dates, archives and deletions on
-time (lifecycle/transitions.py), checking every `[lifecycle] check_interval_seconds` (60 s).
+time (lifecycle/transitions.py), checking every `[lifecycle] check_interval_seconds` (60 s); each check also
+sends the acceptable use policy's notices to users past its grace period (aup/notices.py).
 
     scheduler = LifecycleScheduler(settings)     # apps/role_internal.py starts it next to the map publisher
     lines = await scheduler.start()              # a first check now, then one per interval
@@ -59,6 +60,9 @@ class LifecycleScheduler:
         finally:
             self.checks += 1
         self._record(checked=True)
+        from mailbastion.aup.notices import notify_overdue  # the acceptable use policy's overdue notices
+
+        await notify_overdue(self.settings, self.directory)  # never raises
         return done
 
     def _record(self, **what: object) -> None:

@@ -5,7 +5,7 @@
     board = audit_board(settings)             # the audit: all of those, plus the live probes of 1, 3, 4, 5, 9
 
 The portal does not send EICAR or GTUBE every five minutes: its measures 3, 4 and 5 say so and point at
-`mailbastion audit`. Measures 7 and 8 are not built anywhere (issue 13).
+`mailbastion audit`. Measure 7 is measures/aup.py; measure 8 is not built yet (issue 13).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from mailbastion.measures.antivirus import AntivirusProbe, AvStatus, EicarProbe, av_status_command
+from mailbastion.measures.aup import AupProbe, NoAupDirectory
 from mailbastion.measures.board import (
     MET,
     NOT_BUILT,
@@ -46,7 +47,7 @@ AUDIT_TIMEOUT = 300.0  # one probe; a busy clamd scanning three messages, or a s
 LAST_FILE = "state/audit-last.json"  # below data_dir: every audit's report, for the portal
 MAILED_FILE = "state/audit-mailed.json"  # the report last mailed by --mail-changes: what changed is against it
 LAST_AUDIT_MAX_AGE = dt.timedelta(hours=26)  # a daily timer's run, and some slack
-NOT_BUILT_7_8 = "not built: no record of who accepted the policy or took the training (issue 13)"
+NOT_BUILT_7_8 = "not built: no record of who took the training (issue 13)"
 
 
 def directory_domains(store: PortalStore) -> Domains:
@@ -92,7 +93,8 @@ def portal_board(settings: Settings, store: PortalStore, av_status: AvStatus | N
         AntivirusProbe(av_status or av_status_command(settings)),
         LastAuditProbe(settings),
         DirectoryProbe(store, settings),
-        NotBuilt((7, 8), NOT_BUILT_7_8),
+        AupProbe(settings, store.directory),
+        NotBuilt((8,), NOT_BUILT_7_8),
         TlsProbe(settings),
         DnsProbe(settings, directory_domains(store)),
     ])
@@ -113,13 +115,15 @@ def mail_target(settings: Settings, domains: Sequence[str]) -> tuple[MailTarget 
 def audit_probes(settings: Settings, domains: Sequence[str]) -> list[MeasureProbe]:
     target, why = mail_target(settings, domains)
     people: MeasureProbe
+    aup: MeasureProbe
     if settings.server.role == "gateway":
-        people = NoDirectory()
+        people, aup = NoDirectory(), NoAupDirectory()
     else:
         from mailbastion.directory.portal import PortalStore
         from mailbastion.directory.store import Directory
 
-        people = DirectoryProbe(PortalStore(Directory.from_settings(settings)), settings)
+        directory = Directory.from_settings(settings)
+        people, aup = DirectoryProbe(PortalStore(directory), settings), AupProbe(settings, directory)
     return [
         AntivirusProbe(av_status_command(settings)),
         EicarProbe(target, why),
@@ -127,7 +131,8 @@ def audit_probes(settings: Settings, domains: Sequence[str]) -> list[MeasureProb
         RelayProbe(settings, target, domains[0] if domains else "invalid", why),
         SplitProbe(settings),
         people,
-        NotBuilt((7, 8), NOT_BUILT_7_8),
+        aup,
+        NotBuilt((8,), NOT_BUILT_7_8),
         TlsProbe(settings, complete=True),
         ListenerTlsProbe(settings),
         PolicyProbe(settings),

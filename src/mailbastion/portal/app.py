@@ -75,7 +75,9 @@ async def home(request: Request) -> Response:
     if isinstance(who, Response):
         return who
     target = {ADMIN: "/admin", HELPDESK: "/admin/accounts"}.get(who.role, "/my/quarantine")
-    return RedirectResponse(target, status_code=303)
+    from mailbastion.portal.aup_pages import after_signin  # the acceptable use policy, when not accepted yet
+
+    return RedirectResponse(await after_signin(request.app.state.ctx, who.address, target), status_code=303)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

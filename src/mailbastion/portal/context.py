@@ -29,6 +29,7 @@ from mailbastion.portal.throttle import ClientThrottle
 
 if TYPE_CHECKING:
     from mailbastion.audit.log import AuditLog
+    from mailbastion.aup.store import AupStore
     from mailbastion.directory.portal import PortalStore
     from mailbastion.directory.store import Directory
     from mailbastion.measures.board import MeasureBoard
@@ -91,6 +92,9 @@ class PortalContext:
             "throttle": ClientThrottle(p.client_max_failures, dt.timedelta(minutes=p.login_window_minutes)),
         }
         parts["app_passwords"] = DirectoryAppPasswords(directory)  # every client's device password, IMAP or submission
+        from mailbastion.portal.aup_pages import AupPages
+
+        parts["extensions"] = (AupPages(),)  # the acceptable use policy's pages (measure 7)
         parts.update(overrides)
         if "measures" not in parts:
             parts["measures"] = portal_board(settings, parts["store"], parts.get("av_status"))
@@ -110,6 +114,12 @@ class PortalContext:
         from mailbastion.spool.writer import Spool
 
         return Spool.from_settings(self.settings)
+
+    @cached_property
+    def aup(self) -> AupStore:
+        from mailbastion.aup.store import AupStore
+
+        return AupStore(self.directory)
 
     @cached_property
     def queue(self) -> QueueControl:

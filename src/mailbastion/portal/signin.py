@@ -62,6 +62,10 @@ async def signin_form(request: Request) -> Response:
 
 async def start_session(request: Request, address: str, role: str, *, mfa_done: bool, target: str) -> Response:
     ctx = request.app.state.ctx
+    if mfa_done:  # a complete sign-in: the acceptable use policy first, when it is not accepted yet
+        from mailbastion.portal.aup_pages import after_signin
+
+        target = await after_signin(ctx, address, target)
     token = new_token()
     hours = dt.timedelta(hours=ctx.settings.portal.session_absolute_hours)
     await asyncio.to_thread(ctx.store.create_session, token_hash(token), address, role, new_token(),

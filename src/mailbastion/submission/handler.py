@@ -10,7 +10,8 @@ on `listen_tls`); this handler decides, stage by stage:
                                            unknown user, a wrong password, an inactive account)
                 throttled                  454 4.7.0 Too many failed logins ... (back-off doubles per lockout)
                 directory unreadable       454 4.7.0 Temporary authentication failure
-    MAIL      530 5.7.0 before AUTH; 550 5.7.1 when sending is suspended for the account; 553 5.7.1 when
+    MAIL      530 5.7.0 before AUTH; 550 5.7.1 when sending is suspended for the account, or `sender_gate`
+              refuses it (the acceptable use policy past its grace period, aup/standing.py); 553 5.7.1 when
               the sender is not the account, one of its aliases, or a send-as grant (Postfix's
               reject_sender_login_mismatch); 450 4.7.1 over a sending limit.
     RCPT      450 4.7.1 over a recipient limit; a sudden fan-out suspends sending (550 5.7.1).
@@ -31,7 +32,7 @@ import asyncio
 import email.utils
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -88,7 +89,8 @@ class SubmissionHandler(BaseHandler):
     def __init__(self, *, guard: LoginGuard, sending: SendingStore, meter: SendingMeter, outbox: Outbox,
                  signer: Callable[[], DkimSigner | None] = lambda: None, alert_spool: SpoolWriter | None = None,
                  recipient_delimiter: str = "+", max_recipients: int = 100, add_missing_headers: bool = True,
-                 hostname: str = "localhost", protection: Protection | None = None) -> None:
+                 hostname: str = "localhost", protection: Protection | None = None,
+                 sender_gate: Callable[[str], Awaitable[Reply | None]] | None = None) -> None:
         self.guard = guard
         self.sending = sending
         self.meter = meter
@@ -100,6 +102,7 @@ class SubmissionHandler(BaseHandler):
         self.add_missing_headers = add_missing_headers
         self.hostname = hostname
         self.protection = protection  # the outbound encryption policy (None: encryption.enabled = false)
+        self.sender_gate = sender_gate  # account -> a refusal or None, at MAIL (aup/standing.py AupGate)
         self._sessions: dict[str, _Session] = {}
 
     def _session(self, peer: PeerInfo) -> _Session:
@@ -163,6 +166,8 @@ class SubmissionHandler(BaseHandler):
             return replies.AUTH_REQUIRED
         try:
             held = await self._held(account)
+            if held is None and self.sender_gate is not None:
+                held = await self.sender_gate(account)  # e.g. the acceptable use policy not accepted in time
             if held is not None:
                 return held
             # Grants and aliases may have changed since the login: read them again for each transaction.
