@@ -53,7 +53,8 @@ def aup_group() -> None:
 
 
 @aup_group.command("template")
-def aup_template() -> None:
+@config_option
+def aup_template(config_path: Path | None) -> None:
     """Print the shipped template (Markdown): copy it, fill in the [bracketed] parts, publish it."""
     from mailbastion.aup.template import template_text
 
