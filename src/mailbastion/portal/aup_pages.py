@@ -91,7 +91,7 @@ async def accept_page(request: Request) -> Response:
             except AupError as exc:
                 error, status = str(exc), 409
             else:
-                return RedirectResponse(target if target != "/" else ACCEPT_PATH, status_code=303)
+                return RedirectResponse(target, status_code=303)  # "/": the role's own first page
     current = await asyncio.to_thread(store.current)
     standing = await asyncio.to_thread(standing_of, store, policy, who.address)
     history = await asyncio.to_thread(store.history, who.address)
@@ -171,7 +171,7 @@ class AupPages:
 
     name: str = "aup"
     nav: Sequence[NavItem] = field(default_factory=lambda: (
-        NavItem("Use policy", "/admin/aup", frozenset(REPORT_ROLES)),
+        NavItem("Policy acceptance", "/admin/aup", frozenset(REPORT_ROLES)),
         NavItem("Acceptable use", ACCEPT_PATH, EVERYONE),
     ))
     template_dir: Path | None = None  # aup*.html live with the portal's templates
