@@ -38,6 +38,7 @@ def run(d: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_publish_list_show_and_report(d: Deployment, tmp_path: Path) -> None:
+    assert load_settings(d.config).aup.enforce == "submission" and "[aup]" in d.config.read_text()  # from init
     r = run(d, "report")
     assert r.returncode == 0 and "no version of the acceptable use policy is in effect" in r.stdout
 

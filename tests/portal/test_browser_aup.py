@@ -109,7 +109,7 @@ def browser_sign_in(browser: Any, runner: PortalRunner, address: str, password: 
 
 
 def test_a_user_is_sent_to_the_policy_at_sign_in_and_accepts_it(site: Any, browser: Any) -> None:
-    d, runner, _ = site
+    _d, runner, _ = site
     browser_sign_in(browser, runner, ALICE, PASSWORD)
     assert browser.current_url == runner.url + "/aup?next=%2F", browser.current_url  # before anything else
     main = browser.find_element(By.TAG_NAME, "main")
@@ -148,7 +148,7 @@ def test_a_user_is_sent_to_the_policy_at_sign_in_and_accepts_it(site: Any, brows
 
 
 def test_the_administrator_sees_versions_and_the_acceptance_report(site: Any, browser: Any) -> None:
-    d, runner, codes = site
+    _d, runner, codes = site
     if runner.ctx.aup.acceptance(ALICE, VERSION) is None:
         pytest.skip("needs Alice's acceptance from the first test")
     browser_sign_in(browser, runner, ADMIN, ADMIN_PASSWORD, codes[ADMIN])

@@ -45,8 +45,8 @@ def notice_message(s: AccountStanding, policy: AupPolicy, *, sender: str, now: d
     effect = ("Until you accept it, mail you send is refused (receiving still works)."
               if policy.enforce == "submission" else
               "Your administrator sees in the acceptance report that it is overdue.")
-    lines = [f"The acceptable use policy (version {s.version}) was due to be accepted by "
-             f"{s.due_at:%Y-%m-%d %H:%M} UTC, and you have not accepted it yet.", "", effect, "",
+    lines = [(f"The acceptable use policy (version {s.version}) was due to be accepted by "
+             f"{s.due_at:%Y-%m-%d %H:%M} UTC, and you have not accepted it yet."), "", effect, "",
              "Read it and accept it in the mail portal (sign in with your mail address and password):",
              f"  {policy.accept_url}", "",
              "This message is sent once. Ask your administrator if you have a question about the policy.", ""]

@@ -26,4 +26,4 @@ def _parser() -> MarkdownIt:
 
 @lru_cache(maxsize=16)
 def to_html(text: str) -> Markup:
-    return Markup(_parser().render(text))  # noqa: S704 - escaped by the parser: raw HTML is off (see above)
+    return Markup(_parser().render(text))

@@ -36,7 +36,7 @@ from mailbastion.directory.resolution import to_address
 if TYPE_CHECKING:
     from mailbastion.directory.store import Directory
 
-__all__ = ["PUBLISHED", "ACCEPTED", "Acceptance", "AupError", "AupStore", "PolicyVersion", "text_hash"]
+__all__ = ["ACCEPTED", "PUBLISHED", "Acceptance", "AupError", "AupStore", "PolicyVersion", "text_hash"]
 
 PUBLISHED = "aup.published"
 ACCEPTED = "aup.accepted"

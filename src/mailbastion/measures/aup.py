@@ -52,10 +52,10 @@ class AupProbe:
         rows = standings(store, policy, current, now)
         n = counts(rows)
         overdue = [r for r in rows if r.state is State.OVERDUE]
-        evidence = [f"version {current.version} in effect since {current.effective_at:%Y-%m-%d %H:%M} UTC "
-                    f"(sha256 {current.sha256[:16]})",
-                    f"{len(rows)} active account(s): {n[State.ACCEPTED]} accepted, {n[State.DUE]} inside the "
-                    f"{a.grace_days}-day grace period, {n[State.OVERDUE]} overdue",
+        evidence = [(f"version {current.version} in effect since {current.effective_at:%Y-%m-%d %H:%M} UTC "
+                    f"(sha256 {current.sha256[:16]})"),
+                    (f"{len(rows)} active account(s): {n[State.ACCEPTED]} accepted, {n[State.DUE]} inside the "
+                    f"{a.grace_days}-day grace period, {n[State.OVERDUE]} overdue"),
                     f"enforcement: {a.enforce}" + ("" if self.settings.lifecycle.enabled else
                                                    " (notices need the lifecycle scheduler: [lifecycle] enabled)")]
         problems = [f"overdue since {r.due_at:%Y-%m-%d}: {r.address}" for r in overdue[:LISTED]]
