@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+
 from mailbastion.apps.config_templates import INTERNAL_TEMPLATE, TEMPLATE
 from mailbastion.config import parse_settings, weakened
 from mailbastion.core.errors import ConfigError
