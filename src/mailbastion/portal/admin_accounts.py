@@ -280,6 +280,11 @@ async def account_action(request: Request) -> Response:
             return _where(address, "role")
         if action == "totp-reset":
             await asyncio.to_thread(lambda: s.reset_totp(address, by=who.actor, reason=reason))
+            from mailbastion.directory.webauthn_keys import SecurityKeys
+
+            keys = SecurityKeys(d)  # no security key outlives the TOTP it stands in for (portal/webauthn.py)
+            if await asyncio.to_thread(keys.list, address):
+                await asyncio.to_thread(lambda: keys.remove(address, None, by=who.actor, reason=reason))
             return _where(address, "totp_reset")
         await asyncio.to_thread(lambda: s.unlock(address, by=who.actor, reason=reason))
         return _where(address, "unlocked")
