@@ -3,7 +3,9 @@ software authenticator written here from the specification (W3C WebAuthn Level 2
 key (RFC 9053 COSE_Key), attestation "none", assertions signed over authenticatorData || SHA-256(clientDataJSON).
 The server side is py_webauthn; what is tested is the portal's use of it: challenges bound to the session and
 used once, the origin and RP ID, the signature counter, CSRF, TOTP first, audit records, and the two pages'
-script policy (every other page still has none)."""
+script policy (every other page still has none). Last, the whole ceremony in the session's real Chromium with
+its virtual authenticator (WebDriver's CTAP2 authenticator), on https://localhost (a browser refuses an IP
+address as RP ID)."""
 
 from __future__ import annotations
 
@@ -24,10 +26,21 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from portal_kit import PASSWORD, PortalRunner, csrf_of, enrol_totp, http, portal_deployment, settings_of, sign_in
+from portal_kit import (
+    PASSWORD,
+    SCREENSHOTS,
+    PortalRunner,
+    csrf_of,
+    enrol_totp,
+    http,
+    portal_deployment,
+    settings_of,
+    sign_in,
+)
 
 from mailbastion.directory.webauthn_keys import SecurityKeys
 from mailbastion.portal.app import CSP, SCRIPT_CSP
+from mailbastion.testing.deployment import free_port
 
 ADMIN, DESK, USER = "admin@example.test", "desk@example.test", "user@example.test"
 
@@ -129,7 +142,7 @@ def assert_script_page(r: Any) -> None:
 
 
 def test_an_administrator_registers_a_key_and_signs_in_with_it(site: Any) -> None:
-    d, runner, _ = site
+    _, runner, _ = site
     token = SoftAuthenticator(runner.url)
     keys = SecurityKeys(runner.ctx.directory)
     with closing(full_session(site, ADMIN)) as admin:
@@ -260,3 +273,57 @@ def test_the_script_is_served_and_pages_work_without_it(site: Any) -> None:
         assert r.headers["content-security-policy"] == CSP
         r = client.get("/my/security-keys")
         assert r.status_code == 303 and r.headers["location"].startswith("/signin")
+
+
+@pytest.mark.slow
+def test_a_real_browser_registers_and_uses_a_key(tmp_path: Path, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
+    from test_browser_flows import click_and_wait, fill, submit
+
+    port = free_port()
+    d = portal_deployment(tmp_path, extra={("portal", "listen"): f'"127.0.0.1:{port}"',
+                                           ("portal", "public_url"): f'"https://localhost:{port}"'})
+    d.mb("account", "add", ADMIN, "--password-stdin", input=PASSWORD + "\n")
+    d.mb("account", "role", ADMIN, "administrator", "--reason", "test")
+    runner = PortalRunner(settings_of(d)).start()
+    base = f"https://localhost:{port}"
+    try:
+        totp = enrol_totp(runner.ctx, ADMIN)
+        options = VirtualAuthenticatorOptions()
+        options.is_user_verified = True
+        browser.add_virtual_authenticator(options)
+        try:
+            browser.delete_all_cookies()
+            browser.get(base + "/signin")
+            fill(browser, "address", ADMIN)
+            fill(browser, "password", PASSWORD)
+            submit(browser, "Sign in")
+            fill(browser, "code", totp.code())
+            submit(browser, "Continue")
+            assert browser.current_url == base + "/admin", browser.current_url
+            browser.get(base + "/my/security-keys")
+            fill(browser, "key-name", "Browser key")
+            click_and_wait(browser, browser.find_element(By.ID, "webauthn-start"))  # the script posts the form
+            assert "The security key was registered." in browser.find_element(By.TAG_NAME, "main").text
+            (key,) = SecurityKeys(runner.ctx.directory).list(ADMIN)
+            assert key.name == "Browser key" and len(browser.get_credentials()) == 1
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(SCREENSHOTS / "security-keys.png"))
+
+            click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "form.signout button"))
+            fill(browser, "address", ADMIN)
+            fill(browser, "password", PASSWORD)
+            submit(browser, "Sign in")
+            assert browser.current_url.endswith("/signin/totp")
+            click_and_wait(browser, browser.find_element(By.LINK_TEXT, "Use a security key instead"))
+            click_and_wait(browser, browser.find_element(By.ID, "webauthn-start"))
+            assert browser.current_url == base + "/admin", browser.current_url
+            signin = next(e for e in runner.ctx.audit.events(limit=10) if e.action == "portal.signin")
+            assert signin.subject == ADMIN and signin.details["mfa"] == "webauthn"
+            assert SecurityKeys(runner.ctx.directory).list(ADMIN)[0].last_used_at is not None
+        finally:
+            browser.remove_virtual_authenticator()
+            browser.delete_all_cookies()
+    finally:
+        runner.stop()

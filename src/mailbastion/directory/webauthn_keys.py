@@ -20,7 +20,19 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Table, UniqueConstraint, delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    UniqueConstraint,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailbastion.directory.errors import AccountUnknown, DirectoryError
