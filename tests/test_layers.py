@@ -65,9 +65,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "lifecycle": BASE | {"config", "directory", "audit", "mailbox", "private_files", "aup"},  # joiners and leavers: dates, archives (Maildir); + the policy's notices each minute
     "deploy": BASE | {"config", "pki", "private_files"},  # a split's host artefacts: gateway bundle, nftables, units
     # the web portal (internal role): directory, quarantine, queue control and spool writer, audit, our DNS
-    # records and their check, the certificates for its HTTPS and the TLS measure
+    # records and their check, the certificates for its HTTPS and the TLS measure; the lifecycle code that
+    # sets and applies join and leave dates (as `mailbastion account start|leave` does)
     "portal": BASE | {"config", "durable", "private_files", "pki", "tls_policy", "audit", "directory",
-                      "quarantine", "spool", "dns", "auth", "domain_dns", "measures", "crypto", "metrics", "aup"},
+                      "quarantine", "spool", "dns", "auth", "domain_dns", "measures", "crypto", "metrics", "aup",
+                      "lifecycle"},
     # the ten measures, probed (measures/): the portal's dashboard and `mailbastion audit` read them; the
     # live probes speak SMTP and TLS themselves, read the directory (leavers), the recipient map, the spam
     # model, the certificates, and run `dns check`; `av status` is run as a command, not imported

@@ -265,7 +265,7 @@ def test_every_sign_in_and_admin_action_is_audited(site: Any) -> None:
     assert ("portal.signin", ADMIN) in mine
     assert ("account.added", "audited@example.test") in mine
     assert ("alias.added", "aud@example.test") in mine
-    assert ("account.deactivation_scheduled", "audited@example.test") in mine
+    assert ("account.dates_changed", "audited@example.test") in mine
     assert runner.ctx.audit.verify().ok
 
 

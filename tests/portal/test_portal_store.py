@@ -34,7 +34,7 @@ def store(tmp_path: Path) -> tuple[PortalStore, Clock]:
 
 def test_migration_head_and_roles(store: tuple[PortalStore, Clock]) -> None:
     s, _ = store
-    assert current_revision(s.engine) == "0008_aup"
+    assert current_revision(s.engine) == "0011_webauthn"
     assert s.role("ann@example.org") == "user"
     s.set_role("Ann@Example.org", "administrator", by="cli:root", reason="IT")
     assert s.role("ann@example.org") == "administrator"

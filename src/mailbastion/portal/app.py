@@ -3,8 +3,9 @@
     app = build_app(ctx)            # ctx: portal/context.py; served by portal/service.py over HTTPS
 
 Every response carries the security headers below; every HTML page is `Cache-Control: no-store`. The
-CSP allows no script at all (the portal needs none: every flow is a plain form), styles and images from
-the portal itself (and `data:` images: the TOTP QR code), forms posting to the portal only, and no framing.
+CSP allows no script (every flow is a plain form; only the two optional WebAuthn pages load one static
+script of the portal's, under `SCRIPT_CSP`), styles and images from the portal itself (and `data:` images:
+the TOTP QR code), forms posting to the portal only, and no framing.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from mailbastion.portal import (
     quarantine_pages,
     signin,
     user_pages,
+    webauthn,
     wellknown,
 )
 from mailbastion.portal.auth import load_principal
 from mailbastion.portal.context import PortalContext
+from mailbastion.portal.extensions import NavItem
 from mailbastion.portal.render import ADMIN, HELPDESK, TEMPLATES, make_environment, page
 
-__all__ = ["PUBLIC_PATHS", "SECURITY_HEADERS", "build_app", "is_public", "routes"]
+__all__ = ["PUBLIC_PATHS", "SCRIPT_CSP", "SECURITY_HEADERS", "build_app", "is_public", "routes"]
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")
@@ -45,6 +48,10 @@ SECURITY_HEADERS: dict[str, str] = {
     "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
 _ENCODED = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+# The two WebAuthn pages (portal/webauthn.py) load /static/webauthn.js: the same policy plus script from the
+# portal itself (never inline). A response may carry exactly this CSP instead of the default; nothing else.
+SCRIPT_CSP = CSP.replace("default-src 'none';", "default-src 'none'; script-src 'self';")
+_SCRIPT_CSP = (b"content-security-policy", SCRIPT_CSP.encode())
 
 
 class SecurityHeaders:
@@ -60,8 +67,10 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", []) if h[0].lower() not in dict(_ENCODED)]
-                headers += _ENCODED
+                sent = message.get("headers", [])
+                scripted = any(k.lower() == _SCRIPT_CSP[0] and v == _SCRIPT_CSP[1] for k, v in sent)
+                headers = [h for h in sent if h[0].lower() not in dict(_ENCODED)]
+                headers += [_SCRIPT_CSP if scripted and k == _SCRIPT_CSP[0] else (k, v) for k, v in _ENCODED]
                 if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers):
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
@@ -99,6 +108,7 @@ def routes(ctx: PortalContext) -> list[BaseRoute]:
         Route("/signin", signin.signin_submit, methods=post),
         Route("/signin/totp", signin.totp_form, methods=both),
         Route("/signin/totp-enrol", signin.totp_enrol, methods=both),
+        Route("/signin/webauthn", webauthn.signin_with_key, methods=both),
         Route("/signout", signin.signout, methods=post),
         Route("/enrol/{token}", enrol.enrol, methods=both),
         Route("/pickup/{token}", pickup.pickup, methods=both),
@@ -122,6 +132,7 @@ def routes(ctx: PortalContext) -> list[BaseRoute]:
         Route("/my/account", user_pages.my_account, methods=both),
         Route("/my/app-passwords", user_pages.app_passwords, methods=get),
         Route("/my/app-passwords/{action:str}", user_pages.app_password_action, methods=post),
+        Route("/my/security-keys", webauthn.security_keys, methods=both),
         # public: policy, client set-up and landing pages
         Route("/.well-known/mta-sts.txt", wellknown.mta_sts, methods=get),
         Route("/.well-known/autoconfig/mail/config-v1.1.xml", wellknown.autoconfig, methods=get),
@@ -149,6 +160,7 @@ def build_app(ctx: PortalContext) -> Starlette:
     app = Starlette(routes=routes(ctx), exception_handlers={404: not_found, 500: server_error})
     app.state.ctx = ctx
     app.state.jinja = make_environment([e.template_dir for e in ctx.extensions if e.template_dir is not None])
-    app.state.extra_nav = [item for e in ctx.extensions for item in e.nav]
+    app.state.extra_nav = [NavItem("Security keys", "/my/security-keys", frozenset({ADMIN, HELPDESK})),
+                           *(item for e in ctx.extensions for item in e.nav)]
     app.add_middleware(SecurityHeaders)
     return app

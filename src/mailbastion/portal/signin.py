@@ -3,6 +3,7 @@
     GET/POST /signin             address + password (+ the form's CSRF token, bound to a pre-session cookie)
     GET/POST /signin/totp        the code, for a session whose password is checked
     GET/POST /signin/totp-enrol  first sign-in of a role that needs TOTP: the otpauth URI, its QR code, a code
+    GET/POST /signin/webauthn    a registered security key instead of the code (portal/webauthn.py)
     POST     /signout
 
 Failures are counted per account (lockout in the directory, audited) and per client address (429). A
@@ -129,16 +130,17 @@ async def _complete(request: Request, who: Principal, how: str) -> Response:
     return await start_session(request, who.address, who.role, mfa_done=True, target="/")
 
 
-async def _fail_code(request: Request, who: Principal) -> None:
+async def _fail_code(request: Request, who: Principal, *, reason: str = "wrong TOTP code",
+                     factor: str = "totp") -> None:
     ctx = request.app.state.ctx
     p = ctx.settings.portal
     ctx.throttle.failed(client_of(request))
-    metrics.auth_failure("portal", "totp")
+    metrics.auth_failure("portal", factor)
     locked = await asyncio.to_thread(ctx.store.record_failure, who.address,
                                      window=dt.timedelta(minutes=p.login_window_minutes),
                                      max_failures=p.login_max_failures, lockout=dt.timedelta(minutes=p.lockout_minutes))
     await asyncio.to_thread(ctx.audit.record, "portal.signin_failed", actor="portal", subject=who.address,
-                            reason="wrong TOTP code", details={"client": client_of(request)})
+                            reason=reason, details={"client": client_of(request)})
     if locked is not None:
         await asyncio.to_thread(ctx.store.end_session, who.token_hash)
 
@@ -150,14 +152,18 @@ async def totp_form(request: Request) -> Response:
     facts = await asyncio.to_thread(ctx.store.facts, who.address)
     if not facts.totp_confirmed:
         return RedirectResponse("/signin/totp-enrol", status_code=303)
+    from mailbastion.directory.webauthn_keys import SecurityKeys
+
+    has_keys = bool(await asyncio.to_thread(SecurityKeys(ctx.directory).list, who.address))
     if request.method == "GET":
-        return page(request, "totp.html", error="")
+        return page(request, "totp.html", error="", has_keys=has_keys)
     code = str(request.state.form.get("code", ""))
     secret = ctx.keys.open(facts.totp_secret, facts.address).decode()
     step = totp.matching_step(secret, code)
     if step is None or not await asyncio.to_thread(ctx.store.use_totp_step, who.address, step):
         await _fail_code(request, who)
-        return page(request, "totp.html", 401, error="That code did not work. Codes work once; wait for the next.")
+        return page(request, "totp.html", 401, error="That code did not work. Codes work once; wait for the next.",
+                    has_keys=has_keys)
     return await _complete(request, who, "totp")
 
 
