@@ -14,10 +14,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "submission"))
 
-from submission_world import ALICE, DOMAIN, PASSWORD, SinkThread, World, publish_dkim, remote_mx  # noqa: E402
+from submission_world import ALICE, DOMAIN, PASSWORD, SinkThread, World, publish_dkim, remote_mx
 
-from mailbastion.testing.deployment import Deployment, free_port  # noqa: E402
-from mailbastion.testing.dns_server import DnsTestServer  # noqa: E402
+from mailbastion.testing.deployment import Deployment, free_port
+from mailbastion.testing.dns_server import DnsTestServer
 
 ERIN = f"erin@{DOMAIN}"  # sends mail that bounces (the hijack test); nobody else uses her
 LEAVER = f"leaver@{DOMAIN}"

@@ -24,11 +24,11 @@ from mailbastion.core.peer import PeerInfo
 if TYPE_CHECKING:
     from mailbastion.apps.process import Children
     from mailbastion.delivery.smtp_client import SmtpDeliveryAgent
+    from mailbastion.directory.store import Directory
     from mailbastion.directory.throttle import LoginThrottle
     from mailbastion.smtp.edge import SmtpEdge
     from mailbastion.smtp.listeners import Listeners
     from mailbastion.spool.manager import QueueManager
-    from mailbastion.directory.store import Directory
     from mailbastion.submission.bounce_signs import BounceSigns
     from mailbastion.submission.dkim_signer import DkimSigner
     from mailbastion.submission.limits import SendingMeter
