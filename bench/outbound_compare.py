@@ -49,14 +49,14 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "tests" / "submission"))
 
-from message_path import tree_cpu  # noqa: E402
-from submission_bench import run  # noqa: E402
-from submission_world import ALICE, DOMAIN, PASSWORD, SinkThread, publish_dkim, remote_mx  # noqa: E402
+from message_path import tree_cpu
+from submission_bench import run
+from submission_world import ALICE, DOMAIN, PASSWORD, SinkThread, publish_dkim, remote_mx
 
-from mailbastion.auth.keys import KeyStore  # noqa: E402
-from mailbastion.testing.certificates import CertAuthority  # noqa: E402
-from mailbastion.testing.deployment import Deployment, free_port  # noqa: E402
-from mailbastion.testing.dns_server import DnsTestServer  # noqa: E402
+from mailbastion.auth.keys import KeyStore
+from mailbastion.testing.certificates import CertAuthority
+from mailbastion.testing.deployment import Deployment, free_port
+from mailbastion.testing.dns_server import DnsTestServer
 
 WORK = REPO / "bench" / ".work" / "outbound-compare"
 RESULTS = REPO / "bench" / "results"
@@ -197,9 +197,9 @@ smtpd_banner = $myhostname ESMTP
 
     def start(self) -> None:
         self.configure()
-        self.opendkim = subprocess.Popen(["opendkim", "-f", "-x", str(self.work / "opendkim.conf")],
-                                         stdout=open(self.work / "logs" / "opendkim.log", "wb"),
-                                         stderr=subprocess.STDOUT)
+        with open(self.work / "logs" / "opendkim.log", "wb") as out:  # the child keeps its own descriptor
+            self.opendkim = subprocess.Popen(["opendkim", "-f", "-x", str(self.work / "opendkim.conf")],
+                                             stdout=out, stderr=subprocess.STDOUT)
         for cmd in ("check", "start"):
             done = subprocess.run(["script", "-qec", f"postfix -c {self.conf} {cmd}", "/dev/null"], check=False,
                                   capture_output=True, text=True)
