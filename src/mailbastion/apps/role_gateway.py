@@ -259,7 +259,9 @@ class GatewayRole:
         """The leaver's auto-reply while their mail is forwarded (`[lifecycle] leaver_auto_reply`)."""
         lc = self.settings.lifecycle
         data = getattr(recipients, "data", None)
-        if not (lc.leaver_policy == "forward" and lc.leaver_auto_reply) or data is None:
+        # Not tied to this host's leaver_policy: on a split gateway that is the internal host's setting; a
+        # leaver whose mail is delivered at all is one whose mail is forwarded.
+        if not lc.leaver_auto_reply or data is None:
             return None
         from mailbastion.delivery.auto_reply import AutoReplier, ReplyLog
 

@@ -97,16 +97,17 @@ class Forwarder:
         if not sender:
             return None
         domain = self.srs_domain or alias.rpartition("@")[2].lower()
-        original = parse_address(sender, allow_utf8=True)
-        if self.srs is None or self.recipients.is_local_domain(original.domain):
-            return original
-        rewritten = self.srs.forward(str(original), domain)
-        local = rewritten.rpartition("@")[0]
-        if len(local.encode("utf-8")) > MAX_LOCAL:
-            log.warning("forward: the SRS form of %s is longer than 64 octets; envelope sender postmaster@%s",
-                        sender, domain)
+        try:
+            original = parse_address(sender, allow_utf8=True)
+            if self.srs is None or self.recipients.is_local_domain(original.domain):
+                return original
+            rewritten = self.srs.forward(str(original), domain)
+            if len(rewritten.rpartition("@")[0].encode("utf-8")) > MAX_LOCAL:
+                raise AddressError("the SRS form is longer than 64 octets")
+            return parse_address(rewritten, allow_utf8=True)
+        except (AddressError, ValueError) as exc:
+            log.warning("forward: no SRS form for %s (%s); envelope sender postmaster@%s", sender, exc, domain)
             return Address("postmaster", domain)
-        return parse_address(rewritten, allow_utf8=True)
 
     def seal(self, message: bytes, alias: str) -> bytes:
         if self.sealer is None:

@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from mailbastion.core.errors import MailError
+from mailbastion.core.errors import ConfigError, MailError
 from mailbastion.core.outcome import Deferred, Delivered, DeliveryOutcome, Failed
-from mailbastion.core.ports import DeliveryAgent, DeliveryRequest
+from mailbastion.core.ports import DeliveryAgent, DeliveryRecipient, DeliveryRequest
 from mailbastion.core.replies import Reply
 
 if TYPE_CHECKING:
@@ -82,17 +82,17 @@ class RoutingAgent:
         assert self.forwarder is not None
         out: dict[str, DeliveryOutcome] = {}
         keep: list[str] = []
-        reversed_: dict[str, str] = {}  # original -> the SRS address it came in as
+        reversed_: dict[str, str] = {}  # the SRS address it came in as -> the original
         for address in request.addresses:
             domain = address.rpartition("@")[2].lower()
             plan = self.forwarder.plan(address) if self.is_local_domain(domain) else None
             if isinstance(plan, Reverse):
-                reversed_.setdefault(plan.original, address)
+                reversed_[address] = plan.original
                 continue
             if isinstance(plan, Forward):
                 try:
                     copy_id = await self.forwarder.commit_copy(request, plan)
-                except (MailError, OSError) as exc:
+                except (MailError, OSError, ConfigError) as exc:
                     log.warning("forward id=%s alias=%s deferred: the copy could not be stored: %s",
                                 request.queue_id, address, exc)
                     out[address] = Deferred(Reply(451, "4.3.0", "forwarded copy could not be stored"))
@@ -102,10 +102,12 @@ class RoutingAgent:
                     continue
             keep.append(address)
         if reversed_:
-            back = replace(request, recipients=tuple(replace(r, address=o) for o, srs in reversed_.items()
-                                                     for r in request.recipients if r.address == srs))
-            got = await self._route(back)
-            for original, srs in reversed_.items():
+            firsts: dict[str, DeliveryRecipient] = {}  # two SRS addresses of one original: one delivery
+            for r in request.recipients:
+                if r.address in reversed_:
+                    firsts.setdefault(reversed_[r.address], replace(r, address=reversed_[r.address]))
+            got = await self._route(replace(request, recipients=tuple(firsts.values())))
+            for srs, original in reversed_.items():
                 log.info("forward.bounce id=%s srs=%s to=%s", request.queue_id, srs, original)
                 out[srs] = got.get(original) or Deferred(Reply(451, "4.3.0", "no outcome from delivery agent"))
         return request.restricted_to(keep), out
