@@ -12,16 +12,14 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "submission"))
 
+from forwarding_world import ERIN, LEAVER, SUCCESSOR
 from submission_world import ALICE, DOMAIN, PASSWORD, SinkThread, World, publish_dkim, remote_mx
 
 from mailbastion.testing.deployment import Deployment, free_port
 from mailbastion.testing.dns_server import DnsTestServer
-
-ERIN = f"erin@{DOMAIN}"  # sends mail that bounces (the hijack test); nobody else uses her
-LEAVER = f"leaver@{DOMAIN}"
-SUCCESSOR = "carol@remote.test"
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import smtplib
 from email.utils import formatdate, make_msgid
 
 import pytest
-from conftest import ERIN
+from forwarding_world import ERIN
 from submission_world import DOMAIN, PASSWORD, World, message, wait
 
 

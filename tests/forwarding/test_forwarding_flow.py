@@ -13,7 +13,7 @@ import dkim
 import dns.message
 import dns.query
 import dns.rdatatype
-from conftest import LEAVER, SUCCESSOR
+from forwarding_world import LEAVER, SUCCESSOR
 from submission_world import DOMAIN, World, wait
 
 from mailbastion.outbound.srs import Srs, load_or_create_key
