@@ -27,7 +27,7 @@ DEB_BUILD_PACKAGES := python3-venv python3-dev libicu-dev pkg-config g++
 # it also owns the Maildirs, and Dovecot reads mail as it (`[imap] mail_user`).
 SERVICE_USER := mailbastion
 
-.PHONY: install tools run test deb-test-deps clamd-up dovecot-up service-user lock bench clean
+.PHONY: install tools run test deb-test-deps clamd-up dovecot-up service-user lock bench bench-outbound clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@# Debian ships venv apart from python3: install it when it is missing (root only).
@@ -129,6 +129,13 @@ lock:
 # The message path next to Postfix's (root: it starts the anchor stack of ../shared/bench); bench/ has the rest.
 bench: install
 	$(PY) bench/message_path.py --profile path,full --postfix --concurrency 8,32
+
+# Outbound: submission → remote MX next to Postfix submission + OpenDKIM (root; bench/outbound_compare.py).
+BENCH_OUTBOUND_PACKAGES := postfix opendkim opendkim-tools sasl2-bin
+bench-outbound: install
+	@missing=""; for p in $(BENCH_OUTBOUND_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then apt-get install -y --no-install-recommends $$missing; fi
+	PYTHONPATH=src $(PY) bench/outbound_compare.py --concurrency 1 8
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) build *.egg-info

@@ -45,7 +45,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "spool": BASE | {"config", "durable"},
     # what decides, delivers, stores
     "policy": BASE | {"config", "auth", "dns", "engines", "spam", "metrics"},
-    "outbound": BASE | {"config", "dns", "private_files", "tls_policy"},  # DANE, MTA-STS, TLS-RPT
+    "outbound": BASE | {"config", "dns", "private_files", "tls_policy", "auth"},  # DANE, MTA-STS, TLS-RPT; SRS; the
+    # ARC seal of forwarded copies signs with our DKIM keys (auth/keys.py)
     "delivery": BASE | {"config", "durable", "dns", "smtp", "spool", "tls_policy", "outbound",
                         "private_files"},  # the sent log (bounce matching) is created 0600
     "mailbox": BASE | {"config", "durable", "smtp", "metrics"},

@@ -147,6 +147,11 @@ leaver_policy = "forward"
 forward_days = 14
 archive_dir = "/srv/archive"
 
+[srs]
+domain = "example.org"
+max_age_days = 10
+key_file = "/srv/srs.key"
+
 [submission]
 listen = ["127.0.0.1:3587"]
 listen_tls = []

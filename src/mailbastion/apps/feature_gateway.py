@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from mailbastion.apps.features import BaseFeature, Services
+from mailbastion.config.schema import Settings
+from mailbastion.core.errors import ConfigError
+from mailbastion.outbound.srs import Srs, srs_from_settings
 from mailbastion.policy.check import Check
 from mailbastion.policy.checks.headers import headers
 from mailbastion.policy.checks.helo import HeloCheck
@@ -34,8 +37,10 @@ class GatewayFeature(BaseFeature):
         if recipients is None:
             self._checks = cast(list[Check], [HeloCheck(hostname), headers])
             return
+        srs = _srs(self.services.settings)  # bounces to SRS addresses of ours (delivery/forwarding.py)
         # cast: BaseCheck's ClassVars satisfy the Check protocol at run time (policy/check.py).
-        self._checks = cast(list[Check], [RelayCheck(recipients), RecipientCheck(recipients),
+        self._checks = cast(list[Check], [RelayCheck(recipients),
+                                          RecipientCheck(recipients, srs.check if srs is not None else None),
                                           HeloCheck(hostname, recipients), headers])
 
     def checks(self) -> list[Check]:
@@ -45,6 +50,13 @@ class GatewayFeature(BaseFeature):
         if self.services.recipients is None:
             return ["gateway: no recipient map (directory.recipient_map): relay control cannot tell our domains"]
         return []
+
+
+def _srs(settings: Settings) -> Srs | None:
+    try:
+        return srs_from_settings(settings)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"the SRS key cannot be used: {exc}", key="srs.key_file") from None
 
 
 def build(services: Services) -> GatewayFeature:

@@ -21,8 +21,11 @@ def roles(settings: Settings) -> list[Role]:
     from mailbastion.apps.role_submission import submission_roles  # after the gateway: its relay listener is up
 
     several = settings.server.workers > 1
-    return [InternalRole(settings, own_process=several), *imap_roles(settings),
-            GatewayRole(settings, wait_for_mda=True), *submission_roles(settings)]
+    gateway = GatewayRole(settings, wait_for_mda=True)
+    submission = submission_roles(settings)
+    for role in submission:  # bounces from the Internet matched by the gateway: hijack signs (issue 10)
+        gateway.bounce_listeners.append(role.on_bounce)
+    return [InternalRole(settings, own_process=several), *imap_roles(settings), gateway, *submission]
 
 
 __all__ = ["roles"]

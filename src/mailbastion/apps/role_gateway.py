@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from mailbastion.apps.map_push import MapAgeWatch, MapReceiver
     from mailbastion.apps.process import Children
     from mailbastion.apps.workers import Acceptors
+    from mailbastion.delivery.auto_reply import AutoReplier, ReplyLog
+    from mailbastion.delivery.forwarding import Forwarder
     from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent
     from mailbastion.delivery.smtp_client import SmtpDeliveryAgent
     from mailbastion.outbound.tlsrpt_store import TlsRptStore
@@ -166,6 +168,9 @@ class GatewayRole:
         self.schedule: TlsRptSchedule | None = None
         self.map_watch: MapAgeWatch | None = None
         self.map_receiver: MapReceiver | None = None  # split: the internal host pushes the map here
+        self.reply_log: ReplyLog | None = None
+        # Called with (the sender of our message, a line) for each bounce matched to what we sent.
+        self.bounce_listeners: list[Callable[[str, str], None]] = []
 
     def prefork(self) -> None:
         """Before the event loop: with `server.workers` > 1, check the configuration once, bind the
@@ -211,8 +216,10 @@ class GatewayRole:
         self.smtp_agent = agent = SmtpDeliveryAgent.from_settings(s, self.services.resolver)
         self.reports = agent.tls.reports
         # Bounces that come back to our users for mail we sent are matched to our queue ids on the way in.
-        local = BounceWatch(self.lmtp, agent.sent_log) if agent.sent_log is not None else self.lmtp
-        router = RoutingAgent(is_local_domain=recipients.is_local_domain, local=local, remote=agent)
+        local = (BounceWatch(self.lmtp, agent.sent_log, on_bounce=self._bounced) if agent.sent_log is not None
+                 else self.lmtp)
+        router = RoutingAgent(is_local_domain=recipients.is_local_domain, local=local, remote=agent,
+                              forwarder=self._forwarder(recipients, spool), auto_reply=self._auto_reply(recipients, spool))
         bounce = partial(build_dsn, reporting_mta=s.server.hostname)
         self.queue = QueueManager.from_settings(s, spool, router, bounce=bounce)  # it hears the spool's commits
         relay_lines = await self._start_relay(spool)
@@ -238,6 +245,35 @@ class GatewayRole:
         lines.append(f"checks                  {', '.join(checks)}")
         lines.extend(await self._start_map(recipients))
         return lines
+
+    def _forwarder(self, recipients: Any, spool: Spool) -> Forwarder | None:
+        """Aliases to outside addresses: SRS and an ARC seal (`[srs]`, delivery/forwarding.py)."""
+        from mailbastion.delivery.forwarding import forwarder_from_settings
+
+        try:
+            return forwarder_from_settings(self.settings, recipients, spool)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"the SRS key cannot be used: {exc}", key="srs.key_file") from None
+
+    def _auto_reply(self, recipients: Any, spool: Spool) -> AutoReplier | None:
+        """The leaver's auto-reply while their mail is forwarded (`[lifecycle] leaver_auto_reply`)."""
+        lc = self.settings.lifecycle
+        data = getattr(recipients, "data", None)
+        # Not tied to this host's leaver_policy: on a split gateway that is the internal host's setting; a
+        # leaver whose mail is delivered at all is one whose mail is forwarded.
+        if not lc.leaver_auto_reply or data is None:
+            return None
+        from mailbastion.delivery.auto_reply import AutoReplier, ReplyLog
+
+        self.reply_log = ReplyLog(self.settings.path(self.settings.spool.dir) / "auto-reply.db")
+        return AutoReplier(successor_of=lambda a: recipients.data.leavers.get(a), spool=spool, log=self.reply_log,
+                           interval_days=lc.auto_reply_days, hostname=self.settings.server.hostname)
+
+    def _bounced(self, sender: str, detail: str) -> None:
+        """A bounce from the Internet for a message `sender` sent: told to whoever listens (the all-in-one's
+        submission role counts it as a sign of a hijacked account)."""
+        for listener in self.bounce_listeners:
+            listener(sender, detail)
 
     async def _start_relay(self, spool: Spool) -> list[str]:
         """The relay listener for the internal host, with the outbound pipeline taken from the features of
@@ -342,6 +378,8 @@ class GatewayRole:
             await self.lmtp.close()
         if self.smtp_agent is not None:
             await self.smtp_agent.close()
+        if self.reply_log is not None:
+            self.reply_log.close()
         if self.stack is not None:
             await self.stack.stop()
         if self.own_relay_stack and self.relay_stack is not None:

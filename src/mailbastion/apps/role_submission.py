@@ -19,18 +19,38 @@ from typing import TYPE_CHECKING
 
 from mailbastion.config import Settings
 from mailbastion.core.errors import ConfigError
+from mailbastion.core.peer import PeerInfo
 
 if TYPE_CHECKING:
     from mailbastion.apps.process import Children
     from mailbastion.delivery.smtp_client import SmtpDeliveryAgent
+    from mailbastion.directory.store import Directory
     from mailbastion.directory.throttle import LoginThrottle
     from mailbastion.smtp.edge import SmtpEdge
     from mailbastion.smtp.listeners import Listeners
     from mailbastion.spool.manager import QueueManager
+    from mailbastion.submission.bounce_signs import BounceSigns
     from mailbastion.submission.dkim_signer import DkimSigner
     from mailbastion.submission.limits import SendingMeter
 
 log = logging.getLogger("mailbastion.runtime")
+_BOUNCES = PeerInfo("0.0.0.0", hostname="bounces from the Internet", session_id="bounces")
+
+
+def _account_of(directory: Directory, sender: str) -> str | None:
+    """The account a sender address of ours stands for: itself, or the one account its alias reaches."""
+    from mailbastion.core.ports import ResolutionKind
+
+    try:
+        res = directory.resolve(sender)
+    except ValueError:
+        return None
+    if res.kind is ResolutionKind.LOCAL:
+        return str(res.address)
+    if res.kind is ResolutionKind.ALIAS:
+        local = [t for t in res.targets if directory.is_local_domain(t.domain)]
+        return str(local[0]) if len(local) == 1 else None
+    return None
 
 
 def submission_roles(settings: Settings) -> list[SubmissionRole]:
@@ -51,12 +71,19 @@ class SubmissionRole:
         self.throttle: LoginThrottle | None = None
         self.meter: SendingMeter | None = None
         self._signer: DkimSigner | None = None
+        self.bounce_signs: BounceSigns | None = None  # Internet bounces of our users' mail (hijack signs)
 
     def prefork(self) -> None:
         return None
 
     def children(self) -> list[Children]:
         return []
+
+    def on_bounce(self, sender: str, detail: str) -> None:
+        """A bounce from the Internet matched to a message `sender` sent (the gateway's BounceWatch, in the
+        same process): counted as a sign of a hijacked account (submission/bounce_signs.py)."""
+        if self.bounce_signs is not None:
+            self.bounce_signs(sender, detail)
 
     def signer(self) -> DkimSigner | None:
         return self._signer if self.settings.auth.enabled else None
@@ -75,6 +102,7 @@ class SubmissionRole:
         from mailbastion.smtp.listeners import Listeners
         from mailbastion.spool.manager import QueueManager
         from mailbastion.spool.writer import Spool
+        from mailbastion.submission.bounce_signs import BounceSigns
         from mailbastion.submission.dkim_signer import DkimSigner
         from mailbastion.submission.handler import SubmissionHandler
         from mailbastion.submission.limits import SendingMeter
@@ -117,6 +145,8 @@ class SubmissionRole:
             recipient_delimiter=s.mailbox.recipient_delimiter, max_recipients=sub.max_recipients,
             add_missing_headers=sub.add_missing_headers, hostname=s.server.hostname, protection=protection,
             sender_gate=sender_gate)
+        self.bounce_signs = BounceSigns(self.meter, account_of=partial(_account_of, directory),
+                                        suspend=lambda account, sign: handler._suspend(account, sign, _BOUNCES))
         limits = EdgeLimits(max_message_size=sub.max_message_size, max_recipients=sub.max_recipients,
                             max_line_length=s.smtp.max_line_length,
                             idle_timeout=sub.idle_timeout, max_connections=sub.max_connections,

@@ -44,6 +44,7 @@ def init(directory: Path, role: str, domain: str | None, hostname: str | None, l
             made = initialise_gateway(directory, bundle)
         except (ConfigError, OSError) as exc:
             raise Failed(str(exc)) from None
+        _srs_key(made.config)
         click.echo(f"gateway deployment created: {made.config}")
         for note in made.notes:
             click.echo(f"note: {note}")
@@ -60,8 +61,17 @@ def init(directory: Path, role: str, domain: str | None, hostname: str | None, l
         raise Failed(f"invalid domain {domain!r}: {exc}") from None
     except (ConfigError, OSError) as exc:
         raise Failed(str(exc)) from None
+    _srs_key(result.config)
     click.echo(f"deployment created: {result.config}")
     click.echo(f"account {result.postmaster}, password (shown once, store it now): {result.password}")
     for note in result.notes:
         click.echo(f"note: {note}")
     click.echo(f"start it with: mailbastion serve -c {result.config}")
+
+
+def _srs_key(config: Path) -> None:
+    """The SRS secret for mail we forward outside (`[srs] key_file`, outbound/srs.py), never in the config."""
+    from mailbastion.config import load_settings
+    from mailbastion.outbound.srs import provision_key
+
+    provision_key(load_settings(config))

@@ -30,6 +30,7 @@ from mailbastion.config.sections.outbound import OutboundSection
 from mailbastion.config.sections.relay_in import RelayInSection
 from mailbastion.config.sections.portal import PortalSection
 from mailbastion.config.sections.spam import SpamSection
+from mailbastion.config.sections.srs import SrsSection
 from mailbastion.config.sections.submission import SubmissionSection
 from mailbastion.config.sections.split import FirewallSection, MapPushSection, MetricsSection
 
@@ -61,6 +62,7 @@ class Settings(Section):
     lifecycle: LifecycleSection = Field(default_factory=LifecycleSection)
     submission: SubmissionSection = Field(default_factory=SubmissionSection)
     aup: AupSection = Field(default_factory=AupSection)
+    srs: SrsSection = Field(default_factory=SrsSection)
 
     _source: Path | None = PrivateAttr(default=None)
 

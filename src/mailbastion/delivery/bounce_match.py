@@ -12,6 +12,11 @@ RFC 6533 global forms) with our Message-ID, and our own `X-Mailbastion-Queue-ID`
 Non-standard bounces (plain text quoting the original) are searched for a Message-ID field too. The
 delivered messages' IDs are in `SentLog`; a bounce that matches none is delivered like any mail, silently.
 Parsing is bounded (MAX_BOUNCE_BYTES) and off the event loop; it never changes the delivery.
+
+A matched bounce that reports a permanent failure (Action: failed) is also told to `on_bounce(sender,
+detail)`, once per message of ours it names, with the envelope sender we sent that message from: a burst of
+them is a sign of a hijacked account (submission/limits.py `SendingMeter.bounce`, wired by apps/). Only
+matched bounces count: a forged DSN about a message we never sent (backscatter) cannot suspend anyone.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import email
 import email.policy
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
 
@@ -139,9 +144,11 @@ class BounceWatch:
     bounce of a message we sent is logged as `outbound.bounce` against our queue id. Never changes an
     outcome; a parsing error is logged and ignored."""
 
-    def __init__(self, inner: DeliveryAgent, sent: SentLog) -> None:
+    def __init__(self, inner: DeliveryAgent, sent: SentLog,
+                 on_bounce: Callable[[str, str], None] | None = None) -> None:
         self.inner = inner
         self.sent = sent
+        self.on_bounce = on_bounce
 
     async def deliver(self, request: DeliveryRequest) -> Mapping[str, DeliveryOutcome]:
         out = await self.inner.deliver(request)
@@ -153,7 +160,24 @@ class BounceWatch:
                 found = None
             if found is not None:
                 self._log(request, *found)
+                self._tell(*found)
         return out
+
+    def _tell(self, report: BounceReport, entries: list[SentEntry], how: str) -> None:
+        if self.on_bounce is None:
+            return
+        failed = {r.recipient.lower() for r in report.recipients if r.action == "failed"}
+        if report.recipients and not failed:
+            return  # delayed, relayed, delivered: not a refusal
+        for queue_id in dict.fromkeys(e.queue_id for e in entries):
+            ours = [e for e in entries if e.queue_id == queue_id]
+            refused = [e.recipient for e in ours if not failed or e.recipient.lower() in failed]
+            if not refused or not ours[0].sender:
+                continue
+            try:
+                self.on_bounce(ours[0].sender, f"bounce of {queue_id} for {','.join(refused)} (matched by {how})")
+            except Exception:  # a listener's failure must not cost the delivery
+                log.exception("bounce listener failed for %s", queue_id)
 
     @staticmethod
     def _log(request: DeliveryRequest, report: BounceReport, entries: list[SentEntry], how: str) -> None:

@@ -17,6 +17,10 @@ class LifecycleSection(Section):
     # "forward" delivers it to the successor for `forward_days`, then refuses.
     leaver_policy: Literal["refuse", "forward"] = "refuse"
     forward_days: int = Field(30, ge=0, le=3650)
+    # While a leaver's mail is forwarded: senders get an auto-reply naming the successor (RFC 3834), at most
+    # one per sender every auto_reply_days; never to a null sender, a list, bulk or auto-submitted mail.
+    leaver_auto_reply: bool = True
+    auto_reply_days: int = Field(7, ge=1, le=365)
     # After leaving, the mailbox is exported to archive_dir (Maildir tarball + SHA-256 file) and removed;
     # the archive is kept retention_days, then deleted with the account; the address stays reserved
     # reserve_days after that before `account add` may give it to someone else.

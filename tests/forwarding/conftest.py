@@ -1,0 +1,50 @@
+"""One all-in-one deployment for the forwarding flow tests (tests/forwarding/): `mailbastion serve` as a child
+process, the loopback DNS server, and the remote MX sink of tests/submission (submission_world.py, reused)
+that plays every outside domain: remote.test (alias targets, a successor) and sender.test (the original
+senders, who get the bounces and auto-replies). DKIM keys made by `init` are published and switched on, so
+the ARC seal of forwarded copies verifies against the loopback DNS."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "submission"))
+
+from forwarding_world import ERIN, LEAVER, SUCCESSOR
+from submission_world import ALICE, DOMAIN, PASSWORD, SinkThread, World, publish_dkim, remote_mx
+
+from mailbastion.testing.deployment import Deployment, free_port
+from mailbastion.testing.dns_server import DnsTestServer
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("forwarding")
+    port = free_port()
+    with DnsTestServer() as dns, SinkThread() as sinks:
+        sink = remote_mx(tmp, dns, sinks, port)
+        dns.add("sender.test", "MX", "10 mx.remote.test")  # the original senders' MX: the same sink
+        d = Deployment(tmp / "d", dns=dns, settings={
+            ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"',
+            ("delivery", "remote_port"): str(port),
+            ("lifecycle", "leaver_policy"): '"forward"', ("lifecycle", "check_interval_seconds"): "2",
+            ("submission.hijack", "bounces"): "3",
+        })
+        d.init()
+        for who in (ALICE, ERIN, LEAVER):
+            d.mb("account", "add", who, "--password-stdin", input=f"{PASSWORD}\n")
+        d.mb("account", "alias", "add", f"fwd@{DOMAIN}", "carol@remote.test")
+        d.mb("account", "alias", "add", f"team@{DOMAIN}", ALICE)
+        d.mb("account", "alias", "add", f"team@{DOMAIN}", "dan@remote.test")
+        d.mb("account", "leave", LEAVER, "--on", "now", "--successor", SUCCESSOR, "--reason", "HR-7")
+        assert len(publish_dkim(d, dns)) == 2
+        d.start()
+        try:
+            yield World(d, dns, sink)
+        finally:
+            d.stop()
