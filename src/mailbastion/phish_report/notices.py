@@ -26,7 +26,8 @@ def _frame(*, sender: str, to: str, subject: str, now: dt.datetime, lines: Seque
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content("\n".join(lines) + "\n", charset="utf-8")
+    text = "\n".join(lines) + "\n"
+    msg.set_content(text, charset="utf-8", cte="7bit" if text.isascii() else "8bit")  # readable as it is
     return msg.as_bytes()
 
 
@@ -43,8 +44,9 @@ def acknowledgement(*, reporter: str, sender: str, now: dt.datetime, subjects: S
     if learned:
         lines.append("The mail filter has learned it as unwanted mail.")
     if moved:
-        more = " (more copies matched; an administrator was told)" if truncated else ""
-        lines.append(f"{moved} copy/copies of it in colleagues' mailboxes were moved to the quarantine{more}.")
+        lines.append(f"{moved} copy/copies of it in colleagues' mailboxes were moved to the quarantine.")
+        if truncated:
+            lines.append("More copies matched than one report may move; the administrators can move the rest.")
     elif not nothing_found and not notes:
         lines.append("No other copy of it was found in our mailboxes.")
     lines += ["", "Do not open its links or attachments. If you already did, or typed a password after",
