@@ -156,6 +156,25 @@ def test_an_outsiders_report_sweeps_nothing(d: Deployment) -> None:
     d.send("mallory@outside.example", [f"report-phish@{DOMAIN}"], outsider)
     # the outsider's mail reaches the report mailbox as ordinary mail, and nothing else happens
     wait(lambda: files_with(d, f"postmaster@{DOMAIN}", b"mallory@outside.example"), "the outsider's mail at postmaster")
-    time.sleep(0)  # nothing to wait for: the sweep would have run before the delivery above returned
+    # (reports are taken only from logged-in users at submission: the MX path has no report hook to wait for)
     assert files_with(d, BOB, b"run-43@parcel")
     assert len(audit_events(d, "phish.report")) == before
+
+
+def test_the_administrator_sweeps_by_hand(d: Deployment, tmp_path: Path) -> None:
+    msgid = "<run-44@parcel-redelivery.example>"
+    raw = phish("Customs fee outstanding for your parcel", msgid, path="customs")
+    d.send(PHISHER, [CAROL, DAVE], raw)
+    for who in (CAROL, DAVE):
+        wait(lambda who=who: files_with(d, who, b"run-44@parcel"), f"the phish in {who}'s Maildir")
+    eml = tmp_path / "phish.eml"
+    eml.write_bytes(raw)
+    listed = d.mb("phish", "sweep", "--message", str(eml), "--dry-run")
+    assert CAROL in listed and DAVE in listed and "2 copy/copies match" in listed
+    assert files_with(d, CAROL, b"run-44@parcel") and files_with(d, DAVE, b"run-44@parcel")  # nothing moved
+    out = d.mb("phish", "sweep", "--message", str(eml), "--reason", "ticket 77")
+    assert "2 copy/copies moved" in out
+    assert not files_with(d, CAROL, b"run-44@parcel") and not files_with(d, DAVE, b"run-44@parcel")
+    [sweep] = audit_events(d, "phish.sweep")
+    assert sweep.reason == "ticket 77" and sweep.actor.startswith("cli:") and len(sweep.details["moved"]) == 2
+    assert "phish.sweep" in d.mb("phish", "reports")

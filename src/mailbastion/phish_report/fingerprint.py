@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from mailbastion.core.header_block import HeaderBlock
-from mailbastion.spam.features import extract_bytes, url_host
+from mailbastion.spam.features import decode_header, extract_bytes, url_host
 
-__all__ = ["Fingerprint", "normal_subject", "normal_url"]
+__all__ = ["Fingerprint", "display_subject", "normal_subject", "normal_url"]
 
 _SPACES = re.compile(r"\s+")
 MAX_URLS = 200
@@ -54,6 +54,11 @@ def normal_url(url: str) -> str | None:
     default = {"http": 80, "https": 443}[parts.scheme.lower()]
     netloc = host if port in (None, default) else f"{host}:{port}"
     return urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, ""))
+
+
+def display_subject(raw: bytes) -> str:
+    """The Subject decoded for people (RFC 2047), "" when none."""
+    return decode_header(HeaderBlock.parse(raw[:65536]).first("subject") or "")
 
 
 def _message_id(block: HeaderBlock) -> str:

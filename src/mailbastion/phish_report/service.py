@@ -31,14 +31,12 @@ from typing import Protocol
 from mailbastion.core.address import Address, parse_address
 from mailbastion.core.clock import Clock, system_clock
 from mailbastion.core.envelope import Envelope
-from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.ports import SpoolWriter
 from mailbastion.phish_report import notices
-from mailbastion.phish_report.fingerprint import Fingerprint
+from mailbastion.phish_report.fingerprint import Fingerprint, display_subject
 from mailbastion.phish_report.observers import Handled, ReportObserver
 from mailbastion.phish_report.sweep import Copy, MailboxSweep
 from mailbastion.quarantine.release import AuditSink
-from mailbastion.spam.features import decode_header
 
 __all__ = ["AUDIT_SUBJECT", "Learner", "Mailboxes", "MovedCopy", "PhishReport", "PhishReports", "ReportOutcome",
            "new_report_id"]
@@ -108,10 +106,6 @@ class ReportOutcome:
         return not self.refused and not self.subjects
 
 
-def _display_subject(raw: bytes) -> str:
-    return decode_header(HeaderBlock.parse(raw[:65536]).first("subject") or "")
-
-
 class PhishReports:
     def __init__(self, *, mailboxes: Mailboxes, sweep: MailboxSweep, audit: AuditSink, spool: SpoolWriter | None,
                  learner: Learner | None = None, observers: Sequence[ReportObserver] = (),
@@ -157,16 +151,34 @@ class PhishReports:
                 real.append(message)
         errors: list[str] = []
         learned = self._learn(real, report, errors)
-        moved, matched, truncated = self._sweep(real, report, errors)
-        subjects = tuple(_display_subject(m) for m in report.messages)
+        moved, matched, truncated = self._sweep(real, actor=str(reporter), exclude={reporter.normalized},
+                                                report_id=report.report_id, errors=errors)
+        subjects = tuple(display_subject(m) for m in report.messages)
         outcome = ReportOutcome(report.report_id, str(reporter), subjects=subjects, handled=tuple(handled),
                                 learned=learned, moved=tuple(moved), matched=matched, truncated=truncated,
                                 errors=tuple(errors))
         self.audit.record("phish.report", actor=str(reporter), subject=AUDIT_SUBJECT,
-                          reason=f"reported as phishing ({report.how})", details=self._details(report, outcome))
+                          reason=f"reported as phishing ({report.how})", details=self._details(report.report_id, report.how, report.messages, outcome))
         log.warning("phish_report.report id=%s reporter=%s how=%s messages=%d handled=%d learned=%d matched=%d moved=%d%s",
                     report.report_id, reporter, report.how, len(report.messages), len(handled), learned, matched,
                     len(moved), " truncated" if truncated else "")
+        return outcome
+
+    async def sweep_by_hand(self, messages: Sequence[bytes], *, actor: str, reason: str = "") -> ReportOutcome:
+        """The administrator's sweep (`mailbastion phish sweep`): copies of `messages` in every active
+        mailbox moved into the quarantine, audited as `phish.sweep`; no observer, no learning, no
+        acknowledgement; the affected users are told when `notify_affected`."""
+        report_id = new_report_id(self.clock())
+        errors: list[str] = []
+        moved, matched, truncated = await asyncio.to_thread(self._sweep, messages, actor=actor, exclude=(),
+                                                            report_id=report_id, errors=errors)
+        outcome = ReportOutcome(report_id, actor, subjects=tuple(display_subject(m) for m in messages),
+                                moved=tuple(moved), matched=matched, truncated=truncated, errors=tuple(errors))
+        details = self._details(report_id, "admin", messages, outcome)
+        await asyncio.to_thread(self.audit.record, "phish.sweep", actor=actor, subject=AUDIT_SUBJECT,
+                                reason=reason or "swept by hand", details=details)
+        if self.notify_affected:
+            await self._notify(outcome)
         return outcome
 
     # ---- the steps
@@ -195,23 +207,28 @@ class PhishReports:
             return 0
         return len(messages)
 
-    def _sweep(self, messages: list[bytes], report: PhishReport,
-               errors: list[str]) -> tuple[list[MovedCopy], int, bool]:
-        if not messages or self.max_copies <= 0:
-            return [], 0, False
+    def find_copies(self, messages: Sequence[bytes], *, exclude: Iterable[str] = (),
+                    limit: int | None = None) -> list[Copy]:
+        """Copies of `messages` in the active mailboxes (but those in `exclude`), within the window."""
         boxes = list(self.mailboxes.active_mailboxes())
         found: dict[str, Copy] = {}
         for message in messages:
             fp = Fingerprint.of(message, ignore_hosts=self.sweep.ignore_url_hosts)
-            for copy in self.sweep.find(fp, boxes, window_days=self.window_days, exclude={report.reporter.normalized},
-                                        is_ours=self.mailboxes.is_local_domain, limit=self.max_copies + 1):
+            for copy in self.sweep.find(fp, boxes, window_days=self.window_days, exclude=exclude,
+                                        is_ours=self.mailboxes.is_local_domain, limit=limit):
                 found.setdefault(str(copy.path), copy)
-        copies = list(found.values())
+        return list(found.values())
+
+    def _sweep(self, messages: Sequence[bytes], *, actor: str, exclude: Iterable[str], report_id: str,
+               errors: list[str]) -> tuple[list[MovedCopy], int, bool]:
+        if not messages or self.max_copies <= 0:
+            return [], 0, False
+        copies = self.find_copies(messages, exclude=exclude, limit=self.max_copies + 1)
         truncated = len(copies) > self.max_copies
         moved: list[MovedCopy] = []
         for copy in copies[: self.max_copies]:
             try:
-                qid = self.sweep.move(copy, reporter=str(report.reporter), report_id=report.report_id)
+                qid = self.sweep.move(copy, reporter=actor, report_id=report_id)
             except Exception as exc:  # noqa: BLE001 - one copy's failure does not stop the others
                 log.error("phish_report could not move %s of %s: %s", copy.path.name, copy.mailbox, exc)
                 errors.append(f"{copy.mailbox}: {exc}")
@@ -226,13 +243,13 @@ class PhishReports:
         return moved, len(copies), truncated
 
     @staticmethod
-    def _details(report: PhishReport, outcome: ReportOutcome) -> dict[str, object]:
+    def _details(report_id: str, how: str, messages: Sequence[bytes], outcome: ReportOutcome) -> dict[str, object]:
         described = []
-        for message in report.messages[:20]:
+        for message in messages[:20]:
             fp = Fingerprint.of(message)
-            described.append({"from": fp.from_address, "subject": _display_subject(message)[:200],
+            described.append({"from": fp.from_address, "subject": display_subject(message)[:200],
                               "message_id": fp.message_id[:200]})
-        return {"report": report.report_id, "how": report.how, "messages": described,
+        return {"report": report_id, "how": how, "messages": described,
                 "handled_by": [h.by for h in outcome.handled], "learned": outcome.learned,
                 "matched": outcome.matched, "truncated": outcome.truncated,
                 "moved": [{"mailbox": m.mailbox, "quarantine_id": m.quarantine_id, "match": m.match}
@@ -252,8 +269,13 @@ class PhishReports:
                                       truncated=outcome.truncated, notes=[h.note for h in outcome.handled],
                                       nothing_found=outcome.nothing_found)
         await self._commit(outcome.reporter, ack, "acknowledgement")
-        if not self.notify_affected:
+        if self.notify_affected:
+            await self._notify(outcome)
+
+    async def _notify(self, outcome: ReportOutcome) -> None:
+        if self.spool is None:
             return
+        now = self.clock()
         for copy in outcome.moved:
             notice = notices.affected_notice(mailbox=copy.mailbox, sender=f"postmaster@{copy.mailbox.rpartition('@')[2]}",
                                              now=now, subject=copy.subject, from_address=copy.sender,

@@ -37,7 +37,7 @@ from mailbastion.core.replies import Reply
 from mailbastion.core.verdict import Action, Forced, ScoredSymbol, Verdict
 from mailbastion.durable import fsync_dir
 from mailbastion.mailbox.maildir import MaildirStore
-from mailbastion.phish_report.fingerprint import Fingerprint
+from mailbastion.phish_report.fingerprint import Fingerprint, display_subject
 from mailbastion.quarantine.release import AuditSink
 from mailbastion.quarantine.store import QuarantineStore
 
@@ -57,7 +57,7 @@ class Copy:
     folder: str  # "INBOX", "Junk", "Archive" ...
     path: Path  # the Maildir file
     reason: str  # why it matched: "message-id", "sender+subject", "url <url>"
-    subject: str
+    subject: str  # decoded, as people read it
     sender: str  # the From address
 
 
@@ -149,7 +149,7 @@ class MailboxSweep:
                     reason = fp.matches(other, is_ours=is_ours)
                     if reason is None:
                         continue
-                    out.append(Copy(mailbox, name, path, reason, other.subject, other.from_address))
+                    out.append(Copy(mailbox, name, path, reason, display_subject(raw), other.from_address))
                     if limit is not None and len(out) >= limit:
                         return out
         return out
