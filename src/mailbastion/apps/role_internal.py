@@ -93,6 +93,14 @@ class InternalRole:
 
                 directory = await asyncio.to_thread(Directory.from_settings, s)
                 extra = {"directory": directory, "client_setup": ClientSetupDocuments(s, directory.is_local_domain)}
+            if s.phish_report.enabled:  # "Report as phishing" for users (portal/phish_pages.py, phish_report/)
+                import asyncio
+
+                from mailbastion.apps.phish_report import PortalPhishDesk
+                from mailbastion.portal.phish_pages import PhishPages
+
+                desk = await asyncio.to_thread(PortalPhishDesk.from_settings, s, extra.get("directory"))  # type: ignore[arg-type]
+                extra["extensions"] = [*extra.get("extensions", ()), PhishPages(desk)]  # type: ignore[call-overload]
             self.portal = PortalService(s, **extra)
             lines += await self.portal.start()
         where = " (own process)" if self.mda_process is not None else ""
