@@ -8,7 +8,7 @@ Maildir writes and directory lookups use another core than the queue manager's.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailbastion.config import Settings
 from mailbastion.core.errors import ConfigError
@@ -99,8 +99,9 @@ class InternalRole:
                 from mailbastion.apps.phish_report import PortalPhishDesk
                 from mailbastion.portal.phish_pages import PhishPages
 
-                desk = await asyncio.to_thread(PortalPhishDesk.from_settings, s, extra.get("directory"))  # type: ignore[arg-type]
-                extra["extensions"] = [*extra.get("extensions", ()), PhishPages(desk)]  # type: ignore[call-overload]
+                known: Any = extra.get("directory")
+                desk = await asyncio.to_thread(PortalPhishDesk.from_settings, s, known)
+                extra["extensions"] = [PhishPages(desk)]  # other parts' PortalExtensions join this list
             self.portal = PortalService(s, **extra)
             lines += await self.portal.start()
         where = " (own process)" if self.mda_process is not None else ""
