@@ -178,3 +178,29 @@ def test_the_administrator_sweeps_by_hand(d: Deployment, tmp_path: Path) -> None
     [sweep] = audit_events(d, "phish.sweep")
     assert sweep.reason == "ticket 77" and sweep.actor.startswith("cli:") and len(sweep.details["moved"]) == 2
     assert "phish.sweep" in d.mb("phish", "reports")
+
+
+def test_a_report_the_outbound_filter_refuses_still_counts(d: Deployment) -> None:
+    gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+    msgid = "<run-45@parcel-redelivery.example>"
+    raw = phish("Parcel held at customs", msgid, path=f"held?{gtube[:8]}")
+    d.send(PHISHER, [BOB], raw)
+    wait(lambda: files_with(d, BOB, b"run-45@parcel"), "the phish in Bob's Maildir")
+    inner = raw.replace(b"Kind regards", gtube.encode())  # what the outbound filter refuses for certain
+    # the same report to a colleague too: refused as a whole, as any other message
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(d, report_of(inner), [f"report-phish@{DOMAIN}", DAVE])
+    assert refused.value.smtp_code == 554
+    before = len(audit_events(d, "phish.report"))
+    # to the report address alone: the report counts
+    ctx = ssl.create_default_context(cafile=str(d.root / "tls" / "ca.crt"))
+    ctx.check_hostname = False
+    with smtplib.SMTP("127.0.0.1", d.submission_port, timeout=60) as s:
+        s.starttls(context=ctx)
+        s.login(ALICE, PASSWORD)
+        s.mail(ALICE)
+        s.rcpt(f"report-phish@{DOMAIN}")
+        code, text = s.data(report_of(inner))
+    assert code == 250 and b"phishing report" in text, (code, text)
+    wait(lambda: not files_with(d, BOB, b"run-45@parcel"), "Bob's copy gone")
+    wait(lambda: len(audit_events(d, "phish.report")) == before + 1, "the report's audit record")

@@ -14,6 +14,10 @@ there is: the MX, which anyone on the Internet reaches, never triggers a sweep (
 ordinary mail to the report address). The message itself still travels on to the report address (an alias
 of postmaster@ made by `init`), so the security team reads every report.
 
+A report mail the gateway's outbound filter refuses (554 5.7.1 "Not sent: ...": the phish inside carries
+malware or scores as spam) and that was written to the report address alone is kept all the same, answered
+250 "phishing report <id> received": the report mailbox does not get that copy, the loop still runs.
+
 Durability: the report (reporter + raw bytes) is written and fsynced in `<folder>/pending/` before the
 reply goes back to the client; a background task claims it by rename (`.work`), hands it to
 `PhishReports.process`, and removes it. At start, reports left pending or half-handled by a crash are
@@ -156,9 +160,33 @@ class ReportingSubmission:
 
     async def on_data(self, peer: PeerInfo, envelope: Envelope, message: SpooledMessage) -> Reply:
         reply: Reply = await self._inner.on_data(peer, envelope, message)
-        if reply.is_positive and peer.authenticated_as and self.intake.is_report(envelope.recipients):
+        user = peer.authenticated_as
+        if not user or not self.intake.is_report(envelope.recipients):
+            return reply
+        if reply.is_positive:
             try:
-                await self.intake.accept(peer.authenticated_as, message.raw)
+                await self.intake.accept(user, message.raw)
             except Exception as exc:  # noqa: BLE001 - the message was sent; the report is still in the mailbox
-                log.error("phish_report could not keep the report of %s: %s", peer.authenticated_as, exc)
-        return reply
+                log.error("phish_report could not keep the report of %s: %s", user, exc)
+            return reply
+        if not _held_back_by_outbound_filter(reply) or not all(self.intake.is_report_address(r)
+                                                               for r in envelope.recipients):
+            return reply
+        # The gateway's outbound checks refused the report mail itself, because the phish inside it carries what
+        # they refuse (malware, a spam score): the report still counts. Only the report address was written to,
+        # so nothing else is lost; the report mailbox does not get this one (its audit record names it).
+        try:
+            report_id = await self.intake.accept(user, message.raw)
+        except Exception as exc:  # noqa: BLE001 - the filter's refusal is then the user's answer
+            log.error("phish_report could not keep the report of %s: %s", user, exc)
+            return reply
+        log.warning("phish_report.kept_despite_refusal id=%s reporter=%s refusal=%r", report_id, user, reply.text[:200])
+        return Reply(250, "2.0.0", f"Ok: phishing report {report_id} received (the report mailbox does not get a "
+                     "copy: the outbound filter refused what it carries)")
+
+
+def _held_back_by_outbound_filter(reply: Reply) -> bool:
+    """The gateway's content refusal of an outbound message (gateway/relay_handler.py `outbound_refusal`:
+    "554 5.7.1 Not sent: malware detected ..." / "... looks like spam ..."), passed on by submission's outbox.
+    Not a refusal about the user (a suspended sender, a From that is not theirs: 550)."""
+    return reply.code == 554 and reply.status == "5.7.1" and reply.text.startswith("Not sent: ")
