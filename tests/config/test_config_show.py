@@ -157,6 +157,10 @@ messages_per_hour = 50
 [submission.hijack]
 fanout_recipients = 40
 alert = "log"
+
+[phish_report]
+match_window_days = 7
+ignore_url_hosts = ["www.w3.org"]
 """
 
 
