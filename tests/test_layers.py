@@ -78,6 +78,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     # Dovecot run by the internal role: our directory decides logins, the MDA's Maildir layout, the spam model
     # learns Junk moves, and the one TLS policy of every listener.
     "imap": BASE | {"config", "durable", "directory", "mailbox", "spam", "tls_policy", "metrics"},
+    # the report-a-phish loop (internal role): reads the Maildirs (mailbox), holds copies (quarantine, its
+    # AuditSink port), learns (spam: ModelStore, unwrap, header decoding); the directory only through a port
+    "phish_report": BASE | {"durable", "mailbox", "quarantine", "spam"},
 }
 _SERVICES = set(MAY_IMPORT)
 MAY_IMPORT["testing"] = _SERVICES  # the shipped test kit: fakes and loopback servers; src never imports it

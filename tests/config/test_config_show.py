@@ -167,6 +167,9 @@ alert = "log"
 grace_days = 7
 enforce = "notify"
 notice_sender = "policy@example.org"
+[phish_report]
+match_window_days = 7
+ignore_url_hosts = ["www.w3.org"]
 """
 
 

@@ -242,6 +242,9 @@ def initialise(directory: Path, domain: str, *, hostname: str | None = None, rol
     for local in (report.spam_local_part, report.ham_local_part):
         directory_store.add_alias(f"{local}@{domain}", f"postmaster@{domain}", by="init",
                                   reason="spam report address")
+    if settings.phish_report.enabled:  # users report phishing here through submission (phish_report/intake.py)
+        directory_store.add_alias(f"{settings.phish_report.local_part}@{domain}", f"postmaster@{domain}", by="init",
+                                  reason="phishing report address")
     db_file = settings.sqlite_file(settings.directory.url)
     if db_file is not None:
         os.chmod(db_file, 0o600)  # password hashes: the service only

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-import mailbastion.crypto.inbound  # noqa: F401  (the one check outside policy.checks: ENCRYPTED_*)
+import mailbastion.crypto.inbound
 import mailbastion.policy.checks  # noqa: F401  (registers every known check for validation)
 from mailbastion.apps.features import Feature, Services, load_features
 from mailbastion.config import Settings

@@ -8,7 +8,7 @@ Maildir writes and directory lookups use another core than the queue manager's.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailbastion.config import Settings
 from mailbastion.core.errors import ConfigError
@@ -93,6 +93,15 @@ class InternalRole:
 
                 directory = await asyncio.to_thread(Directory.from_settings, s)
                 extra = {"directory": directory, "client_setup": ClientSetupDocuments(s, directory.is_local_domain)}
+            if s.phish_report.enabled:  # "Report as phishing" for users (portal/phish_pages.py, phish_report/)
+                import asyncio
+
+                from mailbastion.apps.phish_report import PortalPhishDesk
+                from mailbastion.portal.phish_pages import PhishPages
+
+                known: Any = extra.get("directory")
+                desk = await asyncio.to_thread(PortalPhishDesk.from_settings, s, known)
+                extra["extensions"] = [PhishPages(desk)]  # other parts' PortalExtensions join this list
             self.portal = PortalService(s, **extra)
             lines += await self.portal.start()
         where = " (own process)" if self.mda_process is not None else ""

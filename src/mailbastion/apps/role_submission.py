@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mailbastion.delivery.smtp_client import SmtpDeliveryAgent
     from mailbastion.directory.store import Directory
     from mailbastion.directory.throttle import LoginThrottle
+    from mailbastion.phish_report.intake import ReportIntake
     from mailbastion.smtp.edge import SmtpEdge
     from mailbastion.smtp.listeners import Listeners
     from mailbastion.spool.manager import QueueManager
@@ -72,6 +73,7 @@ class SubmissionRole:
         self.meter: SendingMeter | None = None
         self._signer: DkimSigner | None = None
         self.bounce_signs: BounceSigns | None = None  # Internet bounces of our users' mail (hijack signs)
+        self.phish_intake: ReportIntake | None = None  # report mails to report-phish@ (phish_report/intake.py)
 
     def prefork(self) -> None:
         return None
@@ -145,8 +147,15 @@ class SubmissionRole:
             recipient_delimiter=s.mailbox.recipient_delimiter, max_recipients=sub.max_recipients,
             add_missing_headers=sub.add_missing_headers, hostname=s.server.hostname, protection=protection,
             sender_gate=sender_gate)
+        submitting = handler  # the submission handler itself (the report intake below may wrap `handler`)
         self.bounce_signs = BounceSigns(self.meter, account_of=partial(_account_of, directory),
-                                        suspend=lambda account, sign: handler._suspend(account, sign, _BOUNCES))
+                                        suspend=lambda account, sign: submitting._suspend(account, sign, _BOUNCES))
+        if s.phish_report.enabled:  # a logged-in user's mail to report-phish@ is a phishing report
+            from mailbastion.apps.phish_report import build_intake
+            from mailbastion.phish_report.intake import ReportingSubmission
+
+            self.phish_intake = await asyncio.to_thread(build_intake, s, directory)
+            handler = ReportingSubmission(handler, self.phish_intake)  # type: ignore[assignment]
         limits = EdgeLimits(max_message_size=sub.max_message_size, max_recipients=sub.max_recipients,
                             max_line_length=s.smtp.max_line_length,
                             idle_timeout=sub.idle_timeout, max_connections=sub.max_connections,
@@ -161,6 +170,8 @@ class SubmissionRole:
         except OSError:
             await self.queue.stop(1)
             raise
+        if self.phish_intake is not None:
+            await self.phish_intake.start()  # reports a crash left half-handled
         signing = ", ".join(self._signer.domains()) or "no domain has an active DKIM key yet"
         lines = [f"submission (STARTTLS)   {a}" for a in sub.listen]
         lines += [f"submission (TLS)        {a}" for a in sub.listen_tls]
@@ -188,6 +199,8 @@ class SubmissionRole:
     async def stop(self, drain_seconds: float) -> None:
         if self.listeners is not None:
             await self.listeners.stop(drain_seconds)
+        if self.phish_intake is not None:
+            await self.phish_intake.stop()
         if self.queue is not None:
             await self.queue.stop(min(drain_seconds, 10.0))
         if self.agent is not None:

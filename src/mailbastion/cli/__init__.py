@@ -15,6 +15,7 @@ from mailbastion.cli._common import COMMAND_MODULES, main_group
 COMMAND_MODULES["tls"] = "tls"  # certificates: status, renew, import
 COMMAND_MODULES["audit"] = "audit"  # the ten measures checked live (measures/)
 COMMAND_MODULES["aup"] = "aup"  # the acceptable use policy: publish, list, show, report (aup/)
+COMMAND_MODULES["phish"] = "phish"  # reported phishing: sweep a message's copies, list the reports (phish_report/)
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from mailbastion.config.sections.encryption import EncryptionSection
 from mailbastion.config.sections.imap import ImapSection, LoginSection
 from mailbastion.config.sections.lifecycle import LifecycleSection
 from mailbastion.config.sections.outbound import OutboundSection
+from mailbastion.config.sections.phish_report import PhishReportSection
 from mailbastion.config.sections.relay_in import RelayInSection
 from mailbastion.config.sections.portal import PortalSection
 from mailbastion.config.sections.spam import SpamSection
@@ -63,6 +64,7 @@ class Settings(Section):
     submission: SubmissionSection = Field(default_factory=SubmissionSection)
     aup: AupSection = Field(default_factory=AupSection)
     srs: SrsSection = Field(default_factory=SrsSection)
+    phish_report: PhishReportSection = Field(default_factory=PhishReportSection)
 
     _source: Path | None = PrivateAttr(default=None)
 
