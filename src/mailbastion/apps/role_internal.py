@@ -101,7 +101,7 @@ class InternalRole:
 
                 known: Any = extra.get("directory")
                 desk = await asyncio.to_thread(PortalPhishDesk.from_settings, s, known)
-                extra["extensions"] = [PhishPages(desk)]  # other parts' PortalExtensions join this list
+                extra["more_extensions"] = [PhishPages(desk)]  # joins the portal's own extensions (context.py)
             self.portal = PortalService(s, **extra)
             lines += await self.portal.start()
         where = " (own process)" if self.mda_process is not None else ""

@@ -94,7 +94,8 @@ class PortalContext:
         parts["app_passwords"] = DirectoryAppPasswords(directory)  # every client's device password, IMAP or submission
         from mailbastion.portal.aup_pages import AupPages
 
-        parts["extensions"] = (AupPages(),)  # the acceptable use policy's pages (measure 7)
+        more = tuple(overrides.pop("more_extensions", ()))  # pages of parts wired by the role (the phish desk)
+        parts["extensions"] = (AupPages(), *more)  # the acceptable use policy's pages (measure 7), then those
         parts.update(overrides)
         if "measures" not in parts:
             parts["measures"] = portal_board(settings, parts["store"], parts.get("av_status"))
