@@ -74,13 +74,11 @@ class DirectoryMailboxes:
 
 
 def notice_spool(settings: Settings) -> SpoolWriter:
-    """Where the loop's mails are committed: submission's outbox on the internal host of a split (its queue
-    manager relays through the gateway), else the main spool (delivered by the queue manager of this process)."""
+    """Where the loop's mails are committed: `Spool.for_system_mail` (submission's outbox on the internal host
+    of a split, whose queue manager relays through the gateway; else the main spool)."""
     from mailbastion.spool.writer import Spool
 
-    if settings.server.role == "internal":
-        return Spool(settings.path(settings.submission.spool_dir), min_free_bytes=settings.spool.min_free_bytes)
-    return Spool.from_settings(settings)
+    return Spool.for_system_mail(settings)
 
 
 def build_phish_reports(settings: Settings, directory: Directory | None = None, *,

@@ -64,7 +64,8 @@ class AupNotifier:
     def from_settings(settings: Settings, directory: Directory) -> AupNotifier:
         from mailbastion.spool.writer import Spool
 
-        return AupNotifier(AupStore(directory), AupPolicy.from_settings(settings), Spool.from_settings(settings))
+        return AupNotifier(AupStore(directory), AupPolicy.from_settings(settings),
+                           Spool.for_system_mail(settings))
 
     def sender_for(self, address: str) -> str:
         return self.policy.notice_sender or f"postmaster@{address.rpartition('@')[2]}"

@@ -93,7 +93,7 @@ def _release_api(settings: Any, *, need_spool: bool) -> Any:
         from mailbastion.directory.recipient_map import RecipientMap
         from mailbastion.spool.writer import Spool
 
-        spool = Spool.from_settings(settings)
+        spool = Spool.for_system_mail(settings)  # a queue manager delivers it in every role
         # The address-only map, as the gateway sees it (this command runs where the quarantine is).
         directory = RecipientMap(settings.path(settings.directory.recipient_map))
         if not directory.loaded:

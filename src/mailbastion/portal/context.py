@@ -114,7 +114,7 @@ class PortalContext:
     def spool(self) -> Spool:
         from mailbastion.spool.writer import Spool
 
-        return Spool.from_settings(self.settings)
+        return Spool.for_system_mail(self.settings)  # digests and releases reach a queue manager in every role
 
     @cached_property
     def aup(self) -> AupStore:

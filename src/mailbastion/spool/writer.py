@@ -52,6 +52,15 @@ class Spool:
     def from_settings(settings: Settings) -> Spool:
         return Spool(settings.path(settings.spool.dir), min_free_bytes=settings.spool.min_free_bytes)
 
+    @staticmethod
+    def for_system_mail(settings: Settings) -> Spool:
+        """Where mail the system writes itself (digests, notices, releases, acknowledgements) is committed so
+        that something delivers it: on the internal host of a split, submission's outbox, whose queue manager
+        relays through the gateway (the main spool has no queue manager there); else the main spool."""
+        if settings.server.role == "internal":
+            return Spool(settings.path(settings.submission.spool_dir), min_free_bytes=settings.spool.min_free_bytes)
+        return Spool.from_settings(settings)
+
     @property
     def root(self) -> Path:
         return self.layout.root
