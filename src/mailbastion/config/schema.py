@@ -30,6 +30,7 @@ from mailbastion.config.sections.relay_in import RelayInSection
 from mailbastion.config.sections.portal import PortalSection
 from mailbastion.config.sections.spam import SpamSection
 from mailbastion.config.sections.submission import SubmissionSection
+from mailbastion.config.sections.training import TrainingSection
 from mailbastion.config.sections.split import FirewallSection, MapPushSection, MetricsSection
 
 
@@ -59,6 +60,7 @@ class Settings(Section):
     login: LoginSection = Field(default_factory=LoginSection)
     lifecycle: LifecycleSection = Field(default_factory=LifecycleSection)
     submission: SubmissionSection = Field(default_factory=SubmissionSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
 
     _source: Path | None = PrivateAttr(default=None)
 
