@@ -14,6 +14,7 @@ from mailbastion.cli._common import COMMAND_MODULES, main_group
 
 COMMAND_MODULES["tls"] = "tls"  # certificates: status, renew, import
 COMMAND_MODULES["audit"] = "audit"  # the ten measures checked live (measures/)
+COMMAND_MODULES["training"] = "training"  # measure 8: modules, assignments, phishing simulations, the report
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ from mailbastion.measures.smtp_probe import MailTarget, connect_host, parse_host
 from mailbastion.measures.spam import SpamProbe
 from mailbastion.measures.split import SplitProbe
 from mailbastion.measures.tls import ListenerTlsProbe, PolicyProbe, TlsProbe
+from mailbastion.measures.training import NoTrainingRecords, TrainingProbe
 
 if TYPE_CHECKING:
     from mailbastion.config import Settings
@@ -92,7 +93,8 @@ def portal_board(settings: Settings, store: PortalStore, av_status: AvStatus | N
         AntivirusProbe(av_status or av_status_command(settings)),
         LastAuditProbe(settings),
         DirectoryProbe(store, settings),
-        NotBuilt((7, 8), NOT_BUILT_7_8),
+        NotBuilt((7,), NOT_BUILT_7_8),
+        TrainingProbe(settings, store.directory),
         TlsProbe(settings),
         DnsProbe(settings, directory_domains(store)),
     ])
@@ -113,13 +115,16 @@ def mail_target(settings: Settings, domains: Sequence[str]) -> tuple[MailTarget 
 def audit_probes(settings: Settings, domains: Sequence[str]) -> list[MeasureProbe]:
     target, why = mail_target(settings, domains)
     people: MeasureProbe
+    training: MeasureProbe
     if settings.server.role == "gateway":
-        people = NoDirectory()
+        people, training = NoDirectory(), NoTrainingRecords()
     else:
         from mailbastion.directory.portal import PortalStore
         from mailbastion.directory.store import Directory
 
-        people = DirectoryProbe(PortalStore(Directory.from_settings(settings)), settings)
+        directory = Directory.from_settings(settings)
+        people = DirectoryProbe(PortalStore(directory), settings)
+        training = TrainingProbe(settings, directory)
     return [
         AntivirusProbe(av_status_command(settings)),
         EicarProbe(target, why),
@@ -127,7 +132,8 @@ def audit_probes(settings: Settings, domains: Sequence[str]) -> list[MeasureProb
         RelayProbe(settings, target, domains[0] if domains else "invalid", why),
         SplitProbe(settings),
         people,
-        NotBuilt((7, 8), NOT_BUILT_7_8),
+        NotBuilt((7,), NOT_BUILT_7_8),
+        training,
         TlsProbe(settings, complete=True),
         ListenerTlsProbe(settings),
         PolicyProbe(settings),

@@ -91,6 +91,11 @@ class PortalContext:
             "throttle": ClientThrottle(p.client_max_failures, dt.timedelta(minutes=p.login_window_minutes)),
         }
         parts["app_passwords"] = DirectoryAppPasswords(directory)  # every client's device password, IMAP or submission
+        if settings.training.enabled:  # measure 8: My training, Training, and the simulations' landing pages
+            from mailbastion.portal.training_pages import TrainingLanding, TrainingPages
+
+            parts["extensions"] = [TrainingPages()]
+            parts["landing"] = TrainingLanding(directory, settings)
         parts.update(overrides)
         if "measures" not in parts:
             parts["measures"] = portal_board(settings, parts["store"], parts.get("av_status"))
