@@ -135,7 +135,7 @@ def test_assign_to_a_group_and_report_from_the_command_line(deployment: Deployme
     assert rows["alice@example.test"]["overdue"] == "0" and rows["alice@example.test"]["groups"] == "staff@example.test"
     text = d.mb("training", "report")
     assert "staff@example.test" in text and "no phishing-simulation campaign yet" in text
-    bad = d.mb("training", "assign", "nosuch", "--all", check=False)
-    assert "no module 'nosuch'" in bad
+    with pytest.raises(RuntimeError, match="no module 'nosuch'"):
+        d.mb("training", "assign", "nosuch", "--all")
     listed = d.mb("training", "modules")
     assert "* phishing" in listed and "Recognising phishing" in listed
