@@ -157,6 +157,11 @@ messages_per_hour = 50
 [submission.hijack]
 fanout_recipients = 40
 alert = "log"
+
+[training]
+mandatory = ["phishing", "reporting"]
+due_days = 14
+overdue_every_days = 0
 """
 
 
