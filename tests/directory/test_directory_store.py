@@ -34,7 +34,7 @@ def test_migrations_create_schema_and_are_idempotent(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     d = Directory.create(url)
     d.migrate()
-    assert current_revision(d.engine) == "0007_submission"
+    assert current_revision(d.engine) == "0009_training"
     tables = {r[0] for r in sqlite3.connect(tmp_path / "m.db").execute("select name from sqlite_master")}
     assert {"domains", "accounts", "aliases", "audit_events", "audit_head", "directory_generation",
             VERSION_TABLE} <= tables

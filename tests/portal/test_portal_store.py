@@ -34,7 +34,7 @@ def store(tmp_path: Path) -> tuple[PortalStore, Clock]:
 
 def test_migration_head_and_roles(store: tuple[PortalStore, Clock]) -> None:
     s, _ = store
-    assert current_revision(s.engine) == "0007_submission"
+    assert current_revision(s.engine) == "0009_training"
     assert s.role("ann@example.org") == "user"
     s.set_role("Ann@Example.org", "administrator", by="cli:root", reason="IT")
     assert s.role("ann@example.org") == "administrator"

@@ -17,10 +17,10 @@ from mailbastion.directory.models import AccountState
 from mailbastion.directory.store import Directory
 from mailbastion.lifecycle.scheduler import LifecycleScheduler
 from mailbastion.spool.writer import Spool
+from mailbastion.testing.deployment import Deployment
 from mailbastion.training.modules import grade, load_modules
 from mailbastion.training.reminders import reminders_due, send_reminders
 from mailbastion.training.store import TrainingStore
-from mailbastion.testing.deployment import Deployment
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)

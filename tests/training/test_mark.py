@@ -62,5 +62,5 @@ def test_a_real_mark_copied_onto_other_content_is_not_recognised(tmp_path: Path)
     assert recognise(raw.replace(b"https://portal.example.org/l/q4/", b"https://evil.example/steal/"), s) is None
     assert recognise(raw.replace(b"Subject: Action required", b"Subject: Payroll update"), s) is None
     head, _, body = raw.partition(b"\r\n\r\n")
-    twice = head + b"\r\n" + [ln for ln in head.split(b"\r\n") if ln.startswith(MARK_HEADER.encode())][0]
+    twice = head + b"\r\n" + next(ln for ln in head.split(b"\r\n") if ln.startswith(MARK_HEADER.encode()))
     assert recognise(twice + b"\r\n\r\n" + body, s) is None  # two marks: none is honoured

@@ -82,3 +82,14 @@ def test_shipped_simulation_templates_are_harmless() -> None:
     for t in templates.values():
         assert t.sender.rstrip(">").endswith(".invalid")  # RFC 6761: nobody can own or answer that domain
         assert "{link}" in t.body and t.signs and t.module in modules
+
+
+def test_the_training_section_refuses_unknown_keys_and_bad_ids() -> None:
+    from pydantic import ValidationError
+
+    from mailbastion.config import Settings
+
+    assert Settings().training.mandatory == ("phishing", "attachments", "passwords", "confidential", "reporting")
+    for bad in ({"mandatory": ["ok", "no way"]}, {"due_days": 0}, {"sender_local_part": "a b"}, {"remind": 1}):
+        with pytest.raises(ValidationError):
+            Settings.model_validate({"training": bad})

@@ -62,16 +62,16 @@ class TrainingProbe:
         assignments = [a for a in store.assignments() if a.module in mandatory]
         overdue, missing = compliance(assignments, active, mandatory, now)
         done = sum(a.completed_at is not None for a in assignments if a.address in set(active))
-        evidence = [f"mandatory modules: {', '.join(mandatory)}; {len(active)} active account(s); "
-                    f"{done} of {len(active) * len(mandatory)} completions done",
+        evidence = [(f"mandatory modules: {', '.join(mandatory)}; {len(active)} active account(s); "
+                     f"{done} of {len(active) * len(mandatory)} completions done"),
                     *self._campaigns(CampaignStore(self.directory, self.settings))]
         if unknown:
             evidence.append(f"[training] mandatory names module(s) that do not exist: {', '.join(unknown)}")
         if overdue:
             return MeasureResult(8, NOT_MET, f"{len(overdue)} mandatory module(s) overdue",
                                  (*(f"overdue: {o}" for o in overdue[:LISTED]), *evidence), SOURCE,
-                                 fix="remind the people named (reminders are mailed by `mailbastion serve`), "
-                                     "or extend with `mailbastion training assign MODULE --user ADDRESS --due DATE`")
+                                 fix=("remind the people named (reminders are mailed by `mailbastion serve`), or "
+                                      "extend with `mailbastion training assign MODULE --user ADDRESS --due DATE`"))
         if missing:
             return MeasureResult(8, WARN, f"{len(missing)} mandatory module(s) not yet assigned",
                                  (*(f"not assigned: {m}" for m in missing[:LISTED]), *evidence), SOURCE,
@@ -91,8 +91,8 @@ class TrainingProbe:
         results = store.results(last.name)
         clicked = sum(r.clicked for r in results)
         reported = sum(r.reported for r in results)
-        return [f"{len(sent)} phishing simulation(s) sent; the last, {last.name} on {last.sent_at:%Y-%m-%d}: "
-                f"{len(results)} delivered, {clicked} clicked, {reported} reported"]
+        return [(f"{len(sent)} phishing simulation(s) sent; the last, {last.name} on {last.sent_at:%Y-%m-%d}: "
+                 f"{len(results)} delivered, {clicked} clicked, {reported} reported")]
 
 
 class NoTrainingRecords:

@@ -176,10 +176,10 @@ class TrainingLanding(LandingRoutes):
         t = click.template
         return LandingPage(
             "This was a phishing simulation",
-            ("Nothing has happened to your account or your computer: the message you just followed "
-             f"(\u201c{t.subject}\u201d) was a training exercise run by your organisation's mail team.",
-             "A real attacker's page would now ask for your password or start a download. These were the signs "
-             "that gave the message away:",
+            (("Nothing has happened to your account or your computer: the message you just followed "
+              f"(\u201c{t.subject}\u201d) was a training exercise run by your organisation's mail team."),
+             ("A real attacker's page would now ask for your password or start a download. These were the signs "
+              "that gave the message away:"),
              *(f"\u2022 {sign}" for sign in t.signs),
-             "A short training module has been added to your training list; sign in to the portal and open "
-             "\u201cMy training\u201d to take it. Next time, report such a message instead of clicking its link."))
+             ("A short training module has been added to your training list; sign in to the portal and open "
+              "\u201cMy training\u201d to take it. Next time, report such a message instead of clicking its link.")))

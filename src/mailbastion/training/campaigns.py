@@ -245,13 +245,19 @@ class CampaignStore:
         return Click(name, address, template, first)
 
     def reported(self, name: str, token: str, reporter: str) -> bool:
-        """`reporter` reported the copy with `token`; True when recorded now."""
-        with self.training._change("training.simulation_reported", by=f"report:{norm(reporter)}", subject=name,
-                                   reason="reported a simulated phish") as s:
+        """`reporter` reported the copy with `token`; True when recorded now (False: no such copy, or its
+        report was recorded before: nothing is written)."""
+        with Session(self.engine) as s:
             row = self._target(s, name, token)
             if row is None or row.reported_at is not None:
                 return False
-            row.reported_at = self.now()
+            address = row.address
+        with self.training._change("training.simulation_reported", by=f"report:{norm(reporter)}", subject=address,
+                                   reason=f"reported phishing simulation {name}") as s:
+            target = self._target(s, name, token)
+            if target is None or target.reported_at is not None:
+                return False
+            target.reported_at = self.now()
         return True
 
     # -- results --------------------------------------------------------------------------------------

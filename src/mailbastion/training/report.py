@@ -82,9 +82,15 @@ class TrainingReport:
         w = csv.writer(out, lineterminator="\n")
         w.writerow(CSV_COLUMNS)
         for u in self.users:
-            w.writerow([u.address, ";".join(u.groups), u.assigned, u.completed, len(u.overdue),
+            w.writerow([_cell(u.address), _cell(";".join(u.groups)), u.assigned, u.completed, len(u.overdue),
                         "" if u.score is None else u.score, u.simulations, u.clicked, u.reported, ";".join(u.overdue)])
         return out.getvalue()
+
+
+def _cell(value: object) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula (OWASP CSV injection)."""
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _mean(values: Sequence[int]) -> int | None:

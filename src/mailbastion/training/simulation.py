@@ -43,8 +43,20 @@ if TYPE_CHECKING:
     from mailbastion.config import Settings
     from mailbastion.directory.store import Directory
 
-__all__ = ["MARK_HEADER", "SHIPPED_TEMPLATES", "SimTemplate", "SimulationHit", "load_key", "load_templates",
-           "parse_template", "recognise", "record_reported", "simulation_message", "sign", "verify"]
+__all__ = [
+    "MARK_HEADER",
+    "SHIPPED_TEMPLATES",
+    "SimTemplate",
+    "SimulationHit",
+    "load_key",
+    "load_templates",
+    "parse_template",
+    "recognise",
+    "record_reported",
+    "sign",
+    "simulation_message",
+    "verify",
+]
 
 MARK_HEADER = "X-Training-Simulation"
 SHIPPED_TEMPLATES = Path(__file__).parent / "data" / "campaigns"
