@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from mailbastion.core.errors import MailError
 from mailbastion.portal.auth import Principal, require
 from mailbastion.portal.extensions import LandingPage, LandingRoutes, NavItem
 from mailbastion.portal.render import ADMIN, EVERYONE, page
@@ -125,11 +126,11 @@ async def admin_assign(request: Request) -> Response:
     try:
         if target in ("", "all"):
             targets = await asyncio.to_thread(store.active_accounts)
-        elif await asyncio.to_thread(ctx.directory.is_active, target):
+        elif "@" in target and await asyncio.to_thread(ctx.directory.is_active, target):
             targets = [target]
         else:
             targets = await asyncio.to_thread(store.members, target)
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, MailError):
         return page(request, "notice.html", 400, title="Not assigned",
                     text="The target is neither an active account nor a group (alias) of the directory.")
     due = store.now() + dt.timedelta(days=ctx.settings.training.due_days)
