@@ -63,18 +63,23 @@ MAY_IMPORT: dict[str, set[str]] = {
     "domain_dns": BASE | {"config", "auth", "dns"},  # records our domains publish, and their live check
     # the acceptable use policy: versions and acceptances in the directory's database, notices through the spool
     "aup": BASE | {"config", "directory", "audit", "spool"},
-    "lifecycle": BASE | {"config", "directory", "audit", "mailbox", "private_files", "aup"},  # joiners and leavers: dates, archives (Maildir); + the policy's notices each minute
+    # joiners and leavers: dates, archives (Maildir); each minute also the policy's notices and the training round
+    "lifecycle": BASE | {"config", "directory", "audit", "mailbox", "private_files", "aup", "training", "spool"},
+    # security-awareness training (measure 8): modules, assignments in the directory's database, reminders and
+    # phishing simulations committed to our spool, the simulation key (a private file)
+    "training": BASE | {"config", "directory", "spool", "durable", "private_files"},
     "deploy": BASE | {"config", "pki", "private_files"},  # a split's host artefacts: gateway bundle, nftables, units
     # the web portal (internal role): directory, quarantine, queue control and spool writer, audit, our DNS
     # records and their check, the certificates for its HTTPS and the TLS measure; the lifecycle code that
     # sets and applies join and leave dates (as `mailbastion account start|leave` does)
     "portal": BASE | {"config", "durable", "private_files", "pki", "tls_policy", "audit", "directory",
                       "quarantine", "spool", "dns", "auth", "domain_dns", "measures", "crypto", "metrics", "aup",
-                      "lifecycle"},
+                      "lifecycle", "training"},
     # the ten measures, probed (measures/): the portal's dashboard and `mailbastion audit` read them; the
     # live probes speak SMTP and TLS themselves, read the directory (leavers), the recipient map, the spam
     # model, the certificates, and run `dns check`; `av status` is run as a command, not imported
-    "measures": BASE | {"config", "directory", "domain_dns", "dns", "auth", "spam", "pki", "lifecycle", "aup"},
+    "measures": BASE | {"config", "directory", "domain_dns", "dns", "auth", "spam", "pki", "lifecycle", "aup",
+                 "training"},
     # Dovecot run by the internal role: our directory decides logins, the MDA's Maildir layout, the spam model
     # learns Junk moves, and the one TLS policy of every listener.
     "imap": BASE | {"config", "durable", "directory", "mailbox", "spam", "tls_policy", "metrics"},

@@ -170,6 +170,10 @@ notice_sender = "policy@example.org"
 [phish_report]
 match_window_days = 7
 ignore_url_hosts = ["www.w3.org"]
+[training]
+mandatory = ["phishing", "reporting"]
+due_days = 14
+overdue_every_days = 0
 """
 
 

@@ -172,9 +172,10 @@ def test_admin_enrols_signs_in_with_totp_and_releases_a_held_message(flow: Any, 
     assert len(rows) == 10
     states = {int(r.find_elements(By.TAG_NAME, "td")[0].text): r.find_element(By.CSS_SELECTOR, ".state").text
               for r in rows}
-    for n in (3, 4, 5, 8):
+    for n in (3, 4, 5):
         assert states[n] == "not built", states
     assert states[7] == "not met"  # no acceptable use policy published here (test_browser_aup.py publishes one)
+    assert states[8] in ("met", "attention"), states  # training: nothing due yet (measures/training.py)
     assert states[9] in ("partial", "attention") and states[10] == "not met"  # no DNS records are published here
     shot(browser, "dashboard")
 

@@ -29,6 +29,16 @@ grace_days = 14                 # days to accept a new version in the portal (fr
 enforce = "submission"          # past grace: sending refused (5.7.1) + one notice; "notify": the notice only
 """
 
+_TRAINING = """\
+[training]                      # measure 8: modules every active account must complete, reminders, simulations
+mandatory = ["phishing", "attachments", "passwords", "confidential", "reporting"]
+due_days = 30                   # a joiner's modules are due this many days after the account becomes active
+remind_before_days = 7          # a reminder mail before the due date, then every overdue_every_days
+overdue_every_days = 7
+modules_dir = "training/modules"        # site modules (Markdown + TOML quiz); a shipped id is replaced
+templates_dir = "training/templates"    # site phishing-simulation templates
+"""
+
 TEMPLATE = """\
 # mailbastion configuration, written by `mailbastion init` for {domain}.
 # Every key has a secure default; `mailbastion config show` prints the effective values.
@@ -72,6 +82,7 @@ listen_tls = ["127.0.0.1:2993"] # implicit TLS
 mail_user = "mailbastion"       # owns the Maildirs; Dovecot reads mail as it (never as root)
 
 """ + _SUBMISSION + _AUP + """
+""" + _TRAINING + """
 [spool]
 dir = "spool"
 
@@ -196,6 +207,7 @@ interval = 300                  # seconds: and this often even without a change
 connect = "{gateway_relay}"
 
 """ + _SUBMISSION + _AUP + """
+""" + _TRAINING + """
 [directory]
 url = "sqlite:///directory.db"
 recipient_map = "recipient-map.json"

@@ -42,9 +42,16 @@ log = logging.getLogger("mailbastion.phish_report")
 
 
 def report_observers(settings: Settings) -> list[ReportObserver]:
-    """The observers consulted before a report is treated as a real phish (phish_report/observers.py).
-    None yet: the training part adds its SimulationObserver here."""
-    return []
+    """The observers consulted before a report is treated as a real phish (phish_report/observers.py): with
+    training on, a reported phishing simulation of ours (its HMAC mark verifies) is recorded as reported in
+    its campaign, acknowledged, and neither learned nor swept."""
+    if not settings.training.enabled:
+        return []
+    from mailbastion.phish_report.observers import SimulationObserver
+    from mailbastion.training.simulation import recognise, record_reported
+
+    return [SimulationObserver(lambda raw: recognise(raw, settings),
+                               lambda hit, reporter: record_reported(hit, reporter, settings))]
 
 
 class DirectoryMailboxes:

@@ -16,6 +16,7 @@ COMMAND_MODULES["tls"] = "tls"  # certificates: status, renew, import
 COMMAND_MODULES["audit"] = "audit"  # the ten measures checked live (measures/)
 COMMAND_MODULES["aup"] = "aup"  # the acceptable use policy: publish, list, show, report (aup/)
 COMMAND_MODULES["phish"] = "phish"  # reported phishing: sweep a message's copies, list the reports (phish_report/)
+COMMAND_MODULES["training"] = "training"  # measure 8: modules, assignments, phishing simulations, the report
 
 
 def main() -> None:

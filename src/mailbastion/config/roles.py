@@ -45,6 +45,7 @@ _GATEWAY_REFUSES: dict[str, str] = {
     "portal": "the self-service portal (passwords) runs on the internal host",
     "imap": "IMAP (passwords, mailboxes) runs on the internal host",
     "submission": "submission authenticates users against the directory on the internal host",
+    "training": "training records and phishing simulations live with the directory on the internal host",
     "passwords": "password settings belong to the directory on the internal host",
 }
 _GATEWAY_ONLY = "is the gateway's"

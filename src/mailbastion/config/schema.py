@@ -33,6 +33,7 @@ from mailbastion.config.sections.portal import PortalSection
 from mailbastion.config.sections.spam import SpamSection
 from mailbastion.config.sections.srs import SrsSection
 from mailbastion.config.sections.submission import SubmissionSection
+from mailbastion.config.sections.training import TrainingSection
 from mailbastion.config.sections.split import FirewallSection, MapPushSection, MetricsSection
 
 
@@ -65,6 +66,7 @@ class Settings(Section):
     aup: AupSection = Field(default_factory=AupSection)
     srs: SrsSection = Field(default_factory=SrsSection)
     phish_report: PhishReportSection = Field(default_factory=PhishReportSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -14,6 +14,9 @@ briefly away) is logged and tried again at the next interval.
 With `[directory.ldap] enabled`, a second loop reads LDAP every `interval_seconds` and suspends the accounts
 disabled or removed there (lifecycle/ldap_sync.py). `[lifecycle]` changes apply at the next
 start (a SIGHUP names them as needing a restart).
+
+After each check, with `[training] enabled`, the training round runs (training/reminders.py): mandatory
+modules for joiners, reminders by mail, phishing-simulation campaigns whose start time has come.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from mailbastion.config.schema import Settings
     from mailbastion.directory.store import Directory
     from mailbastion.lifecycle.ldap_sync import SyncResult
+    from mailbastion.spool.writer import Spool
 
 log = logging.getLogger("mailbastion.lifecycle")
 
@@ -41,6 +45,7 @@ class LifecycleScheduler:
         self._tasks: list[asyncio.Task[None]] = []
         self.checks = 0
         self.ldap_syncs = 0
+        self._spool: Spool | None = None  # training reminders and simulations are committed here
 
     @property
     def directory(self) -> Directory:
@@ -63,7 +68,24 @@ class LifecycleScheduler:
         from mailbastion.aup.notices import notify_overdue  # the acceptable use policy's overdue notices
 
         await notify_overdue(self.settings, self.directory)  # never raises
+        await self.training_round()
         return done
+
+    async def training_round(self) -> None:
+        """The training round after each check (training/reminders.py): joiners' mandatory modules, reminders,
+        campaigns whose start has come. A failure is logged; the next check tries again."""
+        if not self.settings.training.enabled:
+            return
+        from mailbastion.training.reminders import training_round
+
+        try:
+            if self._spool is None:
+                from mailbastion.spool.writer import Spool
+
+                self._spool = Spool.from_settings(self.settings)
+            await training_round(self.settings, self.directory, self._spool)
+        except Exception as exc:  # noqa: BLE001 - keep scheduling; the next check may work
+            log.error("training.round_failed error=%s: %s", type(exc).__name__, exc)
 
     def _record(self, **what: object) -> None:
         """Leave the evidence `mailbastion audit` reads (lifecycle/status.py); never stops the scheduler."""

@@ -5,7 +5,7 @@
     board = audit_board(settings)             # the audit: all of those, plus the live probes of 1, 3, 4, 5, 9
 
 The portal does not send EICAR or GTUBE every five minutes: its measures 3, 4 and 5 say so and point at
-`mailbastion audit`. Measure 7 is measures/aup.py; measure 8 is not built yet (issue 13).
+`mailbastion audit`. Measure 7 is measures/aup.py; measure 8 is measures/training.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from mailbastion.measures.board import (
     MeasureBoard,
     MeasureProbe,
     MeasureResult,
-    NotBuilt,
 )
 from mailbastion.measures.dns import DnsProbe, Domains, map_domains
 from mailbastion.measures.people import DirectoryProbe, NoDirectory
@@ -35,6 +34,7 @@ from mailbastion.measures.smtp_probe import MailTarget, connect_host, parse_host
 from mailbastion.measures.spam import SpamProbe
 from mailbastion.measures.split import SplitProbe
 from mailbastion.measures.tls import ListenerTlsProbe, PolicyProbe, TlsProbe
+from mailbastion.measures.training import NoTrainingRecords, TrainingProbe
 
 if TYPE_CHECKING:
     from mailbastion.config import Settings
@@ -47,7 +47,6 @@ AUDIT_TIMEOUT = 300.0  # one probe; a busy clamd scanning three messages, or a s
 LAST_FILE = "state/audit-last.json"  # below data_dir: every audit's report, for the portal
 MAILED_FILE = "state/audit-mailed.json"  # the report last mailed by --mail-changes: what changed is against it
 LAST_AUDIT_MAX_AGE = dt.timedelta(hours=26)  # a daily timer's run, and some slack
-NOT_BUILT_7_8 = "not built: no record of who took the training (issue 13)"
 
 
 def directory_domains(store: PortalStore) -> Domains:
@@ -94,7 +93,7 @@ def portal_board(settings: Settings, store: PortalStore, av_status: AvStatus | N
         LastAuditProbe(settings),
         DirectoryProbe(store, settings),
         AupProbe(settings, store.directory),
-        NotBuilt((8,), NOT_BUILT_7_8),
+        TrainingProbe(settings, store.directory),
         TlsProbe(settings),
         DnsProbe(settings, directory_domains(store)),
     ])
@@ -116,14 +115,16 @@ def audit_probes(settings: Settings, domains: Sequence[str]) -> list[MeasureProb
     target, why = mail_target(settings, domains)
     people: MeasureProbe
     aup: MeasureProbe
+    training: MeasureProbe
     if settings.server.role == "gateway":
-        people, aup = NoDirectory(), NoAupDirectory()
+        people, aup, training = NoDirectory(), NoAupDirectory(), NoTrainingRecords()
     else:
         from mailbastion.directory.portal import PortalStore
         from mailbastion.directory.store import Directory
 
         directory = Directory.from_settings(settings)
         people, aup = DirectoryProbe(PortalStore(directory), settings), AupProbe(settings, directory)
+        training = TrainingProbe(settings, directory)
     return [
         AntivirusProbe(av_status_command(settings)),
         EicarProbe(target, why),
@@ -132,7 +133,7 @@ def audit_probes(settings: Settings, domains: Sequence[str]) -> list[MeasureProb
         SplitProbe(settings),
         people,
         aup,
-        NotBuilt((8,), NOT_BUILT_7_8),
+        training,
         TlsProbe(settings, complete=True),
         ListenerTlsProbe(settings),
         PolicyProbe(settings),

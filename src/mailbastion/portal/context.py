@@ -94,8 +94,14 @@ class PortalContext:
         parts["app_passwords"] = DirectoryAppPasswords(directory)  # every client's device password, IMAP or submission
         from mailbastion.portal.aup_pages import AupPages
 
-        more = tuple(overrides.pop("more_extensions", ()))  # pages of parts wired by the role (the phish desk)
-        parts["extensions"] = (AupPages(), *more)  # the acceptable use policy's pages (measure 7), then those
+        pages: list[PortalExtension] = [AupPages()]  # the acceptable use policy's pages (measure 7)
+        if settings.training.enabled:  # measure 8: My training, Training, and the simulations' landing pages
+            from mailbastion.portal.training_pages import TrainingLanding, TrainingPages
+
+            pages.append(TrainingPages())
+            parts["landing"] = TrainingLanding(directory, settings)
+        pages += overrides.pop("more_extensions", ())  # pages of parts wired by the role (the phish desk)
+        parts["extensions"] = tuple(pages)
         parts.update(overrides)
         if "measures" not in parts:
             parts["measures"] = portal_board(settings, parts["store"], parts.get("av_status"))

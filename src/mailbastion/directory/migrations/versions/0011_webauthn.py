@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_webauthn"
-down_revision = "0008_aup"
+down_revision = "0009_training"
 branch_labels = None
 depends_on = None
 
