@@ -262,6 +262,13 @@ def test_keys_need_totp_first_and_go_with_it(site: Any) -> None:
     removed = next(e for e in runner.ctx.audit.events(limit=20) if e.action == "portal.webauthn_removed")
     assert removed.subject == DESK and removed.actor == f"portal:{ADMIN}" and removed.reason == "lost phone"
     codes[DESK] = enrol_totp(runner.ctx, DESK)
+    # `mailbastion account totp-reset` on the command line removes them as well.
+    with closing(full_session(site, DESK)) as desk:
+        register(desk, token, "Desk key 3")
+    assert [k.name for k in keys.list(DESK)] == ["Desk key 3"]
+    out = site[0].mb("account", "totp-reset", DESK, "--reason", "lost phone again")
+    assert "and 1 security key(s) removed" in out and keys.list(DESK) == []
+    codes[DESK] = enrol_totp(runner.ctx, DESK)
 
 
 def test_the_script_is_served_and_pages_work_without_it(site: Any) -> None:

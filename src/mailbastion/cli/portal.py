@@ -73,9 +73,14 @@ def role(address: str, role: str, reason: str, by: str, config_path: Path | None
 @directory_errors
 def totp_reset(address: str, reason: str, by: str, config_path: Path | None) -> None:
     """Remove the portal second factor of ADDRESS (a lost phone); it enrols a new one at its next sign-in."""
+    from mailbastion.directory.webauthn_keys import SecurityKeys
+
     _, store = _store(config_path)
     store.reset_totp(address, by=by, reason=reason)  # type: ignore[attr-defined]
-    click.echo(f"second factor of {address} removed; its portal sessions ended")
+    keys = SecurityKeys(store.directory)  # type: ignore[attr-defined]  # no key outlives the TOTP it stands in for
+    removed = keys.remove(address, None, by=by, reason=reason) if keys.list(address) else 0
+    also = f" and {removed} security key(s)" if removed else ""
+    click.echo(f"second factor of {address}{also} removed; its portal sessions ended")
 
 
 @main_group.group("portal")

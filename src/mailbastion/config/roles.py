@@ -46,6 +46,8 @@ _GATEWAY_REFUSES: dict[str, str] = {
     "imap": "IMAP (passwords, mailboxes) runs on the internal host",
     "submission": "submission authenticates users against the directory on the internal host",
     "training": "training records and phishing simulations live with the directory on the internal host",
+    "aup": "the acceptable use policy and its acceptances live with the directory on the internal host",
+    "phish_report": "reports of phishing are taken at submission and sweep the mailboxes of the internal host",
     "passwords": "password settings belong to the directory on the internal host",
 }
 _GATEWAY_ONLY = "is the gateway's"

@@ -55,8 +55,8 @@ FIXES = {
     4: "list only your own hosts in relay.networks; never the addresses clients reach the listener from",
     5: "run the gateway role on a DMZ host and the internal role inside (docs: two-host deployment)",
     6: "keep `mailbastion serve` running (its scheduler applies start and end dates); `account leave ADDRESS --on now`",
-    7: "not built: an acceptable use policy record per user (issue 13)",
-    8: "not built: training records and phishing campaigns (issue 13)",
+    7: "publish a policy (`mailbastion aup publish FILE --version V`); `aup report` names who has not accepted it",
+    8: "keep [training] on with mandatory modules; `mailbastion training report` names who is overdue",
     9: "renew certificates (`mailbastion tls renew`), keep tls.min_version, configure the outbound TLS policy",
     10: "publish what `mailbastion dns records` prints, then `mailbastion dns check`",
 }
