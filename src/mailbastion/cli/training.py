@@ -240,7 +240,7 @@ def campaign_send(name: str, config_path: Path | None) -> None:
 
     settings, _directory, store = _campaigns(config_path)
     try:
-        sent = asyncio.run(store.send(name, Spool.from_settings(settings),
+        sent = asyncio.run(store.send(name, Spool.for_system_mail(settings),
                                       portal_url=settings.portal.base_url(settings.server.hostname)))
     except CampaignError as exc:
         raise Failed(str(exc)) from None

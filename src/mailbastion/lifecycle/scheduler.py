@@ -82,7 +82,7 @@ class LifecycleScheduler:
             if self._spool is None:
                 from mailbastion.spool.writer import Spool
 
-                self._spool = Spool.from_settings(self.settings)
+                self._spool = Spool.for_system_mail(self.settings)
             await training_round(self.settings, self.directory, self._spool)
         except Exception as exc:  # noqa: BLE001 - keep scheduling; the next check may work
             log.error("training.round_failed error=%s: %s", type(exc).__name__, exc)
