@@ -315,7 +315,7 @@ def main() -> None:
     ap.add_argument("--dump", help="append every verdict as a JSON line to this file")
     ap.add_argument("--bayes-cap", type=float, default=None,
                     help="local.d override: BAYES_SPAM_HIGH and the bayes group's cap at this value (a site that trusts "
-                         "its own model; the shipped 5.5 keeps the classifier alone below Junk)")
+                         "its own model; the shipped 5.6 keeps the classifier alone below Junk)")
     args = ap.parse_args()
     logging.getLogger("mailbastion").setLevel(logging.CRITICAL)  # per-message notes of an offline lab
     asyncio.run(main_async(args))
