@@ -81,7 +81,10 @@ async def test_shipped_model_on_unseen_trec_sample() -> None:
         junked[label] += verdict.action >= Action.JUNK
     assert junked["ham"] / count["ham"] <= 0.02
     assert flagged["ham"] / count["ham"] <= 0.10
-    assert flagged["spam"] / count["spam"] >= 0.40
+    # Measured 38 of 132 (29 %) after issue 8 item 11: the classifier alone marks only at P >= 0.99 (no ham of
+    # spamassassin-train by cross-validation there), so a 2002 model on 2007 spam marks less than it did (about
+    # 45 % before); this guards against a broken model or tokenizer, not the quality of a site's own model.
+    assert flagged["spam"] / count["spam"] >= 0.25
 
 
 async def test_shipped_model_and_rules_catch_held_out_phishing() -> None:

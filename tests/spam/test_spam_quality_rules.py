@@ -122,3 +122,25 @@ def test_calibration_of_the_bands() -> None:
     assert _action("BAYES_SPAM", "URI_REDIRECTOR") is Action.ACCEPT
     assert _action("BAYES_SPAM", "MSGID_OE_FORGED", "BODY_RANDOM_TAG") >= Action.JUNK
     assert _action("BULK_REMOVAL_NO_LIST", "URI_REDIRECTOR", "MIME_HTML_ONLY") is Action.ACCEPT
+
+
+@pytest.mark.parametrize(("raw", "symbol"), [
+    (mail(text="Our system shows that your 12 words recovery phrase has not been verified."), "PHISH_CREDENTIAL"),
+    (mail(text="Detectamos um novo acesso à sua conta. Dispositivo: iPhone."), "PHISH_CREDENTIAL"),
+    (mail(text="I am a barrister. Your late relative left an inheritance; you are the next of kin."), "ADVANCE_FEE"),
+    (mail(subject="", text="https://drive.google.com/file/d/1vElzw/preview\n"), "LINK_ONLY_BODY"),
+    (mail(text="hello <https://t.ly/MGj61QWFw> <https://t.ly/699GUASa>"), "LINK_ONLY_BODY"),
+])
+async def test_phishing_rule_fires(raw: bytes, symbol: str) -> None:
+    assert symbol in await rule_names(raw)
+
+
+@pytest.mark.parametrize(("raw", "symbol"), [
+    (mail(text="Please keep the recovery codes of the test account in the team vault."), "PHISH_CREDENTIAL"),
+    (mail(text="The beneficiary field of the grant form is now mandatory."), "ADVANCE_FEE"),  # one cue is a word
+    (mail(text="Slides of today's talk: https://talks.example.org/q2.pdf - comments welcome by Friday."),
+     "LINK_ONLY_BODY"),
+    (mail(text="No link here, only text."), "LINK_ONLY_BODY"),
+])
+async def test_phishing_rule_stays_quiet(raw: bytes, symbol: str) -> None:
+    assert symbol not in await rule_names(raw)

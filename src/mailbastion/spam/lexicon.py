@@ -170,7 +170,16 @@ CREDENTIAL_CUES = re.compile(
     r"confirm(?:e|ar) (?:seus|os) dados|verifi(?:que|car) (?:sua|a) conta|"
     r"su cuenta (?:ha sido|será|est[aá]) (?:bloqueada|suspendida)|verifi(?:que|car) su cuenta|actualice sus datos|"
     r"ihr konto (?:wurde|wird) (?:gesperrt|eingeschränkt|deaktiviert)|bestätigen sie ihr(?:e)? (?:konto|identität|daten)|"
-    r"votre compte (?:a été|sera) (?:suspendu|bloqué|désactivé)|vérifiez votre compte)")
+    r"votre compte (?:a été|sera) (?:suspendu|bloqué|désactivé)|vérifiez votre compte|"
+    # A wallet's secret, a new access to confirm: what crypto and bank-login phishing ask for.
+    r"recovery phrase|seed phrase|secret phrase|wallet phrase|novo acesso|acesso (?:suspeito|não autorizado)|"
+    r"bitte bestätigen sie|ihre (?:adresse|daten|identität) (?:zu )?bestätigen|confirm (?:the|this) (?:transaction|payment|login))")
+
+# Advance-fee fraud ("419"): an inheritance, a fund or a consignment waiting for a stranger. Two different cues.
+ADVANCE_FEE_CUES = re.compile(
+    r"(?i)\b(?:next of kin|beneficiary|(?:million|m) (?:us )?(?:dollars|usd|euros?)|intestate|deceased (?:client|customer)|"
+    r"consignment|compensation fund|barrister|atm (?:master )?card|inheritance|donation|fund transfer|"
+    r"transfer of (?:the )?fund|foreign partner|late husband|my late|god bless you|strictly confidential|lottery)\b")
 
 # Removal or opt-out instructions (the footer of bulk mail); with no List-* header the list does not say it is one.
 REMOVAL_CUES = re.compile(

@@ -25,6 +25,7 @@ from mailbastion.spam.features import MessageFeatures
 from mailbastion.spam.lexicon import (
     ABUSED_TLDS,
     ACCOUNT_CUES,
+    ADVANCE_FEE_CUES,
     CREDENTIAL_CUES,
     AMBIGUOUS_BRANDS,
     BRANDS,
@@ -43,7 +44,8 @@ PHISHING_SYMBOLS = frozenset({
     "HTML_FORM", "HTML_FORM_PASSWORD", "HTML_ATTACHMENT", "HTML_ATTACHMENT_SCRIPT", "FROM_BRAND_MISMATCH",
     "FREEMAIL_BRAND", "MIXED_SCRIPT", "STYLED_UNICODE", "PHISH_ACCOUNT_URGENCY", "REPLYTO_DOMAIN_MISMATCH",
     "FROM_FREE_HOSTING", "FROM_EMOJI", "URI_IMAGE_HOST", "URI_HOST_INVALID", "PRIZE_SCAM", "URI_SHARED_STORAGE",
-    "TEXT_INVISIBLE_SPLIT", "HTML_OFFSCREEN", "PHISH_CREDENTIAL", "FROM_DISPLAY_DIGITS", "TO_IN_SUBJECT", "ABUSED_TLD", "URI_LONG_LABEL",
+    "TEXT_INVISIBLE_SPLIT", "HTML_OFFSCREEN", "PHISH_CREDENTIAL",
+    "ADVANCE_FEE", "LINK_ONLY_BODY", "FROM_DISPLAY_DIGITS", "TO_IN_SUBJECT", "ABUSED_TLD", "URI_LONG_LABEL",
 })
 
 # Link text that is a URL or a bare domain: "https://www.bank.example/login", "www.bank.example", "bank.example".
@@ -79,6 +81,8 @@ _ADDRESS_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # name generated per message ("qulfu0q6zp89efwww93rqulfu0q6zp89efwww93rqulfu.example.online").
 _LONG_LABEL_RE = re.compile(r"^(?=.*\d)(?=.*[a-z])[a-z0-9-]{30,}$")
 INVISIBLE_SPLIT_MIN = 3
+_URL_TEXT_RE = re.compile(r"\S*(?:https?://|www\.)\S*")
+LINK_ONLY_MAX_CHARS = 20  # text beside the links, below which a message is only a link
 # Content pushed far out of view by CSS (a 470,000-pixel margin, a 2,000-viewport-high spacer, a text indent
 # of minus several thousand pixels): the filter reads one text, the reader sees another.
 _OFFSCREEN_RE = re.compile(r"(?i)(?:margin(?:-top|-left)?|top|left|text-indent|height|padding-top)\s*:\s*-?"
@@ -265,6 +269,12 @@ def _text(feats: MessageFeatures) -> Iterator[Symbol]:
     credential = CREDENTIAL_CUES.search(text)
     if credential:
         yield Symbol("PHISH_CREDENTIAL", credential.group(0)[:60])
+    fee = {m.group(0).lower() for m in ADVANCE_FEE_CUES.finditer(feats.body_text[:20000])}
+    if len(fee) >= 2:
+        yield Symbol("ADVANCE_FEE", ", ".join(sorted(fee))[:60])
+    # A message that is nothing but a link (a shared file, a "see this"): the text is on the other side.
+    if feats.urls and len(_URL_TEXT_RE.sub("", feats.body_text[:5000]).strip()) < LINK_ONLY_MAX_CHARS:
+        yield Symbol("LINK_ONLY_BODY", feats.urls[0][:60])
     prizes = {m.group(0).lower() for m in PRIZE_CUES.finditer(f"{feats.from_display}\n{text}")}
     if len(prizes) >= 2:
         yield Symbol("PRIZE_SCAM", ", ".join(sorted(prizes))[:60])
