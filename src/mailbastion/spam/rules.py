@@ -38,7 +38,7 @@ RULE_SYMBOLS = frozenset({
     "DATE_MALFORMED", "TO_UNDISCLOSED", "MIME_HTML_ONLY", "HTML_HIDDEN_TEXT", "HTML_IMAGE_ONLY", "URI_SHORTENER",
     "LOOKALIKE_DOMAIN", "PUNYCODE_DOMAIN", "DISPLAY_NAME_IMPERSONATION", "FREEMAIL_REPLYTO", "SPAM_PHRASES",
     "GENERIC_GREETING", "SUBJECT_PADDING", "SUBJECT_ADV", "MID_MALFORMED", "PRIORITY_HIGH", "FROM_NO_PUBLIC_SUFFIX",
-    "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST",
+    "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM",
 }) | PHISHING_SYMBOLS
 
 # RFC 5322 §3.3: a date-time ends in a zone ("+0200", or an obsolete name such as "GMT" or "EST").
@@ -58,6 +58,8 @@ _PRIORITY_FIELDS = ("x-priority", "x-msmail-priority", "importance", "priority")
 # Outlook Express's Message-ID: "<" 12 hex "$" 8 hex "$" 8 hex "@" ...; spamware copies it but not the X-Mailer.
 _MSGID_OE_RE = re.compile(r"(?i)^<[0-9a-f]{12}\$[0-9a-f]{8}\$[0-9a-f]{8}@")
 _MICROSOFT_RE = re.compile(r"(?i)microsoft|outlook|mimeole")
+# An X-Mailer that is one run of mixed-case letters and digits names no software: bulk tools fill it at random.
+_RANDOM_MAILER_RE = re.compile(r"(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z])[A-Za-z0-9]{12,}")
 # A per-copy tag at the very end of the body: letters (both cases) and digits around a hyphen ("3442BvLB9-565fAFx").
 _BODY_TAG_RE = re.compile(r"(?:^|\s)(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[a-z])(?=[A-Za-z0-9-]*[A-Z])"
                           r"[A-Za-z0-9]{3,}-[A-Za-z0-9-]{4,}\s*$")
@@ -132,6 +134,9 @@ class SpamRules:
         if ids and _MSGID_OE_RE.match(ids[0].strip()) and not any(
                 _MICROSOFT_RE.search(v) for v in feats.header("x-mailer") + feats.header("x-mimeole")):
             yield Symbol("MSGID_OE_FORGED", ids[0][:40])
+        mailer = feats.header("x-mailer")[:1]
+        if mailer and _RANDOM_MAILER_RE.fullmatch(mailer[0].strip()) and not mailer[0].strip()[1:].islower():
+            yield Symbol("X_MAILER_RANDOM", mailer[0][:40])
         urgent = next((f"{n}: {v}" for n in _PRIORITY_FIELDS for v in feats.header(n)[:1] if _PRIORITY_RE.match(v)), None)
         if urgent:
             yield Symbol("PRIORITY_HIGH", urgent[:40])
