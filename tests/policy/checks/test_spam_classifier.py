@@ -90,7 +90,7 @@ async def test_learning_one_message_changes_the_next_verdict_on_a_near_copy(tmp_
                      from_=sender)
     after, _ = await judge([check], near_copy)
     assert names(after) & {"BAYES_SPAM", "BAYES_SPAM_HIGH"}, after.describe()
-    assert after.score >= before.score + 3.4  # at least BAYES_SPAM's weight
+    assert after.score >= before.score + 3.5  # at least BAYES_SPAM's weight
     # ... and the ordinary business message is still fine.
     still, _ = await judge([check], business_mail())
     assert not names(still) & SPAM_BANDS
