@@ -80,8 +80,11 @@ async def test_shipped_model_on_unseen_trec_sample() -> None:
         flagged[label] += verdict.action >= Action.ADD_HEADER
         junked[label] += verdict.action >= Action.JUNK
     assert junked["ham"] / count["ham"] <= 0.02
-    assert flagged["ham"] / count["ham"] <= 0.10
-    assert flagged["spam"] / count["spam"] >= 0.40
+    assert flagged["ham"] / count["ham"] <= 0.05  # measured 0 of 68 (issue 8 item 11)
+    # Measured 46 of 132 (35 %) after issue 8 item 11: the classifier alone marks only at P >= 0.99 (no ham of
+    # spamassassin-train by cross-validation there), so a 2002 model on 2007 spam marks less than it did (about
+    # 45 % before); this guards against a broken model or tokenizer, not the quality of a site's own model.
+    assert flagged["spam"] / count["spam"] >= 0.33
 
 
 async def test_shipped_model_and_rules_catch_held_out_phishing() -> None:
@@ -89,7 +92,7 @@ async def test_shipped_model_and_rules_catch_held_out_phishing() -> None:
     files = [f for f in sorted((CORPORA / "phishing_pot" / "email").glob("*.eml")) if _key(f) % 10 < 3][::3]
     pipeline = _pipeline(ModelStore(None))
     junked = sum([(await _judge(pipeline, f)).action >= Action.JUNK for f in files])
-    assert junked / len(files) >= 0.6
+    assert junked / len(files) >= 0.72  # measured 86 of 114 (75 %), the spam stage alone (issue 8 item 11)
 
 
 async def test_a_model_trained_on_part_of_the_corpus_judges_the_rest(tmp_path: Path) -> None:
@@ -117,4 +120,4 @@ async def test_a_model_trained_on_part_of_the_corpus_judges_the_rest(tmp_path: P
             n_ham += 1
             ham_flagged += verdict.action >= Action.ADD_HEADER
     assert ham_flagged / n_ham <= 0.01
-    assert spam_junked / n_spam >= 0.75
+    assert spam_junked / n_spam >= 0.88  # measured 131 of 142 (92 %); ham flagged 1 of 309 (issue 8 item 11)

@@ -70,6 +70,15 @@ IMAGE_HOSTS = ("imgur.com", "imgprom.com", "zupimages.net", "imgchest.com", "ibb
                "imgbb.com", "tinypic.com", "photobucket.com", "imageshack.us", "prnt.sc", "imgbox.com", "gifcdn.com",
                "pixhost.to", "imagetwist.com", "freeimage.host")
 
+# Top-level domains that the public abuse reports (Spamhaus's "most abused TLDs", Interisle's phishing landscape
+# studies) rank highest for phishing and spam per registration: cheap or free names registered by the thousand.
+# Legitimate sites use them too, so this is a weak sign (the weight says how weak).
+ABUSED_TLDS = frozenset({
+    "top", "xyz", "online", "site", "shop", "click", "best", "icu", "cyou", "sbs", "buzz", "rest", "bond", "cfd",
+    "monster", "quest", "lol", "mom", "fun", "space", "website", "uno", "loan", "win", "bid", "work", "tk", "ml",
+    "ga", "cf", "gq", "cam", "hair", "beauty", "autos", "boats", "yachts", "makeup", "skin",
+})
+
 # A brand phishers put in the display name -> the words its own sending domains contain.
 BRANDS: dict[str, tuple[str, ...]] = {
     "paypal": ("paypal",), "apple": ("apple", "icloud"), "icloud": ("apple", "icloud"),
@@ -101,11 +110,23 @@ BRANDS: dict[str, tuple[str, ...]] = {
     "barclays": ("barclays",), "revolut": ("revolut",), "venmo": ("venmo",), "zelle": ("zelle",),
     "lidl": ("lidl",), "aldi": ("aldi",), "ikea": ("ikea",), "zalando": ("zalando",), "decathlon": ("decathlon",),
     "geek squad": ("geeksquad", "bestbuy"), "roblox": ("roblox",), "yahoo": ("yahoo",), "aol": ("aol",),
+    # Postal and parcel services, wallets and exchanges, security software, payments, rail: the other groups
+    # that the same public reports (and national CERT warnings) name again and again.
+    "correos": ("correos",), "poste italiane": ("poste", "posteitaliane"), "an post": ("anpost",),
+    "canada post": ("canadapost", "postescanada"), "australia post": ("auspost",), "swiss post": ("post", "swisspost"),
+    "postnord": ("postnord",), "bpost": ("bpost",), "gls": ("gls", "glsgroup"), "dpd": ("dpd",),
+    "hermes": ("hermes", "myhermes"), "evri": ("evri",), "colissimo": ("colissimo", "laposte"),
+    "chronopost": ("chronopost",), "inpost": ("inpost",), "trustwallet": ("trustwallet",), "trezor": ("trezor",),
+    "exodus": ("exodus",), "phantom": ("phantom",), "uniswap": ("uniswap",), "gemini": ("gemini", "google"),
+    "kucoin": ("kucoin",), "bybit": ("bybit",), "okx": ("okx",), "electrum": ("electrum",),
+    "bitdefender": ("bitdefender",), "kaspersky": ("kaspersky",), "totalav": ("totalav",), "klarna": ("klarna",),
+    "western union": ("westernunion", "wu"), "moneygram": ("moneygram",), "deutsche bahn": ("bahn", "db"),
 }
 # Brands that are also common words or names ("Mark Chase", "Apple pie recipes") count only when the
 # display name starts with them.
 AMBIGUOUS_BRANDS = frozenset({"apple", "chase", "steam", "ups", "ing", "caixa", "amex", "ledger", "blockchain",
-                              "google", "outlook", "norton", "costco", "telekom"})
+                              "google", "outlook", "norton", "costco", "telekom", "gls", "hermes", "exodus", "phantom",
+                              "gemini", "electrum"})
 
 # Classic marketing-spam phrases (a message needs several before it counts).
 SPAM_PHRASES = (
@@ -132,8 +153,38 @@ SPAM_PHRASE_RE = re.compile(r"(?i)(?<!\w)(" + "|".join(re.escape(p).replace(r"\ 
 GENERIC_GREETING_RE = re.compile(
     r"(?i)\b(?:dear (?:friend|sir|madam|sir/madam|customer|valued customer|user|member|client|account holder|"
     r"beneficiary|winner|recipient|e-?mail user|webmail user|colleague|partner|cliente|usuário|usuario|kunde|"
-    r"kundin|client|klant)|hello dear|prezado cliente|caro cliente|estimado cliente|sehr geehrter kunde|"
+    r"kundin|client|klant|valued \w+)|hello dear|prezado cliente|caro cliente|estimado cliente|sehr geehrter kunde|"
     r"cher client|beste klant|attn:|attention:)")
+
+# Credential harvest: the request itself (verify, confirm, unlock or update an account; a mailbox that is full or
+# locked), in the languages of ACCOUNT_CUES. One match is enough: ordinary mail seldom asks this by e-mail.
+CREDENTIAL_CUES = re.compile(
+    r"(?i)\b(?:verify your (?:account|identity|e-?mail|mailbox|wallet|information|details)|"
+    r"confirm your (?:account|identity|e-?mail|password|details|information|wallet)|"
+    r"(?:update|validate|restore|reactivate|unlock) your (?:account|payment|billing|card|mailbox|e-?mail|information|"
+    r"details|wallet)|(?:account|mailbox|e-?mail|card|wallet|access) (?:has been|was|is|will be) (?:suspended|locked|"
+    r"disabled|deactivated|closed|blocked|limited|restricted|terminated)|unusual (?:sign-?in|login|log-?in) "
+    r"(?:activity|attempt)|mailbox (?:is )?(?:full|quota)|storage (?:is )?full|password (?:will )?expire|"
+    r"(?:sign|log) ?in to (?:verify|confirm|restore|avoid)|"
+    r"sua conta (?:foi|será|est[aá]) (?:bloqueada|suspensa|desativada)|atualiz(?:e|ar) (?:seus|os) dados|"
+    r"confirm(?:e|ar) (?:seus|os) dados|verifi(?:que|car) (?:sua|a) conta|"
+    r"su cuenta (?:ha sido|será|est[aá]) (?:bloqueada|suspendida)|verifi(?:que|car) su cuenta|actualice sus datos|"
+    r"ihr konto (?:wurde|wird) (?:gesperrt|eingeschränkt|deaktiviert)|bestätigen sie ihr(?:e)? (?:konto|identität|daten)|"
+    r"votre compte (?:a été|sera) (?:suspendu|bloqué|désactivé)|vérifiez votre compte|"
+    # A wallet's secret, a new access to confirm: what crypto and bank-login phishing ask for.
+    r"recovery phrase|seed phrase|secret phrase|wallet phrase|novo acesso|acesso (?:suspeito|não autorizado)|"
+    r"bitte bestätigen sie|ihre (?:adresse|daten|identität) (?:zu )?bestätigen|confirm (?:the|this) (?:transaction|payment|login))")
+
+# Advance-fee fraud ("419"): an inheritance, a fund or a consignment waiting for a stranger. Two different cues.
+ADVANCE_FEE_CUES = re.compile(
+    r"(?i)\b(?:next of kin|beneficiary|(?:million|m) (?:us )?(?:dollars|usd|euros?)|intestate|deceased (?:client|customer)|"
+    r"consignment|compensation fund|barrister|atm (?:master )?card|inheritance|donation|fund transfer|"
+    r"transfer of (?:the )?fund|foreign partner|late husband|my late|god bless you|strictly confidential|lottery)\b")
+
+# Removal or opt-out instructions (the footer of bulk mail); with no List-* header the list does not say it is one.
+REMOVAL_CUES = re.compile(
+    r"(?i)(?:to be removed|to remove (?:your(?:self| address| e-?mail| name)?|me)|removed? from (?:our|this|the|future) "
+    r"(?:mailing |e-?mail )?(?:list|mailings)|type \"?remove\"?|with \"?remove\"? in the subject|\bopt[- ]?out\b|unsubscribe)")
 
 # Account theft is asking for an account's secrets (ACCOUNT) under a threat or a deadline (URGENCY).
 ACCOUNT_CUES = re.compile(

@@ -13,6 +13,7 @@ they match against live in spam/lexicon.py. Rules never raise and never do I/O.
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import re
 import unicodedata
@@ -22,9 +23,12 @@ from mailbastion.core.verdict import Symbol
 from mailbastion.spam.domains import has_known_suffix, registrable_domain
 from mailbastion.spam.features import MessageFeatures
 from mailbastion.spam.lexicon import (
+    ABUSED_TLDS,
     ACCOUNT_CUES,
+    ADVANCE_FEE_CUES,
     AMBIGUOUS_BRANDS,
     BRANDS,
+    CREDENTIAL_CUES,
     FREE_HOSTING,
     FREEMAIL,
     IMAGE_HOSTS,
@@ -40,6 +44,8 @@ PHISHING_SYMBOLS = frozenset({
     "HTML_FORM", "HTML_FORM_PASSWORD", "HTML_ATTACHMENT", "HTML_ATTACHMENT_SCRIPT", "FROM_BRAND_MISMATCH",
     "FREEMAIL_BRAND", "MIXED_SCRIPT", "STYLED_UNICODE", "PHISH_ACCOUNT_URGENCY", "REPLYTO_DOMAIN_MISMATCH",
     "FROM_FREE_HOSTING", "FROM_EMOJI", "URI_IMAGE_HOST", "URI_HOST_INVALID", "PRIZE_SCAM", "URI_SHARED_STORAGE",
+    "TEXT_INVISIBLE_SPLIT", "HTML_OFFSCREEN", "PHISH_CREDENTIAL",
+    "ADVANCE_FEE", "LINK_ONLY_BODY", "FROM_DISPLAY_DIGITS", "TO_IN_SUBJECT", "ABUSED_TLD", "URI_LONG_LABEL",
 })
 
 # Link text that is a URL or a bare domain: "https://www.bank.example/login", "www.bank.example", "bank.example".
@@ -64,6 +70,25 @@ _EMOJI_RE = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF\U0001F1E6-\U0001F1FF
 _LATIN = re.compile(r"[A-Za-z]")
 _GREEK_CYRILLIC = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]")
 _WORD = re.compile(r"\w{3,}")
+# Invisible characters between two Latin letters ("W\u034fe a\u034fr\u034fe"): the words read normally and match no
+# filter. Combining grapheme joiner, zero-width space/joiners, word joiner, invisible operators, BOM, variation
+# selectors and tag characters. (Soft hyphens are left out: German hyphenation puts them inside words; Persian
+# and Indic scripts need ZWNJ/ZWJ, and emoji need ZWJ and VS16, but not between Latin letters.)
+_INVISIBLE_SPLIT_RE = re.compile("[A-Za-z][\u034f\u200b-\u200d\u2060-\u2064\ufeff\ufe00-\ufe0f"
+                                 "\U000e0000-\U000e01ef]+[A-Za-z]")
+_ADDRESS_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# A host label of thirty characters or more that mixes letters and digits, below the registrable domain: a
+# name generated per message ("qulfu0q6zp89efwww93rqulfu0q6zp89efwww93rqulfu.example.online").
+_LONG_LABEL_RE = re.compile(r"^(?=.*\d)(?=.*[a-z])[a-z0-9-]{30,}$")
+INVISIBLE_SPLIT_MIN = 3
+_URL_TEXT_RE = re.compile(r"\S*(?:https?://|www\.)\S*")
+LINK_ONLY_MAX_CHARS = 20  # text beside the links, below which a message is only a link
+# Content pushed far out of view by CSS (a 470,000-pixel margin, a 2,000-viewport-high spacer, a text indent
+# of minus several thousand pixels): the filter reads one text, the reader sees another.
+_OFFSCREEN_RE = re.compile(r"(?i)(?:margin(?:-top|-left)?|top|left|text-indent|height|padding-top)\s*:\s*-?"
+                           r"(?:\d{5,}(?:\.\d+)?\s*px|\d{4,}(?:\.\d+)?\s*(?:vh|vw|em|rem))")
+# A run of six or more digits in a display name: a "protocol" or account number dressed as the sender.
+_DISPLAY_DIGITS_RE = re.compile(r"\d{6,}")
 
 
 def _is_ip(host: str) -> bool:
@@ -93,6 +118,20 @@ def brand_in(display: str) -> str | None:
     if brand in AMBIGUOUS_BRANDS and m.start() != 0:
         return None  # "Mark Chase", "Lockergnome's Apple news": a word, not the sender
     return brand
+
+
+def brand_owns(brand: str, home: str) -> bool:
+    """Whether a registrable domain can be the brand's own: a label of it (split at dots and hyphens) is one
+    of the brand's words, or, for words of four letters or more, starts or ends with one ('paypal-
+    communication.com', 'facebookmail.com', 'kreissparkasse-koeln.de'). Short words must be a whole label:
+    'bb' is Banco do Brasil's bb.com.br, not 'bbatendimento.lb'."""
+    labels = re.split(r"[.-]", home)
+    joined = home.replace("-", "").split(".")
+    for word in BRANDS[brand]:
+        for label in (*labels, *joined):
+            if label == word or (len(word) >= 4 and (label.startswith(word) or label.endswith(word))):
+                return True
+    return False
 
 
 def _mixed_word(text: str) -> str | None:
@@ -151,6 +190,13 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
     bad = next((h for h in hosts if not h.isascii() or any(c in h for c in "%\"=<>")), None)
     if bad:
         yield Symbol("URI_HOST_INVALID", bad[:60])
+    long_label = next((h for h in hosts if h.isascii() and any(_LONG_LABEL_RE.match(lbl) for lbl in
+                                                                 h.split(".")[:-2])), None)
+    if long_label:
+        yield Symbol("URI_LONG_LABEL", long_label[:60])
+    abused = next((h for h in (feats.from_domain, *hosts) if h and h.rpartition(".")[2] in ABUSED_TLDS), None)
+    if abused:
+        yield Symbol("ABUSED_TLD", abused[:60])
 
 
 def _markup(feats: MessageFeatures) -> Iterator[Symbol]:
@@ -161,6 +207,9 @@ def _markup(feats: MessageFeatures) -> Iterator[Symbol]:
         yield Symbol("HTML_FORM_PASSWORD", "attachment" if _PASSWORD_RE.search(feats.attached_markup) else "body")
     elif _FORM_RE.search(page):
         yield Symbol("HTML_FORM")
+    offscreen = _OFFSCREEN_RE.search(page)
+    if offscreen:
+        yield Symbol("HTML_OFFSCREEN", offscreen.group(0)[:40])
     markup_files = [a for a in feats.attachments if a.extension in ("htm", "html", "shtml", "xhtml", "svg", "hta",
                                                                       "mht", "mhtml") or a.content_type in
                     ("text/html", "image/svg+xml", "application/xhtml+xml")]
@@ -181,11 +230,13 @@ def _sender(feats: MessageFeatures) -> Iterator[Symbol]:
         yield Symbol("FROM_FREE_HOSTING", domain)
     if _EMOJI_RE.search(feats.from_display):
         yield Symbol("FROM_EMOJI", feats.from_display[:40])
+    if _DISPLAY_DIGITS_RE.search(feats.from_display):
+        yield Symbol("FROM_DISPLAY_DIGITS", feats.from_display[:40])
     brand = brand_in(feats.from_display) if feats.from_display else None
     if brand is not None:
         if domain in FREEMAIL:
             yield Symbol("FREEMAIL_BRAND", f"{brand}@{domain}")
-        elif not any(word in home.replace("-", "") for word in BRANDS[brand]):
+        elif not brand_owns(brand, home):
             yield Symbol("FROM_BRAND_MISMATCH", f"{brand}≠{home}")
     elif domain in FREEMAIL and _ROLE_RE.search(feats.from_display):
         yield Symbol("FREEMAIL_BRAND", f"{feats.from_display[:40]}@{domain}")
@@ -201,11 +252,29 @@ def _text(feats: MessageFeatures) -> Iterator[Symbol]:
         yield Symbol("MIXED_SCRIPT", word[:40])
     if _styled(head):
         yield Symbol("STYLED_UNICODE", unicodedata.normalize("NFKC", head)[:60])
+    recipient = email.utils.parseaddr(next(iter(feats.header("to")), ""))[1].lower()
+    if "@" in recipient and _ADDRESS_RE.fullmatch(recipient):
+        where = "subject" if recipient in (feats.subject or "").lower() else \
+            "sender name" if recipient in feats.from_display.lower() else None
+        if where:
+            yield Symbol("TO_IN_SUBJECT", f"{recipient} in the {where}"[:60])
+    split = _INVISIBLE_SPLIT_RE.findall(f"{head}\n{feats.body_text[:20000]}")
+    if len(split) >= INVISIBLE_SPLIT_MIN:
+        yield Symbol("TEXT_INVISIBLE_SPLIT", f"{len(split)} words")
     text = f"{feats.subject or ''}\n{feats.body_text[:20000]}"
     account = ACCOUNT_CUES.search(text)
     urgency = URGENCY_CUES.search(text) if account else None
     if account and urgency:
         yield Symbol("PHISH_ACCOUNT_URGENCY", f"{account.group(0)} + {urgency.group(0)}"[:60])
+    credential = CREDENTIAL_CUES.search(text)
+    if credential:
+        yield Symbol("PHISH_CREDENTIAL", credential.group(0)[:60])
+    fee = {m.group(0).lower() for m in ADVANCE_FEE_CUES.finditer(feats.body_text[:20000])}
+    if len(fee) >= 2:
+        yield Symbol("ADVANCE_FEE", ", ".join(sorted(fee))[:60])
+    # A message that is nothing but a link (a shared file, a "see this"): the text is on the other side.
+    if feats.urls and len(_URL_TEXT_RE.sub("", feats.body_text[:5000]).strip()) < LINK_ONLY_MAX_CHARS:
+        yield Symbol("LINK_ONLY_BODY", feats.urls[0][:60])
     prizes = {m.group(0).lower() for m in PRIZE_CUES.finditer(f"{feats.from_display}\n{text}")}
     if len(prizes) >= 2:
         yield Symbol("PRIZE_SCAM", ", ".join(sorted(prizes))[:60])

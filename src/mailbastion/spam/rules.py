@@ -17,9 +17,16 @@ import re
 from collections.abc import Iterator
 
 from mailbastion.core.verdict import Symbol
-from mailbastion.spam.domains import registrable_domain
+from mailbastion.spam.domains import has_known_suffix, registrable_domain
 from mailbastion.spam.features import MessageFeatures
-from mailbastion.spam.lexicon import FREEMAIL, GENERIC_GREETING_RE, SHORTENER_OWNERS, SHORTENERS, SPAM_PHRASE_RE
+from mailbastion.spam.lexicon import (
+    FREEMAIL,
+    GENERIC_GREETING_RE,
+    REMOVAL_CUES,
+    SHORTENER_OWNERS,
+    SHORTENERS,
+    SPAM_PHRASE_RE,
+)
 from mailbastion.spam.lookalike import OwnIdentity, is_punycode
 from mailbastion.spam.phishing import PHISHING_SYMBOLS, phishing_symbols
 
@@ -30,7 +37,8 @@ RULE_SYMBOLS = frozenset({
     "MISSING_SUBJECT", "EMPTY_SUBJECT", "SUBJECT_ALL_CAPS", "SUBJECT_RANDOM_TAG", "DATE_IN_PAST", "DATE_IN_FUTURE",
     "DATE_MALFORMED", "TO_UNDISCLOSED", "MIME_HTML_ONLY", "HTML_HIDDEN_TEXT", "HTML_IMAGE_ONLY", "URI_SHORTENER",
     "LOOKALIKE_DOMAIN", "PUNYCODE_DOMAIN", "DISPLAY_NAME_IMPERSONATION", "FREEMAIL_REPLYTO", "SPAM_PHRASES",
-    "GENERIC_GREETING",
+    "GENERIC_GREETING", "SUBJECT_PADDING", "SUBJECT_ADV", "MID_MALFORMED", "PRIORITY_HIGH", "FROM_NO_PUBLIC_SUFFIX",
+    "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM",
 }) | PHISHING_SYMBOLS
 
 # RFC 5322 §3.3: a date-time ends in a zone ("+0200", or an obsolete name such as "GMT" or "EST").
@@ -38,6 +46,24 @@ _ZONE_RE = re.compile(r"(?i)(?:[+-]\d{4}|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T|[A-IK-Z])
 # A tag that bulk software appends to make each copy's subject unique: "  29521", "[wxv4m]", "- G3ejrKK7q".
 _SUBJECT_TAG_RE = re.compile(r"(?:\s{3,}|\s[-#:.]\s?|[.:]|\s\[|\s\()([A-Za-z0-9-]{4,30})[\])]?\s*$")
 _YEAR_RE = re.compile(r"^(?:19|20)\d\d$")
+# Bulk tools pad a subject with spaces to push a per-copy tag out of the visible column.
+_PADDING_RE = re.compile(r"\S[ \t]{8,}\S")
+# The label some laws asked unsolicited advertising to carry ("ADV:", "[ADV]"): self-declared bulk advertising.
+_ADV_RE = re.compile(r"(?i)^\s*[\[(]?adv\s*[:\])]")
+# RFC 5322 §3.6.4: msg-id = "<" id-left "@" id-right ">", no spaces.
+_MSGID_RE = re.compile(r"^<[^<>@\s]+@[^<>@\s]+>$")
+# X-Priority 1, X-MSMail-Priority / Importance high, Priority urgent: the sender marks its own mail urgent.
+_PRIORITY_RE = re.compile(r"(?i)^\s*(?:1\b|high\b|urgent\b)")
+_PRIORITY_FIELDS = ("x-priority", "x-msmail-priority", "importance", "priority")
+# Outlook Express's Message-ID: "<" 12 hex "$" 8 hex "$" 8 hex "@" ...; spamware copies it but not the X-Mailer.
+_MSGID_OE_RE = re.compile(r"(?i)^<[0-9a-f]{12}\$[0-9a-f]{8}\$[0-9a-f]{8}@")
+_MICROSOFT_RE = re.compile(r"(?i)microsoft|outlook|mimeole")
+# An X-Mailer that is one run of mixed-case letters and digits names no software: bulk tools fill it at random.
+_RANDOM_MAILER_RE = re.compile(r"(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z])[A-Za-z0-9]{12,}")
+# A per-copy tag at the very end of the body: letters (both cases) and digits around a hyphen ("3442BvLB9-565fAFx").
+_BODY_TAG_RE = re.compile(r"(?:^|\s)(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[a-z])(?=[A-Za-z0-9-]*[A-Z])"
+                          r"[A-Za-z0-9]{3,}-[A-Za-z0-9-]{4,}\s*$")
+_RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})  # RFC 2606 §2
 
 
 def _looks_random(tag: str) -> bool:
@@ -89,6 +115,10 @@ class SpamRules:
         m = _SUBJECT_TAG_RE.search(subject)
         if m is not None and _looks_random(m.group(1)):
             yield Symbol("SUBJECT_RANDOM_TAG", m.group(1))
+        if _PADDING_RE.search(subject):
+            yield Symbol("SUBJECT_PADDING")
+        if _ADV_RE.match(subject):
+            yield Symbol("SUBJECT_ADV", subject[:20])
 
     def _headers(self, feats: MessageFeatures, now: float) -> Iterator[Symbol]:
         # A missing From, Date or Message-ID is the header check's (policy/checks/headers.py).
@@ -98,6 +128,18 @@ class SpamRules:
                 yield Symbol("DATE_IN_PAST", f"{hours / 24:.0f}d")
             elif -hours > self.future_hours:
                 yield Symbol("DATE_IN_FUTURE", f"{-hours:.0f}h")
+        ids = feats.header("message-id")
+        if ids and not _MSGID_RE.match(ids[0].strip()):
+            yield Symbol("MID_MALFORMED", ids[0][:40])
+        if ids and _MSGID_OE_RE.match(ids[0].strip()) and not any(
+                _MICROSOFT_RE.search(v) for v in feats.header("x-mailer") + feats.header("x-mimeole")):
+            yield Symbol("MSGID_OE_FORGED", ids[0][:40])
+        mailer = feats.header("x-mailer")[:1]
+        if mailer and _RANDOM_MAILER_RE.fullmatch(mailer[0].strip()) and not mailer[0].strip()[1:].islower():
+            yield Symbol("X_MAILER_RANDOM", mailer[0][:40])
+        urgent = next((f"{n}: {v}" for n in _PRIORITY_FIELDS for v in feats.header(n)[:1] if _PRIORITY_RE.match(v)), None)
+        if urgent:
+            yield Symbol("PRIORITY_HIGH", urgent[:40])
         dates = feats.header("date")
         if dates and (feats.date is None or feats.date.year < 1990 or not _ZONE_RE.search(dates[0])):
             yield Symbol("DATE_MALFORMED", dates[0][:40])
@@ -128,6 +170,14 @@ class SpamRules:
         phrases = {" ".join(m.group(1).lower().split()) for m in SPAM_PHRASE_RE.finditer(text)}
         if len(phrases) >= SPAM_PHRASES_MIN:
             yield Symbol("SPAM_PHRASES", ", ".join(sorted(phrases))[:80])
+        tail = feats.body_text.rstrip()[-80:]
+        tag = _BODY_TAG_RE.search(tail)
+        if tag:
+            yield Symbol("BODY_RANDOM_TAG", tag.group(0).strip()[:40])
+        if not feats.has_list_headers:
+            removal = REMOVAL_CUES.search(feats.body_text[-3000:])
+            if removal:
+                yield Symbol("BULK_REMOVAL_NO_LIST", removal.group(0)[:40])
         greeting = GENERIC_GREETING_RE.search(feats.body_text[:3000])
         if greeting:
             yield Symbol("GENERIC_GREETING", greeting.group(0))
@@ -146,6 +196,13 @@ class SpamRules:
                     if ours:
                         yield Symbol("LOOKALIKE_DOMAIN", f"{d}~{ours}")
                         break
+        # A sender domain under no public suffix ("bradesco.banco") has no place in the DNS: no one can reply.
+        # Only outside senders (internal hosts send from names like host.localdomain), and not the names
+        # RFC 2606 reserves for documentation and tests.
+        domain = feats.from_domain
+        if is_outside and domain and not has_known_suffix(domain) and not ident.is_ours(domain) \
+                and domain.rpartition(".")[2] not in _RESERVED_TLDS:
+            yield Symbol("FROM_NO_PUBLIC_SUFFIX", domain[:60])
         if is_outside and feats.from_display and not ident.is_ours(feats.from_domain):
             imitated = ident.imitated_in(feats.from_display)
             if imitated:

@@ -27,13 +27,13 @@ def symbol_detail(verdict, name: str) -> str:  # type: ignore[no-untyped-def]
 async def test_shipped_model_flags_obvious_spam_with_its_probability() -> None:
     verdict, _ = await judge([SpamClassifierCheck(ModelStore(None))], spam_mail())
     assert names(verdict) == {"BAYES_SPAM_HIGH"}  # one band, the highest
-    assert float(symbol_detail(verdict, "BAYES_SPAM_HIGH")) >= 0.95
+    assert float(symbol_detail(verdict, "BAYES_SPAM_HIGH")) >= 0.99
     # Marked, but the classifier alone does not move it to Junk (issue 8): that takes another symbol.
     assert verdict.action is Action.ADD_HEADER
 
 
-@pytest.mark.parametrize(("p", "band"), [(0.97, "BAYES_SPAM_HIGH"), (0.85, "BAYES_SPAM"), (0.6, "BAYES_SPAM_LOW"),
-                                         (0.3, None), (0.05, "BAYES_HAM")])
+@pytest.mark.parametrize(("p", "band"), [(0.995, "BAYES_SPAM_HIGH"), (0.97, "BAYES_SPAM"), (0.85, "BAYES_SPAM"),
+                                         (0.6, "BAYES_SPAM_LOW"), (0.3, None), (0.05, "BAYES_HAM")])
 async def test_each_probability_falls_in_one_band(p: float, band: str | None) -> None:
     check = SpamClassifierCheck(ModelStore(None))
     check.probability = lambda _ctx: p  # type: ignore[method-assign]
@@ -90,7 +90,7 @@ async def test_learning_one_message_changes_the_next_verdict_on_a_near_copy(tmp_
                      from_=sender)
     after, _ = await judge([check], near_copy)
     assert names(after) & {"BAYES_SPAM", "BAYES_SPAM_HIGH"}, after.describe()
-    assert after.score >= before.score + 4
+    assert after.score >= before.score + 3.5  # at least BAYES_SPAM's weight
     # ... and the ordinary business message is still fine.
     still, _ = await judge([check], business_mail())
     assert not names(still) & SPAM_BANDS

@@ -1,6 +1,6 @@
 """The learned classifier as symbols, one probability band each, the probability as detail.
 
-    P >= high_probability (0.95)   BAYES_SPAM_HIGH
+    P >= high_probability (0.99)   BAYES_SPAM_HIGH
     P >= spam_probability (0.8)    BAYES_SPAM
     P >= low_probability (0.5)     BAYES_SPAM_LOW
     P <= ham_probability (0.1)     BAYES_HAM
@@ -34,7 +34,7 @@ class SpamClassifierCheck(BaseCheck):
     priority = 60
 
     def __init__(self, store: ModelStore, *, low_probability: float = 0.5, spam_probability: float = 0.8,
-                 high_probability: float = 0.95, ham_probability: float = 0.1) -> None:
+                 high_probability: float = 0.99, ham_probability: float = 0.1) -> None:
         if not ham_probability < low_probability <= spam_probability <= high_probability:
             raise ValueError("classifier bands must rise: ham < low <= spam <= high probability")
         self.store = store
