@@ -6,6 +6,12 @@ lenient mode (core/lenient_addresses.py) as compat32 mail software reads it, and
 MUA does) and by a naive one that decodes encoded-words first and parses afterwards. They must agree
 on one address; otherwise the message is refused (`refuse` is True). Lesser oddities are symbols.
 
+Legacy encodings are not ambiguity in themselves: raw 8-bit bytes that are not UTF-8 (a Latin-1 display name
+from old mail software) are read in every legacy charset a mail client might guess, and when every reading
+gives the same ASCII address the message is scored (FROM_RAW_8BIT), not refused; an encoded-word inside a
+quoted display name (RFC 2047 §5 forbids it, Japanese mail software writes it) likewise (FROM_ENCODED_QUOTED)
+once every parser agrees on the address and the decoded word holds no address-like specials.
+
     analysis = analyze_from(message.header)      # the parsed header section (or its raw bytes)
     analysis.domain   -> "example.org" (the RFC5322.From domain DMARC judges) or None
     analysis.symbols  -> (Symbol("FROM_DISPLAY_SPOOF", "paypal.com"), ...)
@@ -31,7 +37,14 @@ REFUSING = frozenset({
     "FROM_FOLDING_TRICK", "FROM_INVALID_DOMAIN",
 })
 EMITS = REFUSING | {"FROM_ENCODED_ADDRESS", "FROM_COMMENT_ADDRESS", "FROM_DISPLAY_ADDRESS", "FROM_DISPLAY_SPOOF",
-                    "FROM_SENDER_MISMATCH", "FROM_NAME_CASE"}
+                    "FROM_SENDER_MISMATCH", "FROM_NAME_CASE", "FROM_RAW_8BIT", "FROM_ENCODED_QUOTED"}
+# The charsets a mail client may guess for raw 8-bit header bytes (RFC 6532 allows only UTF-8): single-byte
+# Western and Cyrillic, and the double-byte East Asian ones whose trail bytes include ASCII ('@', '\\', '[')
+# and so could hide or reveal structure that the single-byte readings do not see.
+LEGACY_CHARSETS = ("latin-1", "cp1252", "koi8-r", "cp932", "gb18030", "big5", "euc-kr")
+# headerregistry defects that only say an encoded-word is misplaced (RFC 2047 §5), not that the address is unclear.
+_ENCODED_WORD_DEFECTS = ("encoded word inside quoted string", "missing trailing whitespace after encoded-word",
+                         "missing whitespace before encoded word")
 
 _LOCAL_TAIL = re.compile(r"[^\s<>()\"',;:@]{1,64}$")
 _DOMAIN_HEAD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9][A-Za-z0-9-]{0,62}){0,8}\.[A-Za-z]{2,63}\b")
@@ -264,9 +277,28 @@ def analyze_from(header: HeaderBlock | bytes) -> FromAnalysis:
     value = froms[0].value
     if len(value) > MAX_FROM_LENGTH:
         return FromAnalysis(None, None, (*syms, Symbol("FROM_UNPARSEABLE", f"{len(value)} characters long")))
-    if _CTL.search(value) or any("\udc80" <= ch <= "\udcff" for ch in value):
+    if _CTL.search(value):
         return FromAnalysis(None, None, (*syms, Symbol("FROM_UNPARSEABLE", "invalid bytes or control characters")))
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        return _legacy_8bit(value, syms, fields)
+    return _analyze_value(value, syms, fields)
 
+
+def _legacy_8bit(value: str, syms: list[Symbol], fields: list[_Field]) -> FromAnalysis:
+    """A From with raw bytes that are not UTF-8: every legacy reading must give the same ASCII address (the
+    bytes then sit in the display name, where they change what is shown, not who sent it); else refused."""
+    raw = value.encode("utf-8", "surrogateescape")
+    readings = [_analyze_value(raw.decode(cs, "replace"), list(syms), fields) for cs in LEGACY_CHARSETS]
+    first = readings[0]
+    if first.address is None or not first.address.isascii() or any(
+            r.refuse or r.address != first.address for r in readings):
+        return FromAnalysis(None, None, (*syms, Symbol("FROM_UNPARSEABLE", "invalid bytes or control characters")))
+    return FromAnalysis(first.address, first.domain, (*first.symbols, Symbol("FROM_RAW_8BIT", first.display_name[:60])),
+                        first.display_name)
+
+
+def _analyze_value(value: str, syms: list[Symbol], fields: list[_Field]) -> FromAnalysis:
+    """The parser vote on one unfolded From value (no control characters, no undecodable bytes)."""
     simple = _SIMPLE.match(value)
     if simple:
         # Plain `Name <local@domain>` or `local@domain`: no quoting, comments, encoded-words or specials,
@@ -277,9 +309,11 @@ def analyze_from(header: HeaderBlock | bytes) -> FromAnalysis:
     try:
         header = _REGISTRY("From", value)
         modern = [f"{a.username}@{a.domain}" for a in header.addresses]  # type: ignore[attr-defined]
-        modern_bad = bool([d for d in header.defects if "InvalidHeader" in type(d).__name__])
+        defects = [str(d) for d in header.defects if "InvalidHeader" in type(d).__name__]
+        misplaced = bool(defects) and all(d in _ENCODED_WORD_DEFECTS for d in defects)
+        modern_bad = bool(defects) and not misplaced
     except (HeaderParseError, IndexError, ValueError, TypeError, AttributeError):
-        modern, modern_bad = [], True
+        modern, modern_bad, misplaced = [], True, False
     decoded = _naive_decoded(value)
     naive = [a for _n, a in lenient_addresses.getaddresses([decoded])] if decoded != value else compat
 
@@ -300,8 +334,10 @@ def analyze_from(header: HeaderBlock | bytes) -> FromAnalysis:
         if ours is None or view != [ours]:
             got = ",".join(str(v) for v in view) or "nothing"
             return FromAnalysis(None, None, (*syms, Symbol("FROM_AMBIGUOUS", f"{name} reads {got}, we read {ours}")))
-    if modern_bad:
+    if modern_bad or (misplaced and any(s.name == "FROM_ENCODED_ADDRESS" for s in syms)):
         return FromAnalysis(None, None, (*syms, Symbol("FROM_UNPARSEABLE", "headerregistry defects")))
+    if misplaced:
+        syms.append(Symbol("FROM_ENCODED_QUOTED", "encoded-word inside a quoted display name (RFC 2047 §5)"))
     return _finish(syms, fields, strict[0].strip(), comments, display)
 
 

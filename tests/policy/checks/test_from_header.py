@@ -51,6 +51,13 @@ REFUSED = [
     ("bare CR in the header", b"From: a@evil.test\rFrom: ceo@victim.test", "FROM_FOLDING_TRICK"),
     ("domain literal", b"From: ceo@[192.0.2.1]", "FROM_INVALID_DOMAIN"),
     ("single-label domain", b"From: ceo@victim", "FROM_INVALID_DOMAIN"),
+    # Raw 8-bit bytes are tolerated only in the display name, and only when every legacy charset reads the same
+    # address: here a double-byte charset (Shift-JIS) swallows the backslash that Latin-1 reads as an escape.
+    ("8-bit byte in the address", b"From: nosel\xf8@utel.no", "FROM_UNPARSEABLE"),
+    ("8-bit byte before a backslash", b"From: \"\x81\\\" <ceo@victim.test> \" <a@evil.test>", "FROM_UNPARSEABLE"),
+    ("8-bit byte joins a display name to an address", b"From: x\x81@victim.test <a@evil.test>", "FROM_UNPARSEABLE"),
+    ("encoded-word in quotes hides an address",
+     b"From: \"=?utf-8?q?ceo=40victim.test?=\" <a@evil.test>", "FROM_UNPARSEABLE"),
 ]
 
 SCORED = [
@@ -64,6 +71,13 @@ SCORED = [
     ("Sender of another domain", b"From: CEO <ceo@victim.test>\r\nSender: a@evil.test", "FROM_SENDER_MISMATCH",
      "ceo@victim.test"),
     ("header name in odd case", b"FROM: alice@example.org", "FROM_NAME_CASE", "alice@example.org"),
+    # Legacy encodings that read as one address in every parser and charset are scored, not refused.
+    ("raw Latin-1 display name", b"From: \"Nils O. Sel\xf8sdal\" <noselasd@Utel.no>", "FROM_RAW_8BIT",
+     "noselasd@utel.no"),
+    ("raw Latin-1 unquoted display name", b"From: J\xf6rg M\xfcller <joerg@example.org>", "FROM_RAW_8BIT",
+     "joerg@example.org"),
+    ("encoded-word inside a quoted display name",
+     b"From: \"=?iso-2022-jp?B?GyRCMEtFbCEhP04bKEI=?=\" <hito@example.org>", "FROM_ENCODED_QUOTED", "hito@example.org"),
 ]
 
 
@@ -134,3 +148,16 @@ def test_fast_path_agrees_with_the_full_vote(block: bytes, monkeypatch: pytest.M
     fast = analyze_from(block)
     monkeypatch.setattr(fh, "_SIMPLE", re.compile(r"(?!x)x"))  # never matches: the three parsers vote
     assert analyze_from(block) == fast
+
+
+def test_raw_latin1_display_name_is_shown_decoded() -> None:
+    analysis = analyze_from(b"From: \"Nils O. Sel\xf8sdal\" <noselasd@Utel.no>")
+    assert analysis.display_name == "Nils O. Sel\u00f8sdal" and analysis.domain == "utel.no"
+
+
+async def test_raw_8bit_display_name_is_scored_not_refused(rig: Rig) -> None:
+    rig.dns.add("_dmarc.victim.test", "TXT", "v=DMARC1; p=reject")
+    raw = b"From: Sel\xf8sdal <a@victim.test>\r\nTo: bob@ours.test\r\nSubject: hei\r\n\r\nhei\r\n"
+    verdict, _ = await rig.judge(raw, sender="x@evil.test")
+    assert "FROM_RAW_8BIT" in names(verdict) and "FROM_UNPARSEABLE" not in names(verdict)
+    assert verdict.forced is not None and verdict.forced.by == "dmarc"  # DMARC judged the agreed address
