@@ -14,8 +14,9 @@ from mailbastion.config import parse_settings
 from mailbastion.directory.portal import PortalStore
 from mailbastion.directory.store import Directory
 from mailbastion.measures.aup import AupProbe, NoAupDirectory
-from mailbastion.measures.board import MET, NOT_BUILT, NOT_MET, NotBuilt
+from mailbastion.measures.board import MET, NOT_BUILT, NOT_MET
 from mailbastion.measures.inventory import portal_board
+from mailbastion.measures.training import TrainingProbe
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -55,4 +56,4 @@ def test_measure_7(tmp_path: Path) -> None:
 
     board = portal_board(settings, PortalStore(directory), av_status=lambda: None)  # type: ignore[arg-type, return-value]
     owners = {n: p for p in board.probes for n in p.numbers}
-    assert isinstance(owners[7], AupProbe) and isinstance(owners[8], NotBuilt)
+    assert isinstance(owners[7], AupProbe) and isinstance(owners[8], TrainingProbe)
