@@ -103,6 +103,9 @@ def main() -> None:
     print(f"filled {args.accounts} accounts and {args.held} held messages in {time.perf_counter() - started:.1f}s")
     d.mb("account", "add", "admin@example.test", "--password-stdin", input=PASSWORD + "\n")
     d.mb("account", "role", "admin@example.test", "administrator", "--reason", "bench")
+    policy = tmp / "aup.md"  # a policy in effect: its report covers every account (measure 7's admin page)
+    policy.write_text(d.mb("aup", "template"))
+    d.mb("aup", "publish", str(policy), "--version", "bench-1")
 
     runner = PortalRunner(settings, measures=MeasureBoard([], ttl=1e9)).start()
     try:
@@ -131,6 +134,12 @@ def main() -> None:
             ("GET /admin/quarantine/<id>", admin, f"/admin/quarantine/{one}"),
             ("GET /admin/audit", admin, "/admin/audit"),
             ("GET /my/quarantine (user)", user, "/my/quarantine"),
+            ("GET /admin/aup (policy report)", admin, "/admin/aup"),
+            ("GET /admin/aup?page=25", admin, "/admin/aup?version=bench-1&state=all&page=25"),
+            ("GET /admin/training", admin, "/admin/training"),
+            ("GET /admin/training?page=25", admin, "/admin/training?show=all&page=25"),
+            ("GET /aup (user)", user, "/aup"),
+            ("GET /my/training (user)", user, "/my/training"),
         ]
         print(f"\n{'page':42} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  (n={args.requests} each, sequential)")
         for label, client, path in pages:

@@ -65,6 +65,13 @@ def test_an_administrator_assigns_to_a_group(site: tuple[Deployment, PortalRunne
         assert sign_in(client, ADMIN, totp=totp).status_code == 303
         page = client.get("/admin/training")
         assert page.status_code == 200 and "Assignments by person" in page.text
+        assert f"<td>{BOB}</td>" in page.text and "account(s)" in page.text
+        overdue = client.get("/admin/training?show=overdue")  # nobody is overdue yet: an empty, filtered list
+        assert overdue.status_code == 200 and "Showing people with overdue modules" in overdue.text
+        assert f"<td>{BOB}</td>" not in overdue.text and "No account to show." in overdue.text
+        far = client.get("/admin/training?page=99")  # past the last page: no rows, no next link
+        assert far.status_code == 200 and f"<td>{BOB}</td>" not in far.text and 'rel="next"' not in far.text
+        assert client.get("/admin/training?page=x").status_code == 200
         token = csrf_of(page.text)
         r = client.post("/admin/training/assign", data={"csrf": token, "module": "confidential", "target": "ops"})
         assert r.status_code == 303 and r.headers["location"] == "/admin/training?assigned=1"

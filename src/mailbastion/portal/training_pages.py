@@ -91,6 +91,9 @@ async def my_module(request: Request) -> Response:
                 error=error, now=store.now())
 
 
+PEOPLE_PER_PAGE = 200
+
+
 @require(ADMIN)
 async def admin_training(request: Request) -> Response:
     from mailbastion.training.report import build_report
@@ -98,8 +101,17 @@ async def admin_training(request: Request) -> Response:
     ctx = request.app.state.ctx
     modules = await asyncio.to_thread(_modules, request)
     report = await asyncio.to_thread(build_report, ctx.directory, ctx.settings)
+    show = "overdue" if request.query_params.get("show") == "overdue" else "all"
+    people = [u for u in report.users if u.overdue] if show == "overdue" else list(report.users)
+    try:
+        number = max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        number = 1
+    start = (number - 1) * PEOPLE_PER_PAGE  # 10,000 accounts stay one page of 200 rows (bench/portal_bench.py)
     return page(request, "training_admin.html", modules=list(modules.values()), report=report,
-                mandatory=ctx.settings.training.mandatory, error="", done=request.query_params.get("assigned", ""))
+                mandatory=ctx.settings.training.mandatory, error="", done=request.query_params.get("assigned", ""),
+                people=people[start:start + PEOPLE_PER_PAGE], total=len(people), page_number=number,
+                more=start + PEOPLE_PER_PAGE < len(people), show=show)
 
 
 @require(ADMIN)
