@@ -83,6 +83,24 @@ def test_people_import_shows_the_difference_then_applies_it(config: Path, tmp_pa
     # a second run finds nothing left to do
     code, out = run(config, "people", "import", str(csv), "--dry-run")
     assert "0 join, 0 change, 0 leave; 3 unchanged" in out and "bob@example.org (left on" in out, out
+    # the file manages the groups it names: Ann no longer listed in support leaves it (an alias no row
+    # names, an administrator's own, is never touched); a file without a groups column changes no membership
+    assert run(config, "account", "alias", "add", "team@example.org", "ann@example.org")[0] == 0
+    moved = tmp_path / "moved.csv"
+    moved.write_text("address,groups\nann@example.org,sales\nnew@example.org,sales;support\n")
+    code, out = run(config, "people", "import", str(moved), "--dry-run")
+    assert re.search(r"^~ change +ann@example.org: group -support@example.org$", out, re.MULTILINE), out
+    assert re.search(r"^~ change +new@example.org: group \+support@example.org$", out, re.MULTILINE), out
+    assert ("support@example.org", "ann@example.org") in set(directory(config).list_aliases())  # dry run
+    assert run(config, "people", "import", str(moved), "--reason", "moved to sales")[0] == 0
+    aliases = set(directory(config).list_aliases())
+    assert ("support@example.org", "ann@example.org") not in aliases and ("team@example.org", "ann@example.org") in aliases
+    assert {("sales@example.org", "ann@example.org"), ("support@example.org", "new@example.org")} <= aliases
+    removed = [e for e in directory(config).audit.events(5) if e.action == "alias.removed"]
+    assert removed and removed[0].subject == "support@example.org" and removed[0].reason == "moved to sales"
+    names_only = tmp_path / "names.csv"
+    names_only.write_text("address,name\nann@example.org,Ann Example\n")
+    assert "0 join, 0 change, 0 leave; 1 unchanged" in run(config, "people", "import", str(names_only), "--dry-run")[1]
     # a file without an end column leaves the end dates alone; a local successor must exist
     assert run(config, "account", "leave", "ann@example.org", "--on", day(60), "--reason", "HR-5")[0] == 0
     short = tmp_path / "short.csv"

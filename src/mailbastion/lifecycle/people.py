@@ -12,14 +12,16 @@ names in the account's domain separated by `;`). For each row:
           pending until `start` when that is in the future, with no password anyone knows; the command
           line prints a one-time enrolment link for it (never a password);
 - change  name, manager, start or end differ (a column the file does not have changes nothing; an empty
-          cell clears the value), or a listed group does not reach the account yet: the dates are set (the
-          scheduler then applies them on time) and the account added to its groups;
+          cell clears the value), or its groups differ: the dates are set (the scheduler then applies them on
+          time), the account added to the groups its row lists and removed from the file's groups it no
+          longer lists;
 - leave   `end` has passed and the account is still active or suspended: it leaves now (as the scheduler
           would: lifecycle/transitions.py `leave`).
 
-Accounts missing from the file are reported, never changed: an export may be partial. Group memberships
-are only added; one that the file no longer lists is reported for an administrator to remove. Every change
-is audited (through the directory's audited changes).
+Accounts missing from the file are reported, never changed: an export may be partial. The file manages the
+groups it names: a group that some row lists has exactly the members whose rows list it (among the people
+in the file); aliases no row names (an administrator's own) are never touched, and a file without a
+`groups` column changes no membership. Every change is audited (through the directory's audited changes).
 """
 
 from __future__ import annotations
@@ -70,11 +72,13 @@ class Step:
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     new_groups: tuple[str, ...] = ()
     note: str = ""
+    old_groups: tuple[str, ...] = ()  # groups the file manages that this row no longer lists
 
     def line(self) -> str:
         mark = {"join": "+", "change": "~", "leave": "-"}.get(self.kind, " ")
         parts = [f"{k} {_show(a)} -> {_show(b)}" for k, (a, b) in self.changes.items()]
         parts += [f"group +{g}" for g in self.new_groups]
+        parts += [f"group -{g}" for g in self.old_groups]
         text = f"{mark} {self.kind:9} {self.address}"
         return text + (f": {', '.join(parts)}" if parts else "") + (f" ({self.note})" if self.note else "")
 
@@ -164,6 +168,8 @@ def plan_import(directory: Directory, people: list[Person]) -> Plan:
         for alias in s.scalars(select(Alias)):
             members.setdefault(alias.target, set()).add(alias.alias)
         domains = set(directory.list_domains())
+        managed = {_group_address(g, p.address.rpartition("@")[2]) for p in people if "groups" in p.columns
+                   for g in p.groups}  # the groups this file speaks for
         for p in people:
             domain = p.address.rpartition("@")[2]
             if domain not in domains:
@@ -187,10 +193,12 @@ def plan_import(directory: Directory, people: list[Person]) -> Plan:
                 if name in p.columns and old != new:
                     changes[name] = (old, new)
             new_groups = tuple(g for g in groups if g not in members.get(p.address, set()))
+            old_groups = (tuple(sorted(g for g in members.get(p.address, set()) if g in managed and g not in groups))
+                          if "groups" in p.columns else ())
             if p.end and p.end <= now:
                 steps.append(Step("leave", p.address, p, changes, new_groups, note=f"end {_show(p.end)} has passed"))
-            elif changes or new_groups:
-                steps.append(Step("change", p.address, p, changes, new_groups))
+            elif changes or new_groups or old_groups:
+                steps.append(Step("change", p.address, p, changes, new_groups, old_groups=old_groups))
             else:
                 steps.append(Step("unchanged", p.address, p))
         listed = {p.address for p in people}
@@ -244,6 +252,8 @@ def apply_import(directory: Directory, plan: Plan, policy: LifecyclePolicy, *, b
                 done.changed.append(p.address)
         for group in step.new_groups:
             _add_member(directory, group, p.address, by=by, reason=reason)
+        for group in step.old_groups:
+            directory.remove_alias(group, p.address, by=by, reason=reason)
     return done
 
 
