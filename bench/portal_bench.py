@@ -86,7 +86,7 @@ def main() -> None:
     from portal_kit import PortalRunner, csrf_of, enrol_totp, http, sign_in  # tests/portal: the same kit
 
     from mailbastion.config import load_settings
-    from mailbastion.portal.measures import MeasureBoard
+    from mailbastion.measures.board import MeasureBoard
     from mailbastion.testing.deployment import Deployment, free_port
 
     tmp = Path(tempfile.mkdtemp(prefix="portal-bench-"))
