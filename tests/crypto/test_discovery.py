@@ -199,3 +199,36 @@ async def test_ldap_attribute_gives_the_key(slapd: str, keys: dict[str, tuple[by
     record = await KeyDiscovery(store, [("ldap", source.lookup)]).find("gail@ldap.example")
     assert record is not None and record.source == "ldap"
     assert await LdapSource("ldap://127.0.0.1:1", "dc=x", timeout=2).lookup("gail@ldap.example") is None
+
+
+async def test_submission_looks_up_an_outsiders_key_for_a_confidential_message_only(
+        web: tuple[HttpsTestServer, Path], keys: dict[str, tuple[bytes, bytes]], tmp_path: Path) -> None:
+    """The submission path (submission/protection.py with a KeyDiscovery): a confidential message to an
+    outsider without a stored key is encrypted to the key the recipient's domain publishes in WKD; an
+    ordinary message asks nothing."""
+    from mailbastion.core.envelope import Envelope
+    from mailbastion.submission.protection import Protection as SubmissionProtection
+
+    server, _ = web
+    address = "hana@partner.example"
+    public, secret = openpgp.generate_key(address, days=30)
+    (host, path), _ = wkd_urls(address)
+    server.serve(host, path, openpgp.load_cert(public).__bytes__(), content_type="application/octet-stream")
+    store = KeyStore(tmp_path / "keys", tmp_path / "keys" / "d.key")
+    protection = SubmissionProtection(OutboundPolicy(Classifier(), lambda dom: dom == "example.org"),
+                                      StoreKeys(store), discovery=KeyDiscovery(store, [("wkd", client(web).lookup)]))
+    envelope = Envelope(sender=parse_address("alice@example.org"), recipients=(parse_address(address),))
+
+    before = len(server.requests)
+    plain = await protection.plan(message(subject="lunch?", to=address), envelope)
+    assert len(server.requests) == before and store.active(address) == []  # nothing asked for ordinary mail
+    assert plain.sends and plain.refusal is None
+
+    raw = message(subject="[confidential] the contract", to=address)
+    plan = await protection.plan(raw, envelope)
+    assert ("GET", host, path) in server.requests[before:]
+    assert plan.refusal is None and len(plan.sends) == 1
+    (sent_to, sent), = plan.sends
+    assert [str(r) for r in sent_to.recipients] == [address]
+    assert gpg_decrypt(sent, secret) == canonical(raw)  # encrypted to the key WKD served
+    assert store.active(address)[0].source == "wkd"

@@ -115,7 +115,8 @@ class SubmissionRole:
         sub = s.submission
         tls = server_context_from_settings(s, "public")  # raises ConfigError: no AUTH without TLS, so no start
         d = s.dns
-        self.agent = relay_agent_from_settings(s, DnsResolver(d.nameservers or None, port=d.port, timeout=d.timeout))
+        resolver = DnsResolver(d.nameservers or None, port=d.port, timeout=d.timeout)
+        self.agent = relay_agent_from_settings(s, resolver)
         directory = await asyncio.to_thread(Directory.from_settings, s)
         self.throttle = process_throttle(s)  # shared with IMAP's auth socket in this process
         self.meter = SendingMeter.from_settings(s)
@@ -133,7 +134,13 @@ class SubmissionRole:
 
             policy = OutboundPolicy.from_settings(s, is_local_domain=directory.is_local_domain,
                                                   pickup=PickupStore.from_settings(s))
-            protection = Protection(policy, StoreKeys(UserKeys.from_settings(s)), hold=spool)
+            user_keys = UserKeys.from_settings(s)
+            discovery = None
+            if s.encryption.wkd or s.encryption.ldap_url:  # outsiders' OpenPGP keys, looked up when needed
+                from mailbastion.crypto.discovery import KeyDiscovery
+
+                discovery = KeyDiscovery.from_settings(s, user_keys, resolver)
+            protection = Protection(policy, StoreKeys(user_keys), hold=spool, discovery=discovery)
         sender_gate = None
         if s.aup.enforce == "submission":  # the acceptable use policy, past its grace period (aup/standing.py)
             from mailbastion.aup.standing import AupGate, AupPolicy

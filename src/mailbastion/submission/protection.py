@@ -6,6 +6,9 @@
     plan.sends              # [(envelope for those recipients, bytes)]: each signed and handed over apart
     await protection.keep_held(plan, raw, envelope, client=...)   # the original, in the outbox's hold/
 
+With a `discovery` (crypto/discovery.py), a confidential message's outside recipients without a key are
+looked up first (WKD, then LDAP), so a key published by the recipient's domain is used at once.
+
 Run after sender binding and the Date/Message-ID completion, before DKIM (DKIM signs what leaves: the
 encrypted message). For a message that is not confidential the plan is the message itself (S/MIME-signed
 when `encryption.sign = "always"`). For a confidential one (crypto/outbound.py): our own domains get it as it
@@ -28,6 +31,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from mailbastion.core.address import Address
 from mailbastion.core.envelope import Envelope
@@ -58,14 +62,24 @@ def _only(envelope: Envelope, keep: tuple[Address, ...], *, requiretls: bool) ->
                    requiretls=envelope.requiretls or requiretls)
 
 
+class KeyFinder(Protocol):
+    """crypto/discovery.py `KeyDiscovery`: finds outsiders' OpenPGP keys (WKD, LDAP) into the key store."""
+
+    async def find_all(self, addresses: list[str]) -> dict[str, Any]: ...
+
+
 class Protection:
-    def __init__(self, policy: OutboundPolicy, keys: KeyLookup, *, hold: Spool | None = None) -> None:
+    def __init__(self, policy: OutboundPolicy, keys: KeyLookup, *, hold: Spool | None = None,
+                 discovery: KeyFinder | None = None) -> None:
         self.policy = policy
         self.keys = keys
         self.hold = hold
+        self.discovery = discovery
 
     async def plan(self, raw: bytes, envelope: Envelope) -> Plan:
         """What to send. Raises OSError when the pick-up store fails (the caller answers 451)."""
+        if self.discovery is not None:
+            await self._discover(raw, envelope)
         decision = await asyncio.to_thread(protect_outbound, raw, envelope.recipients, self.keys, self.policy,
                                            sender=envelope.sender, envelope=envelope)
         if decision.refused:
@@ -75,6 +89,21 @@ class Protection:
                                                 "in clear. Send it again without them"))
         sends = tuple((_only(envelope, o.recipients, requiretls=o.require_tls), o.message) for o in decision.outgoing)
         return Plan(decision, sends, None, decision.held, decision.notice)
+
+    async def _discover(self, raw: bytes, envelope: Envelope) -> None:
+        """Before the policy runs on a confidential message: look up (WKD, then LDAP) the OpenPGP keys of
+        outside recipients the store has no key for; what is found is stored and used at once. Ordinary
+        mail asks nothing (no lookup leaks who our users write to); a failed lookup is a miss, never an error."""
+        def missing() -> list[str]:
+            if not self.policy.classifier.is_confidential(raw, envelope):
+                return []
+            return [r.normalized for r in envelope.recipients
+                    if r.domain and not self.policy.is_local_domain(r.domain)
+                    and self.keys.encryption_key(r.normalized, prefer=self.policy.prefer) is None]
+
+        wanted = await asyncio.to_thread(missing)
+        if wanted and self.discovery is not None:
+            await self.discovery.find_all(wanted)
 
     async def keep_held(self, plan: Plan, raw: bytes, envelope: Envelope, *, client: str) -> str | None:
         """The original for the held recipients, fsynced into hold/ of the outbox spool; its queue id."""
