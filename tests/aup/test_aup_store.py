@@ -13,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 
 from mailbastion.aup.notices import AupNotifier
-from mailbastion.aup.render import to_html
 from mailbastion.aup.standing import AupGate, AupPolicy, State, counts, standing_of, standings
 from mailbastion.aup.store import AupError, AupStore, text_hash
 from mailbastion.aup.template import template_text
@@ -21,6 +20,7 @@ from mailbastion.core.envelope import Envelope
 from mailbastion.directory.database import current_revision
 from mailbastion.directory.models import AccountState
 from mailbastion.directory.store import Directory
+from mailbastion.portal.markdown import to_html
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 GRACE = dt.timedelta(days=14)

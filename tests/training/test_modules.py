@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mailbastion.training.modules import ModuleError, grade, load_modules, parse_module, render_html
+from mailbastion.portal.markdown import to_html
+from mailbastion.training.modules import ModuleError, grade, load_modules, parse_module
 from mailbastion.training.simulation import load_templates
 
 SITE = """+++
@@ -70,7 +71,7 @@ def test_a_bad_module_is_refused_naming_the_file(text: str, says: str) -> None:
 
 
 def test_module_text_cannot_carry_markup_or_script() -> None:
-    html = render_html("# Title\n\n<script>alert(1)</script> <b>x</b> [a](javascript:alert(2)) [b](https://ok.example/)")
+    html = to_html("# Title\n\n<script>alert(1)</script> <b>x</b> [a](javascript:alert(2)) [b](https://ok.example/)")
     assert "<script>" not in html and "&lt;script&gt;" in html and "<b>" not in html
     assert 'href="javascript:' not in html and 'href="https://ok.example/"' in html and "<h1>Title</h1>" in html
 

@@ -1,7 +1,7 @@
 """The acceptable use policy in the portal (issue 12, measure 7): the page where a person reads and accepts
 the version in effect, and the administrators' page of versions and the acceptance report.
 
-    GET  /aup                       the version in effect, rendered (aup/render.py: no raw HTML, no script)
+    GET  /aup                       the version in effect, rendered (portal/markdown.py: no raw HTML, no script)
     POST /aup                       accept it: the version and the SHA-256 of the text shown, a tick box
     GET  /admin/aup                 versions, and who accepted, is due or overdue (?version=, ?state=, ?page=)
     GET  /admin/aup/report.csv      the same report as CSV (what `mailbastion aup report --csv` prints)
@@ -31,11 +31,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mailbastion.aup.render import to_html
 from mailbastion.aup.standing import AupPolicy, State, counts, standing_of, standings
 from mailbastion.aup.store import AupError, AupStore
 from mailbastion.portal.auth import Principal, client_of, require, safe_next
 from mailbastion.portal.extensions import NavItem
+from mailbastion.portal.markdown import to_html
 from mailbastion.portal.render import ADMIN, EVERYONE, HELPDESK, page
 
 __all__ = ["ACCEPT_PATH", "AupPages", "after_signin"]

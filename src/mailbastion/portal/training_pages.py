@@ -8,7 +8,7 @@ the phishing simulations (`LandingRoutes` at `/l/<campaign>/<token>`).
     GET      /admin/training/campaigns/<name>   one campaign's results per user and group
     POST     /admin/training/assign             assign a module to everyone, a group or one account
 
-Module text is Markdown rendered with raw HTML off (training/modules.py `render_html`): the only markup on
+Module text is Markdown rendered with raw HTML off (portal/markdown.py `to_html`): the only markup on
 these pages that is not escaped by Jinja2. No script anywhere: the quiz is radio buttons in a form.
 """
 
@@ -61,7 +61,8 @@ async def my_training(request: Request) -> Response:
 
 @require()
 async def my_module(request: Request) -> Response:
-    from mailbastion.training.modules import grade, render_html
+    from mailbastion.portal.markdown import to_html
+    from mailbastion.training.modules import grade
 
     who: Principal = request.state.principal
     module_id = request.path_params["module"]
@@ -87,7 +88,7 @@ async def my_module(request: Request) -> Response:
             result = grade(module, answers)
             assignment = await asyncio.to_thread(store.record_attempt, who.address, module_id, result)
     return page(request, "training_module.html", 400 if error else 200, module=module,
-                body_html=render_html(module.body), assignment=assignment, result=result, answers=answers,
+                body_html=to_html(module.body), assignment=assignment, result=result, answers=answers,
                 error=error, now=store.now())
 
 

@@ -17,8 +17,8 @@ added or replaced by a site in `[training] modules_dir`.
     modules = load_modules(settings)          # {id: Module}, shipped then site; ModuleError names the file
     grade(module, {0: 2, 1: 1})               # Grade(score=percent, passed=bool, wrong=(question indexes))
 
-Module bodies are rendered with markdown-it-py with raw HTML off (`render_html`): a site's module cannot put
-script or markup into the portal beyond what Markdown makes.
+Module bodies are rendered by the portal (portal/markdown.py `to_html`, raw HTML off): a site's module
+cannot put script or markup into the portal beyond what Markdown makes.
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mailbastion.config import Settings
 
-__all__ = ["SHIPPED", "Grade", "Module", "ModuleError", "Question", "grade", "load_modules", "parse_module",
-           "render_html"]
+__all__ = ["SHIPPED", "Grade", "Module", "ModuleError", "Question", "grade", "load_modules", "parse_module"]
 
 SHIPPED = Path(__file__).parent / "data" / "modules"
 FENCE = "+++"
@@ -154,12 +153,3 @@ def grade(module: Module, answers: Mapping[int, int]) -> Grade:
     total = len(module.questions)
     score = round(100 * (total - len(wrong)) / total)
     return Grade(score, score >= module.pass_mark, wrong)
-
-
-def render_html(markdown: str) -> str:
-    """Markdown to HTML with raw HTML disabled (it shows as text) and no link schemes but http(s)/mailto."""
-    from markdown_it import MarkdownIt
-
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    md.validateLink = lambda url: url.lower().startswith(("https://", "http://", "mailto:", "#", "/"))  # type: ignore[method-assign]
-    return str(md.render(markdown))
