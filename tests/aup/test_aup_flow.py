@@ -13,11 +13,9 @@ import re
 import smtplib
 import ssl
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +26,7 @@ from mailbastion.directory.store import Directory
 from mailbastion.lifecycle.status import read as scheduler_status
 from mailbastion.testing.deployment import MB, Deployment
 from mailbastion.testing.dns_server import DnsTestServer
+from mailbastion.testing.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -35,17 +34,6 @@ PASSWORD = "Correct-Horse-Battery-9"
 ALICE, BOB = "alice@example.test", "bob@example.test"
 DAY = 86400.0
 POLICY = "# Acceptable use\n\nUse mail for work. <script>alert('x')</script>\n"
-
-
-def wait_for(what: str, condition: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = condition()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f}s: {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +91,7 @@ def checks_after(d: Deployment, n: int) -> None:
     settings = load_settings(d.config)
     for _ in range(n):
         before = scheduler_status(settings).checked_at
-        wait_for("a scheduler check", lambda before=before: scheduler_status(settings).checked_at != before, 60)
+        until(lambda before=before: scheduler_status(settings).checked_at != before, "a scheduler check", 60)
 
 
 def test_past_the_grace_period_sending_is_refused_until_accepted(d: Deployment) -> None:
@@ -112,8 +100,8 @@ def test_past_the_grace_period_sending_is_refused_until_accepted(d: Deployment) 
     assert not any(b"acceptable use policy" in m for m in d.delivered(ALICE))
 
     shift(d, 15 * DAY)  # past the 14 days, nothing else changes
-    notices = wait_for("the notice in Alice's Maildir",
-                       lambda: [m for m in d.delivered(ALICE) if b"accept the acceptable use policy" in m])
+    notices = until(lambda: [m for m in d.delivered(ALICE) if b"accept the acceptable use policy" in m],
+                    "the notice in Alice's Maildir")
     notice = notices[0]
     assert f"https://127.0.0.1:{d.portal_port}/aup".encode() in notice and b"version 2026.1" in notice
     assert b"Auto-Submitted: auto-generated" in notice
@@ -149,7 +137,7 @@ def test_past_the_grace_period_sending_is_refused_until_accepted(d: Deployment) 
     assert event.subject == ALICE and event.actor == f"portal:{ALICE}" and event.details["sha256"] == sha
 
     submit(d, "after accepting")  # accepted at once: no restart, no cache
-    wait_for("Alice's message in Bob's Maildir", lambda: any(b"after accepting" in m for m in d.delivered(BOB)))
+    until(lambda: any(b"after accepting" in m for m in d.delivered(BOB)), "Alice's message in Bob's Maildir")
     report = subprocess.run([*MB, "aup", "report", "--csv", "-c", str(d.config)], capture_output=True, text=True,
                             timeout=120, check=True).stdout
     alice_row = next(line for line in report.splitlines() if line.startswith(ALICE))

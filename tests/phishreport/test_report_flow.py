@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import smtplib
 import ssl
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -24,6 +23,7 @@ from mailbastion.quarantine.index import QuarantineIndex
 from mailbastion.quarantine.store import QuarantineStore
 from mailbastion.testing.deployment import Deployment
 from mailbastion.testing.dns_server import DnsTestServer
+from mailbastion.testing.waiting import until as wait
 
 DOMAIN = "example.test"
 ALICE, BOB, CAROL, DAVE = (f"{n}@{DOMAIN}" for n in ("alice", "bob", "carol", "dave"))
@@ -51,17 +51,6 @@ def report_of(inner: bytes, reporter: str = ALICE) -> bytes:
     msg.set_content("This looks like phishing to me.")
     msg.add_attachment(message_from_bytes(inner, policy=SMTP))  # forwarded as an attachment, as clients do
     return msg.as_bytes(policy=SMTP)
-
-
-def wait(condition: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = condition()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not met within {timeout}s")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

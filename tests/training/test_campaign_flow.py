@@ -20,8 +20,7 @@ import datetime as dt
 import re
 import smtplib
 import ssl
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -37,6 +36,7 @@ from mailbastion.measures.board import MET, NOT_MET, WARN
 from mailbastion.measures.training import TrainingProbe
 from mailbastion.testing.deployment import Deployment
 from mailbastion.testing.dns_server import DnsTestServer
+from mailbastion.testing.waiting import until as wait_for
 from mailbastion.training import recognise, record_reported
 from mailbastion.training.campaigns import CampaignStore
 from mailbastion.training.modules import grade, load_modules
@@ -48,17 +48,6 @@ pytestmark = pytest.mark.slow
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.test"
 LINK = re.compile(rb"https://127\.0\.0\.1:\d+/l/([A-Za-z0-9_-]+)/([A-Za-z0-9_-]+)")
 MANDATORY = {"phishing", "attachments", "passwords", "confidential", "reporting"}
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
