@@ -176,11 +176,13 @@ def _encrypt(raw: bytes, key_kind: str, keys: Sequence[PublicKey], policy: Outbo
 
 
 def protect_outbound(message: bytes, recipients: Sequence[Address], keys: KeyLookup, policy: OutboundPolicy, *,
-                     sender: Address | None = None, envelope: Envelope | None = None) -> Decision:
+                     sender: Address | None = None, envelope: Envelope | None = None,
+                     classification: Classification | None = None) -> Decision:
     """Decide what to send to each recipient (module docstring). Never raises for one recipient's key: a key
     that fails to encrypt counts as no key. Raises only for a broken pick-up store (OSError), so that the
-    caller defers rather than sends."""
-    classification = policy.classifier.is_confidential(message, envelope)
+    caller defers rather than sends. `classification`: the classifier's answer when the caller has it already."""
+    if classification is None:
+        classification = policy.classifier.is_confidential(message, envelope)
     sender_text = str(sender) if sender is not None and str(sender) else ""
     notes: list[str] = []
     signer = None

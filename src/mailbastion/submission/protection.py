@@ -78,10 +78,11 @@ class Protection:
 
     async def plan(self, raw: bytes, envelope: Envelope) -> Plan:
         """What to send. Raises OSError when the pick-up store fails (the caller answers 451)."""
-        if self.discovery is not None:
-            await self._discover(raw, envelope)
+        classification = await asyncio.to_thread(self.policy.classifier.is_confidential, raw, envelope)
+        if classification and self.discovery is not None:
+            await self._discover(envelope)
         decision = await asyncio.to_thread(protect_outbound, raw, envelope.recipients, self.keys, self.policy,
-                                           sender=envelope.sender, envelope=envelope)
+                                           sender=envelope.sender, envelope=envelope, classification=classification)
         if decision.refused:
             names = ", ".join(str(r.recipient) for r in decision.refused)
             return Plan(decision, refusal=Reply(550, "5.7.1", "Confidential message not sent: no encryption key or "
@@ -90,13 +91,12 @@ class Protection:
         sends = tuple((_only(envelope, o.recipients, requiretls=o.require_tls), o.message) for o in decision.outgoing)
         return Plan(decision, sends, None, decision.held, decision.notice)
 
-    async def _discover(self, raw: bytes, envelope: Envelope) -> None:
-        """Before the policy runs on a confidential message: look up (WKD, then LDAP) the OpenPGP keys of
-        outside recipients the store has no key for; what is found is stored and used at once. Ordinary
-        mail asks nothing (no lookup leaks who our users write to); a failed lookup is a miss, never an error."""
+    async def _discover(self, envelope: Envelope) -> None:
+        """Before the policy runs on a confidential message (`plan` asks only for those: ordinary mail asks
+        nothing, so no lookup leaks who our users write to): look up (WKD, then LDAP) the OpenPGP keys of
+        outside recipients the store has no key for; what is found is stored and used at once. A failed lookup
+        is a miss, never an error."""
         def missing() -> list[str]:
-            if not self.policy.classifier.is_confidential(raw, envelope):
-                return []
             return [r.normalized for r in envelope.recipients
                     if r.domain and not self.policy.is_local_domain(r.domain)
                     and self.keys.encryption_key(r.normalized, prefer=self.policy.prefer) is None]
