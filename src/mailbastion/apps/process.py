@@ -185,13 +185,18 @@ class ServerProcess:
             return
         log.info("self-check written to %s", path)
 
-    async def run_until_signal(self) -> None:
+    def handle_signals(self) -> None:
+        """Install the signal handlers. `serve` calls it before it says it is serving: a SIGUSR2 (or SIGHUP)
+        sent as soon as that line appears must find its handler, not the default action, which kills."""
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
         loop.add_signal_handler(signal.SIGINT, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._reload_and_signal()))
         loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         loop.add_signal_handler(signal.SIGUSR2, self.selfcheck)
+
+    async def run_until_signal(self) -> None:
+        self.handle_signals()  # again: harmless when `serve` did it already (a handler replaces the previous)
         watch = asyncio.ensure_future(self._watch_children())
         await self._stopping.wait()
         watch.cancel()

@@ -59,6 +59,7 @@ def serve(config_path: Path | None, role: str | None) -> None:
             raise Failed(str(exc)) from None
         except OSError as exc:
             raise Failed(f"cannot start: {exc}") from None
+        server.handle_signals()  # before the line tests and operators wait for
         click.echo(f"mailbastion serving ({name}) from {settings.source}")
         for line in lines:
             click.echo(f"  {line}")
