@@ -39,6 +39,7 @@ import aiosmtplib
 from mailbastion.core.outcome import Deferred, DeliveryOutcome, Failed, Handoff, outcome_of, parse_reply
 from mailbastion.core.ports import DeliveryRecipient, DeliveryRequest
 from mailbastion.core.replies import Reply
+from mailbastion.core.xtext import xtext
 from mailbastion.outbound import OutboundTls, SessionTls, TlsHandshakeFallback, TlsPolicyFailure, TlsRequirement
 
 log = logging.getLogger("mailbastion.delivery.smtp")
@@ -62,11 +63,6 @@ class SessionLost(Exception):
     def __init__(self, where: str, reason: str, *, data_sent: bool) -> None:
         super().__init__(f"{where}: {reason}")
         self.data_sent = data_sent
-
-
-def xtext(value: str) -> str:
-    """RFC 3461 §4 xtext: "+" and "=", controls, space and non-ASCII (as UTF-8 bytes) become "+HH"."""
-    return "".join(chr(b) if 33 <= b <= 126 and b not in (43, 61) else f"+{b:02X}" for b in value.encode("utf-8"))
 
 
 def _reply_of(exc: aiosmtplib.SMTPResponseException) -> Reply:

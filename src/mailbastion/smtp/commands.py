@@ -18,12 +18,11 @@ from mailbastion.core import replies
 from mailbastion.core.address import Address, AddressError, parse_path
 from mailbastion.core.envelope import NOTIFY_VALUES, RecipientDsn
 from mailbastion.core.replies import Reply
+from mailbastion.core.xtext import xtext_decode
 
 __all__ = ["MailRequest", "parse_bdat", "parse_mail", "parse_params", "parse_rcpt", "split_path", "xtext_decode"]
 
 _KEYWORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")  # RFC 5321 §4.1.2 esmtp-keyword
-_XTEXT = re.compile(r"^(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})*$")  # RFC 3461 §4
-_HEXCHAR = re.compile(r"\+([0-9A-F]{2})")
 _ADDR_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 _MAX_ENVID = 100  # RFC 3461 §4.4
 _MAX_ORCPT = 500  # RFC 3461 §4.2
@@ -79,14 +78,6 @@ def parse_params(items: list[str]) -> dict[str, str | bool] | None:
             return None
         out[name] = value if eq else True
     return out
-
-
-def xtext_decode(value: str) -> str:
-    """RFC 3461 §4 xtext: printable ASCII except `+` and `=`, and `+XX` (upper-case hex) escapes.
-    Raises ValueError for anything else."""
-    if not _XTEXT.match(value):
-        raise ValueError("malformed xtext")
-    return _HEXCHAR.sub(lambda m: chr(int(m.group(1), 16)), value)
 
 
 def _is_number(text: str, digits: int) -> bool:
