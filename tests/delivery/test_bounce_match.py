@@ -125,7 +125,9 @@ async def test_the_watch_logs_a_matched_bounce_and_never_changes_delivery(
     watch = BounceWatch(inner, sent)
     bounce = DeliveryRequest("DSN1", "", (DeliveryRecipient("alice@example.org"),), postfix_dsn())
     out = await watch.deliver(bounce)
-    assert isinstance(out["alice@example.org"], Delivered) and inner.requests == [bounce]
+    # Delivered unchanged, with the sender of ours it reports refused riding along (XBOUNCEOF on the link).
+    assert isinstance(out["alice@example.org"], Delivered)
+    assert inner.requests == [replace(bounce, bounce_of=("alice@example.org",))]
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbound.bounce")]
     assert "queue_id=QA dsn_id=DSN1" in line and "recipient=bob@remote.test action=failed status=5.1.1" in line
     assert "matched_by=message-id" in line
@@ -143,3 +145,29 @@ async def test_a_broken_bounce_is_delivered_all_the_same(tmp_path: Path) -> None
     out = await BounceWatch(inner, SentLog(tmp_path / "s.db")).deliver(
         DeliveryRequest("D", "", (DeliveryRecipient("a@example.org"),), garbage))
     assert isinstance(out["a@example.org"], Delivered)
+
+
+async def test_the_refused_senders_ride_inward_and_are_told_once_delivered(tmp_path: Path) -> None:
+    sent = SentLog(tmp_path / "sent.db")
+    sent.record(queue_id="QA", message_id="<m1@example.org>", envid=None, sender="alice@example.org",
+                recipients=["bob@remote.test"], remote="mx.remote.test")
+    told: list[tuple[str, str]] = []
+    bounce = DeliveryRequest("DSN1", "", (DeliveryRecipient("alice@example.org"),), postfix_dsn())
+    # Deferred: the request still carries the sender (the MDA counts only what it writes), nobody told here.
+    later = Recording(Deferred(Reply(451, "4.4.2", "later")))
+    await BounceWatch(later, sent, on_bounce=lambda s, d: told.append((s, d))).deliver(bounce)
+    assert later.requests[0].bounce_of == ("alice@example.org",) and told == []
+    inner = Recording(Delivered(Reply(250, "2.0.0", "ok")))
+    await BounceWatch(inner, sent, on_bounce=lambda s, d: told.append((s, d))).deliver(bounce)
+    assert [s for s, _ in told] == ["alice@example.org"] and "bounce of QA for bob@remote.test" in told[0][1]
+    # A delay notice refuses nothing: nothing rides along, nobody is told.
+    delayed = postfix_dsn().replace(b"Action: failed", b"Action: delayed").replace(b"Status: 5.1.1", b"Status: 4.4.1")
+    told.clear()
+    quiet = Recording(Delivered(Reply(250, "2.0.0", "ok")))
+    await BounceWatch(quiet, sent, on_bounce=lambda s, d: told.append((s, d))).deliver(replace(bounce, message=delayed))
+    assert quiet.requests[0].bounce_of == () and told == []
+    # Ordinary mail is never matched.
+    plain = Recording(Delivered(Reply(250, "2.0.0", "ok")))
+    await BounceWatch(plain, sent, on_bounce=lambda s, d: told.append((s, d))).deliver(
+        replace(bounce, sender="carol@x.test"))
+    assert plain.requests[0].bounce_of == () and told == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,11 +79,14 @@ async def test_the_link_protocol_carries_queue_id_and_folder_as_mail_parameters(
     try:
         junk = await agent.deliver(request("a@example.org", folder=Folder.JUNK))
         inbox = await agent.deliver(request("b@example.org", "c@example.org"))
+        bounce = await agent.deliver(replace(request("a@example.org"), bounce_of=("erin@example.org", "o,dd@x.test")))
     finally:
         await agent.close()
         server.close()
     assert isinstance(junk["a@example.org"], Delivered) and isinstance(inbox["c@example.org"], Delivered)
-    first, second = handler.received
+    assert isinstance(bounce["a@example.org"], Delivered)
+    first, second, third = handler.received
+    assert third.mail_params == [f"XQUEUEID={QID}", "XFOLDER=INBOX", "XBOUNCEOF=erin@example.org,o+2Cdd@x.test"]
     assert first.mail_params == [f"XQUEUEID={QID}", "XFOLDER=Junk"]
     assert second.mail_params == [f"XQUEUEID={QID}", "XFOLDER=INBOX"] and second.rcpt_tos == ["b@example.org",
                                                                                                "c@example.org"]

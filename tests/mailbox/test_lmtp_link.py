@@ -174,3 +174,38 @@ async def test_a_queue_id_header_in_the_message_means_nothing(mda: Mda) -> None:
         await c.close()
     copies = files(mda, "alice")
     assert len(copies) == 2 and all(b"X-Mailbastion" not in p.read_bytes() for p in copies)
+
+
+async def test_xbounceof_tells_the_listeners_once_per_written_bounce(mda: Mda) -> None:
+    """A DSN the gateway matched to mail we sent names our senders (XBOUNCEOF): told once the copy is
+    written, not again for a resent queue id, never from a malformed list."""
+    told: list[tuple[str, str]] = []
+    mda.server.handler.bounce_listeners = [lambda s, d: told.append((s, d))]
+    odd = "x,y+z@example.org"  # "," and "+" travel escaped
+    params = " XQUEUEID=BOUNCE7 XFOLDER=INBOX XBOUNCEOF=bob@example.org,bob@example.org,x+2Cy+2Bz@example.org"
+    assert await deliver(mda, "alice@example.org", params=params) == ["250 2.0.0 Ok: delivered"]
+    assert [s for s, _ in told] == ["bob@example.org", "bob@example.org", odd]
+    assert all("BOUNCE7" in d for _, d in told)
+    assert await deliver(mda, "alice@example.org", params=params) == ["250 2.0.0 Ok: delivered"]  # resent
+    assert len(told) == 3 and len(files(mda, "alice")) == 1
+    c = await session(mda)
+    for bad in ("XBOUNCEOF=", "XBOUNCEOF=nobody", "XBOUNCEOF=a@b+ZZ", "XBOUNCEOF=a@b+FF"):
+        assert (await c.cmd(f"MAIL FROM:<> XQUEUEID=BOUNCE8 {bad}")).startswith("501 5.5.4"), bad
+    await c.close()
+    assert len(told) == 3
+
+
+async def test_xbounceof_from_an_unverified_client_is_refused(tmp_path: Path, pki: dict[str, Path]) -> None:
+    settings = lmtp_settings(tmp_path, pki, require_client_cert=False)
+    directory = Directory.from_settings(settings)
+    directory.add_domain("example.org", by="test")
+    directory.add_account("alice@example.org", None, "test")
+    server = build_mda(settings, directory=directory)
+    await server.start()
+    try:
+        c = await Lmtp.connect(server.port, client_context(pki, cert=False))
+        await c.cmd("LHLO gateway.test")
+        assert (await c.cmd("MAIL FROM:<> XBOUNCEOF=bob@example.org")).startswith("555 5.5.4")
+        await c.close()
+    finally:
+        await server.stop()

@@ -8,6 +8,7 @@ Maildir writes and directory lookups use another core than the queue manager's.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mailbastion.config import Settings
@@ -28,7 +29,10 @@ def roles(settings: Settings) -> list[Role]:
     """`serve --role internal`: the MDA in this process, IMAP (Dovecot) when `[imap] enabled`, and submission."""
     from mailbastion.apps.role_submission import submission_roles
 
-    return [InternalRole(settings), *imap_roles(settings), *submission_roles(settings)]
+    internal, submission = InternalRole(settings), submission_roles(settings)
+    for role in submission:  # bounces the gateway matched to our users' mail reach us as XBOUNCEOF: hijack signs
+        internal.bounce_listeners.append(role.on_bounce)
+    return [internal, *imap_roles(settings), *submission]
 
 
 def imap_roles(settings: Settings) -> list[Role]:
@@ -56,6 +60,9 @@ class InternalRole:
         self.publisher: MapPublisher | None = None  # the recipient map: exported, pushed to the gateways
         self.portal: PortalService | None = None
         self.lifecycle: LifecycleScheduler | None = None  # dates applied on time (lifecycle/scheduler.py)
+        # Told (sender, line) for each refusal a DSN matched by the gateway reports (the split's submission
+        # role listens; in the all-in-one process the gateway tells submission itself).
+        self.bounce_listeners: list[Callable[[str, str], None]] = []
 
     def prefork(self) -> None:
         if self.own_process:
@@ -75,6 +82,7 @@ class InternalRole:
             lines = await self.publisher.start()
             metrics.add_source(self.publisher.samples)
             self.mda = build_mda(s)
+            self.mda.handler.bounce_listeners = self.bounce_listeners
             await self.mda.start()
             if s.lifecycle.enabled:  # start and end dates, archives (issue 13): next to the map publisher
                 from mailbastion.lifecycle.scheduler import LifecycleScheduler

@@ -82,8 +82,9 @@ class SubmissionRole:
         return []
 
     def on_bounce(self, sender: str, detail: str) -> None:
-        """A bounce from the Internet matched to a message `sender` sent (the gateway's BounceWatch, in the
-        same process): counted as a sign of a hijacked account (submission/bounce_signs.py)."""
+        """A bounce from the Internet matched to a message `sender` sent (the gateway's BounceWatch in the
+        all-in-one process; on a split, the MDA's XBOUNCEOF from the gateway): counted as a sign of a hijacked
+        account (submission/bounce_signs.py)."""
         if self.bounce_signs is not None:
             self.bounce_signs(sender, detail)
 

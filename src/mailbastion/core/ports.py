@@ -82,6 +82,10 @@ class DeliveryRequest:
     dsn_ret: str | None = None  # "FULL" | "HDRS"
     dsn_envid: str | None = None
     requiretls: bool = False
+    # A DSN the gateway matched to mail we sent (delivery/bounce_match.py): the envelope senders of ours whose
+    # messages it reports refused, once per message. Carried to the MDA on the LMTP link (XBOUNCEOF), where
+    # the internal host's submission counts them as hijack signs; empty for every other message.
+    bounce_of: tuple[str, ...] = ()
 
     @property
     def addresses(self) -> tuple[str, ...]:

@@ -17,6 +17,8 @@ A matched bounce that reports a permanent failure (Action: failed) is also told 
 detail)`, once per message of ours it names, with the envelope sender we sent that message from: a burst of
 them is a sign of a hijacked account (submission/limits.py `SendingMeter.bounce`, wired by apps/). Only
 matched bounces count: a forged DSN about a message we never sent (backscatter) cannot suspend anyone.
+The same senders ride the delivery inward (`DeliveryRequest.bounce_of`, XBOUNCEOF on the LMTP link), so on
+a split deployment the internal host, where submission and its meter run, counts them as well.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import email.policy
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 
 from mailbastion.core.header_block import HeaderBlock
@@ -37,7 +39,7 @@ from mailbastion.delivery.sent_log import SentEntry, SentLog
 
 log = logging.getLogger("mailbastion.delivery.bounce")
 
-__all__ = ["BounceReport", "BounceWatch", "BouncedRecipient", "match_bounce", "parse_bounce"]
+__all__ = ["BounceReport", "BounceWatch", "BouncedRecipient", "match_bounce", "parse_bounce", "refused_senders"]
 
 MAX_BOUNCE_BYTES = 2 * 1024 * 1024
 _STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
@@ -139,10 +141,30 @@ def match_bounce(raw: bytes, sent: SentLog) -> tuple[BounceReport, list[SentEntr
     return None
 
 
+def refused_senders(report: BounceReport, entries: list[SentEntry], how: str) -> list[tuple[str, str]]:
+    """(our envelope sender, a line) once per message of ours the bounce reports as refused (Action: failed,
+    or a bounce that names no recipient at all). Delayed, relayed or delivered reports refuse nothing."""
+    failed = {r.recipient.lower() for r in report.recipients if r.action == "failed"}
+    if report.recipients and not failed:
+        return []
+    out: list[tuple[str, str]] = []
+    for queue_id in dict.fromkeys(e.queue_id for e in entries):
+        ours = [e for e in entries if e.queue_id == queue_id]
+        refused = [e.recipient for e in ours if not failed or e.recipient.lower() in failed]
+        if refused and ours[0].sender:
+            out.append((ours[0].sender, f"bounce of {queue_id} for {','.join(refused)} (matched by {how})"))
+    return out
+
+
 class BounceWatch:
     """A DeliveryAgent around the local one: null-sender mail delivered to our users is looked at, and a
     bounce of a message we sent is logged as `outbound.bounce` against our queue id. Never changes an
-    outcome; a parsing error is logged and ignored."""
+    outcome; a parsing error is logged and ignored.
+
+    The match is made before the delivery, so the request handed inward carries the senders it names as
+    refused (`DeliveryRequest.bounce_of`, the LMTP link's XBOUNCEOF): on a split the MDA on the internal
+    host tells its submission role, which holds the sending meter. `on_bounce` is told here, in this
+    process, once the copy is delivered (the all-in-one's submission role listens there)."""
 
     def __init__(self, inner: DeliveryAgent, sent: SentLog,
                  on_bounce: Callable[[str, str], None] | None = None) -> None:
@@ -151,33 +173,29 @@ class BounceWatch:
         self.on_bounce = on_bounce
 
     async def deliver(self, request: DeliveryRequest) -> Mapping[str, DeliveryOutcome]:
-        out = await self.inner.deliver(request)
-        if request.sender == "" and any(isinstance(o, Delivered) for o in out.values()):
+        found = None
+        if request.sender == "":
             try:
                 found = await asyncio.to_thread(match_bounce, request.message, self.sent)
             except Exception:  # recognising a bounce must never cost its delivery
                 log.exception("id=%s bounce matching failed", request.queue_id)
-                found = None
-            if found is not None:
-                self._log(request, *found)
-                self._tell(*found)
+        refused = refused_senders(*found) if found is not None else []
+        if refused:
+            request = replace(request, bounce_of=tuple(sender for sender, _ in refused))
+        out = await self.inner.deliver(request)
+        if found is not None and any(isinstance(o, Delivered) for o in out.values()):
+            self._log(request, *found)
+            self._tell(refused)
         return out
 
-    def _tell(self, report: BounceReport, entries: list[SentEntry], how: str) -> None:
+    def _tell(self, refused: list[tuple[str, str]]) -> None:
         if self.on_bounce is None:
             return
-        failed = {r.recipient.lower() for r in report.recipients if r.action == "failed"}
-        if report.recipients and not failed:
-            return  # delayed, relayed, delivered: not a refusal
-        for queue_id in dict.fromkeys(e.queue_id for e in entries):
-            ours = [e for e in entries if e.queue_id == queue_id]
-            refused = [e.recipient for e in ours if not failed or e.recipient.lower() in failed]
-            if not refused or not ours[0].sender:
-                continue
+        for sender, detail in refused:
             try:
-                self.on_bounce(ours[0].sender, f"bounce of {queue_id} for {','.join(refused)} (matched by {how})")
+                self.on_bounce(sender, detail)
             except Exception:  # a listener's failure must not cost the delivery
-                log.exception("bounce listener failed for %s", queue_id)
+                log.exception("bounce listener failed for %s", sender)
 
     @staticmethod
     def _log(request: DeliveryRequest, report: BounceReport, entries: list[SentEntry], how: str) -> None:

@@ -9,10 +9,13 @@ The link protocol (docs/architecture.md, "The LMTP link"): when the MDA's LHLO r
 (it does so only to a client whose certificate our CA verified), MAIL carries
 
     MAIL FROM:<sender> [BODY=8BITMIME] [SMTPUTF8] XQUEUEID=<queue id> XFOLDER=INBOX|Junk
+              [XBOUNCEOF=<xtext sender>,<xtext sender>...]
 
 so that the MDA files the copy in the right folder and delivers each queue id to a mailbox once (a
-resent transaction is answered 250 without a second copy). The message itself is sent unchanged: no
-internal header stands in for the parameters. An MDA that does not advertise XMAILBASTION (it did not
+resent transaction is answered 250 without a second copy). XBOUNCEOF names, for a DSN the gateway matched
+to mail we sent, the envelope senders of ours it reports refused (`DeliveryRequest.bounce_of`): the
+internal host counts them as signs of a hijacked account (xtext with "," escaped too, so the list splits).
+The message itself is sent unchanged: no internal header stands in for the parameters. An MDA that does not advertise XMAILBASTION (it did not
 verify our certificate: `lmtp.require_client_cert = false`) files everything in INBOX, without
 exactly-once; a Junk verdict is then logged as lost.
 
@@ -32,6 +35,7 @@ from mailbastion.config.schema import Settings
 from mailbastion.core.outcome import Deferred, DeliveryOutcome, outcome_of, parse_reply
 from mailbastion.core.ports import DeliveryRequest
 from mailbastion.core.replies import Reply
+from mailbastion.core.xtext import xtext
 from mailbastion.core.verdict import Folder
 from mailbastion.delivery.hostport import parse_hostport
 from mailbastion.tls_policy import lmtp_client_context_from_settings
@@ -280,6 +284,8 @@ class LmtpDeliveryAgent:
             params += " SMTPUTF8"
         if session.speaks_link:
             params += f" XQUEUEID={request.queue_id} XFOLDER={request.folder.value}"
+            if request.bounce_of:
+                params += " XBOUNCEOF=" + ",".join(xtext(s, also=",") for s in request.bounce_of)
         elif request.folder is Folder.JUNK:
             log.warning("id=%s the MDA does not speak the link protocol (our certificate unverified?): the "
                         "Junk verdict cannot reach it; the copy goes to INBOX", request.queue_id)

@@ -15,7 +15,10 @@ verified, and with it the MAIL parameters `XQUEUEID=<queue id>` and `XFOLDER=INB
 (`core.verdict.Folder`; Junk maps to `mailbox.junk_folder`). With XQUEUEID, delivery is exactly
 once (`journal.py`): a (queue id, mailbox) pair already delivered answers 250 and writes nothing.
 Without them (a client that is not our gateway) the message goes to INBOX with a fresh file name and
-no exactly-once; no header of the message can stand in for them.
+no exactly-once; no header of the message can stand in for them. `XBOUNCEOF=<xtext>,<xtext>...` marks a
+DSN the gateway matched to mail we sent, naming our senders it reports refused: once its copies are
+written (the first time only: a resent queue id counts nothing), each is told to `bounce_listeners`
+(the split internal host's submission role counts it as a sign of a hijacked account).
 
 Encryption at rest (`at_rest`, an `AtRestEncryption`: `crypto/at_rest.py` in the internal role): a copy
 for a mailbox it applies to is encrypted to the owner's public key before it is written, so no plaintext
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,6 +48,7 @@ from mailbastion.core.peer import PeerInfo
 from mailbastion.core.ports import Resolution, ResolutionKind
 from mailbastion.core.replies import Reply
 from mailbastion.core.verdict import Folder
+from mailbastion.core.xtext import xtext_decode
 from mailbastion.mailbox.journal import DeliveredJournal, PairState, is_queue_id
 from mailbastion.mailbox.maildir import MaildirStore, QuotaExceeded
 from mailbastion.smtp.handler import BaseHandler
@@ -55,7 +59,8 @@ __all__ = ["AT_REST_FAILED", "AT_REST_NO_KEY", "LINK_EXTENSION", "AtRestEncrypti
 log = logging.getLogger("mailbastion.mda")
 
 LINK_EXTENSION = "XMAILBASTION"
-_LINK_PARAMS = frozenset({"XQUEUEID", "XFOLDER"})
+_LINK_PARAMS = frozenset({"XQUEUEID", "XFOLDER", "XBOUNCEOF"})
+MAX_BOUNCE_SENDERS = 50
 _FOLDERS = {f.value.upper(): f for f in Folder}
 _INTERNAL = INTERNAL_PREFIX.lower()
 # RFC 3463 X.7.5 "cryptographic failure ... necessary information such as key was not available".
@@ -118,6 +123,17 @@ def _combine(results: list[Reply]) -> Reply:
     return max(results, key=_severity) if results else replies.TEMP_FAILURE
 
 
+def bounce_senders(value: str) -> tuple[str, ...] | None:
+    """XBOUNCEOF's value -> our senders, or None when it is not a short list of xtext addresses."""
+    try:
+        senders = tuple(xtext_decode(item) for item in value.split(","))
+    except ValueError:
+        return None
+    if not 0 < len(senders) <= MAX_BOUNCE_SENDERS or not all("@" in s and len(s) <= 320 for s in senders):
+        return None
+    return senders
+
+
 class LmtpHandler(BaseHandler):
     """The MDA's handler. One instance serves every LMTP session of the process."""
 
@@ -129,6 +145,8 @@ class LmtpHandler(BaseHandler):
         self.journal = journal
         self.at_rest = at_rest
         self.signed_mail = signed_mail
+        # Called with (our sender, a line) for each refusal a DSN the gateway matched reports (XBOUNCEOF).
+        self.bounce_listeners: list[Callable[[str, str], None]] = []
         self._sessions: dict[str, _Session] = {}
 
     def extensions(self, peer: PeerInfo) -> Mapping[str, frozenset[str]]:
@@ -148,6 +166,8 @@ class LmtpHandler(BaseHandler):
             return replies.PARAM_SYNTAX.with_text("XQUEUEID must be letters and digits")
         if "XFOLDER" in params and params["XFOLDER"].upper() not in _FOLDERS:
             return replies.PARAM_SYNTAX.with_text("XFOLDER must be INBOX or Junk")
+        if "XBOUNCEOF" in params and bounce_senders(params["XBOUNCEOF"]) is None:
+            return replies.PARAM_SYNTAX.with_text("XBOUNCEOF must be a list of xtext addresses")
         self._sessions[peer.session_id] = _Session()
         return replies.SENDER_OK
 
@@ -197,10 +217,22 @@ class LmtpHandler(BaseHandler):
         folder = self._folder(params)
         block = message.header.where(lambda f: not f.name.startswith(_INTERNAL))
         boxes = list(dict.fromkeys(box for plan in plans for box in plan.mailboxes))
-        results = await asyncio.to_thread(self._deliver_all, boxes, envelope.sender_text, block, folder, queue_id)
+        results, fresh = await asyncio.to_thread(self._deliver_all, boxes, envelope.sender_text, block, folder,
+                                                 queue_id)
         out = [_combine([results[box] for box in plan.mailboxes]) for plan in plans]
         metrics.replies("internal", "lmtp", out)
+        if fresh and "XBOUNCEOF" in params:
+            self._bounced(bounce_senders(params["XBOUNCEOF"]) or (), queue_id)
         return out
+
+    def _bounced(self, senders: Sequence[str], queue_id: str | None) -> None:
+        for sender in senders:
+            log.info("lmtp bounce queue_id=%s of=%s (matched by the gateway)", queue_id, sender)
+            for listener in self.bounce_listeners:
+                try:
+                    listener(sender, f"bounce delivered as {queue_id} (matched by the gateway)")
+                except Exception:  # counting a sign must never cost the delivery
+                    log.exception("bounce listener failed for %s", sender)
 
     @staticmethod
     def _folder(params: dict[str, str]) -> Folder:
@@ -208,8 +240,9 @@ class LmtpHandler(BaseHandler):
         return _FOLDERS[params["XFOLDER"].upper()] if "XFOLDER" in params else Folder.INBOX
 
     def _deliver_all(self, boxes: list[Address], sender: str, block: HeaderBlock, folder: Folder,
-                     queue_id: str | None) -> dict[Address, Reply]:
-        """Write one copy per mailbox (blocking: runs in a worker thread)."""
+                     queue_id: str | None) -> tuple[dict[Address, Reply], bool]:
+        """Write one copy per mailbox (blocking: runs in a worker thread). Also says whether a copy was
+        written now (not only found delivered by an earlier try of the same queue id)."""
         out: dict[Address, Reply] = {}
         todo = boxes
         if queue_id is not None and self.journal is not None:
@@ -232,7 +265,7 @@ class LmtpHandler(BaseHandler):
         if self.signed_mail is not None and any(r.is_positive for r in out.values()) \
                 and "signed" in (block.first("content-type") or "").lower():
             self.signed_mail.collect(body)
-        return out
+        return out, any(out[box].is_positive for box in todo)
 
     def _deliver_one(self, box: Address, sender: str, body: bytes, folder: Folder, queue_id: str | None,
                      looped: set[str]) -> Reply:

@@ -1,10 +1,12 @@
 """Bounces from the Internet as a sign of a hijacked account (issue 10).
 
     signs = BounceSigns(meter, suspend=handler.suspend_for, account_of=directory_account_of)
-    gateway.bounce_listeners.append(signs)       # delivery/bounce_match.py calls it per matched bounce
+    gateway.bounce_listeners.append(signs)       # all-in-one: delivery/bounce_match.py calls it per matched bounce
+    internal.bounce_listeners.append(signs)      # split: the MDA calls it per XBOUNCEOF sender (mailbox/lmtp_handler.py)
 
 The gateway's BounceWatch matches inbound DSNs to what we sent (its sent log) and calls this with the
-envelope sender of the bounced message. Each one counts as one refusal for the account in the hijack
+envelope sender of the bounced message; on a split the gateway is another host, so the match rides the
+DSN's delivery inward on the mutual-TLS LMTP link (XBOUNCEOF) and the MDA calls this. Each one counts as one refusal for the account in the hijack
 detector's window (`SendingMeter.bounce`: `[submission.hijack] bounces` within `bounce_window_seconds`,
 the same count the gateway's 5xx at relay time feed). At the threshold, sending is suspended for the account
 exactly as for a fan-out: the suspension is audited (directory SendingStore), the `submission.alarm` line
@@ -12,7 +14,8 @@ is logged and postmaster alerted; receiving goes on.
 
 The sender is mapped to the account that owns it (itself, or the one account an alias of ours reaches); a
 sender that is no account of ours (a DSN we made for a forwarded copy) counts for nobody. Runs on the event
-loop of the process that holds both the gateway's queue manager and the submission role (all-in-one).
+loop of the process that holds the submission role (all-in-one: with the gateway's queue manager; split
+internal host: with the MDA).
 """
 
 from __future__ import annotations

@@ -1,0 +1,70 @@
+"""A burst of bounces on a split deployment: the gateway (its own process, with the queue manager and the sent
+log) matches the DSNs to what erin sent, and the internal host (another process: the MDA, the directory and
+submission with its sending meter) suspends her. The match crosses the mutual-TLS LMTP link as XBOUNCEOF
+with the DSN itself; nothing else connects the two processes. Both are `mailbastion serve` from one
+configuration, as tests/submission/test_outbox_flow.py starts them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import subprocess
+from email.utils import make_msgid
+from pathlib import Path
+
+import pytest
+from forwarding_world import ERIN, dsn
+from submission_world import DOMAIN, PASSWORD, SinkThread, World, message, publish_dkim, remote_mx, wait
+
+from mailbastion.testing.deployment import MB, Deployment, free_port, wait_ready
+from mailbastion.testing.dns_server import DnsTestServer
+
+
+def test_bounces_matched_by_the_gateway_suspend_sending_on_the_internal_host(tmp_path: Path) -> None:
+    port = free_port()
+    with DnsTestServer() as dns, SinkThread() as sinks:
+        sink = remote_mx(tmp_path, dns, sinks, port)
+        d = Deployment(tmp_path / "d", dns=dns, settings={
+            ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"',
+            ("delivery", "remote_port"): str(port), ("submission.hijack", "bounces"): "3"})
+        d.init()
+        d.mb("account", "add", ERIN, "--password-stdin", input=f"{PASSWORD}\n")
+        publish_dkim(d, dns)
+        d.start(role="internal")
+        gateway: subprocess.Popen[bytes] | None = None
+        try:
+            since = d.log_path.stat().st_size
+            with open(d.log_path, "ab") as log:
+                gateway = subprocess.Popen([*MB, "serve", "-c", str(d.config), "--role", "gateway"], stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+            wait_ready(d.smtp_port, d.log_path, since, 120, gateway)
+            world = World(d, dns, sink)
+            ids = [make_msgid(domain=DOMAIN) for _ in range(3)]
+            for i, message_id in enumerate(ids):
+                raw = message(f"erin's split note {i}", sender=ERIN).replace(b"Message-ID: <", b"X-Old-Id: <", 1)
+                raw = raw.replace(b"\r\n\r\n", f"\r\nMessage-ID: {message_id}\r\n\r\n".encode(), 1)
+                world.submit(raw, user=ERIN, sender=ERIN)
+                world.wait_at_sink(lambda m, s=f"erin's split note {i}": f"Subject: {s}".encode() in m.content)
+            # Backscatter (DSNs about messages we never sent) reaches her mailbox and counts for nothing.
+            for _ in range(3):
+                assert d.send("", [ERIN], dsn(make_msgid(domain=DOMAIN))) == {}
+            d.wait_delivered(ERIN, 3, timeout=60)
+            assert not world.log_has("lmtp bounce queue_id=")
+            world.submit(message("still allowed", sender=ERIN), user=ERIN, sender=ERIN)
+            for message_id in ids:
+                assert d.send("", [ERIN], dsn(message_id)) == {}
+            wait(lambda: world.log_has(f"submission.alarm account={ERIN} sign=bounces"), "the hijack alarm")
+            d.wait_delivered(ERIN, 6, timeout=60)
+            log_text = d.log()
+            assert log_text.count("lmtp bounce queue_id=") == 3 and f"of={ERIN}" in log_text  # over the link
+            with world.connect() as s:
+                s.login(ERIN, PASSWORD)
+                with pytest.raises(smtplib.SMTPSenderRefused) as err:
+                    s.sendmail(ERIN, ["bob@remote.test"], message("after the burst", sender=ERIN))
+                assert err.value.smtp_code == 550 and b"suspected hijack (bounces)" in err.value.smtp_error
+        finally:
+            if gateway is not None and gateway.poll() is None:
+                os.killpg(gateway.pid, signal.SIGTERM)
+                gateway.wait(60)
+            d.stop()
