@@ -51,8 +51,8 @@ def _gateway(tmp: Path, pki: Path, port: int, **push: object) -> Settings:
         "map_push": {"listen": f"127.0.0.1:{port}", "timeout": 10, **push}})
 
 
-def _internal(tmp: Path, pki: Path, port: int) -> Settings:
-    return parse_settings({
+def _internal(tmp: Path, pki: Path, port: int, **sections: dict[str, object]) -> Settings:
+    return parse_settings({**sections,
         "server": {"role": "internal", "data_dir": str(tmp / "in")},
         "tls": {"ca": str(pki / "ca.crt"), "internal_client_cert": str(pki / "internal.crt"),
                 "internal_client_key": str(pki / "internal.key")},
@@ -165,6 +165,93 @@ async def test_a_gateway_that_is_down_is_retried(tmp_path: Path, pki: Path, capl
             await receiver.stop()
     finally:
         await publisher.stop()
+
+
+ARC_MESSAGE = (b"From: Sender <sender@outside.example>\r\nTo: fwd@example.test\r\nSubject: forwarded\r\n"
+               b"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <f1@outside.example>\r\n\r\nHello.\r\n")
+
+
+async def test_the_sealing_keys_follow_the_internal_host_and_the_gateway_seals_with_them(
+        tmp_path: Path, pki: Path) -> None:
+    """Split ARC: the internal host pushes the active RSA key of each sealing domain (KEYS on the link); the
+    gateway holds exactly those, seals forwarded copies with them, follows a rotation, and drops them when
+    the internal host stops sealing."""
+    import dkim  # type: ignore[import-untyped]
+
+    from mailbastion.auth.keys import KeyStore
+    from mailbastion.directory import Directory
+    from mailbastion.outbound.arc_seal import ArcSealer
+
+    port = _port()
+    gw = _gateway(tmp_path, pki, port)
+    receiver = MapReceiver(gw)
+    await receiver.start()
+    internal = _internal(tmp_path, pki, port)
+    internal.path(".").mkdir(parents=True, exist_ok=True)
+    Directory.from_settings(internal).add_domain("example.test", by="test")
+    store = KeyStore(internal.path(internal.auth.dkim_keys_dir))
+    first = store.generate("example.test")
+    store.activate("example.test", first.selector)
+    ed = store.generate("example.test", "ed25519-sha256")
+    store.activate("example.test", ed.selector)
+    nxt = store.generate("example.test")  # pending: not pushed until it is active
+    held = KeyStore(gw.path(gw.srs.arc_keys_dir))
+    publisher = MapPublisher(internal)
+    try:
+        await publisher.start()
+        await _until(lambda: [k.selector for k in held.active("example.test")] == [first.selector])
+        assert held.private_key("example.test", first.selector) == store.private_key("example.test", first.selector)
+        assert [k.selector for k in held.keys("example.test")] == [first.selector]  # no ed25519, no pending
+        assert held.permission_problems() == []
+        # The gateway's sealer reads the pushed copy, and its seal verifies against the published record.
+        sealer = ArcSealer.from_settings(gw)
+        raw = f"Authentication-Results: {sealer.authserv_id}; spf=pass smtp.mailfrom=outside.example\r\n".encode()
+        records = {f"{k.record_name}.": k.record.encode() for k in store.keys("example.test")}
+        sealed = sealer.seal(raw + ARC_MESSAGE, "example.test")
+        assert sealed.startswith(b"ARC-Seal:") and f"s={first.selector}".encode() in sealed, sealer.last_reason
+        cv, _results, reason = dkim.arc_verify(sealed, dnsfunc=lambda name, timeout=5: records.get(name.decode(), b""))
+        assert cv == b"pass", reason
+        # A rotation on the internal host reaches the gateway; the old key is gone there.
+        store.activate("example.test", nxt.selector)
+        await _until(lambda: [k.selector for k in held.keys("example.test")] == [nxt.selector])
+        assert not (held.root / "example.test" / f"{first.selector}.key").exists()
+        assert f"s={nxt.selector}".encode() in sealer.seal(raw + ARC_MESSAGE, "example.test")
+    finally:
+        await publisher.stop()
+    quiet = MapPublisher(_internal(tmp_path, pki, port, srs={"arc_seal": False}))
+    try:
+        await quiet.start()
+        await _until(lambda: held.domains() == [])
+        assert sealer.seal(raw + ARC_MESSAGE, "example.test") == raw + ARC_MESSAGE  # unsealed, reason logged
+    finally:
+        await quiet.stop()
+        await receiver.stop()
+
+
+async def test_sealing_keys_the_gateway_refuses(tmp_path: Path, pki: Path) -> None:
+    from mailbastion.apps.map_publisher import push_keys
+    from mailbastion.auth.keys import KeyStore
+    from mailbastion.outbound.sealing_keys import encode_keys
+
+    port = _port()
+    gw = _gateway(tmp_path, pki, port)
+    receiver = MapReceiver(gw)
+    await receiver.start()
+    ctx = link_client_context(_internal(tmp_path, pki, port))
+    try:
+        for data, text in ((b"not json", "not JSON"), (b'{"format": "x", "keys": []}', "not a"),
+                           (encode_keys({"../etc": ("s1", b"-----BEGIN RSA PRIVATE KEY-----\n")}), "bad or repeated"),
+                           (encode_keys({"example.test": ("s1", b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n"
+                                                                b"-----END RSA PRIVATE KEY-----\n")}), "refused")):
+            reply = await push_keys("127.0.0.1", port, data, ctx, timeout=10)
+            assert reply.code == 554 and text in reply.text, (reply, text)
+        as_gateway = client_context(ca=pki / "ca.crt", cert=pki / f"{GATEWAY_CLIENT_NAME}.crt",
+                                    key=pki / f"{GATEWAY_CLIENT_NAME}.key")
+        reply = await push_keys("127.0.0.1", port, encode_keys({}), as_gateway, timeout=10)
+        assert reply.code == 550
+        assert KeyStore(gw.path(gw.srs.arc_keys_dir)).domains() == []
+    finally:
+        await receiver.stop()
 
 
 async def _until(condition: object, timeout: float = 15.0) -> None:

@@ -67,12 +67,23 @@ async def push_map(host: str, port: int, data: bytes, serial: int, context: ssl.
                    timeout: float, server_name: str = LINK_NAME) -> PushReply:
     """One push. Returns the gateway's reply; raises OSError, ssl.SSLError or TimeoutError when the gateway
     cannot be reached or the link fails."""
+    return await _send(host, port, f"PUSH {serial} {len(data)}", data, context, timeout=timeout,
+                       server_name=server_name)
 
+
+async def push_keys(host: str, port: int, data: bytes, context: ssl.SSLContext, *, timeout: float,
+                    server_name: str = LINK_NAME) -> PushReply:
+    """One push of the ARC sealing keys (outbound/sealing_keys.py); as push_map."""
+    return await _send(host, port, f"KEYS {len(data)}", data, context, timeout=timeout, server_name=server_name)
+
+
+async def _send(host: str, port: int, command: str, data: bytes, context: ssl.SSLContext, *, timeout: float,
+                server_name: str) -> PushReply:
     async def talk() -> PushReply:
         reader, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=server_name,
                                                        ssl_handshake_timeout=timeout)
         try:
-            writer.write(f"PUSH {serial} {len(data)}\r\n".encode("ascii") + data)
+            writer.write(command.encode("ascii") + b"\r\n" + data)
             await writer.drain()
             line = await reader.readline()
         finally:
@@ -94,6 +105,9 @@ class _Target:
     last_success: float | None = None  # time.time()
     failures: int = 0
     next_try: float = 0.0  # monotonic
+    keys_pushed: bytes | None = None  # the sealing keys document the gateway accepted
+    keys_failures: int = 0  # the keys' own back-off: a gateway refusing them never delays the map
+    keys_next_try: float = 0.0
 
 
 class MapPublisher:
@@ -165,8 +179,37 @@ class MapPublisher:
         log.warning("recipient_map.push_failed gateway=%s serial=%d reply=%d %s retry_in=%.0fs", target.spec, serial,
                     reply.code, reply.text, delay)
 
+    async def _push_keys(self, target: _Target, data: bytes) -> None:
+        """The ARC sealing keys, to a gateway that has not accepted this document yet (a failure is retried
+        with the map's back-off)."""
+        assert self.context is not None
+        try:
+            reply = await push_keys(target.host, target.port, data, self.context, timeout=self.settings.map_push.timeout)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            reply = PushReply(499, f"{type(exc).__name__}: {exc}"[:200])
+        if reply.is_success:
+            target.keys_pushed, target.keys_failures = data, 0
+            log.info("arc_keys.pushed gateway=%s reply=%d %s", target.spec, reply.code, reply.text)
+            return
+        target.keys_failures += 1
+        delay = min(MAX_BACKOFF, 2.0 ** (target.keys_failures - 1))
+        target.keys_next_try = time.monotonic() + delay
+        log.warning("arc_keys.push_failed gateway=%s reply=%d %s retry_in=%.0fs", target.spec, reply.code, reply.text,
+                    delay)
+
+    def _keys(self) -> bytes | None:
+        """The sealing keys document for the gateways, or None when the key store cannot be read now."""
+        from mailbastion.outbound.sealing_keys import encode_keys, sealing_keys
+
+        try:
+            return encode_keys(sealing_keys(self.settings))
+        except (OSError, ValueError) as exc:
+            log.error("arc_keys.read_failed error=%s: %s (the gateways keep what they hold)", type(exc).__name__, exc)
+            return None
+
     async def tick(self) -> None:
-        """One round: refresh the file if due, push it wherever it is not yet accepted."""
+        """One round: refresh the file if due, push it wherever it is not yet accepted; the same for the ARC
+        sealing keys."""
         try:
             await asyncio.to_thread(self._refresh)
         except Exception as exc:  # noqa: BLE001 - the directory may be briefly unreachable; retry next tick
@@ -177,6 +220,12 @@ class MapPublisher:
         now = time.monotonic()
         due = [t for t in self.targets if t.pushed != stamp and t.next_try <= now]
         await asyncio.gather(*(self._push(t, stamp) for t in due))
+        if not self.targets:
+            return
+        keys = await asyncio.to_thread(self._keys)
+        now = time.monotonic()
+        due = [t for t in self.targets if keys is not None and t.keys_pushed != keys and t.keys_next_try <= now]
+        await asyncio.gather(*(self._push_keys(t, keys) for t in due if keys is not None))
 
     async def _loop(self) -> None:
         while True:
@@ -207,5 +256,5 @@ class MapPublisher:
                        t.last_success, {"gateway": t.spec}) for t in self.targets if t.last_success is not None]
 
 
-__all__ = ["MAX_BACKOFF", "MapPublisher", "link_client_context", "push_map"]
+__all__ = ["MAX_BACKOFF", "MapPublisher", "link_client_context", "push_keys", "push_map"]
 

@@ -8,6 +8,12 @@ certificate of our CA that names "internal" (the internal host's), from an addre
     internal -> gateway:   PUSH <serial> <length>CRLF  <length octets: the map file, JSON>
     gateway  -> internal:  200 applied <serial> | 200 unchanged <serial> | 409 ... | 4xx/5xx ...CRLF
 
+    internal -> gateway:   KEYS <length>CRLF  <length octets: the ARC sealing keys, JSON>
+    gateway  -> internal:  200 keys applied <n> | 200 keys unchanged <n> | 4xx/5xx ...CRLF
+
+KEYS (outbound/sealing_keys.py): the active RSA key of each sealing domain, which the gateway then holds
+alone in `srs.arc_keys_dir` for the ARC seal of forwarded copies; an empty list removes them.
+
 The map is checked whole (format, types, serial) before it replaces the file in service, atomically (tmp,
 fsync, rename): the recipient checks see the old map or the new one. A serial older than the one in
 service is refused (409): a delayed push never rolls the map back. The gateway never connects inward for
@@ -67,10 +73,12 @@ class PushReply:
 
 
 def parse_command(line: bytes) -> tuple[int, int]:
-    """`PUSH <serial> <length>` -> (serial, length). Raises ValueError."""
+    """`PUSH <serial> <length>` -> (serial, length); `KEYS <length>` -> (-1, length). Raises ValueError."""
     parts = line.decode("ascii").split()
+    if len(parts) == 2 and parts[0] == "KEYS" and parts[1].isdigit():
+        return -1, int(parts[1])
     if len(parts) != 3 or parts[0] != "PUSH" or not parts[1].isdigit() or not parts[2].isdigit():
-        raise ValueError("expected PUSH <serial> <length>")
+        raise ValueError("expected PUSH <serial> <length> or KEYS <length>")
     return int(parts[1]), int(parts[2])
 
 
@@ -164,10 +172,12 @@ class MapReceiver:
         try:
             serial, length = parse_command(line[:MAX_COMMAND])
         except (ValueError, UnicodeDecodeError):
-            return PushReply(500, "expected PUSH <serial> <length>")
+            return PushReply(500, "expected PUSH <serial> <length> or KEYS <length>")
         if length > self.settings.map_push.max_bytes:
             return PushReply(552, f"map of {length} bytes is over map_push.max_bytes")
         data = await reader.readexactly(length)
+        if serial < 0:
+            return await self._apply_keys(data, ip)
         try:
             new = parse_map(data, "pushed map")
         except ValueError as exc:
@@ -192,6 +202,27 @@ class MapReceiver:
         if self.on_applied is not None:
             self.on_applied(new)
         return PushReply(200, f"applied {new.serial}")
+
+    async def _apply_keys(self, data: bytes, ip: str) -> PushReply:
+        """The sealing keys, held alone in srs.arc_keys_dir (outbound/sealing_keys.py)."""
+        from mailbastion.outbound.sealing_keys import decode_keys, gateway_store
+
+        try:
+            keys = decode_keys(data)
+        except ValueError as exc:
+            return PushReply(554, f"sealing keys refused: {exc}"[:200])
+        async with self._lock:
+            try:
+                changed = await asyncio.to_thread(gateway_store(self.settings).hold_only, keys)
+            except (ValueError, TypeError) as exc:  # a PEM that does not load as an RSA key
+                return PushReply(554, f"sealing keys refused: {exc}"[:200])
+            except OSError as exc:
+                log.error("arc_keys.write_failed dir=%s error=%s", self.settings.srs.arc_keys_dir, exc)
+                return PushReply(451, f"sealing keys not written: {type(exc).__name__}")
+        if changed:
+            log.info("arc_keys.applied from=%s domains=%s", ip, ",".join(f"{d}:{sel}" for d, (sel, _) in
+                                                                          sorted(keys.items())) or "none")
+        return PushReply(200, f"keys {'applied' if changed else 'unchanged'} {len(keys)}")
 
     def _serial_in_service(self) -> int:
         try:

@@ -164,6 +164,46 @@ class KeyStore:
         self._save(domain, out)
         return retired
 
+    def hold_only(self, keys: dict[str, tuple[str, bytes]]) -> bool:
+        """Make this store hold exactly these active RSA keys, {domain: (selector, PEM)}, and nothing else: the
+        split gateway's copy of the sealing keys the internal host pushes (outbound/sealing_keys.py). Each
+        domain's files are replaced atomically (key file first, then state.json); domains no longer named
+        are removed. Returns whether anything changed. Raises ValueError for a PEM that is no RSA key."""
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        changed = False
+        for domain, (selector, pem) in keys.items():
+            try:
+                if [(k.selector, k.state) for k in self.keys(domain)] == [(selector, "active")] \
+                        and self.private_key(domain, selector) == pem:
+                    continue
+            except OSError:
+                pass
+            key = load_pem_private_key(pem, password=None)
+            if not isinstance(key, rsa.RSAPrivateKey):
+                raise ValueError(f"the sealing key of {domain} is not an RSA key")
+            public = key.public_key().public_bytes(serialization.Encoding.DER,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+            folder = self._dir(domain, create=True)
+            _write_private(folder / f"{selector}.key", pem)
+            now = _now().isoformat()
+            self._save(domain, [KeyInfo(domain.lower(), selector, "rsa-sha256", key.key_size, "active", now,
+                                        base64.b64encode(public).decode("ascii"), activated=now)])
+            for old in folder.glob("*.key"):
+                if old.name != f"{selector}.key":
+                    old.unlink()
+            changed = True
+        wanted = {d.lower().rstrip(".") for d in keys}
+        for domain in self.domains():
+            if domain not in wanted:
+                folder = self._dir(domain)
+                (folder / "state.json").unlink()
+                for old in folder.glob("*"):
+                    old.unlink()
+                folder.rmdir()
+                changed = True
+        return changed
+
     def private_key(self, domain: str, selector: str) -> bytes:
         return (self._dir(domain) / f"{selector}.key").read_bytes()
 

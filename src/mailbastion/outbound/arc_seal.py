@@ -11,7 +11,8 @@ authserv-id, become the ARC-Authentication-Results), sealed by our domain, so a 
 as a sealer (Gmail, Microsoft 365, our own `auth.trusted_arc_sealers`) can apply our result instead.
 
 The signing key is the active rsa-sha256 DKIM key of the sealing domain (RFC 8617 §4.1.4: ARC uses the
-DKIM key records; RSA only, as every ARC verifier knows it). No Authentication-Results of ours, no active
+DKIM key records; RSA only, as every ARC verifier knows it); a split gateway holds a pushed copy of it
+(outbound/sealing_keys.py). No Authentication-Results of ours, no active
 RSA key, or a previous ARC chain that our results do not cover (dkimpy then ends the chain): the copy is
 sent unsealed, and `seal` says so in `last_reason`. Never raises for a message; ConfigError for a key
 file that cannot be used.
@@ -54,8 +55,11 @@ class ArcSealer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArcSealer:
-        return cls(KeyStore(settings.path(settings.auth.dkim_keys_dir)),
-                   authserv_id=settings.auth.authserv_id or settings.server.hostname)
+        """Sealing with this host's keys: the DKIM key store, or on a split gateway the copy of the sealing
+        keys the internal host pushes (outbound/sealing_keys.py)."""
+        from mailbastion.outbound.sealing_keys import sealing_store
+
+        return cls(sealing_store(settings), authserv_id=settings.auth.authserv_id or settings.server.hostname)
 
     def _key(self, domain: str) -> tuple[str, bytes] | None:
         """(selector, PEM) of the domain's active RSA key; re-read when the key state file changed."""

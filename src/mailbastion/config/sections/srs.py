@@ -23,6 +23,9 @@ class SrsSection(Section):
     # ARC-Authentication-Results, signed with the active RSA DKIM key of `arc_domain` (empty: the SRS domain).
     arc_seal: bool = True
     arc_domain: str = ""
+    # On a split gateway (one with map_push.listen): where the sealing keys the internal host pushes are kept
+    # (below data_dir, 0700; outbound/sealing_keys.py). The internal host's arc_seal/arc_domain choose them.
+    arc_keys_dir: str = "arc-keys"
 
 
 __all__ = ["SrsSection"]
