@@ -19,7 +19,9 @@ def test_exported_members() -> None:
 
 
 def test_feature_builds_every_check_and_scores_them() -> None:
-    import mailbastion.policy.checks  # noqa: F401  (registers every check)
+    from mailbastion.policy.checks import import_all
+
+    import_all()  # registers every check
     from mailbastion.apps.feature_auth import build
     from mailbastion.apps.features import Services, make_resolver
     from mailbastion.config.loader import parse_settings

@@ -9,9 +9,9 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import mailbastion.policy.checks  # noqa: F401  (registers every check)
 from mailbastion.apps.gateway import GatewayServer
 from mailbastion.policy.check import Check
+from mailbastion.policy.checks import import_all
 from mailbastion.policy.checks.headers import headers
 from mailbastion.policy.checks.helo import HeloCheck
 from mailbastion.policy.checks.recipient import RecipientCheck
@@ -20,6 +20,8 @@ from mailbastion.policy.pipeline import Pipeline
 from mailbastion.policy.scoring import Scorer, Thresholds, load_score_table
 from mailbastion.testing.fakes import FakeQuarantine, FakeRecipients, FakeSpool
 from mailbastion.testing.smtp_dialogue import SmtpDialogue
+
+import_all()  # registers every check
 
 HOST = "127.0.0.1"
 OUR_HOST = "mx.example.net"

@@ -10,14 +10,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from spamkit import judge, mail, names
 
-import mailbastion.policy.checks
 import mailbastion.spam
 from mailbastion.apps.feature_spam import build
 from mailbastion.apps.features import Services
 from mailbastion.config import parse_settings
 from mailbastion.dns.resolver import DnsResolver
+from mailbastion.policy.checks import import_all
 from mailbastion.policy.pipeline import Pipeline
 from mailbastion.policy.scoring import Scorer, load_score_table
+
+import_all()  # registers every check
 
 
 def services(tmp_path: Path, spam: dict | None = None, domains: list[str] | None = None) -> Services:  # type: ignore[type-arg]

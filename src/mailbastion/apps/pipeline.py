@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 
 import mailbastion.crypto.inbound
-import mailbastion.policy.checks  # noqa: F401  (registers every known check for validation)
 from mailbastion.apps.features import Feature, Services, load_features
 from mailbastion.config import Settings
 from mailbastion.core.errors import ConfigError
+from mailbastion.policy.checks import import_all
 from mailbastion.policy.pipeline import Pipeline
 from mailbastion.policy.scoring import Scorer, load_score_table
 
 log = logging.getLogger("mailbastion.apps")
+
+import_all()  # registers every known check, so the score table is validated against all of them
 
 
 def build_pipeline(services: Services, features: list[Feature] | None = None) -> tuple[Pipeline, list[Feature]]:
