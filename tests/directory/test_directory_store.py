@@ -144,6 +144,39 @@ def test_failed_change_is_neither_applied_nor_audited(directory: Directory) -> N
     assert directory.audit.head() == before
 
 
+def test_audited_change_records_its_change_and_leaves_the_map_and_generation_alone(directory: Directory,
+                                                                                   tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from mailbastion.directory.sending import SendingHoldRow
+
+    def generation() -> int:
+        with directory.engine.connect() as conn:
+            return int(conn.execute(text("SELECT generation FROM directory_generation")).scalar_one())
+
+    (tmp_path / "map.json").unlink()  # written by add_domain; audited_change must not write it again
+    before = generation()
+    with directory.audited_change("test.held", by=" admin ", subject="a@example.org", reason="why",
+                                  details={"n": 1}) as s:
+        s.add(SendingHoldRow(account="a@example.org", reason="why", since=directory.now(), suspended_by="admin"))
+    last = directory.audit.events(limit=1)[0]
+    assert (last.action, last.actor, last.subject, last.reason, last.details) == (
+        "test.held", "admin", "a@example.org", "why", {"n": 1})
+    assert generation() == before and not (tmp_path / "map.json").exists()
+
+    head, ran = directory.audit.head(), []
+    with pytest.raises(ValueError, match="actor"):  # refused before the session opens
+        with directory.audited_change("test.held", by=" ", subject="b@example.org", reason="") as s:
+            ran.append(s)
+    with pytest.raises(KeyError):  # the change's own refusal: nothing written, nothing recorded
+        with directory.audited_change("test.held", by="admin", subject="b@example.org", reason="") as s:
+            s.add(SendingHoldRow(account="b@example.org", reason="", since=directory.now(), suspended_by="admin"))
+            raise KeyError("refused")
+    assert ran == [] and directory.audit.head() == head
+    with directory.engine.connect() as conn:
+        assert conn.execute(text("SELECT account FROM sending_holds")).scalars().all() == ["a@example.org"]
+
+
 def test_list_accounts(directory: Directory) -> None:
     directory.add_account("b@example.org", None, "admin")
     directory.add_account("a@example.org", None, "admin", state=AccountState.PENDING)

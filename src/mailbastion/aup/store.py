@@ -19,17 +19,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbastion.aup.models import AcceptanceRow, NoticeRow, VersionRow
-from mailbastion.directory.database import write_transaction
 from mailbastion.directory.errors import DirectoryError
 from mailbastion.directory.resolution import to_address
 
@@ -95,19 +92,6 @@ class AupStore:
     def now(self) -> dt.datetime:
         return self.directory.now()
 
-    @contextmanager
-    def _change(self, action: str, *, by: str, subject: str, reason: str = "",
-                details: dict[str, Any] | None = None) -> Iterator[Session]:
-        from mailbastion.directory.store import _actor
-
-        actor = _actor(by)
-        with write_transaction(self.engine) as conn:
-            with Session(bind=conn, expire_on_commit=False) as session:
-                yield session
-                session.flush()
-            self.directory.audit.record_change(conn, action, actor=actor, subject=subject, reason=reason,
-                                               details=details)
-
     # -- versions ---------------------------------------------------------------------------------
 
     def publish(self, text: str, version: str, *, effective_at: dt.datetime | None = None, by: str,
@@ -143,9 +127,8 @@ class AupStore:
         row = VersionRow(version=version, sha256=digest, text=text, effective_at=when, published_at=now,
                          published_by=by.strip())
         try:
-            with self._change(PUBLISHED, by=by, subject=version, reason=reason,
-                              details={"sha256": digest, "effective_at": when.isoformat(timespec="seconds"),
-                                       "characters": len(text)}) as s:
+            details = {"sha256": digest, "effective_at": when.isoformat(timespec="seconds"), "characters": len(text)}
+            with self.directory.audited_change(PUBLISHED, by=by, subject=version, reason=reason, details=details) as s:
                 s.add(row)
         except IntegrityError:  # published by someone else meanwhile: decide again against theirs
             return self.publish(text, version, effective_at=effective_at, by=by, reason=reason)
@@ -197,8 +180,9 @@ class AupStore:
         row = AcceptanceRow(account=key, version=version, sha256=v.sha256, accepted_at=self.now(),
                             client=client[:64] or "unknown")
         try:
-            with self._change(ACCEPTED, by=by, subject=key, reason=f"version {version}",
-                              details={"version": version, "sha256": v.sha256, "client": row.client}) as s:
+            with self.directory.audited_change(ACCEPTED, by=by, subject=key, reason=f"version {version}",
+                                               details={"version": version, "sha256": v.sha256,
+                                                        "client": row.client}) as s:
                 s.add(row)
         except IntegrityError:  # twice at once (a double click): the first one stands
             earlier = self.acceptance(key, version)
@@ -233,6 +217,7 @@ class AupStore:
 
     def record_notice(self, address: str, version: str, queue_id: str) -> None:
         key = norm(address)
-        with self._change(NOTICE_SENT, by="aup", subject=key, reason=f"version {version} not accepted in time",
-                          details={"version": version, "queue_id": queue_id}) as s:
+        with self.directory.audited_change(NOTICE_SENT, by="aup", subject=key,
+                                           reason=f"version {version} not accepted in time",
+                                           details={"version": version, "queue_id": queue_id}) as s:
             s.add(NoticeRow(account=key, version=version, sent_at=self.now(), queue_id=queue_id))

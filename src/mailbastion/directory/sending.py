@@ -13,7 +13,7 @@ Sender binding (Postfix's reject_sender_login_mismatch): an authenticated accoun
 sender and header From its own address (with a +tag), an alias whose targets include it, or an address
 granted to it explicitly with `account send-as`. A hold stops sending only: login and receiving go on (the
 account state is untouched; that is the lifecycle's business). Every grant, revoke, suspension and
-unsuspension is written with its audit record in one transaction (the directory's `_change` contract).
+unsuspension is written with its audit record in one transaction (`Directory.audited_change`).
 Rows are keyed by the normalized address, like aliases; these tables are outside the directory-generation
 triggers (migration 0002): a suspension must not make every MDA re-read the directory.
 """
@@ -21,8 +21,6 @@ triggers (migration 0002): a suspension must not make every MDA re-read the dire
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +28,6 @@ from sqlalchemy import Index, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mailbastion.core.address import Address
-from mailbastion.directory.database import write_transaction
 from mailbastion.directory.errors import AccountUnknown, DirectoryError
 from mailbastion.directory.models import Account, Alias, Base, UtcDateTime
 from mailbastion.directory.resolution import to_address
@@ -96,18 +93,6 @@ class SendingStore:
         self.directory = directory
         self.engine = directory.engine
 
-    @contextmanager
-    def _change(self, action: str, *, by: str, subject: str, reason: str,
-                details: dict[str, Any] | None = None) -> Iterator[Session]:
-        from mailbastion.directory.store import _actor
-
-        with write_transaction(self.engine) as conn:
-            with Session(bind=conn, expire_on_commit=False) as session:
-                yield session
-                session.flush()
-            self.directory.audit.record_change(conn, action, actor=_actor(by), subject=subject, reason=reason,
-                                               details=details)
-
     # -- sender binding ---------------------------------------------------------------------------
 
     def allowed_senders(self, account: str) -> frozenset[str]:
@@ -128,7 +113,8 @@ class SendingStore:
 
     def grant(self, account: str, sender: str, *, by: str = "", reason: str = "") -> None:
         key, who = _norm(account), _norm(sender)
-        with self._change(SEND_AS_GRANTED, by=by, subject=key, reason=reason, details={"sender": who}) as s:
+        with self.directory.audited_change(SEND_AS_GRANTED, by=by, subject=key, reason=reason,
+                                           details={"sender": who}) as s:
             if s.scalar(select(Account.id).where(Account.address == key)) is None:
                 raise AccountUnknown(f"no account {key}")
             exists = s.scalar(select(SendAsGrant.id).where(SendAsGrant.account == key, SendAsGrant.sender == who))
@@ -137,7 +123,8 @@ class SendingStore:
 
     def revoke(self, account: str, sender: str, *, by: str = "", reason: str = "") -> None:
         key, who = _norm(account), _norm(sender)
-        with self._change(SEND_AS_REVOKED, by=by, subject=key, reason=reason, details={"sender": who}) as s:
+        with self.directory.audited_change(SEND_AS_REVOKED, by=by, subject=key, reason=reason,
+                                           details={"sender": who}) as s:
             row = s.scalar(select(SendAsGrant).where(SendAsGrant.account == key, SendAsGrant.sender == who))
             if row is None:
                 raise GrantUnknown(f"{key} has no grant to send as {who}")
@@ -161,14 +148,14 @@ class SendingStore:
         key = _norm(account)
         if self.hold(key) is not None:
             return False
-        with self._change(SENDING_SUSPENDED, by=by, subject=key, reason=reason, details=details) as s:
+        with self.directory.audited_change(SENDING_SUSPENDED, by=by, subject=key, reason=reason, details=details) as s:
             if s.get(SendingHoldRow, key) is None:
                 s.add(SendingHoldRow(account=key, reason=reason[:1000], since=self.directory.now(), suspended_by=by))
         return True
 
     def unsuspend(self, account: str, *, reason: str, by: str = "") -> SendingHold:
         key = _norm(account)
-        with self._change(SENDING_UNSUSPENDED, by=by, subject=key, reason=reason) as s:
+        with self.directory.audited_change(SENDING_UNSUSPENDED, by=by, subject=key, reason=reason) as s:
             row = s.get(SendingHoldRow, key)
             if row is None:
                 raise NotSuspended(f"sending is not suspended for {key}")

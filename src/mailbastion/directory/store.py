@@ -178,6 +178,23 @@ class Directory:
         if self.recipient_map is not None:
             self.export_recipient_map(self.recipient_map)
 
+    @contextlib.contextmanager
+    def audited_change(self, action: str, *, by: str, subject: str, reason: str = "",
+                       details: dict[str, Any] | None = None) -> Iterator[Session]:
+        """A write session for the tables outside the directory generation (migration 0002), kept in the
+        directory's database by other packages: sending holds and send-as grants, the acceptable use
+        policy, training. What the session changes commits with its audit record (`AuditLog.record_change`,
+        the last step before the commit: one transaction when the audit log shares this database); a change
+        whose own checks refuse it leaves no record. Unlike `_change` it does not rewrite the recipient map
+        (nothing it changes is in the map), and it writes no compensating record when the commit fails
+        after a record was committed apart. Raises ValueError for an empty `by`, before anything is written."""
+        actor = _actor(by)
+        with write_transaction(self.engine) as conn:
+            with Session(bind=conn, expire_on_commit=False) as session:
+                yield session
+                session.flush()
+            self.audit.record_change(conn, action, actor=actor, subject=subject, reason=reason, details=details)
+
     def _domain(self, s: Session, name: str) -> Domain:
         dom = s.scalar(select(Domain).where(Domain.name == name.lower()))
         if dom is None:

@@ -8,15 +8,8 @@ accepted it or is still inside its grace period, and enforcement is on (`[aup] e
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-from mailbastion.measures.board import MET, NOT_BUILT, NOT_MET, MeasureResult
-
-if TYPE_CHECKING:
-    from mailbastion.config.schema import Settings
-    from mailbastion.directory.store import Directory
+from mailbastion.measures.board import MET, NOT_MET, MeasureResult
+from mailbastion.measures.internal import InternalProbe, OnInternalHost
 
 __all__ = ["AupProbe", "NoAupDirectory"]
 
@@ -24,15 +17,8 @@ SOURCE = "mailbastion aup report"
 LISTED = 20
 
 
-class AupProbe:
-    numbers: tuple[int, ...] = (7,)
-
-    def __init__(self, settings: Settings, directory: Directory) -> None:
-        self.settings = settings
-        self.directory = directory
-
-    async def __call__(self) -> Sequence[MeasureResult]:
-        return [await asyncio.to_thread(self._check)]
+class AupProbe(InternalProbe):
+    numbers = (7,)
 
     def _check(self) -> MeasureResult:
         from mailbastion.aup.standing import AupPolicy, State, counts, standings
@@ -76,11 +62,8 @@ class AupProbe:
                              tuple(evidence), SOURCE)
 
 
-class NoAupDirectory:
+class NoAupDirectory(OnInternalHost):
     """Measure 7 where no directory lives (a gateway): checked on the internal host."""
 
-    numbers: tuple[int, ...] = (7,)
-
-    async def __call__(self) -> Sequence[MeasureResult]:
-        return [MeasureResult(7, NOT_BUILT, "no directory on this host (a gateway): run `mailbastion audit` on the "
-                              "internal host", fix="run the audit on the internal host")]
+    numbers = (7,)
+    missing = "directory"

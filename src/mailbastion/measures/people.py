@@ -10,7 +10,8 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from mailbastion.measures.board import MET, NOT_BUILT, NOT_MET, MeasureResult
+from mailbastion.measures.board import MET, NOT_MET, MeasureResult
+from mailbastion.measures.internal import OnInternalHost
 
 if TYPE_CHECKING:
     from mailbastion.config.schema import Settings
@@ -88,11 +89,8 @@ class DirectoryProbe:
         return why
 
 
-class NoDirectory:
+class NoDirectory(OnInternalHost):
     """Measure 6 where no directory lives (a gateway): checked on the internal host."""
 
-    numbers: tuple[int, ...] = (6,)
-
-    async def __call__(self) -> Sequence[MeasureResult]:
-        return [MeasureResult(6, NOT_BUILT, "no directory on this host (a gateway): run `mailbastion audit` on the "
-                              "internal host", fix="run the audit on the internal host")]
+    numbers = (6,)
+    missing = "directory"

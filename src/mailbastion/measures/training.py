@@ -10,15 +10,8 @@ are completed, and the phishing-simulation campaigns with their results.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-from mailbastion.measures.board import MET, NOT_BUILT, NOT_MET, WARN, MeasureResult
-
-if TYPE_CHECKING:
-    from mailbastion.config.schema import Settings
-    from mailbastion.directory.store import Directory
+from mailbastion.measures.board import MET, NOT_MET, WARN, MeasureResult
+from mailbastion.measures.internal import InternalProbe, OnInternalHost
 
 __all__ = ["NoTrainingRecords", "TrainingProbe"]
 
@@ -26,15 +19,8 @@ SOURCE = "mailbastion training report"
 LISTED = 20
 
 
-class TrainingProbe:
-    numbers: tuple[int, ...] = (8,)
-
-    def __init__(self, settings: Settings, directory: Directory) -> None:
-        self.settings = settings
-        self.directory = directory
-
-    async def __call__(self) -> Sequence[MeasureResult]:
-        return [await asyncio.to_thread(self._check)]
+class TrainingProbe(InternalProbe):
+    numbers = (8,)
 
     def _check(self) -> MeasureResult:
         from mailbastion.training.campaigns import CampaignStore
@@ -95,11 +81,8 @@ class TrainingProbe:
                  f"{len(results)} delivered, {clicked} clicked, {reported} reported")]
 
 
-class NoTrainingRecords:
+class NoTrainingRecords(OnInternalHost):
     """Measure 8 where no directory lives (a gateway): checked on the internal host."""
 
-    numbers: tuple[int, ...] = (8,)
-
-    async def __call__(self) -> Sequence[MeasureResult]:
-        return [MeasureResult(8, NOT_BUILT, "no training records on this host (a gateway): run `mailbastion audit` "
-                              "on the internal host", fix="run the audit on the internal host")]
+    numbers = (8,)
+    missing = "training records"

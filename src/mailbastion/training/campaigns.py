@@ -119,9 +119,9 @@ class CampaignStore:
         if module not in load_modules(self.settings):
             raise CampaignError(f"no training module {module!r} (see `mailbastion training modules`)")
         start = start_at or self.now()
-        with self.training._change("training.campaign_created", by=by, subject=name, reason="campaign",
-                                   details={"template": template, "target": target, "module": module,
-                                            "start": start.isoformat(timespec="seconds")}) as s:
+        with self.directory.audited_change("training.campaign_created", by=by, subject=name, reason="campaign",
+                                           details={"template": template, "target": target, "module": module,
+                                                    "start": start.isoformat(timespec="seconds")}) as s:
             if s.get(TrainingCampaign, name) is not None:
                 raise CampaignError(f"a campaign {name!r} exists already")
             s.add(TrainingCampaign(name=name, template=template, target=target, module=module, start_at=start,
@@ -199,8 +199,8 @@ class CampaignStore:
                 s.flush()
 
     def _sent(self, name: str, count: int) -> None:
-        with self.training._change("training.campaign_sent", by="training", subject=name, reason="campaign",
-                                   details={"messages": count}) as s:
+        with self.directory.audited_change("training.campaign_sent", by="training", subject=name, reason="campaign",
+                                           details={"messages": count}) as s:
             c = s.get(TrainingCampaign, name)
             if c is not None and c.sent_at is None:
                 c.sent_at = self.now()
@@ -234,8 +234,8 @@ class CampaignStore:
                 return None
             address, first = row.address, row.clicked_at is None
         if first:
-            with self.training._change("training.simulation_clicked", by="training", subject=address,
-                                       reason=f"campaign {name}", details={"client": client[:64]}) as s:
+            with self.directory.audited_change("training.simulation_clicked", by="training", subject=address,
+                                               reason=f"campaign {name}", details={"client": client[:64]}) as s:
                 target = self._target(s, name, token)
                 if target is not None and target.clicked_at is None:
                     target.clicked_at = self.now()
@@ -252,8 +252,8 @@ class CampaignStore:
             if row is None or row.reported_at is not None:
                 return False
             address = row.address
-        with self.training._change("training.simulation_reported", by=f"report:{norm(reporter)}", subject=address,
-                                   reason=f"reported phishing simulation {name}") as s:
+        with self.directory.audited_change("training.simulation_reported", by=f"report:{norm(reporter)}",
+                                           subject=address, reason=f"reported phishing simulation {name}") as s:
             target = self._target(s, name, token)
             if target is None or target.reported_at is not None:
                 return False

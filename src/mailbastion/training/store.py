@@ -15,10 +15,9 @@ the row (`reminded_at`) and in the log only.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -80,18 +79,6 @@ class TrainingStore:
     def now(self) -> dt.datetime:
         return self.directory.now()
 
-    @contextmanager
-    def _change(self, action: str, *, by: str, subject: str, reason: str,
-                details: dict[str, Any] | None = None) -> Iterator[Session]:
-        from mailbastion.directory.store import _actor
-
-        with write_transaction(self.engine) as conn:
-            with Session(bind=conn, expire_on_commit=False) as session:
-                yield session
-                session.flush()
-            self.directory.audit.record_change(conn, action, actor=_actor(by), subject=subject, reason=reason,
-                                               details=details)
-
     # -- who ----------------------------------------------------------------------------------------
 
     def active_accounts(self) -> list[str]:
@@ -148,8 +135,9 @@ class TrainingStore:
         if not keys:
             return []
         done: list[str] = []
-        with self._change("training.assigned", by=by, subject=module, reason=reason,
-                          details={"due": due_at.isoformat(timespec="seconds"), "accounts": len(keys)}) as s:
+        with self.directory.audited_change("training.assigned", by=by, subject=module, reason=reason,
+                                           details={"due": due_at.isoformat(timespec="seconds"),
+                                                    "accounts": len(keys)}) as s:
             rows = {r.address: r for r in s.scalars(select(TrainingAssignment).where(
                 TrainingAssignment.module == module, TrainingAssignment.address.in_(keys)))}
             for key in keys:
@@ -182,8 +170,8 @@ class TrainingStore:
         return out
 
     def unassign(self, address: str, module: str, *, by: str, reason: str) -> bool:
-        with self._change("training.unassigned", by=by, subject=norm(address), reason=reason,
-                          details={"module": module}) as s:
+        with self.directory.audited_change("training.unassigned", by=by, subject=norm(address), reason=reason,
+                                           details={"module": module}) as s:
             row = s.scalar(select(TrainingAssignment).where(TrainingAssignment.address == norm(address),
                                                             TrainingAssignment.module == module))
             if row is None:
@@ -211,8 +199,9 @@ class TrainingStore:
         A failed attempt may be retaken. Raises KeyError when the module is not assigned to `address`."""
         key = norm(address)
         action = "training.completed" if result.passed else "training.attempt"
-        with self._change(action, by=f"portal:{key}", subject=key, reason="quiz",
-                          details={"module": module, "score": result.score, "passed": result.passed}) as s:
+        with self.directory.audited_change(action, by=f"portal:{key}", subject=key, reason="quiz",
+                                           details={"module": module, "score": result.score,
+                                                    "passed": result.passed}) as s:
             row = s.scalar(select(TrainingAssignment).where(TrainingAssignment.address == key,
                                                             TrainingAssignment.module == module))
             if row is None:
