@@ -202,3 +202,34 @@ def test_dead_aliases_follow_the_leaver_date_and_alias_add_refuses_them(tmp_path
     with pytest.raises(AccountDisabled, match=r"alice\+x@example.org cannot receive mail \(left 2026-12-02"):
         d.add_alias("info@example.org", "alice+x@example.org", by="admin")
     assert d.dead_aliases(domain="example.net") == []
+
+
+def test_a_commit_that_fails_after_a_separate_audit_record_is_said_so(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit log in its own database: the record commits apart before the directory's commit; when that
+    commit fails, `change.not_committed` follows it (for `_change` and `audited_change`, one code path)."""
+    import contextlib
+
+    from mailbastion.directory import store as store_module
+    from mailbastion.directory.sending import SendingHoldRow
+
+    d = Directory(f"sqlite:///{tmp_path / 'd.db'}", audit=f"sqlite:///{tmp_path / 'audit.db'}")
+    d.add_domain("example.org", by="admin")
+    real = store_module.write_transaction
+
+    @contextlib.contextmanager
+    def failing_commit(engine):  # type: ignore[no-untyped-def]
+        with real(engine) as conn:
+            yield conn
+            raise OSError("disk gone at commit")  # rolls the directory's transaction back
+
+    monkeypatch.setattr(store_module, "write_transaction", failing_commit)
+    with pytest.raises(OSError, match="disk gone"):
+        with d.audited_change("test.held", by="admin", subject="a@example.org") as s:
+            s.add(SendingHoldRow(account="a@example.org", reason="", since=d.now(), suspended_by="admin"))
+    with pytest.raises(OSError, match="disk gone"):
+        d.add_account("b@example.org", None, by="admin")
+    monkeypatch.setattr(store_module, "write_transaction", real)
+    actions = [e.action for e in reversed(d.audit.events(limit=4))]
+    assert actions == ["test.held", "change.not_committed", "account.added", "change.not_committed"], actions
+    assert d.list_accounts() == []

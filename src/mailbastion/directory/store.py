@@ -161,6 +161,22 @@ class Directory:
     @contextlib.contextmanager
     def _change(self, action: AuditAction | str, *, by: str, subject: str, reason: str,
                 details: dict[str, Any] | None = None) -> Iterator[Session]:
+        """`audited_change`, then the recipient map rewritten (the directory's own tables are in it)."""
+        with self.audited_change(action, by=by, subject=subject, reason=reason, details=details) as session:
+            yield session
+        if self.recipient_map is not None:
+            self.export_recipient_map(self.recipient_map)
+
+    @contextlib.contextmanager
+    def audited_change(self, action: AuditAction | str, *, by: str, subject: str, reason: str = "",
+                       details: dict[str, Any] | None = None) -> Iterator[Session]:
+        """One audited write session: what the session changes commits with its audit record
+        (`AuditLog.record_change`, the last step before the commit: one transaction when the audit log shares
+        this database); a change whose own checks refuse it leaves no record; when the commit fails after the
+        record was committed in a separate audit database, a `change.not_committed` record says so. Other
+        packages use it for their tables in the directory's database (sending holds and send-as grants, the
+        acceptable use policy, training), which are outside the directory generation: it rewrites no
+        recipient map (`_change` does). Raises ValueError for an empty `by`, before anything is written."""
         actor = _actor(by)
         receipt = None
         try:
@@ -175,25 +191,6 @@ class Directory:
             if receipt is not None:  # audited apart, then the commit failed: say so in the audit log
                 self.audit.not_committed(receipt, exc)
             raise
-        if self.recipient_map is not None:
-            self.export_recipient_map(self.recipient_map)
-
-    @contextlib.contextmanager
-    def audited_change(self, action: str, *, by: str, subject: str, reason: str = "",
-                       details: dict[str, Any] | None = None) -> Iterator[Session]:
-        """A write session for the tables outside the directory generation (migration 0002), kept in the
-        directory's database by other packages: sending holds and send-as grants, the acceptable use
-        policy, training. What the session changes commits with its audit record (`AuditLog.record_change`,
-        the last step before the commit: one transaction when the audit log shares this database); a change
-        whose own checks refuse it leaves no record. Unlike `_change` it does not rewrite the recipient map
-        (nothing it changes is in the map), and it writes no compensating record when the commit fails
-        after a record was committed apart. Raises ValueError for an empty `by`, before anything is written."""
-        actor = _actor(by)
-        with write_transaction(self.engine) as conn:
-            with Session(bind=conn, expire_on_commit=False) as session:
-                yield session
-                session.flush()
-            self.audit.record_change(conn, action, actor=actor, subject=subject, reason=reason, details=details)
 
     def _domain(self, s: Session, name: str) -> Domain:
         dom = s.scalar(select(Domain).where(Domain.name == name.lower()))
