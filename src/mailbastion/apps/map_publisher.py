@@ -121,6 +121,7 @@ class MapPublisher:
         self._exported_at = float("-inf")  # monotonic
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._keys_problem = ""  # the last error reading the sealing keys, logged once
 
     # -- the directory side ----------------------------------------------------------------------------
 
@@ -202,10 +203,15 @@ class MapPublisher:
         from mailbastion.outbound.sealing_keys import encode_keys, sealing_keys
 
         try:
-            return encode_keys(sealing_keys(self.settings))
+            data = encode_keys(sealing_keys(self.settings))
         except (OSError, ValueError) as exc:
-            log.error("arc_keys.read_failed error=%s: %s (the gateways keep what they hold)", type(exc).__name__, exc)
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != self._keys_problem:  # once per problem, not at every check
+                log.error("arc_keys.read_failed error=%s (the gateways keep what they hold)", problem)
+            self._keys_problem = problem
             return None
+        self._keys_problem = ""
+        return data
 
     async def tick(self) -> None:
         """One round: refresh the file if due, push it wherever it is not yet accepted; the same for the ARC
