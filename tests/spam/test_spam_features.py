@@ -111,17 +111,3 @@ def test_tokens_fold_styled_letters_and_skip_the_collectors_headers() -> None:
     assert "s:free" in tok  # mathematical bold F R E E
     assert not [t for t in tok if "delivered-to" in t or "x-status" in t or "2002" in t]
     assert "rh:deals.example" in tok and "rh:corpus.example" in tok
-
-
-def test_tokens_carry_the_html_structure_not_its_addresses() -> None:
-    """Issue 8 item 11: how an HTML body is built (elements, presentational attributes) is learned; link targets,
-    image sources and ids are only present (their hosts are learned as u:/ud:), so no per-message value leaks in."""
-    html = ('<html><body bgcolor="#FFFFFF"><center><font color="#FF0000" size=+2>Sale</font>'
-            '<a href="https://shop.example/x?id=93a1">buy</a><img src="https://cdn.example/p.gif" id="x93a1">'
-            '</center></body></html>')
-    tok = tokens(extract_bytes(mail(text=None, html=html)))
-    for t in ("ht:center", "ht:font", "ha:font.color=#ff0000", "ha:font.size=+2", "ha:body.bgcolor=#ffffff",
-              "ha:a.href", "ha:img.src", "ha:img.id"):
-        assert t in tok, t
-    assert not [t for t in tok if t.startswith("ha:") and ("example" in t or "93a1" in t)]
-    assert not [t for t in tokens(extract_bytes(mail())) if t.startswith(("ht:", "ha:"))]  # plain text: none

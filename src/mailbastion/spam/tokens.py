@@ -5,10 +5,8 @@
 Prefixes keep the sources apart: `s:` subject words, `w:` body words (text or visible HTML), `b:` body word
 pairs, `h:<name>:` header value words, `hn:` header names present, `rh:` registrable domains of the hosts
 in Received fields, `u:`/`ud:` URL hosts and their registrable part, `a:`/`ae:` attachment types and
-extensions, `ht:`/`ha:` the HTML's element names and their presentational attributes (`ha:font.color=#ff0000`:
-how the mail was built, which outlives its wording and its language), `st:` structure, `sym:` what the
-authentication checks of the pipeline saw. Work is bounded: at most MAX_BODY_CHARS of body text and
-MAX_HTML_CHARS of markup.
+extensions, `st:` structure, `sym:` what the authentication checks of the pipeline saw. Work is bounded:
+at most MAX_BODY_CHARS of body text.
 
 What is left out, on purpose: fields the receiving side adds (Delivered-To, X-Status, Return-Path ...) say
 who collected the mail, not who sent it; numbers and dates in header values (Received timestamps, version
@@ -27,7 +25,6 @@ from mailbastion.spam.domains import registrable_domain
 from mailbastion.spam.features import MessageFeatures
 
 MAX_BODY_CHARS = 20000
-MAX_HTML_CHARS = 60000
 _WORD_RE = re.compile(r"[^\W\d_][\w'$€£-]{1,24}|\$\d[\d.,]*|\d{1,3}%")
 _HEADER_WORD_RE = re.compile(r"[^\W\d_][\w.-]{1,39}")  # starts with a letter: no dates, times, versions
 _RECEIVED_HOST_RE = re.compile(r"(?i)\b(?:from|by)\s+([a-z0-9-]+(?:\.[a-z0-9-]+)+)")
@@ -46,29 +43,12 @@ DELIVERY_FIELDS = frozenset({
     "x-spam-prev-subject", "x-received", "received-spf", "authentication-results", "arc-authentication-results",
     "x-loop", "x-authentication-warning", "x-from_", "x-mailbastion-junk",
 })
-# HTML elements and their attributes: `<font color="#FF0000" size=+2>` -> ht:font, ha:font.color=#ff0000, ha:font.size=+2.
-_HTML_TAG_RE = re.compile(r"(?i)<([a-z][a-z0-9]{0,10})\b([^>]{0,300})>")
-_HTML_ATTR_RE = re.compile(r"""(?i)\b([a-z-]{1,20})\s*=\s*["']?([^"'\s>]{0,30})""")
-# Attributes whose values are addresses or prose (learned elsewhere, as URL hosts and words): only their presence.
-_HTML_FREE_ATTRS = frozenset({"href", "src", "alt", "title", "action", "background", "name", "id", "value"})
 # Authentication outcomes of the pipeline worth learning from (family prefixes).
 AUTH_SYMBOL_PREFIXES = ("R_SPF_", "R_DKIM_", "DMARC_", "ARC_", "RBL_", "DNSBL_")
 
 
 def _bucket(n: int) -> str:
     return "0" if n == 0 else "1" if n == 1 else "few" if n < 5 else "some" if n < 20 else "many"
-
-
-def html_tokens(markup: str) -> set[str]:
-    """The element names and presentational attribute values of an HTML body, as a set (presence counts)."""
-    out: set[str] = set()
-    for tag, attrs in _HTML_TAG_RE.findall(markup[:MAX_HTML_CHARS]):
-        t = tag.lower()
-        out.add("ht:" + t)
-        for attr, value in _HTML_ATTR_RE.findall(attrs):
-            a = attr.lower()
-            out.add(f"ha:{t}.{a}" if a in _HTML_FREE_ATTRS else f"ha:{t}.{a}={value.lower()[:20]}")
-    return out
 
 
 def fold(text: str) -> str:
@@ -108,8 +88,6 @@ def tokens(feats: MessageFeatures, symbols: Iterable[str] = ()) -> list[str]:
         add("a:" + a.content_type)
         if a.extension:
             add("ae:" + a.extension)
-    if feats.html:
-        out.extend(sorted(html_tokens(feats.html)))
     if feats.has_html_part and not feats.has_text_part:
         add("st:html_only")
     if feats.has_html_part and feats.has_text_part:
