@@ -77,6 +77,10 @@ QUIET = [
     (mail(extra=[("X-Mailer", "PHPMailer6")]), "X_MAILER_RANDOM"),
     (mail(text="I verified the accounts payable report; the numbers match."), "PHISH_CREDENTIAL"),
     (mail(text="Your password was changed by you yesterday, as requested."), "PHISH_CREDENTIAL"),
+    # A newsletter's footer (TREC 2007 ham: investor-relations alerts).
+    (mail(text="To update your e-mail and alert preferences, please click here.\nTo unsubscribe, click here."),
+     "PHISH_CREDENTIAL"),
+    (mail(text="Update your email preferences at any time."), "PHISH_CREDENTIAL"),
     (mail(subject="Advice on the Q2 budget"), "SUBJECT_ADV"),
     (mail(message_id=False, extra=[("Message-ID", "<CAF=x+1@mail.gmail.com>")]), "MID_MALFORMED"),
     (mail(from_="Alice <alice@mail.partner.co.uk>"), "FROM_NO_PUBLIC_SUFFIX"),

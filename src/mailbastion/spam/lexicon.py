@@ -157,12 +157,14 @@ GENERIC_GREETING_RE = re.compile(
     r"cher client|beste klant|attn:|attention:)")
 
 # Credential harvest: the request itself (verify, confirm, unlock or update an account; a mailbox that is full or
-# locked), in the languages of ACCOUNT_CUES. One match is enough: ordinary mail seldom asks this by e-mail.
+# locked), in the languages of ACCOUNT_CUES. One match is enough: ordinary mail seldom asks this by e-mail. A newsletter
+# footer's "update your e-mail (and alert) preferences" is not such a request (56 ham of TREC 2007's 2,349).
 CREDENTIAL_CUES = re.compile(
     r"(?i)\b(?:verify your (?:account|identity|e-?mail|mailbox|wallet|information|details)|"
     r"confirm your (?:account|identity|e-?mail|password|details|information|wallet)|"
     r"(?:update|validate|restore|reactivate|unlock) your (?:account|payment|billing|card|mailbox|e-?mail|information|"
-    r"details|wallet)|(?:account|mailbox|e-?mail|card|wallet|access) (?:has been|was|is|will be) (?:suspended|locked|"
+    r"details|wallet)(?!\s+(?:(?:and|&|or)\s+[\w-]+\s+)?(?:preferences|settings|subscriptions?|options))|"
+    r"(?:account|mailbox|e-?mail|card|wallet|access) (?:has been|was|is|will be) (?:suspended|locked|"
     r"disabled|deactivated|closed|blocked|limited|restricted|terminated)|unusual (?:sign-?in|login|log-?in) "
     r"(?:activity|attempt)|mailbox (?:is )?(?:full|quota)|storage (?:is )?full|password (?:will )?expire|"
     r"(?:sign|log) ?in to (?:verify|confirm|restore|avoid)|"
