@@ -181,7 +181,12 @@ CREDENTIAL_CUES = re.compile(
 ADVANCE_FEE_CUES = re.compile(
     r"(?i)\b(?:next of kin|beneficiary|(?:million|m) (?:us )?(?:dollars|usd|euros?)|intestate|deceased (?:client|customer)|"
     r"consignment|compensation fund|barrister|atm (?:master )?card|inheritance|donation|fund transfer|"
-    r"transfer of (?:the )?fund|foreign partner|late husband|my late|god bless you|strictly confidential|lottery)\b")
+    r"transfer of (?:the )?fund|foreign partner|late husband|my late|god bless you|strictly confidential|lottery|"
+    # The proposal itself: a confidential business deal, a plea for help, a share of a sum to move abroad.
+    r"(?:urgent and |strictly )?confidential business|"
+    r"(?:plea|request) for (?:your )?(?:assistance|help|cooperation)|transfer (?:of )?(?:this|the|these) (?:money|funds?|sum)|"
+    r"(?:\d+|ten|twenty|thirty|forty)\s*(?:%|percent|per cent) of the (?:total )?(?:sum|fund|money|amount)|"
+    r"security company|huge sum|sum of (?:us)?\$?\s?\d)\b")
 
 # Removal or opt-out instructions (the footer of bulk mail); with no List-* header the list does not say it is one.
 REMOVAL_CUES = re.compile(
