@@ -41,6 +41,8 @@ FIRES = [
     (mail(text="Cheap domains.\nTo opt-out of future mailings click the link below."), "BULK_REMOVAL_NO_LIST"),
     (mail(subject="Action required", text="Please verify your account within 24 hours."), "PHISH_CREDENTIAL"),
     (mail(text="Your mailbox is full. Sign in to restore delivery."), "PHISH_CREDENTIAL"),
+    (mail(subject="MY PLEA FOR ASSISTANCE", text="I have a confidential business proposal: 30% of the total sum "
+          "will be yours for helping me with the transfer of the funds."), "ADVANCE_FEE"),
     (mail(text="Unusual sign-in activity was detected on your profile."), "PHISH_CREDENTIAL"),
     (mail(text="Prezado cliente, sua conta foi bloqueada. Atualize seus dados."), "PHISH_CREDENTIAL"),
     (mail(text="Ihr Konto wurde gesperrt. Bitte melden Sie sich an."), "PHISH_CREDENTIAL"),
@@ -77,7 +79,13 @@ QUIET = [
     (mail(extra=[("X-Mailer", "PHPMailer6")]), "X_MAILER_RANDOM"),
     (mail(text="I verified the accounts payable report; the numbers match."), "PHISH_CREDENTIAL"),
     (mail(text="Your password was changed by you yesterday, as requested."), "PHISH_CREDENTIAL"),
+    # A newsletter's footer (TREC 2007 ham: investor-relations alerts).
+    (mail(text="To update your e-mail and alert preferences, please click here.\nTo unsubscribe, click here."),
+     "PHISH_CREDENTIAL"),
+    (mail(text="Update your email preferences at any time."), "PHISH_CREDENTIAL"),
     (mail(subject="Advice on the Q2 budget"), "SUBJECT_ADV"),
+    (mail(text="Our business relationship with the supplier is good; the transfer of the funds is due Friday."),
+     "ADVANCE_FEE"),
     (mail(message_id=False, extra=[("Message-ID", "<CAF=x+1@mail.gmail.com>")]), "MID_MALFORMED"),
     (mail(from_="Alice <alice@mail.partner.co.uk>"), "FROM_NO_PUBLIC_SUFFIX"),
     (mail(from_="Banco do Brasil <aviso@bb.com.br>"), "FROM_BRAND_MISMATCH"),

@@ -157,12 +157,14 @@ GENERIC_GREETING_RE = re.compile(
     r"cher client|beste klant|attn:|attention:)")
 
 # Credential harvest: the request itself (verify, confirm, unlock or update an account; a mailbox that is full or
-# locked), in the languages of ACCOUNT_CUES. One match is enough: ordinary mail seldom asks this by e-mail.
+# locked), in the languages of ACCOUNT_CUES. One match is enough: ordinary mail seldom asks this by e-mail. A newsletter
+# footer's "update your e-mail (and alert) preferences" is not such a request (56 ham of TREC 2007's 2,349).
 CREDENTIAL_CUES = re.compile(
     r"(?i)\b(?:verify your (?:account|identity|e-?mail|mailbox|wallet|information|details)|"
     r"confirm your (?:account|identity|e-?mail|password|details|information|wallet)|"
     r"(?:update|validate|restore|reactivate|unlock) your (?:account|payment|billing|card|mailbox|e-?mail|information|"
-    r"details|wallet)|(?:account|mailbox|e-?mail|card|wallet|access) (?:has been|was|is|will be) (?:suspended|locked|"
+    r"details|wallet)(?!\s+(?:(?:and|&|or)\s+[\w-]+\s+)?(?:preferences|settings|subscriptions?|options))|"
+    r"(?:account|mailbox|e-?mail|card|wallet|access) (?:has been|was|is|will be) (?:suspended|locked|"
     r"disabled|deactivated|closed|blocked|limited|restricted|terminated)|unusual (?:sign-?in|login|log-?in) "
     r"(?:activity|attempt)|mailbox (?:is )?(?:full|quota)|storage (?:is )?full|password (?:will )?expire|"
     r"(?:sign|log) ?in to (?:verify|confirm|restore|avoid)|"
@@ -179,7 +181,12 @@ CREDENTIAL_CUES = re.compile(
 ADVANCE_FEE_CUES = re.compile(
     r"(?i)\b(?:next of kin|beneficiary|(?:million|m) (?:us )?(?:dollars|usd|euros?)|intestate|deceased (?:client|customer)|"
     r"consignment|compensation fund|barrister|atm (?:master )?card|inheritance|donation|fund transfer|"
-    r"transfer of (?:the )?fund|foreign partner|late husband|my late|god bless you|strictly confidential|lottery)\b")
+    r"transfer of (?:the )?fund|foreign partner|late husband|my late|god bless you|strictly confidential|lottery|"
+    # The proposal itself: a confidential business deal, a plea for help, a share of a sum to move abroad.
+    r"(?:urgent and |strictly )?confidential business|"
+    r"(?:plea|request) for (?:your )?(?:assistance|help|cooperation)|transfer (?:of )?(?:this|the|these) (?:money|funds?|sum)|"
+    r"(?:\d+|ten|twenty|thirty|forty)\s*(?:%|percent|per cent) of the (?:total )?(?:sum|fund|money|amount)|"
+    r"security company|huge sum|sum of (?:us)?\$?\s?\d)\b")
 
 # Removal or opt-out instructions (the footer of bulk mail); with no List-* header the list does not say it is one.
 REMOVAL_CUES = re.compile(
