@@ -236,23 +236,3 @@ def test_a_change_by_the_command_line_process_is_seen(tmp_path: Path) -> None:
     while kind(cache, "bob@example.org") is ResolutionKind.LOCAL and time.monotonic() < deadline:
         time.sleep(0.05)
     assert kind(cache, "bob@example.org") is ResolutionKind.UNKNOWN_USER
-
-
-def test_resolve_now_answers_from_memory_or_says_it_cannot(cache: DirectoryCache, writer: Directory,
-                                                           clocks: Clocks) -> None:
-    """The MDA's non-blocking question: an address of ours within the check interval is answered as
-    `resolve` answers it, without a statement; a refusal or a due check is None (then `resolve`, in a thread)."""
-    statements = Statements()
-    event.listen(cache.directory.engine, "before_cursor_execute", statements)
-    for address in ("alice@example.org", "Alice+news@EXAMPLE.org", "sales@example.org", "team@example.org"):
-        now, asked = cache.resolve_now(parse_address(address)), cache.resolve(parse_address(address))
-        assert now is not None and (now.kind, now.address, now.targets) == (asked.kind, asked.address, asked.targets)
-    assert cache.resolve_now(parse_address("nobody@example.org")) is None  # a refusal checks the database first
-    statements.reset()
-    assert cache.resolve_now(parse_address("bob@example.org")) is not None
-    assert statements.reset() == []
-    writer.deactivate("bob@example.org", by="hr", reason="leaver")
-    clocks.mono += cache.check_interval
-    assert cache.resolve_now(parse_address("bob@example.org")) is None  # a check is due: never from memory
-    assert statements.reset() == []
-    assert kind(cache, "bob@example.org") is ResolutionKind.UNKNOWN_USER

@@ -78,18 +78,6 @@ class DirectoryCache:
             found = self._snapshot.resolve(address, self._now())
         return found
 
-    def resolve_now(self, address: Address | str) -> Resolution | None:
-        """`resolve` from memory only, without blocking: the answer when the snapshot is within its check
-        interval and the address is ours; None when answering needs the database (a refusal, a due check):
-        then ask `resolve` from a worker thread. The MDA answers most RCPTs this way on its event loop."""
-        if self._monotonic() - self._checked >= self.check_interval:
-            return None
-        try:
-            found = self._snapshot.resolve(address, self._now())
-        except Exception:  # noqa: BLE001 - whatever it is, `resolve` will say it properly
-            return None
-        return None if found.kind in _REFUSALS else found
-
     def is_local_domain(self, domain: str) -> bool:
         return domain.lower() in self.current().domains
 

@@ -156,9 +156,7 @@ class LmtpHandler(BaseHandler):
         if rcpt.is_bare_postmaster:
             return replies.UNKNOWN_USER  # the gateway maps <Postmaster> before it spools
         try:
-            mailboxes = self._mailboxes_now(rcpt)  # from the directory's memory, when it can say without waiting
-            if mailboxes is None:
-                mailboxes = await asyncio.to_thread(self._mailboxes_of, rcpt)
+            mailboxes = await asyncio.to_thread(self._mailboxes_of, rcpt)
         except Exception:  # a directory that cannot answer must not turn into 550 for a real user
             log.exception("directory lookup failed for %s", rcpt)
             return replies.TEMP_FAILURE
@@ -167,16 +165,6 @@ class LmtpHandler(BaseHandler):
             return replies.UNKNOWN_USER
         session.plans.append(RecipientPlan(rcpt, mailboxes))
         return replies.RECIPIENT_OK
-
-    def _mailboxes_now(self, addr: Address) -> tuple[Address, ...] | None:
-        """`_mailboxes_of` without blocking, for an account's address and a directory that can answer from
-        memory (DirectoryCache.resolve_now); None otherwise (refusals, aliases, a due freshness check: those
-        go through `_mailboxes_of` in a worker thread, as every RCPT did)."""
-        resolve_now = getattr(self.directory, "resolve_now", None)
-        res = resolve_now(addr) if resolve_now is not None else None
-        if res is None:
-            return None
-        return (res.address,) if res.kind is ResolutionKind.LOCAL else None  # aliases: in the thread
 
     def _mailboxes_of(self, addr: Address) -> tuple[Address, ...]:
         res = self.directory.resolve(addr)
