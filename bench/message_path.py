@@ -168,12 +168,25 @@ class Ours:
 
         try:
             wait_port(self.port, 120, self.proc)
+            self._wait_serving(180)
         except BaseException:
             self.proc.kill()  # never leave a server holding the ports for the next run
             self.proc.wait()
             raise
         time.sleep(1.0)
         return self.proc.pid
+
+    def _wait_serving(self, timeout: float) -> None:
+        """Until `serve` says it is serving: every role started. The MX port opens before the roles that
+        start after it (submission, ...) have loaded; their start-up CPU must not count as the first
+        cell's CPU per message."""
+        log, deadline = self.root / "serve.log", time.monotonic() + timeout
+        while b"mailbastion serving" not in log.read_bytes():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"our server exited while starting:\n{log.read_text(errors='replace')[-2000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"our server did not say it was serving within {timeout:g} s")
+            time.sleep(0.1)
 
     def queue_empty(self) -> bool:
         spool = self.root / "spool"

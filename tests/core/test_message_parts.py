@@ -150,3 +150,61 @@ def test_no_input_makes_the_walk_raise(pieces: list[bytes]) -> None:
     for p in m.parts:
         assert isinstance(p.data, bytes) and isinstance(p.text(), str)
     assert isinstance(m.mime_complete, bool)
+
+
+def test_the_boundary_matcher_matches_as_the_feedparsers_expression() -> None:
+    """core.mime_parts gives email.feedparser a boundary matcher instead of a regular expression compiled per
+    message: on any line it must answer exactly as the expression would."""
+    import random
+    import re as real_re
+
+    import email.feedparser
+
+    from mailbastion.core import mime_parts
+
+    assert isinstance(email.feedparser.re, mime_parts._FeedparserRe)
+    rng = random.Random(9)
+    pieces = ["--", "-", " ", "\t", "\r", "\n", "\r\n", "x", "=", "."]
+    for boundary in ["simple", "===============1234==", "a.b*c+d?(e)[f]{g}|h^$\\i", "-- odd ", "ünï"]:
+        sep = "--" + boundary
+        pattern = ("(?P<sep>" + real_re.escape(sep) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
+        ours = email.feedparser.re.compile(pattern)
+        assert isinstance(ours, mime_parts._BoundaryMatcher)
+        theirs = real_re.compile(pattern)
+        lines = [sep + "".join(rng.choice(pieces) for _ in range(rng.randrange(6))) for _ in range(3000)]
+        lines += [sep[:-1], "x" + sep, "", sep, sep + "--", sep + "--\r\n", sep + " \t\r\n", sep + "\r\n\n"]
+        for line in lines:
+            a, b = ours.match(line), theirs.match(line)
+            assert (a is None) == (b is None), repr(line)
+            if a is not None and b is not None:
+                for g in ("sep", "end", "ws", "linesep", 0):
+                    assert a.group(g) == b.group(g), (repr(line), g)
+    # Every other pattern is compiled as it was
+    assert email.feedparser.re.compile(r"\r\n|\r|\n") is real_re.compile(r"\r\n|\r|\n")
+
+
+def test_messages_parse_the_same_with_the_boundary_matcher() -> None:
+    import email.feedparser
+    import re as real_re
+
+    msgs = [
+        b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\npre\r\n--b1\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+        b"--b1  \r\nContent-Type: multipart/alternative; boundary=b2\r\n\r\n--b2\r\n\r\na\r\n--b2\r\n\r\nb\r\n--b2--\r\n"
+        b"--b1--\r\nepilogue\r\n",
+        b"Content-Type: multipart/mixed; boundary=\"x.y+z\"\n\n--x.y+z\n\none\n--x.y+z--trailing\n--x.y+z--\n",
+        b"Content-Type: multipart/mixed; boundary=never\r\n\r\n--other\r\n\r\nbody\r\n",
+    ]
+    shim = email.feedparser.re
+    try:
+        with_shim = [parse_message(m) for m in msgs]
+        email.feedparser.re = real_re  # type: ignore[assignment]
+        without = [parse_message(m) for m in msgs]
+    finally:
+        email.feedparser.re = shim
+    for a, b in zip(with_shim, without, strict=True):
+        assert a.as_bytes() == b.as_bytes()
+        assert [type(d) for p in a.walk() for d in p.defects] == [type(d) for p in b.walk() for d in p.defects]
+        assert [p.get_payload() if not p.is_multipart() else None for p in a.walk()] == \
+               [p.get_payload() if not p.is_multipart() else None for p in b.walk()]
+        assert [p.preamble for p in a.walk()] == [p.preamble for p in b.walk()]
+        assert [p.epilogue for p in a.walk()] == [p.epilogue for p in b.walk()]

@@ -208,3 +208,32 @@ async def test_wait_ready_waits_for_the_mda_and_keeps_the_session(pki: dict[str,
         await late
         await agent.close()
         server.close()
+
+
+async def test_pipelined_transaction_gives_the_same_outcomes_and_keeps_the_session(pki: dict[str, Path]) -> None:
+    """An MDA offering PIPELINING gets MAIL, every RCPT and DATA in one write; the outcomes are those of the
+    step-by-step exchange, a transaction with every recipient refused sends no data (DATA gets 503) and
+    leaves the session clean for the next one."""
+    handler = ScriptedHandler(rcpt_replies={"unknown@example.org": "550 5.1.1 user unknown",
+                                            "later@example.org": "450 4.2.1 try later"},
+                              data_replies={"full@example.org": "452 4.2.2 mailbox full"})
+    server = await link_mda(pki, handler).start(mda_context(pki))
+    agent = LmtpDeliveryAgent("127.0.0.1", server.port, ssl_context=gateway_client_context(pki), timeout=10)
+    try:
+        mixed = await agent.deliver(request("ok@example.org", "unknown@example.org", "later@example.org",
+                                            "full@example.org"))
+        refused = await agent.deliver(request("unknown@example.org", "later@example.org"))
+        again = await agent.deliver(request("ok2@example.org"))
+    finally:
+        await agent.close()
+        server.close()
+    assert mixed["ok@example.org"] == Delivered(Reply(250, "2.0.0", "<ok@example.org> delivered"), "mda")
+    assert mixed["unknown@example.org"] == Failed(Reply(550, "5.1.1", "user unknown"), "mda")
+    assert mixed["later@example.org"] == Deferred(Reply(450, "4.2.1", "try later"), "mda")
+    assert mixed["full@example.org"] == Deferred(Reply(452, "4.2.2", "mailbox full"), "mda")
+    assert refused == {"unknown@example.org": Failed(Reply(550, "5.1.1", "user unknown"), "mda"),
+                       "later@example.org": Deferred(Reply(450, "4.2.1", "try later"), "mda")}
+    assert isinstance(again["ok2@example.org"], Delivered)
+    assert [r.rcpt_tos for r in handler.received] == [["ok@example.org", "full@example.org"], ["ok2@example.org"]]
+    assert all(r.content == MESSAGE for r in handler.received)
+    assert agent.connections_opened == 1

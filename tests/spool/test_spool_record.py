@@ -36,6 +36,11 @@ def test_record_round_trips_through_json_with_reply_fields_and_dsn_parameters() 
         remote="mx.example.net", handoff=Handoff.RELAYED, attempts=1)})
     again = QueueRecord.from_json(rec.to_json())
     assert again == rec
+    # The same bytes as dataclasses.asdict (what records were written with before to_json did without it)
+    from dataclasses import asdict
+    old = {"version": 2, **asdict(rec)}
+    old["mail_params"] = [list(p) for p in rec.mail_params]
+    assert rec.to_json() == json.dumps(old, separators=(",", ":")).encode()
     assert again.verdict is not None and again.verdict.action == "junk"
     assert again.verdict.symbols == ("R_SPF_FAIL(example.org)=3",)
     assert [r.status for r in again.recipients] == [RecipientState.PENDING, RecipientState.DELIVERED]

@@ -25,7 +25,8 @@ from collections.abc import Iterable
 
 from mailbastion import __version__
 from mailbastion.core.filetype import OFFICE_TYPES, detect, name_type, suspicious_name
-from mailbastion.engines.base import EngineInfo, Finding, FindingKind, Part, ScanResult, ScanSubject, unique
+from mailbastion.engines.base import (EngineInfo, Finding, FindingKind, Part, ScanResult, ScanSubject, is_small,
+                                     unique)
 
 __all__ = ["DEFAULT_BLOCKED", "AttachmentPolicy", "encrypted_mail_kind"]
 
@@ -78,7 +79,13 @@ class AttachmentPolicy:
 
         return EngineInfo(self.name, self.vendor, __version__, f"oletools {version('oletools')}", None)
 
+    def scan_inline(self, subject: ScanSubject) -> ScanResult:
+        """`scan` without the worker thread, for a small subject (engines.base.is_small)."""
+        return ScanResult(self.name, self.judge(subject))
+
     async def scan(self, subject: ScanSubject) -> ScanResult:
+        if is_small(subject):
+            return self.scan_inline(subject)
         findings = await asyncio.to_thread(self.judge, subject)
         return ScanResult(self.name, findings)
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mailbastion.core.errors import ConfigError, EngineUnavailable
-from mailbastion.engines.base import EngineInfo, Finding, FindingKind, ScanResult, ScanSubject, unique
+from mailbastion.engines.base import EngineInfo, Finding, FindingKind, ScanResult, ScanSubject, is_small, unique
 from mailbastion.engines.cache import ScanCache
 
 log = logging.getLogger("mailbastion.engines.yara")
@@ -178,5 +178,11 @@ class YaraScanner:
             out.extend(self._match(part.data, part.where))
         return unique(out)
 
+    def scan_inline(self, subject: ScanSubject) -> ScanResult:
+        """`scan` without the worker thread, for a small subject (engines.base.is_small)."""
+        return ScanResult(self.name, self._scan_all(subject))
+
     async def scan(self, subject: ScanSubject) -> ScanResult:
+        if is_small(subject):
+            return self.scan_inline(subject)
         return ScanResult(self.name, await asyncio.to_thread(self._scan_all, subject))

@@ -70,7 +70,10 @@ class Pipeline:
         edits: list[Edit] = []
         for _prio, group in itertools.groupby(self._by_stage[ctx.stage], key=lambda c: c.priority):
             batch = list(group)
-            results = await asyncio.gather(*(self._run_one(c, ctx) for c in batch))
+            if len(batch) == 1:  # the usual case: no task, no gather
+                results = [await self._run_one(batch[0], ctx)]
+            else:
+                results = await asyncio.gather(*(self._run_one(c, ctx) for c in batch))
             for result in results:
                 symbols.extend(result.symbols)
                 ctx.symbols.extend(result.symbols)
@@ -85,7 +88,8 @@ class Pipeline:
     async def _run_one(self, check: Check, ctx: CheckContext) -> CheckResult:
         started = time.perf_counter()
         try:
-            return await asyncio.wait_for(check(ctx), timeout=check.timeout)
+            async with asyncio.timeout(check.timeout):  # wait_for would make a task per check (Python 3.11)
+                return await check(ctx)
         except asyncio.CancelledError:
             raise
         except TimeoutError as exc:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -32,6 +32,25 @@ from mailbastion.core.replies import Reply
 from mailbastion.core.verdict import Folder, Verdict
 
 RECORD_VERSION = 2
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """What `dataclasses.asdict` gives for JSON (dataclasses as dicts, tuples and lists as lists, other values
+    as they are), without its deep copies of every leaf: this runs once per message and per rewrite."""
+    cls = type(value)
+    if cls in (str, int, float, bool) or value is None:
+        return value
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        if not is_dataclass(cls):
+            if isinstance(value, (list, tuple)):
+                return [_plain(v) for v in value]
+            if isinstance(value, dict):
+                return {k: _plain(v) for k, v in value.items()}
+            return value
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return {name: _plain(getattr(value, name)) for name in names}
 
 
 class RecordError(ValueError):
@@ -207,7 +226,7 @@ class QueueRecord:
 
     # -- JSON ----------------------------------------------------------------------------------
     def to_json(self) -> bytes:
-        data: dict[str, Any] = {"version": RECORD_VERSION, **asdict(self)}
+        data: dict[str, Any] = {"version": RECORD_VERSION, **_plain(self)}
         data["mail_params"] = [list(p) for p in self.mail_params]
         return json.dumps(data, separators=(",", ":")).encode("utf-8")
 

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 
 from mailbastion.core import replies
 from mailbastion.core.errors import EngineUnavailable
+from mailbastion.core.filetype import ARCHIVE_TYPES
 from mailbastion.core.message import SpooledMessage
 from mailbastion.core.replies import Reply
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import Action, CheckResult, Edit, Forced, Symbol
 from mailbastion.engines.archives import Limits, _LimitsLike
-from mailbastion.engines.base import Finding, FindingKind, Scanner, ScanResult
+from mailbastion.engines.base import (INLINE_BYTES, Finding, FindingKind, Scanner, ScanResult, ScanSubject,
+                                     is_small)
 from mailbastion.engines.cache import ScanCache
 from mailbastion.engines.freshness import FreshnessWatch
 from mailbastion.engines.mime_walk import build_subject
@@ -161,10 +163,13 @@ class AntivirusCheck(BaseCheck):
             pending = list(scanners)
         if pending:
             async with self._scans:
-                subject = await asyncio.to_thread(build_subject, message, self.limits, max_parts=self.max_parts)
-                outcomes = await asyncio.gather(
-                    *(asyncio.wait_for(s.scan(subject), self.engine_timeout) for s in pending), return_exceptions=True
-                )
+                if len(raw) <= INLINE_BYTES and not any(p.sniffed_type in ARCHIVE_TYPES for p in message.parts):
+                    # A small message without archives: its walk and the engines that can are cheaper here
+                    # than in a worker thread (engines.base.INLINE_BYTES); the MIME parse is shared anyway.
+                    subject = build_subject(message, self.limits, max_parts=self.max_parts)
+                else:
+                    subject = await asyncio.to_thread(build_subject, message, self.limits, max_parts=self.max_parts)
+                outcomes = await self._run_engines(pending, subject)
                 del subject
             for s, out in zip(pending, outcomes, strict=True):
                 if isinstance(out, ScanResult):
@@ -183,6 +188,25 @@ class AntivirusCheck(BaseCheck):
             self.freshness.recheck_soon()  # an auto engine that fails is probably going away: look now
         findings = tuple(f for r in results for f in r.findings)
         return AntivirusReport(tuple(results), tuple(failures), findings, skipped)
+
+    async def _run_engines(self, pending: Sequence[Scanner], subject: ScanSubject) -> list[object]:
+        """Each engine's ScanResult or exception, in `pending` order. Engines that can scan a small subject
+        at once (`scan_inline`) do so; the others run concurrently, each within `engine_timeout`."""
+        inline = is_small(subject)
+        now = [s for s in pending if inline and hasattr(s, "scan_inline")]
+        later = [s for s in pending if s not in now]
+        running = asyncio.gather(*(asyncio.wait_for(s.scan(subject), self.engine_timeout) for s in later),
+                                 return_exceptions=True) if later else None
+        results: dict[int, object] = {}
+        for s in now:
+            try:
+                results[id(s)] = s.scan_inline(subject)  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001 - as gather(return_exceptions=True) would give it
+                results[id(s)] = exc
+        if running is not None:
+            for s, out in zip(later, await running, strict=True):
+                results[id(s)] = out
+        return [results[id(s)] for s in pending]
 
     async def __call__(self, ctx: CheckContext) -> CheckResult:
         if ctx.message is None:
