@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "submission"))  # submission_world: the kit reused
 
-from submission_world import DOMAIN
+from submission_world import DOMAIN, World, message
 
 ERIN = f"erin@{DOMAIN}"  # sends mail that bounces (the hijack test); nobody else uses her
 LEAVER = f"leaver@{DOMAIN}"
@@ -33,4 +33,16 @@ def dsn(message_id: str, to: str = ERIN, rcpt: str = "bob@remote.test") -> bytes
             f"--{boundary}--\r\n").encode()
 
 
-__all__ = ["ERIN", "LEAVER", "SUCCESSOR", "dsn"]
+def send_noted(world: World, subject: str, count: int) -> list[str]:
+    """Erin sends `count` messages with Message-IDs of our choosing (`subject` + " i"); each is waited for
+    at the remote MX, so the gateway's sent log has them. Returns the Message-IDs."""
+    ids = [make_msgid(domain=DOMAIN) for _ in range(count)]
+    for i, message_id in enumerate(ids):
+        raw = message(f"{subject} {i}", sender=ERIN).replace(b"Message-ID: <", b"X-Old-Id: <", 1)
+        raw = raw.replace(b"\r\n\r\n", f"\r\nMessage-ID: {message_id}\r\n\r\n".encode(), 1)
+        world.submit(raw, user=ERIN, sender=ERIN)
+        world.wait_at_sink(lambda m, s=f"{subject} {i}": f"Subject: {s}".encode() in m.content)
+    return ids
+
+
+__all__ = ["ERIN", "LEAVER", "SUCCESSOR", "dsn", "send_noted"]

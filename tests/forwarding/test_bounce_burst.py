@@ -11,7 +11,7 @@ import smtplib
 from email.utils import make_msgid
 
 import pytest
-from forwarding_world import ERIN, dsn
+from forwarding_world import ERIN, dsn, send_noted
 from submission_world import DOMAIN, PASSWORD, World, message, wait
 
 
@@ -21,12 +21,7 @@ def _audit(world: World, subject: str) -> list[dict[str, object]]:
 
 
 def test_bounces_of_her_mail_from_the_internet_suspend_sending(world: World) -> None:
-    ids = [make_msgid(domain=DOMAIN) for _ in range(3)]
-    for i, message_id in enumerate(ids):
-        raw = message(f"erin's note {i}", sender=ERIN).replace(b"Message-ID: <", b"X-Old-Id: <", 1)
-        raw = raw.replace(b"\r\n\r\n", f"\r\nMessage-ID: {message_id}\r\n\r\n".encode(), 1)
-        world.submit(raw, user=ERIN, sender=ERIN)
-        world.wait_at_sink(lambda m, s=f"erin's note {i}": f"Subject: {s}".encode() in m.content)
+    ids = send_noted(world, "erin's note", 3)
     # Forged DSNs about messages we never sent: delivered to her like any mail, counted for nothing.
     for _ in range(3):
         assert world.d.send("", [ERIN], dsn(make_msgid(domain=DOMAIN))) == {}

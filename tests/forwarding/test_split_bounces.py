@@ -14,7 +14,7 @@ from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
-from forwarding_world import ERIN, dsn
+from forwarding_world import ERIN, dsn, send_noted
 from submission_world import DOMAIN, PASSWORD, SinkThread, World, message, publish_dkim, remote_mx, wait
 
 from mailbastion.testing.deployment import MB, Deployment, free_port, wait_ready
@@ -40,12 +40,7 @@ def test_bounces_matched_by_the_gateway_suspend_sending_on_the_internal_host(tmp
                                            stderr=subprocess.STDOUT, start_new_session=True)
             wait_ready(d.smtp_port, d.log_path, since, 120, gateway)
             world = World(d, dns, sink)
-            ids = [make_msgid(domain=DOMAIN) for _ in range(3)]
-            for i, message_id in enumerate(ids):
-                raw = message(f"erin's split note {i}", sender=ERIN).replace(b"Message-ID: <", b"X-Old-Id: <", 1)
-                raw = raw.replace(b"\r\n\r\n", f"\r\nMessage-ID: {message_id}\r\n\r\n".encode(), 1)
-                world.submit(raw, user=ERIN, sender=ERIN)
-                world.wait_at_sink(lambda m, s=f"erin's split note {i}": f"Subject: {s}".encode() in m.content)
+            ids = send_noted(world, "erin's split note", 3)
             # Backscatter (DSNs about messages we never sent) reaches her mailbox and counts for nothing.
             for _ in range(3):
                 assert d.send("", [ERIN], dsn(make_msgid(domain=DOMAIN))) == {}

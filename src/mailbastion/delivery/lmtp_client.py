@@ -324,12 +324,7 @@ class LmtpDeliveryAgent:
             for a in accepted:
                 out[a] = self._outcome(reply)
             return await self._rset(session)
-        session.data_sent = True
-        session.writer.write(prepare_message(request.message))
-        await session.writer.drain()
-        for address in accepted:  # RFC 2033 §4.2: one reply per accepted recipient, in order
-            out[address] = self._outcome(await _read_reply(session.reader, self.timeout))
-        return True
+        return await self._data(session, request, accepted, out)
 
     async def _pipelined(self, session: _Session, request: DeliveryRequest, mail: str, pending: list[str],
                          out: dict[str, DeliveryOutcome]) -> bool:
@@ -366,10 +361,15 @@ class LmtpDeliveryAgent:
             return await self._rset(session)
         if not accepted:
             return False  # 354 with no recipient accepted: no reply to expect after the data; drop the session
+        return await self._data(session, request, accepted, out)
+
+    async def _data(self, session: _Session, request: DeliveryRequest, accepted: list[str],
+                    out: dict[str, DeliveryOutcome]) -> bool:
+        """After 354: the message, then one reply per accepted recipient, in order (RFC 2033 §4.2)."""
         session.data_sent = True
         session.writer.write(prepare_message(request.message))
         await session.writer.drain()
-        for address in accepted:  # RFC 2033 §4.2: one reply per accepted recipient, in order
+        for address in accepted:
             out[address] = self._outcome(await _read_reply(session.reader, self.timeout))
         return True
 
