@@ -32,9 +32,19 @@ MB = [sys.executable, "-m", "mailbastion"]
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on 127.0.0.1 and on 127.0.0.2 (tests put remote MXes there on the deployment's
+    delivery.remote_port): a port free on the first only may be held on the second by a sink of another
+    test that is still running."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+            with socket.socket() as other:
+                try:
+                    other.bind(("127.0.0.2", port))
+                except OSError:
+                    continue
+                return port
 
 
 def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
