@@ -25,7 +25,7 @@ import asyncio
 import logging
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailbastion.apps.map_push import PushReply
@@ -96,6 +96,27 @@ async def _send(host: str, port: int, command: str, data: bytes, context: ssl.SS
 
 
 @dataclass(eq=False)
+class _Retry:
+    """One kind of push to one gateway: after a failure, tried again in 1, 2, 4 ... MAX_BACKOFF seconds."""
+
+    failures: int = 0
+    next_try: float = 0.0  # monotonic
+
+    def due(self, now: float) -> bool:
+        return self.next_try <= now
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+    def failed(self) -> float:
+        """Count a failure; the delay before the next try."""
+        self.failures += 1
+        delay = min(MAX_BACKOFF, 2.0 ** (self.failures - 1))
+        self.next_try = time.monotonic() + delay
+        return delay
+
+
+@dataclass(eq=False)
 class _Target:
     spec: str
     host: str
@@ -103,11 +124,9 @@ class _Target:
     pushed: tuple[int, int, int] | None = None  # the file (mtime, size, inode) the gateway accepted
     serial: int = 0
     last_success: float | None = None  # time.time()
-    failures: int = 0
-    next_try: float = 0.0  # monotonic
+    retry: _Retry = field(default_factory=_Retry)
     keys_pushed: bytes | None = None  # the sealing keys document the gateway accepted
-    keys_failures: int = 0  # the keys' own back-off: a gateway refusing them never delays the map
-    keys_next_try: float = 0.0
+    keys_retry: _Retry = field(default_factory=_Retry)  # its own: a gateway refusing keys never delays the map
 
 
 class MapPublisher:
@@ -169,32 +188,30 @@ class MapPublisher:
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             reply = PushReply(499, f"{type(exc).__name__}: {exc}"[:200])
         if reply.is_success or reply.code == 409:  # 409: the gateway has a newer map already
-            target.pushed, target.serial, target.failures = stamp, serial, 0
+            target.pushed, target.serial = stamp, serial
+            target.retry.succeeded()
             target.last_success = time.time()
             log.info("recipient_map.pushed gateway=%s serial=%d bytes=%d reply=%d %s", target.spec, serial, len(data),
                      reply.code, reply.text)
             return
-        target.failures += 1
-        delay = min(MAX_BACKOFF, 2.0 ** (target.failures - 1))
-        target.next_try = time.monotonic() + delay
+        delay = target.retry.failed()
         log.warning("recipient_map.push_failed gateway=%s serial=%d reply=%d %s retry_in=%.0fs", target.spec, serial,
                     reply.code, reply.text, delay)
 
     async def _push_keys(self, target: _Target, data: bytes) -> None:
         """The ARC sealing keys, to a gateway that has not accepted this document yet (a failure is retried
-        with the map's back-off)."""
+        with the same back-off as the map, counted apart)."""
         assert self.context is not None
         try:
             reply = await push_keys(target.host, target.port, data, self.context, timeout=self.settings.map_push.timeout)
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             reply = PushReply(499, f"{type(exc).__name__}: {exc}"[:200])
         if reply.is_success:
-            target.keys_pushed, target.keys_failures = data, 0
+            target.keys_pushed = data
+            target.keys_retry.succeeded()
             log.info("arc_keys.pushed gateway=%s reply=%d %s", target.spec, reply.code, reply.text)
             return
-        target.keys_failures += 1
-        delay = min(MAX_BACKOFF, 2.0 ** (target.keys_failures - 1))
-        target.keys_next_try = time.monotonic() + delay
+        delay = target.keys_retry.failed()
         log.warning("arc_keys.push_failed gateway=%s reply=%d %s retry_in=%.0fs", target.spec, reply.code, reply.text,
                     delay)
 
@@ -224,14 +241,14 @@ class MapPublisher:
         if stamp is None:
             return
         now = time.monotonic()
-        due = [t for t in self.targets if t.pushed != stamp and t.next_try <= now]
+        due = [t for t in self.targets if t.pushed != stamp and t.retry.due(now)]
         await asyncio.gather(*(self._push(t, stamp) for t in due))
-        if not self.targets:
+        keys = await asyncio.to_thread(self._keys) if self.targets else None
+        if keys is None:
             return
-        keys = await asyncio.to_thread(self._keys)
         now = time.monotonic()
-        due = [t for t in self.targets if keys is not None and t.keys_pushed != keys and t.keys_next_try <= now]
-        await asyncio.gather(*(self._push_keys(t, keys) for t in due if keys is not None))
+        due = [t for t in self.targets if t.keys_pushed != keys and t.keys_retry.due(now)]
+        await asyncio.gather(*(self._push_keys(t, keys) for t in due))
 
     async def _loop(self) -> None:
         while True:

@@ -72,14 +72,15 @@ class PushReply:
         return cls(int(code), rest)
 
 
-def parse_command(line: bytes) -> tuple[int, int]:
-    """`PUSH <serial> <length>` -> (serial, length); `KEYS <length>` -> (-1, length). Raises ValueError."""
+def parse_command(line: bytes) -> tuple[str, int | None, int]:
+    """`PUSH <serial> <length>` -> ("PUSH", serial, length); `KEYS <length>` -> ("KEYS", None, length).
+    Raises ValueError."""
     parts = line.decode("ascii").split()
     if len(parts) == 2 and parts[0] == "KEYS" and parts[1].isdigit():
-        return -1, int(parts[1])
+        return "KEYS", None, int(parts[1])
     if len(parts) != 3 or parts[0] != "PUSH" or not parts[1].isdigit() or not parts[2].isdigit():
         raise ValueError("expected PUSH <serial> <length> or KEYS <length>")
-    return int(parts[1]), int(parts[2])
+    return "PUSH", int(parts[1]), int(parts[2])
 
 
 def link_server_context(settings: Settings) -> ssl.SSLContext:
@@ -170,13 +171,13 @@ class MapReceiver:
             return PushReply(550, f"only the internal host's certificate may push (this one names {sorted(names)})")
         line = await reader.readline()
         try:
-            serial, length = parse_command(line[:MAX_COMMAND])
+            verb, serial, length = parse_command(line[:MAX_COMMAND])
         except (ValueError, UnicodeDecodeError):
             return PushReply(500, "expected PUSH <serial> <length> or KEYS <length>")
         if length > self.settings.map_push.max_bytes:
             return PushReply(552, f"map of {length} bytes is over map_push.max_bytes")
         data = await reader.readexactly(length)
-        if serial < 0:
+        if verb == "KEYS":
             return await self._apply_keys(data, ip)
         try:
             new = parse_map(data, "pushed map")

@@ -15,9 +15,9 @@ so that the MDA files the copy in the right folder and delivers each queue id to
 resent transaction is answered 250 without a second copy). XBOUNCEOF names, for a DSN the gateway matched
 to mail we sent, the envelope senders of ours it reports refused (`DeliveryRequest.bounce_of`): the
 internal host counts them as signs of a hijacked account (xtext with "," escaped too, so the list splits).
-The message itself is sent unchanged: no internal header stands in for the parameters. An MDA that does not advertise XMAILBASTION (it did not
-verify our certificate: `lmtp.require_client_cert = false`) files everything in INBOX, without
-exactly-once; a Junk verdict is then logged as lost.
+The message itself is sent unchanged: no internal header stands in for the parameters. An MDA that does
+not advertise XMAILBASTION (it did not verify our certificate: `lmtp.require_client_cert = false`) files
+everything in INBOX, without exactly-once; a Junk verdict is then logged as lost.
 
 A small client of its own: aiosmtplib speaks SMTP, where DATA has a single reply.
 """
@@ -35,8 +35,8 @@ from mailbastion.config.schema import Settings
 from mailbastion.core.outcome import Deferred, DeliveryOutcome, outcome_of, parse_reply
 from mailbastion.core.ports import DeliveryRequest
 from mailbastion.core.replies import Reply
-from mailbastion.core.xtext import xtext
 from mailbastion.core.verdict import Folder
+from mailbastion.core.xtext import xtext
 from mailbastion.delivery.hostport import parse_hostport
 from mailbastion.tls_policy import lmtp_client_context_from_settings
 

@@ -103,6 +103,7 @@ class RecipientPlan:
 @dataclass(eq=False)
 class _Session:
     plans: list[RecipientPlan] = field(default_factory=list)
+    bounce_of: tuple[str, ...] = ()  # XBOUNCEOF, read at MAIL
 
 
 def _is_verified(peer: PeerInfo) -> bool:
@@ -166,9 +167,10 @@ class LmtpHandler(BaseHandler):
             return replies.PARAM_SYNTAX.with_text("XQUEUEID must be letters and digits")
         if "XFOLDER" in params and params["XFOLDER"].upper() not in _FOLDERS:
             return replies.PARAM_SYNTAX.with_text("XFOLDER must be INBOX or Junk")
-        if "XBOUNCEOF" in params and bounce_senders(params["XBOUNCEOF"]) is None:
+        bounce_of = bounce_senders(params["XBOUNCEOF"]) if "XBOUNCEOF" in params else ()
+        if bounce_of is None:
             return replies.PARAM_SYNTAX.with_text("XBOUNCEOF must be a list of xtext addresses")
-        self._sessions[peer.session_id] = _Session()
+        self._sessions[peer.session_id] = _Session(bounce_of=bounce_of)
         return replies.SENDER_OK
 
     async def on_rcpt(self, peer: PeerInfo, envelope: Envelope, rcpt: Address) -> Reply:
@@ -209,6 +211,7 @@ class LmtpHandler(BaseHandler):
     async def on_lmtp_data(self, peer: PeerInfo, envelope: Envelope, message: SpooledMessage) -> Sequence[Reply]:
         session = self._sessions.pop(peer.session_id, None)
         plans = session.plans if session is not None else []
+        bounce_of = session.bounce_of if session is not None else ()
         if len(plans) != len(envelope.recipients):
             log.error("lmtp: %d recipient plans for %d recipients", len(plans), len(envelope.recipients))
             return [replies.TEMP_FAILURE] * len(envelope.recipients)
@@ -221,8 +224,8 @@ class LmtpHandler(BaseHandler):
                                                  queue_id)
         out = [_combine([results[box] for box in plan.mailboxes]) for plan in plans]
         metrics.replies("internal", "lmtp", out)
-        if fresh and "XBOUNCEOF" in params:
-            self._bounced(bounce_senders(params["XBOUNCEOF"]) or (), queue_id)
+        if fresh and bounce_of:
+            self._bounced(bounce_of, queue_id)
         return out
 
     def _bounced(self, senders: Sequence[str], queue_id: str | None) -> None:
