@@ -6,10 +6,7 @@ configuration, as tests/submission/test_outbox_flow.py starts them."""
 
 from __future__ import annotations
 
-import os
-import signal
 import smtplib
-import subprocess
 from email.utils import make_msgid
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import pytest
 from forwarding_world import ERIN, dsn, send_noted
 from submission_world import DOMAIN, PASSWORD, SinkThread, World, message, publish_dkim, remote_mx, wait
 
-from mailbastion.testing.deployment import MB, Deployment, free_port, wait_ready
+from mailbastion.testing.deployment import Deployment, free_port
 from mailbastion.testing.dns_server import DnsTestServer
 
 
@@ -32,34 +29,26 @@ def test_bounces_matched_by_the_gateway_suspend_sending_on_the_internal_host(tmp
         d.mb("account", "add", ERIN, "--password-stdin", input=f"{PASSWORD}\n")
         publish_dkim(d, dns)
         d.start(role="internal")
-        gateway: subprocess.Popen[bytes] | None = None
         try:
-            since = d.log_path.stat().st_size
-            with open(d.log_path, "ab") as log:
-                gateway = subprocess.Popen([*MB, "serve", "-c", str(d.config), "--role", "gateway"], stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-            wait_ready(d.smtp_port, d.log_path, since, 120, gateway)
-            world = World(d, dns, sink)
-            ids = send_noted(world, "erin's split note", 3)
-            # Backscatter (DSNs about messages we never sent) reaches her mailbox and counts for nothing.
-            for _ in range(3):
-                assert d.send("", [ERIN], dsn(make_msgid(domain=DOMAIN))) == {}
-            d.wait_delivered(ERIN, 3, timeout=60)
-            assert not world.log_has("lmtp bounce queue_id=")
-            world.submit(message("still allowed", sender=ERIN), user=ERIN, sender=ERIN)
-            for message_id in ids:
-                assert d.send("", [ERIN], dsn(message_id)) == {}
-            wait(lambda: world.log_has(f"submission.alarm account={ERIN} sign=bounces"), "the hijack alarm")
-            d.wait_delivered(ERIN, 6, timeout=60)
-            log_text = d.log()
-            assert log_text.count("lmtp bounce queue_id=") == 3 and f"of={ERIN}" in log_text  # over the link
-            with world.connect() as s:
-                s.login(ERIN, PASSWORD)
-                with pytest.raises(smtplib.SMTPSenderRefused) as err:
-                    s.sendmail(ERIN, ["bob@remote.test"], message("after the burst", sender=ERIN))
-                assert err.value.smtp_code == 550 and b"suspected hijack (bounces)" in err.value.smtp_error
+            with d.also_serving("gateway"):
+                world = World(d, dns, sink)
+                ids = send_noted(world, "erin's split note", 3)
+                # Backscatter (DSNs about messages we never sent) reaches her mailbox and counts for nothing.
+                for _ in range(3):
+                    assert d.send("", [ERIN], dsn(make_msgid(domain=DOMAIN))) == {}
+                d.wait_delivered(ERIN, 3, timeout=60)
+                assert not world.log_has("lmtp bounce queue_id=")
+                world.submit(message("still allowed", sender=ERIN), user=ERIN, sender=ERIN)
+                for message_id in ids:
+                    assert d.send("", [ERIN], dsn(message_id)) == {}
+                wait(lambda: world.log_has(f"submission.alarm account={ERIN} sign=bounces"), "the hijack alarm")
+                d.wait_delivered(ERIN, 6, timeout=60)
+                log_text = d.log()
+                assert log_text.count("lmtp bounce queue_id=") == 3 and f"of={ERIN}" in log_text  # over the link
+                with world.connect() as s:
+                    s.login(ERIN, PASSWORD)
+                    with pytest.raises(smtplib.SMTPSenderRefused) as err:
+                        s.sendmail(ERIN, ["bob@remote.test"], message("after the burst", sender=ERIN))
+                    assert err.value.smtp_code == 550 and b"suspected hijack (bounces)" in err.value.smtp_error
         finally:
-            if gateway is not None and gateway.poll() is None:
-                os.killpg(gateway.pid, signal.SIGTERM)
-                gateway.wait(60)
             d.stop()

@@ -5,15 +5,12 @@ loopback mutual-TLS relay hop, to a remote MX of ours found through the loopback
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 from submission_world import ALICE, PASSWORD, SinkThread, World, message, publish_dkim, remote_mx
 
 from mailbastion.spool.layout import SpoolLayout
-from mailbastion.testing.deployment import MB, Deployment, free_port, wait_ready
+from mailbastion.testing.deployment import Deployment, free_port
 from mailbastion.testing.dns_server import DnsTestServer
 
 
@@ -28,7 +25,6 @@ def test_gateway_down_the_outbox_keeps_the_message_and_relays_it_later(tmp_path:
         d.mb("account", "add", ALICE, "--password-stdin", input=f"{PASSWORD}\n")
         publish_dkim(d, dns)
         d.start(role="internal")  # no gateway: its relay listener is closed
-        gateway: subprocess.Popen[bytes] | None = None
         try:
             world = World(d, dns, sink)
             with world.connect("implicit") as s:
@@ -39,16 +35,9 @@ def test_gateway_down_the_outbox_keeps_the_message_and_relays_it_later(tmp_path:
             assert code == 250 and b"queued as" in text, (code, text)
             queue_id = text.decode().rsplit(" ", 1)[-1]
             assert SpoolLayout(d.root / "spool-submission").find(queue_id) is not None  # on disk, in our outbox
-            since = d.log_path.stat().st_size
-            with open(d.log_path, "ab") as log:
-                gateway = subprocess.Popen([*MB, "serve", "-c", str(d.config), "--role", "gateway"], stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-            wait_ready(d.smtp_port, d.log_path, since, 120, gateway)
-            got = world.wait_at_sink(lambda m: b"while the gateway restarts" in m.content)
+            with d.also_serving("gateway"):
+                got = world.wait_at_sink(lambda m: b"while the gateway restarts" in m.content)
             assert got.mail_from == ALICE
             assert all(ok for _, ok in world.dkim_verify(got.content))
         finally:
-            if gateway is not None and gateway.poll() is None:
-                os.killpg(gateway.pid, signal.SIGTERM)
-                gateway.wait(60)
             d.stop()

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -45,6 +45,21 @@ def free_port() -> int:
                 except OSError:
                     continue
                 return port
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> int | None:
+    """Signal the process group of `proc`, wait; SIGKILL after `timeout`. Its exit status."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    return proc.returncode
 
 
 def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -181,30 +196,38 @@ class Deployment:
     def start(self, role: str = "all", timeout: float = 120.0) -> None:
         """Start `serve` and wait until it is ready (see wait_ready; the MDA role: its LMTP port listens).
         The generous bound only matters on a slow, busy machine: readiness is a condition, not a sleep."""
+        self.proc = self._spawn(role, timeout)
+
+    @contextlib.contextmanager
+    def also_serving(self, role: str, timeout: float = 120.0) -> Iterator[subprocess.Popen[bytes]]:
+        """A second `serve --role ROLE` from the same configuration, logging to the same file, for as long
+        as the block runs (e.g. the gateway beside `start(role="internal")`: a split in two processes)."""
+        proc = self._spawn(role, timeout)
+        try:
+            yield proc
+        finally:
+            _stop(proc, signal.SIGTERM, 60.0)
+
+    def _spawn(self, role: str, timeout: float) -> subprocess.Popen[bytes]:
         since = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([*MB, "serve", "-c", str(self.config), "--role", role],
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        if role in ("mda", "internal"):
-            wait_port(self.lmtp_port, timeout, self.proc)
-            wait_serving(self.log_path, since, timeout, self.proc)  # the portal starts after the MDA listens
-        else:
-            wait_ready(self.smtp_port, self.log_path, since, timeout, self.proc)
+            proc = subprocess.Popen([*MB, "serve", "-c", str(self.config), "--role", role],
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            if role in ("mda", "internal"):
+                wait_port(self.lmtp_port, timeout, proc)
+                wait_serving(self.log_path, since, timeout, proc)  # the portal starts after the MDA listens
+            else:
+                wait_ready(self.smtp_port, self.log_path, since, timeout, proc)
+        except BaseException:
+            _stop(proc, signal.SIGKILL, 10.0)
+            raise
+        return proc
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        code = self.proc.returncode
+        code = _stop(self.proc, sig, timeout)
         self.proc = None
         return code
 
