@@ -60,3 +60,37 @@ def test_worker_processes_deliver_and_stop_together(tmp_path: Path) -> None:
         for pid in children:  # no orphan keeps a port or the spool
             stat = Path(f"/proc/{pid}/stat")
             assert not stat.exists() or "Z" in stat.read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _gone(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return "Z" in stat.read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+
+
+def test_children_stop_when_serve_is_killed(tmp_path: Path) -> None:
+    """A parent gone without stopping them (SIGKILL, a start that failed after the fork): the acceptors and
+    the MDA stop by themselves; an orphan would accept mail no queue manager delivers, and keep the ports."""
+    import signal
+
+    with DnsTestServer() as dns:
+        d = Deployment(tmp_path, dns=dns, settings={("antivirus.clamav", "enabled"): "false",
+                                                    ("antivirus", "stale_policy"): '"alarm_only"',
+                                                    ("server", "workers"): "2"})
+        d.init()
+        d.start()
+        assert d.proc is not None
+        children = _wait_children(d.proc.pid, 3)
+        assert len(children) == 3, children
+        os.kill(d.proc.pid, signal.SIGKILL)
+        d.proc.wait(60)
+        deadline = time.monotonic() + 120
+        while not all(_gone(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = [pid for pid in children if not _gone(pid)]
+        for pid in alive:
+            os.kill(pid, signal.SIGKILL)  # leave nothing behind, then fail
+        assert alive == []
+        assert "the serve process that started it is gone; stopping" in d.log()

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from mailbastion import metrics
@@ -197,6 +199,7 @@ class ServerProcess:
 
     async def run_until_signal(self) -> None:
         self.handle_signals()  # again: harmless when `serve` did it already (a handler replaces the previous)
+        stop_with_parent(self._stopping.set)  # the MDA's own process: never outlive `serve`
         watch = asyncio.ensure_future(self._watch_children())
         await self._stopping.wait()
         watch.cancel()
@@ -219,6 +222,23 @@ class ServerProcess:
                 return
 
 
+def stop_with_parent(stop: Callable[[], None]) -> None:
+    """In a child process forked by `serve` (acceptor, MDA): call `stop` once the parent is gone, however it
+    ended (a failed start, SIGKILL). An orphan would go on accepting mail with no queue manager and hold
+    the ports, so the next `serve` could not bind them. Nothing in a process that is not such a child."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def gone() -> None:
+        loop.remove_reader(parent.sentinel)
+        log.error("process %d: the serve process that started it is gone; stopping", os.getpid())
+        stop()
+
+    loop.add_reader(parent.sentinel, gone)  # readable (EOF) once the parent has exited
+
+
 def dump_tasks() -> None:
     """SIGUSR1: log every pending task and where it waits (for a server that seems stuck)."""
     import io
@@ -229,4 +249,5 @@ def dump_tasks() -> None:
         log.warning("task %s:\n%s", task.get_name(), out.getvalue())
 
 
-__all__ = ["Children", "Role", "ServerProcess", "dump_tasks", "install_uvloop", "prepare_process", "setup_logging"]
+__all__ = ["Children", "Role", "ServerProcess", "dump_tasks", "install_uvloop", "prepare_process", "setup_logging",
+           "stop_with_parent"]

@@ -26,6 +26,7 @@ from multiprocessing.synchronize import Event as EventType
 
 from mailbastion.apps.pipeline import PolicyStack
 from mailbastion.apps.privileges import drop_capabilities
+from mailbastion.apps.process import stop_with_parent
 from mailbastion.config import Settings, load_settings
 from mailbastion.smtp.listeners import bind, install_uvloop
 
@@ -67,6 +68,7 @@ async def _acceptor(settings: Settings, sockets: GatewaySockets, ready: EventTyp
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    stop_with_parent(stopping.set)
 
     async def reload() -> None:
         try:
