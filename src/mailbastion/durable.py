@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from pathlib import Path
 
 
@@ -36,52 +35,57 @@ def write_durably(path: Path, data: bytes, *, exclusive: bool = False, mode: int
 
 
 class GroupSync:
-    """fsync one directory on behalf of many waiters at once (group commit).
+    """fsync one directory on behalf of many threads at once (group commit).
 
-    A writer renames its file into the directory, then awaits `sync()`; it returns only after an fsync
-    of the directory that *started after* the call, so the rename is durable when it returns. Callers
-    that arrive while an fsync runs share the next one: under load one fsync makes a whole batch of
-    renames durable, and a lone writer pays exactly one, with no added wait. The fsync runs in a thread of
-    its own, so it never queues behind the file writes (and Maildir writes, directory look-ups) in the
-    loop's default executor; its OSError is raised to every waiter of that round. One instance per event
-    loop and directory.
+    A writer renames its file into the directory, then calls `sync()` in the same worker thread; it
+    returns only after an fsync of the directory that *started after* the call, so the rename is
+    durable when it returns. Threads that arrive while an fsync runs share the next one: under load one
+    fsync makes a whole batch of renames durable, and a lone writer pays exactly one, with no added wait.
+    Its OSError is raised to every thread of that round. Blocking: call it from the worker thread that
+    did the write, so a commit costs the event loop one hand-off, not two (the loop used to await a
+    second executor round trip for the directory fsync alone).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-fsync")
-        self._waiting: list[asyncio.Future[None]] = []
-        self._runner: asyncio.Task[None] | None = None
+        self._cond = threading.Condition()
+        self._begun = 0  # rounds started
+        self._ended = 0  # rounds finished
+        self._running = False
+        self._errors: dict[int, OSError] = {}  # round -> its error (the last few rounds)
         self.rounds = 0  # fsyncs done (for tests and benchmarks)
-        self.synced = 0  # waiters served
+        self.synced = 0  # callers served
+        self.waiting = 0  # callers waiting for a round now
 
-    async def sync(self) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        done.add_done_callback(_consume)  # a waiter cancelled meanwhile leaves no "never retrieved" warning
-        self._waiting.append(done)
-        if self._runner is None or self._runner.done():
-            self._runner = loop.create_task(self._run())
-        # A cancelled caller stops waiting; the round still runs for the others.
-        await asyncio.shield(done)
-
-    async def _run(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                await asyncio.get_running_loop().run_in_executor(self._thread, fsync_dir, self.path)
-            except OSError as exc:
-                for f in batch:
-                    if not f.done():
-                        f.set_exception(exc)
-            else:
-                for f in batch:
-                    if not f.done():
-                        f.set_result(None)
-            self.rounds += 1
-            self.synced += len(batch)
-
-
-def _consume(f: asyncio.Future[None]) -> None:
-    if not f.cancelled():
-        f.exception()
+    def sync(self) -> None:
+        with self._cond:
+            target = self._begun + 1  # the first round that starts after this call
+            while self._ended < target:
+                if self._running:
+                    self.waiting += 1
+                    self._cond.wait()
+                    self.waiting -= 1
+                    continue
+                self._running = True
+                self._begun += 1
+                mine = self._begun
+                error: OSError | None = None
+                self._cond.release()
+                try:
+                    fsync_dir(self.path)
+                except OSError as exc:
+                    error = exc
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    self._ended = mine
+                    self.rounds += 1
+                    if error is not None:
+                        self._errors[mine] = error
+                    for old in [r for r in self._errors if r < mine - 64]:
+                        del self._errors[old]  # every waiter of a round that old has read its error
+                    self._cond.notify_all()
+            self.synced += 1
+            failed = self._errors.get(target)
+        if failed is not None:
+            raise failed

@@ -56,32 +56,58 @@ async def test_commits_run_concurrently_without_blocking_the_loop(tmp_path: Path
     assert spool.incoming_sync.synced == 50 and 1 <= spool.incoming_sync.rounds <= 50
 
 
-async def test_group_sync_shares_one_fsync_and_never_serves_a_later_caller_with_an_earlier_one(
+def test_group_sync_shares_one_fsync_and_never_serves_a_later_caller_with_an_earlier_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     from mailbastion import durable
 
     started: list[int] = []
+    first_running = threading.Event()
     release = threading.Event()
 
     def slow_fsync(path: Path) -> None:  # the first round blocks until the test lets it go
         started.append(len(started))
         if len(started) == 1:
-            release.wait(10)
+            first_running.set()
+            assert release.wait(30)
 
     monkeypatch.setattr(durable, "fsync_dir", slow_fsync)
     sync = GroupSync(tmp_path)
-    first = asyncio.ensure_future(sync.sync())
-    while not started:
-        await asyncio.sleep(0.01)
-    later = [asyncio.ensure_future(sync.sync()) for _ in range(10)]  # arrive while round 1 runs
-    await asyncio.sleep(0.05)
-    assert not first.done() and not any(f.done() for f in later)
-    release.set()
-    await asyncio.gather(first, *later)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        first = pool.submit(sync.sync)
+        assert first_running.wait(30)
+        later = [pool.submit(sync.sync) for _ in range(10)]  # arrive while round 1 runs
+        while sync.waiting < 10:
+            threading.Event().wait(0.01)  # until each of the ten waits for the round after this one
+        assert not first.done() and not any(f.done() for f in later)
+        release.set()
+        for f in [first, *later]:
+            f.result(30)
     assert sync.rounds == 2 and len(started) == 2  # ten callers, one fsync for all of them
     assert sync.synced == 11
+
+
+def test_group_sync_raises_a_failed_round_to_each_of_its_callers_and_recovers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from mailbastion import durable
+
+    calls: list[int] = []
+
+    def flaky(path: Path) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(durable, "fsync_dir", flaky)
+    sync = GroupSync(tmp_path)
+    with pytest.raises(OSError, match="Input/output error"):
+        sync.sync()
+    sync.sync()  # the next round is a fresh fsync, and it succeeded
+    assert sync.rounds == 2 and sync.synced == 2
 
 
 async def test_a_failing_directory_fsync_is_spool_full_and_takes_the_entry_back(

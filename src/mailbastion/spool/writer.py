@@ -4,7 +4,8 @@ A 250 is a promise. `commit` returns only once the message and its record are du
 
     tmp/<id>        write record + message in one file, fsync it          (in a worker thread)
     rename          tmp/<id> -> incoming/<id>
-    fsync incoming/ one fsync for every commit renamed meanwhile          (group commit, durable.GroupSync)
+    fsync incoming/ one fsync for every commit renamed meanwhile          (group commit, durable.GroupSync,
+                                                                           in the same worker thread)
 
 A crash before the rename leaves only tmp/ debris (cleared at the next start-up); after the directory
 fsync the entry is whole and will be delivered. Under load the commits of one process share their
@@ -86,15 +87,6 @@ class Spool:
         record = QueueRecord.new(queue_id, envelope, arrival=self._clock(), client=client, size=len(message),
                                  verdict=verdict, hops=hops)
         await asyncio.to_thread(self._write, record, message)
-        try:
-            await self.incoming_sync.sync()
-        except OSError as exc:
-            # The name may not be durable: we cannot promise delivery, so the client must retry. Take the
-            # entry back so that the retry does not make a second copy (if the manager claimed it first,
-            # it is delivered and the retry is a duplicate: never a loss).
-            with contextlib.suppress(OSError):
-                await asyncio.to_thread(self.layout.remove, queue_id, QueueState.INCOMING)
-            raise SpoolFull(f"spool directory fsync failed: {exc}") from exc
         log.info("queued id=%s from=<%s> nrcpt=%d size=%d client=%s", queue_id, record.sender,
                  len(record.recipients), len(message), client)
         for fn in self._listeners:
@@ -105,6 +97,8 @@ class Spool:
         return queue_id
 
     def _write(self, record: QueueRecord, message: bytes) -> None:
+        """Write the entry and make its name durable (blocking: one worker thread does both, so the
+        loop hands a commit over once)."""
         free = self.layout.free_bytes()
         if free - len(message) < self.min_free_bytes:
             raise SpoolFull(f"spool has {free} bytes free, keeps at least {self.min_free_bytes}")
@@ -112,3 +106,12 @@ class Spool:
             self.layout.create(record, message)
         except OSError as exc:
             raise SpoolFull(f"spool write failed: {exc}") from exc
+        try:
+            self.incoming_sync.sync()
+        except OSError as exc:
+            # The name may not be durable: we cannot promise delivery, so the client must retry. Take the
+            # entry back so that the retry does not make a second copy (if the manager claimed it first,
+            # it is delivered and the retry is a duplicate: never a loss).
+            with contextlib.suppress(OSError):
+                self.layout.remove(record.queue_id, QueueState.INCOMING)
+            raise SpoolFull(f"spool directory fsync failed: {exc}") from exc
