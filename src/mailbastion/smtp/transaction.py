@@ -148,6 +148,10 @@ class TransactionCommands(SmtpConnection):
         if refusal is not None:
             if not await self.wait_input(self.input.start_skip(size), self.limits.data_timeout):
                 return None
+            # LMTP: a refused last chunk of a transaction with recipients ends it like a refused DATA, with
+            # one reply per recipient (RFC 2033 §4.2), which is what the client then reads.
+            for _ in range(len(tx.recipients) - 1 if self.lmtp and last and tx is not None else 0):
+                self.reply(refusal, counts=False)
             if tx is not None and refusal.code >= 500:
                 if refusal == replies.MESSAGE_TOO_LARGE:
                     self._log_refused(tx, DataProblem.TOO_BIG, len(self.chunks or b"") + size)
