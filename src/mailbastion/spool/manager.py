@@ -35,7 +35,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailbastion.config.schema import Settings
 from mailbastion.core.envelope import Envelope
@@ -233,7 +233,9 @@ class QueueManager:
 
     async def _process_entry(self, qid: str, *, every: bool) -> None:
         try:
-            record, message = await asyncio.to_thread(self.layout.read, QueueState.ACTIVE, qid)
+            # Read on the loop: a file the acceptor has just written comes from the page cache in microseconds,
+            # less than a worker-thread round trip (Postfix's qmgr reads its queue files the same way).
+            record, message = self.layout.read(QueueState.ACTIVE, qid)
         except FileNotFoundError:
             log.error("id=%s vanished from active/", qid)
             return
@@ -266,23 +268,25 @@ class QueueManager:
         expired = self.schedule.is_expired(record.arrival, now, null_sender=record.is_null_sender)
         updates: dict[str, RecipientStatus] = {}
         for address, outcome in outcomes.items():
-            r = replace(record.recipient(address), reply=outcome.reply, remote=outcome.remote, updated=now)
+            r = record.recipient(address)
+            change: dict[str, Any]  # one dataclasses.replace per recipient: it is dear on this path
             if isinstance(outcome, Delivered):
-                new = replace(r, status=RecipientState.DELIVERED, attempts=r.attempts + 1, handoff=outcome.handoff,
-                              next_retry=None, link_failures=0)
+                change = {"status": RecipientState.DELIVERED, "attempts": r.attempts + 1, "handoff": outcome.handoff,
+                          "next_retry": None, "link_failures": 0}
             elif isinstance(outcome, Failed):
-                new = replace(r, status=RecipientState.FAILED, attempts=r.attempts + 1, next_retry=None,
-                              link_failures=0)
+                change = {"status": RecipientState.FAILED, "attempts": r.attempts + 1, "next_retry": None,
+                          "link_failures": 0}
             elif expired:
-                new = replace(r, status=RecipientState.FAILED, expired=True, next_retry=None,
-                              attempts=r.attempts + (0 if outcome.link_down else 1))
+                change = {"status": RecipientState.FAILED, "expired": True, "next_retry": None,
+                          "attempts": r.attempts + (0 if outcome.link_down else 1)}
             elif outcome.link_down:  # our MDA is starting or restarting: seconds, not the Internet back-off
                 failures = r.link_failures + 1
-                new = replace(r, status=RecipientState.DEFERRED, link_failures=failures,
-                              next_retry=now + self.schedule.link_backoff(failures))
+                change = {"status": RecipientState.DEFERRED, "link_failures": failures,
+                          "next_retry": now + self.schedule.link_backoff(failures)}
             else:
-                new = replace(r, status=RecipientState.DEFERRED, attempts=r.attempts + 1, link_failures=0,
-                              next_retry=self.schedule.next_retry(r.attempts + 1, now))
+                change = {"status": RecipientState.DEFERRED, "attempts": r.attempts + 1, "link_failures": 0,
+                          "next_retry": self.schedule.next_retry(r.attempts + 1, now)}
+            new = replace(r, reply=outcome.reply, remote=outcome.remote, updated=now, **change)
             updates[address] = new
             log.info("id=%s to=<%s> status=%s attempts=%d%s %s%s", record.queue_id, address, new.status.value,
                      new.attempts, f" relay={outcome.remote}" if outcome.remote else "", describe(outcome.reply),
