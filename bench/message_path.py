@@ -132,6 +132,11 @@ class Ours:
                 ("smtp", "listen"): f'["127.0.0.1:{self.port}"]', ("smtp", "xclient_hosts"): '["127.0.0.1"]',
                 ("smtp", "max_connections_per_client"): "1000",
                 ("lmtp", "listen"): f'"127.0.0.1:{self.port + 1}"',
+                # every other listener beside the bench's port too: two benches (or a test deployment) at once
+                # must not meet on init's defaults
+                ("relay_in", "listen"): f'["127.0.0.1:{self.port + 3}"]',
+                ("submission", "listen"): f'["127.0.0.1:{self.port + 4}"]',
+                ("submission", "listen_tls"): f'["127.0.0.1:{self.port + 5}"]',
                 ("dns", "nameservers"): '["127.0.0.1"]', ("dns", "port"): str(self.dns_port),
                 ("antivirus.clamav", "enabled"): "false",
         ("antivirus", "stale_policy"): '"alarm_only"', ("spool", "scan_interval_seconds"): "0.2",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailbastion.core import replies
 from mailbastion.core.address import AddressError, parse_path
@@ -91,6 +93,20 @@ async def test_recipient_check(rcpt: str, refused: bool) -> None:
 ])
 def test_classify_helo(name: str, symbols: list[str]) -> None:
     assert classify_helo(name) == symbols
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(alphabet="0123456789.:abcdef%x-", max_size=24), st.ip_addresses().map(str), st.text(max_size=12)))
+def test_helo_bare_ip_is_exactly_what_ipaddress_parses(name: str) -> None:
+    """The cheap pre-test before ipaddress (only digits and dots, or a colon) never changes the verdict."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+        is_ip = not (name.startswith("[") and name.endswith("]"))
+    except ValueError:
+        is_ip = False
+    assert ("HELO_BARE_IP" in classify_helo(name)) == is_ip
 
 
 async def test_helo_forged_ours_and_literal_mismatch() -> None:

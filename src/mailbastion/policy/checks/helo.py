@@ -40,11 +40,12 @@ def classify_helo(name: str) -> list[str]:
     """Symbol names for the syntax of `name` alone (no peer, no local knowledge)."""
     if name.startswith("[") and name.endswith("]"):
         return [] if _literal_ip(name) else ["HELO_BAD_SYNTAX"]
-    try:
-        ipaddress.ip_address(name)
-        return ["HELO_BARE_IP"]
-    except ValueError:
-        pass
+    if ":" in name or not name.strip("0123456789."):  # only these can be an address: skip two ValueErrors
+        try:
+            ipaddress.ip_address(name)
+            return ["HELO_BARE_IP"]
+        except ValueError:
+            pass
     host = name.removesuffix(".")
     labels = host.split(".")
     if not host or len(host) > 253 or not all(_LABEL.match(label) for label in labels):
