@@ -1,7 +1,7 @@
 """The learned classifier: hashed tokens into a linear model (scikit-learn) that learns incrementally.
 
     model = SpamModel.load(path)          # or SpamModel.empty()
-    p = model.probability(tok)            # P(spam) for one message's tokens, ~0.1 ms
+    p = model.probability(tok)            # P(spam) for one message's tokens, ~0.2 ms
     model.fit(token_lists, labels)        # bulk training, warm-started from the current weights
     model.learn(tok, is_spam=True)        # one message: nudged until it is on the right side
     model.save(path)                      # atomic (tmp + rename)
@@ -115,8 +115,17 @@ class SpamModel:
 
     # -- use ----------------------------------------------------------------------------------------
     def probability(self, tokens: list[str]) -> float:
-        """P(spam) in [0, 1]."""
-        return float(self.probabilities([tokens])[0])
+        """P(spam) in [0, 1] for one message: the same sum as `probabilities` (binary hashed tokens times
+        IDF, l2-normalised, dot the weights, plus the intercept) over the message's few hundred features,
+        without scikit-learn's per-call validation of a 1 x 2**20 matrix three times over (~1 ms -> ~0.2 ms
+        a message on the gateway's path; equal to the batch result within float rounding, tests/spam)."""
+        features = _VECTORIZER.transform([tokens]).indices
+        weights = self._idf[features]
+        norm = math.sqrt(float(np.dot(weights, weights)))
+        d = float(self._est.intercept_[0])
+        if norm:
+            d += float(np.dot(weights, self._est.coef_[0, features])) / norm
+        return 1.0 / (1.0 + math.exp(-min(40.0, max(-40.0, d))))
 
     def vectorize(self, token_lists: Sequence[list[str]]) -> sparse.csr_matrix:
         x = _VECTORIZER.transform(token_lists)

@@ -1,0 +1,40 @@
+"""`SpamModel.probability` (one message, the gateway's path) gives the batch path's answer: the same sum over
+the message's features without scikit-learn's per-call validation."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from mailbastion.spam.features import extract_bytes
+from mailbastion.spam.model import SpamModel
+from mailbastion.spam.tokens import tokens
+from mailbastion.spam.store import shipped_model_path
+
+
+@pytest.fixture(scope="module")
+def shipped() -> SpamModel:
+    return SpamModel.load(shipped_model_path())
+
+
+def test_single_message_probability_equals_the_batch_path(shipped: SpamModel) -> None:
+    rng = random.Random(7)
+    vocabulary = [f"w:{i}" for i in range(3000)] + ["hn:date", "hn:from", "st:html", "u:example.com"]
+    cases = [[], ["hn:date"], ["only-unseen-token-" + str(i) for i in range(5)]]
+    cases += [rng.sample(vocabulary, rng.randrange(1, 900)) for _ in range(40)]
+    cases += [[t for t in c for _ in range(3)] for c in cases[-5:]]  # repeated tokens count once (binary)
+    batch = shipped.probabilities(cases)
+    for toks, expected in zip(cases, batch, strict=True):
+        assert shipped.probability(toks) == pytest.approx(float(expected), rel=1e-12, abs=1e-15)
+
+
+def test_single_message_probability_follows_learning(shipped: SpamModel) -> None:
+    model = SpamModel.load(shipped_model_path())  # a copy to teach
+    mail = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: quarterly figures\r\n\r\n"
+            b"Please find the quarterly figures for the board meeting attached.\r\n")
+    toks = tokens(extract_bytes(mail))
+    before = model.probability(toks)
+    model.learn(toks, is_spam=True)
+    after = model.probability(toks)
+    assert after > before and after == pytest.approx(float(model.probabilities([toks])[0]), rel=1e-12)
