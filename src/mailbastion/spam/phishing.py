@@ -135,6 +135,8 @@ def brand_owns(brand: str, home: str) -> bool:
 
 
 def _mixed_word(text: str) -> str | None:
+    if not _GREEK_CYRILLIC.search(text):
+        return None  # no word can mix scripts: one search instead of one per word
     for w in _WORD.findall(text):
         if _LATIN.search(w) and _GREEK_CYRILLIC.search(w):
             return str(w)

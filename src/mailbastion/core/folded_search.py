@@ -1,0 +1,163 @@
+"""Case-insensitive search of big word alternations, ~3x faster: fold the text once, match case-sensitively.
+
+`re.IGNORECASE` makes every literal of a pattern a case-folding comparison, and a cue list of a hundred
+words (spam/lexicon.py) is tried at every word start: ~0.1-0.3 ms per kilobyte of mail, per list. Folding
+the text to the pattern's case once and matching without IGNORECASE gives the same matches at a third
+of the cost.
+
+Exactness, as `sre` defines IGNORECASE for a str pattern (Python 3.11, `re/_compiler.py`): a text
+character x matches a pattern literal c when lower(x) and lower(c) are one character of the same case
+class (`_sre.unicode_tolower`, joined by `re._compiler._EXTRA_CASES`: i/ı, s/ſ, k/K (Kelvin) ...). So the
+text is rewritten, character for character (the length and every position stay), with each character of
+such a class replaced by the class's representative, for the classes of the pattern's own letters only;
+every other character is left as it is and cannot match any literal of the pattern either way. A
+replacement never changes what `\\w`, `\\d`, `\\s` or `\\b` see (a class whose members differ in that
+is refused). `folded()` refuses a pattern it cannot prove equivalent (and returns it unchanged): flags
+other than IGNORECASE, escapes that name characters (\\x, \\u, \\N, octal), negated classes, inline flag
+groups, a letter that is not its class's representative. Matches are reported on the original text
+(`group(0)` keeps the sender's capitals).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["FoldedPattern", "folded"]
+
+_FLAG_MASK = re.IGNORECASE | re.UNICODE  # a str pattern always carries UNICODE
+_REFUSED = re.compile(r"\\[xuUN0-7pP]|\[\^|\[\]|\(\?[a-zA-Z-]+[:)]")
+_CLASS = re.compile(r"\[((?:\\.|[^\]\\])+)\]")
+_CASED_MAX = 0x1E944  # no character above this has a case mapping (Unicode 15)
+
+
+def _kind(ch: str) -> tuple[bool, bool, bool]:
+    return bool(re.match(r"\w", ch)), bool(re.match(r"\d", ch)), bool(re.match(r"\s", ch))
+
+
+@functools.cache
+def _folding() -> tuple[dict[int, int], frozenset[int]]:
+    """(the text's translation: each cased character -> its IGNORECASE class's representative; the characters
+    that cannot be folded because their representative differs in \\w, \\d or \\s). Built once a process.
+    Raises LookupError on a Python whose engine does not expose what this relies on."""
+    try:
+        import _sre
+
+        from re._compiler import _EXTRA_CASES  # type: ignore[attr-defined]
+    except ImportError:
+        raise LookupError("this Python's re engine does not expose its case classes") from None
+    classes: dict[int, int] = {}  # lower() value -> representative (smallest of its class)
+    for lo, extra in _EXTRA_CASES.items():
+        members = {lo, *extra}
+        for m in members:
+            classes[m] = min(members)
+    table: dict[int, int] = {}
+    unfoldable: set[int] = set()
+    for cp in range(_CASED_MAX):
+        lo = _sre.unicode_tolower(cp)
+        rep = classes.get(lo, lo)
+        if rep != cp:
+            if _kind(chr(cp)) == _kind(chr(rep)):
+                table[cp] = rep
+            else:
+                unfoldable.update((cp, rep))
+    return table, frozenset(unfoldable)
+
+
+def _letters(body: str) -> set[str] | None:
+    """Every cased character the pattern can match literally: its letters, with classes' ranges expanded."""
+    out = {ch for ch in re.sub(r"\\.", "", body) if ch.lower() != ch.upper()}
+    for content in _CLASS.findall(body):
+        tokens = re.findall(r"\\.|.", content)
+        for i in range(1, len(tokens) - 1):
+            if tokens[i] == "-" and len(tokens[i - 1]) == 1 and len(tokens[i + 1]) == 1:
+                lo, hi = ord(tokens[i - 1]), ord(tokens[i + 1])
+                if hi - lo > 5000:
+                    return None
+                out.update(ch for ch in map(chr, range(lo, hi + 1)) if ch.lower() != ch.upper())
+    return out
+
+
+class _Match:
+    """A match of the folded text, reported on the original text."""
+
+    __slots__ = ("_m", "string")
+
+    def __init__(self, m: re.Match[str], string: str) -> None:
+        self._m, self.string = m, string
+
+    def group(self, *which: int | str) -> Any:
+        if len(which) > 1:
+            return tuple(self.group(w) for w in which)
+        start, end = self._m.span(*which)
+        return None if start < 0 else self.string[start:end]
+
+    def __getitem__(self, which: int | str) -> Any:
+        return self.group(which)
+
+    def groups(self) -> tuple[str | None, ...]:
+        return tuple(self.group(i) for i in range(1, self._m.re.groups + 1))
+
+    def span(self, *which: int | str) -> tuple[int, int]:
+        return self._m.span(*which)
+
+    def start(self, *which: int | str) -> int:
+        return self._m.start(*which)
+
+    def end(self, *which: int | str) -> int:
+        return self._m.end(*which)
+
+
+class FoldedPattern:
+    """`search`, `finditer` and `findall` of an IGNORECASE pattern, on folded text; anything else is the
+    original pattern's (`sub`, `pattern` ...)."""
+
+    def __init__(self, original: re.Pattern[str], sensitive: re.Pattern[str], table: dict[int, int]) -> None:
+        self.original = original
+        self._sensitive = sensitive
+        self._table = table
+
+    def fold(self, text: str) -> str:
+        return text.translate(self._table)
+
+    def search(self, text: str) -> _Match | None:
+        m = self._sensitive.search(self.fold(text))
+        return None if m is None else _Match(m, text)
+
+    def finditer(self, text: str) -> Iterator[_Match]:
+        for m in self._sensitive.finditer(self.fold(text)):
+            yield _Match(m, text)
+
+    def findall(self, text: str) -> list[Any]:
+        out: list[Any] = []
+        for m in self.finditer(text):
+            n = self._sensitive.groups
+            out.append(m.group(0) if n == 0 else m.group(1) if n == 1 else m.groups())
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.original, name)
+
+
+def folded(pattern: re.Pattern[str]) -> re.Pattern[str] | FoldedPattern:
+    """The faster equivalent of an IGNORECASE `pattern`, or `pattern` itself when it cannot be proven equal."""
+    if not isinstance(pattern.pattern, str) or pattern.flags & ~_FLAG_MASK or not pattern.flags & re.IGNORECASE:
+        return pattern
+    source = pattern.pattern
+    body = source[4:] if source.startswith("(?i)") else source
+    if _REFUSED.search(body):
+        return pattern
+    letters = _letters(body)
+    try:
+        table, unfoldable = _folding()
+    except LookupError:
+        return pattern
+    if letters is None or any(table.get(ord(ch), ord(ch)) != ord(ch) or ord(ch) in unfoldable for ch in letters):
+        return pattern  # a letter that is not its class's representative, or whose class cannot be folded
+    try:
+        sensitive = re.compile(body, pattern.flags & ~re.IGNORECASE)
+    except re.error:
+        return pattern
+    return FoldedPattern(pattern, sensitive, table)

@@ -1,0 +1,98 @@
+"""core/folded_search.py: an IGNORECASE pattern searched on folded text finds exactly what the pattern finds,
+the sender's capitals kept in what it reports; what cannot be proven equal is left alone."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailbastion.core.folded_search import FoldedPattern, folded
+from mailbastion.spam import lexicon
+
+CUES = ["SPAM_PHRASE_RE", "GENERIC_GREETING_RE", "CREDENTIAL_CUES", "ADVANCE_FEE_CUES", "REMOVAL_CUES",
+        "ACCOUNT_CUES", "URGENCY_CUES", "PRIZE_CUES"]
+# Characters IGNORECASE treats specially (dotted and dotless i, long s, Kelvin sign, Angstrom sign, final sigma,
+# micro sign, a combining mark that folds to iota) and some that fold to nothing at all.
+TRICKY = "İıſKÅåσςΣµμͅιẞßÉéÜüÇçÑñ_-'%$@.\n\t ¹²٣"
+
+
+def words() -> list[str]:
+    found: set[str] = set()
+    for name in CUES:
+        source = getattr(lexicon, name).original.pattern
+        found.update(w for w in re.findall(r"[^\W\d_]{2,}", re.sub(r"\\.", " ", source)))
+    return sorted(found)
+
+
+WORDS = words()
+
+
+def mangle(draw: st.DrawFn) -> str:
+    parts = []
+    for _ in range(draw(st.integers(0, 30))):
+        kind = draw(st.integers(0, 4))
+        if kind <= 1:
+            w = draw(st.sampled_from(WORDS))
+            style = draw(st.integers(0, 3))
+            w = w.upper() if style == 0 else w.title() if style == 1 else w
+            if draw(st.booleans()):  # one letter swapped for a case variant of it, or a tricky character
+                i = draw(st.integers(0, len(w) - 1))
+                w = w[:i] + draw(st.sampled_from(TRICKY + w[i].swapcase())) + w[i + 1:]
+            parts.append(w)
+        elif kind == 2:
+            parts.append(draw(st.text(alphabet=TRICKY, max_size=4)))
+        elif kind == 3:
+            parts.append(str(draw(st.integers(0, 99))))
+        else:
+            parts.append(draw(st.text(max_size=6)))
+        parts.append(draw(st.sampled_from([" ", "  ", "\n", ", ", "-", "", ". "])))
+    return "".join(parts)
+
+
+texts = st.composite(mangle)()
+
+
+@pytest.mark.parametrize("name", CUES)
+def test_every_cue_list_is_folded(name: str) -> None:
+    assert isinstance(getattr(lexicon, name), FoldedPattern)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=texts, name=st.sampled_from(CUES))
+def test_the_same_matches_as_ignorecase(text: str, name: str) -> None:
+    fast = getattr(lexicon, name)
+    slow = fast.original
+    assert [(m.span(), m.group(0), m.groups()) for m in fast.finditer(text)] == \
+        [(m.span(), m.group(0), m.groups()) for m in slow.finditer(text)]
+    a, b = fast.search(text), slow.search(text)
+    assert (a is None) == (b is None) and (a is None or (a.span(), a.group(0)) == (b.span(), b.group(0)))
+    assert fast.findall(text) == slow.findall(text)
+
+
+def test_capitals_are_kept_in_what_is_reported() -> None:
+    m = lexicon.CREDENTIAL_CUES.search("Dear user, please VERIFY YOUR ACCOUNT today")
+    assert m is not None and m.group(0) == "VERIFY YOUR ACCOUNT"
+    assert lexicon.PRIZE_CUES.findall("You Won a ſweepstakes") == ["You Won", "ſweepstakes"]  # long s is an s
+
+
+@pytest.mark.parametrize("source", [
+    r"(?i)\bVerify\b",  # a capital: not its case class's representative
+    r"(?i)[^a-z]+",  # a negated class
+    r"(?i)\x41bc",  # an escape that names a character
+    r"(?i)[0-z]",  # a range that holds capitals
+    r"(?i)a(?-i:b)",  # a local flag
+    r"(?i)\u03bc",  # micro and mu are one class; mu is not its representative
+])
+def test_what_cannot_be_proven_equal_is_left_alone(source: str) -> None:
+    pattern = re.compile(source)
+    assert folded(pattern) is pattern
+
+
+def test_only_ignorecase_patterns_are_touched() -> None:
+    plain = re.compile(r"\bverify\b")
+    assert folded(plain) is plain
+    multi = re.compile(r"(?i)^verify$", re.MULTILINE)
+    assert folded(multi) is multi
