@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,9 +33,9 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    from mailbastion.testing.deployment import free_port as shared
+
+    return shared()  # never a port another helper of this run just handed out
 
 
 @pytest.fixture(scope="module")

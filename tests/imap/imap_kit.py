@@ -44,9 +44,9 @@ MAIL_USER = "mailbastion"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    from mailbastion.testing.deployment import free_port as shared
+
+    return shared()  # never a port another helper of this run just handed out
 
 
 def need_dovecot() -> None:

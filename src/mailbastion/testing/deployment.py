@@ -31,20 +31,31 @@ from mailbastion.testing.dns_server import DnsTestServer
 MB = [sys.executable, "-m", "mailbastion"]
 
 
+_GIVEN: dict[int, None] = {}  # ports free_port() handed out lately, oldest first
+_GIVEN_MAX = 4096
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 and on 127.0.0.2 (tests put remote MXes there on the deployment's
     delivery.remote_port): a port free on the first only may be held on the second by a sink of another
-    test that is still running."""
+    test that is still running. Never one it handed out lately: a deployment asks for nine before its server
+    binds any, and the kernel may offer a port it just offered again (a test's `serve` once failed binding
+    its SMTP port because its portal or submission listener had been given the same one)."""
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
+            if port in _GIVEN:
+                continue
             with socket.socket() as other:
                 try:
                     other.bind(("127.0.0.2", port))
                 except OSError:
                     continue
-                return port
+            _GIVEN[port] = None
+            while len(_GIVEN) > _GIVEN_MAX:
+                del _GIVEN[next(iter(_GIVEN))]
+            return port
 
 
 def _stop(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> int | None:
