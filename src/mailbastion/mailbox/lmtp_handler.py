@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -69,7 +70,12 @@ AT_REST_FAILED = Reply(451, "4.7.5", "Message could not be encrypted for storage
 
 
 class MailboxDirectory(Protocol):
-    """What the MDA asks the directory (`mailbastion.directory.Directory` satisfies it)."""
+    """What the MDA asks the directory (`mailbastion.directory.Directory` satisfies it).
+
+    Optional: `resolve_from_memory(address) -> Resolution | None`, the answer when the directory can give
+    it without blocking (from memory, no database read due), else None. A local account it answers is
+    accepted at RCPT on the event loop, without a hop to a worker thread; everything else (None, an
+    alias, a refusal, an error) is asked through `resolve` in a thread, as without it."""
 
     def resolve(self, address: Address) -> Resolution: ...
 
@@ -149,6 +155,8 @@ class LmtpHandler(BaseHandler):
         # Called with (our sender, a line) for each refusal a DSN the gateway matched reports (XBOUNCEOF).
         self.bounce_listeners: list[Callable[[str, str], None]] = []
         self._sessions: dict[str, _Session] = {}
+        self._from_memory: Callable[[Address], Resolution | None] | None = getattr(
+            directory, "resolve_from_memory", None)
 
     def extensions(self, peer: PeerInfo) -> Mapping[str, frozenset[str]]:
         return {LINK_EXTENSION: _LINK_PARAMS} if _is_verified(peer) else {}
@@ -177,16 +185,28 @@ class LmtpHandler(BaseHandler):
         session = self._sessions.setdefault(peer.session_id, _Session())
         if rcpt.is_bare_postmaster:
             return replies.UNKNOWN_USER  # the gateway maps <Postmaster> before it spools
-        try:
-            mailboxes = await asyncio.to_thread(self._mailboxes_of, rcpt)
-        except Exception:  # a directory that cannot answer must not turn into 550 for a real user
-            log.exception("directory lookup failed for %s", rcpt)
-            return replies.TEMP_FAILURE
+        mailboxes = self._local_from_memory(rcpt)
+        if mailboxes is None:
+            try:
+                mailboxes = await asyncio.to_thread(self._mailboxes_of, rcpt)
+            except Exception:  # a directory that cannot answer must not turn into 550 for a real user
+                log.exception("directory lookup failed for %s", rcpt)
+                return replies.TEMP_FAILURE
         if not mailboxes:
             log.info("lmtp rcpt refused rcpt=%s", rcpt)
             return replies.UNKNOWN_USER
         session.plans.append(RecipientPlan(rcpt, mailboxes))
         return replies.RECIPIENT_OK
+
+    def _local_from_memory(self, addr: Address) -> tuple[Address, ...] | None:
+        """The mailbox of a local account when the directory answers without blocking; None: ask in a thread."""
+        if self._from_memory is None:
+            return None
+        try:
+            res = self._from_memory(addr)
+        except Exception:  # the thread path asks again, and logs what fails there
+            return None
+        return (res.address,) if res is not None and res.kind is ResolutionKind.LOCAL else None
 
     def _mailboxes_of(self, addr: Address) -> tuple[Address, ...]:
         res = self.directory.resolve(addr)
@@ -288,8 +308,8 @@ class LmtpHandler(BaseHandler):
                 return AT_REST_FAILED
             sealed = " at_rest=encrypted"
         try:
-            path = self.store.deliver(box, data, folder=folder, quota_bytes=self.directory.mailbox_quota(box),
-                                      queue_id=queue_id if self.journal is not None else None)
+            path = self.store.deliver_file(box, data, folder=folder, quota_bytes=self.directory.mailbox_quota(box),
+                                           queue_id=queue_id if self.journal is not None else None)
         except QuotaExceeded as exc:
             log.info("lmtp deferred mailbox=%s: %s", box, exc)
             return replies.MAILBOX_FULL
@@ -298,6 +318,8 @@ class LmtpHandler(BaseHandler):
             return replies.INSUFFICIENT_STORAGE
         if queue_id is not None and self.journal is not None:
             self.journal.done(queue_id, box.normalized)
-        log.info("lmtp delivered queue_id=%s mailbox=%s folder=%s size=%d file=%s%s", queue_id or "-", box,
-                 self.store.junk_folder if folder is Folder.JUNK else "INBOX", len(data), path.name, sealed)
+        if log.isEnabledFor(logging.INFO):
+            log.info("lmtp delivered queue_id=%s mailbox=%s folder=%s size=%d file=%s%s", queue_id or "-", box,
+                     self.store.junk_folder if folder is Folder.JUNK else "INBOX", len(data), os.path.basename(path),
+                     sealed)
         return replies.DELIVERED
