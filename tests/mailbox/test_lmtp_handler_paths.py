@@ -56,20 +56,23 @@ class Directory:
 def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the functions the handler ran in a worker thread."""
     seen: list[str] = []
-    real = asyncio.to_thread
+    real = lmtp_handler._Workers.run
 
-    async def to_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    async def run(self: lmtp_handler._Workers, fn: Callable[..., Any], *args: Any) -> Any:
         seen.append(fn.__name__)
-        return await real(fn, *args)
+        return await real(self, fn, *args)
 
-    monkeypatch.setattr(lmtp_handler.asyncio, "to_thread", to_thread)
+    monkeypatch.setattr(lmtp_handler._Workers, "run", run)
     return seen
 
 
 async def rcpt(directory: object, tmp_path: Path, address: Address) -> tuple[Reply, LmtpHandler]:
     handler = LmtpHandler(directory, MaildirStore(tmp_path))  # type: ignore[arg-type]
-    await handler.on_mail(PEER, ENVELOPE)
-    return await handler.on_rcpt(PEER, ENVELOPE, address), handler
+    try:
+        await handler.on_mail(PEER, ENVELOPE)
+        return await handler.on_rcpt(PEER, ENVELOPE, address), handler
+    finally:
+        handler.close()
 
 
 async def test_a_local_account_from_memory_needs_no_thread(tmp_path: Path, hops: list[str]) -> None:
@@ -104,3 +107,20 @@ async def test_a_directory_without_it_is_asked_in_a_thread(tmp_path: Path, hops:
     directory = Plain(lambda a: None)
     reply, _ = await rcpt(directory, tmp_path, ALICE)
     assert reply == replies.RECIPIENT_OK and hops == ["_mailboxes_of"]
+
+
+async def test_the_worker_threads_answer_raise_and_stop() -> None:
+    workers = lmtp_handler._Workers(2)
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    assert await asyncio.gather(*(workers.run(pow, 2, n) for n in range(10))) == [2 ** n for n in range(10)]
+    with pytest.raises(ValueError, match="boom"):
+        await workers.run(boom)
+    threads = list(workers._threads)
+    assert len(threads) == 2 and all(t.is_alive() for t in threads)
+    workers.close()
+    assert not any(t.is_alive() for t in threads)
+    assert await workers.run(pow, 3, 2) == 9  # used again after close: started again
+    workers.close()
