@@ -109,12 +109,19 @@ def read_usage(mailbox: Path | str) -> tuple[int, int] | None:
         os.close(fd)
     if len(data) > MAX_SIZE_FILE:
         return None
+    view = memoryview(data)
     known = _read_before.get(key)
-    if known is not None and len(data) >= known[0] and _digest(data, known[0]) == known[1]:
-        done, total, count = known[0], known[2], known[3]
-        summed = _sum_lines(data[done:], total, count)
+    digest = None
+    if known is not None and len(data) >= known[0]:
+        digest = hashlib.blake2b(view[:known[0]], digest_size=16)
+    if digest is not None and known is not None and digest.digest() == known[1]:
+        if len(data) == known[0]:
+            return max(known[2], 0), max(known[3], 0)  # nothing appended since
+        summed = _sum_lines(data[known[0]:], known[2], known[3])
+        digest.update(view[known[0]:])
     else:
         summed = _sum_lines(data, 0, 0, skip_first=True)
+        digest = hashlib.blake2b(view, digest_size=16)
     if summed is None:
         _read_before.pop(key, None)
         return None
@@ -122,17 +129,13 @@ def read_usage(mailbox: Path | str) -> tuple[int, int] | None:
     if data.endswith(b"\n"):  # whole lines only: a line being appended is never split across two reads
         if len(_read_before) >= _REMEMBERED:
             _read_before.clear()
-        _read_before[key] = (len(data), _digest(data, len(data)), total, count)
+        _read_before[key] = (len(data), digest.digest(), total, count)
     return max(total, 0), max(count, 0)
 
 
 # Per mailbox, what read_usage read last: (length, digest of those bytes, their bytes sum, their count).
 _read_before: dict[str, tuple[int, bytes, int, int]] = {}
 _REMEMBERED = 100_000
-
-
-def _digest(data: bytes, length: int) -> bytes:
-    return hashlib.blake2b(memoryview(data)[:length], digest_size=16).digest()
 
 
 def _sum_lines(data: bytes, total: int, count: int, *, skip_first: bool = False) -> tuple[int, int] | None:
