@@ -87,6 +87,7 @@ class DeliveredJournal:
         self._fd = -1
         self._retired: list[int] = []
         self._file_day = ""
+        self._day_number, self._today = -1, ""  # `_day` of the last append, and which day that was
         self._generation = 0  # which file `_written`/`_synced` count in
         self._written = 0
         self._synced = 0
@@ -150,7 +151,10 @@ class DeliveredJournal:
 
     def _append(self, data: bytes) -> dict[str, bool]:
         """Write to today's file (rotating at midnight UTC); returns today's index. Under `_lock`."""
-        today = _day(time.time())
+        now = time.time()
+        if int(now // _DAY) != self._day_number:  # POSIX time: UTC days are whole multiples of 86400 s
+            self._day_number, self._today = int(now // _DAY), _day(now)
+        today = self._today
         if today != self._file_day:
             self._rotate(today)
         os.write(self._fd, data)
