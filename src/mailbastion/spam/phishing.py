@@ -33,6 +33,9 @@ from mailbastion.spam.lexicon import (
     FREEMAIL,
     IMAGE_HOSTS,
     PRIZE_CUES,
+    RENEWAL_CUES,
+    SECURITY_PRODUCT_CUES,
+    SECURITY_VENDORS,
     SENDER_HOSTING,
     SHARED_STORAGE,
     URGENCY_CUES,
@@ -46,6 +49,7 @@ PHISHING_SYMBOLS = frozenset({
     "FROM_FREE_HOSTING", "FROM_EMOJI", "URI_IMAGE_HOST", "URI_HOST_INVALID", "PRIZE_SCAM", "URI_SHARED_STORAGE",
     "TEXT_INVISIBLE_SPLIT", "HTML_OFFSCREEN", "PHISH_CREDENTIAL",
     "ADVANCE_FEE", "LINK_ONLY_BODY", "FROM_DISPLAY_DIGITS", "TO_IN_SUBJECT", "ABUSED_TLD", "URI_LONG_LABEL",
+    "DKIM_FOREIGN_TENANT", "WEBFORM_MONEY_LURE", "SECURITY_RENEWAL_LURE",
 })
 
 # Link text that is a URL or a bare domain: "https://www.bank.example/login", "www.bank.example", "bank.example".
@@ -87,6 +91,19 @@ LINK_ONLY_MAX_CHARS = 20  # text beside the links, below which a message is only
 # of minus several thousand pixels): the filter reads one text, the reader sees another.
 _OFFSCREEN_RE = re.compile(r"(?i)(?:margin(?:-top|-left)?|top|left|text-indent|height|padding-top)\s*:\s*-?"
                            r"(?:\d{5,}(?:\.\d+)?\s*px|\d{4,}(?:\.\d+)?\s*(?:vh|vw|em|rem))")
+# The signing domain of a DKIM-Signature field (RFC 6376 §3.5 "d=" tag).
+_DKIM_D_RE = re.compile(r"(?i)(?:^|;)\s*d\s*=\s*([^;\s]+)")
+# Microsoft 365 signs a tenant's mail with its default domain (<tenant>.onmicrosoft.com) until the organisation
+# publishes DKIM keys for its own domain.
+_TENANT_SUFFIX = ".onmicrosoft.com"
+# What bots write into a web form's name fields (a WordPress registration, a shop account, a contact form), which
+# the site then mails out in its own notification: a host name, a dash and a sum in crypto or at an exchange
+# ("www.x.blogspot.pe - 97781 USD KRAKEN", "y.pages.dev - WITHDRAW FUNDS 120097 USDT"); a sum in dollars or euros
+# alone is an invoice line.
+_FORM_LURE_RE = re.compile(
+    r"(?<![\w.-])(?:[a-z0-9-]+\.)+[a-z]{2,}\s+-\s+(?=[A-Z0-9 .,$€]{0,30}\d)"
+    r"(?=[A-Z0-9 .,$€]{0,30}\b(?:BTC|USDT|ETH|BNB|DOGECOIN|BITCOIN|BINANCE|KRAKEN|COINBASE|BYBIT|WITHDRAW)\b)"
+    r"[A-Z0-9 .,$€]{3,40}")
 # A run of six or more digits in a display name: a "protocol" or account number dressed as the sender.
 _DISPLAY_DIGITS_RE = re.compile(r"\d{6,}")
 
@@ -132,6 +149,32 @@ def brand_owns(brand: str, home: str) -> bool:
             if label == word or (len(word) >= 4 and (label.startswith(word) or label.endswith(word))):
                 return True
     return False
+
+
+def _related(a: str, b: str) -> bool:
+    """Whether two names share five letters in a row (or one holds the other): 'contosoltd' and 'contoso'."""
+    a, b = re.sub(r"[^a-z0-9]", "", a.lower()), re.sub(r"[^a-z0-9]", "", b.lower())
+    if not a or not b:
+        return False
+    if a in b or b in a:
+        return True
+    return any(a[i:i + 5] in b for i in range(len(a) - 4))
+
+
+def foreign_tenant(feats: MessageFeatures) -> str | None:
+    """The signing domain when every DKIM signature is a Microsoft 365 tenant's default domain and the tenant's
+    name has nothing in common with the From domain: mail sent through someone else's (often a throwaway trial)
+    tenant. An organisation that has not yet published its own DKIM keys signs as <its name>.onmicrosoft.com."""
+    domain = feats.from_domain
+    if not domain or domain.endswith(_TENANT_SUFFIX):
+        return None  # From the tenant's own default domain: FROM_FREE_HOSTING's
+    signers = [m.group(1).lower().rstrip(".") for v in feats.header("dkim-signature") if (m := _DKIM_D_RE.search(v))]
+    if not signers or not all(d.endswith(_TENANT_SUFFIX) for d in signers):
+        return None
+    tenant = signers[0][: -len(_TENANT_SUFFIX)]
+    if _related(tenant, registrable_domain(domain).split(".")[0]):
+        return None
+    return signers[0]
 
 
 def _mixed_word(text: str) -> str | None:
@@ -240,6 +283,9 @@ def _sender(feats: MessageFeatures) -> Iterator[Symbol]:
             yield Symbol("FROM_BRAND_MISMATCH", f"{brand}≠{home}")
     elif domain in FREEMAIL and _ROLE_RE.search(feats.from_display):
         yield Symbol("FREEMAIL_BRAND", f"{feats.from_display[:40]}@{domain}")
+    tenant = foreign_tenant(feats)
+    if tenant:
+        yield Symbol("DKIM_FOREIGN_TENANT", f"{tenant} for {domain}"[:80])
     reply = feats.reply_to_address.rpartition("@")[2]
     if reply and not feats.has_list_headers and registrable_domain(reply) != home:
         yield Symbol("REPLYTO_DOMAIN_MISMATCH", f"{home}→{registrable_domain(reply)}")
@@ -275,6 +321,14 @@ def _text(feats: MessageFeatures) -> Iterator[Symbol]:
     # A message that is nothing but a link (a shared file, a "see this"): the text is on the other side.
     if feats.urls and len(_URL_TEXT_RE.sub("", feats.body_text[:5000]).strip()) < LINK_ONLY_MAX_CHARS:
         yield Symbol("LINK_ONLY_BODY", feats.urls[0][:60])
+    product = SECURITY_PRODUCT_CUES.search(text)
+    renewal = RENEWAL_CUES.search(text) if product else None
+    if product and renewal and not (feats.from_domain and any(
+            brand_owns(b, registrable_domain(feats.from_domain)) for b in SECURITY_VENDORS)):
+        yield Symbol("SECURITY_RENEWAL_LURE", f"{product.group(0)} + {renewal.group(0)}"[:60])
+    lure = _FORM_LURE_RE.search(text)
+    if lure:
+        yield Symbol("WEBFORM_MONEY_LURE", lure.group(0).strip()[:60])
     prizes = {m.group(0).lower() for m in PRIZE_CUES.finditer(f"{feats.from_display}\n{text}")}
     if len(prizes) >= 2:
         yield Symbol("PRIZE_SCAM", ", ".join(sorted(prizes))[:60])
