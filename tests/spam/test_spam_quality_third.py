@@ -59,6 +59,14 @@ FIRES = [
     (mail(text="Herzlichen Glückwunsch! Sie wurden ausgewählt und können einen neuen Wagen gewinnen."), "PRIZE_SCAM"),
     (mail(text="Félicitations, vous avez été sélectionné pour recevoir une récompense."), "PRIZE_SCAM"),
     (mail(text="You have been selected to receive a $100 gift card."), "PRIZE_SCAM"),
+    # Sent "to" the sender, the real recipients on Bcc.
+    (mail(from_="Offers <deals@promo.example>").replace(b"To: Bob <bob@example.com>", b"To: deals@promo.example"),
+     "TO_IS_SENDER"),
+    (mail().replace(b"To: Bob <bob@example.com>",
+                    b"To: cpuma@isp.example, cpumatt@news.example, cpun@mail.example"), "RECIPS_DICTIONARY"),
+    (mail(subject="未承諾広告※出会いの広場"), "SUBJECT_ADV"),
+    (mail(subject="(광고) 여름 특가"), "SUBJECT_ADV"),
+    (mail(subject="GET $500 CASH NOW!!!", text="Act fast!! Only today!!"), "TEXT_EXCLAMATIONS"),
 ]
 
 QUIET = [
@@ -80,6 +88,15 @@ QUIET = [
     (mail(text="Ihr Konto wurde erfolgreich eröffnet."), "PHISH_CREDENTIAL"),
     (mail(text="Congratulations on the new job! The team was selected for the final round."), "PRIZE_SCAM"),
     (mail(text="Withdrawal of the old proposal: we are withdrawing it before the review."), "PRIZE_SCAM"),
+    # A note to oneself copied to a colleague; a team list in alphabetical order with unrelated names.
+    (mail(from_="Alice <alice@partner.example>").replace(
+        b"To: Bob <bob@example.com>", b"To: alice@partner.example\r\nCc: bob@example.com"), "TO_IS_SENDER"),
+    (mail().replace(b"To: Bob <bob@example.com>", b"To: alice@partner.example, bob@example.com, carol@example.org"),
+     "RECIPS_DICTIONARY"),
+    (mail().replace(b"To: Bob <bob@example.com>", b"To: anna@example.com, anton@example.com, anya@example.com"),
+     "RECIPS_DICTIONARY"),  # one domain: a team
+    (mail(subject="광고 예산 검토 회의"), "SUBJECT_ADV"),
+    (mail(text="We shipped the release!! Thanks everyone."), "TEXT_EXCLAMATIONS"),  # "advertising budget review meeting": a word, not the label
 ]
 
 
