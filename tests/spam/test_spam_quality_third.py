@@ -59,6 +59,8 @@ FIRES = [
     (mail(text="Herzlichen Glückwunsch! Sie wurden ausgewählt und können einen neuen Wagen gewinnen."), "PRIZE_SCAM"),
     (mail(text="Félicitations, vous avez été sélectionné pour recevoir une récompense."), "PRIZE_SCAM"),
     (mail(text="You have been selected to receive a $100 gift card."), "PRIZE_SCAM"),
+    (mail(text="Prezado contribuinte, você tem R$ 4.593,21 de restituição. Siga as instruções para o resgate."),
+     "PRIZE_SCAM"),
     # Sent "to" the sender, the real recipients on Bcc.
     (mail(from_="Offers <deals@promo.example>").replace(b"To: Bob <bob@example.com>", b"To: deals@promo.example"),
      "TO_IS_SENDER"),
@@ -88,6 +90,7 @@ QUIET = [
     (mail(text="Ihr Konto wurde erfolgreich eröffnet."), "PHISH_CREDENTIAL"),
     (mail(text="Congratulations on the new job! The team was selected for the final round."), "PRIZE_SCAM"),
     (mail(text="Withdrawal of the old proposal: we are withdrawing it before the review."), "PRIZE_SCAM"),
+    (mail(text="Your tax refund for 2023 was paid into your account on 3 May."), "PRIZE_SCAM"),  # one cue
     # A note to oneself copied to a colleague; a team list in alphabetical order with unrelated names.
     (mail(from_="Alice <alice@partner.example>").replace(
         b"To: Bob <bob@example.com>", b"To: alice@partner.example\r\nCc: bob@example.com"), "TO_IS_SENDER"),

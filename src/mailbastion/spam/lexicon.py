@@ -240,7 +240,9 @@ PRIZE_CUES = re.compile(
     # Being chosen, congratulated or promised a win, in the same languages ("Glückwunsch! Sie wurden ausgewählt").
     r"(?:been|were) (?:selected|chosen|handpicked)|glückwunsch|gratulieren|gewinnen|"
     r"ausgewählt|auserwählt|prämie|belohnungen|beloningen|winnaar|geselecteerd|parabéns|selecionad[oa]|"
-    r"felicidades|seleccionad[oa]|félicitations|sélectionné)\b")
+    r"felicidades|seleccionad[oa]|félicitations|sélectionné|"
+    # A tax refund waiting to be claimed (the tax office's name is the bait): HMRC, IRS, Receita Federal lures.
+    r"tax refund|steuererstattung|restitui\w*|reembolso de impuestos|remboursement d'impôts?|belastingteruggave)\b")
 
 # Fake renewal notices (and their "call us to cancel" variant): a security suite (SECURITY_PRODUCT) whose subscription
 # is said to have expired, be about to, or have been renewed and charged (RENEWAL), in the same languages. The
