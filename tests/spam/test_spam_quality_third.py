@@ -98,8 +98,8 @@ QUIET = [
      "RECIPS_DICTIONARY"),
     (mail().replace(b"To: Bob <bob@example.com>", b"To: anna@example.com, anton@example.com, anya@example.com"),
      "RECIPS_DICTIONARY"),  # one domain: a team
-    (mail(subject="광고 예산 검토 회의"), "SUBJECT_ADV"),
-    (mail(text="We shipped the release!! Thanks everyone."), "TEXT_EXCLAMATIONS"),  # "advertising budget review meeting": a word, not the label
+    (mail(subject="광고 예산 검토 회의"), "SUBJECT_ADV"),  # "advertising budget review meeting": a word, not the label
+    (mail(text="We shipped the release!! Thanks everyone."), "TEXT_EXCLAMATIONS"),
 ]
 
 

@@ -179,7 +179,8 @@ CREDENTIAL_CUES = re.compile(
     r"votre compte (?:a été|sera) (?:suspendu|bloqué|désactivé)|vérifiez votre compte|"
     # A wallet's secret, a new access to confirm: what crypto and bank-login phishing ask for.
     r"recovery phrase|seed phrase|secret phrase|wallet phrase|novo acesso|acesso (?:suspeito|não autorizado)|"
-    r"bitte bestätigen sie|ihre (?:adresse|daten|identität) (?:zu )?bestätigen|confirm (?:the|this) (?:transaction|payment|login)|"
+    r"bitte bestätigen sie|ihre (?:adresse|daten|identität) (?:zu )?bestätigen|"
+    r"confirm (?:the|this) (?:transaction|payment|login)|"
     # The same requests in Dutch, German, French, Spanish, Italian and Portuguese word orders: an account that is or
     # will be blocked, suspended or deleted (a few words may stand between: "wird in 2 Tagen gelöscht").
     r"uw (?:account|rekening|bankrekening|betaalrekening|pas|mailbox|e-?mailaccount) (?:is|wordt|werd)(?: tijdelijk)? "
@@ -251,10 +252,10 @@ SECURITY_PRODUCT_CUES = re.compile(
     r"(?i)\b(?:anti-?virus\w*|antiviren\w*|mcafee|norton|total ?av|avast|kaspersky|bitdefender|malwarebytes|"
     r"geek squad|virus protection|total protection|internet security)\b")
 RENEWAL_CUES = re.compile(
-    r"(?i)\b(?:(?:subscription|membership|plan|license|licence)(?: \w+){0,3} (?:has |have |was |is )?(?:expired|expires|"
-    r"expiring|renewed|(?:about to|going to|set to) (?:expire|renew)|auto-?renew\w*)|"
-    r"(?:abonnement|abo|mitgliedschaft|lizenz)(?: [\w-]+){0,3} (?:ist |wurde |wird )?(?:abgelaufen|geschlossen|verlängert|"
-    r"gekündigt)|abonnement (?:is )?(?:verlopen|verlengd)|abonnement (?:a |est )?(?:expiré|renouvelé)|"
+    r"(?i)\b(?:(?:subscription|membership|plan|license|licence)(?: \w+){0,3} (?:has |have |was |is )?"
+    r"(?:expired|expires|expiring|renewed|(?:about to|going to|set to) (?:expire|renew)|auto-?renew\w*)|"
+    r"(?:abonnement|abo|mitgliedschaft|lizenz)(?: [\w-]+){0,3} (?:ist |wurde |wird )?"
+    r"(?:abgelaufen|geschlossen|verlängert|gekündigt)|abonnement (?:is )?(?:verlopen|verlengd)|abonnement (?:a |est )?(?:expiré|renouvelé)|"
     r"assinatura (?:expirou|expirada|renovada)|suscripción (?:ha )?(?:caducado|vencido|expirado|renovado)|"
     r"renew (?:your|now)|erneuern sie|jetzt erneuern)")
 SECURITY_VENDORS = ("mcafee", "norton", "totalav", "avast", "kaspersky", "bitdefender", "geek squad")
