@@ -31,6 +31,17 @@ def _dkim(domain: str) -> tuple[str, str]:
                               "bh=AAAA; b=BBBB")
 
 
+def _exchange_online(*, signed: bool, from_: str = "Rate Quotes <qwhzkx4ab12c@duty.offers.example>") -> bytes:
+    """A message as it leaves an Exchange Online tenant: its Message-ID and its outbound hop."""
+    extra = [("Received", "from SG2PR01CA0001.apcprd01.prod.outlook.com by "
+                          "TYDPR03CU002.outbound.protection.outlook.com with Microsoft SMTP Server; Fri, 6 Feb 2026")]
+    if signed:
+        extra.append(_dkim("contosogroup.onmicrosoft.com"))
+    raw = mail(from_=from_, message_id=False, extra=extra)
+    return raw.replace(b"MIME-Version", b"Message-ID: <babe89a9-8679@SG2PEPF000B66CB.apcprd03.prod.outlook.com>\r\n"
+                                        b"MIME-Version")
+
+
 WORDPRESS = ("Username: www.abcdef.blogspot.example - 12345 USD KRAKEN\n\nTo set your password, visit the following "
              "address:\n\nhttps://shop.example.org/wp-login.php?action=rp\n")
 
@@ -38,6 +49,7 @@ FIRES = [
     # A Microsoft 365 trial tenant with a made-up name sends for a domain it has nothing to do with.
     (mail(from_="Home Insurance <qwhzkx@mail.offers.example>", extra=[_dkim("abc20161234.onmicrosoft.com")]),
      "DKIM_FOREIGN_TENANT"),
+    (_exchange_online(signed=False), "MS365_UNSIGNED"),
     (mail(from_="WordPress <wordpress@shop.example.org>", subject="[Shop] Login Details", text=WORDPRESS),
      "WEBFORM_MONEY_LURE"),
     (mail(subject="Your account has been created", text="Hi x.pages.example - WITHDRAW FUNDS 1200 USDT, thanks for "
@@ -78,6 +90,8 @@ QUIET = [
     # Signed by its own domain as well: the tenant is only the platform.
     (mail(from_="Alice <alice@partner.example>", extra=[_dkim("partner.example"), _dkim("xyz123.onmicrosoft.com")]),
      "DKIM_FOREIGN_TENANT"),
+    # A tenant's own users: Exchange Online signs what they send (with the tenant's default domain at least).
+    (_exchange_online(signed=True, from_="Alice <alice@contoso-group.example>"), "MS365_UNSIGNED"),
     (mail(from_="WordPress <wordpress@shop.example.org>", subject="[Shop] Login Details",
           text="Username: alice\n\nTo set your password, visit https://shop.example.org/wp-login.php?action=rp\n"),
      "WEBFORM_MONEY_LURE"),

@@ -49,7 +49,7 @@ PHISHING_SYMBOLS = frozenset({
     "FROM_FREE_HOSTING", "FROM_EMOJI", "URI_IMAGE_HOST", "URI_HOST_INVALID", "PRIZE_SCAM", "URI_SHARED_STORAGE",
     "TEXT_INVISIBLE_SPLIT", "HTML_OFFSCREEN", "PHISH_CREDENTIAL",
     "ADVANCE_FEE", "LINK_ONLY_BODY", "FROM_DISPLAY_DIGITS", "TO_IN_SUBJECT", "ABUSED_TLD", "URI_LONG_LABEL",
-    "DKIM_FOREIGN_TENANT", "WEBFORM_MONEY_LURE", "SECURITY_RENEWAL_LURE",
+    "DKIM_FOREIGN_TENANT", "WEBFORM_MONEY_LURE", "SECURITY_RENEWAL_LURE", "MS365_UNSIGNED",
 })
 
 # Link text that is a URL or a bare domain: "https://www.bank.example/login", "www.bank.example", "bank.example".
@@ -96,6 +96,12 @@ _DKIM_D_RE = re.compile(r"(?i)(?:^|;)\s*d\s*=\s*([^;\s]+)")
 # Microsoft 365 signs a tenant's mail with its default domain (<tenant>.onmicrosoft.com) until the organisation
 # publishes DKIM keys for its own domain.
 _TENANT_SUFFIX = ".onmicrosoft.com"
+# Exchange Online names its messages <...@<server>.<region>.prod.outlook.com> and leaves through
+# *.outbound.protection.outlook.com; it DKIM-signs everything its tenants send (with the tenant's default domain
+# when the organisation has published no key of its own). Microsoft's own consumer domains are another path.
+_EXO_MSGID_SUFFIX = ".prod.outlook.com>"
+_EXO_OUTBOUND = "outbound.protection.outlook.com"
+_MICROSOFT_CONSUMER = ("outlook.com", "hotmail.com", "live.com", "msn.com")
 # What bots write into a web form's name fields (a WordPress registration, a shop account, a contact form), which
 # the site then mails out in its own notification: a host name, a dash and a sum in crypto or at an exchange
 # ("www.x.blogspot.pe - 97781 USD KRAKEN", "y.pages.dev - WITHDRAW FUNDS 120097 USDT"); a sum in dollars or euros
@@ -175,6 +181,18 @@ def foreign_tenant(feats: MessageFeatures) -> str | None:
     if _related(tenant, registrable_domain(domain).split(".")[0]):
         return None
     return signers[0]
+
+
+def unsigned_exchange_online(feats: MessageFeatures) -> bool:
+    """Sent out of an Exchange Online tenant (its Message-ID, its outbound hop) with no DKIM signature at all: not
+    how a tenant's own users send; mail pushed through a relay connector of someone else's tenant is."""
+    domain = feats.from_domain
+    if not domain or feats.header("dkim-signature") or _under(domain, _MICROSOFT_CONSUMER + (_TENANT_SUFFIX[1:],)):
+        return False
+    ids = feats.header("message-id")
+    if not ids or not ids[0].strip().lower().endswith(_EXO_MSGID_SUFFIX):
+        return False
+    return any(_EXO_OUTBOUND in v.lower() for v in feats.header("received"))
 
 
 def _mixed_word(text: str) -> str | None:
@@ -286,6 +304,8 @@ def _sender(feats: MessageFeatures) -> Iterator[Symbol]:
     tenant = foreign_tenant(feats)
     if tenant:
         yield Symbol("DKIM_FOREIGN_TENANT", f"{tenant} for {domain}"[:80])
+    if unsigned_exchange_online(feats):
+        yield Symbol("MS365_UNSIGNED", domain[:60])
     reply = feats.reply_to_address.rpartition("@")[2]
     if reply and not feats.has_list_headers and registrable_domain(reply) != home:
         yield Symbol("REPLYTO_DOMAIN_MISMATCH", f"{home}→{registrable_domain(reply)}")
