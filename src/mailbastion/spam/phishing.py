@@ -7,8 +7,11 @@ target (RFC 3986 authority compared by registrable domain), a link with a user n
 page on free hosting or behind an open redirect, a `data:` URI that is a whole page, a form asking for a
 password (in the body or in an attached HTML file), a well-known brand in the display name sent from a
 domain that is not the brand's, a word that mixes Latin with Cyrillic or Greek letters (a homograph),
-letters dressed up as mathematical symbols to dodge filters, and account-plus-threat language. The lists
-they match against live in spam/lexicon.py. Rules never raise and never do I/O.
+letters dressed up as mathematical symbols to dodge filters, and account-plus-threat language; mail sent out
+of someone else's Microsoft 365 tenant (signed only by an unrelated tenant's default domain, or not signed at
+all), a lapsed security-suite subscription from a domain that is not the vendor's, and a web form's notification
+whose name field a bot filled with an exchange sum. The lists they match against live in spam/lexicon.py. Rules
+never raise and never do I/O.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from mailbastion.spam.phishing import PHISHING_SYMBOLS, phishing_symbols
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 SPAM_PHRASES_MIN = 3  # distinct phrases before SPAM_PHRASES: one "click here" is any newsletter
 EXCLAMATION_RUNS_MIN = 2  # runs of "!!" before TEXT_EXCLAMATIONS: one is an enthusiastic colleague
+RECIPS_DICTIONARY_MIN = 3  # recipients in dictionary order before RECIPS_DICTIONARY: two in order is chance
 _EXCLAMATION_RE = re.compile(r"!{2,}")
 
 RULE_SYMBOLS = frozenset({
@@ -69,9 +70,6 @@ _RANDOM_MAILER_RE = re.compile(r"(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z][A-Za-
 _BODY_TAG_RE = re.compile(r"(?:^|\s)(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[a-z])(?=[A-Za-z0-9-]*[A-Z])"
                           r"[A-Za-z0-9]{3,}-[A-Za-z0-9-]{4,}\s*$")
 _RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})  # RFC 2606 §2
-
-
-RECIPS_DICTIONARY_MIN = 3
 
 
 def _recipients(feats: MessageFeatures) -> list[str]:
