@@ -13,7 +13,7 @@ from mailbastion.core.folded_search import FoldedPattern, folded
 from mailbastion.spam import lexicon
 
 CUES = ["SPAM_PHRASE_RE", "GENERIC_GREETING_RE", "CREDENTIAL_CUES", "ADVANCE_FEE_CUES", "REMOVAL_CUES",
-        "ACCOUNT_CUES", "URGENCY_CUES", "PRIZE_CUES"]
+        "ACCOUNT_CUES", "URGENCY_CUES", "PRIZE_CUES", "SECURITY_PRODUCT_CUES", "RENEWAL_CUES"]
 # Characters IGNORECASE treats specially (dotted and dotless i, long s, Kelvin sign, Angstrom sign, final sigma,
 # micro sign, a combining mark that folds to iota) and some that fold to nothing at all.
 TRICKY = "İıſKÅåσςΣµμͅιẞßÉéÜüÇçÑñ_-'%$@.\n\t ¹²٣"

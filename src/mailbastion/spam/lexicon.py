@@ -121,8 +121,12 @@ BRANDS: dict[str, tuple[str, ...]] = {
     "chronopost": ("chronopost",), "inpost": ("inpost",), "trustwallet": ("trustwallet",), "trezor": ("trezor",),
     "exodus": ("exodus",), "phantom": ("phantom",), "uniswap": ("uniswap",), "gemini": ("gemini", "google"),
     "kucoin": ("kucoin",), "bybit": ("bybit",), "okx": ("okx",), "electrum": ("electrum",),
-    "bitdefender": ("bitdefender",), "kaspersky": ("kaspersky",), "totalav": ("totalav",), "klarna": ("klarna",),
+    "bitdefender": ("bitdefender",), "kaspersky": ("kaspersky",), "totalav": ("totalav",), "total av": ("totalav",),
+    "klarna": ("klarna",),
     "western union": ("westernunion", "wu"), "moneygram": ("moneygram",), "deutsche bahn": ("bahn", "db"),
+    # Retail and health-insurance names that national fraud help desks (Fraudehelpdesk, Verbraucherzentrale's
+    # Phishing-Radar) report in fake gift-card and survey mail.
+    "albert heijn": ("ah", "albertheijn"), "techniker krankenkasse": ("tk", "techniker"), "starbucks": ("starbucks",),
 }
 # Brands that are also common words or names ("Mark Chase", "Apple pie recipes") count only when the
 # display name starts with them.
@@ -177,7 +181,23 @@ CREDENTIAL_CUES = re.compile(
     r"votre compte (?:a été|sera) (?:suspendu|bloqué|désactivé)|vérifiez votre compte|"
     # A wallet's secret, a new access to confirm: what crypto and bank-login phishing ask for.
     r"recovery phrase|seed phrase|secret phrase|wallet phrase|novo acesso|acesso (?:suspeito|não autorizado)|"
-    r"bitte bestätigen sie|ihre (?:adresse|daten|identität) (?:zu )?bestätigen|confirm (?:the|this) (?:transaction|payment|login))")
+    r"bitte bestätigen sie|ihre (?:adresse|daten|identität) (?:zu )?bestätigen|"
+    r"confirm (?:the|this) (?:transaction|payment|login)|"
+    # The same requests in Dutch, German, French, Spanish, Italian and Portuguese word orders: an account that is or
+    # will be blocked, suspended or deleted (a few words may stand between: "wird in 2 Tagen gelöscht").
+    r"uw (?:account|rekening|bankrekening|betaalrekening|pas|mailbox|e-?mailaccount) (?:is|wordt|werd)(?: tijdelijk)? "
+    r"(?:geblokkeerd|opgeschort|gedeactiveerd|beperkt|afgesloten|verwijderd)|"
+    r"(?:verifieer|bevestig|controleer) uw (?:account|identiteit|gegevens)|"
+    r"(?:ihr|das) (?:e-mail-?)?konto (?:wird|wurde)(?: [\w-]+){0,5} (?:gelöscht|geschlossen|gesperrt|eingeschränkt|"
+    r"deaktiviert)|"
+    r"votre (?:compte|messagerie|boîte (?:mail|aux lettres)) (?:a été|sera|est)(?: temporairement)? (?:suspendu|bloqué|"
+    r"désactivé|restreint|limité|supprimé)e?|confirmez votre (?:identité|compte|adresse)|"
+    r"mettez à jour vos (?:informations|coordonnées|données)|"
+    r"su cuenta (?:ha sido|será|está)(?: temporalmente)? (?:bloqueada|suspendida|restringida|limitada|desactivada)|"
+    r"verifique su identidad|confirme sus datos|"
+    r"il tuo (?:account|conto) (?:è stato|sarà|verrà) (?:sospeso|bloccato|disattivato|limitato)|"
+    r"verifica il tuo (?:account|conto|identità)|"
+    r"bloqueamos (?:a )?sua conta|sua conta (?:foi|será|est[aá]) (?:limitada|restrita))")
 
 # Advance-fee fraud ("419"): an inheritance, a fund or a consignment waiting for a stranger. Two different cues.
 ADVANCE_FEE_CUES = re.compile(
@@ -207,7 +227,10 @@ URGENCY_CUES = re.compile(
     r"suspicious|unauthori[sz]ed|restricted|within \d+ (?:hours|days)|24 hours|48 hours|immediately|urgent\w*|"
     r"final (?:notice|warning|reminder)|last (?:notice|warning|reminder)|action required|failure to|"
     r"will be (?:closed|deleted|suspended|removed|terminated)|bloquead\w*|bloqueio|suspens\w*|imediat\w*|"
-    r"gesperrt|dringend|sofort|ablauf\w*|bloqué\w*|suspendu\w*|geblokkeerd|verlopen|onmiddellijk)\b")
+    r"gesperrt|dringend|sofort|ablauf\w*|bloqué\w*|suspendu\w*|geblokkeerd|verlopen|onmiddellijk|"
+    r"gelöscht|abgelaufen|letzte (?:warnung|mahnung|erinnerung)|laatste (?:waarschuwing|herinnering)|opgeschort|"
+    r"dernier (?:avertissement|rappel)|immédiatement|expiré\w*|inmediatamente|urgente|último aviso|"
+    r"immediatamente|sospes[oa]|bloccat[oa])\b")
 
 # Prize, payout, crypto and casino words (a message needs two different ones): the bait of advance-fee,
 # fake-giveaway and crypto-drainer mail, in the same languages.
@@ -216,12 +239,34 @@ PRIZE_CUES = re.compile(
     r"jackpot|you(?:'ve| have)? won|winner|gewinner|gewonnen|gewinnspiel|gagnant|gagn[ée]|ganhou|ganhador|vencedor|"
     r"ganador|gefeliciteerd|prize|prêmio|premio|prijs|preis|reward|recompensa|belohnung|beloning|récompense|"
     r"gift ?card|gutschein|cadeaukaart|carte cadeau|vale[- ]presente|tarjeta regalo|bitcoin|crypto|btc|usdt|"
-    r"withdraw|auszahlung|saque|resgat\w*|lottery|loterie|lotto|sweepstakes?)\b")
+    r"withdraw|auszahlung|saque|resgat\w*|lottery|loterie|lotto|sweepstakes?|"
+    # Being chosen, congratulated or promised a win, in the same languages ("Glückwunsch! Sie wurden ausgewählt").
+    r"(?:been|were) (?:selected|chosen|handpicked)|glückwunsch|gratulieren|gewinnen|"
+    r"ausgewählt|auserwählt|prämie|belohnungen|beloningen|winnaar|geselecteerd|parabéns|selecionad[oa]|"
+    r"felicidades|seleccionad[oa]|félicitations|sélectionné|"
+    # A tax refund waiting to be claimed (the tax office's name is the bait): HMRC, IRS, Receita Federal lures.
+    r"tax refund|steuererstattung|restitui\w*|reembolso de impuestos|remboursement d'impôts?|belastingteruggave)\b")
+
+# Fake renewal notices (and their "call us to cancel" variant): a security suite (SECURITY_PRODUCT) whose subscription
+# is said to have expired, be about to, or have been renewed and charged (RENEWAL), in the same languages. The
+# vendors' own notices come from their own domains (SECURITY_VENDORS, checked with the brands' words).
+SECURITY_PRODUCT_CUES = re.compile(
+    r"(?i)\b(?:anti-?virus\w*|antiviren\w*|mcafee|norton|total ?av|avast|kaspersky|bitdefender|malwarebytes|"
+    r"geek squad|virus protection|total protection|internet security)\b")
+RENEWAL_CUES = re.compile(
+    r"(?i)\b(?:(?:subscription|membership|plan|license|licence)(?: \w+){0,3} (?:has |have |was |is )?"
+    r"(?:expired|expires|expiring|renewed|(?:about to|going to|set to) (?:expire|renew)|auto-?renew\w*)|"
+    r"(?:abonnement|abo|mitgliedschaft|lizenz)(?: [\w-]+){0,3} (?:ist |wurde |wird )?"
+    r"(?:abgelaufen|geschlossen|verlängert|gekündigt)|abonnement (?:is )?(?:verlopen|verlengd)|abonnement (?:a |est )?(?:expiré|renouvelé)|"
+    r"assinatura (?:expirou|expirada|renovada)|suscripción (?:ha )?(?:caducado|vencido|expirado|renovado)|"
+    r"renew (?:your|now)|erneuern sie|jetzt erneuern)")
+SECURITY_VENDORS = ("mcafee", "norton", "totalav", "avast", "kaspersky", "bitdefender", "geek squad")
 
 # The cue lists above are searched on case-folded text without IGNORECASE (core/folded_search.py): the same
 # matches at about a third of the cost (they were ~1.5 ms of every message's spam stage). A pattern that
 # cannot be proven equal that way stays as it is.
 for _name in ("SPAM_PHRASE_RE", "GENERIC_GREETING_RE", "CREDENTIAL_CUES", "ADVANCE_FEE_CUES", "REMOVAL_CUES",
-              "ACCOUNT_CUES", "URGENCY_CUES", "PRIZE_CUES"):
+              "ACCOUNT_CUES", "URGENCY_CUES", "PRIZE_CUES",
+              "SECURITY_PRODUCT_CUES", "RENEWAL_CUES"):
     globals()[_name] = folded(globals()[_name])
 del _name

@@ -7,8 +7,11 @@ target (RFC 3986 authority compared by registrable domain), a link with a user n
 page on free hosting or behind an open redirect, a `data:` URI that is a whole page, a form asking for a
 password (in the body or in an attached HTML file), a well-known brand in the display name sent from a
 domain that is not the brand's, a word that mixes Latin with Cyrillic or Greek letters (a homograph),
-letters dressed up as mathematical symbols to dodge filters, and account-plus-threat language. The lists
-they match against live in spam/lexicon.py. Rules never raise and never do I/O.
+letters dressed up as mathematical symbols to dodge filters, and account-plus-threat language; mail sent out
+of someone else's Microsoft 365 tenant (signed only by an unrelated tenant's default domain, or not signed at
+all), a lapsed security-suite subscription from a domain that is not the vendor's, and a web form's notification
+whose name field a bot filled with an exchange sum. The lists they match against live in spam/lexicon.py. Rules
+never raise and never do I/O.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from mailbastion.spam.lexicon import (
     FREEMAIL,
     IMAGE_HOSTS,
     PRIZE_CUES,
+    RENEWAL_CUES,
+    SECURITY_PRODUCT_CUES,
+    SECURITY_VENDORS,
     SENDER_HOSTING,
     SHARED_STORAGE,
     URGENCY_CUES,
@@ -46,6 +52,7 @@ PHISHING_SYMBOLS = frozenset({
     "FROM_FREE_HOSTING", "FROM_EMOJI", "URI_IMAGE_HOST", "URI_HOST_INVALID", "PRIZE_SCAM", "URI_SHARED_STORAGE",
     "TEXT_INVISIBLE_SPLIT", "HTML_OFFSCREEN", "PHISH_CREDENTIAL",
     "ADVANCE_FEE", "LINK_ONLY_BODY", "FROM_DISPLAY_DIGITS", "TO_IN_SUBJECT", "ABUSED_TLD", "URI_LONG_LABEL",
+    "DKIM_FOREIGN_TENANT", "WEBFORM_MONEY_LURE", "SECURITY_RENEWAL_LURE", "MS365_UNSIGNED",
 })
 
 # Link text that is a URL or a bare domain: "https://www.bank.example/login", "www.bank.example", "bank.example".
@@ -87,6 +94,25 @@ LINK_ONLY_MAX_CHARS = 20  # text beside the links, below which a message is only
 # of minus several thousand pixels): the filter reads one text, the reader sees another.
 _OFFSCREEN_RE = re.compile(r"(?i)(?:margin(?:-top|-left)?|top|left|text-indent|height|padding-top)\s*:\s*-?"
                            r"(?:\d{5,}(?:\.\d+)?\s*px|\d{4,}(?:\.\d+)?\s*(?:vh|vw|em|rem))")
+# The signing domain of a DKIM-Signature field (RFC 6376 §3.5 "d=" tag).
+_DKIM_D_RE = re.compile(r"(?i)(?:^|;)\s*d\s*=\s*([^;\s]+)")
+# Microsoft 365 signs a tenant's mail with its default domain (<tenant>.onmicrosoft.com) until the organisation
+# publishes DKIM keys for its own domain.
+_TENANT_SUFFIX = ".onmicrosoft.com"
+# Exchange Online names its messages <...@<server>.<region>.prod.outlook.com> and leaves through
+# *.outbound.protection.outlook.com; it DKIM-signs everything its tenants send (with the tenant's default domain
+# when the organisation has published no key of its own). Microsoft's own consumer domains are another path.
+_EXO_MSGID_SUFFIX = ".prod.outlook.com>"
+_EXO_OUTBOUND = "outbound.protection.outlook.com"
+_MICROSOFT_CONSUMER = ("outlook.com", "hotmail.com", "live.com", "msn.com")
+# What bots write into a web form's name fields (a WordPress registration, a shop account, a contact form), which
+# the site then mails out in its own notification: a host name, a dash and a sum in crypto or at an exchange
+# ("www.x.blogspot.pe - 97781 USD KRAKEN", "y.pages.dev - WITHDRAW FUNDS 120097 USDT"); a sum in dollars or euros
+# alone is an invoice line.
+_FORM_LURE_RE = re.compile(
+    r"(?<![\w.-])(?:[a-z0-9-]+\.)+[a-z]{2,}\s+-\s+(?=[A-Z0-9 .,$€]{0,30}\d)"
+    r"(?=[A-Z0-9 .,$€]{0,30}\b(?:BTC|USDT|ETH|BNB|DOGECOIN|BITCOIN|BINANCE|KRAKEN|COINBASE|BYBIT|WITHDRAW)\b)"
+    r"[A-Z0-9 .,$€]{3,40}")
 # A run of six or more digits in a display name: a "protocol" or account number dressed as the sender.
 _DISPLAY_DIGITS_RE = re.compile(r"\d{6,}")
 
@@ -132,6 +158,44 @@ def brand_owns(brand: str, home: str) -> bool:
             if label == word or (len(word) >= 4 and (label.startswith(word) or label.endswith(word))):
                 return True
     return False
+
+
+def _related(a: str, b: str) -> bool:
+    """Whether two names share five letters in a row (or one holds the other): 'contosoltd' and 'contoso'."""
+    a, b = re.sub(r"[^a-z0-9]", "", a.lower()), re.sub(r"[^a-z0-9]", "", b.lower())
+    if not a or not b:
+        return False
+    if a in b or b in a:
+        return True
+    return any(a[i:i + 5] in b for i in range(len(a) - 4))
+
+
+def foreign_tenant(feats: MessageFeatures) -> str | None:
+    """The signing domain when every DKIM signature is a Microsoft 365 tenant's default domain and the tenant's
+    name has nothing in common with the From domain: mail sent through someone else's (often a throwaway trial)
+    tenant. An organisation that has not yet published its own DKIM keys signs as <its name>.onmicrosoft.com."""
+    domain = feats.from_domain
+    if not domain or domain.endswith(_TENANT_SUFFIX):
+        return None  # From the tenant's own default domain: FROM_FREE_HOSTING's
+    signers = [m.group(1).lower().rstrip(".") for v in feats.header("dkim-signature") if (m := _DKIM_D_RE.search(v))]
+    if not signers or not all(d.endswith(_TENANT_SUFFIX) for d in signers):
+        return None
+    tenant = signers[0][: -len(_TENANT_SUFFIX)]
+    if _related(tenant, registrable_domain(domain).split(".")[0]):
+        return None
+    return signers[0]
+
+
+def unsigned_exchange_online(feats: MessageFeatures) -> bool:
+    """Sent out of an Exchange Online tenant (its Message-ID, its outbound hop) with no DKIM signature at all: not
+    how a tenant's own users send; mail pushed through a relay connector of someone else's tenant is."""
+    domain = feats.from_domain
+    if not domain or feats.header("dkim-signature") or _under(domain, _MICROSOFT_CONSUMER + (_TENANT_SUFFIX[1:],)):
+        return False
+    ids = feats.header("message-id")
+    if not ids or not ids[0].strip().lower().endswith(_EXO_MSGID_SUFFIX):
+        return False
+    return any(_EXO_OUTBOUND in v.lower() for v in feats.header("received"))
 
 
 def _mixed_word(text: str) -> str | None:
@@ -242,6 +306,11 @@ def _sender(feats: MessageFeatures) -> Iterator[Symbol]:
             yield Symbol("FROM_BRAND_MISMATCH", f"{brand}≠{home}")
     elif domain in FREEMAIL and _ROLE_RE.search(feats.from_display):
         yield Symbol("FREEMAIL_BRAND", f"{feats.from_display[:40]}@{domain}")
+    tenant = foreign_tenant(feats)
+    if tenant:
+        yield Symbol("DKIM_FOREIGN_TENANT", f"{tenant} for {domain}"[:80])
+    if unsigned_exchange_online(feats):
+        yield Symbol("MS365_UNSIGNED", domain[:60])
     reply = feats.reply_to_address.rpartition("@")[2]
     if reply and not feats.has_list_headers and registrable_domain(reply) != home:
         yield Symbol("REPLYTO_DOMAIN_MISMATCH", f"{home}→{registrable_domain(reply)}")
@@ -277,6 +346,14 @@ def _text(feats: MessageFeatures) -> Iterator[Symbol]:
     # A message that is nothing but a link (a shared file, a "see this"): the text is on the other side.
     if feats.urls and len(_URL_TEXT_RE.sub("", feats.body_text[:5000]).strip()) < LINK_ONLY_MAX_CHARS:
         yield Symbol("LINK_ONLY_BODY", feats.urls[0][:60])
+    product = SECURITY_PRODUCT_CUES.search(text)
+    renewal = RENEWAL_CUES.search(text) if product else None
+    if product and renewal and not (feats.from_domain and any(
+            brand_owns(b, registrable_domain(feats.from_domain)) for b in SECURITY_VENDORS)):
+        yield Symbol("SECURITY_RENEWAL_LURE", f"{product.group(0)} + {renewal.group(0)}"[:60])
+    lure = _FORM_LURE_RE.search(text)
+    if lure:
+        yield Symbol("WEBFORM_MONEY_LURE", lure.group(0).strip()[:60])
     prizes = {m.group(0).lower() for m in PRIZE_CUES.finditer(f"{feats.from_display}\n{text}")}
     if len(prizes) >= 2:
         yield Symbol("PRIZE_SCAM", ", ".join(sorted(prizes))[:60])

@@ -13,6 +13,7 @@ Missing From/Date/Message-ID are the header check's (`policy/checks/headers.py`)
 
 from __future__ import annotations
 
+import email.utils
 import re
 from collections.abc import Iterator
 
@@ -32,13 +33,17 @@ from mailbastion.spam.phishing import PHISHING_SYMBOLS, phishing_symbols
 
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 SPAM_PHRASES_MIN = 3  # distinct phrases before SPAM_PHRASES: one "click here" is any newsletter
+EXCLAMATION_RUNS_MIN = 2  # runs of "!!" before TEXT_EXCLAMATIONS: one is an enthusiastic colleague
+RECIPS_DICTIONARY_MIN = 3  # recipients in dictionary order before RECIPS_DICTIONARY: two in order is chance
+_EXCLAMATION_RE = re.compile(r"!{2,}")
 
 RULE_SYMBOLS = frozenset({
     "MISSING_SUBJECT", "EMPTY_SUBJECT", "SUBJECT_ALL_CAPS", "SUBJECT_RANDOM_TAG", "DATE_IN_PAST", "DATE_IN_FUTURE",
     "DATE_MALFORMED", "TO_UNDISCLOSED", "MIME_HTML_ONLY", "HTML_HIDDEN_TEXT", "HTML_IMAGE_ONLY", "URI_SHORTENER",
     "LOOKALIKE_DOMAIN", "PUNYCODE_DOMAIN", "DISPLAY_NAME_IMPERSONATION", "FREEMAIL_REPLYTO", "SPAM_PHRASES",
     "GENERIC_GREETING", "SUBJECT_PADDING", "SUBJECT_ADV", "MID_MALFORMED", "PRIORITY_HIGH", "FROM_NO_PUBLIC_SUFFIX",
-    "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM",
+    "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM", "TO_IS_SENDER",
+    "RECIPS_DICTIONARY", "TEXT_EXCLAMATIONS",
 }) | PHISHING_SYMBOLS
 
 # RFC 5322 §3.3: a date-time ends in a zone ("+0200", or an obsolete name such as "GMT" or "EST").
@@ -48,8 +53,9 @@ _SUBJECT_TAG_RE = re.compile(r"(?:\s{3,}|\s[-#:.]\s?|[.:]|\s\[|\s\()([A-Za-z0-9-
 _YEAR_RE = re.compile(r"^(?:19|20)\d\d$")
 # Bulk tools pad a subject with spaces to push a per-copy tag out of the visible column.
 _PADDING_RE = re.compile(r"\S[ \t]{8,}\S")
-# The label some laws asked unsolicited advertising to carry ("ADV:", "[ADV]"): self-declared bulk advertising.
-_ADV_RE = re.compile(r"(?i)^\s*[\[(]?adv\s*[:\])]")
+# The label some laws asked unsolicited advertising to carry ("ADV:", "[ADV]"; Japan's 未承諾広告 of 2002, Korea's
+# (광고)): self-declared bulk advertising.
+_ADV_RE = re.compile(r"(?i)^\s*(?:[\[(]?adv\s*[:\])]|[\[(]?未承諾広告|[\[(]광고[\])])")
 # RFC 5322 §3.6.4: msg-id = "<" id-left "@" id-right ">", no spaces.
 _MSGID_RE = re.compile(r"^<[^<>@\s]+@[^<>@\s]+>$")
 # X-Priority 1, X-MSMail-Priority / Importance high, Priority urgent: the sender marks its own mail urgent.
@@ -64,6 +70,24 @@ _RANDOM_MAILER_RE = re.compile(r"(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z][A-Za-
 _BODY_TAG_RE = re.compile(r"(?:^|\s)(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[a-z])(?=[A-Za-z0-9-]*[A-Z])"
                           r"[A-Za-z0-9]{3,}-[A-Za-z0-9-]{4,}\s*$")
 _RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})  # RFC 2606 §2
+
+
+def _recipients(feats: MessageFeatures) -> list[str]:
+    try:
+        pairs = email.utils.getaddresses(feats.header("to") + feats.header("cc"))
+    except (TypeError, ValueError, IndexError):
+        return []
+    return [a.lower() for _n, a in pairs if "@" in a]
+
+
+def _dictionary_order(addresses: list[str]) -> bool:
+    """Addresses at two or more domains whose local parts are in alphabetical order and each share their first
+    two letters with the next one (cpuma@earthlink, cpumatt@trib, cpun@rocket): a list harvested or generated
+    in order, not people someone chose to write to."""
+    if len(addresses) < RECIPS_DICTIONARY_MIN or len({a.rpartition("@")[2] for a in addresses}) < 2:
+        return False
+    local = [a.rpartition("@")[0] for a in addresses]
+    return local == sorted(set(local)) and all(a[:2] == b[:2] for a, b in zip(local, local[1:], strict=False))
 
 
 def _looks_random(tag: str) -> bool:
@@ -148,6 +172,12 @@ class SpamRules:
         if any(not v.strip() for v in recipients) or "undisclosed" in listed or "recipients@" in listed \
                 or "recipient list suppressed" in listed:
             yield Symbol("TO_UNDISCLOSED", listed[:60])
+        # Addressed to its own sender: the real recipients are on a hidden (Bcc) list, as with TO_UNDISCLOSED.
+        recipients_list = _recipients(feats)
+        if len(recipients_list) == 1 and feats.from_address and recipients_list[0] == feats.from_address:
+            yield Symbol("TO_IS_SENDER", feats.from_address[:60])
+        if _dictionary_order(recipients_list):
+            yield Symbol("RECIPS_DICTIONARY", ", ".join(recipients_list)[:60])
         if feats.reply_to_address and feats.from_address:
             rdom = feats.reply_to_address.rpartition("@")[2]
             if rdom in FREEMAIL and registrable_domain(rdom) != registrable_domain(feats.from_domain):
@@ -167,6 +197,9 @@ class SpamRules:
         if short:
             yield Symbol("URI_SHORTENER", short)
         text = f"{feats.subject or ''}\n{feats.body_text[:30000]}"
+        bangs = len(_EXCLAMATION_RE.findall(text))
+        if bangs >= EXCLAMATION_RUNS_MIN:
+            yield Symbol("TEXT_EXCLAMATIONS", f"{bangs} runs of '!!'")
         phrases = {" ".join(m.group(1).lower().split()) for m in SPAM_PHRASE_RE.finditer(text)}
         if len(phrases) >= SPAM_PHRASES_MIN:
             yield Symbol("SPAM_PHRASES", ", ".join(sorted(phrases))[:80])
