@@ -162,6 +162,30 @@ def test_a_refusal_is_never_answered_from_a_stale_snapshot(cache: DirectoryCache
     assert kind(cache, "dan@example.org") is ResolutionKind.LOCAL  # no clock moved
 
 
+def test_resolve_from_memory_never_reads_and_never_refuses(cache: DirectoryCache, writer: Directory,
+                                                           clocks: Clocks) -> None:
+    """The MDA's RCPT on its event loop: a known account from memory with no statement; None (ask `resolve`)
+    when a generation check is due, for a refusal, and so for a leaver the moment their date passes."""
+    statements = Statements()
+    event.listen(cache.directory.engine, "before_cursor_execute", statements)
+    found = cache.resolve_from_memory(parse_address("Alice+news@example.org"))
+    assert found is not None and found.kind is ResolutionKind.LOCAL and str(found.address) == "alice@example.org"
+    alias = cache.resolve_from_memory(parse_address("sales@example.org"))
+    assert alias is not None and alias.kind is ResolutionKind.ALIAS
+    assert cache.resolve_from_memory(parse_address("dan@example.org")) is None  # a refusal: resolve() decides
+    assert statements.reset() == []
+    writer.deactivate("bob@example.org", by="hr", reason="leaver")
+    clocks.mono += cache.check_interval
+    assert cache.resolve_from_memory(parse_address("bob@example.org")) is None  # a check is due: not from memory
+    assert statements.reset() == []
+    assert kind(cache, "bob@example.org") is ResolutionKind.UNKNOWN_USER
+    writer.deactivate("carol@example.org", by="hr", reason="leaves at noon", at=START + dt.timedelta(hours=3))
+    clocks.mono += cache.check_interval
+    assert kind(cache, "carol@example.org") is ResolutionKind.LOCAL
+    clocks.wall = START + dt.timedelta(hours=3)
+    assert cache.resolve_from_memory(parse_address("carol@example.org")) is None  # gone at noon, no reload
+
+
 def _generation(engine: Engine) -> int:
     with engine.connect() as conn:
         return read_generation(conn)

@@ -78,6 +78,15 @@ class DirectoryCache:
             found = self._snapshot.resolve(address, self._now())
         return found
 
+    def resolve_from_memory(self, address: Address | str) -> Resolution | None:
+        """`resolve`'s answer when it needs no database read (the generation was checked within the
+        interval) and is not a refusal; else None, and the caller asks `resolve` (from a worker thread: the
+        MDA answers a known account's RCPT on its event loop this way). Never blocks on the database."""
+        if self._monotonic() - self._checked >= self.check_interval:
+            return None
+        found = self._snapshot.resolve(address, self._now())
+        return None if found.kind in _REFUSALS else found
+
     def is_local_domain(self, domain: str) -> bool:
         return domain.lower() in self.current().domains
 
