@@ -91,6 +91,16 @@ def test_what_cannot_be_proven_equal_is_left_alone(source: str) -> None:
     assert folded(pattern) is pattern
 
 
+def test_findall_is_re_findall_for_groups_that_take_no_part() -> None:
+    pattern = re.compile(r"(?i)\b(?:(prize)|(lottery) (win))\b")
+    fast = folded(pattern)
+    assert isinstance(fast, FoldedPattern)
+    text = "A PRIZE, a Lottery Win and a prize"
+    assert fast.findall(text) == pattern.findall(text) == [("PRIZE", "", ""), ("", "Lottery", "Win"), ("prize", "", "")]
+    one = re.compile(r"(?i)\b(?:x|(prize))\b")
+    assert folded(one).findall("x Prize") == one.findall("x Prize") == ["", "Prize"]
+
+
 def test_only_ignorecase_patterns_are_touched() -> None:
     plain = re.compile(r"\bverify\b")
     assert folded(plain) is plain

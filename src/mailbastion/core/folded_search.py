@@ -131,10 +131,12 @@ class FoldedPattern:
             yield _Match(m, text)
 
     def findall(self, text: str) -> list[Any]:
+        """As `re.findall`: the match, its one group, or a tuple of its groups ("" for one that did not take part)."""
         out: list[Any] = []
+        n = self._sensitive.groups
         for m in self.finditer(text):
-            n = self._sensitive.groups
-            out.append(m.group(0) if n == 0 else m.group(1) if n == 1 else m.groups())
+            groups = tuple("" if g is None else g for g in m.groups())
+            out.append(m.group(0) if n == 0 else groups[0] if n == 1 else groups)
         return out
 
     def __getattr__(self, name: str) -> Any:
