@@ -4,6 +4,7 @@ recipient, the refusals of the chunk as a whole, exactly-once when a transaction
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -34,9 +35,9 @@ def settings(tmp_path: Path, pki: dict[str, Path], **mailbox: object) -> Setting
     })
 
 
-@pytest.fixture
-async def real_mda(tmp_path: Path, pki: dict[str, Path]) -> AsyncIterator[MdaServer]:
-    s = settings(tmp_path, pki)
+@contextlib.asynccontextmanager
+async def started_mda(s: Settings) -> AsyncIterator[MdaServer]:
+    """Our MDA for `s`, with bob and carol at example.org."""
     directory = Directory.from_settings(s)
     directory.add_domain("example.org", by="test")
     for user in ("bob", "carol"):
@@ -47,6 +48,12 @@ async def real_mda(tmp_path: Path, pki: dict[str, Path]) -> AsyncIterator[MdaSer
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def real_mda(tmp_path: Path, pki: dict[str, Path]) -> AsyncIterator[MdaServer]:
+    async with started_mda(settings(tmp_path, pki)) as server:
+        yield server
 
 
 def agent(server: MdaServer, pki: dict[str, Path]) -> LmtpDeliveryAgent:
@@ -132,13 +139,7 @@ async def test_a_chunk_over_the_size_limit_is_one_reply_per_recipient(
         tmp_path: Path, pki: dict[str, Path]) -> None:
     s = settings(tmp_path, pki)
     s = s.model_copy(update={"smtp": s.smtp.model_copy(update={"max_message_size": 2048})})
-    directory = Directory.from_settings(s)
-    directory.add_domain("example.org", by="test")
-    for user in ("bob", "carol"):
-        directory.add_account(f"{user}@example.org", None, "test")
-    server = build_mda(s, directory=directory)
-    await server.start()
-    try:
+    async with started_mda(s) as server:
         a = agent(server, pki)
         big = MESSAGE + (b"x" * 70 + b"\r\n") * 16000  # over 2048 + the MDA's 1 MiB header allowance
         out = await a.deliver(request("bob@example.org", "carol@example.org", message=big))
@@ -147,6 +148,4 @@ async def test_a_chunk_over_the_size_limit_is_one_reply_per_recipient(
         out = await a.deliver(request("bob@example.org"))  # still in step
         assert isinstance(out["bob@example.org"], Delivered)
         await a.close()
-    finally:
-        await server.stop()
     assert stored(tmp_path, "carol") == []

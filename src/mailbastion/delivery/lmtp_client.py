@@ -336,29 +336,36 @@ class LmtpDeliveryAgent:
             return await self._rset(session)
         return await self._data(session, request, accepted, out)
 
+    async def _group(self, session: _Session, mail: str, pending: list[str], last: str, payload: bytes = b""
+                     ) -> tuple[Reply, list[str], list[tuple[str, DeliveryOutcome]]]:
+        """Write MAIL, every RCPT and `last` (then `payload`) at once, and read the replies to MAIL and to each
+        RCPT: (MAIL's reply, the recipients accepted, the refused with their outcomes). After a refused MAIL
+        the RCPT replies (503) are read and ignored: the MAIL reply is the answer."""
+        lines = [mail, *(f"RCPT TO:<{address}>" for address in pending), last]
+        session.writer.write("".join(f"{line}\r\n" for line in lines).encode("utf-8") + payload)
+        await session.writer.drain()
+        mail_reply = await _read_reply(session.reader, self.timeout)
+        if mail_reply.code == 421:
+            raise LmtpConnectionLost(f"MDA closing: {mail_reply.text}")
+        accepted: list[str] = []
+        refused: list[tuple[str, DeliveryOutcome]] = []
+        for address in pending:
+            reply = await _read_reply(session.reader, self.timeout)
+            if mail_reply.code != 250:
+                continue
+            if 200 <= reply.code < 300:
+                accepted.append(address)
+            else:
+                refused.append((address, self._outcome(reply)))
+        return mail_reply, accepted, refused
+
     async def _pipelined(self, session: _Session, request: DeliveryRequest, mail: str, pending: list[str],
                          out: dict[str, DeliveryOutcome]) -> bool:
         """`_transaction` with MAIL, every RCPT and DATA in one write (RFC 2920), their replies read in
         order: one round trip (one TLS record each way) instead of 2 + recipients. The outcomes are those
         of the step-by-step exchange: a refused MAIL is every recipient's reply, DATA goes out only to
         recipients the MDA accepted (a server that answers DATA without any gives 503/554)."""
-        lines = [mail, *(f"RCPT TO:<{address}>" for address in pending), "DATA"]
-        session.writer.write("".join(f"{line}\r\n" for line in lines).encode("utf-8"))
-        await session.writer.drain()
-        reply = await _read_reply(session.reader, self.timeout)
-        if reply.code == 421:
-            raise LmtpConnectionLost(f"MDA closing: {reply.text}")
-        mail_reply = reply
-        accepted: list[str] = []
-        refused: list[tuple[str, DeliveryOutcome]] = []
-        for address in pending:
-            reply = await _read_reply(session.reader, self.timeout)
-            if mail_reply.code != 250:
-                continue  # 503 after a refused MAIL: the MAIL reply is the answer
-            if 200 <= reply.code < 300:
-                accepted.append(address)
-            else:
-                refused.append((address, self._outcome(reply)))
+        mail_reply, accepted, refused = await self._group(session, mail, pending, "DATA")
         reply = await _read_reply(session.reader, self.timeout)
         if mail_reply.code != 250:
             for a in pending:
@@ -383,22 +390,9 @@ class LmtpDeliveryAgent:
         chunk with a recipient's count of replies, like a refused DATA, and exactly-once makes a resend after
         a broken session harmless."""
         body = crlf_message(request.message)
-        lines = [mail, *(f"RCPT TO:<{address}>" for address in pending), f"BDAT {len(body)} LAST"]
         session.data_sent = True
-        session.writer.write("".join(f"{line}\r\n" for line in lines).encode("utf-8") + body)
-        await session.writer.drain()
-        mail_reply = await _read_reply(session.reader, self.timeout)
-        if mail_reply.code == 421:
-            raise LmtpConnectionLost(f"MDA closing: {mail_reply.text}")
-        accepted: list[str] = []
-        for address in pending:
-            reply = await _read_reply(session.reader, self.timeout)
-            if mail_reply.code != 250:
-                continue  # 503 after a refused MAIL: the MAIL reply is the answer
-            if 200 <= reply.code < 300:
-                accepted.append(address)
-            else:
-                out[address] = self._outcome(reply)
+        mail_reply, accepted, refused = await self._group(session, mail, pending, f"BDAT {len(body)} LAST", body)
+        out.update(refused)
         if mail_reply.code != 250 or not accepted:
             reply = await _read_reply(session.reader, self.timeout)  # the chunk's one refusal
             for a in pending:
