@@ -9,13 +9,13 @@ Exactness, as `sre` defines IGNORECASE for a str pattern (Python 3.11, `re/_comp
 character x matches a pattern literal c when lower(x) and lower(c) are one character of the same case
 class (`_sre.unicode_tolower`, joined by `re._compiler._EXTRA_CASES`: i/ı, s/ſ, k/K (Kelvin) ...). So the
 text is rewritten, character for character (the length and every position stay), with each character of
-such a class replaced by the class's representative, for the classes of the pattern's own letters only;
-every other character is left as it is and cannot match any literal of the pattern either way. A
-replacement never changes what `\\w`, `\\d`, `\\s` or `\\b` see (a class whose members differ in that
-is refused). `folded()` refuses a pattern it cannot prove equivalent (and returns it unchanged): flags
-other than IGNORECASE, escapes that name characters (\\x, \\u, \\N, octal), negated classes, inline flag
-groups, a letter that is not its class's representative. Matches are reported on the original text
-(`group(0)` keeps the sender's capitals).
+such a class replaced by the class's representative (one table for every cased character, built once a
+process). A character whose representative differs from it in `\\w`, `\\d` or `\\s` is left as it is, and a
+pattern with a letter of such a class is refused, so such a character matches no literal either way; no
+replacement changes what `\\w`, `\\d`, `\\s` or `\\b` see. `folded()` refuses a pattern it cannot prove
+equivalent (and returns it unchanged): flags other than IGNORECASE, escapes that name characters (\\x, \\u,
+\\N, octal), negated classes, inline flag groups, a letter that is not its class's representative.
+Matches are reported on the original text (`group(0)` keeps the sender's capitals).
 """
 
 from __future__ import annotations
