@@ -16,12 +16,12 @@ never raise and never do I/O.
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import re
 import unicodedata
 from collections.abc import Iterator
 
+from mailbastion.core import lenient_addresses
 from mailbastion.core.verdict import Symbol
 from mailbastion.spam.domains import has_known_suffix, registrable_domain
 from mailbastion.spam.features import MessageFeatures
@@ -323,7 +323,7 @@ def _text(feats: MessageFeatures) -> Iterator[Symbol]:
         yield Symbol("MIXED_SCRIPT", word[:40])
     if _styled(head):
         yield Symbol("STYLED_UNICODE", unicodedata.normalize("NFKC", head)[:60])
-    recipient = email.utils.parseaddr(next(iter(feats.header("to")), ""))[1].lower()
+    recipient = lenient_addresses.parseaddr(next(iter(feats.header("to")), ""))[1].lower()
     if "@" in recipient and _ADDRESS_RE.fullmatch(recipient):
         where = "subject" if recipient in (feats.subject or "").lower() else \
             "sender name" if recipient in feats.from_display.lower() else None

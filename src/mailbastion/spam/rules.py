@@ -13,10 +13,10 @@ Missing From/Date/Message-ID are the header check's (`policy/checks/headers.py`)
 
 from __future__ import annotations
 
-import email.utils
 import re
 from collections.abc import Iterator
 
+from mailbastion.core import lenient_addresses
 from mailbastion.core.verdict import Symbol
 from mailbastion.spam.domains import has_known_suffix, registrable_domain
 from mailbastion.spam.features import MessageFeatures
@@ -74,7 +74,7 @@ _RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})  # RFC 2
 
 def _recipients(feats: MessageFeatures) -> list[str]:
     try:
-        pairs = email.utils.getaddresses(feats.header("to") + feats.header("cc"))
+        pairs = lenient_addresses.getaddresses(feats.header("to") + feats.header("cc"))
     except (TypeError, ValueError, IndexError):
         return []
     return [a.lower() for _n, a in pairs if "@" in a]
