@@ -16,28 +16,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "submission"))
 
 from forwarding_world import ERIN, LEAVER, SUCCESSOR
-from submission_world import ALICE, DOMAIN, PASSWORD, SinkThread, World, publish_dkim, remote_mx
-
-from mailbastion.testing.deployment import Deployment, free_port
-from mailbastion.testing.dns_server import DnsTestServer
+from submission_world import ALICE, DOMAIN, World, deployment_with_remote_mx, publish_dkim
 
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("forwarding")
-    port = free_port()
-    with DnsTestServer() as dns, SinkThread() as sinks:
-        sink = remote_mx(tmp, dns, sinks, port)
-        dns.add("sender.test", "MX", "10 mx.remote.test")  # the original senders' MX: the same sink
-        d = Deployment(tmp / "d", dns=dns, settings={
-            ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"',
-            ("delivery", "remote_port"): str(port),
+    with deployment_with_remote_mx(tmp, (ALICE, ERIN, LEAVER), {
             ("lifecycle", "leaver_policy"): '"forward"', ("lifecycle", "check_interval_seconds"): "2",
             ("submission.hijack", "bounces"): "3",
-        })
-        d.init()
-        for who in (ALICE, ERIN, LEAVER):
-            d.mb("account", "add", who, "--password-stdin", input=f"{PASSWORD}\n")
+    }) as (d, dns, sink):
+        dns.add("sender.test", "MX", "10 mx.remote.test")  # the original senders' MX: the same sink
         d.mb("account", "alias", "add", f"fwd@{DOMAIN}", "carol@remote.test")
         d.mb("account", "alias", "add", f"team@{DOMAIN}", ALICE)
         d.mb("account", "alias", "add", f"team@{DOMAIN}", "dan@remote.test")

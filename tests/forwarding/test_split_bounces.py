@@ -12,21 +12,11 @@ from pathlib import Path
 
 import pytest
 from forwarding_world import ERIN, dsn, send_noted
-from submission_world import DOMAIN, PASSWORD, SinkThread, World, message, publish_dkim, remote_mx, wait
-
-from mailbastion.testing.deployment import Deployment, free_port
-from mailbastion.testing.dns_server import DnsTestServer
+from submission_world import DOMAIN, PASSWORD, World, deployment_with_remote_mx, message, publish_dkim, wait
 
 
 def test_bounces_matched_by_the_gateway_suspend_sending_on_the_internal_host(tmp_path: Path) -> None:
-    port = free_port()
-    with DnsTestServer() as dns, SinkThread() as sinks:
-        sink = remote_mx(tmp_path, dns, sinks, port)
-        d = Deployment(tmp_path / "d", dns=dns, settings={
-            ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"',
-            ("delivery", "remote_port"): str(port), ("submission.hijack", "bounces"): "3"})
-        d.init()
-        d.mb("account", "add", ERIN, "--password-stdin", input=f"{PASSWORD}\n")
+    with deployment_with_remote_mx(tmp_path, (ERIN,), {("submission.hijack", "bounces"): "3"}) as (d, dns, sink):
         publish_dkim(d, dns)
         d.start(role="internal")
         try:

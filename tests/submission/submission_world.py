@@ -13,11 +13,12 @@ published in the loopback DNS and switched to active by `mailbastion dns check`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import smtplib
 import ssl
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from email.utils import formatdate
 from pathlib import Path
 from types import TracebackType
@@ -30,7 +31,7 @@ import dns.rdatatype
 
 from mailbastion.auth.keys import KeyStore
 from mailbastion.testing.certificates import CertAuthority
-from mailbastion.testing.deployment import Deployment
+from mailbastion.testing.deployment import Deployment, free_port
 from mailbastion.testing.dns_server import DnsTestServer
 from mailbastion.testing.mx_sink import MxSink, SinkMessage
 
@@ -160,3 +161,21 @@ def remote_mx(tmp: Path, dns: DnsTestServer, sinks: SinkThread, port: int) -> Mx
     dns.add("remote.test", "MX", "10 mx.remote.test")
     dns.add("mx.remote.test", "A", "127.0.0.2")
     return sink
+
+
+@contextlib.contextmanager
+def deployment_with_remote_mx(tmp: Path, accounts: tuple[str, ...], settings: Mapping[tuple[str, str], str] = {}
+                              ) -> Iterator[tuple[Deployment, DnsTestServer, MxSink]]:
+    """A deployment made by `init` under `tmp/d` (ClamAV off, remote mail to `remote_mx` on a free port, plus
+    `settings`), with `accounts` added (password PASSWORD), the loopback DNS and the remote MX. Not started:
+    the test publishes DKIM and starts it in the role it needs."""
+    port = free_port()
+    with DnsTestServer() as dns, SinkThread() as sinks:
+        sink = remote_mx(tmp, dns, sinks, port)
+        d = Deployment(tmp / "d", dns=dns, settings={
+            ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"',
+            ("delivery", "remote_port"): str(port), **settings})
+        d.init()
+        for who in accounts:
+            d.mb("account", "add", who, "--password-stdin", input=f"{PASSWORD}\n")
+        yield d, dns, sink

@@ -7,22 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from submission_world import ALICE, PASSWORD, SinkThread, World, message, publish_dkim, remote_mx
+from submission_world import ALICE, PASSWORD, World, deployment_with_remote_mx, message, publish_dkim
 
 from mailbastion.spool.layout import SpoolLayout
-from mailbastion.testing.deployment import Deployment, free_port
-from mailbastion.testing.dns_server import DnsTestServer
 
 
 def test_gateway_down_the_outbox_keeps_the_message_and_relays_it_later(tmp_path: Path) -> None:
-    port = free_port()
-    with DnsTestServer() as dns, SinkThread() as sinks:
-        sink = remote_mx(tmp_path, dns, sinks, port)
-        d = Deployment(tmp_path / "d", dns=dns, settings={
-            ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"',
-            ("delivery", "remote_port"): str(port)})
-        d.init()
-        d.mb("account", "add", ALICE, "--password-stdin", input=f"{PASSWORD}\n")
+    with deployment_with_remote_mx(tmp_path, (ALICE,)) as (d, dns, sink):
         publish_dkim(d, dns)
         d.start(role="internal")  # no gateway: its relay listener is closed
         try:

@@ -9,12 +9,10 @@ import smtplib
 from collections.abc import Iterator
 
 import pytest
-from submission_world import ALICE, DOMAIN, PASSWORD, SinkThread, World, message, publish_dkim, remote_mx, wait
+from submission_world import ALICE, DOMAIN, PASSWORD, World, deployment_with_remote_mx, message, publish_dkim, wait
 
 from mailbastion.testing.av import WRAPPINGS
 from mailbastion.testing.clamd import EICAR
-from mailbastion.testing.deployment import Deployment, free_port
-from mailbastion.testing.dns_server import DnsTestServer
 
 BOB = f"bob@{DOMAIN}"
 
@@ -22,19 +20,11 @@ BOB = f"bob@{DOMAIN}"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("submission-flow")
-    port = free_port()
-    with DnsTestServer() as dns, SinkThread() as sinks:
-        sink = remote_mx(tmp, dns, sinks, port)
-        d = Deployment(tmp / "d", dns=dns, settings={
-            ("antivirus.clamav", "enabled"): "false", ("antivirus", "stale_policy"): '"alarm_only"',
-            ("delivery", "remote_port"): str(port),
+    with deployment_with_remote_mx(tmp, (ALICE, BOB), {
             ("login", "max_failures_per_account"): "3", ("login", "lockout_seconds"): "600",
             ("submission.hijack", "fanout_recipients"): "8", ("submission.hijack", "new_clients"): "3",
             ("submission.limits", "recipients_per_hour"): "20",
-        })
-        d.init()
-        for who in (ALICE, BOB):
-            d.mb("account", "add", who, "--password-stdin", input=f"{PASSWORD}\n")
+    }) as (d, dns, sink):
         d.mb("account", "alias", "add", f"sales@{DOMAIN}", ALICE)
         selectors = publish_dkim(d, dns)
         assert len(selectors) == 2, selectors  # rsa-sha256 and ed25519-sha256, both live now
