@@ -16,6 +16,13 @@ server takes from the machine in all:
              every wrapping of mailbastion.testing.av, which the anti-virus stage refuses), once idle
   idle       after the sessions are closed and the queue is empty
 
+With `--minutes M` the traffic runs for M minutes at `--rate` messages a second (the issue's "hours of
+mixed traffic"), the tree's RSS/PSS is sampled every `--sample-seconds` into the result's `samples`, and
+after the traffic 500 sessions are held open once more (`sessions_after_mib`): the `workers = 1` aim
+(≤ 300 MB RSS at 500 open sessions) is checked fresh and after the hours.
+
+    .venv/bin/python bench/memory_bench.py --workers 1 --minutes 120 --rate 5 --clamd 127.0.0.1:3311
+
 Each figure is taken once no probe child of the portal's dashboard runs (`av status --json`, started at
 start-up and when an administrator opens the dashboard after its cache expired, for a few seconds); the
 largest such child seen is printed apart as probe_child_mib, and the processes of the fresh tree too.
@@ -131,11 +138,25 @@ def spammy(n: int) -> bytes:
             "https://bank.example/secure</a></p>\r\n").encode()
 
 
-def traffic(d: Deployment, count: int) -> dict[str, int]:
+def traffic(d: Deployment, count: int, *, minutes: float = 0.0, rate: float = 0.0,
+            sample: Callable[[], None] | None = None, sample_seconds: float = 60.0) -> dict[str, int]:
+    """`count` messages, or with `minutes` as many as `rate` a second allows for that long (calling `sample`
+    every `sample_seconds`)."""
     kinds = [business, spammy, *[(lambda n, w=w: w(EICAR, "eicar.com")) for w in WRAPPINGS.values()]]
     out = {"accepted": 0, "refused": 0}
-    for n in range(count):
+    start = time.monotonic()
+    next_sample = start + sample_seconds
+    n = 0
+    while (n < count) if not minutes else (time.monotonic() - start < minutes * 60):
+        if minutes and rate:
+            wait = start + n / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        if sample is not None and time.monotonic() >= next_sample:
+            sample()
+            next_sample += sample_seconds
         message = kinds[n % len(kinds)](n)
+        n += 1
         try:
             with smtplib.SMTP("127.0.0.1", d.smtp_port, local_hostname="mx.partner.example", timeout=60) as s:
                 s.sendmail("carol@partner.example", ["alice@example.test"], message)
@@ -188,19 +209,34 @@ def run(workers: int, args: argparse.Namespace) -> dict[str, object]:
             detail = tree_detail(pid)
             sessions = asyncio.run(hold_sessions(d.smtp_port, args.sessions, lambda: (settle(pid), tree_memory(pid))[1]))
             started = time.monotonic()
-            counts = traffic(d, args.messages)
+            samples: list[dict[str, float]] = []
+
+            def sample() -> None:
+                rss, pss = tree_memory(pid)
+                samples.append({"minute": round((time.monotonic() - started) / 60, 1),
+                                "rss_mib": round(rss / 2**20), "pss_mib": round(pss / 2**20)})
+                print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
+
+            counts = traffic(d, args.messages, minutes=args.minutes, rate=args.rate, sample=sample,
+                             sample_seconds=args.sample_seconds)
             seconds = time.monotonic() - started
             deadline = time.monotonic() + 120
             while d.spool_files() and time.monotonic() < deadline:
                 time.sleep(0.2)
-            idle = tree_memory(pid)
+            sessions_after = asyncio.run(hold_sessions(d.smtp_port, args.sessions,
+                                                       lambda: (settle(pid), tree_memory(pid))[1]))
+            idle = (settle(pid), tree_memory(pid))[1]
         finally:
             d.stop(signal.SIGTERM)
     mib = 2**20
     return {"workers": workers, "fresh_mib": round(fresh[0] / mib), "fresh_pss_mib": round(fresh[1] / mib),
             "sessions": args.sessions, "sessions_mib": round(sessions[0] / mib),
-            "sessions_pss_mib": round(sessions[1] / mib), "messages": args.messages, **counts,
-            "traffic_seconds": round(seconds, 1), "idle_after_traffic_mib": round(idle[0] / mib),
+            "sessions_pss_mib": round(sessions[1] / mib), "messages": args.messages if not args.minutes else None,
+            "minutes": args.minutes or None, "rate": args.rate if args.minutes else None, **counts,
+            "traffic_seconds": round(seconds, 1), "samples": samples,
+            "sessions_after_traffic_mib": round(sessions_after[0] / mib),
+            "sessions_after_traffic_pss_mib": round(sessions_after[1] / mib),
+            "idle_after_traffic_mib": round(idle[0] / mib),
             "idle_after_traffic_pss_mib": round(idle[1] / mib), "clamd": bool(args.clamd),
             "probe_child_mib": round(probe / mib), "fresh_processes": detail}
 
@@ -210,6 +246,10 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--sessions", type=int, default=500)
     ap.add_argument("--messages", type=int, default=1000)
+    ap.add_argument("--minutes", type=float, default=0.0,
+                    help="run the traffic for this long instead of --messages (at --rate messages a second)")
+    ap.add_argument("--rate", type=float, default=5.0, help="messages a second with --minutes (0: as fast as it goes)")
+    ap.add_argument("--sample-seconds", type=float, default=60.0, help="RSS/PSS sample interval during the traffic")
     ap.add_argument("--clamd", default=None, help="host:port of a clamd with signatures (e.g. the anchors' 3311)")
     args = ap.parse_args()
     rows = [run(int(w), args) for w in args.workers.split(",")]
