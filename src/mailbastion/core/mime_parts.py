@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from email.message import Message
 
 from mailbastion.core.filetype import detect
+from mailbastion.core.mime_tree import parse_well_formed
 
 __all__ = ["MAX_MESSAGE_DEPTH", "MAX_PARTS", "MessagePart", "MimeNote", "MimeParts", "decode_parts", "parse_message",
            "uudecode_blocks"]
@@ -194,8 +195,11 @@ class MimeParts:
 
 
 def parse_message(raw: bytes) -> Message:
-    """The MIME tree as the compat32 parser reads it: lenient, fast, header values as received."""
-    return email.message_from_bytes(raw, policy=email.policy.compat32)
+    """The MIME tree as the compat32 parser reads it: lenient, fast, header values as received. Well-formed
+    mail is built by `core/mime_tree.py` (the same tree, without the line-by-line feed parser); the rest
+    by the standard library."""
+    tree = parse_well_formed(raw)
+    return tree if tree is not None else email.message_from_bytes(raw, policy=email.policy.compat32)
 
 
 def decode_parts(msg: Message, *, prefix: str = "", depth: int = 0, max_parts: int = MAX_PARTS) -> MimeParts:
