@@ -4,6 +4,10 @@ reads what clients read, says which reading each part comes from, and never rais
 from __future__ import annotations
 
 import base64
+import email
+import email.message
+import email.policy
+import email.utils
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
@@ -14,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mailbastion.core.message as message_module
+import mailbastion.core.mime_parts as mime_parts
 from mailbastion.core.message import SpooledMessage
 from mailbastion.core.mime_parts import MAX_MESSAGE_DEPTH, decode_parts, parse_message
 from mailbastion.testing import av
@@ -208,3 +213,53 @@ def test_messages_parse_the_same_with_the_boundary_matcher() -> None:
                [p.get_payload() if not p.is_multipart() else None for p in b.walk()]
         assert [p.preamble for p in a.walk()] == [p.preamble for p in b.walk()]
         assert [p.epilogue for p in a.walk()] == [p.epilogue for p in b.walk()]
+
+
+# -- the parameter pre-check (`_may_have`): the same names and charsets as asking the parser every time --
+
+def _filename_by_parser(part: email.message.Message) -> str:
+    names: list[str] = []
+    try:
+        fn = part.get_filename()
+    except Exception:  # noqa: BLE001
+        fn = None
+    if fn:
+        names.append(mime_parts._decoded_words(fn))
+    try:
+        n = part.get_param("name")
+    except Exception:  # noqa: BLE001
+        n = None
+    if n:
+        text = mime_parts._decoded_words(email.utils.collapse_rfc2231_value(n) if isinstance(n, tuple) else str(n))
+        if text not in names:
+            names.append(text)
+    return " | ".join(names)
+
+
+def _charset_by_parser(part: email.message.Message) -> str:
+    try:
+        return (part.get_content_charset() or "").lower()
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+_PARAMS = st.sampled_from([
+    'name="a.pdf"', "NAME=a.exe", "filename=b.txt", 'FileName="c d.zip"', "filename*=utf-8''%E2%82%AC.pdf",
+    "filename*0=x; filename*1=.js", "name*0*=utf-8''a; name*1=.scr", "charset=UTF-8", 'CHARSET="iso-8859-1"',
+    "charset*=us-ascii'en'utf-8", "format=flowed", "boundary=x", "nom=x", "filenames=x", "x-name=y", "",
+    "name", "charset", "=?utf-8?b?YS5leGU=?=", 'name="=?utf-8?q?r=C3=A9sum=C3=A9.pdf?="', "name=a;name=b",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PARAMS, max_size=4), st.lists(_PARAMS, max_size=3), st.booleans(), st.booleans())
+def test_names_and_charsets_are_what_the_parser_gives(ct: list[str], cd: list[str], with_cd: bool,
+                                                      twice: bool) -> None:
+    head = "Content-Type: " + "; ".join(["application/octet-stream", *ct]) + "\r\n"
+    if with_cd:
+        head += "Content-Disposition: " + "; ".join(["attachment", *cd]) + "\r\n"
+    if twice:
+        head += "Content-Type: text/plain; name=second.exe; charset=koi8-r\r\n"
+    part = email.message_from_bytes((head + "\r\nbody\r\n").encode(), policy=email.policy.compat32)
+    assert mime_parts._filename(part) == _filename_by_parser(part)
+    assert mime_parts._charset(part) == _charset_by_parser(part)

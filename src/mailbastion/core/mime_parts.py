@@ -366,16 +366,26 @@ def _raw_payload(part: Message) -> bytes:
         return raw.encode("utf-8", "surrogateescape")
 
 
+def _may_have(part: Message, param: str, header: str = "content-type") -> bool:
+    """False only when the `header` field the parameter parser reads (its first one) cannot hold `param`:
+    a parameter's name is never encoded (RFC 2231 only adds `*0`, `*` after it), so a field without the
+    name as text has no such parameter. Saves parsing every parameter of the field once per question
+    (`Message.get_param` re-parses the field each time it is asked)."""
+    value = part.get(header)
+    return value is not None and param in str(value).lower()
+
+
 def _filename(part: Message) -> str:
     names: list[str] = []
-    try:
-        fn = part.get_filename()
+    try:  # get_filename: Content-Disposition's filename, else Content-Type's name
+        fn = part.get_filename() if _may_have(part, "filename", "content-disposition") \
+            or _may_have(part, "name") else None
     except Exception:  # noqa: BLE001 - a broken RFC 2231 parameter is still a name to consider
         fn = None
     if fn:
         names.append(_decoded_words(fn))
     try:
-        n = part.get_param("name")
+        n = part.get_param("name") if _may_have(part, "name") else None
     except Exception:  # noqa: BLE001
         n = None
     if n:
@@ -402,7 +412,7 @@ def _disposition(part: Message) -> str:
 
 def _charset(part: Message) -> str:
     try:
-        return (part.get_content_charset() or "").lower()
+        return (part.get_content_charset() or "").lower() if _may_have(part, "charset") else ""
     except Exception:  # noqa: BLE001 - a malformed charset parameter: unknown
         return ""
 
