@@ -52,7 +52,7 @@ def decode(data: bytes) -> tuple[QueueRecord, bytes]:
     return record, message
 
 
-def read(path: Path) -> tuple[QueueRecord, bytes]:
+def read(path: Path | str) -> tuple[QueueRecord, bytes]:
     """Read a queue file. Raises FileNotFoundError (moved or removed meanwhile) or RecordError."""
     with open(path, "rb") as fh:
         return decode(fh.read())
