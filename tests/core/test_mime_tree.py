@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 from email.message import Message
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,9 +20,7 @@ from hypothesis import strategies as st
 import mailbastion.core.mime_parts  # noqa: F401 - installs the boundary matcher the parser uses in production
 from mailbastion.core.mime_parts import decode_parts, parse_message
 from mailbastion.core.mime_tree import parse_well_formed
-
-REPO = Path(__file__).resolve().parents[2]
-
+from mailbastion.testing.corpora import corpora_dir
 
 def _stdlib(raw: bytes) -> Message:
     return email.message_from_bytes(raw, policy=email.policy.compat32)
@@ -203,17 +199,7 @@ def test_mail_from_the_field_is_mostly_built_here() -> None:
 
 # -- the shared corpora --------------------------------------------------------------------------------
 
-def _corpora() -> Path:
-    env = os.environ.get("MAILBASTION_CORPORA")
-    if env:
-        return Path(env)
-    for base in (REPO.parent, REPO.parent.parent):  # a checkout, or a worktree beside it
-        if (base / "shared" / "corpora").is_dir():
-            return base / "shared" / "corpora"
-    return REPO.parent / "shared" / "corpora"
-
-
-CORPORA = _corpora()
+CORPORA = corpora_dir()
 
 
 @pytest.mark.corpora
