@@ -6,6 +6,7 @@ import asyncio
 import email
 import functools
 import itertools
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -493,3 +494,46 @@ async def test_a_dsn_that_cannot_be_built_does_not_hold_the_entry(spool: Spool) 
         await eventually(lambda: states(spool) == {} and len(agent.calls) == 1)
     finally:
         await qm.stop()
+
+
+async def test_wakes_between_full_scans_list_only_incoming(spool: Spool) -> None:
+    """Under load a scan follows every finished delivery: it lists incoming/ on the loop; deferred/ (a
+    worker-thread hand-off, and possibly large) is listed only by the full scan every scan_interval."""
+    listed: list[QueueState] = []
+    ids = spool.layout.ids
+
+    def counting(state: QueueState) -> list[str]:
+        if sys._getframe(1).f_globals["__name__"].startswith("mailbastion.spool.manager"):  # the manager's calls
+            listed.append(state)
+        return ids(state)
+
+    spool.layout.ids = counting  # type: ignore[method-assign]
+    agent = ScriptedAgent()
+    qm = make_manager(spool, agent, scan_interval=3600)  # one full scan at start, none by the timer
+    await qm.start()
+    try:
+        for n in range(5):
+            await spool.commit(env(f"r{n}@example.net"), MESSAGE, client="c")  # each commit wakes the manager
+            await eventually(lambda n=n: len(agent.calls) == n + 1 and states(spool) == {})
+        late = await spool.commit(env("late@example.net"), MESSAGE, client="c")
+        await eventually(lambda: states(spool) == {})
+        assert listed.count(QueueState.DEFERRED) == 1 and listed.count(QueueState.INCOMING) >= 6
+        assert late in {c[1].queue_id for c in agent.calls}
+    finally:
+        await qm.stop()
+
+
+async def test_a_full_scan_finds_what_was_moved_into_deferred(spool: Spool) -> None:
+    agent = ScriptedAgent({"d@example.net": [deferred(451, "4.3.0", "later"), OK]})
+    qm = make_manager(spool, agent, scan_interval=3600, schedule=RetrySchedule(min_backoff=0.01, max_backoff=0.01))
+    await qm.start()
+    try:
+        qid = await spool.commit(env("d@example.net"), MESSAGE, client="c")
+        await eventually(lambda: len(agent.calls) == 1 and qid in spool.layout.ids(QueueState.DEFERRED))
+        # the manager forgets it (as when another process or the CLI put it there); only a full scan sees it
+        qm._deferred.clear()
+        assert await qm.run_once() == 1
+        await eventually(lambda: states(spool) == {})
+    finally:
+        await qm.stop()
+    assert len(agent.calls) == 2

@@ -163,13 +163,19 @@ class QueueManager:
         return count
 
     async def _run(self) -> None:
+        full_due = 0.0
         while not self._stopping:
+            now = time.monotonic()
+            full = now >= full_due
+            if full:
+                full_due = now + self.scan_interval
             try:
-                await self._scan()
+                await self._scan(full=full)
             except Exception:  # a bad scan must not kill the only scheduler
                 log.exception("queue scan failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.scan_interval)
+                async with asyncio.timeout(max(full_due - time.monotonic(), 0.0)):  # no task per wait
+                    await self._wake.wait()
             self._wake.clear()
 
     def _list_work(self, known: frozenset[str]) -> tuple[list[str], set[str], dict[str, float | None]]:
@@ -187,16 +193,25 @@ class QueueManager:
                 fresh[qid] = None
         return incoming, present, fresh
 
-    async def _scan(self) -> int:
+    async def _scan(self, *, full: bool = True) -> int:
+        """Claim what is due. A full scan (every `scan_interval`, and `run_once`) also lists deferred/ in a
+        worker thread: entries the CLI moved in or out, and the due times of entries this process does not
+        know yet. The scans in between (woken by a finished delivery or a local commit, under load once per
+        message) list only incoming/, on the loop (a small directory in the page cache: less than the
+        thread hand-off), and take deferred entries from what the last full scan learnt."""
         if self._stopping or len(self._inflight) >= self.concurrency:
             return 0
-        incoming, present, fresh = await asyncio.to_thread(self._list_work, frozenset(self._deferred))
         now = self._clock()
-        for qid in [q for q in self._deferred if q not in present]:
-            del self._deferred[qid]  # moved by the CLI (retry, hold, delete)
-        for qid, when in fresh.items():
-            if qid not in self._inflight:
-                self._deferred[qid] = now if when is None else when
+        if full:
+            incoming, present, fresh = await asyncio.to_thread(self._list_work, frozenset(self._deferred))
+            now = self._clock()
+            for qid in [q for q in self._deferred if q not in present]:
+                del self._deferred[qid]  # moved by the CLI (retry, hold, delete)
+            for qid, when in fresh.items():
+                if qid not in self._inflight:
+                    self._deferred[qid] = now if when is None else when
+        else:
+            incoming = self.layout.ids(QueueState.INCOMING)
         due = [q for _, q in sorted((t, q) for q, t in self._deferred.items() if t <= now)]
         claimed = 0
         for src, ids in ((QueueState.INCOMING, incoming), (QueueState.DEFERRED, due)):
