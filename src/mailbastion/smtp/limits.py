@@ -7,9 +7,10 @@ listener set). It is the only place that knows how many clients are connected.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 __all__ = ["ConnectionGate", "EdgeLimits", "NetworkList"]
 
@@ -37,6 +38,18 @@ class EdgeLimits:
         return self.max_command_length + 64
 
 
+@functools.lru_cache(maxsize=4096)
+def _address(ip: str) -> IPv4Address | IPv6Address | None:
+    """`ip` parsed (an IPv4-mapped IPv6 address as its IPv4 address), None when it is not one. Cached: a
+    session asks several lists about the same client (XCLIENT and PROXY hosts, relay networks, ...)."""
+    try:
+        addr = ip_address(ip)
+    except ValueError:
+        return None
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return mapped if isinstance(mapped, IPv4Address) else addr
+
+
 class NetworkList:
     """Addresses and networks given as strings (`"10.0.0.0/8"`, `"127.0.0.1"`); empty matches nothing."""
 
@@ -46,14 +59,8 @@ class NetworkList:
     def __contains__(self, ip: object) -> bool:
         if not self._nets:
             return False
-        try:
-            addr = ip_address(str(ip))
-        except ValueError:
-            return False
-        mapped = getattr(addr, "ipv4_mapped", None)
-        if isinstance(mapped, IPv4Address):
-            addr = mapped
-        return any(addr.version == n.version and addr in n for n in self._nets)
+        addr = _address(str(ip))
+        return addr is not None and any(addr.version == n.version and addr in n for n in self._nets)
 
     def __bool__(self) -> bool:
         return bool(self._nets)
