@@ -537,3 +537,27 @@ async def test_a_full_scan_finds_what_was_moved_into_deferred(spool: Spool) -> N
     finally:
         await qm.stop()
     assert len(agent.calls) == 2
+
+
+async def test_a_full_scan_due_while_every_slot_is_busy_runs_when_one_frees(spool: Spool) -> None:
+    """Under constant load the timer finds no free slot; the full scan (deferred/ listed) must then follow the
+    next finished delivery instead of being put off for another interval, again and again."""
+    listed: list[QueueState] = []
+    ids = spool.layout.ids
+
+    def counting(state: QueueState) -> list[str]:
+        if sys._getframe(1).f_globals["__name__"].startswith("mailbastion.spool.manager"):
+            listed.append(state)
+        return ids(state)
+
+    for n in range(8):
+        await spool.commit(env(f"r{n}@example.net"), MESSAGE, client="c")
+    spool.layout.ids = counting  # type: ignore[method-assign]
+    agent = ScriptedAgent(delay=0.15)  # each delivery outlasts several scan intervals
+    qm = make_manager(spool, agent, scan_interval=0.02, concurrency=1)
+    await qm.start()
+    try:
+        await eventually(lambda: len(agent.calls) == 8 and states(spool) == {}, timeout=30)
+    finally:
+        await qm.stop()
+    assert listed.count(QueueState.DEFERRED) >= 7  # after (nearly) every delivery, not only at the start

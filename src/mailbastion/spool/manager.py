@@ -166,15 +166,19 @@ class QueueManager:
         full_due = 0.0
         while not self._stopping:
             now = time.monotonic()
-            full = now >= full_due
+            busy = len(self._inflight) >= self.concurrency  # no slot: the scan would claim nothing
+            full = now >= full_due and not busy
             if full:
                 full_due = now + self.scan_interval
             try:
                 await self._scan(full=full)
             except Exception:  # a bad scan must not kill the only scheduler
                 log.exception("queue scan failed")
+            # Until the next full scan is due; when it is due but every slot is busy, until a slot frees
+            # (a finished delivery wakes us), so that a full scan is put off, never skipped.
+            wait = None if busy and now >= full_due else max(full_due - time.monotonic(), 0.0)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(full_due - time.monotonic(), 0.0)):  # no task per wait
+                async with asyncio.timeout(wait):  # no task per wait (wait_for makes one)
                     await self._wake.wait()
             self._wake.clear()
 
