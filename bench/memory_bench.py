@@ -21,7 +21,8 @@ mixed traffic"), the tree's RSS/PSS is sampled every `--sample-seconds` into the
 after the traffic 500 sessions are held open once more (`sessions_after_mib`): the `workers = 1` aim
 (≤ 300 MB RSS at 500 open sessions) is checked fresh and after the hours.
 
-    .venv/bin/python bench/memory_bench.py --workers 1 --minutes 120 --rate 5 --clamd 127.0.0.1:3311
+    .venv/bin/python bench/memory_bench.py --workers 1 --minutes 120 --rate 5 --clamd 127.0.0.1:3311 \
+        --clamd-db bench/.work/anchor/anchors/.state/clamdb
 
 Each figure is taken once no probe child of the portal's dashboard runs (`av status --json`, started at
 start-up and when an administrator opens the dashboard after its cache expired, for a few seconds); the
@@ -190,8 +191,12 @@ def run(workers: int, args: argparse.Namespace) -> dict[str, object]:
                     ("smtp", "max_connections"): str(args.sessions + 100),
                     ("spam.ratelimit", "per_client"): "100000000", ("spam.ratelimit", "per_sender"): "100000000"}
         if args.clamd:
+            if not args.clamd_db:
+                sys.exit("memory_bench: --clamd needs --clamd-db, the signature folder that clamd loads (else the "
+                         "signatures' age is unknown and antivirus.stale_policy refuses every message)")
             settings.update({("antivirus.clamav", "enabled"): "true",
                              ("antivirus.clamav", "address"): f'"{args.clamd}"',
+                             ("antivirus.clamav", "database_dir"): f'"{args.clamd_db}"',
                              ("antivirus.clamav", "undated_signatures"): '"newest_file"'})
         else:
             settings.update({("antivirus.clamav", "enabled"): "false",
@@ -219,6 +224,9 @@ def run(workers: int, args: argparse.Namespace) -> dict[str, object]:
 
             counts = traffic(d, args.messages, minutes=args.minutes, rate=args.rate, sample=sample,
                              sample_seconds=args.sample_seconds)
+            if not counts["accepted"]:
+                print("memory_bench: no message was accepted: the traffic measured refusals only (see the "
+                      f"server's log in {root})", file=sys.stderr)
             seconds = time.monotonic() - started
             deadline = time.monotonic() + 120
             while d.spool_files() and time.monotonic() < deadline:
@@ -251,6 +259,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=5.0, help="messages a second with --minutes (0: as fast as it goes)")
     ap.add_argument("--sample-seconds", type=float, default=60.0, help="RSS/PSS sample interval during the traffic")
     ap.add_argument("--clamd", default=None, help="host:port of a clamd with signatures (e.g. the anchors' 3311)")
+    ap.add_argument("--clamd-db", default=None,
+                    help="the folder that clamd's signatures are in (the anchors': bench/.work/anchor/anchors/.state/clamdb)")
     args = ap.parse_args()
     rows = [run(int(w), args) for w in args.workers.split(",")]
     RESULTS.mkdir(parents=True, exist_ok=True)
