@@ -22,7 +22,10 @@ after the traffic 500 sessions are held open once more (`sessions_after_mib`): t
 (≤ 300 MB RSS at 500 open sessions) is checked fresh and after the hours.
 
     .venv/bin/python bench/memory_bench.py --workers 1 --minutes 120 --rate 5 --clamd 127.0.0.1:3311 \
-        --clamd-db bench/.work/anchor/anchors/.state/clamdb
+        --clamd-db bench/.work/anchor/anchors/.state/clamdb --corpus bench/.work/anchor/corpus
+
+`--corpus` mixes the anchors' corpus (2,000 messages of business mail, newsletters and spam, some with
+attachments; `message_path.py` prepares it) into the traffic: three corpus messages to one EICAR wrapping.
 
 Each figure is taken once no probe child of the portal's dashboard runs (`av status --json`, started at
 start-up and when an administrator opens the dashboard after its cache expired, for a few seconds); the
@@ -139,12 +142,22 @@ def spammy(n: int) -> bytes:
             "https://bank.example/secure</a></p>\r\n").encode()
 
 
+def load_corpus(folder: Path) -> list[tuple[str, bytes]]:
+    """The anchors' corpus (`mkcorpus.py` of ../shared/bench: business mail, newsletters and spam, a share with
+    attachments) as (envelope sender, message) pairs; every one goes to alice, whatever its To says."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return [(m["mail_from"], (folder / m["file"]).read_bytes()) for m in manifest["messages"]]
+
+
 def traffic(d: Deployment, count: int, *, minutes: float = 0.0, rate: float = 0.0,
-            sample: Callable[[], None] | None = None, sample_seconds: float = 60.0) -> dict[str, int]:
+            sample: Callable[[], None] | None = None, sample_seconds: float = 60.0,
+            corpus: list[tuple[str, bytes]] | None = None) -> dict[str, int]:
     """`count` messages, or with `minutes` as many as `rate` a second allows for that long (calling `sample`
-    every `sample_seconds`)."""
-    kinds = [business, spammy, *[(lambda n, w=w: w(EICAR, "eicar.com")) for w in WRAPPINGS.values()]]
-    out = {"accepted": 0, "refused": 0}
+    every `sample_seconds`). Without a `corpus`: business mail, spam-like mail and EICAR in every wrapping, in
+    turn. With one: three corpus messages, then one EICAR wrapping, in turn."""
+    malware = [(lambda n, w=w: w(EICAR, "eicar.com")) for w in WRAPPINGS.values()]
+    kinds = [business, spammy, *malware]
+    out = {"accepted": 0, "refused": 0, "malware_accepted": 0, "malware_refused": 0}
     start = time.monotonic()
     next_sample = start + sample_seconds
     n = 0
@@ -156,14 +169,24 @@ def traffic(d: Deployment, count: int, *, minutes: float = 0.0, rate: float = 0.
         if sample is not None and time.monotonic() >= next_sample:
             sample()
             next_sample += sample_seconds
-        message = kinds[n % len(kinds)](n)
+        sender = "carol@partner.example"
+        if corpus is None:
+            message = kinds[n % len(kinds)](n)
+            is_malware = n % len(kinds) >= 2
+        elif n % 4 == 3:
+            message, is_malware = malware[(n // 4) % len(malware)](n), True
+        else:
+            sender, message = corpus[(n - n // 4) % len(corpus)]
+            is_malware = False
         n += 1
         try:
             with smtplib.SMTP("127.0.0.1", d.smtp_port, local_hostname="mx.partner.example", timeout=60) as s:
-                s.sendmail("carol@partner.example", ["alice@example.test"], message)
+                s.sendmail(sender, ["alice@example.test"], message)
             out["accepted"] += 1
+            out["malware_accepted"] += is_malware
         except smtplib.SMTPException:
             out["refused"] += 1
+            out["malware_refused"] += is_malware
     return out
 
 
@@ -223,7 +246,8 @@ def run(workers: int, args: argparse.Namespace) -> dict[str, object]:
                 print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
 
             counts = traffic(d, args.messages, minutes=args.minutes, rate=args.rate, sample=sample,
-                             sample_seconds=args.sample_seconds)
+                             sample_seconds=args.sample_seconds,
+                             corpus=load_corpus(Path(args.corpus)) if args.corpus else None)
             if not counts["accepted"]:
                 print("memory_bench: no message was accepted: the traffic measured refusals only (see the "
                       f"server's log in {root})", file=sys.stderr)
@@ -234,6 +258,7 @@ def run(workers: int, args: argparse.Namespace) -> dict[str, object]:
             sessions_after = asyncio.run(hold_sessions(d.smtp_port, args.sessions,
                                                        lambda: (settle(pid), tree_memory(pid))[1]))
             idle = (settle(pid), tree_memory(pid))[1]
+            idle_detail = tree_detail(pid)
         finally:
             d.stop(signal.SIGTERM)
     mib = 2**20
@@ -246,7 +271,8 @@ def run(workers: int, args: argparse.Namespace) -> dict[str, object]:
             "sessions_after_traffic_pss_mib": round(sessions_after[1] / mib),
             "idle_after_traffic_mib": round(idle[0] / mib),
             "idle_after_traffic_pss_mib": round(idle[1] / mib), "clamd": bool(args.clamd),
-            "probe_child_mib": round(probe / mib), "fresh_processes": detail}
+            "probe_child_mib": round(probe / mib), "fresh_processes": detail,
+            "idle_after_traffic_processes": idle_detail}
 
 
 def main() -> None:
@@ -261,6 +287,9 @@ def main() -> None:
     ap.add_argument("--clamd", default=None, help="host:port of a clamd with signatures (e.g. the anchors' 3311)")
     ap.add_argument("--clamd-db", default=None,
                     help="the folder that clamd's signatures are in (the anchors': bench/.work/anchor/anchors/.state/clamdb)")
+    ap.add_argument("--corpus", default=None,
+                    help="mix the anchors' corpus into the traffic (bench/.work/anchor/corpus: three corpus messages "
+                         "to one EICAR wrapping) instead of the two generated messages")
     args = ap.parse_args()
     rows = [run(int(w), args) for w in args.workers.split(",")]
     RESULTS.mkdir(parents=True, exist_ok=True)
