@@ -78,6 +78,10 @@ def test_the_gateway_role_holds_no_directory_password_or_mailbox(tmp_path: Path,
         secret = ("directory.db", "audit.db", "ca.key")
         assert not [f for f in files if Path(f).name.startswith(secret) or "/mail/" in f], files
     assert any("mailbastion.gateway.handler" in r["modules"] for r in reports)  # type: ignore[operator]
+    # The spam classifier is loaded (preloaded in the parent before the acceptors fork) but scores without
+    # scikit-learn or SciPy, which only learning imports (spam/model.py): ~100 MB less in each process.
+    assert all("mailbastion.spam.model" in r["modules"] for r in reports)  # type: ignore[operator]
+    assert [sorted({"sklearn", "scipy"} & set(r["modules"])) for r in reports] == [[]] * len(reports)  # type: ignore[arg-type]
 
 
 def test_the_internal_role_holds_what_the_gateway_must_not(tmp_path: Path, dns: DnsTestServer) -> None:

@@ -4,11 +4,15 @@ the message's features without scikit-learn's per-call validation."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailbastion.spam.features import extract_bytes
-from mailbastion.spam.model import SpamModel
+from mailbastion.spam.model import SpamModel, feature_indices, make_vectorizer
 from mailbastion.spam.tokens import tokens
 from mailbastion.spam.store import shipped_model_path
 
@@ -38,3 +42,31 @@ def test_single_message_probability_follows_learning(shipped: SpamModel) -> None
     model.learn(toks, is_spam=True)
     after = model.probability(toks)
     assert after > before and after == pytest.approx(float(model.probabilities([toks])[0]), rel=1e-12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=40), max_size=60))
+def test_feature_columns_are_the_vectorizers(toks: list[str]) -> None:
+    # Scoring hashes tokens itself (mmh3); learning goes through scikit-learn's HashingVectorizer: one space.
+    expected = make_vectorizer().transform([toks])
+    expected.sum_duplicates()
+    assert feature_indices(toks).tolist() == expected.indices.tolist()
+
+
+def test_scoring_imports_neither_scikit_learn_nor_scipy_and_learning_still_works() -> None:
+    # In a fresh interpreter (this one has imported scikit-learn elsewhere): a process that only scores,
+    # every SMTP acceptor, carries neither library; the first learning imports them and then scores alike.
+    code = """
+import sys
+from mailbastion.spam.model import SpamModel, feature_indices, make_vectorizer
+from mailbastion.spam.store import shipped_model_path
+m = SpamModel.load(shipped_model_path())
+toks = ["hn:date", "hn:from", "w:invoice", "w:attached", "u:example.com"]
+before = m.probability(toks)
+heavy = sorted(k for k in ("sklearn", "scipy") if k in sys.modules)
+m.learn(toks, is_spam=True)
+after = m.probability(toks)
+print(heavy, before < after, abs(after - float(m.probabilities([toks])[0])) < 1e-12, "sklearn" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split() == ["[]", "True", "True", "True"], out.stdout + out.stderr

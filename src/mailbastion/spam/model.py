@@ -14,6 +14,12 @@ Learner: `SGDClassifier(loss="log_loss")`; bulk training uses averaged SGD over 
 single-message learning uses constant-step `partial_fit`. The file stores only non-zero weights, the IDF of
 seen features, the intercept and metadata (joblib, compressed): small, and independent of the
 scikit-learn version that wrote it.
+
+Scoring needs no scikit-learn: a message's columns are HashingVectorizer's (`feature_indices`: MurmurHash3
+of each token through `mmh3`, the function scikit-learn's hasher uses) and its probability one dot product.
+scikit-learn and SciPy are imported when the model first learns or scores a batch, so a server process
+that only scores (every SMTP acceptor; the all-in-one until someone reports mail) does not carry them:
+about 100 MB of RSS per process (docs/performance.md, fifth session).
 """
 
 from __future__ import annotations
@@ -21,16 +27,20 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import joblib  # type: ignore[import-untyped]
+import mmh3
 import numpy as np
-from scipy import sparse  # type: ignore[import-untyped]
-from sklearn.feature_extraction.text import HashingVectorizer  # type: ignore[import-untyped]
-from sklearn.linear_model import SGDClassifier  # type: ignore[import-untyped]
-from sklearn.preprocessing import normalize  # type: ignore[import-untyped]
+
+if TYPE_CHECKING:  # imported where the model learns or scores a batch (module docstring)
+    from scipy import sparse  # type: ignore[import-untyped]
+    from sklearn.feature_extraction.text import HashingVectorizer  # type: ignore[import-untyped]
+    from sklearn.linear_model import SGDClassifier  # type: ignore[import-untyped]
 
 FORMAT = 2
 N_FEATURES = 2**20
@@ -46,19 +56,38 @@ def _identity(tokens: list[str]) -> list[str]:
 
 
 def make_vectorizer() -> HashingVectorizer:
+    from sklearn.feature_extraction.text import HashingVectorizer
+
     return HashingVectorizer(analyzer=_identity, n_features=N_FEATURES, alternate_sign=False, norm=None,
                              binary=True)
 
 
-_VECTORIZER = make_vectorizer()
+_VECTORIZERS: list[HashingVectorizer] = []
+
+
+def _vectorizer() -> HashingVectorizer:
+    if not _VECTORIZERS:
+        _VECTORIZERS.append(make_vectorizer())
+    return _VECTORIZERS[0]
+
+
+def feature_indices(tokens: Iterable[str]) -> np.ndarray:
+    """The columns `make_vectorizer()` gives a message's `tokens`, sorted and each once (binary), without
+    scikit-learn: its hasher takes MurmurHash3 (x86, 32-bit, seed 0) of the token's UTF-8 and keeps
+    |h| mod 2**20 (for h = -2**31, a value it defines to equal |h| mod 2**20). `mmh3.hash` is that
+    function; tests/spam hold the columns equal to the vectorizer's, Unicode tokens included."""
+    hashes = np.fromiter(map(mmh3.hash, tokens), dtype=np.int64)
+    return np.unique(np.abs(hashes) % N_FEATURES)
 
 
 class SpamModel:
     """A binary linear model over hashed tokens. Not thread-safe for writers; readers may share it."""
 
-    def __init__(self, estimator: SGDClassifier, idf: np.ndarray, meta: dict[str, Any] | None = None) -> None:
-        self._est = estimator
+    def __init__(self, coef: np.ndarray, intercept: float, idf: np.ndarray, meta: dict[str, Any] | None = None) -> None:
+        self._coef = coef  # float64[N_FEATURES]: the weights, what scoring reads
+        self._intercept = intercept
         self._idf = idf  # float64[N_FEATURES]; all ones until the first bulk training
+        self._est: SGDClassifier | None = None  # the learner, made when the model first learns
         self.meta: dict[str, Any] = dict(meta or {})
 
     # -- construction -----------------------------------------------------------------------------
@@ -70,12 +99,25 @@ class SpamModel:
     @classmethod
     def _from_weights(cls, coef: np.ndarray, intercept: float, idf: np.ndarray,
                       meta: dict[str, Any]) -> SpamModel:
-        est = SGDClassifier(loss="log_loss", alpha=ALPHA, learning_rate="constant", eta0=LEARN_STEP)
-        x0 = _VECTORIZER.transform([["st:init"]])
-        est.partial_fit(x0, [0], classes=[0, 1], sample_weight=[1e-12])  # allocates; weights set below
-        est.coef_ = np.asarray(coef, dtype=np.float64).reshape(1, -1).copy()
-        est.intercept_ = np.array([float(intercept)])
-        return cls(est, idf, meta)
+        return cls(np.asarray(coef, dtype=np.float64).ravel().copy(), float(intercept), idf, meta)
+
+    def _estimator(self) -> SGDClassifier:
+        """The single-message learner, holding the current weights (made on first use: scikit-learn)."""
+        if self._est is None:
+            from sklearn.linear_model import SGDClassifier
+
+            est = SGDClassifier(loss="log_loss", alpha=ALPHA, learning_rate="constant", eta0=LEARN_STEP)
+            x0 = _vectorizer().transform([["st:init"]])
+            est.partial_fit(x0, [0], classes=[0, 1], sample_weight=[1e-12])  # allocates; weights set below
+            est.coef_ = self._coef.reshape(1, -1).copy()
+            est.intercept_ = np.array([self._intercept])
+            self._est = est
+        return self._est
+
+    def _take_weights(self, est: SGDClassifier) -> None:
+        """Make `est`'s weights the model's (after it learnt)."""
+        self._coef = np.asarray(est.coef_, dtype=np.float64).ravel().copy()
+        self._intercept = float(est.intercept_[0])
 
     @classmethod
     def load(cls, path: Path) -> SpamModel:
@@ -90,13 +132,13 @@ class SpamModel:
         return cls._from_weights(coef, float(data["intercept"]), idf, dict(data.get("meta", {})))
 
     def save(self, path: Path) -> None:
-        coef = self._est.coef_.ravel()
+        coef = self._coef
         nz = np.flatnonzero(np.abs(coef) > 1e-7)
         idf_default = float(self._idf.max())
         seen = np.flatnonzero(self._idf != idf_default)
         data = {
             "format": FORMAT, "n_features": N_FEATURES, "indices": nz.astype(np.int32),
-            "values": coef[nz].astype(np.float32), "intercept": float(self._est.intercept_[0]),
+            "values": coef[nz].astype(np.float32), "intercept": self._intercept,
             "idf_indices": seen.astype(np.int32), "idf_values": self._idf[seen].astype(np.float32),
             "idf_default": idf_default, "meta": self.meta,
         }
@@ -118,22 +160,26 @@ class SpamModel:
         """P(spam) in [0, 1] for one message: the same sum as `probabilities` (binary hashed tokens times
         IDF, l2-normalised, dot the weights, plus the intercept) over the message's few hundred features,
         without scikit-learn's per-call validation of a 1 x 2**20 matrix three times over (~1 ms -> ~0.2 ms
-        a message on the gateway's path; equal to the batch result within float rounding, tests/spam)."""
-        features = _VECTORIZER.transform([tokens]).indices
+        a message on the gateway's path; equal to the batch result within float rounding, tests/spam), and
+        without scikit-learn at all (`feature_indices`)."""
+        features = feature_indices(tokens)
         weights = self._idf[features]
         norm = math.sqrt(float(np.dot(weights, weights)))
-        d = float(self._est.intercept_[0])
+        d = self._intercept
         if norm:
-            d += float(np.dot(weights, self._est.coef_[0, features])) / norm
+            d += float(np.dot(weights, self._coef[features])) / norm
         return 1.0 / (1.0 + math.exp(-min(40.0, max(-40.0, d))))
 
     def vectorize(self, token_lists: Sequence[list[str]]) -> sparse.csr_matrix:
-        x = _VECTORIZER.transform(token_lists)
+        from scipy import sparse
+        from sklearn.preprocessing import normalize
+
+        x = _vectorizer().transform(token_lists)
         return normalize(sparse.csr_matrix(x.multiply(self._idf)), norm="l2", copy=False)
 
     def probabilities(self, token_lists: Sequence[list[str]]) -> np.ndarray:
         x = self.vectorize(token_lists)
-        d = np.clip(np.asarray(self._est.decision_function(x), dtype=np.float64), -40, 40)
+        d = np.clip(np.asarray(self._estimator().decision_function(x), dtype=np.float64), -40, 40)
         out: np.ndarray = 1.0 / (1.0 + np.exp(-d))
         return out
 
@@ -151,30 +197,36 @@ class SpamModel:
                 self.learn(tok, is_spam=bool(y), source=source)
             return
         if not self.is_trained:  # the first bulk training fixes the IDF for good
-            counts = _VECTORIZER.transform(token_lists)
+            counts = _vectorizer().transform(token_lists)
             df = np.bincount(counts.indices, minlength=N_FEATURES)
             n = len(token_lists)
             self._idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+        from sklearn.linear_model import SGDClassifier
+
         x = self.vectorize(token_lists)
         bulk = SGDClassifier(loss="log_loss", alpha=ALPHA, max_iter=epochs, tol=None, average=10, random_state=0)
-        bulk.fit(x, np.asarray(labels), coef_init=self._est.coef_.copy(), intercept_init=self._est.intercept_.copy())
-        self._est.coef_ = bulk.coef_.astype(np.float64).copy()
-        self._est.intercept_ = bulk.intercept_.astype(np.float64).copy()
+        bulk.fit(x, np.asarray(labels), coef_init=self._coef.reshape(1, -1).copy(),
+                 intercept_init=np.array([self._intercept]))
+        self._take_weights(bulk)
+        self._est = None  # the single-message learner starts again from these weights
         self._count(labels, source)
 
     def learn(self, tokens: list[str], *, is_spam: bool, source: str = "") -> int:
         """Learn one message: constant-step updates until P(its label) >= LEARN_TARGET (train until
         right, as sa-learn does in effect). Returns the number of steps taken (0: already known)."""
         x = self.vectorize([tokens])
+        est = self._estimator()
         y = 1 if is_spam else 0
         target = math.log(LEARN_TARGET / (1 - LEARN_TARGET))
         steps = 0
         while steps < LEARN_MAX_STEPS:
-            d = float(self._est.decision_function(x)[0])
+            d = float(est.decision_function(x)[0])
             if (d if is_spam else -d) >= target:
                 break
-            self._est.partial_fit(x, [y], sample_weight=[10.0])
+            est.partial_fit(x, [y], sample_weight=[10.0])
             steps += 1
+        if steps:
+            self._take_weights(est)
         self._count([y], source)
         return steps
 
