@@ -70,3 +70,25 @@ print(heavy, before < after, abs(after - float(m.probabilities([toks])[0])) < 1e
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.split() == ["[]", "True", "True", "True"], out.stdout + out.stderr
+
+
+def test_a_token_with_a_lone_surrogate_is_hashed_scored_and_learnt_without_a_crash() -> None:
+    # mmh3.hash("\udcff") kills the process (SIGSEGV) and scikit-learn's hasher raises on it; the compat32 tree
+    # reads raw bytes with surrogateescape, so a token can hold one. Run where a crash cannot take the tests
+    # down: both hashers must give the same columns, and scoring and learning must work.
+    code = r"""
+from mailbastion.spam.model import SpamModel, feature_indices, make_vectorizer
+from mailbastion.spam.store import shipped_model_path
+toks = ["att:r\udcffsum\udce9.exe", "w:invoice", "w:\ud83d", "w:caf\u00e9", "hn:date"]
+x = make_vectorizer().transform([toks]); x.sum_duplicates()
+same = feature_indices(toks).tolist() == x.indices.tolist()
+plain = feature_indices(["w:invoice", "w:caf\u00e9"]).tolist()
+kept = set(plain) <= set(feature_indices(toks).tolist())  # the other tokens keep their columns
+m = SpamModel.load(shipped_model_path())
+p = m.probability(toks)
+m.learn(toks, is_spam=True)
+print(same, kept, 0.0 < p < 1.0, m.probability(toks) > p)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.split() == ["True", "True", "True", "True"], out.stdout + out.stderr

@@ -29,9 +29,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import joblib  # type: ignore[import-untyped]
 import mmh3
@@ -51,14 +49,24 @@ LEARN_MAX_STEPS = 200
 LEARN_TARGET = 0.95  # single-message learning stops once P(right label) reaches this
 
 
-def _identity(tokens: list[str]) -> list[str]:
+def _hashable(tokens: Iterable[str]) -> Sequence[str | bytes]:
+    """`tokens` as both hashers take them without failing. A token may hold a lone surrogate (the compat32
+    tree reads raw bytes with surrogateescape, and file names or parameters can carry them into a token):
+    scikit-learn's hasher raises on one and `mmh3.hash` (5.x) crashes the process, since each encodes a
+    str as strict UTF-8. Then every token is given as bytes, UTF-8 with surrogates passed through, which
+    for every other token are the very bytes either hasher would have hashed: the columns do not move."""
+    tokens = tokens if isinstance(tokens, (list, tuple)) else list(tokens)
+    try:
+        "".join(tokens).encode("utf-8")  # Python's UTF-8 codec refuses every surrogate, paired or not
+    except UnicodeEncodeError:
+        return [t.encode("utf-8", "surrogatepass") for t in tokens]
     return tokens
 
 
 def make_vectorizer() -> HashingVectorizer:
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    return HashingVectorizer(analyzer=_identity, n_features=N_FEATURES, alternate_sign=False, norm=None,
+    return HashingVectorizer(analyzer=_hashable, n_features=N_FEATURES, alternate_sign=False, norm=None,
                              binary=True)
 
 
@@ -75,8 +83,9 @@ def feature_indices(tokens: Iterable[str]) -> np.ndarray:
     """The columns `make_vectorizer()` gives a message's `tokens`, sorted and each once (binary), without
     scikit-learn: its hasher takes MurmurHash3 (x86, 32-bit, seed 0) of the token's UTF-8 and keeps
     |h| mod 2**20 (for h = -2**31, a value it defines to equal |h| mod 2**20). `mmh3.hash` is that
-    function; tests/spam hold the columns equal to the vectorizer's, Unicode tokens included."""
-    hashes = np.fromiter(map(mmh3.hash, tokens), dtype=np.int64)
+    function; tests/spam hold the columns equal to the vectorizer's, Unicode tokens and lone surrogates
+    included (`_hashable`)."""
+    hashes = np.fromiter(map(mmh3.hash, _hashable(tokens)), dtype=np.int64)
     return np.unique(np.abs(hashes) % N_FEATURES)
 
 
