@@ -50,10 +50,10 @@ LEARN_TARGET = 0.95  # single-message learning stops once P(right label) reaches
 
 
 def _hashable(tokens: Iterable[str]) -> Sequence[str | bytes]:
-    """`tokens` as both hashers take them without failing. A token may hold a lone surrogate (the compat32
-    tree reads raw bytes with surrogateescape, and file names or parameters can carry them into a token):
-    scikit-learn's hasher raises on one and `mmh3.hash` (5.x) crashes the process, since each encodes a
-    str as strict UTF-8. Then every token is given as bytes, UTF-8 with surrogates passed through, which
+    """`tokens` as both hashers take them without failing. Should a token hold a lone surrogate (the
+    extractor decodes with "replace" and 3,000 fuzzed messages gave none, but the compat32 tree reads raw
+    bytes with surrogateescape, and nothing here forbids one), scikit-learn's hasher would raise and
+    `mmh3.hash` (5.x) crash the process (SIGSEGV), since each encodes a str as strict UTF-8. Then every token is given as bytes, UTF-8 with surrogates passed through, which
     for every other token are the very bytes either hasher would have hashed: the columns do not move."""
     tokens = tokens if isinstance(tokens, (list, tuple)) else list(tokens)
     try:
