@@ -53,8 +53,9 @@ def _hashable(tokens: Iterable[str]) -> Sequence[str | bytes]:
     """`tokens` as both hashers take them without failing. Should a token hold a lone surrogate (the
     extractor decodes with "replace" and 3,000 fuzzed messages gave none, but the compat32 tree reads raw
     bytes with surrogateescape, and nothing here forbids one), scikit-learn's hasher would raise and
-    `mmh3.hash` (5.x) crash the process (SIGSEGV), since each encodes a str as strict UTF-8. Then every token is given as bytes, UTF-8 with surrogates passed through, which
-    for every other token are the very bytes either hasher would have hashed: the columns do not move."""
+    `mmh3.hash` (5.x) crash the process (SIGSEGV), since each encodes a str as strict UTF-8. Then every
+    token is given as bytes, UTF-8 with surrogates passed through, which for every other token are the
+    very bytes either hasher would have hashed: the columns do not move."""
     tokens = tokens if isinstance(tokens, (list, tuple)) else list(tokens)
     try:
         "".join(tokens).encode("utf-8")  # Python's UTF-8 codec refuses every surrogate, paired or not
