@@ -73,9 +73,9 @@ print(heavy, before < after, abs(after - float(m.probabilities([toks])[0])) < 1e
 
 
 def test_a_token_with_a_lone_surrogate_is_hashed_scored_and_learnt_without_a_crash() -> None:
-    # mmh3.hash("\udcff") kills the process (SIGSEGV) and scikit-learn's hasher raises on it; the compat32 tree
-    # reads raw bytes with surrogateescape, so a token can hold one. Run where a crash cannot take the tests
-    # down: both hashers must give the same columns, and scoring and learning must work.
+    # mmh3.hash("\udcff") kills the process (SIGSEGV) and scikit-learn's hasher raises on it; no extracted token
+    # was seen to hold one, but nothing forbids it. Run where a crash cannot take the tests down: both
+    # hashers must give the same columns, and scoring and learning must work.
     code = r"""
 from mailbastion.spam.model import SpamModel, feature_indices, make_vectorizer
 from mailbastion.spam.store import shipped_model_path

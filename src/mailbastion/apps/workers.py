@@ -180,7 +180,7 @@ def fork_process(target: Callable[..., None], args: tuple[object, ...], name: st
     the parent loaded. `gc.freeze()` right before the fork (CPython's documented recipe) moves everything
     alive now into a permanent generation the collector never examines, in the parent and the child alike:
     with `server.workers = 2` and every check on, the tree's PSS after 2,000 messages of mixed traffic went
-    from 459 to 381 MB (docs/performance.md). What is frozen is the start-up state, alive for the life of
+    from 455-464 to 379-383 MB (docs/performance.md). What is frozen is the start-up state, alive for the life of
     the process; objects freed by reference counting are still freed, only cycles among them (a reload's
     leftovers) are no longer collected."""
     gc.collect()  # leave no garbage to be frozen with the rest

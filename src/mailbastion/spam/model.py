@@ -24,6 +24,7 @@ about 100 MB of RSS per process (docs/performance.md, fifth session).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -71,13 +72,10 @@ def make_vectorizer() -> HashingVectorizer:
                              binary=True)
 
 
-_VECTORIZERS: list[HashingVectorizer] = []
-
-
+@functools.cache
 def _vectorizer() -> HashingVectorizer:
-    if not _VECTORIZERS:
-        _VECTORIZERS.append(make_vectorizer())
-    return _VECTORIZERS[0]
+    """The one vectorizer learning and batch scoring share (made on first use: scikit-learn)."""
+    return make_vectorizer()
 
 
 def feature_indices(tokens: Iterable[str]) -> np.ndarray:
