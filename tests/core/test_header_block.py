@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,3 +89,38 @@ def test_arbitrary_bytes(raw: bytes) -> None:
     block = HeaderBlock.parse(raw)
     assert block.to_bytes() == raw
     block.without("from").prepend(("X-A", "b")).to_bytes()
+
+
+def _reference_parse(raw: bytes) -> tuple[list[tuple[bytes, str]], bytes]:
+    """The module's rules applied line by line, as the parser did before it matched a field at a time."""
+    name_re = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+    fields: list[tuple[bytes, str]] = []
+    pos = 0
+    while pos < len(raw):
+        nl = raw.find(b"\n", pos)
+        end = len(raw) if nl < 0 else nl + 1
+        line = raw[pos:end]
+        if line in (b"\r\n", b"\n"):
+            break
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] = (fields[-1][0] + line, fields[-1][1])
+        else:
+            m = name_re.match(line) if line[:1] not in (b" ", b"\t") else None
+            fields.append((line, m.group(1).decode("ascii").lower() if m else ""))
+        pos = end
+    return fields, raw[pos:]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_LINES, st.sampled_from([b"\r\n", b"\n", b"\r"]), st.binary(max_size=30))
+def test_fields_are_those_of_the_line_by_line_rules(lines: list[bytes], eol: bytes, tail: bytes) -> None:
+    raw = eol.join(lines) + tail
+    block = HeaderBlock.parse(raw)
+    assert ([(f.raw, f.name) for f in block.fields], block.body) == _reference_parse(raw)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300))
+def test_fields_are_those_of_the_line_by_line_rules_on_any_bytes(raw: bytes) -> None:
+    block = HeaderBlock.parse(raw)
+    assert ([(f.raw, f.name) for f in block.fields], block.body) == _reference_parse(raw)

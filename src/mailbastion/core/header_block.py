@@ -37,6 +37,11 @@ __all__ = ["HeaderBlock", "HeaderField", "field_bytes"]
 
 _NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
+# One field from the start of its line: a name (rule 3) when the line has one, the rest of the line, then
+# every continuation line (rule 2). A line starting with SP or HTAB never has a name (the name's class
+# excludes both), so an orphan continuation takes its followers as rule 2 says. The caller stops at the
+# empty line (rule 1) first, so a match always takes at least one byte.
+_FIELD = re.compile(rb"(?:([\x21-\x39\x3b-\x7e]+)[ \t]*:)?[^\n]*(?:\n|\Z)(?:[ \t][^\n]*(?:\n|\Z))*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,24 +87,20 @@ class HeaderBlock:
 
     @classmethod
     def parse(cls, raw: bytes) -> HeaderBlock:
-        """Split `raw` by the rules above. Never raises; keeps every byte."""
+        """Split `raw` by the rules above. Never raises; keeps every byte. One regular-expression match
+        per field, not a loop per line: the MDA parses every delivered message's header section."""
         fields: list[HeaderField] = []
-        pos = 0
-        size = len(raw)
+        append, match = fields.append, _FIELD.match
+        pos, size = 0, len(raw)
         while pos < size:
-            nl = raw.find(b"\n", pos)
-            end = size if nl < 0 else nl + 1
-            line = raw[pos:end]
-            if line in (b"\r\n", b"\n"):
-                break
-            first = line[:1]
-            if first in (b" ", b"\t") and fields:
-                prev = fields[-1]
-                fields[-1] = HeaderField(prev.raw + line, prev.name)
-            else:
-                m = _NAME.match(line) if first not in (b" ", b"\t") else None
-                fields.append(HeaderField(line, m.group(1).decode("ascii").lower() if m else ""))
-            pos = end
+            first = raw[pos]
+            if first == 0x0A or (first == 0x0D and raw[pos + 1:pos + 2] == b"\n"):
+                break  # rule 1: the empty line
+            m = match(raw, pos)
+            assert m is not None  # the pattern matches any non-empty line
+            name = m.group(1)
+            append(HeaderField(m.group(), name.decode("ascii").lower() if name else ""))
+            pos = m.end()
         return cls(tuple(fields), raw[pos:])
 
     # -- reading ---------------------------------------------------------------------------------
