@@ -16,7 +16,7 @@ from mailbastion.core.address import Address, parse_address
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.peer import PeerInfo
 from mailbastion.core.ports import Resolution, ResolutionKind
-from mailbastion.mailbox import lmtp_handler
+from mailbastion.core.threads import Workers
 from mailbastion.mailbox.lmtp_handler import LmtpHandler
 from mailbastion.mailbox.maildir import MaildirStore
 
@@ -56,13 +56,13 @@ class Directory:
 def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the functions the handler ran in a worker thread."""
     seen: list[str] = []
-    real = lmtp_handler._Workers.run
+    real = Workers.run
 
-    async def run(self: lmtp_handler._Workers, fn: Callable[..., Any], *args: Any) -> Any:
+    async def run(self: Workers, fn: Callable[..., Any], *args: Any) -> Any:
         seen.append(fn.__name__)
         return await real(self, fn, *args)
 
-    monkeypatch.setattr(lmtp_handler._Workers, "run", run)
+    monkeypatch.setattr(Workers, "run", run)
     return seen
 
 
@@ -107,20 +107,3 @@ async def test_a_directory_without_it_is_asked_in_a_thread(tmp_path: Path, hops:
     directory = Plain(lambda a: None)
     reply, _ = await rcpt(directory, tmp_path, ALICE)
     assert reply == replies.RECIPIENT_OK and hops == ["_mailboxes_of"]
-
-
-async def test_the_worker_threads_answer_raise_and_stop() -> None:
-    workers = lmtp_handler._Workers(2)
-
-    def boom() -> None:
-        raise ValueError("boom")
-
-    assert await asyncio.gather(*(workers.run(pow, 2, n) for n in range(10))) == [2 ** n for n in range(10)]
-    with pytest.raises(ValueError, match="boom"):
-        await workers.run(boom)
-    threads = list(workers._threads)
-    assert len(threads) == 2 and all(t.is_alive() for t in threads)
-    workers.close()
-    assert not any(t.is_alive() for t in threads)
-    assert await workers.run(pow, 3, 2) == 9  # used again after close: started again
-    workers.close()

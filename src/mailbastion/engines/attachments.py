@@ -18,13 +18,13 @@ anti-virus scans what it shows.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import zlib
 from collections.abc import Iterable
 
 from mailbastion import __version__
 from mailbastion.core.filetype import OFFICE_TYPES, detect, name_type, suspicious_name
+from mailbastion.core.threads import run_blocking
 from mailbastion.engines.base import (EngineInfo, Finding, FindingKind, Part, ScanResult, ScanSubject, is_small,
                                      unique)
 
@@ -86,7 +86,7 @@ class AttachmentPolicy:
     async def scan(self, subject: ScanSubject) -> ScanResult:
         if is_small(subject):
             return self.scan_inline(subject)
-        findings = await asyncio.to_thread(self.judge, subject)
+        findings = await run_blocking(self.judge, subject)
         return ScanResult(self.name, findings)
 
     def judge(self, subject: ScanSubject) -> tuple[Finding, ...]:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mailbastion.core.errors import ConfigError, EngineUnavailable
+from mailbastion.core.threads import run_blocking
 from mailbastion.engines.base import EngineInfo, Finding, FindingKind, ScanResult, ScanSubject, is_small, unique
 from mailbastion.engines.cache import ScanCache
 
@@ -185,4 +186,4 @@ class YaraScanner:
     async def scan(self, subject: ScanSubject) -> ScanResult:
         if is_small(subject):
             return self.scan_inline(subject)
-        return ScanResult(self.name, await asyncio.to_thread(self._scan_all, subject))
+        return ScanResult(self.name, await run_blocking(self._scan_all, subject))

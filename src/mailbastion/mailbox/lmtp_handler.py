@@ -32,14 +32,11 @@ never fails a delivery.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import queue
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
 from mailbastion import metrics
 from mailbastion.core import replies
@@ -51,6 +48,7 @@ from mailbastion.core.message import SpooledMessage
 from mailbastion.core.peer import PeerInfo
 from mailbastion.core.ports import Resolution, ResolutionKind
 from mailbastion.core.replies import Reply
+from mailbastion.core.threads import Workers
 from mailbastion.core.verdict import Folder
 from mailbastion.core.xtext import xtext_decode
 from mailbastion.mailbox.journal import DeliveredJournal, PairState, is_queue_id
@@ -70,7 +68,6 @@ _INTERNAL = INTERNAL_PREFIX.lower()
 # RFC 3463 X.7.5 "cryptographic failure ... necessary information such as key was not available".
 AT_REST_NO_KEY = Reply(451, "4.7.5", "Mailbox must be stored encrypted and has no key yet, try again later")
 AT_REST_FAILED = Reply(451, "4.7.5", "Message could not be encrypted for storage, try again later")
-_T = TypeVar("_T")
 
 
 class MailboxDirectory(Protocol):
@@ -114,65 +111,6 @@ class RecipientPlan:
 class _Session:
     plans: list[RecipientPlan] = field(default_factory=list)
     bounce_of: tuple[str, ...] = ()  # XBOUNCEOF, read at MAIL
-
-
-class _Workers:
-    """The handler's blocking calls (directory look-ups, Maildir writes) on threads of its own: a call is
-    handed over through a SimpleQueue and its result comes back with one call_soon_threadsafe, about a
-    third of what `asyncio.to_thread` spends per round trip in Python (no concurrent.futures Future, its
-    Condition and chained callbacks, no context copy: nothing the MDA runs reads a ContextVar). Threads
-    start on first use. A caller that stops waiting (cancelled) does not stop the call."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self._queue: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any],
-                                             Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._start_lock = threading.Lock()
-
-    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        if len(self._threads) < self.count:
-            self._start()
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[_T] = loop.create_future()
-        self._queue.put((loop, done, fn, args))
-        return await done
-
-    def _start(self) -> None:
-        with self._start_lock:
-            while len(self._threads) < self.count:
-                t = threading.Thread(target=self._work, name=f"mda-{len(self._threads)}", daemon=True)
-                t.start()
-                self._threads.append(t)
-
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            loop, done, fn, args = item
-            try:
-                result, error = fn(*args), None
-            except BaseException as exc:  # handed to the caller, as an executor does
-                result, error = None, exc
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
-                loop.call_soon_threadsafe(_settle, done, result, error)
-            del item, done, result, error  # nothing of a finished call kept alive while the queue is empty
-
-    def close(self) -> None:
-        """Stop the threads once the calls queued before are done (a later `run` starts them again)."""
-        with self._start_lock:
-            threads, self._threads = self._threads, []
-        for _ in threads:
-            self._queue.put(None)
-        for t in threads:
-            t.join()
-
-
-def _settle(done: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if done.done():  # the caller was cancelled
-        return
-    if error is None:
-        done.set_result(result)
-    else:
-        done.set_exception(error)
 
 
 def _is_verified(peer: PeerInfo) -> bool:
@@ -220,7 +158,7 @@ class LmtpHandler(BaseHandler):
         self._sessions: dict[str, _Session] = {}
         self._from_memory: Callable[[Address], Resolution | None] | None = getattr(
             directory, "resolve_from_memory", None)
-        self._workers = _Workers(min(32, (os.cpu_count() or 1) + 4))  # as many as asyncio's default executor
+        self._workers = Workers(min(32, (os.cpu_count() or 1) + 4), name="mda")  # as many as asyncio's default executor
 
     def extensions(self, peer: PeerInfo) -> Mapping[str, frozenset[str]]:
         return {LINK_EXTENSION: _LINK_PARAMS} if _is_verified(peer) else {}

@@ -15,7 +15,6 @@ The blocking I/O runs in worker threads so the event loop keeps serving other se
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from mailbastion.config.schema import Settings
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.errors import SpoolFull
+from mailbastion.core.threads import run_blocking
 from mailbastion.core.verdict import Verdict
 from mailbastion.durable import GroupSync
 from mailbastion.spool.layout import QueueState, SpoolLayout, new_queue_id
@@ -86,7 +86,7 @@ class Spool:
         queue_id = new_queue_id()
         record = QueueRecord.new(queue_id, envelope, arrival=self._clock(), client=client, size=len(message),
                                  verdict=verdict, hops=hops)
-        await asyncio.to_thread(self._write, record, message)
+        await run_blocking(self._write, record, message)
         log.info("queued id=%s from=<%s> nrcpt=%d size=%d client=%s", queue_id, record.sender,
                  len(record.recipients), len(message), client)
         for fn in self._listeners:

@@ -29,6 +29,7 @@ from mailbastion.core.filetype import ARCHIVE_TYPES
 from mailbastion.core.message import SpooledMessage
 from mailbastion.core.replies import Reply
 from mailbastion.core.stages import Stage
+from mailbastion.core.threads import run_blocking
 from mailbastion.core.verdict import Action, CheckResult, Edit, Forced, Symbol
 from mailbastion.engines.archives import Limits, _LimitsLike
 from mailbastion.engines.base import (INLINE_BYTES, Finding, FindingKind, Scanner, ScanResult, ScanSubject,
@@ -168,7 +169,7 @@ class AntivirusCheck(BaseCheck):
                     # than in a worker thread (engines.base.INLINE_BYTES); the MIME parse is shared anyway.
                     subject = build_subject(message, self.limits, max_parts=self.max_parts)
                 else:
-                    subject = await asyncio.to_thread(build_subject, message, self.limits, max_parts=self.max_parts)
+                    subject = await run_blocking(lambda: build_subject(message, self.limits, max_parts=self.max_parts))
                 outcomes = await self._run_engines(pending, subject)
                 del subject
             for s, out in zip(pending, outcomes, strict=True):
