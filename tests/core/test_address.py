@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailbastion.core.address import Address, AddressError, parse_address, parse_path
 
@@ -95,3 +97,42 @@ def test_only_the_postmaster_may_lack_a_domain() -> None:
         with pytest.raises(AddressError):
             parse_path(text, allow_postmaster=True)
     assert not parse_address("postmaster@example.test").is_bare_postmaster
+
+
+def test_a_parsed_address_is_remembered_and_an_error_is_not() -> None:
+    first = parse_address("Remembered.User@Example.TEST")
+    assert parse_address("Remembered.User@Example.TEST") is first  # the remembered object, not a new parse
+    assert parse_address("Remembered.User@Example.TEST", allow_utf8=True) == first  # its own entry, same answer
+    for _ in range(2):  # raised again, with its reason, every time
+        with pytest.raises(AddressError, match="exactly one @"):
+            parse_address("two@at@example.test")
+    with pytest.raises(AddressError, match="non-ASCII"):
+        parse_address("jürgen@example.test")  # allowed with SMTPUTF8 only: the flag is part of the key
+    assert parse_address("jürgen@example.test", allow_utf8=True).local == "jürgen"
+    with pytest.raises(AddressError, match="non-ASCII"):
+        parse_address("jürgen@example.test")
+
+
+_TEXTS = st.one_of(
+    st.text(max_size=40),
+    st.builds(lambda a, b: f"{a}@{b}", st.text(max_size=12), st.text(max_size=20)),
+    st.sampled_from(["a@example.test", '"a b"@example.test', "a@[192.0.2.1]", "a@xn--bcher-kva.example",
+                     "a@bücher.example", "A@EXAMPLE.TEST", "a@localhost", "a.@example.test"]),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_TEXTS, st.booleans())
+def test_remembered_answers_are_those_of_a_fresh_parse(text: str, allow_utf8: bool) -> None:
+    from mailbastion.core.address import _parse_address
+
+    for _ in range(2):  # the second call answers from memory
+        try:
+            fresh: Address | str = _parse_address(text, allow_utf8=allow_utf8)
+        except AddressError as exc:
+            fresh = f"error: {exc}"
+        try:
+            got: Address | str = parse_address(text, allow_utf8=allow_utf8)
+        except AddressError as exc:
+            got = f"error: {exc}"
+        assert got == fresh

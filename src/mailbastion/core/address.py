@@ -7,6 +7,7 @@ error (source routes, `a@b@c`, empty parts) or visible on the value (`is_quoted`
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -108,7 +109,24 @@ def _normalize_domain(domain: str) -> tuple[str, bool]:
 
 
 def parse_address(text: str, *, allow_utf8: bool = False) -> Address:
-    """Parse `local@domain`. Raises AddressError with a reason a human can read."""
+    """Parse `local@domain`. Raises AddressError with a reason a human can read.
+
+    Results are remembered (the last `PARSED_CACHE` distinct texts): a site's addresses come back on
+    every message, and each hop of the path (edge, queue manager, forwarding, auto-reply, MDA) parses
+    them again. `Address` is immutable, so a remembered one is as good as a new one; an error is not
+    remembered and is raised again each time."""
+    return _parse_cached(text, allow_utf8)
+
+
+PARSED_CACHE = 4096
+
+
+@functools.lru_cache(maxsize=PARSED_CACHE)
+def _parse_cached(text: str, allow_utf8: bool) -> Address:
+    return _parse_address(text, allow_utf8=allow_utf8)
+
+
+def _parse_address(text: str, *, allow_utf8: bool = False) -> Address:
     if not text:
         raise AddressError("empty address")
     if len(text.encode("utf-8", "surrogateescape")) > MAX_PATH:
