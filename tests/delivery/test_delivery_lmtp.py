@@ -4,18 +4,21 @@ protocol (XQUEUEID, XFOLDER) when the MDA offers XMAILBASTION, and the fast retr
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from delivery_servers import LineServer, ScriptedHandler, Server, gateway_client_context, start_lmtp
 
 from mailbastion.core.outcome import Deferred, Delivered, Failed, Handoff
 from mailbastion.core.ports import DeliveryRecipient, DeliveryRequest
 from mailbastion.core.replies import Reply
 from mailbastion.core.verdict import Folder
-from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent, prepare_message
+from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent, crlf_message, prepare_message
 from mailbastion.pki import make_deployment_pki
 from mailbastion.tls_policy import server_context
 
@@ -237,3 +240,13 @@ async def test_pipelined_transaction_gives_the_same_outcomes_and_keeps_the_sessi
     assert [r.rcpt_tos for r in handler.received] == [["ok@example.org", "full@example.org"], ["ok2@example.org"]]
     assert all(r.content == MESSAGE for r in handler.received)
     assert agent.connections_opened == 1
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from([b"\r\n", b"\n", b"\r", b"a", b".", b"\r\r\n", b"\r\n\n"]), max_size=30).map(b"".join))
+def test_line_ends_are_normalised_exactly_when_a_bare_lf_is_there(raw: bytes) -> None:
+    """crlf_message decides with one pass over CRs and LFs; its result is that of counting LFs apart."""
+    expected = raw if raw.count(b"\n") == raw.count(b"\r\n") else re.sub(rb"\r?\n", b"\r\n", raw)
+    if not expected.endswith(b"\r\n"):
+        expected += b"\r\n"
+    assert crlf_message(raw) == expected

@@ -8,6 +8,8 @@ import struct
 from ipaddress import ip_address
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailbastion.core.address import parse_address
 from mailbastion.core.envelope import Envelope
@@ -229,3 +231,17 @@ def test_internal_header_cannot_hide(raw: bytes) -> None:
 def test_rewrite_message_without_blank_line() -> None:
     assert rewrite.strip_internal(b"X-Mailbastion-Junk: yes\r\n") == (b"", 1)
     assert rewrite.apply_edits(b"\r\nbody\r\n", [], prepend=[("Received", "x")]) == b"Received: x\r\n\r\nbody\r\n"
+
+
+_LINE_BYTES = st.lists(st.sampled_from([b"\r\n", b"\n", b"\r", b"a", b"\x00", b".", b"\r\r\n", b"\r\n\n"]),
+                       max_size=30).map(b"".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_LINE_BYTES)
+def test_bare_line_ends_are_found_as_by_counting_each(raw: bytes) -> None:
+    """check_content counts CRs and LFs in one pass; its answer is that of counting each apart."""
+    crlf = raw.count(b"\r\n")
+    expected = (DataProblem.NUL if b"\x00" in raw
+                else DataProblem.BARE_NEWLINE if crlf != raw.count(b"\n") or crlf != raw.count(b"\r") else None)
+    assert check_content(raw, max_line=1000) is expected

@@ -61,7 +61,9 @@ class LmtpConnectionLost(LmtpProtocolError):
 def crlf_message(message: bytes) -> bytes:
     """The message with CRLF line ends, ending in CRLF (a BDAT chunk's content)."""
     data = message
-    if data.count(b"\n") != data.count(b"\r\n"):  # spooled mail is CRLF already: normalise only if not
+    # Spooled mail is CRLF already: normalise only if not. CRs + LFs == 2 * CRLFs exactly when every CR and
+    # every LF is part of a CRLF (one `translate` pass; a bare CR alone also takes the `sub`, which leaves it).
+    if len(data) - len(data.translate(None, b"\r\n")) != 2 * data.count(b"\r\n"):
         data = _LINE_END.sub(b"\r\n", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"

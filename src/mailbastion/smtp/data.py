@@ -55,9 +55,10 @@ def check_content(content: bytes, *, max_line: int) -> DataProblem | None:
     `max_line` counts the CRLF (RFC 5321 §4.5.3.1.6: 1000 octets; ours is a setting)."""
     if b"\x00" in content:
         return DataProblem.NUL
-    crlf = content.count(b"\r\n")
-    if crlf != content.count(b"\n") or crlf != content.count(b"\r"):
-        # RFC 5321 §2.3.8: CR and LF only ever appear together, as CRLF.
+    # RFC 5321 §2.3.8: CR and LF only ever appear together, as CRLF. There are at least as many CRs and as
+    # many LFs as CRLFs, so CRs + LFs == 2 * CRLFs exactly when both counts equal it. One `translate` pass
+    # counts both: `bytes.count` of one byte is a plain loop, two of them cost twice this pass.
+    if len(content) - len(content.translate(None, b"\r\n")) != 2 * content.count(b"\r\n"):
         return DataProblem.BARE_NEWLINE
     if _has_long_line(content, max_line):
         return DataProblem.LINE_TOO_LONG
