@@ -9,8 +9,11 @@ What runs here must not read a `ContextVar` (the caller's context is not copied)
 the anti-virus walk and engines, the MDA's directory look-ups and Maildir writes read none. A caller
 that stops waiting (cancelled) does not stop the call, as with an executor.
 
-    await run_blocking(spool.write, record, message)     # the process's shared threads
+    await run_blocking(os.fsync, fd)                     # the process's shared threads
     workers = Workers(8); await workers.run(fn, arg); workers.close()   # threads of one's own
+
+`close()` is for when no more calls come (a call made while it runs may take a stop meant for an old
+thread); the shared threads are never closed: they wait, as daemon threads, until the process ends.
 
 Threads start on first use. A forked child starts without the parent's threads (they do not survive a
 fork) and starts its own on its first call.
