@@ -19,7 +19,7 @@ from mailbastion.core.verdict import Edit
 from mailbastion.gateway import received, rewrite
 from mailbastion.smtp import commands, data, handler, xclient
 from mailbastion.smtp.commands import MailRequest, parse_bdat, parse_mail, parse_rcpt, split_path, xtext_decode
-from mailbastion.smtp.data import DataProblem, check_content, unstuff
+from mailbastion.smtp.data import DataProblem, check_content, line_ends_are_crlf, unstuff
 from mailbastion.smtp.limits import ConnectionGate, NetworkList
 from mailbastion.smtp.proxy import ProxyError, parse_proxy
 from mailbastion.smtp.reader import InputBuffer
@@ -245,3 +245,12 @@ def test_bare_line_ends_are_found_as_by_counting_each(raw: bytes) -> None:
     expected = (DataProblem.NUL if b"\x00" in raw
                 else DataProblem.BARE_NEWLINE if crlf != raw.count(b"\n") or crlf != raw.count(b"\r") else None)
     assert check_content(raw, max_line=1000) is expected
+
+
+@pytest.mark.parametrize("lines", [100, 40_000])  # ~7 KB, counted in one pass; ~2.9 MB, counted in place
+@pytest.mark.parametrize("bad", [b"", b"\n", b"\r", b"\r\r\n", b"\r\n\n"])
+def test_line_ends_on_both_sides_of_the_one_pass_size(lines: int, bad: bytes) -> None:
+    line = b"x" * 70 + b"\r\n"
+    raw = line * (lines // 2) + b"y" + bad + b"\r\n" + line * (lines // 2)
+    assert line_ends_are_crlf(raw) is (bad == b"")
+    assert check_content(raw, max_line=1000) is (None if bad == b"" else DataProblem.BARE_NEWLINE)

@@ -38,6 +38,7 @@ from mailbastion.core.replies import Reply
 from mailbastion.core.verdict import Folder
 from mailbastion.core.xtext import xtext
 from mailbastion.delivery.hostport import parse_hostport
+from mailbastion.smtp.data import line_ends_are_crlf
 from mailbastion.tls_policy import lmtp_client_context_from_settings
 
 log = logging.getLogger("mailbastion.delivery.lmtp")
@@ -61,10 +62,8 @@ class LmtpConnectionLost(LmtpProtocolError):
 def crlf_message(message: bytes) -> bytes:
     """The message with CRLF line ends, ending in CRLF (a BDAT chunk's content)."""
     data = message
-    # Spooled mail is CRLF already: normalise only if not. CRs + LFs == 2 * CRLFs exactly when every CR and
-    # every LF is part of a CRLF (one `translate` pass; a bare CR alone also takes the `sub`, which leaves it).
-    if len(data) - len(data.translate(None, b"\r\n")) != 2 * data.count(b"\r\n"):
-        data = _LINE_END.sub(b"\r\n", data)
+    if not line_ends_are_crlf(data):  # spooled mail is CRLF already: normalise only if not (a bare CR also
+        data = _LINE_END.sub(b"\r\n", data)  # comes here; the substitution leaves it as it is)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data
