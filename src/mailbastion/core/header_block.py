@@ -35,13 +35,14 @@ from dataclasses import dataclass
 
 __all__ = ["HeaderBlock", "HeaderField", "field_bytes"]
 
-_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+_NAME_COLON = rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:"  # rule 3: a field name and its colon
+_NAME = re.compile(_NAME_COLON)
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 # One field from the start of its line: a name (rule 3) when the line has one, the rest of the line, then
 # every continuation line (rule 2). A line starting with SP or HTAB never has a name (the name's class
 # excludes both), so an orphan continuation takes its followers as rule 2 says. The caller stops at the
 # empty line (rule 1) first, so a match always takes at least one byte.
-_FIELD = re.compile(rb"(?:([\x21-\x39\x3b-\x7e]+)[ \t]*:)?[^\n]*(?:\n|\Z)(?:[ \t][^\n]*(?:\n|\Z))*")
+_FIELD = re.compile(rb"(?:" + _NAME_COLON + rb")?[^\n]*(?:\n|\Z)(?:[ \t][^\n]*(?:\n|\Z))*")
 
 
 @dataclass(frozen=True, slots=True)
