@@ -30,12 +30,14 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["SHARED_THREADS", "Workers", "run_blocking"]
+__all__ = ["THREADS", "Workers", "run_blocking"]
 
 _T = TypeVar("_T")
 _Item = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
 
-SHARED_THREADS = 8  # the process's shared threads: asyncio's default executor has min(32, cores + 4)
+# As many as asyncio's default executor, which these hand-offs replace: the process's shared threads, and the
+# MDA's own.
+THREADS = min(32, (os.cpu_count() or 1) + 4)
 
 _all: weakref.WeakSet[Workers] = weakref.WeakSet()
 
@@ -118,7 +120,7 @@ async def run_blocking(fn: Callable[..., _T], *args: Any) -> _T:
     if workers is None:
         with _shared_lock:
             if _shared is None:
-                _shared = Workers(SHARED_THREADS, name="blocking")
+                _shared = Workers(THREADS, name="blocking")
             workers = _shared
     return await workers.run(fn, *args)
 

@@ -48,7 +48,7 @@ from mailbastion.core.message import SpooledMessage
 from mailbastion.core.peer import PeerInfo
 from mailbastion.core.ports import Resolution, ResolutionKind
 from mailbastion.core.replies import Reply
-from mailbastion.core.threads import Workers
+from mailbastion.core.threads import THREADS, Workers
 from mailbastion.core.verdict import Folder
 from mailbastion.core.xtext import xtext_decode
 from mailbastion.mailbox.journal import DeliveredJournal, PairState, is_queue_id
@@ -158,7 +158,7 @@ class LmtpHandler(BaseHandler):
         self._sessions: dict[str, _Session] = {}
         self._from_memory: Callable[[Address], Resolution | None] | None = getattr(
             directory, "resolve_from_memory", None)
-        self._workers = Workers(min(32, (os.cpu_count() or 1) + 4), name="mda")  # as many as asyncio's default executor
+        self._workers = Workers(THREADS, name="mda")
 
     def extensions(self, peer: PeerInfo) -> Mapping[str, frozenset[str]]:
         return {LINK_EXTENSION: _LINK_PARAMS} if _is_verified(peer) else {}
