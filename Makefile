@@ -116,9 +116,10 @@ deb-test-deps: service-user
 	  fi; \
 	else echo "not root: skipping Debian packages ($(DEB_TEST_PACKAGES)); tests that need them will say so"; fi
 
-# MAILBASTION_TOOLS_VENV: the TLS compliance tests fail (not skip) when sslyze is not there.
+# MAILBASTION_TOOLS_VENV: the TLS compliance tests fail (not skip) when sslyze is not there. --durations: CI's log
+# names the slowest tests, so the 30-minute budget can be watched.
 test: install tools deb-test-deps
-	MAILBASTION_TOOLS_VENV=$(CURDIR)/$(TOOLS_VENV) $(PY) -m pytest -q -p no:cacheprovider
+	MAILBASTION_TOOLS_VENV=$(CURDIR)/$(TOOLS_VENV) $(PY) -m pytest -q -p no:cacheprovider --durations=25
 
 # Regenerate the lock file from pyproject.toml (pins every transitive dependency).
 lock:
