@@ -11,6 +11,8 @@ it runs in a worker thread so the loop stays responsive; by then every answer is
 dkimpy reads the message through the one header parser (`core/header_block.py`), not its own
 `rfc822_parse`, which raises on a header section that starts with a folded line (IndexError) and on any
 line that is not a field: `verifiable_message` gives it the well-formed fields only (see there).
+dkimpy runs as `dkim_fast.DkimMessage` / `ArcMessage`: the same results, the message split and each body
+hash computed once, with a cheaper relaxed body canonicalization (see there).
 
 A signature with a body length (`l=`, RFC 6376 §3.5) that verifies while canonicalized body content
 follows the signed length is reported as "policy" (RFC 8601 §2.7.1: signed, but not acceptable here),
@@ -25,12 +27,13 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import dkim  # type: ignore[import-untyped]
 from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError  # type: ignore[import-untyped]
 from dkim.util import InvalidTagValueList, parse_tag_value  # type: ignore[import-untyped]
 
+from mailbastion.auth.dkim_fast import DkimMessage, arc_verify
 from mailbastion.auth.dns_bridge import DnsSnapshot, Key, fetch
 from mailbastion.core.header_block import HeaderBlock
 from mailbastion.dns.resolver import DnsResolver
@@ -137,7 +140,7 @@ class DkimVerifier:
         """Every DKIM-Signature (up to max_signatures, topmost first) verified."""
         try:
             # Parsed once for every signature, from the fields our parser found.
-            d = dkim.DKIM(verifiable_message(raw), logger=_QUIET, minkey=self.min_rsa_bits)
+            d = DkimMessage(verifiable_message(raw), logger=_QUIET, minkey=self.min_rsa_bits)
         except dkim.DKIMException:
             return DkimResults()  # defensive: verifiable_message gives dkimpy only lines it reads
         sigs = [v for n, v in d.headers if n.lower() == b"dkim-signature"]
@@ -147,7 +150,7 @@ class DkimVerifier:
         results = await self._cpu(raw, lambda: tuple(self._verify_one(d, i, t, snap) for i, t in enumerate(tags)))
         return DkimResults(results, max(0, len(sigs) - len(tags)))
 
-    def _verify_one(self, d: Any, idx: int, tags: dict[bytes, bytes], snap: DnsSnapshot) -> SignatureResult:
+    def _verify_one(self, d: DkimMessage, idx: int, tags: dict[bytes, bytes], snap: DnsSnapshot) -> SignatureResult:
         """One signature's result; every failure is a value, never an exception."""
         domain = tags.get(b"d", b"").decode("ascii", "replace").strip().lower()
         meta: dict[str, str] = {
@@ -209,8 +212,7 @@ class DkimVerifier:
 
         def run() -> tuple[bytes | None, list[dict[str, object]], str]:
             try:
-                cv, data, reason = dkim.arc_verify(raw, logger=_QUIET, dnsfunc=_dnsfunc(snap),
-                                                   minkey=self.min_rsa_bits)
+                cv, data, reason = arc_verify(raw, logger=_QUIET, dnsfunc=_dnsfunc(snap), minkey=self.min_rsa_bits)
             except dkim.DKIMException as exc:
                 return dkim.CV_Fail, [], str(exc)
             except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
@@ -259,7 +261,7 @@ def verifiable_message(raw: bytes, block: HeaderBlock | None = None) -> bytes:
     return b"".join(parts) + block.body
 
 
-def _unsigned_tail(d: Any, tags: dict[bytes, bytes]) -> int:
+def _unsigned_tail(d: DkimMessage, tags: dict[bytes, bytes]) -> int:
     """Canonicalized body bytes past the signature's l= (0 without l=, or when l= covers the body)."""
     length = tags.get(b"l", b"").strip()
     if not length.isdigit():
@@ -268,7 +270,7 @@ def _unsigned_tail(d: Any, tags: dict[bytes, bytes]) -> int:
         policy = CanonicalizationPolicy.from_c_value(tags.get(b"c", b"simple/simple").strip())
     except InvalidCanonicalizationPolicyError:
         return 0  # dkimpy refused the signature for this already; it never gets here
-    return max(0, len(policy.canonicalize_body(d.body)) - int(length))
+    return max(0, len(d.canonical_body(policy.body_algorithm)) - int(length))
 
 
 def _instance(value: bytes) -> int:

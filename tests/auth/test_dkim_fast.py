@@ -1,0 +1,206 @@
+"""`auth/dkim_fast` computes exactly what dkimpy computes: canonicalization, message split, verification results.
+
+Each faster piece is held byte for byte equal to dkimpy's own function on generated inputs (Hypothesis)
+and on real messages (the anchors' corpus and the shared corpora, when present on this machine), and the
+verification results (True/False or the exception, type and text) equal dkimpy's `DKIM` / `arc_verify`.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dkim
+import pytest
+from authkit import SigningKey, message, rsa_key
+from dkim.canonicalization import Relaxed, Simple
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailbastion.auth.dkim_fast import (
+    DKIMPY_VERSION,
+    ArcMessage,
+    DkimMessage,
+    arc_verify,
+    canonical_body,
+    relaxed_body,
+    split_message,
+)
+from mailbastion.auth.dkim_verify import verifiable_message
+
+ANCHOR_CORPUS = Path("/work/main/bench/.work/anchor/corpus")
+SHARED_CORPORA = Path("/work/shared/corpora")
+
+
+def test_the_installed_dkimpy_is_the_one_mirrored() -> None:
+    """dkim_fast mirrors dkimpy 1.1.8's rfc822_parse, Relaxed.canonicalize_body and verify_sig_process:
+    another release must be read again (and this file's tests run) before DKIMPY_VERSION moves."""
+    assert importlib.metadata.version("dkimpy") == DKIMPY_VERSION
+
+
+# -- generated inputs ----------------------------------------------------------------------------------
+
+_BODY_PIECES = [b" ", b"  ", b"\t", b" \t", b"\t ", b"\r\n", b"\n", b"\r", b"\r\r\n", b"a", b"xy z", b"\xe9\xff",
+                b"\x00", b"\x0b", b"\x0c", b"\xa0", b" \r\n", b"\t\r\n", b"\r\n\r\n", b"=20\r\n", b"-- \r\n"]
+BODIES = st.one_of(
+    st.lists(st.sampled_from(_BODY_PIECES), max_size=40).map(b"".join),
+    st.binary(max_size=200),
+    st.lists(st.sampled_from([b" ", b"\t", b"\r\n", b"a"]), max_size=200).map(b"".join),
+)
+_HEADER_LINES = [b"From: a@example.org", b"Subject: hi  there ", b" folded", b"\tfolded\t", b"From a@b 2026",
+                 b"X-Empty:", b"::x", b"a:b:c", b"DKIM-Signature: v=1; a=rsa-sha256;", b"bad line", b" ",
+                 b"\xff: v", b"\r", b"N\x7f: v", b"To:\x00x"]
+EOLS = st.sampled_from([b"\r\n", b"\n", b"\r"])
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> bytes:
+    lines = draw(st.lists(st.one_of(st.sampled_from(_HEADER_LINES), st.binary(max_size=12)), max_size=8))
+    out = b"".join(line + draw(EOLS) for line in lines)
+    if draw(st.booleans()):
+        out += draw(st.sampled_from([b"\r\n", b"\n", b""]))  # the empty line, or none
+    return out + draw(BODIES)
+
+
+@settings(max_examples=5000, deadline=None)
+@given(BODIES)
+def test_relaxed_body_is_dkimpys(body: bytes) -> None:
+    assert relaxed_body(body) == Relaxed.canonicalize_body(body)
+    assert canonical_body(Simple, body) == Simple.canonicalize_body(body)
+
+
+def _outcome(fn: Callable[[], object]) -> object:
+    """A function's value, or its exception as (type, text): two outcomes compare equal or not."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - the exception is the outcome compared
+        return (type(exc), str(exc))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(messages())
+def test_split_is_rfc822_parse(raw: bytes) -> None:
+    assert _outcome(lambda: split_message(raw)) == _outcome(lambda: dkim.rfc822_parse(raw))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=300))
+def test_split_of_arbitrary_bytes_is_rfc822_parse(raw: bytes) -> None:
+    assert _outcome(lambda: split_message(raw)) == _outcome(lambda: dkim.rfc822_parse(raw))
+
+
+# -- real messages ---------------------------------------------------------------------------------------
+
+def _real_messages(shared_every: int) -> Iterator[tuple[str, bytes]]:
+    """Every message of the anchors' corpus, and every `shared_every`-th of the shared corpora."""
+    for root, every in ((ANCHOR_CORPUS, 1), (SHARED_CORPORA, shared_every)):
+        if root.is_dir():
+            found = [p for p in sorted(root.rglob("*")) if p.is_file() and p.name != "index"
+                     and p.suffix not in (".json", ".conf", ".key", ".md", ".sha256")]
+            for path in found[::every]:
+                yield str(path), path.read_bytes()
+
+
+def test_real_messages_split_and_canonicalize_as_dkimpy_does() -> None:
+    """The anchors' 2,000 and one in five of the shared corpora's 13,432 (all of them: checked once, by hand)."""
+    if not ANCHOR_CORPUS.is_dir() and not SHARED_CORPORA.is_dir():
+        pytest.skip(f"neither {ANCHOR_CORPUS} nor {SHARED_CORPORA} is on this machine")
+    seen = 0
+    for name, raw in _real_messages(5):
+        for ready in {raw, verifiable_message(raw)}:
+            ours, theirs = _outcome(lambda: split_message(ready)), _outcome(lambda: dkim.rfc822_parse(ready))
+            assert ours == theirs, name
+            if isinstance(theirs, tuple) and isinstance(theirs[1], bytes):
+                body = theirs[1]
+                assert relaxed_body(body) == Relaxed.canonicalize_body(body), name
+        seen += 1
+    assert seen >= 1000
+
+
+# -- verification results ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, SigningKey]:
+    return {d: rsa_key(d, "s", bits=1024) for d in ("one.test", "two.test")}
+
+
+def _dns(keys: dict[str, SigningKey]) -> Callable[..., bytes | None]:
+    records = {f"s._domainkey.{k.domain}.".encode(): k.record.encode() for k in keys.values()}
+    return lambda name, timeout=5: records.get(name)
+
+
+def _sign(key: SigningKey, raw: bytes, c: tuple[bytes, bytes], *, length: bool = False,
+          algorithm: bytes = b"rsa-sha256") -> bytes:
+    return dkim.sign(raw, b"s", key.domain.encode(), key.private, canonicalize=c, length=length,
+                     signature_algorithm=algorithm) + raw
+
+
+def _results(cls: type, raw: bytes, dnsfunc: Callable[..., bytes | None]) -> list[object]:
+    d = cls(raw, minkey=1024)
+    count = sum(1 for n, _ in d.headers if n.lower() == b"dkim-signature")
+    out: list[object] = []
+    for i in range(count):
+        d.pk = None
+        out.append(_outcome(lambda i=i: (d.verify(idx=i, dnsfunc=dnsfunc), d.keysize)))  # type: ignore[misc]
+    return out
+
+
+_CANON = st.sampled_from([(b"relaxed", b"relaxed"), (b"relaxed", b"simple"), (b"simple", b"simple"),
+                          (b"simple", b"relaxed")])
+_TAIL = st.sampled_from([b"", b"appended  \t line\r\n", b"\r\n\r\n", b" ", b"x"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(BODIES, st.lists(st.tuples(_CANON, st.booleans(), st.sampled_from([b"rsa-sha256", b"rsa-sha1"])),
+                        min_size=1, max_size=3), _TAIL, st.sampled_from([None, b"l=", b"l=x", b"bh=", b"bh=!!",
+                                                                         b"c=odd", b"a=rsa-md5"]))
+def test_verification_results_are_dkimpys(keys: dict[str, SigningKey], body: bytes,
+                                          sigs: list[tuple[tuple[bytes, bytes], bool, bytes]], tail: bytes,
+                                          broken: bytes | None) -> None:
+    """Several signatures over one body (the cache shared), tampered with after signing or not."""
+    raw = message("A <a@one.test>", body=body.decode("latin-1"))
+    for n, (c, length, algorithm) in enumerate(sigs):
+        raw = _sign(keys["one.test" if n % 2 == 0 else "two.test"], raw, c, length=length, algorithm=algorithm)
+    raw += tail
+    if broken is not None:  # spoil the topmost signature's tag: dkimpy's own exception must come out
+        tag = broken.partition(b"=")[0] + b"="
+        head, sep, rest = raw.partition(b"; " + tag)
+        if sep:
+            raw = head + b"; " + broken + b"Z" + rest
+    dnsfunc = _dns(keys)
+    assert _results(DkimMessage, raw, dnsfunc) == _results(dkim.DKIM, raw, dnsfunc)
+
+
+def test_a_shared_body_hash_is_computed_once_per_canonicalization_hash_and_length(
+        keys: dict[str, SigningKey]) -> None:
+    raw = message("A <a@one.test>", body="Hello  \t there \r\n\r\n")
+    raw = _sign(keys["one.test"], raw, (b"relaxed", b"relaxed"))
+    raw = _sign(keys["two.test"], raw, (b"simple", b"relaxed"))
+    raw = _sign(keys["one.test"], raw, (b"relaxed", b"relaxed"), length=True)
+    raw += b"appended\r\n"  # past the l= of the topmost signature only
+    d = DkimMessage(raw)
+    outcomes = [_outcome(lambda i=i: d.verify(idx=i, dnsfunc=_dns(keys))) for i in range(3)]  # type: ignore[misc]
+    kinds = [o if o is True else o[0] for o in outcomes]  # type: ignore[index]
+    assert kinds == [True, dkim.ValidationError, dkim.ValidationError]
+    assert outcomes == [_outcome(lambda i=i: dkim.DKIM(raw).verify(idx=i, dnsfunc=_dns(keys)))  # type: ignore[misc]
+                        for i in range(3)]
+    assert len(d._digests) == 2  # (relaxed, sha256, l=) and (relaxed, sha256, none): the last two share one
+    assert set(d._canonical) == {Relaxed}
+
+
+def test_arc_results_are_dkimpys(keys: dict[str, SigningKey]) -> None:
+    dnsfunc = _dns(keys)
+    raw = b"Authentication-Results: mx.one.test; dkim=pass header.d=one.test\r\n" + \
+        _sign(keys["one.test"], message("A <a@one.test>", body="Hi  there\t\r\n\r\n"), (b"relaxed", b"relaxed"))
+    sealed = b"".join(dkim.arc_sign(raw, b"s", b"one.test", keys["one.test"].private, b"mx.one.test")) + raw
+    raw2 = b"Authentication-Results: mx.two.test; arc=pass\r\n" + sealed
+    twice = b"".join(dkim.arc_sign(raw2, b"s", b"two.test", keys["two.test"].private, b"mx.two.test")) + raw2
+    cases = [sealed, twice, sealed + b"tampered\r\n", twice.replace(b"Hi  there", b"Hi there!"),
+             twice.replace(base64.b64encode(b"x")[:2], b"!!", 1), b"From: a@one.test\r\n\r\nno chain\r\n"]
+    outcomes = [arc_verify(m, dnsfunc=dnsfunc)[::2] for m in cases]
+    assert outcomes == [dkim.arc_verify(m, dnsfunc=dnsfunc)[::2] for m in cases]
+    assert [cv for cv, _ in outcomes[:4]] == [dkim.CV_Pass, dkim.CV_Pass, dkim.CV_Fail, dkim.CV_Fail]
+    full = ArcMessage(twice).verify(dnsfunc=dnsfunc)
+    assert full == dkim.ARC(twice).verify(dnsfunc=dnsfunc)
