@@ -8,14 +8,16 @@ verification results (True/False or the exception, type and text) equal dkimpy's
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.metadata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dkim
 import pytest
-from authkit import SigningKey, message, rsa_key
+from authkit import SigningKey, ed_key, message, rsa_key
 from dkim.canonicalization import Relaxed, Simple
+from dkim.crypto import RSASSA_PKCS1_v1_5_verify
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,9 +25,12 @@ from mailbastion.auth.dkim_fast import (
     DKIMPY_VERSION,
     ArcMessage,
     DkimMessage,
+    _rsa_verify,
     arc_verify,
     canonical_body,
+    canonical_headers,
     relaxed_body,
+    relaxed_headers,
     split_message,
 )
 from mailbastion.auth.dkim_verify import verifiable_message
@@ -71,6 +76,18 @@ def test_relaxed_body_is_dkimpys(body: bytes) -> None:
     assert canonical_body(Simple, body) == Simple.canonicalize_body(body)
 
 
+_VALUES = st.lists(st.sampled_from(_BODY_PIECES + [b"\r\n ", b"\n\t", b"\r\r\n", b"\n\r"]), max_size=12).map(b"".join)
+_NAMES = st.sampled_from([b"From", b"SUBJECT ", b"x-a\t", b"Dkim-Signature", b"\xc9t\xe9"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.tuples(_NAMES, st.one_of(_VALUES, st.binary(max_size=60))), max_size=5))
+def test_relaxed_headers_are_dkimpys(pairs: list[tuple[bytes, bytes]]) -> None:
+    headers = [[n, v] for n, v in pairs]  # rfc822_parse's shape: [name, value] lists
+    assert relaxed_headers(headers) == Relaxed.canonicalize_headers(headers)
+    assert canonical_headers(Simple, headers) is headers  # simple: dkimpy's own (it keeps the list)
+
+
 def _outcome(fn: Callable[[], object]) -> object:
     """A function's value, or its exception as (type, text): two outcomes compare equal or not."""
     try:
@@ -89,6 +106,16 @@ def test_split_is_rfc822_parse(raw: bytes) -> None:
 @given(st.binary(max_size=300))
 def test_split_of_arbitrary_bytes_is_rfc822_parse(raw: bytes) -> None:
     assert _outcome(lambda: split_message(raw)) == _outcome(lambda: dkim.rfc822_parse(raw))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(min_value=1, max_value=2**2100), st.integers(min_value=1, max_value=2**17 + 1),
+       st.binary(max_size=300), st.sampled_from(["sha1", "sha256"]))
+def test_rsa_verify_is_dkimpys(modulus: int, exponent: int, signature: bytes, name: str) -> None:
+    """Any modulus (too small for the digest too), any signature length; genuine ones are verified below."""
+    pk, h = {"modulus": modulus, "publicExponent": exponent}, hashlib.new(name, signature)
+    ours = _outcome(lambda: _rsa_verify(h, signature, pk))
+    assert ours == _outcome(lambda: RSASSA_PKCS1_v1_5_verify(h, signature, pk))
 
 
 # -- real messages ---------------------------------------------------------------------------------------
@@ -113,8 +140,9 @@ def test_real_messages_split_and_canonicalize_as_dkimpy_does() -> None:
             ours, theirs = _outcome(lambda: split_message(ready)), _outcome(lambda: dkim.rfc822_parse(ready))
             assert ours == theirs, name
             if isinstance(theirs, tuple) and isinstance(theirs[1], bytes):
-                body = theirs[1]
+                headers, body = theirs
                 assert relaxed_body(body) == Relaxed.canonicalize_body(body), name
+                assert relaxed_headers(headers) == Relaxed.canonicalize_headers(headers), name
         seen += 1
     assert seen >= 1000
 
@@ -123,7 +151,9 @@ def test_real_messages_split_and_canonicalize_as_dkimpy_does() -> None:
 
 @pytest.fixture(scope="module")
 def keys() -> dict[str, SigningKey]:
-    return {d: rsa_key(d, "s", bits=1024) for d in ("one.test", "two.test")}
+    found = {d: rsa_key(d, "s", bits=1024) for d in ("one.test", "two.test")}
+    found["ed.test"] = ed_key("ed.test", "s")  # dkimpy's own path after the body hash
+    return found
 
 
 def _dns(keys: dict[str, SigningKey]) -> Callable[..., bytes | None]:
@@ -132,13 +162,14 @@ def _dns(keys: dict[str, SigningKey]) -> Callable[..., bytes | None]:
 
 
 def _sign(key: SigningKey, raw: bytes, c: tuple[bytes, bytes], *, length: bool = False,
-          algorithm: bytes = b"rsa-sha256") -> bytes:
+          algorithm: bytes = b"rsa-sha256", include: list[bytes] | None = None) -> bytes:
+    algorithm = key.algorithm if key.algorithm.startswith(b"ed25519") else algorithm
     return dkim.sign(raw, b"s", key.domain.encode(), key.private, canonicalize=c, length=length,
-                     signature_algorithm=algorithm) + raw
+                     signature_algorithm=algorithm, include_headers=include) + raw
 
 
-def _results(cls: type, raw: bytes, dnsfunc: Callable[..., bytes | None]) -> list[object]:
-    d = cls(raw, minkey=1024)
+def _results(cls: type, raw: bytes, dnsfunc: Callable[..., bytes | None], minkey: int = 1024) -> list[object]:
+    d = cls(raw, minkey=minkey)
     count = sum(1 for n, _ in d.headers if n.lower() == b"dkim-signature")
     out: list[object] = []
     for i in range(count):
@@ -150,20 +181,24 @@ def _results(cls: type, raw: bytes, dnsfunc: Callable[..., bytes | None]) -> lis
 _CANON = st.sampled_from([(b"relaxed", b"relaxed"), (b"relaxed", b"simple"), (b"simple", b"simple"),
                           (b"simple", b"relaxed")])
 _TAIL = st.sampled_from([b"", b"appended  \t line\r\n", b"\r\n\r\n", b" ", b"x"])
+_ADDED = st.sampled_from([b"", b"From: other@two.test\r\n", b"Subject: another\r\n", b"X-Added:  a \t b\r\n"])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(BODIES, st.lists(st.tuples(_CANON, st.booleans(), st.sampled_from([b"rsa-sha256", b"rsa-sha1"])),
-                        min_size=1, max_size=3), _TAIL, st.sampled_from([None, b"l=", b"l=x", b"bh=", b"bh=!!",
-                                                                         b"c=odd", b"a=rsa-md5"]))
+@given(BODIES, st.lists(st.tuples(_CANON, st.booleans(), st.sampled_from([b"rsa-sha256", b"rsa-sha1"]),
+                                  st.sampled_from([None, [b"from", b"subject"]])), min_size=1, max_size=3),
+       _TAIL, _ADDED,
+       st.sampled_from([None, b"l=", b"l=x", b"bh=", b"bh=!!", b"c=odd", b"a=rsa-md5", b"b="]))
 def test_verification_results_are_dkimpys(keys: dict[str, SigningKey], body: bytes,
-                                          sigs: list[tuple[tuple[bytes, bytes], bool, bytes]], tail: bytes,
-                                          broken: bytes | None) -> None:
-    """Several signatures over one body (the cache shared), tampered with after signing or not."""
+                                          sigs: list[tuple[tuple[bytes, bytes], bool, bytes, list[bytes] | None]],
+                                          tail: bytes,
+                                          added: bytes, broken: bytes | None) -> None:
+    """Several signatures over one body (the caches shared), tampered with after signing or not."""
     raw = message("A <a@one.test>", body=body.decode("latin-1"))
-    for n, (c, length, algorithm) in enumerate(sigs):
-        raw = _sign(keys["one.test" if n % 2 == 0 else "two.test"], raw, c, length=length, algorithm=algorithm)
-    raw += tail
+    for n, (c, length, algorithm, include) in enumerate(sigs):  # include=None: dkimpy's default, From oversigned
+        raw = _sign(keys[("one.test", "two.test", "ed.test")[n]], raw, c, length=length, algorithm=algorithm,
+                    include=include)
+    raw = added + raw + tail  # a field added above the signatures (a second From: dkimpy hashes both)
     if broken is not None:  # spoil the topmost signature's tag: dkimpy's own exception must come out
         tag = broken.partition(b"=")[0] + b"="
         head, sep, rest = raw.partition(b"; " + tag)
@@ -171,6 +206,7 @@ def test_verification_results_are_dkimpys(keys: dict[str, SigningKey], body: byt
             raw = head + b"; " + broken + b"Z" + rest
     dnsfunc = _dns(keys)
     assert _results(DkimMessage, raw, dnsfunc) == _results(dkim.DKIM, raw, dnsfunc)
+    assert _results(DkimMessage, raw, dnsfunc, 2048) == _results(dkim.DKIM, raw, dnsfunc, 2048)  # key too small
 
 
 def test_a_shared_body_hash_is_computed_once_per_canonicalization_hash_and_length(
@@ -188,6 +224,7 @@ def test_a_shared_body_hash_is_computed_once_per_canonicalization_hash_and_lengt
                         for i in range(3)]
     assert len(d._digests) == 2  # (relaxed, sha256, l=) and (relaxed, sha256, none): the last two share one
     assert set(d._canonical) == {Relaxed}
+    assert set(d._canonical_headers) == {Relaxed}  # the two others failed on the body first
 
 
 def test_arc_results_are_dkimpys(keys: dict[str, SigningKey]) -> None:

@@ -1,6 +1,6 @@
 """dkimpy's verification, the same results for less CPU: a narrow subclass of `dkim.DKIM` and `dkim.ARC`.
 
-Three things dkimpy 1.1.8 does on every verification are done here with less work, each byte for byte
+Four things dkimpy 1.1.8 does on every verification are done here with less work, each byte for byte
 what dkimpy computes (tests/auth/test_dkim_fast.py holds them equal on generated and real messages):
 
 - `split_message`: dkimpy's `rfc822_parse` splits the *whole* message into lines with a regex and joins
@@ -11,10 +11,15 @@ what dkimpy computes (tests/auth/test_dkim_fast.py holds them equal on generated
   but a pass runs only when the bytes it targets are present (`in` is a C scan), and the second pass
   matches only the runs it changes (a tab, or two or more WSP) instead of every single space.
 - body hashes: each signature canonicalizes and hashes the body again; here a (canonicalization, hash,
-  `l=`) triple is computed once per message, then dkimpy checks the header hash and key as before
-  (it skips its own body check when `bh` is absent from the tags it is given).
+  `l=`) triple is computed once per message, and the canonical header list once per canonicalization
+  (`relaxed_headers`: the unfolding is two C replaces, the runs compressed as in the body).
+- RSA: dkimpy converts between bytes and int one byte at a time in Python (`str2int`, `int2str`, twice
+  per signature); `_rsa_verify` is its RSASSA_PKCS1_v1_5_verify with int.from_bytes / int.to_bytes.
+  The header hash is dkimpy's own `hash_headers`, the encoding its own `EMSA_PKCS1_v1_5_encode`.
 
 Nothing of dkimpy is patched: only `DkimMessage` and `ArcMessage` (and `arc_verify`) behave this way.
+What the fast path does not cover is dkimpy's own code: a tlsrpt key, or a c= or a= dkimpy refuses (all of
+it), an ed25519 key (the header hash and signature, after the body hash checked here).
 `DKIMPY_VERSION` is the release this mirrors; a test fails when another is installed, so an upgrade
 re-checks the equivalence before it ships.
 """
@@ -26,6 +31,7 @@ import re
 from typing import Any
 
 import dkim  # type: ignore[import-untyped]
+from dkim import hash_headers  # type: ignore[import-untyped]
 from dkim.canonicalization import (  # type: ignore[import-untyped]
     CanonicalizationPolicy,
     InvalidCanonicalizationPolicyError,
@@ -33,7 +39,7 @@ from dkim.canonicalization import (  # type: ignore[import-untyped]
     correct_empty_body,
     strip_trailing_lines,
 )
-from dkim.crypto import HASH_ALGORITHMS  # type: ignore[import-untyped]
+from dkim.crypto import HASH_ALGORITHMS, DigestTooLargeError, EMSA_PKCS1_v1_5_encode  # type: ignore[import-untyped]
 
 DKIMPY_VERSION = "1.1.8"  # the dkimpy whose rfc822_parse, Relaxed.canonicalize_body and verify_sig_process this mirrors
 
@@ -58,6 +64,27 @@ def relaxed_body(body: bytes) -> bytes:
 def canonical_body(algorithm: Any, body: bytes) -> bytes:
     """`algorithm.canonicalize_body(body)` for dkimpy's Simple or Relaxed class."""
     return relaxed_body(body) if algorithm is Relaxed else algorithm.canonicalize_body(body)
+
+
+def relaxed_headers(headers: list[Any]) -> list[tuple[bytes, bytes]]:
+    """`dkim.canonicalization.Relaxed.canonicalize_headers(headers)`, with less work.
+
+    Unfolding (`\\r?\\n` → b"") is two C replaces: removing each CRLF and then each remaining LF removes
+    exactly every LF and every CR just before one. Runs are compressed as in `relaxed_body`."""
+    out = []
+    for name, value in headers:
+        value = value.replace(b"\r\n", b"").replace(b"\n", b"")
+        if b"\t" in value or b"  " in value:
+            value = _WSP_RUN.sub(b" ", value)
+        out.append((name.lower().rstrip(), value.strip() + b"\r\n"))
+    return out
+
+
+def canonical_headers(algorithm: Any, headers: list[Any]) -> list[Any]:
+    """`algorithm.canonicalize_headers(headers)` for dkimpy's Simple or Relaxed class."""
+    if algorithm is Relaxed:
+        return relaxed_headers(headers)
+    return algorithm.canonicalize_headers(headers)  # type: ignore[no-any-return]
 
 
 def split_message(message: bytes) -> tuple[list[list[bytes]], bytes]:
@@ -94,6 +121,7 @@ class _SharedBody:
         if message:
             self.headers, self.body = split_message(message)
         self._canonical: dict[Any, bytes] = {}
+        self._canonical_headers: dict[Any, list[Any]] = {}
         self._digests: dict[tuple[Any, bytes, int | None], bytes] = {}
 
     def canonical_body(self, algorithm: Any) -> bytes:
@@ -103,23 +131,53 @@ class _SharedBody:
             found = self._canonical[algorithm] = canonical_body(algorithm, self.body)
         return found
 
+    def canonical_headers(self, algorithm: Any) -> list[Any]:
+        """`algorithm.canonicalize_headers(self.headers)`, computed once per message."""
+        found = self._canonical_headers.get(algorithm)
+        if found is None:
+            found = self._canonical_headers[algorithm] = canonical_headers(algorithm, self.headers)
+        return found
+
     def verify_sig_process(self, sig: dict[bytes, bytes], include_headers: list[bytes], sig_header: Any,
                            dnsfunc: Any) -> Any:
-        """dkimpy's verify_sig_process with the body hash taken from the per-message cache.
+        """dkimpy 1.1.8's verify_sig_process, the body hash and canonical headers from per-message caches.
 
-        dkimpy checks, in order: the tlsrpt service type, c=, a=, then bh against the body. When any of
-        the first three would raise, or bh is absent, dkimpy runs alone (same exception, same message).
-        Otherwise the body hash is checked here as dkimpy checks it (same ValueError from a bad l=, same
-        binascii.Error from a bad bh, same ValidationError text on a mismatch) and dkimpy is given the
-        tags without bh, so it goes straight on to the header hash and the key."""
+        dkimpy checks, in order: the tlsrpt service type, c=, a=, then bh against the body, then the
+        header hash against b= with the key. When any of the first three would raise, dkimpy runs alone
+        (same exception, same message). Otherwise the body hash is checked here as dkimpy checks it (same
+        ValueError from a bad l=, same binascii.Error from a bad bh, same ValidationError text on a
+        mismatch). For an RSA key the header hash and the signature are then checked here as dkimpy does
+        (`_rsa_verify`); any other key goes to dkimpy with the tags minus bh (its body check skipped)."""
         parent = super().verify_sig_process  # type: ignore[misc]
-        if b"bh" not in sig or self.tlsrpt or self.seqtlsrpt or sig.get(b"a") not in HASH_ALGORITHMS:
+        if self.tlsrpt or self.seqtlsrpt or sig.get(b"a") not in HASH_ALGORITHMS:
             return parent(sig, include_headers, sig_header, dnsfunc)
         try:
             policy = CanonicalizationPolicy.from_c_value(sig.get(b"c", b"simple/simple"))
         except InvalidCanonicalizationPolicyError:
             return parent(sig, include_headers, sig_header, dnsfunc)
         hasher = HASH_ALGORITHMS[sig[b"a"]]
+        if b"bh" in sig:
+            self._check_body_hash(sig, policy, hasher)
+        pk = self.pk
+        if (self.ktag != b"rsa" or self.debug_content or not isinstance(pk, dict)
+                or not isinstance(pk.get("modulus"), int) or pk["modulus"] <= 0):
+            return parent({k: v for k, v in sig.items() if k != b"bh"}, include_headers, sig_header, dnsfunc)
+        if b"from" in include_headers:  # dkimpy's bug#644046 rule: an extra From is hashed too
+            include_headers.append(b"from")
+        h = hasher()
+        self.signed_headers = hash_headers(h, policy, self.canonical_headers(policy.header_algorithm),
+                                           include_headers, sig_header, sig)
+        signature = base64.b64decode(re.sub(rb"\s+", b"", sig[b"b"]))
+        try:
+            res = _rsa_verify(h, signature, pk)
+            if res and self.keysize < self.minkey:
+                raise dkim.KeyFormatError("public key too small: %d" % self.keysize)
+            return res
+        except (TypeError, DigestTooLargeError) as e:
+            raise dkim.KeyFormatError("digest too large for modulus: %s" % e) from None
+
+    def _check_body_hash(self, sig: dict[bytes, bytes], policy: Any, hasher: Any) -> None:
+        """dkimpy's body check: the digest of a (canonicalization, hash, l=) triple is computed once."""
         length = int(sig[b"l"]) if b"l" in sig else None
         key = (policy.body_algorithm, sig[b"a"], length)
         bodyhash = self._digests.get(key)
@@ -135,7 +193,17 @@ class _SharedBody:
         if bodyhash != bh:
             raise dkim.ValidationError(
                 "body hash mismatch (got %s, expected %s)" % (base64.b64encode(bodyhash), sig[b"bh"]))
-        return parent({k: v for k, v in sig.items() if k != b"bh"}, include_headers, sig_header, dnsfunc)
+
+
+def _rsa_verify(h: Any, signature: bytes, pk: dict[str, int]) -> bool:
+    """`dkim.crypto.RSASSA_PKCS1_v1_5_verify(h, signature, pk)` for a modulus > 0, with int.from_bytes and
+    int.to_bytes in place of dkimpy's byte-by-byte str2int / int2str loops (the same values: the result of
+    pow() is below the modulus, so it fits the modulus's length)."""
+    modulus = pk["modulus"]
+    modlen = (modulus.bit_length() + 7) // 8  # len(int2str(modulus)) for modulus > 0
+    encoded = EMSA_PKCS1_v1_5_encode(h, modlen)
+    signed = pow(int.from_bytes(signature, "big"), pk["publicExponent"], modulus).to_bytes(modlen, "big")
+    return encoded == signed
 
 
 class DkimMessage(_SharedBody, dkim.DKIM):  # type: ignore[misc]
