@@ -29,6 +29,7 @@ from mailbastion.auth.dkim_fast import (
     arc_verify,
     canonical_body,
     canonical_headers,
+    parsed_key,
     relaxed_body,
     relaxed_headers,
     split_message,
@@ -241,3 +242,24 @@ def test_arc_results_are_dkimpys(keys: dict[str, SigningKey]) -> None:
     assert [cv for cv, _ in outcomes[:4]] == [dkim.CV_Pass, dkim.CV_Pass, dkim.CV_Fail, dkim.CV_Fail]
     full = ArcMessage(twice).verify(dnsfunc=dnsfunc)
     assert full == dkim.ARC(twice).verify(dnsfunc=dnsfunc)
+
+
+# -- key records ------------------------------------------------------------------------------------------
+
+def test_every_kind_of_key_record_gives_dkimpys_result(keys: dict[str, SigningKey]) -> None:
+    rsa, ed = keys["one.test"].record, keys["ed.test"].record
+    p = rsa.partition("p=")[2]
+    records: list[str | None] = [
+        rsa, rsa + "; s=tlsrpt", rsa + "; s=email", rsa + "; s=other", "v=DKIM2; " + rsa.partition("; ")[2],
+        f"k=rsa; p={p}", f"p={p}", f"v=DKIM1; k=rsa; p={p[:-8]}", f"v=DKIM1; k=rsa; p={p[:40]}!!",
+        "v=DKIM1; k=rsa; p=", "v=DKIM1; k=rsa", "v=DKIM1; k=dsa; p=AAAA", ed, ed[:-6], "garbage", "", None,
+    ]
+    raw = _sign(keys["one.test"], message("A <a@one.test>", body="Hi  there\r\n"), (b"relaxed", b"simple"))
+    for record in records:
+        for kind in (str, bytes):
+            value = None if record is None else record if kind is str else record.encode()
+            dnsfunc = lambda name, timeout=5, value=value: value  # noqa: E731
+            assert _results(DkimMessage, raw, dnsfunc) == _results(dkim.DKIM, raw, dnsfunc), record
+            assert _results(DkimMessage, raw, dnsfunc) == _results(DkimMessage, raw, dnsfunc), record  # cached
+    assert parsed_key(b"a.", rsa.encode()) is parsed_key(b"b.", rsa.encode())  # one parse per record
+

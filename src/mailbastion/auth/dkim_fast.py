@@ -1,6 +1,6 @@
 """dkimpy's verification, the same results for less CPU: a narrow subclass of `dkim.DKIM` and `dkim.ARC`.
 
-Four things dkimpy 1.1.8 does on every verification are done here with less work, each byte for byte
+Five things dkimpy 1.1.8 does on every verification are done here with less work, each byte for byte
 what dkimpy computes (tests/auth/test_dkim_fast.py holds them equal on generated and real messages):
 
 - `split_message`: dkimpy's `rfc822_parse` splits the *whole* message into lines with a regex and joins
@@ -13,6 +13,8 @@ what dkimpy computes (tests/auth/test_dkim_fast.py holds them equal on generated
 - body hashes: each signature canonicalizes and hashes the body again; here a (canonicalization, hash,
   `l=`) triple is computed once per message, and the canonical header list once per canonicalization
   (`relaxed_headers`: the unfolding is two C replaces, the runs compressed as in the body).
+- key records: dkimpy parses the record (tags, base64, ASN.1) for every signature; `parsed_key` keeps
+  the parsed key per distinct record text, as the DNS cache keeps the text.
 - RSA: dkimpy converts between bytes and int one byte at a time in Python (`str2int`, `int2str`, twice
   per signature); `_rsa_verify` is its RSASSA_PKCS1_v1_5_verify with int.from_bytes / int.to_bytes.
   The header hash is dkimpy's own `hash_headers`, the encoding its own `EMSA_PKCS1_v1_5_encode`.
@@ -27,6 +29,8 @@ re-checks the equivalence before it ships.
 from __future__ import annotations
 
 import base64
+import binascii
+import functools
 import re
 from typing import Any
 
@@ -131,6 +135,25 @@ class _SharedBody:
             found = self._canonical[algorithm] = canonical_body(algorithm, self.body)
         return found
 
+    def verify_sig(self, sig: dict[bytes, bytes], include_headers: list[bytes], sig_header: Any, dnsfunc: Any) -> Any:
+        """dkimpy 1.1.8's verify_sig (the key record fetched, parsed, then verify_sig_process), the record
+        parsed by `parsed_key`; the same exceptions caught and logged, the same False."""
+        name = sig[b"s"] + b"._domainkey." + sig[b"d"] + b"."
+        try:
+            record = dnsfunc(name, timeout=self.timeout)
+            self.pk, self.keysize, self.ktag, self.seqtlsrpt = parsed_key(name, record)
+        except dkim.KeyFormatError as e:
+            self.logger.error("%s" % e)
+            return False
+        except binascii.Error as e:
+            self.logger.error("KeyFormatError: {0}".format(e))
+            return False
+        except dkim.DnsTimeoutError as e:
+            self.logger.error("DnsTimeoutError: Domain: {0} Selector: {1} Error message: {2}".format(
+                sig[b"d"], sig[b"s"], e))
+            return False
+        return self.verify_sig_process(sig, include_headers, sig_header, dnsfunc)
+
     def canonical_headers(self, algorithm: Any) -> list[Any]:
         """`algorithm.canonicalize_headers(self.headers)`, computed once per message."""
         found = self._canonical_headers.get(algorithm)
@@ -195,6 +218,23 @@ class _SharedBody:
                 "body hash mismatch (got %s, expected %s)" % (base64.b64encode(bodyhash), sig[b"bh"]))
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_key(record: bytes | str | None) -> tuple[Any, Any, Any, bool]:
+    return dkim.evaluate_pk(b"", record)  # type: ignore[no-any-return]
+
+
+def parsed_key(name: bytes, record: bytes | str | None) -> tuple[Any, Any, Any, bool]:
+    """`dkim.evaluate_pk(name, record)`: (key, bits, k=, tlsrpt service), parsed once per distinct record.
+
+    evaluate_pk reads only `record` (`name` is in its error texts), so its value is kept for the record,
+    for this process (256 records, least recently used first out); the parsed key is only read, never
+    changed, by dkimpy. A record it refuses is parsed by dkimpy again, so the exception names `name`."""
+    try:
+        return _parsed_key(record)
+    except Exception:  # noqa: BLE001 - dkimpy raises it again below, with the right name
+        return dkim.evaluate_pk(name, record)  # type: ignore[no-any-return]
+
+
 def _rsa_verify(h: Any, signature: bytes, pk: dict[str, int]) -> bool:
     """`dkim.crypto.RSASSA_PKCS1_v1_5_verify(h, signature, pk)` for a modulus > 0, with int.from_bytes and
     int.to_bytes in place of dkimpy's byte-by-byte str2int / int2str loops (the same values: the result of
@@ -226,5 +266,5 @@ def arc_verify(message: bytes, logger: Any = None, dnsfunc: Any = None, minkey: 
         return dkim.CV_Fail, [], "%s" % x
 
 
-__all__ = ["DKIMPY_VERSION", "ArcMessage", "DkimMessage", "arc_verify", "canonical_body", "relaxed_body",
-           "split_message"]
+__all__ = ["DKIMPY_VERSION", "ArcMessage", "DkimMessage", "arc_verify", "canonical_body", "canonical_headers",
+           "parsed_key", "relaxed_body", "relaxed_headers", "split_message"]
