@@ -34,7 +34,8 @@ from mailbastion.auth.dkim_fast import (
     relaxed_headers,
     split_message,
 )
-from mailbastion.auth.dkim_verify import verifiable_message
+from mailbastion.auth.dkim_verify import _may_have_arc, verifiable_message
+from mailbastion.core.header_block import HeaderBlock
 
 ANCHOR_CORPUS = Path("/work/main/bench/.work/anchor/corpus")
 SHARED_CORPORA = Path("/work/shared/corpora")
@@ -263,3 +264,26 @@ def test_every_kind_of_key_record_gives_dkimpys_result(keys: dict[str, SigningKe
             assert _results(DkimMessage, raw, dnsfunc) == _results(DkimMessage, raw, dnsfunc), record  # cached
     assert parsed_key(b"a.", rsa.encode()) is parsed_key(b"b.", rsa.encode())  # one parse per record
 
+
+# -- the ARC pre-check (dkim_verify._may_have_arc) ----------------------------------------------------------
+
+_ARC_PIECES = [b"ARC-Seal: i=1", b"arc-message-signature: i=1", b"Arc-Seal : i=1", b"ARC-Authentication-Results: i=1",
+               b" ARC-Seal: folded", b"X-ARC-Seal: no", b"From: a@b", b"", b"\r", b"ARC-SEAL:", b"arc-seal"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_ARC_PIECES), st.binary(max_size=10)), max_size=8),
+       st.lists(EOLS, min_size=8, max_size=8), BODIES)
+def test_the_arc_precheck_never_misses_a_field(lines: list[bytes], eols: list[bytes], body: bytes) -> None:
+    """Whatever the line ends and malformed lines, a field HeaderBlock counts is never missed."""
+    raw = b"".join(line + eol for line, eol in zip(lines, eols, strict=False)) + body
+    block = HeaderBlock.parse(raw)
+    if block.count("arc-seal") or block.count("arc-message-signature"):
+        assert _may_have_arc(raw)
+
+
+def test_the_arc_precheck_answers_for_mail_without_arc() -> None:
+    plain = message("A <a@one.test>", body="ARC-Seal: i=1; in the body, not a field\r\n")
+    assert not _may_have_arc(plain)
+    assert not _may_have_arc(b"From: a@b\n\nARC-Seal: i=1\n")  # LF line ends: the body again
+    assert _may_have_arc(b"From: a@b\nArc-Message-Signature: i=1\n\nbody\n")

@@ -195,9 +195,11 @@ class DkimVerifier:
         return _result("fail", meta, reason="signature did not verify", key_bits=bits)
 
     async def verify_arc(self, raw: bytes) -> ArcResult:
+        if not _may_have_arc(raw):
+            return ArcResult("none")  # the common case, told without parsing the header section
         block = HeaderBlock.parse(raw)
         if not (block.count("arc-seal") or block.count("arc-message-signature")):
-            return ArcResult("none")  # the common case
+            return ArcResult("none")
         raw = verifiable_message(raw, block)
         headers = [(f.name.encode("ascii"), f.value_bytes) for f in block.fields if f.name]
         arc = [(n, v) for n, v in headers if n in (b"arc-seal", b"arc-message-signature")]
@@ -271,6 +273,21 @@ def _unsigned_tail(d: DkimMessage, tags: dict[bytes, bytes]) -> int:
     except InvalidCanonicalizationPolicyError:
         return 0  # dkimpy refused the signature for this already; it never gets here
     return max(0, len(d.canonical_body(policy.body_algorithm)) - int(length))
+
+
+_EMPTY_LINE_AFTER = re.compile(rb"\n\r?\n")  # an LF, then an empty line
+
+
+def _may_have_arc(raw: bytes) -> bool:
+    """False only when `HeaderBlock.parse(raw)` has no ARC-Seal and no ARC-Message-Signature field.
+
+    HeaderBlock's header section ends at the first empty line, which is at the start or after an LF: the
+    section lies within `raw` up to the first LF followed by an empty line (or all of it), so a field
+    whose name, in any case, is nowhere in that prefix cannot be there. One C search and a lower-cased
+    copy of the header section, instead of a parse of every field."""
+    m = _EMPTY_LINE_AFTER.search(raw)
+    head = raw[: m.start() + 1 if m else len(raw)].lower()
+    return b"arc-seal" in head or b"arc-message-signature" in head
 
 
 def _instance(value: bytes) -> int:
