@@ -45,7 +45,9 @@ from dkim.canonicalization import (  # type: ignore[import-untyped]
 )
 from dkim.crypto import HASH_ALGORITHMS, DigestTooLargeError, EMSA_PKCS1_v1_5_encode  # type: ignore[import-untyped]
 
-DKIMPY_VERSION = "1.1.8"  # the dkimpy whose rfc822_parse, Relaxed.canonicalize_body and verify_sig_process this mirrors
+# The dkimpy whose rfc822_parse, Relaxed.canonicalize_body/_headers, evaluate_pk, verify_sig,
+# verify_sig_process, RSASSA_PKCS1_v1_5_verify and arc_verify this mirrors.
+DKIMPY_VERSION = "1.1.8"
 
 _TRAILING_WSP = re.compile(rb"[\t ]+\r\n")  # dkimpy's strip_trailing_whitespace
 _WSP_RUN = re.compile(rb"\t[\t ]*| [\t ]+")  # the runs `[\t ]+` → b" " changes: a tab, or 2+ WSP
@@ -113,7 +115,8 @@ def split_message(message: bytes) -> tuple[list[list[bytes]], bytes]:
 
 
 class _SharedBody:
-    """The fast parts for `dkim.DKIM` and `dkim.ARC` (DomainSigner): parse once, hash each body once."""
+    """The fast parts for `dkim.DKIM` and `dkim.ARC` (DomainSigner): the message split once, each body
+    hash and canonical header list once per message, each key record once, the RSA check in C ints."""
 
     headers: list[list[bytes]]
     body: bytes
