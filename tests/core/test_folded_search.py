@@ -106,3 +106,41 @@ def test_only_ignorecase_patterns_are_touched() -> None:
     assert folded(plain) is plain
     multi = re.compile(r"(?i)^verify$", re.MULTILINE)
     assert folded(multi) is multi
+
+
+# -- the folding of the last texts is kept ---------------------------------------------------------------------------
+
+def _reference_fold(pattern: FoldedPattern, text: str) -> str:
+    return text.translate(pattern._table)  # what `fold` did before it kept anything
+
+
+@settings(max_examples=1000, deadline=None)
+@given(pool=st.lists(texts, min_size=1, max_size=8), order=st.lists(st.integers(0, 7), max_size=30),
+       copies=st.lists(st.booleans(), max_size=30))
+def test_a_kept_folding_is_the_folding_of_that_very_text(pool: list[str], order: list[int], copies: list[bool]) -> None:
+    """Texts searched in any order, some the same object again, some an equal copy: each folding is the text's."""
+    fast = lexicon.ACCOUNT_CUES
+    assert isinstance(fast, FoldedPattern)
+    for i, copy in zip(order, copies + [False] * len(order), strict=False):
+        text = pool[i % len(pool)]
+        if copy:
+            text = "".join(list(text))  # an equal str, another object
+        assert fast.fold(text) == _reference_fold(fast, text)
+        m, ref = fast.search(text), fast.original.search(text)
+        assert (m is None) == (ref is None) and (m is None or (m.span(), m.group(0)) == (ref.span(), ref.group(0)))
+
+
+def test_a_folding_is_kept_for_its_own_table_only() -> None:
+    """Two patterns with different tables fold the same text object each with its own table."""
+    upper = FoldedPattern(re.compile("(?i)x"), re.compile("x"), {ord("a"): ord("b")})
+    other = FoldedPattern(re.compile("(?i)x"), re.compile("x"), {ord("a"): ord("c")})
+    text = "a banana"
+    assert upper.fold(text) == "b bbnbnb"
+    assert other.fold(text) == "c bcncnc"
+    assert upper.fold(text) == "b bbnbnb"
+
+
+def test_the_same_text_is_folded_once() -> None:
+    text = "Verify your ACCOUNT " * 50
+    first = lexicon.ACCOUNT_CUES.fold(text)
+    assert lexicon.URGENCY_CUES.fold(text) is first  # another list, the same table: the kept folding

@@ -16,6 +16,10 @@ replacement changes what `\\w`, `\\d`, `\\s` or `\\b` see. `folded()` refuses a 
 equivalent (and returns it unchanged): flags other than IGNORECASE, escapes that name characters (\\x, \\u,
 \\N, octal), negated classes, inline flag groups, a letter that is not its class's representative.
 Matches are reported on the original text (`group(0)` keeps the sender's capitals).
+
+The spam rules search one text with many cue lists (the subject and body with six of them): the last few texts
+folded are kept with their folding (by identity: the very same str object, held so that its id cannot be
+reused), so a text is folded once whatever the number of lists searched in it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ _FLAG_MASK = re.IGNORECASE | re.UNICODE  # a str pattern always carries UNICODE
 _REFUSED = re.compile(r"\\[xuUN0-7pP]|\[\^|\[\]|\(\?[a-zA-Z-]+[:)]")
 _CLASS = re.compile(r"\[((?:\\.|[^\]\\])+)\]")
 _CASED_MAX = 0x1E944  # no character above this has a case mapping (Unicode 15)
+_RECENT = 4  # texts whose folding is kept: the rules search about four texts (subject + body, slices of it)
+# (text, table, folded text), newest first; replaced whole (one atomic rebinding), so threads may share it.
+_recent: tuple[tuple[str, dict[int, int], str], ...] = ()
 
 
 def _kind(ch: str) -> tuple[bool, bool, bool]:
@@ -120,7 +127,17 @@ class FoldedPattern:
         self._table = table
 
     def fold(self, text: str) -> str:
-        return text.translate(self._table)
+        """`text` with every character replaced by its case class's representative; the same str object
+        folded by the same table lately is not folded again."""
+        global _recent
+        recent = _recent
+        table = self._table
+        for seen, seen_table, done in recent:
+            if seen is text and seen_table is table:
+                return done
+        done = text.translate(table)
+        _recent = ((text, table, done), *recent[: _RECENT - 1])
+        return done
 
     def search(self, text: str) -> _Match | None:
         m = self._sensitive.search(self.fold(text))
