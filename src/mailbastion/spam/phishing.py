@@ -88,7 +88,10 @@ _ADDRESS_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # name generated per message ("qulfu0q6zp89efwww93rqulfu0q6zp89efwww93rqulfu.example.online").
 _LONG_LABEL_RE = re.compile(r"^(?=.*\d)(?=.*[a-z])[a-z0-9-]{30,}$")
 INVISIBLE_SPLIT_MIN = 3
-_URL_TEXT_RE = re.compile(r"\S*(?:https?://|www\.)\S*")
+# A word (a run of non-space) that holds a URL. Matches start only where a word does: a search from inside a word
+# that holds no URL would scan the rest of the word back and forth for nothing (quadratic in its length), and one
+# from inside a word that holds one starts later than the search from the word's start, which wins.
+_URL_TEXT_RE = re.compile(r"(?<!\S)\S*(?:https?://|www\.)\S*")
 LINK_ONLY_MAX_CHARS = 20  # text beside the links, below which a message is only a link
 # Content pushed far out of view by CSS (a 470,000-pixel margin, a 2,000-viewport-high spacer, a text indent
 # of minus several thousand pixels): the filter reads one text, the reader sees another.
@@ -205,6 +208,14 @@ def _mixed_word(text: str) -> str | None:
         if _LATIN.search(w) and _GREEK_CYRILLIC.search(w):
             return str(w)
     return None
+
+
+def without_urls(text: str) -> str:
+    """`text` without its words that hold a URL ("http://", "https://" or "www."); a text with neither "://" nor
+    "www." has none, and is not searched."""
+    if "://" not in text and "www." not in text:
+        return text
+    return _URL_TEXT_RE.sub("", text)
 
 
 def _styled(text: str) -> bool:
@@ -344,7 +355,7 @@ def _text(feats: MessageFeatures) -> Iterator[Symbol]:
     if len(fee) >= 2:
         yield Symbol("ADVANCE_FEE", ", ".join(sorted(fee))[:60])
     # A message that is nothing but a link (a shared file, a "see this"): the text is on the other side.
-    if feats.urls and len(_URL_TEXT_RE.sub("", feats.body_text[:5000]).strip()) < LINK_ONLY_MAX_CHARS:
+    if feats.urls and len(without_urls(feats.body_text[:5000]).strip()) < LINK_ONLY_MAX_CHARS:
         yield Symbol("LINK_ONLY_BODY", feats.urls[0][:60])
     product = SECURITY_PRODUCT_CUES.search(text)
     renewal = RENEWAL_CUES.search(text) if product else None
