@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbastion.core.folded_search import FoldedPattern, folded
+from mailbastion.core.folded_search import FoldedPattern, first_chars, folded
 from mailbastion.spam import lexicon
 
 CUES = ["SPAM_PHRASE_RE", "GENERIC_GREETING_RE", "CREDENTIAL_CUES", "ADVANCE_FEE_CUES", "REMOVAL_CUES",
@@ -144,3 +144,65 @@ def test_the_same_text_is_folded_once() -> None:
     text = "Verify your ACCOUNT " * 50
     first = lexicon.ACCOUNT_CUES.fold(text)
     assert lexicon.URGENCY_CUES.fold(text) is first  # another list, the same table: the kept folding
+
+
+# -- the lookahead of the characters a match can begin with ---------------------------------------------------------
+
+_ATOMS = ["a", "b", "1", " ", "-", "é", "[ab]", "[a-c]", "[\\d-]", r"\d", r"\w", r"\s", r"\W", ".", "[^a]",
+          r"\b", r"(?<!\w)", r"(?=a)", r"(?!b)", "^", "$", ""]
+
+
+def _regex(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.lists(children, min_size=2, max_size=3).map("".join),
+        st.lists(children, min_size=2, max_size=3).map(lambda xs: "(?:" + "|".join(xs) + ")"),
+        children.map(lambda x: f"({x})"),
+        st.tuples(children, st.sampled_from(["?", "*", "+", "{0,2}", "{1,2}", "{2}", "*?", "++", "{0}"])).map(
+            lambda t: f"(?:{t[0]}){t[1]}"),
+        children.map(lambda x: f"(?>{x})"),
+    )
+
+
+regexes = st.recursive(st.sampled_from(_ATOMS), _regex, max_leaves=8)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(source=regexes, text=st.text(alphabet="ab1 -\né_c", max_size=12))
+def test_the_lookahead_changes_no_match(source: str, text: str) -> None:
+    """Any small pattern: with its lookahead (when one can be told) it finds the same matches and groups."""
+    try:
+        plain = re.compile(source)
+    except re.error:
+        return
+    ahead = first_chars(source, plain.flags)
+    if ahead is None:
+        return
+    quick = re.compile(ahead + source)
+    assert quick.groups == plain.groups
+    assert [(m.span(), m.groups()) for m in quick.finditer(text)] == [(m.span(), m.groups()) for m in plain.finditer(text)]
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    (r"\b(?:verify|confirm) your", "(?=[cv])"),
+    (r"(?<!\w)(100%|free)(?!\w)", "(?=[1f])"),
+    (r"\b(?:(?:urgent and |strictly )?confidential|\d+ percent)", "(?=[\\dcsu])"),
+    (r"(?:ab)*c", "(?=[ac])"),
+    (r"a?", None),  # can match nothing: every position can match
+    (r"\b(?:x|.)", None),  # any character
+    (r"[^a]b", None),  # a negated class
+])
+def test_first_chars(source: str, expected: str | None) -> None:
+    assert first_chars(source, re.UNICODE) == expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=texts, name=st.sampled_from(CUES))
+def test_every_cue_list_has_its_lookahead_and_the_same_matches_without_it(text: str, name: str) -> None:
+    fast = getattr(lexicon, name)
+    sensitive = fast._sensitive
+    assert sensitive.pattern.startswith("(?=[")
+    body = fast.original.pattern.removeprefix("(?i)")
+    without = re.compile(body, sensitive.flags)
+    folded_text = fast.fold(text)
+    assert [(m.span(), m.groups()) for m in sensitive.finditer(folded_text)] == \
+        [(m.span(), m.groups()) for m in without.finditer(folded_text)]

@@ -17,6 +17,12 @@ equivalent (and returns it unchanged): flags other than IGNORECASE, escapes that
 \\N, octal), negated classes, inline flag groups, a letter that is not its class's representative.
 Matches are reported on the original text (`group(0)` keeps the sender's capitals).
 
+A cue list is tried at every word start, and sre tries each of its alternatives there in turn, with no quick
+way to tell that none can begin with the letter at hand. So the case-sensitive pattern is given a lookahead of
+the characters a match can begin with (`(?=[acp...])`, computed from the parsed pattern; no lookahead when that
+set cannot be stated, e.g. the pattern can match the empty string): positions where no alternative can start fail
+on one class test. A lookahead consumes nothing and captures nothing: the matches and groups are the same.
+
 The spam rules search one text with many cue lists (the subject and body with six of them): the last few texts
 folded are kept with their folding (by identity: the very same str object, held so that its id cannot be
 reused), so a text is folded once whatever the number of lists searched in it.
@@ -26,6 +32,8 @@ from __future__ import annotations
 
 import functools
 import re
+from re import _constants as _sre_c  # type: ignore[attr-defined]
+from re import _parser as _sre_parse  # type: ignore[attr-defined]
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,6 +93,77 @@ def _letters(body: str) -> set[str] | None:
                     return None
                 out.update(ch for ch in map(chr, range(lo, hi + 1)) if ch.lower() != ch.upper())
     return out
+
+
+_CATEGORIES = {
+    _sre_c.CATEGORY_DIGIT: r"\d", _sre_c.CATEGORY_NOT_DIGIT: r"\D", _sre_c.CATEGORY_SPACE: r"\s",
+    _sre_c.CATEGORY_NOT_SPACE: r"\S", _sre_c.CATEGORY_WORD: r"\w", _sre_c.CATEGORY_NOT_WORD: r"\W",
+}
+_ZERO_WIDTH = (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT)
+_REPEATS = (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT)
+
+
+def _char(code: int) -> str:
+    """A character as class source: ASCII letters and digits as they are, anything else escaped."""
+    ch = chr(code)
+    return ch if ch.isascii() and ch.isalnum() else f"\\U{code:08x}"
+
+
+def _starts(items: Any) -> tuple[set[str], bool] | None:
+    """(the class items, as pattern source, one of which every match of the parsed sequence `items` begins with;
+    whether the sequence can match the empty string), or None when that cannot be told."""
+    found: set[str] = set()
+    for op, av in items:
+        if op in _ZERO_WIDTH:
+            continue  # consumes nothing: the next item begins the match (whatever the assertion checks)
+        if op is _sre_c.LITERAL:
+            found.add(_char(av))
+            return found, False
+        if op is _sre_c.IN:
+            for kind, arg in av:
+                if kind is _sre_c.LITERAL:
+                    found.add(_char(arg))
+                elif kind is _sre_c.RANGE:
+                    found.add(f"{_char(arg[0])}-{_char(arg[1])}")
+                elif kind is _sre_c.CATEGORY and arg in _CATEGORIES:
+                    found.add(_CATEGORIES[arg])
+                else:
+                    return None  # NEGATE and anything else
+            return found, False
+        if op is _sre_c.SUBPATTERN:
+            _group, add_flags, del_flags, sub = av
+            inner = None if add_flags or del_flags else _starts(sub)
+        elif op is _sre_c.BRANCH:
+            inner = (set(), False)
+            for alternative in av[1]:
+                one = _starts(alternative)
+                if one is None:
+                    return None
+                inner = (inner[0] | one[0], inner[1] or one[1])
+        elif op in _REPEATS:
+            low, _high, sub = av
+            one = _starts(sub)
+            inner = None if one is None else (one[0], one[1] or low == 0)
+        else:
+            return None  # ANY, NOT_LITERAL, group references, atomic groups ...: not worth telling
+        if inner is None:
+            return None
+        found |= inner[0]
+        if not inner[1]:
+            return found, False
+    return found, True  # the whole sequence can match nothing at all
+
+
+def first_chars(body: str, flags: int) -> str | None:
+    """A lookahead `(?=[...])` of the characters every match of `body` (compiled with `flags`) begins with, or
+    None when there is no such set (a match can be empty) or it cannot be told."""
+    try:
+        starts = _starts(_sre_parse.parse(body, flags))
+    except (re.error, RecursionError):
+        return None
+    if starts is None or starts[1] or not starts[0]:
+        return None
+    return "(?=[" + "".join(sorted(starts[0])) + "])"
 
 
 class _Match:
@@ -175,8 +254,9 @@ def folded(pattern: re.Pattern[str]) -> re.Pattern[str] | FoldedPattern:
         return pattern
     if letters is None or any(table.get(ord(ch), ord(ch)) != ord(ch) or ord(ch) in unfoldable for ch in letters):
         return pattern  # a letter that is not its class's representative, or whose class cannot be folded
+    flags = pattern.flags & ~re.IGNORECASE
     try:
-        sensitive = re.compile(body, pattern.flags & ~re.IGNORECASE)
+        sensitive = re.compile((first_chars(body, flags) or "") + body, flags)
     except re.error:
         return pattern
     return FoldedPattern(pattern, sensitive, table)
