@@ -8,7 +8,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbastion.spam.phishing import without_urls
+from mailbastion.spam import phishing
+from mailbastion.spam.phishing import form_lure, has_data_uri, offscreen, without_urls
 
 # -- phishing.without_urls: the words that hold a URL taken out ---------------------------------------------------
 
@@ -38,3 +39,72 @@ def test_without_urls_examples() -> None:
     assert without_urls("no link here") == "no link here"
     long_word = "x" * 5000 + " http://a.example"  # a long word without a URL is read once, not 5,000 times
     assert without_urls(long_word) == "x" * 5000 + " "
+
+
+# -- phishing: the markup and web-form rules search only where their cue is ----------------------------------------
+# The reference is each rule's own pattern searched on the whole text, as before.
+
+PAGE_BITS = ["href", "HREF", "src", "Src", "action", "data", "DATA", "Data", "dAtA", "=", " ", "  ", "\"", "'", ":",
+             "data:", "DATA:", "text/html", "TEXT/HTML", "application/", "a:", "A:", "margin", "MARGIN", "-top", "-left",
+             "top", "left", "text-indent", "height", "padding-top", "-", "1", "12", "1234", "12345", "99999", "٣٣٣٣",
+             ".5", ".", "px", "PX", "vh", "vw", "em", "rem", "\t", "\n", "\xa0", "<", ">", ";", "x", "é", "ſ", "K"]
+_SPACES = st.sampled_from(["", " ", "  ", "\t", "\n", "\xa0"])
+# Near misses of each rule's own shape: every piece right, or one of them wrong.
+_offscreen_piece = st.tuples(
+    st.sampled_from(["margin", "MARGIN", "margin-top", "Margin-Left", "top", "left", "text-indent", "height",
+                     "padding-top", "width", "x"]), _SPACES, st.sampled_from([":", ";", "", "::"]), _SPACES,
+    st.sampled_from(["", "-", "--", "+"]),
+    st.one_of(st.sampled_from(["123", "1234", "12345", "٣٣٣٣", "1234567"]), st.text(alphabet="0123456789٣", max_size=7)),
+    st.sampled_from(["", ".5", ".", ".55"]), _SPACES, st.sampled_from(["px", "PX", "vh", "VW", "em", "rem", "pt", ""]),
+).map("".join)
+_data_piece = st.tuples(
+    st.sampled_from(["href", "HREF", "src", "action", "data", "Data", "x"]), _SPACES, st.sampled_from(["=", ":", ""]),
+    _SPACES, st.sampled_from(["\"", "'", "", "\"\""]), _SPACES,
+    st.sampled_from(["data:", "DATA:", "dAtA:", "data", "ata:", "dat a:"]),
+    st.sampled_from(["text/html", "TEXT/HTML", "application/", "Application/", "image/png", "text/plain", ""]),
+).map("".join)
+pages = st.one_of(_offscreen_piece, _data_piece, st.lists(
+    st.one_of(_offscreen_piece, _data_piece, st.sampled_from(PAGE_BITS), st.text(max_size=2)), max_size=12).map("".join))
+LURE_BITS = ["www.x.example", "y.pages.dev", "a.b", "X.Y", ".", " - ", "  -  ", "-", " -", "- ", "\n", " ", "BTC", "btc",
+             "USDT", "ETH", "BNB", "DOGECOIN", "BITCOIN", "BINANCE", "KRAKEN", "COINBASE", "BYBIT", "WITHDRAW",
+             "WITHDRAW FUNDS", "BTCX", "XBTC", "97781", "120097", "1", " USD", "USD", "$", "€", ",", "A", "Z", "é", "_"]
+_lure_piece = st.tuples(
+    st.sampled_from(["www.x.example", "y.pages.dev", "a.b", ".x.y", "x", "X.Y", "-a.bc"]),
+    st.sampled_from([" - ", "  -  ", "-", " -\n", " ", "\t-\t"]),
+    st.lists(st.sampled_from(LURE_BITS[12:] + ["97781", "120097", "12", "USD", "$", "€", ",", ".", "A", ""]),
+             max_size=6).map(" ".join),
+).map("".join)
+lure_texts = st.one_of(_lure_piece, st.lists(st.one_of(_lure_piece, st.sampled_from(LURE_BITS), st.text(max_size=2)),
+                                             max_size=8).map("".join))
+
+
+def _same(a: re.Match[str] | None, b: re.Match[str] | None) -> bool:
+    return (a is None) == (b is None) and (a is None or b is None or (a.span(), a.group(0)) == (b.span(), b.group(0)))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(page=pages)
+def test_has_data_uri_is_the_pattern_alone(page: str) -> None:
+    assert has_data_uri(page) == (phishing._DATA_URI_RE.search(page) is not None)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(page=pages)
+def test_offscreen_is_the_pattern_alone(page: str) -> None:
+    assert _same(offscreen(page), phishing._OFFSCREEN_RE.search(page))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=lure_texts)
+def test_form_lure_is_the_pattern_alone(text: str) -> None:
+    assert _same(form_lure(text), phishing._FORM_LURE_RE.search(text))
+
+
+def test_the_markup_and_lure_rules_still_fire() -> None:
+    assert has_data_uri('<a HREF = "DATA:text/html;base64,AAAA">') and not has_data_uri("<img src='data:image/png'>")
+    m = offscreen('<div style="margin-top: -470000px">')
+    assert m is not None and m.group(0) == "margin-top: -470000px"
+    assert offscreen('<div style="margin-top: 40px">') is None
+    m = form_lure("Name: www.x.blogspot.pe - 97781 USD KRAKEN")
+    assert m is not None and m.group(0) == "www.x.blogspot.pe - 97781 USD KRAKEN"
+    assert form_lure("www.x.blogspot.pe - 97781 USD kraken") is None
