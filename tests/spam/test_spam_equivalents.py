@@ -3,13 +3,19 @@ thousands of generated inputs."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
+import mmh3
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailbastion.spam import phishing
+from mailbastion.spam.features import extract_bytes
+from mailbastion.spam.model import N_FEATURES, _hashable, feature_indices
 from mailbastion.spam.phishing import form_lure, has_data_uri, offscreen, without_urls
+from mailbastion.spam.tokens import _WORD_RE, MAX_BODY_CHARS, fold, tokens
 
 # -- phishing.without_urls: the words that hold a URL taken out ---------------------------------------------------
 
@@ -108,3 +114,51 @@ def test_the_markup_and_lure_rules_still_fire() -> None:
     m = form_lure("Name: www.x.blogspot.pe - 97781 USD KRAKEN")
     assert m is not None and m.group(0) == "www.x.blogspot.pe - 97781 USD KRAKEN"
     assert form_lure("www.x.blogspot.pe - 97781 USD kraken") is None
+
+
+# -- model.feature_indices: np.unique by a sort and a comparison of neighbours ------------------------------------
+
+def old_feature_indices(tokens: list[str]) -> np.ndarray:
+    hashes = np.fromiter(map(mmh3.hash, _hashable(tokens)), dtype=np.int64)
+    return np.unique(np.abs(hashes) % N_FEATURES)
+
+
+# Few distinct tokens drawn many times: most lists hold repeats, as a message's words do.
+token_lists = st.lists(st.one_of(st.sampled_from(["w:free", "w:money", "b:free money", "s:re", "st:len_0", "u:a.example",
+                                                  "w:café", "h:from:alice", "x"]), st.text(max_size=4)), max_size=60)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(tokens=token_lists)
+def test_feature_indices_is_the_old_unique(tokens: list[str]) -> None:
+    new, old = feature_indices(tokens), old_feature_indices(tokens)
+    assert new.dtype == old.dtype and new.tolist() == old.tolist()
+
+
+def test_feature_indices_of_colliding_columns() -> None:
+    """Two tokens whose hashes differ but land in the same column (and one hash of -2**31): once each, sorted."""
+    by_column: dict[int, str] = {}
+    pair = None
+    for i in range(200000):
+        token = f"t{i}"
+        column = abs(mmh3.hash(token)) % N_FEATURES
+        if column in by_column:
+            pair = (by_column[column], token)
+            break
+        by_column[column] = token
+    assert pair is not None
+    tokens = [pair[1], "w:a", pair[0], "w:a", pair[1]]
+    assert feature_indices(tokens).tolist() == old_feature_indices(tokens).tolist()
+    assert len(feature_indices(tokens)) == 2
+
+
+# -- tokens: the body's words and word pairs, built by list comprehensions -------------------------------------------
+
+@settings(max_examples=500, deadline=None)
+@given(body=st.lists(st.sampled_from(list("abcdeé É$5%'-_ \n") + ["free", "money", "ﬁ", "𝐅𝐑𝐄𝐄"]), max_size=80).map("".join))
+def test_tokens_words_and_pairs_are_as_before(body: str) -> None:
+    feats = extract_bytes(b"Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body.encode())
+    words = _WORD_RE.findall(fold(feats.body_text[:MAX_BODY_CHARS]))
+    old = [*("w:" + w for w in words), *(f"b:{a} {b}" for a, b in itertools.pairwise(words))]
+    got = [t for t in tokens(feats) if t.startswith(("w:", "b:"))]
+    assert got == old

@@ -85,7 +85,15 @@ def feature_indices(tokens: Iterable[str]) -> np.ndarray:
     function; tests/spam hold the columns equal to the vectorizer's, Unicode tokens and lone surrogates
     included (`_hashable`)."""
     hashes = np.fromiter(map(mmh3.hash, _hashable(tokens)), dtype=np.int64)
-    return np.unique(np.abs(hashes) % N_FEATURES)
+    # np.unique's result (sorted, each once) by a sort and one comparison of neighbours: numpy 2's unique hashes
+    # the values first, which for a message's few hundred columns costs more than it saves (~60-90 us).
+    columns = np.sort(np.abs(hashes) % N_FEATURES)
+    if columns.size > 1:
+        first = np.empty(columns.size, dtype=bool)
+        first[0] = True
+        np.not_equal(columns[1:], columns[:-1], out=first[1:])
+        columns = columns[first]
+    return columns
 
 
 class SpamModel:
