@@ -162,3 +162,44 @@ def test_tokens_words_and_pairs_are_as_before(body: str) -> None:
     old = [*("w:" + w for w in words), *(f"b:{a} {b}" for a, b in itertools.pairwise(words))]
     got = [t for t in tokens(feats) if t.startswith(("w:", "b:"))]
     assert got == old
+
+
+# -- phishing: the rules that look for characters outside ASCII skip ASCII text ------------------------------------
+
+_OLD_INVISIBLE = re.compile("[A-Za-z][\u034f\u200b-\u200d\u2060-\u2064\ufeff\ufe00-\ufe0f\U000e0000-\U000e01ef]+[A-Za-z]")
+_OLD_GREEK_CYRILLIC, _OLD_LATIN, _OLD_WORD = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]"), re.compile(r"[A-Za-z]"), \
+    re.compile(r"\w{3,}")
+
+
+def old_mixed_word(text: str) -> str | None:
+    if not _OLD_GREEK_CYRILLIC.search(text):
+        return None
+    for w in _OLD_WORD.findall(text):
+        if _OLD_LATIN.search(w) and _OLD_GREEK_CYRILLIC.search(w):
+            return str(w)
+    return None
+
+
+def old_styled(text: str) -> bool:
+    return any("\U0001d400" <= c <= "\U0001d7ff" or "\uff21" <= c <= "\uff5a" or "\u1d00" <= c <= "\u1dbf"
+               or "\u2460" <= c <= "\u24ff" or "\U0001f130" <= c <= "\U0001f189" for c in text)
+
+
+# ASCII letters and the characters each rule looks for (and their neighbours just outside its ranges), and words
+# that each rule finds.
+SCRIPT_CHARS = list("ab Zz1\n-") + ["\u034f", "\u200b", "\u200d", "\u200e", "\u2060", "\u2064", "\u2065", "\ufeff",
+                                     "\ufe00", "\ufe0f", "\U000e0000", "\U000e01ef", "\U000e01f0", "а", "о", "α", "Ͱ",
+                                     "ӿ", "Ԁ", "\U0001d400", "\U0001d7ff", "\uff21", "\uff5a", "\uff5b", "\u1d00",
+                                     "\u1dbf", "\u2460", "\u24ff", "\U0001f130", "\U0001f189", "\U0001f18a", "é", "\x7f",
+                                     "\x80", "a\u034fb", "W\u200be a\u200dr", "x\ufe0fy\U000e0001z", "pаypal", "Αpple"]
+script_texts = st.lists(st.sampled_from(SCRIPT_CHARS), max_size=30).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(head=script_texts, body=script_texts, ascii_only=st.booleans())
+def test_the_script_rules_are_as_before(head: str, body: str, ascii_only: bool) -> None:
+    if ascii_only:
+        head, body = head.encode("ascii", "ignore").decode(), body.encode("ascii", "ignore").decode()
+    assert phishing.invisible_splits(head, body) == _OLD_INVISIBLE.findall(f"{head}\n{body[:20000]}")
+    assert phishing._mixed_word(body) == old_mixed_word(body)
+    assert phishing._styled(head) == old_styled(head)

@@ -211,7 +211,7 @@ def unsigned_exchange_online(feats: MessageFeatures) -> bool:
 
 
 def _mixed_word(text: str) -> str | None:
-    if not _GREEK_CYRILLIC.search(text):
+    if text.isascii() or not _GREEK_CYRILLIC.search(text):  # isascii: a flag of the str, no scan
         return None  # no word can mix scripts: one search instead of one per word
     for w in _WORD.findall(text):
         if _LATIN.search(w) and _GREEK_CYRILLIC.search(w):
@@ -235,6 +235,14 @@ def form_lure(text: str) -> re.Match[str] | None:
     return _FORM_LURE_RE.search(text) if any(w in text for w in _FORM_LURE_WORDS) else None
 
 
+def invisible_splits(head: str, body: str) -> list[str]:
+    """The words split by invisible characters in the head and the first 20,000 characters of the body. Every
+    character the pattern looks for is outside ASCII, and str.isascii() is a flag of the str: ASCII text has none."""
+    if head.isascii() and body.isascii():
+        return []
+    return _INVISIBLE_SPLIT_RE.findall(f"{head}\n{body[:20000]}")
+
+
 def without_urls(text: str) -> str:
     """`text` without its words that hold a URL ("http://", "https://" or "www."); a text with neither "://" nor
     "www." has none, and is not searched."""
@@ -246,6 +254,8 @@ def without_urls(text: str) -> str:
 def _styled(text: str) -> bool:
     """Letters dressed as other symbols: mathematical alphanumerics (U+1D400..), full-width forms, small
     capitals (U+1D00..), circled or squared letters."""
+    if text.isascii():  # a flag of the str: every range below is outside ASCII
+        return False
     return any("\U0001d400" <= c <= "\U0001d7ff" or "\uff21" <= c <= "\uff5a" or "\u1d00" <= c <= "\u1dbf"
                or "\u2460" <= c <= "\u24ff" or "\U0001f130" <= c <= "\U0001f189" for c in text)
 
@@ -365,7 +375,7 @@ def _text(feats: MessageFeatures) -> Iterator[Symbol]:
             "sender name" if recipient in feats.from_display.lower() else None
         if where:
             yield Symbol("TO_IN_SUBJECT", f"{recipient} in the {where}"[:60])
-    split = _INVISIBLE_SPLIT_RE.findall(f"{head}\n{feats.body_text[:20000]}")
+    split = invisible_splits(head, feats.body_text)
     if len(split) >= INVISIBLE_SPLIT_MIN:
         yield Symbol("TEXT_INVISIBLE_SPLIT", f"{len(split)} words")
     text = f"{feats.subject or ''}\n{feats.body_text[:20000]}"
