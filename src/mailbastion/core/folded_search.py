@@ -32,10 +32,17 @@ from __future__ import annotations
 
 import functools
 import re
-from re import _constants as _sre_c  # type: ignore[attr-defined]
-from re import _parser as _sre_parse  # type: ignore[attr-defined]
 from collections.abc import Iterator
 from typing import Any
+
+# The standard library's own pattern parser (private modules of `re`, as in CPython 3.11-3.13): only for the
+# first-character lookahead, which is an optimisation. A Python whose `re` lacks them, or parses into another
+# shape (an unpacking error below), gets no lookahead: the same matches, as before the lookahead existed.
+try:
+    from re import _constants as _sre_c  # type: ignore[attr-defined]
+    from re import _parser as _sre_parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - CPython 3.11+ has them
+    _sre_c = _sre_parse = None
 
 __all__ = ["FoldedPattern", "folded"]
 
@@ -95,12 +102,15 @@ def _letters(body: str) -> set[str] | None:
     return out
 
 
-_CATEGORIES = {
-    _sre_c.CATEGORY_DIGIT: r"\d", _sre_c.CATEGORY_NOT_DIGIT: r"\D", _sre_c.CATEGORY_SPACE: r"\s",
-    _sre_c.CATEGORY_NOT_SPACE: r"\S", _sre_c.CATEGORY_WORD: r"\w", _sre_c.CATEGORY_NOT_WORD: r"\W",
-}
-_ZERO_WIDTH = (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT)
-_REPEATS = (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT)
+try:
+    _CATEGORIES = {
+        _sre_c.CATEGORY_DIGIT: r"\d", _sre_c.CATEGORY_NOT_DIGIT: r"\D", _sre_c.CATEGORY_SPACE: r"\s",
+        _sre_c.CATEGORY_NOT_SPACE: r"\S", _sre_c.CATEGORY_WORD: r"\w", _sre_c.CATEGORY_NOT_WORD: r"\W",
+    }
+    _ZERO_WIDTH = (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT)
+    _REPEATS = (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT)
+except AttributeError:  # pragma: no cover - no parser, or another one: no lookahead
+    _sre_parse = None
 
 
 def _char(code: int) -> str:
@@ -157,9 +167,11 @@ def _starts(items: Any) -> tuple[set[str], bool] | None:
 def first_chars(body: str, flags: int) -> str | None:
     """A lookahead `(?=[...])` of the characters every match of `body` (compiled with `flags`) begins with, or
     None when there is no such set (a match can be empty) or it cannot be told."""
+    if _sre_parse is None:
+        return None
     try:
         starts = _starts(_sre_parse.parse(body, flags))
-    except (re.error, RecursionError):
+    except (re.error, RecursionError, AttributeError, TypeError, ValueError):  # the last three: another parser
         return None
     if starts is None or starts[1] or not starts[0]:
         return None
