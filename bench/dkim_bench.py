@@ -34,9 +34,7 @@ from mailbastion.dns.resolver import DnsResolver
 from mailbastion.testing.dns_server import DnsTestServer
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path("/work/main/bench/.work/anchor/corpus")
-if not CORPUS.is_dir():
-    CORPUS = ROOT / "bench" / ".work" / "anchor" / "corpus"
+CORPUS = ROOT / "bench" / ".work" / "anchor" / "corpus"
 _TXT = re.compile(r"""^local-data: '(\S+) \d+ IN TXT (".*")'$""")  # the value as quoted strings
 
 

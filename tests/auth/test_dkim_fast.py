@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.metadata
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -37,8 +38,11 @@ from mailbastion.auth.dkim_fast import (
 from mailbastion.auth.dkim_verify import _may_have_arc, verifiable_message
 from mailbastion.core.header_block import HeaderBlock
 
-ANCHOR_CORPUS = Path("/work/main/bench/.work/anchor/corpus")
-SHARED_CORPORA = Path("/work/shared/corpora")
+REPO = Path(__file__).resolve().parents[2]
+# The anchors' corpus, made by bench/message_path.py in this checkout (absent in a clean clone), and the shared
+# corpora beside the checkout (or $MAILBASTION_CORPORA), as tests/spam/test_spam_corpora.py finds them.
+ANCHOR_CORPUS = REPO / "bench" / ".work" / "anchor" / "corpus"
+SHARED_CORPORA = Path(os.environ.get("MAILBASTION_CORPORA") or REPO.parent / "shared" / "corpora")
 
 
 def test_the_installed_dkimpy_is_the_one_mirrored() -> None:
@@ -71,7 +75,7 @@ def messages(draw: st.DrawFn) -> bytes:
     return out + draw(BODIES)
 
 
-@settings(max_examples=5000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(BODIES)
 def test_relaxed_body_is_dkimpys(body: bytes) -> None:
     assert relaxed_body(body) == Relaxed.canonicalize_body(body)
@@ -82,7 +86,7 @@ _VALUES = st.lists(st.sampled_from(_BODY_PIECES + [b"\r\n ", b"\n\t", b"\r\r\n",
 _NAMES = st.sampled_from([b"From", b"SUBJECT ", b"x-a\t", b"Dkim-Signature", b"\xc9t\xe9"])
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(st.lists(st.tuples(_NAMES, st.one_of(_VALUES, st.binary(max_size=60))), max_size=5))
 def test_relaxed_headers_are_dkimpys(pairs: list[tuple[bytes, bytes]]) -> None:
     headers = [[n, v] for n, v in pairs]  # rfc822_parse's shape: [name, value] lists
@@ -98,19 +102,19 @@ def _outcome(fn: Callable[[], object]) -> object:
         return (type(exc), str(exc))
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(messages())
 def test_split_is_rfc822_parse(raw: bytes) -> None:
     assert _outcome(lambda: split_message(raw)) == _outcome(lambda: dkim.rfc822_parse(raw))
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=300))
 def test_split_of_arbitrary_bytes_is_rfc822_parse(raw: bytes) -> None:
     assert _outcome(lambda: split_message(raw)) == _outcome(lambda: dkim.rfc822_parse(raw))
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.integers(min_value=1, max_value=2**2100), st.integers(min_value=1, max_value=2**17 + 1),
        st.binary(max_size=300), st.sampled_from(["sha1", "sha256"]))
 def test_rsa_verify_is_dkimpys(modulus: int, exponent: int, signature: bytes, name: str) -> None:
@@ -123,8 +127,8 @@ def test_rsa_verify_is_dkimpys(modulus: int, exponent: int, signature: bytes, na
 # -- real messages ---------------------------------------------------------------------------------------
 
 def _real_messages(shared_every: int) -> Iterator[tuple[str, bytes]]:
-    """Every message of the anchors' corpus, and every `shared_every`-th of the shared corpora."""
-    for root, every in ((ANCHOR_CORPUS, 1), (SHARED_CORPORA, shared_every)):
+    """Every 4th message of the anchors' corpus, and every `shared_every`-th of the shared corpora."""
+    for root, every in ((ANCHOR_CORPUS, 4), (SHARED_CORPORA, shared_every)):
         if root.is_dir():
             found = [p for p in sorted(root.rglob("*")) if p.is_file() and p.name != "index"
                      and p.suffix not in (".json", ".conf", ".key", ".md", ".sha256")]
@@ -133,11 +137,12 @@ def _real_messages(shared_every: int) -> Iterator[tuple[str, bytes]]:
 
 
 def test_real_messages_split_and_canonicalize_as_dkimpy_does() -> None:
-    """The anchors' 2,000 and one in five of the shared corpora's 13,432 (all of them: checked once, by hand)."""
+    """Every 4th of the anchors' 2,000 and one in 20 of the shared corpora's 13,432 (all of them: checked once,
+    by hand, 0 differences)."""
     if not ANCHOR_CORPUS.is_dir() and not SHARED_CORPORA.is_dir():
         pytest.skip(f"neither {ANCHOR_CORPUS} nor {SHARED_CORPORA} is on this machine")
     seen = 0
-    for name, raw in _real_messages(5):
+    for name, raw in _real_messages(20):
         for ready in {raw, verifiable_message(raw)}:
             ours, theirs = _outcome(lambda: split_message(ready)), _outcome(lambda: dkim.rfc822_parse(ready))
             assert ours == theirs, name
@@ -146,7 +151,7 @@ def test_real_messages_split_and_canonicalize_as_dkimpy_does() -> None:
                 assert relaxed_body(body) == Relaxed.canonicalize_body(body), name
                 assert relaxed_headers(headers) == Relaxed.canonicalize_headers(headers), name
         seen += 1
-    assert seen >= 1000
+    assert seen >= 300
 
 
 # -- verification results ----------------------------------------------------------------------------------
@@ -271,7 +276,7 @@ _ARC_PIECES = [b"ARC-Seal: i=1", b"arc-message-signature: i=1", b"Arc-Seal : i=1
                b" ARC-Seal: folded", b"X-ARC-Seal: no", b"From: a@b", b"", b"\r", b"ARC-SEAL:", b"arc-seal"]
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(st.lists(st.one_of(st.sampled_from(_ARC_PIECES), st.binary(max_size=10)), max_size=8),
        st.lists(EOLS, min_size=8, max_size=8), BODIES)
 def test_the_arc_precheck_never_misses_a_field(lines: list[bytes], eols: list[bytes], body: bytes) -> None:

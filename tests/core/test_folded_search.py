@@ -114,7 +114,7 @@ def _reference_fold(pattern: FoldedPattern, text: str) -> str:
     return text.translate(pattern._table)  # what `fold` did before it kept anything
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(pool=st.lists(texts, min_size=1, max_size=8), order=st.lists(st.integers(0, 7), max_size=30),
        copies=st.lists(st.booleans(), max_size=30))
 def test_a_kept_folding_is_the_folding_of_that_very_text(pool: list[str], order: list[int], copies: list[bool]) -> None:
@@ -166,7 +166,7 @@ def _regex(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 regexes = st.recursive(st.sampled_from(_ATOMS), _regex, max_leaves=8)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(source=regexes, text=st.text(alphabet="ab1 -\né_c", max_size=12))
 def test_the_lookahead_changes_no_match(source: str, text: str) -> None:
     """Any small pattern: with its lookahead (when one can be told) it finds the same matches and groups."""
@@ -195,7 +195,7 @@ def test_first_chars(source: str, expected: str | None) -> None:
     assert first_chars(source, re.UNICODE) == expected
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(text=texts, name=st.sampled_from(CUES))
 def test_every_cue_list_has_its_lookahead_and_the_same_matches_without_it(text: str, name: str) -> None:
     fast = getattr(lexicon, name)

@@ -33,7 +33,7 @@ URL_BITS = ["http://", "https://", "http:/", "https:", "htt", "www.", "www", "WW
 url_texts = st.lists(st.one_of(st.sampled_from(URL_BITS), st.text(max_size=3)), max_size=40).map("".join)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(text=url_texts)
 def test_without_urls_is_the_old_substitution(text: str) -> None:
     assert without_urls(text) == old_without_urls(text)
@@ -88,19 +88,19 @@ def _same(a: re.Match[str] | None, b: re.Match[str] | None) -> bool:
     return (a is None) == (b is None) and (a is None or b is None or (a.span(), a.group(0)) == (b.span(), b.group(0)))
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(page=pages)
 def test_has_data_uri_is_the_pattern_alone(page: str) -> None:
     assert has_data_uri(page) == (phishing._DATA_URI_RE.search(page) is not None)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(page=pages)
 def test_offscreen_is_the_pattern_alone(page: str) -> None:
     assert _same(offscreen(page), phishing._OFFSCREEN_RE.search(page))
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(text=lure_texts)
 def test_form_lure_is_the_pattern_alone(text: str) -> None:
     assert _same(form_lure(text), phishing._FORM_LURE_RE.search(text))
@@ -128,7 +128,7 @@ token_lists = st.lists(st.one_of(st.sampled_from(["w:free", "w:money", "b:free m
                                                   "w:café", "h:from:alice", "x"]), st.text(max_size=4)), max_size=60)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(tokens=token_lists)
 def test_feature_indices_is_the_old_unique(tokens: list[str]) -> None:
     new, old = feature_indices(tokens), old_feature_indices(tokens)
@@ -195,7 +195,7 @@ SCRIPT_CHARS = list("ab Zz1\n-") + ["\u034f", "\u200b", "\u200d", "\u200e", "\u2
 script_texts = st.lists(st.sampled_from(SCRIPT_CHARS), max_size=30).map("".join)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(head=script_texts, body=script_texts, ascii_only=st.booleans())
 def test_the_script_rules_are_as_before(head: str, body: str, ascii_only: bool) -> None:
     if ascii_only:
