@@ -255,6 +255,8 @@ def bench_ours(anchor: Path, profile: str, conc_list: list[int], args: argparse.
                              tree_rss_peak(pid), delivered=ours.delivered() - before_files, accepted=accepted))
     finally:
         ours.stop()
+    if not args.keep:  # measured: its spool and Maildirs are of no more use (kept above when a run raised)
+        shutil.rmtree(ours.root, ignore_errors=True)
     return rows
 
 
@@ -343,6 +345,9 @@ def main() -> None:
     ap.add_argument("--postfix", action="store_true",
                     help="also run Postfix (anchors' config b; d too with the full profile) in this run (root)")
     ap.add_argument("--no-sink", action="store_true")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep each deployment of ours (bench/.work/mb-bench-*, ~120 MB with its Maildirs) after a "
+                         "run; by default it is removed once its rows are measured (a failed run always keeps it)")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
