@@ -51,7 +51,9 @@ DKIMPY_VERSION = "1.1.8"
 
 _TRAILING_WSP = re.compile(rb"[\t ]+\r\n")  # dkimpy's strip_trailing_whitespace
 _WSP_RUN = re.compile(rb"\t[\t ]*| [\t ]+")  # the runs `[\t ]+` → b" " changes: a tab, or 2+ WSP
-_BLANK_LINE = re.compile(rb"\n\r?\n")  # a line end followed by an empty line (every \n ends a line)
+# An LF, then an empty line: the first match ends the header section for rfc822_parse (every \n ends a line)
+# and bounds it for HeaderBlock (dkim_verify._may_have_arc).
+BLANK_LINE_AFTER = re.compile(rb"\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")  # rfc822_parse's line separator
 
 
@@ -104,7 +106,7 @@ def split_message(message: bytes) -> tuple[list[list[bytes]], bytes]:
         headers: list[list[bytes]] = []
         rest = message[1:] if message[:1] == b"\n" else message[2:]
     else:
-        m = _BLANK_LINE.search(message)
+        m = BLANK_LINE_AFTER.search(message)
         if m is None:
             return dkim.rfc822_parse(message)  # type: ignore[no-any-return]  # no body: nothing to save
         headers = dkim.rfc822_parse(message[: m.start() + 1])[0]
@@ -138,6 +140,13 @@ class _SharedBody:
             found = self._canonical[algorithm] = canonical_body(algorithm, self.body)
         return found
 
+    def canonical_headers(self, algorithm: Any) -> list[Any]:
+        """`algorithm.canonicalize_headers(self.headers)`, computed once per message."""
+        found = self._canonical_headers.get(algorithm)
+        if found is None:
+            found = self._canonical_headers[algorithm] = canonical_headers(algorithm, self.headers)
+        return found
+
     def verify_sig(self, sig: dict[bytes, bytes], include_headers: list[bytes], sig_header: Any, dnsfunc: Any) -> Any:
         """dkimpy 1.1.8's verify_sig (the key record fetched, parsed, then verify_sig_process), the record
         parsed by `parsed_key`; the same exceptions caught and logged, the same False."""
@@ -156,13 +165,6 @@ class _SharedBody:
                 sig[b"d"], sig[b"s"], e))
             return False
         return self.verify_sig_process(sig, include_headers, sig_header, dnsfunc)
-
-    def canonical_headers(self, algorithm: Any) -> list[Any]:
-        """`algorithm.canonicalize_headers(self.headers)`, computed once per message."""
-        found = self._canonical_headers.get(algorithm)
-        if found is None:
-            found = self._canonical_headers[algorithm] = canonical_headers(algorithm, self.headers)
-        return found
 
     def verify_sig_process(self, sig: dict[bytes, bytes], include_headers: list[bytes], sig_header: Any,
                            dnsfunc: Any) -> Any:
@@ -269,5 +271,5 @@ def arc_verify(message: bytes, logger: Any = None, dnsfunc: Any = None, minkey: 
         return dkim.CV_Fail, [], "%s" % x
 
 
-__all__ = ["DKIMPY_VERSION", "ArcMessage", "DkimMessage", "arc_verify", "canonical_body", "canonical_headers",
-           "parsed_key", "relaxed_body", "relaxed_headers", "split_message"]
+__all__ = ["BLANK_LINE_AFTER", "DKIMPY_VERSION", "ArcMessage", "DkimMessage", "arc_verify", "canonical_body",
+           "canonical_headers", "parsed_key", "relaxed_body", "relaxed_headers", "split_message"]

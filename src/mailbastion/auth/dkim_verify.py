@@ -33,7 +33,7 @@ import dkim  # type: ignore[import-untyped]
 from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError  # type: ignore[import-untyped]
 from dkim.util import InvalidTagValueList, parse_tag_value  # type: ignore[import-untyped]
 
-from mailbastion.auth.dkim_fast import DkimMessage, arc_verify
+from mailbastion.auth.dkim_fast import BLANK_LINE_AFTER, DkimMessage, arc_verify
 from mailbastion.auth.dns_bridge import DnsSnapshot, Key, fetch
 from mailbastion.core.header_block import HeaderBlock
 from mailbastion.dns.resolver import DnsResolver
@@ -275,9 +275,6 @@ def _unsigned_tail(d: DkimMessage, tags: dict[bytes, bytes]) -> int:
     return max(0, len(d.canonical_body(policy.body_algorithm)) - int(length))
 
 
-_EMPTY_LINE_AFTER = re.compile(rb"\n\r?\n")  # an LF, then an empty line
-
-
 def _may_have_arc(raw: bytes) -> bool:
     """False only when `HeaderBlock.parse(raw)` has no ARC-Seal and no ARC-Message-Signature field.
 
@@ -285,7 +282,7 @@ def _may_have_arc(raw: bytes) -> bool:
     section lies within `raw` up to the first LF followed by an empty line (or all of it), so a field
     whose name, in any case, is nowhere in that prefix cannot be there. One C search and a lower-cased
     copy of the header section, instead of a parse of every field."""
-    m = _EMPTY_LINE_AFTER.search(raw)
+    m = BLANK_LINE_AFTER.search(raw)
     head = raw[: m.start() + 1 if m else len(raw)].lower()
     return b"arc-seal" in head or b"arc-message-signature" in head
 
