@@ -18,8 +18,9 @@ from mailbastion.core.outcome import Deferred, Delivered, Failed, Handoff
 from mailbastion.core.ports import DeliveryRecipient, DeliveryRequest
 from mailbastion.core.replies import Reply
 from mailbastion.core.verdict import Folder
-from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent, crlf_message, prepare_message
+from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent, prepare_message
 from mailbastion.pki import make_deployment_pki
+from mailbastion.smtp.data import crlf_message
 from mailbastion.tls_policy import server_context
 
 MESSAGE = b"From: alice@example.org\r\nSubject: hi\r\n\r\nline one\r\n.starts with a dot\r\n"

@@ -1,4 +1,5 @@
-"""`server.workers = 2`: SMTP acceptor processes and the MDA in its own process, one queue manager.
+"""`server.workers = 2`: SMTP acceptor processes, one queue manager; the MDA in its own process when
+the all-in-one delivers over LMTP (`lmtp.direct = false`), in the parent when it delivers directly.
 
 Robust on a slow, busy machine: every wait is on a condition (the server's readiness, its children, the
 mailbox), bounded generously; none is a fixed sleep. The MDA process must listen before the queue manager
@@ -8,6 +9,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from flow_messages import business_message
 
 from mailbastion.testing.deployment import Deployment
@@ -34,26 +36,33 @@ def _wait_children(pid: int, count: int, timeout: float = 60.0) -> list[int]:
     return children
 
 
-def test_worker_processes_deliver_and_stop_together(tmp_path: Path) -> None:
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "lmtp"])
+def test_worker_processes_deliver_and_stop_together(tmp_path: Path, direct: bool) -> None:
     with DnsTestServer() as dns:
         d = Deployment(tmp_path, dns=dns, settings={("antivirus.clamav", "enabled"): "false",
-        ("antivirus", "stale_policy"): '"alarm_only"',
+                                                    ("antivirus", "stale_policy"): '"alarm_only"',
+                                                    ("lmtp", "direct"): "true" if direct else "false",
                                                     ("server", "workers"): "2"})
         d.init()
         d.start()  # returns once serve printed its ready line and an acceptor greets
         assert d.proc is not None
         parent = d.proc.pid
+        expected = 2 if direct else 3  # two SMTP acceptors, and the MDA unless it is in the parent
         try:
-            children = _wait_children(parent, 3)
-            assert len(children) == 3, children  # two SMTP acceptors and the MDA
+            children = _wait_children(parent, expected)  # forks happen before serve says it is ready
+            assert len(children) == expected, children
             for n in range(10):
                 assert d.send("carol@partner.example", ["postmaster@example.test"],
                               business_message(to="postmaster@example.test", n=n)) == {}
             # 120 s is less than the Internet back-off's first step (300 s): a refused MDA put on it fails here
             got = d.wait_delivered("postmaster@example.test", 10, timeout=120)
             assert len(got) == 10
-            log = d.log()  # the queue manager waited for the MDA process (bounded) before delivering
-            assert "MDA answers on" in log or "queue manager starting anyway" in log
+            log = d.log()
+            if direct:  # no LMTP link: the queue manager writes through the MDA in its own process
+                assert "to the MDA in this process (lmtp.direct)" in log
+                assert "MDA answers on" not in log
+            else:  # the queue manager waited for the MDA process (bounded) before delivering
+                assert "MDA answers on" in log or "queue manager starting anyway" in log
         finally:
             code = d.stop(timeout=120)
         assert code == 0
@@ -78,6 +87,7 @@ def test_children_stop_when_serve_is_killed(tmp_path: Path) -> None:
     with DnsTestServer() as dns:
         d = Deployment(tmp_path, dns=dns, settings={("antivirus.clamav", "enabled"): "false",
                                                     ("antivirus", "stale_policy"): '"alarm_only"',
+                                                    ("lmtp", "direct"): "false",  # the MDA in a child too
                                                     ("server", "workers"): "2"})
         d.init()
         d.start()

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from mailbastion.apps.map_push import MapAgeWatch, MapReceiver
     from mailbastion.apps.process import Children
     from mailbastion.apps.workers import Acceptors
+    from mailbastion.core.ports import DeliveryAgent
     from mailbastion.delivery.auto_reply import AutoReplier, ReplyLog
     from mailbastion.delivery.forwarding import Forwarder
     from mailbastion.delivery.lmtp_client import LmtpDeliveryAgent
@@ -150,9 +151,14 @@ def tls_rpt_schedule(settings: Settings, agent: SmtpDeliveryAgent, spool: Spool)
 class GatewayRole:
     name = "gateway"
 
-    def __init__(self, settings: Settings, *, wait_for_mda: bool = False) -> None:
+    def __init__(self, settings: Settings, *, wait_for_mda: bool = False,
+                 local_agent: Callable[[], DeliveryAgent] | None = None) -> None:
+        """`wait_for_mda`: the MDA is ours and about to listen (all-in-one over LMTP); `local_agent`: makes,
+        at start, the agent that delivers local mail instead of the LMTP link (the all-in-one's direct
+        delivery, after the MDA in this process started)."""
         self.settings = settings
-        self.wait_for_mda = wait_for_mda  # all-in-one: the MDA is ours and about to listen
+        self.wait_for_mda = wait_for_mda
+        self.local_agent = local_agent
         self.services: Services | None = None
         self.stack: PolicyStack | None = None  # this process's checks (None when acceptors run them)
         self.acceptors: Acceptors | None = None
@@ -212,12 +218,16 @@ class GatewayRole:
         spool = Spool.from_settings(s)
         recipients = self.services.recipients
         assert recipients is not None  # gateway_services always sets the recipient map
-        self.lmtp = LmtpDeliveryAgent.from_settings(s)
+        if self.local_agent is not None:
+            inward: DeliveryAgent = self.local_agent()
+            log.info("local mail goes from the queue manager to the MDA in this process (lmtp.direct)")
+        else:
+            inward = self.lmtp = LmtpDeliveryAgent.from_settings(s)
         self.smtp_agent = agent = SmtpDeliveryAgent.from_settings(s, self.services.resolver)
         self.reports = agent.tls.reports
         # Bounces that come back to our users for mail we sent are matched to our queue ids on the way in.
-        local = (BounceWatch(self.lmtp, agent.sent_log, on_bounce=self._bounced) if agent.sent_log is not None
-                 else self.lmtp)
+        local = (BounceWatch(inward, agent.sent_log, on_bounce=self._bounced) if agent.sent_log is not None
+                 else inward)
         router = RoutingAgent(is_local_domain=recipients.is_local_domain, local=local, remote=agent,
                               forwarder=self._forwarder(recipients, spool), auto_reply=self._auto_reply(recipients, spool))
         bounce = partial(build_dsn, reporting_mta=s.server.hostname)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mailbastion.apps.process import Children, Role
     from mailbastion.apps.workers import Acceptors
     from mailbastion.lifecycle.scheduler import LifecycleScheduler
+    from mailbastion.mailbox.direct import DirectAgent
     from mailbastion.mailbox.lmtp_server import MdaServer
     from mailbastion.portal.service import PortalService
 
@@ -63,6 +64,14 @@ class InternalRole:
         # Told (sender, line) for each refusal a DSN matched by the gateway reports (the split's submission
         # role listens; in the all-in-one process the gateway tells submission itself).
         self.bounce_listeners: list[Callable[[str, str], None]] = []
+
+    def direct_agent(self) -> DirectAgent:
+        """The all-in-one's local delivery through this process's MDA (mailbox/direct.py); once started."""
+        from mailbastion.mailbox.direct import DirectAgent
+
+        if self.mda is None:
+            raise RuntimeError("the MDA runs in another process or has not started: no direct delivery")
+        return DirectAgent(self.mda.handler)
 
     def prefork(self) -> None:
         if self.own_process:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import ssl
 import time
 
@@ -38,12 +37,11 @@ from mailbastion.core.replies import Reply
 from mailbastion.core.verdict import Folder
 from mailbastion.core.xtext import xtext
 from mailbastion.delivery.hostport import parse_hostport
-from mailbastion.smtp.data import line_ends_are_crlf
+from mailbastion.smtp.data import crlf_message
 from mailbastion.tls_policy import lmtp_client_context_from_settings
 
 log = logging.getLogger("mailbastion.delivery.lmtp")
 
-_LINE_END = re.compile(rb"\r?\n")
 LINK_EXTENSION = "XMAILBASTION"
 
 # The MDA refused or dropped the connection: it is starting, restarting or was killed (fast retry).
@@ -57,16 +55,6 @@ class LmtpProtocolError(Exception):
 
 class LmtpConnectionLost(LmtpProtocolError):
     """The MDA closed the connection (or announced it with 421)."""
-
-
-def crlf_message(message: bytes) -> bytes:
-    """The message with CRLF line ends, ending in CRLF (a BDAT chunk's content)."""
-    data = message
-    if not line_ends_are_crlf(data):  # spooled mail is CRLF already: normalise only if not (a bare CR also
-        data = _LINE_END.sub(b"\r\n", data)  # comes here; the substitution leaves it as it is)
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data
 
 
 def prepare_message(message: bytes) -> bytes:

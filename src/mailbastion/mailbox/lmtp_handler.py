@@ -186,6 +186,14 @@ class LmtpHandler(BaseHandler):
 
     async def on_rcpt(self, peer: PeerInfo, envelope: Envelope, rcpt: Address) -> Reply:
         session = self._sessions.setdefault(peer.session_id, _Session())
+        found = await self._plan(rcpt)
+        if isinstance(found, Reply):
+            return found
+        session.plans.append(found)
+        return replies.RECIPIENT_OK
+
+    async def _plan(self, rcpt: Address) -> RecipientPlan | Reply:
+        """The local mailboxes `rcpt` reaches, or the reply refusing it (RCPT's decision)."""
         if rcpt.is_bare_postmaster:
             return replies.UNKNOWN_USER  # the gateway maps <Postmaster> before it spools
         mailboxes = self._local_from_memory(rcpt)
@@ -198,8 +206,7 @@ class LmtpHandler(BaseHandler):
         if not mailboxes:
             log.info("lmtp rcpt refused rcpt=%s", rcpt)
             return replies.UNKNOWN_USER
-        session.plans.append(RecipientPlan(rcpt, mailboxes))
-        return replies.RECIPIENT_OK
+        return RecipientPlan(rcpt, mailboxes)
 
     def _local_from_memory(self, addr: Address) -> tuple[Address, ...] | None:
         """The mailbox of a local account when the directory answers without blocking; None: ask in a thread."""
@@ -239,14 +246,34 @@ class LmtpHandler(BaseHandler):
             log.error("lmtp: %d recipient plans for %d recipients", len(plans), len(envelope.recipients))
             return [replies.TEMP_FAILURE] * len(envelope.recipients)
         params = dict(envelope.mail_params)
-        queue_id = params.get("XQUEUEID")
-        folder = self._folder(params)
+        out = await self._write(plans, envelope.sender_text, message, self._folder(params), params.get("XQUEUEID"),
+                                bounce_of)
+        metrics.replies("internal", "lmtp", out)
+        return out
+
+    async def deliver_here(self, *, sender: Address | None, recipients: Sequence[Address], message: SpooledMessage,
+                           folder: Folder, queue_id: str, bounce_of: tuple[str, ...] = ()) -> list[Reply]:
+        """The link's transaction without the link, for the queue manager of the all-in-one process
+        (`direct.py`): what `MAIL FROM:<sender> XQUEUEID= XFOLDER= [XBOUNCEOF=]`, a RCPT per recipient and
+        `BDAT LAST` get from a verified gateway, one reply per recipient in order (a refused RCPT's reply in
+        its place). The same look-ups, journal (exactly once per queue id), folders and copies."""
+        if not is_queue_id(queue_id):
+            return [replies.PARAM_SYNTAX.with_text("XQUEUEID must be letters and digits")] * len(recipients)
+        found = [await self._plan(rcpt) for rcpt in recipients]
+        plans = [f for f in found if isinstance(f, RecipientPlan)]
+        written = iter(await self._write(plans, "" if sender is None else str(sender), message, folder, queue_id,
+                                         bounce_of) if plans else ())
+        out = [f if isinstance(f, Reply) else next(written) for f in found]
+        metrics.replies("internal", "direct", out)
+        return out
+
+    async def _write(self, plans: list[RecipientPlan], sender: str, message: SpooledMessage, folder: Folder,
+                     queue_id: str | None, bounce_of: tuple[str, ...]) -> list[Reply]:
+        """The copies for accepted recipients (after DATA): one reply per plan, in order."""
         block = message.header.where(lambda f: not f.name.startswith(_INTERNAL))
         boxes = list(dict.fromkeys(box for plan in plans for box in plan.mailboxes))
-        results, fresh = await self._workers.run(self._deliver_all, boxes, envelope.sender_text, block, folder,
-                                                 queue_id)
+        results, fresh = await self._workers.run(self._deliver_all, boxes, sender, block, folder, queue_id)
         out = [_combine([results[box] for box in plan.mailboxes]) for plan in plans]
-        metrics.replies("internal", "lmtp", out)
         if fresh and bounce_of:
             self._bounced(bounce_of, queue_id)
         return out

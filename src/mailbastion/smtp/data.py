@@ -23,12 +23,13 @@ with the client (RFC 5321 §4.2.5). The checks run on the complete content with 
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 from mailbastion.core import replies
 from mailbastion.core.replies import Reply
 
-__all__ = ["DataProblem", "check_content", "line_ends_are_crlf", "unstuff"]
+__all__ = ["DataProblem", "check_content", "crlf_message", "line_ends_are_crlf", "unstuff"]
 
 
 class DataProblem(Enum):
@@ -76,6 +77,20 @@ def line_ends_are_crlf(data: bytes) -> bool:
     else:
         crs_and_lfs = data.count(b"\r") + data.count(b"\n")
     return crs_and_lfs == 2 * data.count(b"\r\n")
+
+
+_LINE_END = re.compile(rb"\r?\n")
+
+
+def crlf_message(message: bytes) -> bytes:
+    """The message with CRLF line ends, ending in CRLF: what a next hop receives as DATA or BDAT content
+    (the LMTP client sends it; the all-in-one's direct delivery hands the MDA the same bytes)."""
+    data = message
+    if not line_ends_are_crlf(data):  # spooled mail is CRLF already: normalise only if not (a bare CR also
+        data = _LINE_END.sub(b"\r\n", data)  # comes here; the substitution leaves it as it is)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data
 
 
 def _has_long_line(content: bytes, max_line: int) -> bool:

@@ -129,6 +129,11 @@ class LmtpSection(Section):
     require_client_cert: bool = True  # mutual TLS on the gateway <-> MDA link
     timeout: float = Field(120.0, gt=0)
     drain_timeout: float = Field(30.0, ge=0)  # MDA stop: wait this long for deliveries in progress
+    # The all-in-one process (`server.role = "all"`) only: its queue manager hands local mail to the MDA in the
+    # same process (mailbox/direct.py: the link's transaction without TLS or a socket; the same look-ups,
+    # journal, folders and replies). false: over the LMTP link, as a split deployment does. Either way the MDA
+    # listens on `listen`. With `server.workers` > 1, direct delivery keeps the MDA in the parent process.
+    direct: bool = True
 
 
 class SpoolSection(Section):
