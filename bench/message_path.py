@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The message-path benchmark: client → gateway → spool (fsync) → LMTP over mutual TLS → MDA → Maildir.
+"""The message-path benchmark: client → gateway → spool (fsync) → queue manager → MDA → Maildir.
 
     .venv/bin/python bench/message_path.py                         # ours and aiosmtpd's Sink (`bench` extra), c = 1, 8, 32
     .venv/bin/python bench/message_path.py --postfix               # + Postfix relaying to an LMTP sink (root)
@@ -15,7 +15,9 @@ Profiles of ours (the same deployment, `mailbastion init` + these settings):
 
 It drives every server with the same client, `loadgen.py` of `../shared/bench` (the one the anchor figures
 come from: one message per session, PIPELINING, XCLIENT from 127.0.0.1 so that each session looks like
-an outside host), over the corpus that `mkcorpus.py` makes there (~4.8 KB messages, one in ten with a
+an outside host). Ours is the all-in-one as `init` makes it: the queue manager hands local mail to the MDA
+in its own process (`[lmtp] direct`); `--link` runs it over the LMTP link instead (mutual TLS, the MDA in a
+process of its own), as before direct delivery and as a split deployment's hop, over the corpus that `mkcorpus.py` makes there (~4.8 KB messages, one in ten with a
 100 KiB attachment). It needs that folder; it says so when it is absent.
 
 For each server and concurrency it prints messages/s (accepted by the server), end-to-end messages/s
@@ -115,9 +117,10 @@ def run_loadgen(anchor: Path, port: int, count: int, conc: int, *, xclient: bool
 class Ours:
     """A deployment of ours for the bench corpus: domain bench.example.net, its users, XCLIENT from loopback."""
 
-    def __init__(self, profile: str, workers: int, port: int, dns_port: int) -> None:
+    def __init__(self, profile: str, workers: int, port: int, dns_port: int, *, link: bool = False) -> None:
         self.root = Path(tempfile.mkdtemp(prefix=f"mb-bench-{profile}-", dir=WORK))
         self.profile, self.workers, self.port, self.dns_port = profile, workers, port, dns_port
+        self.link = link  # over the LMTP link (lmtp.direct = false), not direct delivery
         self.proc: subprocess.Popen[bytes] | None = None
 
     def init(self, anchor: Path) -> None:
@@ -132,6 +135,7 @@ class Ours:
                 ("smtp", "listen"): f'["127.0.0.1:{self.port}"]', ("smtp", "xclient_hosts"): '["127.0.0.1"]',
                 ("smtp", "max_connections_per_client"): "1000",
                 ("lmtp", "listen"): f'"127.0.0.1:{self.port + 1}"',
+                ("lmtp", "direct"): "false" if self.link else "true",
                 # every other listener beside the bench's port too: two benches (or a test deployment) at once
                 # must not meet on init's defaults
                 ("relay_in", "listen"): f'["127.0.0.1:{self.port + 3}"]',
@@ -225,7 +229,7 @@ def anchors_down(anchor: Path) -> None:
 
 def bench_ours(anchor: Path, profile: str, conc_list: list[int], args: argparse.Namespace, dns_port: int) -> list[dict]:
     rows = []
-    ours = Ours(profile, args.workers, args.port, dns_port)
+    ours = Ours(profile, args.workers, args.port, dns_port, link=args.link)
     ours.init(anchor)
     pid = ours.start()
     clamd = anchor_pid(anchor, "clamd") if profile == "full" else None
@@ -251,7 +255,8 @@ def bench_ours(anchor: Path, profile: str, conc_list: list[int], args: argparse.
             e2e = time.monotonic() - t0
             used = cpu() - cpu0
             accepted = int(res.get("accepted", 0))  # type: ignore[arg-type]
-            rows.append(_row(f"mailbastion ({profile}, {args.workers} acceptors)", conc, res, used, e2e,
+            rows.append(_row(f"mailbastion ({profile}, {args.workers} acceptors{', LMTP link' if args.link else ''})",
+                             conc, res, used, e2e,
                              tree_rss_peak(pid), delivered=ours.delivered() - before_files, accepted=accepted))
     finally:
         ours.stop()
@@ -345,6 +350,9 @@ def main() -> None:
     ap.add_argument("--postfix", action="store_true",
                     help="also run Postfix (anchors' config b; d too with the full profile) in this run (root)")
     ap.add_argument("--no-sink", action="store_true")
+    ap.add_argument("--link", action="store_true",
+                    help="ours delivers over the LMTP link (lmtp.direct = false: mutual TLS, the MDA in its own "
+                         "process), not directly in the queue manager's process (the all-in-one's default)")
     ap.add_argument("--keep", action="store_true",
                     help="keep each deployment of ours (bench/.work/mb-bench-*, ~120 MB with its Maildirs) after a "
                          "run; by default it is removed once its rows are measured (a failed run always keeps it)")

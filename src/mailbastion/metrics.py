@@ -4,7 +4,8 @@ The parts call plain functions; each is a no-op (one global test, prometheus_cli
 until `enable()` ran, which `serve` does when `[metrics] listen` is set:
 
     metrics.message("gateway", "data", "reject")       # a message's outcome at a stage (gateway/logline.py)
-    metrics.replies("internal", "lmtp", replies)       # the MDA's per-recipient replies (delivered/deferred/refused)
+    metrics.replies("internal", "lmtp", replies)       # the MDA's per-recipient replies (delivered/deferred/refused);
+                                                       # stage "direct": the all-in-one's in-process deliveries
     metrics.check_seconds("spf", 0.012)                # a policy check's run time (policy/pipeline.py)
     metrics.auth_failure("submission", "PLAIN")        # a refused login (the listeners that authenticate)
     metrics.signature_age("clamav", 5400.0)            # as of the anti-virus freshness watch's last look

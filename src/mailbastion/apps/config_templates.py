@@ -72,6 +72,7 @@ ca = "tls/ca.crt"               # the private CA of the gateway <-> MDA link
 [lmtp]                          # the MDA; the only path from the gateway inward (mutual TLS)
 listen = "127.0.0.1:2424"
 require_client_cert = true
+direct = true                   # all-in-one: the queue manager writes through the MDA in-process, no link
 
 [relay_in]                      # the gateway takes outbound mail from the internal host only (mutual TLS)
 listen = ["127.0.0.1:2526"]
