@@ -15,10 +15,11 @@ Profiles of ours (the same deployment, `mailbastion init` + these settings):
 
 It drives every server with the same client, `loadgen.py` of `../shared/bench` (the one the anchor figures
 come from: one message per session, PIPELINING, XCLIENT from 127.0.0.1 so that each session looks like
-an outside host). Ours is the all-in-one as `init` makes it: the queue manager hands local mail to the MDA
-in its own process (`[lmtp] direct`); `--link` runs it over the LMTP link instead (mutual TLS, the MDA in a
-process of its own), as before direct delivery and as a split deployment's hop, over the corpus that `mkcorpus.py` makes there (~4.8 KB messages, one in ten with a
-100 KiB attachment). It needs that folder; it says so when it is absent.
+an outside host), over the corpus that `mkcorpus.py` makes there (~4.8 KB messages, one in ten with a
+100 KiB attachment). It needs that folder; it says so when it is absent. Ours is the all-in-one as `init`
+makes it: the queue manager hands local mail to the MDA running in the same process (`[lmtp] direct`);
+`--link` delivers over the LMTP link instead (mutual TLS, the MDA in a process of its own), as before
+direct delivery and as a split deployment's hop.
 
 For each server and concurrency it prints messages/s (accepted by the server), end-to-end messages/s
 (until the queue is empty and every message is in a Maildir), p50/p99 latency, the server's CPU per
