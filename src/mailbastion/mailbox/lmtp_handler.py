@@ -10,6 +10,8 @@
 - Each copy gets Return-Path and Delivered-To; a message that already carries our Delivered-To for
   that mailbox is a loop (554 5.4.6). `X-Mailbastion-*` fields are removed before writing.
 
+`deliver_here` is the same transaction without the link, for the all-in-one's queue manager in this
+process (`direct.py`, architecture change 61).
 The LMTP link (docs/architecture.md): `XMAILBASTION` is offered only to a client whose certificate our CA
 verified, and with it the MAIL parameters `XQUEUEID=<queue id>` and `XFOLDER=INBOX|Junk`
 (`core.verdict.Folder`; Junk maps to `mailbox.junk_folder`). With XQUEUEID, delivery is exactly
@@ -261,11 +263,11 @@ class LmtpHandler(BaseHandler):
             return [replies.PARAM_SYNTAX.with_text("XQUEUEID must be letters and digits")] * len(recipients)
         found = [await self._plan(rcpt) for rcpt in recipients]
         plans = [f for f in found if isinstance(f, RecipientPlan)]
-        written = iter(await self._write(plans, "" if sender is None else str(sender), message, folder, queue_id,
-                                         bounce_of) if plans else ())
-        out = [f if isinstance(f, Reply) else next(written) for f in found]
-        metrics.replies("internal", "direct", out)
-        return out
+        written = await self._write(plans, "" if sender is None else str(sender), message, folder, queue_id,
+                                    bounce_of) if plans else []
+        metrics.replies("internal", "direct", written)  # as "lmtp" counts: the replies after the data
+        after_data = iter(written)
+        return [f if isinstance(f, Reply) else next(after_data) for f in found]
 
     async def _write(self, plans: list[RecipientPlan], sender: str, message: SpooledMessage, folder: Folder,
                      queue_id: str | None, bounce_of: tuple[str, ...]) -> list[Reply]:
