@@ -7,6 +7,7 @@ the outcomes (kind, code, enhanced status, text) and the stored copies must be t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,16 +49,17 @@ def lmtp_agent(mda: Mda) -> LmtpDeliveryAgent:
                              timeout=10, connect_timeout=5)
 
 
-async def both(mda: Mda, make: object) -> tuple[dict[str, DeliveryOutcome], dict[str, DeliveryOutcome],
-                                               list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+async def both(mda: Mda, make: Callable[[], DeliveryRequest]
+               ) -> tuple[dict[str, DeliveryOutcome], dict[str, DeliveryOutcome],
+                          list[tuple[str, bytes]], list[tuple[str, bytes]]]:
     """`make()` -> a request; delivered over LMTP then directly, each with its own queue id: (the two
     outcome maps, the copies each wrote, sorted)."""
     link, direct = lmtp_agent(mda), DirectAgent(mda.server.handler)
     try:
         before = copies(mda)
-        over_link = await link.deliver(make())  # type: ignore[operator]
+        over_link = await link.deliver(make())
         middle = copies(mda)
-        here = await direct.deliver(make())  # type: ignore[operator]
+        here = await direct.deliver(make())
         after = copies(mda)
     finally:
         await link.close()
@@ -69,7 +71,7 @@ def _new(mda: Mda, before: dict[Path, bytes], after: dict[Path, bytes]) -> list[
     return sorted((str(p.parent.relative_to(mda.mail)), v) for p, v in after.items() if p not in before)
 
 
-CASES = {
+CASES: dict[str, Callable[[], DeliveryRequest]] = {
     "one recipient": lambda: request("alice@example.org"),
     "two and an unknown": lambda: request("alice@example.org", "nobody@example.org", "bob@example.org"),
     "junk": lambda: request("alice@example.org", "bob@example.org", folder=Folder.JUNK),
@@ -90,7 +92,7 @@ async def test_direct_delivery_is_the_link_without_the_link(mda: Mda, case: str)
     assert shape(here) == shape(over_link)
     assert direct_copies == link_copies
     assert link_copies or not any(isinstance(o, Delivered) for o in here.values())
-    assert set(here) == {r.address for r in CASES[case]().recipients}  # type: ignore[operator]
+    assert set(here) == {r.address for r in CASES[case]().recipients}
 
 
 async def test_bad_addresses_get_the_replies_the_lmtp_server_gives(mda: Mda) -> None:

@@ -12,6 +12,7 @@
 
 `deliver_here` is the same transaction without the link, for the all-in-one's queue manager in this
 process (`direct.py`, architecture change 61).
+
 The LMTP link (docs/architecture.md): `XMAILBASTION` is offered only to a client whose certificate our CA
 verified, and with it the MAIL parameters `XQUEUEID=<queue id>` and `XFOLDER=INBOX|Junk`
 (`core.verdict.Folder`; Junk maps to `mailbox.junk_folder`). With XQUEUEID, delivery is exactly
