@@ -26,7 +26,8 @@ def kinds(raw: bytes) -> dict[FindingKind, set[str]]:
     (av.clean_docx(), "ooxml"), (av.docm_with_macro(), "ooxml_macro"), (av.ole_with_macro(), "ole"),
     (av._zip([("a", b"b")]), "zip"), (b"\x1f\x8b\x08\0", "gzip"), (b"7z\xbc\xaf\x27\x1c\0", "7z"),
     (b"Rar!\x1a\x07\x01\0", "rar"), (b"L\x00\x00\x00\x01\x14\x02\x00rest", "shortcut"),
-    (b"[InternetShortcut]\r\nURL=file://x", "shortcut"), (b"#!/bin/sh\nrm -rf /", "script"),
+    (b"[InternetShortcut]\r\nURL=file://x", "shortcut"), (b"#!/bin/sh\nrm -rf /", "unix_script"),
+    (b"#!/usr/bin/perl -w\nprint 1;\n", "unix_script"), (b"#!/bin/sh\npowershell -enc AAAA\n", "script"),
     (b'Set s = CreateObject("WScript.Shell")', "script"), (b"<html><hta:application>", "html_application"),
     (b"\0" * 0x8001 + b"CD001" + b"\0" * 100, "disk_image"), (b"quarter,revenue\n", "text"),
 ])
@@ -50,6 +51,24 @@ def test_exe_renamed_as_pdf_is_blocked_by_content() -> None:
 def test_script_name_blocked_even_if_content_is_text() -> None:
     found = kinds(av.attach([("update.js", "text/plain", b"var x = 1;")]))
     assert "name.script" in found[FindingKind.BLOCKED]
+
+
+SHELL_SCRIPT = b"#!/bin/sh\n# sort the spool by size\nls -S /var/spool | head\n"
+
+
+def test_a_unix_script_is_not_refused_unless_its_name_runs_or_the_site_says_so() -> None:
+    """A #! script mailed to a list (easy_ham/00993 and /01561 of the SpamAssassin corpus: `swasort`, `rotate`)
+    runs nothing when opened, so the default policy lets it through; a name Windows or macOS would run is
+    refused as before, and a site that wants no scripts at all adds "unix_script" to its blocked types."""
+    plain = av.attach([("rotate", "application/x-java-applet", SHELL_SCRIPT)])
+    assert FindingKind.BLOCKED not in kinds(plain)
+    assert "name.script" in kinds(av.attach([("rotate.sh", "application/octet-stream", SHELL_SCRIPT)]))[
+        FindingKind.BLOCKED]
+    strict = AttachmentPolicy(blocked_types={"pe", "script", "unix_script"})
+    assert {f.name for f in strict.judge(build_subject(plain))} == {"type.unix_script"}
+    dropper = av.attach([("notes", "application/octet-stream",
+                          b"#!/bin/sh\npowershell -w hidden -enc SQBFAFgA\n")])
+    assert "type.script" in kinds(dropper)[FindingKind.BLOCKED]
 
 
 def test_rtl_override_is_suspicious_and_blocked() -> None:

@@ -138,3 +138,16 @@ def test_weakened_settings_are_named(tmp_path: Path) -> None:
     text = "\n".join(s.weakened())
     assert "required" in text and "alarm_only" in text and "on_encrypted" in text and "allowed_types" in text
     assert settings(tmp_path).settings.antivirus.weakened() == []
+
+
+def test_unix_scripts_pass_by_default_and_are_refused_when_the_site_blocks_them(tmp_path: Path) -> None:
+    from mailbastion.engines.attachments import AttachmentPolicy
+
+    def policy(**attachments: object) -> AttachmentPolicy:
+        feature = build(settings(tmp_path, attachments=attachments) if attachments else settings(tmp_path))
+        assert feature.check is not None
+        return next(s for s in feature.check.scanners if isinstance(s, AttachmentPolicy))
+
+    assert "unix_script" not in policy().blocked_types and "script" in policy().blocked_types
+    strict = policy(blocked_types=["pe", "script", "unix_script"])
+    assert {"script", "unix_script"} <= strict.blocked_types

@@ -3,7 +3,9 @@
 `detect(data)` looks at magic bytes and structure (PE, ELF, OLE2 and its CLSID, OOXML members,
 ISO 9660, LNK, archives, PDF). `name_type(filename)` says what Windows would do with the name when
 clicked: a script extension is dangerous whatever the bytes say. The policy refuses a part when
-either is a blocked type, so renaming `setup.exe` to `invoice.pdf` changes nothing.
+either is a blocked type, so renaming `setup.exe` to `invoice.pdf` changes nothing. A text that starts
+with `#!` and carries no Windows script command is a "unix_script": opening it runs nothing, so the
+default policy does not block it (a site can); its name still can (`tidy.sh` is a "script" by name).
 
 It lives in `core/` because every reader of a message's parts needs it (`SpooledMessage.parts` carries
 each part's sniffed type for the anti-virus engines and the spam features alike). Standard library only;
@@ -191,7 +193,11 @@ def _text_type(head: bytes) -> str:
         return "binary"
     low = head[:2048].lower().lstrip(b"\xef\xbb\xbf \t\r\n")
     if low.startswith(b"#!"):
-        return "script"
+        # A Unix script by its first line (#!/bin/sh, #!/usr/bin/perl). Opening it from a mail client runs
+        # nothing: Windows has no handler for it and macOS and Linux save attachments without the execute bit.
+        # What a click does run is decided by the name (name_type: .sh, .py, .pl, .command ... stay "script").
+        # A "#!" file that carries Windows script commands is a "script" all the same.
+        return "script" if _windows_script(head) else "unix_script"
     if b"<hta:application" in low:
         return "html_application"
     if low.startswith((b"[internetshortcut]", b"[shell]", b"[{000214a0")):
@@ -202,12 +208,16 @@ def _text_type(head: bytes) -> str:
         return "html"
     if low.startswith(b"<?xml") and b"<w:worddocument" in low or b"<?mso-application" in low:
         return "office_xml"
-    lowered = head.lower()
-    if any(w in lowered for w in _SCRIPT_WORDS) and _SCRIPT_HINTS.search(lowered):
+    if _windows_script(head):
         return "script"
     if _looks_like_message(low):
         return "message"
     return "text"
+
+
+def _windows_script(head: bytes) -> bool:
+    lowered = head.lower()
+    return any(w in lowered for w in _SCRIPT_WORDS) and _SCRIPT_HINTS.search(lowered) is not None
 
 
 def _looks_like_message(low: bytes) -> bool:

@@ -101,7 +101,7 @@ class AttachmentPolicy:
         where = part.where
         names = [n.strip() for n in part.filename.split(" | ") if n.strip()]
         # A text body that merely mentions PowerShell is not a script file: bodies are judged by binary types only.
-        if kind in self.blocked_types and not (part.is_body and kind in ("text", "script", "html")):
+        if kind in self.blocked_types and not (part.is_body and kind in ("text", "script", "unix_script", "html")):
             out.append(Finding(self.name, FindingKind.BLOCKED, f"type.{kind}", where))
         for n in names:
             by_name = name_type(n)

@@ -73,6 +73,9 @@ class AttachmentsSection(Section):
         "pe", "elf", "macho", "msi", "script", "shortcut", "disk_image", "html_application", "java", "chm",
         "registry", "office_addin",
     ]
+    # Not blocked by default: "unix_script", a file that starts with #! and holds no Windows script command (a
+    # shell or Perl script sent to a technical list: opening it from a mail client runs nothing). Add it here to
+    # refuse those too; names a click would run (.sh, .py, .pl, .command ...) stay "script" and blocked.
     allowed_types: list[str] = []  # removes entries from blocked_types for this site
     max_parts: int = Field(1000, ge=1)  # MIME parts walked before the message is called an archive bomb
 
