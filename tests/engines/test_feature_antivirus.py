@@ -142,12 +142,16 @@ def test_weakened_settings_are_named(tmp_path: Path) -> None:
 
 def test_unix_scripts_pass_by_default_and_are_refused_when_the_site_blocks_them(tmp_path: Path) -> None:
     from mailbastion.engines.attachments import AttachmentPolicy
+    from mailbastion.engines.base import FindingKind
+    from mailbastion.engines.mime_walk import build_subject
 
-    def policy(**attachments: object) -> AttachmentPolicy:
+    def blocked(raw: bytes, **attachments: object) -> set[str]:
         feature = build(settings(tmp_path, attachments=attachments) if attachments else settings(tmp_path))
         assert feature.check is not None
-        return next(s for s in feature.check.scanners if isinstance(s, AttachmentPolicy))
+        policy = next(s for s in feature.check.scanners if isinstance(s, AttachmentPolicy))
+        return {f.name for f in policy.judge(build_subject(raw)) if f.kind is FindingKind.BLOCKED}
 
-    assert "unix_script" not in policy().blocked_types and "script" in policy().blocked_types
-    strict = policy(blocked_types=["pe", "script", "unix_script"])
-    assert {"script", "unix_script"} <= strict.blocked_types
+    script = av.attach([("swasort", "application/octet-stream", b"#!/bin/sh\nsort -k2 \"$@\"\n")])
+    assert blocked(script) == set()
+    assert blocked(script, blocked_types=["pe", "script", "unix_script"]) == {"type.unix_script"}
+    assert blocked(av.attach([("swasort.sh", "application/octet-stream", b"#!/bin/sh\n")])) == {"name.script"}
