@@ -75,8 +75,6 @@ class InternalRole:
 
     def prefork(self) -> None:
         if self.own_process:
-            from mailbastion.apps.workers import start_mda_process
-
             self.mda_process = start_mda_process(self.settings)
 
     async def start(self) -> list[str]:
@@ -156,4 +154,35 @@ class InternalRole:
         return [self.mda_process] if self.mda_process is not None else []
 
 
-__all__ = ["InternalRole", "roles"]
+def start_mda_process(settings: Settings) -> Acceptors:
+    """The MDA in a process of its own (all-in-one with several workers, `[lmtp] direct = false`): Maildir
+    writes and directory lookups then use another core than the queue manager's."""
+    from mailbastion.apps.workers import Acceptors, fork_process
+
+    return Acceptors([fork_process(_mda_child, (settings,), "mailbastion-mda")])
+
+
+def _mda_child(settings: Settings) -> None:
+    import asyncio
+    import os
+
+    from mailbastion.apps.process import ServerProcess
+    from mailbastion.apps.workers import quiet_until_ready
+    from mailbastion.smtp.listeners import install_uvloop
+
+    quiet_until_ready()
+    install_uvloop()
+
+    async def main() -> None:
+        server = ServerProcess(settings, "internal", [InternalRole(settings, mda_only=True)])
+        await server.start()
+        await server.run_until_signal()  # SIGTERM drains; SIGHUP reloads its certificates
+
+    try:
+        asyncio.run(main())
+    except Exception:
+        logging.getLogger("mailbastion.workers").exception("MDA process %d failed", os.getpid())
+        raise SystemExit(1) from None
+
+
+__all__ = ["InternalRole", "roles", "start_mda_process"]

@@ -93,7 +93,7 @@ async def _acceptor(settings: Settings, sockets: GatewaySockets, ready: EventTyp
     await stack.stop()
 
 
-def _quiet_until_ready() -> None:
+def quiet_until_ready() -> None:
     """A child's signals until it has its handlers: ^C is the parent's to turn into SIGTERM; a SIGHUP
     or SIGUSR2 forwarded while it starts must not kill it (their default action) but is dropped."""
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
@@ -101,7 +101,7 @@ def _quiet_until_ready() -> None:
 
 
 def _child(settings: Settings, sockets: GatewaySockets, ready: EventType) -> None:
-    _quiet_until_ready()
+    quiet_until_ready()
     drop_capabilities()  # the sockets are bound (inherited): an acceptor needs no capability at all
     install_uvloop()
     try:
@@ -152,24 +152,6 @@ class Acceptors:
         await asyncio.to_thread(join)
 
 
-def _mda_child(settings: Settings) -> None:
-    _quiet_until_ready()
-    install_uvloop()
-    from mailbastion.apps.process import ServerProcess
-    from mailbastion.apps.role_internal import InternalRole
-
-    async def main() -> None:
-        server = ServerProcess(settings, "internal", [InternalRole(settings, mda_only=True)])
-        await server.start()
-        await server.run_until_signal()  # SIGTERM drains; SIGHUP reloads its certificates
-
-    try:
-        asyncio.run(main())
-    except Exception:
-        log.exception("MDA process %d failed", os.getpid())
-        raise SystemExit(1) from None
-
-
 def fork_process(target: Callable[..., None], args: tuple[object, ...], name: str) -> BaseProcess:
     """Start `target(*args)` in a forked child, sharing the parent's pages with it for as long as possible.
 
@@ -188,12 +170,6 @@ def fork_process(target: Callable[..., None], args: tuple[object, ...], name: st
     p = multiprocessing.get_context("fork").Process(target=target, args=args, name=name, daemon=False)
     p.start()
     return p
-
-
-def start_mda_process(settings: Settings) -> Acceptors:
-    """The MDA in a process of its own (all-in-one with several workers): Maildir writes and directory
-    lookups then use another core than the queue manager's."""
-    return Acceptors([fork_process(_mda_child, (settings,), "mailbastion-mda")])
 
 
 def start_acceptors(settings: Settings, sockets: GatewaySockets, count: int) -> Acceptors:
