@@ -18,7 +18,7 @@ import click
 from mailbastion.cli._common import Failed, config_option, handle_errors, load, main_group
 
 if TYPE_CHECKING:
-    from mailbastion.engines.freshness import EngineStatus
+    from mailbastion.engines.base import EngineStatus
 
 _MAX_RULES_DOWNLOAD = 20 * 1024 * 1024
 

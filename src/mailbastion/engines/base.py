@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -27,6 +27,7 @@ from mailbastion.core.errors import EngineUnavailable
 __all__ = [
     "INLINE_BYTES",
     "EngineInfo",
+    "EngineStatus",
     "EngineUnavailable",
     "Finding",
     "FindingKind",
@@ -156,3 +157,53 @@ def unique(findings: Sequence[Finding]) -> tuple[Finding, ...]:
     for f in findings:
         seen.setdefault((f.kind, f.name, f.where), f)
     return tuple(seen.values())
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatus:
+    name: str
+    vendor: str
+    info: EngineInfo | None
+    error: str = ""
+    max_age: timedelta | None = None
+    checked_at: datetime | None = None
+    auto: bool = False  # used only while it answers (ClamAV enabled = "auto")
+
+    @property
+    def age(self) -> timedelta | None:
+        if self.info is None or self.info.signature_date is None or self.checked_at is None:
+            return None
+        return self.checked_at - self.info.signature_date
+
+    @property
+    def is_available(self) -> bool:
+        return self.info is not None
+
+    @property
+    def is_stale(self) -> bool:
+        """Older than the limit, or of unknown age while there is a limit. An unreachable engine is not
+        stale: it is reported as such, and scanning with it fails closed (or, if auto, it is off)."""
+        if self.max_age is None or self.info is None:
+            return False
+        age = self.age
+        return age is None or age > self.max_age
+
+    @property
+    def age_text(self) -> str:
+        """"3:12:00 old", "unknown: local database only", "unknown"."""
+        if self.info is None:
+            return "unknown"
+        age = self.age
+        if age is not None:
+            source = self.info.extra.get("signature_date_source")
+            return f"{age} old" + (f" ({source})" if source else "")
+        why = self.info.extra.get("database")
+        return f"unknown: {why}" if why else "unknown"
+
+    def describe(self) -> str:
+        if self.error:
+            if self.auto:
+                return f"{self.name}: off (used once it answers with signatures): {self.error}"
+            return f"{self.name}: unreachable: {self.error}"
+        limit = f" > {self.max_age}" if self.max_age is not None and self.is_stale and self.age is not None else ""
+        return f"{self.name}: signature age {self.age_text}{limit}"

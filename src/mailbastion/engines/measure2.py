@@ -13,12 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from mailbastion.engines.base import Scanner
-
-if TYPE_CHECKING:
-    from mailbastion.engines.freshness import EngineStatus
+from mailbastion.engines.base import EngineStatus, Scanner
 
 __all__ = ["OUR_RULES_DO_NOT_COUNT", "Measure2", "assess", "configuration_problems"]
 
