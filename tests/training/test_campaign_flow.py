@@ -37,7 +37,8 @@ from mailbastion.measures.training import TrainingProbe
 from mailbastion.testing.deployment import Deployment
 from mailbastion.testing.dns_server import DnsTestServer
 from mailbastion.testing.waiting import until as wait_for
-from mailbastion.training import recognise, record_reported
+from mailbastion.training import recognise
+from mailbastion.training.campaigns import record_reported
 from mailbastion.training.campaigns import CampaignStore
 from mailbastion.training.modules import grade, load_modules
 from mailbastion.training.simulation import MARK_HEADER

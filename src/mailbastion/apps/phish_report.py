@@ -14,7 +14,7 @@ What each role gets (the gateway role never loads any of it: it has no mailboxes
   classifier does not see it until the model file is copied there.
 
 `report_observers(settings)` is where the phishing simulations of `mailbastion.training` are wired:
-`SimulationObserver(simulation.recognise, simulation.record_reported)`.
+`SimulationObserver(simulation.recognise, campaigns.record_reported)`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def report_observers(settings: Settings) -> list[ReportObserver]:
     if not settings.training.enabled:
         return []
     from mailbastion.phish_report.observers import SimulationObserver
-    from mailbastion.training.simulation import recognise, record_reported
+    from mailbastion.training.campaigns import record_reported
+    from mailbastion.training.simulation import recognise
 
     return [SimulationObserver(lambda raw: recognise(raw, settings),
                                lambda hit, reporter: record_reported(hit, reporter, settings))]

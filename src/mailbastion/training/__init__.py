@@ -5,8 +5,8 @@ reminders, phishing-simulation campaigns.
     models.py       the tables (migration 0009_training)
     store.py        assignments: assign (everyone, a group, a person), joiners, attempts and scores
     reminders.py    reminder mail and the scheduler's training round (run by lifecycle/scheduler.py)
-    simulation.py   simulation templates, the HMAC mark, `recognise` and `record_reported` (the report loop)
-    campaigns.py    campaigns: create, send through our spool, clicks, reports, results
+    simulation.py   simulation templates, the HMAC mark, `recognise` (the report loop)
+    campaigns.py    campaigns: create, send through our spool, clicks, reports (`record_reported`), results
     report.py       the training report (per user, per group, campaigns) and its CSV
     data/           the shipped modules and simulation templates
 
@@ -16,6 +16,6 @@ Depends on core, config, directory (its database and clock), spool (commits), pr
 
 from __future__ import annotations
 
-__all__ = ["SimulationHit", "recognise", "record_reported"]
+__all__ = ["SimulationHit", "recognise"]
 
-from mailbastion.training.simulation import SimulationHit, recognise, record_reported
+from mailbastion.training.simulation import SimulationHit, recognise

@@ -5,7 +5,7 @@
     sent = await store.send("q4-quota", spool)           # one signed copy per active member, committed
     await store.send_due(spool)                          # every campaign whose start time has come (scheduler)
     page = store.click("q4-quota", token)                # the landing page's facts; assigns the module
-    store.reported("q4-quota", token, reporter)          # from the report loop (simulation.record_reported)
+    store.reported("q4-quota", token, reporter)          # from the report loop (record_reported, below)
     store.results("q4-quota")                            # per user and per group
 
 Each recipient gets a random link token (only its SHA-256 is stored) at `<portal>/l/<campaign>/<token>`.
@@ -30,7 +30,7 @@ from mailbastion.core.address import parse_address
 from mailbastion.core.envelope import Envelope
 from mailbastion.directory.database import write_transaction
 from mailbastion.training.models import TrainingCampaign, TrainingTarget
-from mailbastion.training.simulation import SimTemplate, load_key, load_templates, simulation_message
+from mailbastion.training.simulation import SimTemplate, SimulationHit, load_key, load_templates, simulation_message
 from mailbastion.training.store import TrainingStore, norm
 
 if TYPE_CHECKING:
@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from mailbastion.directory.store import Directory
     from mailbastion.spool.writer import Spool
 
-__all__ = ["ALL", "CampaignError", "CampaignInfo", "CampaignStore", "Click", "TargetResult", "token_hash"]
+__all__ = ["ALL", "CampaignError", "CampaignInfo", "CampaignStore", "Click", "TargetResult", "record_reported",
+           "token_hash"]
 
 log = logging.getLogger("mailbastion.training")
 ALL = "all"
@@ -281,3 +282,14 @@ class CampaignStore:
                 c["reported"] += r.reported
                 c["ignored"] += r.outcome == "ignored"
         return dict(sorted(out.items()))
+
+
+def record_reported(hit: SimulationHit, reporter: str, settings: Settings, *,
+                    directory: Directory | None = None) -> bool:
+    """The campaign records that `reporter` reported its copy. True when it was recorded now (False: unknown
+    token, or already reported). The report loop then neither learns nor quarantines the message."""
+    if directory is None:
+        from mailbastion.directory.store import Directory
+
+        directory = Directory.from_settings(settings)
+    return CampaignStore(directory, settings).reported(hit.campaign, hit.token, reporter)

@@ -3,7 +3,7 @@
     templates = load_templates(settings)                    # {id: SimTemplate}, shipped then site
     raw = simulation_message(t, key, campaign=..., token=..., recipient=..., link=..., now=...)
     hit = recognise(raw, settings)                          # SimulationHit, or None: not ours / forged
-    record_reported(hit, "alice@example.org", settings)     # the campaign records "reported"
+    campaigns.record_reported(hit, "alice@example.org", settings)  # the campaign records "reported"
 
 The mark is one header field, `X-Training-Simulation: v=1; c=<campaign>; t=<token>; s=<mac>`, where `mac` is
 HMAC-SHA256 (RFC 2104) under the deployment's simulation key (`[training] simulation_key`, 32 random bytes,
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     import datetime as dt
 
     from mailbastion.config import Settings
-    from mailbastion.directory.store import Directory
 
 __all__ = [
     "MARK_HEADER",
@@ -52,7 +51,6 @@ __all__ = [
     "load_templates",
     "parse_template",
     "recognise",
-    "record_reported",
     "sign",
     "simulation_message",
     "verify",
@@ -188,19 +186,6 @@ def recognise(raw: bytes, settings: Settings) -> SimulationHit | None:
         return verify(raw, load_key(settings))
     except (OSError, ValueError):
         return None
-
-
-def record_reported(hit: SimulationHit, reporter: str, settings: Settings, *,
-                    directory: Directory | None = None) -> bool:
-    """The campaign records that `reporter` reported its copy. True when it was recorded now (False: unknown
-    token, or already reported). The report loop then neither learns nor quarantines the message."""
-    from mailbastion.training.campaigns import CampaignStore
-
-    if directory is None:
-        from mailbastion.directory.store import Directory
-
-        directory = Directory.from_settings(settings)
-    return CampaignStore(directory, settings).reported(hit.campaign, hit.token, reporter)
 
 
 def simulation_message(t: SimTemplate, key: bytes, *, campaign: str, token: str, recipient: str, link: str,
