@@ -12,6 +12,7 @@ import ssl
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pyotp
 
 from mailbastion.config import Settings, load_settings
 from mailbastion.portal.service import PortalService
+from mailbastion.portal.totp import PERIOD
 from mailbastion.testing.deployment import Deployment, free_port
 
 PASSWORD = "Correct-Horse-Battery-9"
@@ -42,10 +44,28 @@ def portal_deployment(root: Path, *, dns: Any = None, extra: dict[tuple[str, str
     return d
 
 
+class StepClock:
+    """The clock a portal under test checks TOTP codes with (`PortalContext.totp_clock`): the real time, moved on
+    by whole 30-second steps when a test has spent every step the portal accepts now (`Totp.code`), instead of
+    waiting up to 30 s for the real clock to open the next one. The portal still takes a code only for its
+    clock's step or one either side, and each step once."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def next_step(self) -> None:
+        self.offset += PERIOD
+
+
 class PortalRunner:
-    """`PortalService` on its own event loop in a thread; `ctx` is its PortalContext."""
+    """`PortalService` on its own event loop in a thread; `ctx` is its PortalContext (its `totp_clock` a
+    StepClock unless the test gives another)."""
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
+        overrides.setdefault("totp_clock", StepClock())
         self.settings = settings
         self.service = PortalService(settings, **overrides)
         self.loop = asyncio.new_event_loop()
@@ -96,20 +116,26 @@ def csrf_of(html: str) -> str:
 
 
 class Totp:
-    """Codes for a secret, never the same time step twice (the portal refuses a replayed code)."""
+    """Codes for a secret, never the same time step twice (the portal refuses a replayed code), for the
+    step of `clock`: the portal's `ctx.totp_clock`."""
 
-    def __init__(self, secret: str) -> None:
-        self.totp = pyotp.TOTP(secret)
+    def __init__(self, secret: str, clock: Callable[[], float] = time.time) -> None:
+        self.totp = pyotp.TOTP(secret, interval=PERIOD)
+        self.clock = clock
         self.last = 0
 
     def code(self) -> str:
         while True:
-            now = int(time.time() // 30)
+            now = int(self.clock() // PERIOD)
             for step in (now - 1, now, now + 1):
                 if step > self.last:
                     self.last = step
-                    return str(self.totp.at(step * 30))
-            time.sleep(0.5)  # every acceptable step is spent: wait for the clock to open the next one
+                    return str(self.totp.at(step * PERIOD))
+            # Every acceptable step is spent: the next one opens when the clock reaches it.
+            if isinstance(self.clock, StepClock):
+                self.clock.next_step()
+            else:
+                time.sleep(0.5)
 
 
 def enrol_totp(ctx: Any, address: str) -> Totp:
@@ -117,7 +143,7 @@ def enrol_totp(ctx: Any, address: str) -> Totp:
     secret = pyotp.random_base32(32)
     ctx.store.begin_totp(address, ctx.keys.seal(secret.encode(), address))
     ctx.store.confirm_totp(address, 0, by="test")
-    return Totp(secret)
+    return Totp(secret, ctx.totp_clock)
 
 
 def sign_in(client: httpx.Client, address: str, password: str = PASSWORD, totp: Totp | None = None) -> httpx.Response:
