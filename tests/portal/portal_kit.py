@@ -1,5 +1,6 @@
 """Test kit for the portal: the service in a thread of its own (its own event loop), an HTTPS client that
-signs in like a browser does, TOTP codes that respect the one-use rule, and a Chromium driven by Selenium.
+signs in like a browser does, TOTP codes that respect the one-use rule (with the clock the portal checks them
+by, moved a step on instead of waited for), and a Chromium driven by Selenium.
 """
 
 from __future__ import annotations
