@@ -113,6 +113,19 @@ def test_deactivated_account_neither_receives_nor_logs_in(directory: Directory) 
     assert directory.resolve("alice@example.org").kind is ResolutionKind.LOCAL
 
 
+def test_an_unknown_account_costs_a_real_argon2_check_and_never_matches() -> None:
+    from argon2 import extract_parameters
+
+    from mailbastion.directory import passwords
+
+    real = passwords.hash_password("correct horse battery")
+    assert extract_parameters(passwords._DUMMY) == extract_parameters(real)  # the same work as a real hash
+    assert passwords._DUMMY != real and passwords._DUMMY.startswith("$argon2id$")
+    for attempt in ("", "correct horse battery", passwords._DUMMY):
+        assert not passwords.verify(None, attempt) and not passwords.verify("", attempt)
+    assert passwords.verify(real, "correct horse battery")
+
+
 def test_scheduled_deactivation(tmp_path: Path) -> None:
     now = [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]
     d = Directory.create(f"sqlite:///{tmp_path / 'd.db'}", clock=lambda: now[0])

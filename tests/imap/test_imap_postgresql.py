@@ -19,7 +19,8 @@ pytest.importorskip("psycopg")
 def pg_imap(pg_url: str) -> Iterator[ImapDeployment]:
     reset_postgresql(pg_url)
     deployment = ImapDeployment.create(settings={("directory", "url"): f'"{pg_url}"',
-                                                 ("imap", "kick_interval_seconds"): "5"})
+                                                 ("imap", "kick_interval_seconds"): "5",
+                                                 ("imap", "auth_penalty"): "false"})  # as in conftest.py
     assert deployment.directory.engine.dialect.name == "postgresql"
     deployment.directory.add_domain("example.test", by="test")  # `init` made the SQLite one; this is empty
     with deployment:

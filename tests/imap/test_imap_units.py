@@ -53,6 +53,16 @@ def test_dovecot_asks_us_for_passwords_without_a_cache_and_reads_mail_as_the_mai
     assert "default_login_user = dovenull\n" in conf and "chroot =" not in conf
 
 
+def test_dovecot_keeps_its_auth_penalty_unless_told_not_to() -> None:
+    assert "anvil-auth-penalty" not in _conf() and "service anvil" not in _conf()
+    conf = _conf(imap={"auth_penalty": False})
+    assert "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}" in conf
+    rootless = render(parse_settings({"server": {"data_dir": "/srv/mb"}, "imap": {"auth_penalty": False}}),
+                      DovecotLayout.from_settings(parse_settings({"server": {"data_dir": "/srv/mb"}})),
+                      MailUser("me", 1000, 1000, rootless=True))[Path("/srv/mb/imap/dovecot.conf")]
+    assert "service anvil {\n  chroot =\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}" in rootless
+
+
 def test_folders_quota_and_learning_follow_the_mailbox_settings() -> None:
     conf = _conf(mailbox={"junk_folder": "Spam", "default_quota_bytes": 5000})
     for name in ("Drafts", "Sent", "Archive", "Trash"):

@@ -1,5 +1,6 @@
 """Test kit for the portal: the service in a thread of its own (its own event loop), an HTTPS client that
-signs in like a browser does, TOTP codes that respect the one-use rule, and a Chromium driven by Selenium.
+signs in like a browser does, TOTP codes that respect the one-use rule (with the clock the portal checks them
+by, moved a step on instead of waited for), and a Chromium driven by Selenium.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import ssl
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import pyotp
 
 from mailbastion.config import Settings, load_settings
 from mailbastion.portal.service import PortalService
+from mailbastion.portal.totp import PERIOD
 from mailbastion.testing.deployment import Deployment, free_port
 
 PASSWORD = "Correct-Horse-Battery-9"
@@ -42,10 +45,28 @@ def portal_deployment(root: Path, *, dns: Any = None, extra: dict[tuple[str, str
     return d
 
 
+class StepClock:
+    """The clock a portal under test checks TOTP codes with (`PortalContext.totp_clock`): the real time, moved on
+    by whole 30-second steps when a test has spent every step the portal accepts now (`Totp.code`), instead of
+    waiting up to 30 s for the real clock to open the next one. The portal still takes a code only for its
+    clock's step or one either side, and each step once."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def next_step(self) -> None:
+        self.offset += PERIOD
+
+
 class PortalRunner:
-    """`PortalService` on its own event loop in a thread; `ctx` is its PortalContext."""
+    """`PortalService` on its own event loop in a thread; `ctx` is its PortalContext (its `totp_clock` a
+    StepClock unless the test gives another)."""
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
+        overrides.setdefault("totp_clock", StepClock())
         self.settings = settings
         self.service = PortalService(settings, **overrides)
         self.loop = asyncio.new_event_loop()
@@ -59,6 +80,14 @@ class PortalRunner:
     def call(self, coro: Any, timeout: float = 60) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    async def _measures_done(self) -> None:
+        """A refresh of the measures the portal started (at start, or "Check again now") is let finish: its
+        probe runs `mailbastion av status` as a child process, and a loop stopped under it leaves an asyncio
+        transport that fails when the garbage collector gets to it, in whatever test runs then."""
+        running = getattr(self.ctx.measures, "_running", None) if self.ctx is not None else None
+        if running is not None and not running.done():
+            await asyncio.wait({running}, timeout=60)
+
     @property
     def ctx(self) -> Any:
         return self.service.context
@@ -69,7 +98,9 @@ class PortalRunner:
 
     def stop(self) -> None:
         try:
+            self.call(self._measures_done(), 90)
             self.call(self.service.stop(), 30)
+            self.call(self._measures_done(), 90)  # one the warm-up started just before the stop cancelled it
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
@@ -96,20 +127,26 @@ def csrf_of(html: str) -> str:
 
 
 class Totp:
-    """Codes for a secret, never the same time step twice (the portal refuses a replayed code)."""
+    """Codes for a secret, never the same time step twice (the portal refuses a replayed code), for the
+    step of `clock`: the portal's `ctx.totp_clock`."""
 
-    def __init__(self, secret: str) -> None:
-        self.totp = pyotp.TOTP(secret)
+    def __init__(self, secret: str, clock: Callable[[], float] = time.time) -> None:
+        self.totp = pyotp.TOTP(secret, interval=PERIOD)
+        self.clock = clock
         self.last = 0
 
     def code(self) -> str:
         while True:
-            now = int(time.time() // 30)
+            now = int(self.clock() // PERIOD)
             for step in (now - 1, now, now + 1):
                 if step > self.last:
                     self.last = step
-                    return str(self.totp.at(step * 30))
-            time.sleep(0.5)  # every acceptable step is spent: wait for the clock to open the next one
+                    return str(self.totp.at(step * PERIOD))
+            # Every acceptable step is spent: the next one opens when the clock reaches it.
+            if isinstance(self.clock, StepClock):
+                self.clock.next_step()
+            else:
+                time.sleep(0.5)
 
 
 def enrol_totp(ctx: Any, address: str) -> Totp:
@@ -117,7 +154,7 @@ def enrol_totp(ctx: Any, address: str) -> Totp:
     secret = pyotp.random_base32(32)
     ctx.store.begin_totp(address, ctx.keys.seal(secret.encode(), address))
     ctx.store.confirm_totp(address, 0, by="test")
-    return Totp(secret)
+    return Totp(secret, ctx.totp_clock)
 
 
 def sign_in(client: httpx.Client, address: str, password: str = PASSWORD, totp: Totp | None = None) -> httpx.Response:

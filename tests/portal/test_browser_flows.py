@@ -156,7 +156,7 @@ def test_admin_enrols_signs_in_with_totp_and_releases_a_held_message(flow: Any, 
         "data:image/svg+xml;base64,")
     assert browser.find_element(By.CSS_SELECTOR, "code.uri").text.startswith("otpauth://totp/")
     shot(browser, "totp-enrol")
-    totp = Totp(browser.find_element(By.CSS_SELECTOR, "code.secret").text.strip())
+    totp = Totp(browser.find_element(By.CSS_SELECTOR, "code.secret").text.strip(), runner.ctx.totp_clock)
     fill(browser, "code", totp.code())
     submit(browser, "Confirm")
     assert browser.current_url.endswith("/admin"), browser.current_url

@@ -355,8 +355,18 @@ class DovecotService:
         if proc is None or proc.returncode is not None:
             return
         proc.send_signal(signal.SIGTERM)  # the master stops its children and closes every session
+        deadline = time.monotonic() + timeout
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
+            # The master exits first, and the processes it leaves (an open session's imap and imap-login,
+            # anvil, log, stats) notice only about 10 s later: they get the SIGTERM from us at once.
+            while proc.returncode is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if proc.returncode is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+            if proc.stdout is not None:  # end of file once every process holding Dovecot's log output is gone
+                await asyncio.wait_for(proc.stdout.read(), max(deadline - time.monotonic(), 0.1))
+            await asyncio.wait_for(proc.wait(), max(deadline - time.monotonic(), 0.1))
         except TimeoutError:
             log.error("imap: Dovecot did not stop within %.0fs; killing its process group", timeout)
             with contextlib.suppress(ProcessLookupError):

@@ -146,6 +146,9 @@ def render_conf(settings: Settings, layout: DovecotLayout, user: MailUser) -> st
             "  imapsieve_mailbox2_causes = COPY",
             f"  imapsieve_mailbox2_before = file:{layout.sieve_dir / (LEARN_HAM + '.sieve')}",
         ]
+    # Without its anvil-auth-penalty socket Dovecot's auth process keeps no per-address penalty (imap.auth_penalty).
+    anvil = [*(["  chroot ="] if user.rootless else []),
+             *([] if imap.auth_penalty else ["  unix_listener anvil-auth-penalty {", "    mode = 0", "  }"])]
     lines += [
         "}",
         "",
@@ -157,7 +160,7 @@ def render_conf(settings: Settings, layout: DovecotLayout, user: MailUser) -> st
         "service auth-worker {",
         "  user = $default_internal_user",  # it needs no root: our socket holds the passwords
         "}",
-        *(["service anvil {", "  chroot =", "}"] if user.rootless else []),
+        *(["service anvil {", *anvil, "}"] if anvil else []),
         "",
     ]
     return "\n".join(lines)

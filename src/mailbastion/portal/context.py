@@ -11,7 +11,8 @@ deployment must give the internal host the quarantine folder (see docs/architect
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,10 @@ class PortalContext:
     app_passwords: AppPasswords | None = None
     extensions: Sequence[PortalExtension] = ()
     throttle: ClientThrottle = field(default_factory=ClientThrottle)
+    # What TOTP codes are checked against (unix seconds): the real time, which the user's phone also reads
+    # (not the directory's clock, which `[lifecycle] testing_clock_offset_file` may move). Tests hand in
+    # their own to reach the next 30 s step without waiting for it.
+    totp_clock: Callable[[], float] = time.time
 
     @staticmethod
     def from_settings(settings: Settings, **overrides: Any) -> PortalContext:

@@ -159,7 +159,7 @@ async def totp_form(request: Request) -> Response:
         return page(request, "totp.html", error="", has_keys=has_keys)
     code = str(request.state.form.get("code", ""))
     secret = ctx.keys.open(facts.totp_secret, facts.address).decode()
-    step = totp.matching_step(secret, code)
+    step = totp.matching_step(secret, code, ctx.totp_clock())
     if step is None or not await asyncio.to_thread(ctx.store.use_totp_step, who.address, step):
         await _fail_code(request, who)
         return page(request, "totp.html", 401, error="That code did not work. Codes work once; wait for the next.",
@@ -183,7 +183,7 @@ async def totp_enrol(request: Request) -> Response:
     uri = totp.provisioning_uri(secret, facts.address, issuer=ctx.settings.server.hostname)
     error, status = "", 200
     if request.method == "POST":
-        step = totp.matching_step(secret, str(request.state.form.get("code", "")))
+        step = totp.matching_step(secret, str(request.state.form.get("code", "")), ctx.totp_clock())
         if step is not None:
             await asyncio.to_thread(ctx.store.confirm_totp, who.address, step, by=who.actor)
             return await _complete(request, who, "totp-enrolled")

@@ -41,6 +41,11 @@ class ImapSection(Section):
     # Sessions of an account that stopped being active (suspended, left, disabled) are closed within this.
     kick_interval_seconds: float = Field(10.0, gt=0, le=60)
     max_connections_per_user: int = Field(20, ge=1, le=1000)  # per user and client address
+    # Dovecot's own delay per client address after failed logins (2, 4, 8, then 15 s: its "auth penalty"),
+    # on top of [login]'s throttle. false where many users share one address (an office behind one NAT, a
+    # webmail host): one person's typing errors then do not slow everyone's logins down, and [login] still
+    # throttles, locks out and audits per account and per address.
+    auth_penalty: bool = True
     dovecot: str = "/usr/sbin/dovecot"
     doveadm: str = "/usr/bin/doveadm"
     learn: ImapLearnSection = Field(default_factory=ImapLearnSection)
