@@ -83,8 +83,9 @@ def av_status_command(settings: Settings) -> AvStatus:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             out, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT)
-        except TimeoutError:
-            proc.kill()
+        except (TimeoutError, asyncio.CancelledError):  # cancelled: the portal or the audit is stopping
+            if proc.returncode is None:
+                proc.kill()
             await proc.wait()
             raise
         try:

@@ -18,6 +18,7 @@ rest does not exist), NOT_MET and UNKNOWN fail (what could not be checked is not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -152,6 +153,14 @@ class MeasureBoard:
         """Start a refresh in the background unless one runs (a page shows the last results meanwhile)."""
         if self._running is None or self._running.done():
             self._running = asyncio.ensure_future(self._refresh())
+
+    async def close(self) -> None:
+        """Stop a refresh that is running (its probes end their child processes) and wait until it has."""
+        running, self._running = self._running, None
+        if running is not None and not running.done():
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await running
 
     async def refresh(self) -> dict[int, MeasureResult]:
         self.refresh_soon()

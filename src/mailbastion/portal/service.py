@@ -153,6 +153,8 @@ class PortalService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._background = []
+        if self.context is not None:
+            await self.context.measures.close()  # a refresh running `av status` ends its child process
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             done, _ = await asyncio.wait({self._task}, timeout=min(1.0, drain_seconds))
