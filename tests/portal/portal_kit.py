@@ -99,8 +99,7 @@ class PortalRunner:
     def stop(self) -> None:
         try:
             self.call(self._measures_done(), 90)
-            self.call(self.service.stop(), 30)
-            self.call(self._measures_done(), 90)  # one the warm-up started just before the stop cancelled it
+            self.call(self.service.stop(), 30)  # it cancels the warm-up, then closes the board (no refresh left)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
