@@ -58,6 +58,15 @@ FIRES = [
     (mail(html='<style>.belowView { margin-top: 470500px; }</style><p>Energy tips</p>'), "HTML_OFFSCREEN"),
     (mail(from_="Fatura Digital: 476309338719043 <billing@invoices.test>"), "FROM_DISPLAY_DIGITS"),
     (mail(subject="bob@example.com: your mailbox is full"), "TO_IN_SUBJECT"),
+    # An address with no dot in its domain (an internal host; an anonymised corpus) is still the recipient's.
+    (mail(subject="rodrigo@pot, nova tabela 2024").replace(b"To: Bob <bob@example.com>", b"To: rodrigo@pot"),
+     "TO_IN_SUBJECT"),
+    (mail(from_='"rodrigo@pot - Aviso" <aviso@planos.test>').replace(b"To: Bob <bob@example.com>",
+                                                                 b"To: rodrigo@pot"), "TO_IN_SUBJECT"),
+    (mail(subject="_Your_Reward_Worth_"), "SUBJECT_JOINED_WORDS"),
+    (mail(subject="Transfer__to__your__Bitcoin__address__0.7495__BTC"), "SUBJECT_JOINED_WORDS"),
+    (mail(subject="Money.transfer.0.7495.Bitcoin"), "SUBJECT_JOINED_WORDS"),
+    (mail(subject="Re: It\u2019s\u00a0Time\u00a0to\u00a0Invest"), "SUBJECT_JOINED_WORDS"),
     (mail(from_="Parcel Service <track@parcel-status.top>"), "ABUSED_TLD"),
     (mail(text="https://qulfu0q6zp89efwww93rqulfu0q6zp89efwww93rqulfu.parcel.test/x"), "URI_LONG_LABEL"),
 ]
@@ -93,6 +102,15 @@ QUIET = [
     (mail(html='<div style="margin-top: 40px; height: 100vh">News</div>'), "HTML_OFFSCREEN"),
     (mail(from_="Room 101 <facilities@partner.example>"), "FROM_DISPLAY_DIGITS"),
     (mail(text="See https://www.example.org/ and https://shop.example.com/"), "ABUSED_TLD"),
+    (mail(subject="Re: example.com is in the subject"), "TO_IN_SUBJECT"),
+    # What developers and colleagues write: identifiers, host names, versions, file names, paths, two words.
+    (mail(subject="Re: tdb_transaction_cancel"), "SUBJECT_JOINED_WORDS"),
+    (mail(subject="Re: [SAtalk] telesp.net.br?"), "SUBJECT_JOINED_WORDS"),
+    (mail(subject="netatalk-1.5.5-1rh7"), "SUBJECT_JOINED_WORDS"),
+    (mail(subject="Q3_Sales_Report_Final.xlsx"), "SUBJECT_JOINED_WORDS"),
+    (mail(subject="Fwd: http://www.example.org/Some_Page_Name"), "SUBJECT_JOINED_WORDS"),
+    (mail(subject="Draft_v2"), "SUBJECT_JOINED_WORDS"),
+    (mail(subject="Minutes of the 3.4.2024 meeting"), "SUBJECT_JOINED_WORDS"),
 ]
 
 

@@ -87,7 +87,9 @@ _WORD = re.compile(r"\w{3,}")
 # and Indic scripts need ZWNJ/ZWJ, and emoji need ZWJ and VS16, but not between Latin letters.)
 _INVISIBLE_SPLIT_RE = re.compile("[A-Za-z][\u034f\u200b-\u200d\u2060-\u2064\ufeff\ufe00-\ufe0f"
                                  "\U000e0000-\U000e01ef]+[A-Za-z]")
-_ADDRESS_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# An address as it stands in a To header; a domain without a dot counts too (an internal host, or an address
+# anonymised for a corpus: the recipient's address in the subject is the sign, whatever its domain).
+_ADDRESS_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*")
 # A host label of thirty characters or more that mixes letters and digits, below the registrable domain: a
 # name generated per message ("qulfu0q6zp89efwww93rqulfu0q6zp89efwww93rqulfu.example.online").
 _LONG_LABEL_RE = re.compile(r"^(?=.*\d)(?=.*[a-z])[a-z0-9-]{30,}$")

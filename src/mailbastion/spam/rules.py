@@ -42,7 +42,7 @@ RULE_SYMBOLS = frozenset({
     "DATE_MALFORMED", "TO_UNDISCLOSED", "MIME_HTML_ONLY", "HTML_HIDDEN_TEXT", "HTML_IMAGE_ONLY", "URI_SHORTENER",
     "LOOKALIKE_DOMAIN", "PUNYCODE_DOMAIN", "DISPLAY_NAME_IMPERSONATION", "FREEMAIL_REPLYTO", "SPAM_PHRASES",
     "GENERIC_GREETING", "SUBJECT_PADDING", "SUBJECT_ADV", "MID_MALFORMED", "PRIORITY_HIGH", "FROM_NO_PUBLIC_SUFFIX",
-    "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM", "TO_IS_SENDER",
+    "SUBJECT_JOINED_WORDS", "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM", "TO_IS_SENDER",
     "RECIPS_DICTIONARY", "TEXT_EXCLAMATIONS",
 }) | PHISHING_SYMBOLS
 
@@ -56,6 +56,16 @@ _PADDING_RE = re.compile(r"\S[ \t]{8,}\S")
 # The label some laws asked unsolicited advertising to carry ("ADV:", "[ADV]"; Japan's 未承諾広告 of 2002, Korea's
 # (광고)): self-declared bulk advertising.
 _ADV_RE = re.compile(r"(?i)^\s*(?:[\[(]?adv\s*[:\])]|[\[(]?未承諾広告|[\[(]광고[\])])")
+# Words joined by underscores, dots or no-break spaces instead of spaces ("_Your_Reward_Worth_",
+# "Transfer__to__your__Bitcoin", "Money.transfer.0.7495.Bitcoin"): written so that no word filter sees the words.
+# A reply or forward prefix and [list] tags are set aside first. Lower-case identifiers, host names, file names and
+# versions ("tdb_transaction_cancel", "telesp.net.br", "netatalk-1.5.5") are what developers write, and a
+# document's name ("Q3_Sales_Report.xlsx") what a colleague sends: left alone, as are addresses and URLs.
+_SUBJECT_PREFIX_RE = re.compile(r"(?i)^(?:\s*(?:re|fwd?|aw|wg|tr|enc|rv)\s*:|\s*\[[^\]]*\])*\s*")
+_WORD_JOINER_RE = re.compile("[_.\u00a0]+")
+_TWO_LETTERS_RE = re.compile(r"[^\W\d_]{2}")
+_IDENTIFIER_RE = re.compile(r"[a-z0-9_.\-]+")
+_FILE_NAME_RE = re.compile(r".+\.[A-Za-z0-9]{1,4}")
 # RFC 5322 §3.6.4: msg-id = "<" id-left "@" id-right ">", no spaces.
 _MSGID_RE = re.compile(r"^<[^<>@\s]+@[^<>@\s]+>$")
 # X-Priority 1, X-MSMail-Priority / Importance high, Priority urgent: the sender marks its own mail urgent.
@@ -104,6 +114,15 @@ def _looks_random(tag: str) -> bool:
     return (len(letters) >= 5 and not any(c in "aeiouy" for c in letters)) or (inner_caps >= 3 and core != core.upper())
 
 
+def _joined_words(subject: str) -> bool:
+    core = _SUBJECT_PREFIX_RE.sub("", subject, count=1).strip()
+    if not core or any(c in core for c in " \t@/:") or not _WORD_JOINER_RE.search(core):
+        return False
+    if _IDENTIFIER_RE.fullmatch(core.rstrip("?!.,;")) or _FILE_NAME_RE.fullmatch(core):
+        return False
+    return sum(1 for w in _WORD_JOINER_RE.split(core) if _TWO_LETTERS_RE.search(w)) >= 3
+
+
 class SpamRules:
     def __init__(self, identity: OwnIdentity | None = None, *, past_hours: float = 96.0,
                  future_hours: float = 12.0, hidden_min_chars: int = 20) -> None:
@@ -143,6 +162,8 @@ class SpamRules:
             yield Symbol("SUBJECT_PADDING")
         if _ADV_RE.match(subject):
             yield Symbol("SUBJECT_ADV", subject[:20])
+        if _joined_words(subject):
+            yield Symbol("SUBJECT_JOINED_WORDS", subject[:40])
 
     def _headers(self, feats: MessageFeatures, now: float) -> Iterator[Symbol]:
         # A missing From, Date or Message-ID is the header check's (policy/checks/headers.py).
