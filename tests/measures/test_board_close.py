@@ -1,12 +1,20 @@
-"""Stopping the measures board (the portal's stop) ends the `mailbastion av status` child of a running refresh."""
+"""Stopping the measures board (the portal's stop) ends the `mailbastion av status` child of a running refresh,
+and leaves nothing of it: no process, no pipe, no asyncio transport for the garbage collector."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import os
+import signal
+import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from mailbastion.config import load_settings
 from mailbastion.measures.antivirus import av_status_command
@@ -57,3 +65,79 @@ async def test_closing_the_board_ends_a_running_av_status_child(tmp_path: Path) 
     await board.close()
     assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []  # killed and reaped, not left behind
     await board.close()  # nothing running: a no-op
+
+
+def _pipes_written_by(pid: int) -> set[str]:
+    """The pipes `pid`'s stdout and stderr write into ("pipe:[inode]"): we hold their reading ends."""
+    return {os.readlink(f"/proc/{pid}/fd/{n}") for n in (1, 2)}
+
+
+def _our_open_files() -> set[str]:
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            found.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_closing_the_board_leaves_nothing_of_the_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      loop_kind: str) -> None:
+    """The child has started a process of its own that inherited its stdout and stderr (here a `sleep` that
+    a sitecustomize of the child's interpreter starts, as a helper started by the command would): closing the
+    board neither waits for that process to let go of the pipes nor leaves it, the child unreaped, our ends of
+    the pipes open or an unclosed transport. `mailbastion serve` runs uvloop; the tests' loops are asyncio's."""
+    site, descendant_file = tmp_path / "site", tmp_path / "descendant.pid"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        f"import subprocess\n_p = subprocess.Popen(['sleep', '300'])\n"
+        f"open({str(descendant_file)!r}, 'w').write(str(_p.pid))\n", encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p))
+    config = tmp_path / "mailbastion.toml"
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    seen: dict[str, object] = {}
+
+    async def scenario() -> None:
+        board = MeasureBoard([AvProbe(av_status_command(load_settings(config)))])
+        board.refresh_soon()
+        await _until(lambda: _av_status_children() and descendant_file.exists() and descendant_file.read_text(),
+                     "the av status child and the process it started")
+        [seen["child"]] = _av_status_children()
+        seen["descendant"] = int(descendant_file.read_text())
+        seen["pipes"] = _pipes_written_by(seen["child"])  # type: ignore[arg-type]
+        await asyncio.wait_for(board.close(), 30)  # not held up by the process that keeps the pipes
+        seen["left_open"] = seen["pipes"] & _our_open_files()  # type: ignore[operator]
+
+    if loop_kind == "uvloop":
+        loop = pytest.importorskip("uvloop").new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            try:
+                loop.run_until_complete(scenario())
+            finally:
+                loop.close()  # at once, as a test that stops the portal does
+            del loop
+            gc.collect()
+        assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+        assert seen["left_open"] == set()
+        with pytest.raises(ChildProcessError):
+            os.waitpid(seen["child"], os.WNOHANG)  # type: ignore[arg-type]  # reaped by the loop already
+        deadline = time.monotonic() + 30
+        while _running(seen["descendant"]):  # type: ignore[arg-type]  # killed with the child's group
+            assert time.monotonic() < deadline, "the process the child started is still running"
+            time.sleep(0.05)
+    finally:
+        if "descendant" in seen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(seen["descendant"], signal.SIGKILL)  # type: ignore[arg-type]

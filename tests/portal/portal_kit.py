@@ -80,14 +80,6 @@ class PortalRunner:
     def call(self, coro: Any, timeout: float = 60) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    async def _measures_done(self) -> None:
-        """A refresh of the measures the portal started (at start, or "Check again now") is let finish: its
-        probe runs `mailbastion av status` as a child process, and a loop stopped under it leaves an asyncio
-        transport that fails when the garbage collector gets to it, in whatever test runs then."""
-        running = getattr(self.ctx.measures, "_running", None) if self.ctx is not None else None
-        if running is not None and not running.done():
-            await asyncio.wait({running}, timeout=60)
-
     @property
     def ctx(self) -> Any:
         return self.service.context
@@ -98,8 +90,9 @@ class PortalRunner:
 
     def stop(self) -> None:
         try:
-            self.call(self._measures_done(), 90)
-            self.call(self.service.stop(), 30)  # it cancels the warm-up, then closes the board (no refresh left)
+            # it cancels the warm-up, then closes the board: a running refresh ends its `av status` child, and nothing
+            # of the child is left for this loop's stop (measures/child.py)
+            self.call(self.service.stop(), 30)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)

@@ -39,7 +39,7 @@ from portal_kit import (
 )
 
 from mailbastion.directory.webauthn_keys import SecurityKeys
-from mailbastion.portal.app import CSP, SCRIPT_CSP
+from mailbastion.portal.security_headers import CSP, SCRIPT_CSP
 from mailbastion.testing.deployment import free_port
 
 ADMIN, DESK, USER = "admin@example.test", "desk@example.test", "user@example.test"

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailbastion.measures.board import MET, NOT_MET, PROBE_TIMEOUT, MeasureResult
+from mailbastion.measures.child import run_child
 from mailbastion.measures.smtp_probe import MailTarget, deliver_probe
 
 if TYPE_CHECKING:
@@ -78,20 +79,12 @@ def av_status_command(settings: Settings) -> AvStatus:
     async def run() -> Mapping[str, Any]:
         if settings.source is None:
             raise RuntimeError("no configuration file to hand to `mailbastion av status`")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mailbastion", "av", "status", "--json", "-c", str(settings.source),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        done = await run_child([sys.executable, "-m", "mailbastion", "av", "status", "--json", "-c",
+                                str(settings.source)], PROBE_TIMEOUT)  # cancelled: the portal or the audit stops
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT)
-        except (TimeoutError, asyncio.CancelledError):  # cancelled: the portal or the audit is stopping
-            if proc.returncode is None:
-                proc.kill()
-            await proc.wait()
-            raise
-        try:
-            data: Mapping[str, Any] = json.loads(out)
+            data: Mapping[str, Any] = json.loads(done.stdout)
         except ValueError:
-            raise RuntimeError(f"av status said: {err.decode(errors='replace').strip()[:300]}") from None
+            raise RuntimeError(f"av status said: {done.stderr.decode(errors='replace').strip()[:300]}") from None
         return data
 
     return run

@@ -3,7 +3,7 @@ in the directory, TOTP for administrators, CSRF tokens on every form, no script.
 
     service.py          PortalService: what `serve` runs in the internal and all-in-one roles
     context.py          PortalContext: the directory, quarantine (+ index), spool, audit log, keys
-    app.py              the route table and the security headers
+    app.py              the route table;  security_headers.py  the headers of every response (CSP)
     auth.py, signin.py, enrol.py, keys.py, totp.py, throttle.py     who is signed in, and how
     admin_accounts.py, admin_system.py, quarantine_pages.py, user_pages.py, wellknown.py   the pages
     digest.py           the daily quarantine digest (the dashboard's measures: mailbastion.measures)

@@ -1,11 +1,7 @@
-"""The portal as an ASGI application (Starlette): the route table and the security headers.
+"""The portal as an ASGI application (Starlette): the route table, behind the security headers
+(portal/security_headers.py).
 
     app = build_app(ctx)            # ctx: portal/context.py; served by portal/service.py over HTTPS
-
-Every response carries the security headers below; every HTML page is `Cache-Control: no-store`. The
-CSP allows no script (every flow is a plain form; only the two optional WebAuthn pages load one static
-script of the portal's, under `SCRIPT_CSP`), styles and images from the portal itself (and `data:` images:
-the TOTP QR code), forms posting to the portal only, and no framing.
 """
 
 from __future__ import annotations
@@ -15,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailbastion.portal import (
     admin_accounts,
@@ -32,51 +27,9 @@ from mailbastion.portal.auth import load_principal
 from mailbastion.portal.context import PortalContext
 from mailbastion.portal.extensions import NavItem
 from mailbastion.portal.render import ADMIN, HELPDESK, TEMPLATES, make_environment, page
+from mailbastion.portal.security_headers import SecurityHeaders
 
-__all__ = ["PUBLIC_PATHS", "SCRIPT_CSP", "SECURITY_HEADERS", "build_app", "is_public", "routes"]
-
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
-       "base-uri 'none'")
-SECURITY_HEADERS: dict[str, str] = {
-    "content-security-policy": CSP,
-    "strict-transport-security": "max-age=63072000",
-    "x-frame-options": "DENY",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "cross-origin-opener-policy": "same-origin",
-    "cross-origin-resource-policy": "same-origin",
-    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
-}
-_ENCODED = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-# The two WebAuthn pages (portal/webauthn.py) load /static/webauthn.js: the same policy plus script from the
-# portal itself (never inline). A response may carry exactly this CSP instead of the default; nothing else.
-SCRIPT_CSP = CSP.replace("default-src 'none';", "default-src 'none'; script-src 'self';")
-_SCRIPT_CSP = (b"content-security-policy", SCRIPT_CSP.encode())
-
-
-class SecurityHeaders:
-    """Adds SECURITY_HEADERS to every response, and no-store to every HTML page (held mail, accounts)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                sent = message.get("headers", [])
-                scripted = any(k.lower() == _SCRIPT_CSP[0] and v == _SCRIPT_CSP[1] for k, v in sent)
-                headers = [h for h in sent if h[0].lower() not in dict(_ENCODED)]
-                headers += [_SCRIPT_CSP if scripted and k == _SCRIPT_CSP[0] else (k, v) for k, v in _ENCODED]
-                if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers):
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+__all__ = ["PUBLIC_PATHS", "build_app", "is_public", "routes"]
 
 
 async def home(request: Request) -> Response:

@@ -46,6 +46,7 @@ from mailbastion.directory.errors import DirectoryError
 from mailbastion.directory.webauthn_keys import SecurityKeys
 from mailbastion.portal.auth import Principal, require
 from mailbastion.portal.render import page
+from mailbastion.portal.security_headers import SCRIPT_CSP
 
 __all__ = ["CHALLENGE_SECONDS", "Challenges", "relying_party", "security_keys", "signin_with_key"]
 
@@ -94,8 +95,6 @@ def _keys(request: Request) -> SecurityKeys:
 
 
 def _scripted(response: Response) -> Response:
-    from mailbastion.portal.app import SCRIPT_CSP
-
     response.headers["content-security-policy"] = SCRIPT_CSP
     return response
 
