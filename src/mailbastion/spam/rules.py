@@ -46,8 +46,12 @@ RULE_SYMBOLS = frozenset({
     "RECIPS_DICTIONARY", "TEXT_EXCLAMATIONS",
 }) | PHISHING_SYMBOLS
 
-# RFC 5322 §3.3: a date-time ends in a zone ("+0200", or an obsolete name such as "GMT" or "EST").
-_ZONE_RE = re.compile(r"(?i)(?:[+-]\d{4}|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T|[A-IK-Z])\b)\s*(?:\([^)]*\))?\s*$")
+# RFC 5322 §3.3: a date-time ends in a zone ("+0200", or an obsolete name such as "GMT" or "EST"). A universal
+# zone named only in a comment ("03:27:38 (GMT)", which some old mailers wrote) is read as that zone: it says
+# when, and ham of spamassassin-train carries it; what bulk software writes (no zone, "GMT+1", "Eastern Daylight
+# Time", the year "0102") does not pass.
+_ZONE_RE = re.compile(r"(?i)(?:[+-]\d{4}|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T|[A-IK-Z])\b|\(\s*(?:UT|UTC|GMT)\s*\))"
+                      r"\s*(?:\([^)]*\))?\s*$")
 # A tag that bulk software appends to make each copy's subject unique: "  29521", "[wxv4m]", "- G3ejrKK7q".
 _SUBJECT_TAG_RE = re.compile(r"(?:\s{3,}|\s[-#:.]\s?|[.:]|\s\[|\s\()([A-Za-z0-9-]{4,30})[\])]?\s*$")
 _YEAR_RE = re.compile(r"^(?:19|20)\d\d$")
