@@ -60,13 +60,14 @@ $(VAR)/mailbastion.toml: | $(VENV)/.installed
 	$(MB) init --dir $(VAR) --domain example.test
 
 # The embedded default scans with clamd when it has signatures: install it, fetch signatures (freshclam
-# needs the internet; offline, YARA and the attachment policy still scan), start it. Root only.
+# needs the internet; offline, mail is deferred until clamd has signatures: README, "Without signatures"),
+# start it. Root only.
 clamd-up:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  dpkg -s clamav-daemon >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends clamav-daemon clamav-freshclam; }; \
 	  ls /var/lib/clamav/*.c[lv]d >/dev/null 2>&1 || timeout 120 freshclam --quiet || \
-	    echo "freshclam could not fetch signatures: ClamAV stays off, YARA and the attachment policy scan"; \
+	    echo "freshclam could not fetch signatures: until clamd has some, every message gets 451 (antivirus.stale_policy; README: Without signatures)"; \
 	  if ls /var/lib/clamav/*.c[lv]d >/dev/null 2>&1 && [ ! -S /var/run/clamav/clamd.ctl ]; then \
 	    mkdir -p /var/run/clamav && chown clamav:clamav /var/run/clamav 2>/dev/null; \
 	    service clamav-daemon start 2>/dev/null || clamd; \

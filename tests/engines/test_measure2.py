@@ -147,3 +147,28 @@ def test_init_writes_auto_not_false(tmp_path: Path) -> None:
     text = result.config.read_text()
     assert 'enabled = "auto"' in text and "enabled = false" not in text
     assert load_settings(result.config).antivirus.clamav.enabled == "auto"
+
+
+@pytest.mark.parametrize("policy,said", [("soft_reject", "every message is deferred with 451 4.7.0"),
+                                         ("hold", "every message is accepted and held in the quarantine"),
+                                         ("alarm_only", "mail is accepted, scanned by the other engines")])
+async def test_the_log_says_what_mail_gets_meanwhile(tmp_path: Path, policy: str, said: str,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A new deployment without signatures (no freshclam yet, or no Internet) meets this first: the log line
+    names what happens to mail under the configured stale_policy, not only the setting's name."""
+    from mailbastion.apps.feature_antivirus import build_watch
+
+    settings = services(tmp_path, stale_policy=policy).settings
+    clamav = av.FakeScanner(raises=EngineUnavailable("clamd socket missing"))
+    watch = build_watch(settings.antivirus, [clamav, *ours()])
+    with caplog.at_level(logging.INFO, logger="mailbastion.engines.freshness"):
+        await watch.check_now()
+    line = next(r.getMessage() for r in caplog.records if "av.measure2_not_met" in r.getMessage())
+    assert said in line and f'antivirus.stale_policy = "{policy}"' in line, line
+    old = av.FakeScanner(signature_date=datetime.now(UTC) - timedelta(days=3))
+    watch = build_watch(settings.antivirus, [old, *ours()])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mailbastion.engines.freshness"):
+        await watch.check_now()
+    line = next(r.getMessage() for r in caplog.records if "av.signatures_stale" in r.getMessage())
+    assert said in line, line

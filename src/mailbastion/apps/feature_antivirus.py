@@ -96,7 +96,7 @@ def max_ages(av: AntivirusSection) -> dict[str, timedelta | None]:
 def build_watch(av: AntivirusSection, scanners: list[Scanner]) -> FreshnessWatch:
     """The watch of engine availability, signature age and measure 2, as the gateway and `av status` use it."""
     return FreshnessWatch(scanners, max_ages(av), interval=av.freshness_interval, auto=auto_engines(av),
-                          workstation=av.workstation_engine, measure2_enforced=True)
+                          workstation=av.workstation_engine, measure2_enforced=True, stale_policy=av.stale_policy)
 
 
 @dataclass(eq=False)

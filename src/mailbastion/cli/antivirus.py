@@ -144,8 +144,10 @@ def status(config_path: Path | None, as_json: bool) -> None:
             click.echo("measure 2: NOT MET")
             for reason in m2["reasons"]:
                 click.echo(f"  - {reason}")
+            from mailbastion.engines.freshness import policy_consequence
+
             click.echo("  YARA and the attachment policy are defence in depth: they do not count towards measure 2."
-                       f" Until it is met, mail gets antivirus.stale_policy = \"{report['stale_policy']}\".")
+                       f" Until it is met, {policy_consequence(report['stale_policy'])}.")
         for p in report["refuses_to_start"]:
             click.echo(f"REFUSES TO START: {p}")
         click.echo(f"encrypted mail (S/MIME, OpenPGP): opaque to every engine, the gateway holds no private keys; "

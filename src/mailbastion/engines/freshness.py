@@ -26,15 +26,27 @@ from mailbastion.engines.measure2 import Measure2, assess
 
 log = logging.getLogger("mailbastion.engines.freshness")
 
-__all__ = ["LOCAL_DATABASE", "FreshnessWatch"]
+__all__ = ["LOCAL_DATABASE", "FreshnessWatch", "policy_consequence"]
 
 LOCAL_DATABASE = "local database only"  # EngineInfo.extra["database"] of a clamd whose VERSION has no date
+
+
+def policy_consequence(stale_policy: str) -> str:
+    """What mail gets under `antivirus.stale_policy` while signatures are stale or measure 2 is not met, in words
+    an administrator reads in the log (a new deployment without signatures meets it first)."""
+    said = f'(antivirus.stale_policy = "{stale_policy}")'
+    if stale_policy == "soft_reject":
+        return f"every message is deferred with 451 4.7.0 {said}"
+    if stale_policy == "hold":
+        return f"every message is accepted and held in the quarantine {said}"
+    return f"mail is accepted, scanned by the other engines {said}"
 
 
 class FreshnessWatch:
     def __init__(self, scanners: Sequence[Scanner], max_age: dict[str, timedelta | None], *,
                  interval: float = 300.0, auto: frozenset[str] = frozenset(), workstation: str | None = None,
-                 measure2_enforced: bool = False, degraded_interval: float = 30.0) -> None:
+                 measure2_enforced: bool = False, degraded_interval: float = 30.0,
+                 stale_policy: str = "soft_reject") -> None:
         self.scanners = list(scanners)
         self.max_age = dict(max_age)
         self.interval = interval
@@ -42,6 +54,7 @@ class FreshnessWatch:
         self.auto = frozenset(auto)
         self.workstation = workstation
         self.measure2_enforced = measure2_enforced  # the check defers mail (stale_policy) while it is not met
+        self.stale_policy = stale_policy  # what the check does meanwhile: only said in the log lines here
         self.status: dict[str, EngineStatus] = {}
         self._task: asyncio.Task[None] | None = None
         self._checked = 0.0  # monotonic time of the last check
@@ -113,7 +126,8 @@ class FreshnessWatch:
             metrics.signature_age(r.name, age.total_seconds() if age is not None else None)
             self._log_transition(previous.get(r.name), r)
             if r.is_stale:
-                log.error("av.signatures_stale engine=%s %s", r.name, r.describe())
+                log.error("av.signatures_stale engine=%s %s; %s", r.name, r.describe(),
+                          policy_consequence(self.stale_policy))
         self._log_measure2()
         return self.status
 
@@ -142,7 +156,7 @@ class FreshnessWatch:
         if m.met:
             log.warning("av.measure2 %s", m.describe())
         else:
-            consequence = ("mail is handled by antivirus.stale_policy until it is met" if self.measure2_enforced
+            consequence = (policy_consequence(self.stale_policy) + " until it is met" if self.measure2_enforced
                            else "mail is scanned by the other engines only")
             log.error("av.measure2_not_met %s; %s", m.describe(), consequence)
 
