@@ -67,6 +67,10 @@ FIRES = [
     (mail(subject="Transfer__to__your__Bitcoin__address__0.7495__BTC"), "SUBJECT_JOINED_WORDS"),
     (mail(subject="Money.transfer.0.7495.Bitcoin"), "SUBJECT_JOINED_WORDS"),
     (mail(subject="Re: It\u2019s\u00a0Time\u00a0to\u00a0Invest"), "SUBJECT_JOINED_WORDS"),
+    (mail(from_='"Verkade" <no-reply-verkade-team@𝗩𝗲𝗿𝗸𝗮𝗱𝗲.hr>'),
+     "FROM_STYLED_DOMAIN"),
+    (mail(extra=[("Reply-To", "<no-reply@team-𝗞𝗶𝗻𝗱𝗲𝗿.de>")]),
+     "FROM_STYLED_DOMAIN"),
     (mail(from_="Parcel Service <track@parcel-status.top>"), "ABUSED_TLD"),
     (mail(text="https://qulfu0q6zp89efwww93rqulfu0q6zp89efwww93rqulfu.parcel.test/x"), "URI_LONG_LABEL"),
 ]
@@ -103,6 +107,10 @@ QUIET = [
     (mail(from_="Room 101 <facilities@partner.example>"), "FROM_DISPLAY_DIGITS"),
     (mail(text="See https://www.example.org/ and https://shop.example.com/"), "ABUSED_TLD"),
     (mail(subject="Re: example.com is in the subject"), "TO_IN_SUBJECT"),
+    # An internationalised domain in ordinary letters, and styled letters in the display name only.
+    (mail(from_="Jürgen <jurgen@bücher.example>"), "FROM_STYLED_DOMAIN"),
+    (mail(from_="𝗩𝗲𝗿𝗸𝗮𝗱𝗲 <news@verkade.example>"),
+     "FROM_STYLED_DOMAIN"),
     # What developers and colleagues write: identifiers, host names, versions, file names, paths, two words.
     (mail(subject="Re: tdb_transaction_cancel"), "SUBJECT_JOINED_WORDS"),
     (mail(subject="Re: [SAtalk] telesp.net.br?"), "SUBJECT_JOINED_WORDS"),

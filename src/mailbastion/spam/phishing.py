@@ -52,7 +52,7 @@ PHISHING_SYMBOLS = frozenset({
     "FROM_FREE_HOSTING", "FROM_EMOJI", "URI_IMAGE_HOST", "URI_HOST_INVALID", "PRIZE_SCAM", "URI_SHARED_STORAGE",
     "TEXT_INVISIBLE_SPLIT", "HTML_OFFSCREEN", "PHISH_CREDENTIAL",
     "ADVANCE_FEE", "LINK_ONLY_BODY", "FROM_DISPLAY_DIGITS", "TO_IN_SUBJECT", "ABUSED_TLD", "URI_LONG_LABEL",
-    "DKIM_FOREIGN_TENANT", "WEBFORM_MONEY_LURE", "SECURITY_RENEWAL_LURE", "MS365_UNSIGNED",
+    "DKIM_FOREIGN_TENANT", "WEBFORM_MONEY_LURE", "SECURITY_RENEWAL_LURE", "MS365_UNSIGNED", "FROM_STYLED_DOMAIN",
 })
 
 # Link text that is a URL or a bare domain: "https://www.bank.example/login", "www.bank.example", "bank.example".
@@ -339,6 +339,13 @@ def _sender(feats: MessageFeatures) -> Iterator[Symbol]:
     domain = feats.from_domain
     if not domain:
         return
+    # A sender domain written in mathematical, full-width or circled letters ("𝗩𝗲𝗿𝗸𝗮𝗱𝗲.hr", "𝐢𝐝.𝐚𝐩𝐩𝐥𝐞.🅒🅞🅜"):
+    # it displays as the plain domain it imitates and cannot exist (IDNA 2008 disallows those characters).
+    styled = next((d for d in (domain, feats.reply_to_address.rpartition("@")[2],
+                               *(lenient_addresses.parseaddr(v)[1].rpartition("@")[2] for v in feats.header("sender")))
+                   if _styled(d)), None)
+    if styled:
+        yield Symbol("FROM_STYLED_DOMAIN", styled[:60])
     home = registrable_domain(domain)
     if _under(domain, SENDER_HOSTING):
         yield Symbol("FROM_FREE_HOSTING", domain)
