@@ -10,7 +10,7 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,3 +141,55 @@ def test_closing_the_board_leaves_nothing_of_the_child(tmp_path: Path, monkeypat
         if "descendant" in seen:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(seen["descendant"], signal.SIGKILL)  # type: ignore[arg-type]
+
+
+class HeldProbe:
+    """A probe that runs until it is cancelled, then spends its clean-up waiting for `release` (as run_child waits
+    until its killed child is reaped and its pipes closed), taking further cancellations meanwhile without
+    stopping early (as run_child does)."""
+
+    numbers: tuple[int, ...] = (1,)
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.started, self.cleaning, self.release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self.cancelled_again = self.cleaned = False
+
+    async def __call__(self) -> Sequence[MeasureResult]:
+        self.calls += 1
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cleaning.set()
+            while not self.release.is_set():
+                try:
+                    await self.release.wait()
+                except asyncio.CancelledError:
+                    self.cancelled_again = True
+            self.cleaned = True
+            raise
+        return []
+
+
+@pytest.fixture
+async def held() -> AsyncIterator[HeldProbe]:
+    probe = HeldProbe()
+    yield probe
+    probe.release.set()  # a test that failed leaves it no clean-up to wait for at the loop's close
+
+
+async def test_a_cancelled_close_still_waits_for_the_refresh_and_is_cancelled_after(held: HeldProbe) -> None:
+    """The task that calls close() is cancelled meanwhile: close() still waits for the probe's clean-up, then that
+    cancellation goes on (it is not lost)."""
+    probe = held
+    board = MeasureBoard([probe])
+    board.refresh_soon()
+    await probe.started.wait()
+    closing = asyncio.ensure_future(board.close())
+    await probe.cleaning.wait()
+    closing.cancel()
+    probe.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert probe.cleaned

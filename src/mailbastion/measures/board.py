@@ -18,13 +18,14 @@ rest does not exist), NOT_MET and UNKNOWN fail (what could not be checked is not
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
+
+from mailbastion.core.tasks import cancel_and_wait
 
 log = logging.getLogger("mailbastion.measures")
 
@@ -155,12 +156,13 @@ class MeasureBoard:
             self._running = asyncio.ensure_future(self._refresh())
 
     async def close(self) -> None:
-        """Stop a refresh that is running (its probes end their child processes) and wait until it has."""
+        """Stop a refresh that is running (its probes end their child processes) and wait until it has. A
+        cancellation of the caller meanwhile is raised once the refresh has ended."""
         running, self._running = self._running, None
-        if running is not None and not running.done():
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await running
+        try:
+            await cancel_and_wait(running)
+        except Exception:  # a fault of the refresh itself (probes' failures never get here): the stop goes on
+            log.exception("measures: the refresh being stopped failed")
 
     async def refresh(self) -> dict[int, MeasureResult]:
         self.refresh_soon()
