@@ -193,3 +193,19 @@ async def test_a_cancelled_close_still_waits_for_the_refresh_and_is_cancelled_af
     with pytest.raises(asyncio.CancelledError):
         await closing
     assert probe.cleaned
+
+
+async def test_close_right_after_a_probe_timed_out_waits_for_its_clean_up(held: HeldProbe) -> None:
+    """The probe's timeout has fired and the probe is still ending its child when close() comes. close() returns
+    only once that clean-up is done. (Python 3.11's wait_for, cancelled then, returned at once and left the probe
+    running behind close(): a child, pipe or transport left to the loop the portal stops next.)"""
+    probe = held
+    board = MeasureBoard([probe], timeout=0.05)
+    board.refresh_soon()
+    await probe.cleaning.wait()  # the timeout fired: the probe is cancelled and cleaning up
+    closing = asyncio.ensure_future(board.close())
+    await _until(lambda: probe.cancelled_again or closing.done(), "close() to reach the probe or to return")
+    assert not closing.done(), "close() returned while the probe was still cleaning up"
+    probe.release.set()
+    await closing
+    assert probe.cleaned

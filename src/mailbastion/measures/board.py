@@ -169,10 +169,15 @@ class MeasureBoard:
         assert self._running is not None
         return await asyncio.shield(self._running)
 
+    async def _probe(self, probe: MeasureProbe) -> Sequence[MeasureResult]:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for that is cancelled while it waits for a probe it has
+        # timed out returns at once, and the probe, still ending its child process, would outlive close()
+        async with asyncio.timeout(self.timeout):
+            return await probe()
+
     async def _refresh(self) -> dict[int, MeasureResult]:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        outcomes = await asyncio.gather(*(asyncio.wait_for(p(), self.timeout) for p in self.probes),
-                                        return_exceptions=True)
+        outcomes = await asyncio.gather(*(self._probe(p) for p in self.probes), return_exceptions=True)
         parts: dict[int, list[MeasureResult]] = {}
         for probe, outcome in zip(self.probes, outcomes, strict=True):
             if isinstance(outcome, BaseException):
