@@ -96,6 +96,8 @@ class PortalRunner:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
+            if not self.thread.is_alive():
+                self.loop.close()  # not left to the garbage collector ("unclosed event loop" in a later test)
 
 
 def settings_of(d: Deployment) -> Settings:
