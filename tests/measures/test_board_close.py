@@ -1,5 +1,7 @@
 """Stopping the measures board (the portal's stop) ends the `mailbastion av status` child of a running refresh,
-and leaves nothing of it: no process, no pipe, no asyncio transport for the garbage collector."""
+and leaves nothing of it: no process, no pipe, no asyncio transport for the garbage collector. close() returns only
+once every probe's clean-up is done (also when a probe has just timed out, or the caller of close() is cancelled,
+which is raised after), and a closed board starts no refresh again."""
 
 from __future__ import annotations
 
@@ -177,6 +179,43 @@ async def held() -> AsyncIterator[HeldProbe]:
     probe = HeldProbe()
     yield probe
     probe.release.set()  # a test that failed leaves it no clean-up to wait for at the loop's close
+
+
+@dataclass
+class CountingProbe:
+    calls: int = 0
+    numbers: tuple[int, ...] = (3,)
+
+    async def __call__(self) -> Sequence[MeasureResult]:
+        self.calls += 1
+        return [MeasureResult(3, "met", f"call {self.calls}")]
+
+
+async def test_a_closed_board_starts_no_refresh() -> None:
+    """The portal's stop closes the board while its server may still answer: a dashboard request then (which
+    calls refresh_soon, or refresh for "Check again now") must not start a refresh whose child nothing would
+    end. It gets the last results."""
+    probe = CountingProbe()
+    board = MeasureBoard([probe])
+    last = await board.refresh()
+    await board.close()
+    board.refresh_soon()
+    assert await board.refresh() == last
+    assert probe.calls == 1 and board.results[3].summary == "call 1"
+
+
+async def test_a_refresh_waited_for_when_the_board_closes_returns_the_last_results(held: HeldProbe) -> None:
+    """ "Check again now" in flight when the portal stops gets the page with the last results, not an error."""
+    probe = held
+    board = MeasureBoard([probe])
+    waiting = asyncio.ensure_future(board.refresh())
+    await probe.started.wait()
+    closing = asyncio.ensure_future(board.close())
+    await probe.cleaning.wait()
+    probe.release.set()
+    await closing
+    assert await waiting == board.results
+    assert probe.cleaned
 
 
 async def test_a_cancelled_close_still_waits_for_the_refresh_and_is_cancelled_after(held: HeldProbe) -> None:
