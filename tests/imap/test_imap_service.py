@@ -4,6 +4,8 @@ A deployment of its own: these tests kill and reload Dovecot."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import imaplib
 import os
 import signal
@@ -133,3 +135,48 @@ def test_stop_ends_dovecot_and_every_session(tmp_path: Path) -> None:
         import shutil
 
         shutil.rmtree(d.root.parent, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Running: not gone, and not a zombie left for its parent."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def test_a_cancelled_doveadm_call_leaves_no_process(own: ImapDeployment, tmp_path: Path) -> None:
+    """stop() cancels the session guard, maybe while its `doveadm who` runs: that doveadm, and what it started, is
+    killed and reaped before the call ends. Here a doveadm that does not answer yet: a script in front of the real
+    one, which first waits for a process of its own that holds its output (as a slow helper would)."""
+    assert own.service is not None
+    assert own.run(own.service.who()) == set()  # the real doveadm answers through the same code
+    pids = tmp_path / "pids"
+    wrapper = tmp_path / "doveadm"
+    wrapper.write_text(f"#!/bin/sh\nsleep 300 &\necho \"$$ $!\" > {pids}.new && mv {pids}.new {pids}\nwait\n"
+                       f"exec {own.settings.imap.doveadm} \"$@\"\n", encoding="utf-8")
+    wrapper.chmod(0o755)
+    s = own.settings
+    service = DovecotService(s.model_copy(update={"imap": s.imap.model_copy(update={"doveadm": str(wrapper)})}),
+                             directory=own.directory)
+    started: list[int] = []
+
+    async def cancel_while_it_runs() -> None:
+        call = asyncio.ensure_future(service.who())
+        while not pids.exists():  # the condition, checked on each turn of the loop (the call runs meanwhile)
+            assert not call.done(), call
+            await asyncio.sleep(0.02)
+        started.extend(int(p) for p in pids.read_text().split())
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+    try:
+        asyncio.run(cancel_while_it_runs())
+        doveadm, helper = started
+        assert not _alive(doveadm)  # killed and reaped before the call ended
+        wait_for(lambda: not _alive(helper), 30, 0.05, "the process doveadm started to be killed with it")
+    finally:
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -1,5 +1,7 @@
 """Stopping the measures board (the portal's stop) ends the `mailbastion av status` child of a running refresh,
-and leaves nothing of it: no process, no pipe, no asyncio transport for the garbage collector."""
+and leaves nothing of it: no process, no pipe, no asyncio transport for the garbage collector. close() returns only
+once every probe's clean-up is done (also when a probe has just timed out, or the caller of close() is cancelled,
+which is raised after), and a closed board starts no refresh again."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,3 +143,108 @@ def test_closing_the_board_leaves_nothing_of_the_child(tmp_path: Path, monkeypat
         if "descendant" in seen:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(seen["descendant"], signal.SIGKILL)  # type: ignore[arg-type]
+
+
+class HeldProbe:
+    """A probe that runs until it is cancelled, then spends its clean-up waiting for `release` (as run_child waits
+    until its killed child is reaped and its pipes closed), taking further cancellations meanwhile without
+    stopping early (as run_child does)."""
+
+    numbers: tuple[int, ...] = (1,)
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.started, self.cleaning, self.release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self.cancelled_again = self.cleaned = False
+
+    async def __call__(self) -> Sequence[MeasureResult]:
+        self.calls += 1
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cleaning.set()
+            while not self.release.is_set():
+                try:
+                    await self.release.wait()
+                except asyncio.CancelledError:
+                    self.cancelled_again = True
+            self.cleaned = True
+            raise
+        return []
+
+
+@pytest.fixture
+async def held() -> AsyncIterator[HeldProbe]:
+    probe = HeldProbe()
+    yield probe
+    probe.release.set()  # a test that failed leaves it no clean-up to wait for at the loop's close
+
+
+@dataclass
+class CountingProbe:
+    calls: int = 0
+    numbers: tuple[int, ...] = (3,)
+
+    async def __call__(self) -> Sequence[MeasureResult]:
+        self.calls += 1
+        return [MeasureResult(3, "met", f"call {self.calls}")]
+
+
+async def test_a_closed_board_starts_no_refresh() -> None:
+    """The portal's stop closes the board while its server may still answer: a dashboard request then (which
+    calls refresh_soon, or refresh for "Check again now") must not start a refresh whose child nothing would
+    end. It gets the last results."""
+    probe = CountingProbe()
+    board = MeasureBoard([probe])
+    last = await board.refresh()
+    await board.close()
+    board.refresh_soon()
+    assert await board.refresh() == last
+    assert probe.calls == 1 and board.results[3].summary == "call 1"
+
+
+async def test_a_refresh_waited_for_when_the_board_closes_returns_the_last_results(held: HeldProbe) -> None:
+    """ "Check again now" in flight when the portal stops gets the page with the last results, not an error."""
+    probe = held
+    board = MeasureBoard([probe])
+    waiting = asyncio.ensure_future(board.refresh())
+    await probe.started.wait()
+    closing = asyncio.ensure_future(board.close())
+    await probe.cleaning.wait()
+    probe.release.set()
+    await closing
+    assert await waiting == board.results
+    assert probe.cleaned
+
+
+async def test_a_cancelled_close_still_waits_for_the_refresh_and_is_cancelled_after(held: HeldProbe) -> None:
+    """The task that calls close() is cancelled meanwhile: close() still waits for the probe's clean-up, then that
+    cancellation goes on (it is not lost)."""
+    probe = held
+    board = MeasureBoard([probe])
+    board.refresh_soon()
+    await probe.started.wait()
+    closing = asyncio.ensure_future(board.close())
+    await probe.cleaning.wait()
+    closing.cancel()
+    probe.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert probe.cleaned
+
+
+async def test_close_right_after_a_probe_timed_out_waits_for_its_clean_up(held: HeldProbe) -> None:
+    """The probe's timeout has fired and the probe is still ending its child when close() comes. close() returns
+    only once that clean-up is done. (Python 3.11's wait_for, cancelled then, returned at once and left the probe
+    running behind close(): a child, pipe or transport left to the loop the portal stops next.)"""
+    probe = held
+    board = MeasureBoard([probe], timeout=0.05)
+    board.refresh_soon()
+    await probe.cleaning.wait()  # the timeout fired: the probe is cancelled and cleaning up
+    closing = asyncio.ensure_future(board.close())
+    await _until(lambda: probe.cancelled_again or closing.done(), "close() to reach the probe or to return")
+    assert not closing.done(), "close() returned while the probe was still cleaning up"
+    probe.release.set()
+    await closing
+    assert probe.cleaned

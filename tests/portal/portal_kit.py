@@ -91,11 +91,13 @@ class PortalRunner:
     def stop(self) -> None:
         try:
             # it cancels the warm-up, then closes the board: a running refresh ends its `av status` child, and nothing
-            # of the child is left for this loop's stop (measures/child.py)
+            # of the child is left for this loop's stop (core/child.py)
             self.call(self.service.stop(), 30)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
+            if not self.thread.is_alive():
+                self.loop.close()  # not left to the garbage collector ("unclosed event loop" in a later test)
 
 
 def settings_of(d: Deployment) -> Settings:

@@ -1,4 +1,6 @@
-"""Pure vocabulary of mailbastion: values and protocols, no I/O. Imports nothing else of ours."""
+"""The vocabulary of mailbastion: values and protocols, no I/O; beside them a few asyncio helpers every layer
+may use (tasks.py, threads.py, child.py: stopping a task, blocking calls on threads, a child process run for an
+answer). Imports nothing else of ours."""
 
 from mailbastion.core.address import Address, AddressError, parse_address, parse_path
 from mailbastion.core.envelope import Envelope

@@ -35,6 +35,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mailbastion.core.child import run_child
 from mailbastion.core.errors import ConfigError
 from mailbastion.directory.cache import DirectoryCache
 from mailbastion.directory.login import LoginGuard
@@ -58,6 +59,7 @@ dovecot_log = logging.getLogger("mailbastion.imap.dovecot")
 
 INSTALL = "apt-get install dovecot-imapd dovecot-auth-lua dovecot-sieve lua-socket"
 START_TIMEOUT = 90.0  # a busy machine starts Dovecot slowly
+DOVEADM_TIMEOUT = 30.0  # `who` and `kick` answer at once; a Dovecot that does not must not hold the session guard
 _LEVELS = {"Debug": logging.DEBUG, "Info": logging.INFO, "Warning": logging.WARNING, "Error": logging.ERROR,
            "Fatal": logging.CRITICAL, "Panic": logging.CRITICAL}
 
@@ -210,13 +212,17 @@ class DovecotService:
             log.warning("imap.kick user=%s: the account was made inactive; its sessions are closed", address)
 
     async def _doveadm(self, *args: str) -> str:
-        proc = await asyncio.create_subprocess_exec(
-            self.settings.imap.doveadm, "-c", str(self.layout.config), *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise OSError(f"doveadm {' '.join(args)}: {err.decode(errors='replace').strip() or proc.returncode}")
-        return out.decode("utf-8", "replace")
+        """doveadm's output; OSError when it fails or does not answer within DOVEADM_TIMEOUT. Cancelled (stop()
+        ending the session guard or a kick) or past the timeout, it is killed with nothing of it left
+        (core/child.py)."""
+        try:
+            done = await run_child([self.settings.imap.doveadm, "-c", str(self.layout.config), *args], DOVEADM_TIMEOUT)
+        except TimeoutError:
+            raise OSError(f"doveadm {' '.join(args)}: no answer within {DOVEADM_TIMEOUT:.0f} s") from None
+        if done.returncode != 0:
+            why = done.stderr.decode(errors="replace").strip() or done.returncode
+            raise OSError(f"doveadm {' '.join(args)}: {why}")
+        return done.stdout.decode("utf-8", "replace")
 
     # -- preparing --------------------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ dashboard and `mailbastion audit` both read from here (one representation of eac
     dns.py          10: `dns check`
     report.py       JSON, the HTML page, what changed since the last run
     smtp_probe.py   the probes' SMTP client (raw bytes, a chosen source address)
-    child.py        a probe's child process (`av status`): run to its end, or killed with nothing of it left
 
 This package imports config, directory, domain_dns, dns, auth, spam, pki, lifecycle, aup and training; never
 portal or apps.

@@ -4,6 +4,7 @@ dashboard and for `mailbastion audit`.
     board = MeasureBoard(probes)                      # measures/inventory.py builds the two lists
     results = await board.refresh()                   # every probe at once, each under a timeout
     board.results                                     # the last ones, for a page to show at once
+    await board.close()                               # the portal stops: a running refresh ends, none starts again
 
 A probe returns `MeasureResult`s whose state is one of STATES. Several probes may speak for one measure
 (the `av status` report and the live EICAR probe both for measure 1): the board merges them, the worst
@@ -18,13 +19,14 @@ rest does not exist), NOT_MET and UNKNOWN fail (what could not be checked is not
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
+
+from mailbastion.core.tasks import cancel_and_wait
 
 log = logging.getLogger("mailbastion.measures")
 
@@ -139,6 +141,7 @@ class MeasureBoard:
         self.results: dict[int, MeasureResult] = {n: MeasureResult(n, UNKNOWN, "not checked yet") for n in TITLES}
         self.refreshed_at: float | None = None
         self._running: asyncio.Task[dict[int, MeasureResult]] | None = None
+        self.closed = False  # close(): no refresh starts any more
 
     def with_probe(self, probe: MeasureProbe) -> MeasureBoard:
         """Replace whatever probed `probe.numbers` (issue 13 brings 7 and 8)."""
@@ -150,27 +153,46 @@ class MeasureBoard:
         return self.refreshed_at is None or self._monotonic() - self.refreshed_at > self.ttl
 
     def refresh_soon(self) -> None:
-        """Start a refresh in the background unless one runs (a page shows the last results meanwhile)."""
-        if self._running is None or self._running.done():
+        """Start a refresh in the background unless one runs or the board is closed (a page shows the last results
+        meanwhile)."""
+        if not self.closed and (self._running is None or self._running.done()):
             self._running = asyncio.ensure_future(self._refresh())
 
     async def close(self) -> None:
-        """Stop a refresh that is running (its probes end their child processes) and wait until it has."""
+        """Stop a refresh that is running (its probes end their child processes) and wait until it has; from then
+        on the board starts none: `refresh()` returns the last results (the portal stops; a dashboard request
+        still served shows them). A cancellation of the caller meanwhile is raised once the refresh has ended."""
+        self.closed = True
         running, self._running = self._running, None
-        if running is not None and not running.done():
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await running
+        try:
+            await cancel_and_wait(running)
+        except Exception:  # a fault of the refresh itself (probes' failures never get here): the stop goes on
+            log.exception("measures: the refresh being stopped failed")
 
     async def refresh(self) -> dict[int, MeasureResult]:
+        """Run every probe now (or wait for the refresh running) and return the results; the last results when
+        the board is closed, also to a caller that was waiting when it closed."""
         self.refresh_soon()
-        assert self._running is not None
-        return await asyncio.shield(self._running)
+        running = self._running
+        if running is None:  # closed
+            return self.results
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.closed and running.cancelled() and task is not None and not task.cancelling():
+                return self.results  # ended by close(), not by a cancellation of our caller
+            raise
+
+    async def _probe(self, probe: MeasureProbe) -> Sequence[MeasureResult]:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for that is cancelled while it waits for a probe it has
+        # timed out returns at once, and the probe, still ending its child process, would outlive close()
+        async with asyncio.timeout(self.timeout):
+            return await probe()
 
     async def _refresh(self) -> dict[int, MeasureResult]:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        outcomes = await asyncio.gather(*(asyncio.wait_for(p(), self.timeout) for p in self.probes),
-                                        return_exceptions=True)
+        outcomes = await asyncio.gather(*(self._probe(p) for p in self.probes), return_exceptions=True)
         parts: dict[int, list[MeasureResult]] = {}
         for probe, outcome in zip(self.probes, outcomes, strict=True):
             if isinstance(outcome, BaseException):

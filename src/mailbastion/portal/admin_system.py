@@ -36,7 +36,7 @@ QUEUE_OPS = ("retry", "hold", "release", "delete")
 def _dashboard(request: Request, **extra: Any) -> Response:
     board = request.app.state.ctx.measures
     results = [board.results[n] for n in sorted(TITLES)]
-    return page(request, "dashboard.html", results=results, refreshing=board.is_stale, **extra)
+    return page(request, "dashboard.html", results=results, refreshing=board.is_stale and not board.closed, **extra)
 
 
 @require(ADMIN)

@@ -154,7 +154,9 @@ class PortalService:
                 await task
         self._background = []
         if self.context is not None:
-            await self.context.measures.close()  # a refresh running `av status` ends its child process
+            # First, so that a stop is not held up by a refresh: its `av status` child ends. The closed board starts
+            # no other refresh, so a dashboard request served before the server stops shows the last results.
+            await self.context.measures.close()
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             done, _ = await asyncio.wait({self._task}, timeout=min(1.0, drain_seconds))

@@ -1,14 +1,15 @@
-"""A probe's child process, run to its end or ended with nothing of it left.
+"""A child process we run for an answer, run to its end or ended with nothing of it left: `av status` for the
+measures' probes (measures/antivirus.py), `doveadm` for IMAP's who and kick (imap/dovecot.py).
 
     done = await run_child([sys.executable, "-m", "mailbastion", "av", "status", "--json"], timeout=60)
     done.returncode, done.stdout, done.stderr
 
-Cancelled (the portal or `mailbastion audit` stopping) or past `timeout` (TimeoutError), the child and whatever
-it started (its own process group) are killed, and the exception goes on only once the child is reaped, our
-ends of its pipes are closed and its asyncio transport is finished: once `MeasureBoard.close()` has returned,
-no process, pipe or transport of it is left to a loop stopped next or to the garbage collector. Another
-cancellation meanwhile does not cut that short (it is raised after). A descendant still holding the pipes does
-not hold the ending up: our ends are closed, not read to their end.
+Cancelled (the portal, `mailbastion audit` or the IMAP service stopping) or past `timeout` (TimeoutError), the
+child and whatever it started (its own process group) are killed, and the exception goes on only once the child
+is reaped, our ends of its pipes are closed and its asyncio transport is finished: once `MeasureBoard.close()`
+or `DovecotService.stop()` has returned, no process, pipe or transport of it is left to a loop stopped next or
+to the garbage collector. Another cancellation meanwhile does not cut that short (it is raised after). A
+descendant still holding the pipes does not hold the ending up: our ends are closed, not read to their end.
 
 The child runs through `loop.subprocess_exec` with a protocol of our own rather than
 `asyncio.create_subprocess_exec`: its `connection_lost` says when the transport is finished, which
@@ -25,6 +26,8 @@ import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from mailbastion.core.tasks import wait_out
 
 __all__ = ["ChildOutput", "run_child"]
 
@@ -76,11 +79,4 @@ async def _end(transport: asyncio.SubprocessTransport, child: _Child) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(transport.get_pid(), signal.SIGKILL)
     transport.close()
-    cancelled = False
-    while not child.finished.done():
-        try:
-            await asyncio.shield(child.finished)
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
+    await wait_out(child.finished)
