@@ -71,6 +71,7 @@ FIRES = [
      "FROM_STYLED_DOMAIN"),
     (mail(extra=[("Reply-To", "<no-reply@team-𝗞𝗶𝗻𝗱𝗲𝗿.de>")]),
      "FROM_STYLED_DOMAIN"),
+    (mail(from_="Apple <id@ａｐｐｌｅ.com>"), "FROM_STYLED_DOMAIN"),  # full-width letters
     (mail(from_="Parcel Service <track@parcel-status.top>"), "ABUSED_TLD"),
     (mail(text="https://qulfu0q6zp89efwww93rqulfu0q6zp89efwww93rqulfu.parcel.test/x"), "URI_LONG_LABEL"),
 ]
@@ -109,6 +110,8 @@ QUIET = [
     (mail(subject="Re: example.com is in the subject"), "TO_IN_SUBJECT"),
     # An internationalised domain in ordinary letters, and styled letters in the display name only.
     (mail(from_="Jürgen <jurgen@bücher.example>"), "FROM_STYLED_DOMAIN"),
+    # Small capitals U+1D00-U+1D2B: IDNA 2008 allows them, so "cannot exist" does not hold.
+    (mail(from_="Acme <news@ᴀcme.example>"), "FROM_STYLED_DOMAIN"),
     (mail(from_="𝗩𝗲𝗿𝗸𝗮𝗱𝗲 <news@verkade.example>"),
      "FROM_STYLED_DOMAIN"),
     # What developers and colleagues write: identifiers, host names, versions, file names, paths, two words.

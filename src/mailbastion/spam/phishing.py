@@ -262,6 +262,12 @@ def _styled(text: str) -> bool:
                or "\u2460" <= c <= "\u24ff" or "\U0001f130" <= c <= "\U0001f189" for c in text)
 
 
+def _styled_domain(domain: str) -> bool:
+    """`_styled` letters that IDNA 2008 disallows in a domain: all of them but the small capitals U+1D00-U+1D2B,
+    which it allows (a registry's tables may still refuse them)."""
+    return _styled(domain) and any(not "\u1d00" <= c <= "\u1d2b" for c in domain if not c.isascii())
+
+
 def phishing_symbols(feats: MessageFeatures) -> Iterator[Symbol]:
     yield from _links(feats)
     yield from _markup(feats)
@@ -343,7 +349,7 @@ def _sender(feats: MessageFeatures) -> Iterator[Symbol]:
     # it displays as the plain domain it imitates and cannot exist (IDNA 2008 disallows those characters).
     styled = next((d for d in (domain, feats.reply_to_address.rpartition("@")[2],
                                *(lenient_addresses.parseaddr(v)[1].rpartition("@")[2] for v in feats.header("sender")))
-                   if _styled(d)), None)
+                   if _styled_domain(d)), None)
     if styled:
         yield Symbol("FROM_STYLED_DOMAIN", styled[:60])
     home = registrable_domain(domain)
