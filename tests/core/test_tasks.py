@@ -57,7 +57,7 @@ def test_an_error_of_the_task_is_raised_and_none_is_left_unretrieved() -> None:
             try:
                 await asyncio.Event().wait()
             finally:
-                raise ValueError("while unwinding")  # noqa: B012
+                raise ValueError("while unwinding")
 
         task = asyncio.ensure_future(fails_when_cancelled())
         await asyncio.sleep(0)

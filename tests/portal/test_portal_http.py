@@ -26,8 +26,8 @@ from portal_kit import (
 from starlette.routing import Route
 
 from mailbastion.portal.app import is_public, routes
-from mailbastion.portal.security_headers import SECURITY_HEADERS
 from mailbastion.portal.extensions import LandingPage, LandingRoutes
+from mailbastion.portal.security_headers import SECURITY_HEADERS
 
 
 class Setup:

@@ -18,8 +18,8 @@ import zipfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mailbastion.measures.board import MET, NOT_MET, PROBE_TIMEOUT, MeasureResult
 from mailbastion.core.child import run_child
+from mailbastion.measures.board import MET, NOT_MET, PROBE_TIMEOUT, MeasureResult
 from mailbastion.measures.smtp_probe import MailTarget, deliver_probe
 
 if TYPE_CHECKING:
