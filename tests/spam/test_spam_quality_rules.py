@@ -72,6 +72,7 @@ FIRES = [
     (mail(extra=[("Reply-To", "<no-reply@team-𝗞𝗶𝗻𝗱𝗲𝗿.de>")]),
      "FROM_STYLED_DOMAIN"),
     (mail(from_="Apple <id@ａｐｐｌｅ.com>"), "FROM_STYLED_DOMAIN"),  # full-width letters
+    (mail(extra=[("Sender", "Kinder <info@𝗞𝗶𝗻𝗱𝗲𝗿.de>")]), "FROM_STYLED_DOMAIN"),
     (mail(from_="Parcel Service <track@parcel-status.top>"), "ABUSED_TLD"),
     (mail(text="https://qulfu0q6zp89efwww93rqulfu0q6zp89efwww93rqulfu.parcel.test/x"), "URI_LONG_LABEL"),
 ]

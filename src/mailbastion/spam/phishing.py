@@ -20,6 +20,7 @@ import ipaddress
 import re
 import unicodedata
 from collections.abc import Iterator
+from itertools import chain
 
 from mailbastion.core import lenient_addresses
 from mailbastion.core.verdict import Symbol
@@ -347,9 +348,9 @@ def _sender(feats: MessageFeatures) -> Iterator[Symbol]:
         return
     # A sender domain written in mathematical, full-width or circled letters ("𝗩𝗲𝗿𝗸𝗮𝗱𝗲.hr", "𝐢𝐝.𝐚𝐩𝐩𝐥𝐞.🅒🅞🅜"):
     # it displays as the plain domain it imitates and cannot exist (IDNA 2008 disallows those characters).
-    styled = next((d for d in (domain, feats.reply_to_address.rpartition("@")[2],
-                               *(lenient_addresses.parseaddr(v)[1].rpartition("@")[2] for v in feats.header("sender")))
-                   if _styled_domain(d)), None)
+    senders = (lenient_addresses.parseaddr(v)[1].rpartition("@")[2] for v in feats.header("sender"))
+    styled = next((d for d in chain((domain, feats.reply_to_address.rpartition("@")[2]), senders)
+                   if _styled_domain(d)), None)  # Sender parsed only when From and Reply-To are plain
     if styled:
         yield Symbol("FROM_STYLED_DOMAIN", styled[:60])
     home = registrable_domain(domain)
