@@ -561,3 +561,86 @@ async def test_a_full_scan_due_while_every_slot_is_busy_runs_when_one_frees(spoo
     finally:
         await qm.stop()
     assert listed.count(QueueState.DEFERRED) >= 7  # after (nearly) every delivery, not only at the start
+
+
+def _count_listings(spool: Spool) -> list[QueueState]:
+    """The manager's listings of a state directory, recorded as they happen."""
+    listed: list[QueueState] = []
+    ids = spool.layout.ids
+
+    def counting(state: QueueState) -> list[str]:
+        if sys._getframe(1).f_globals["__name__"].startswith("mailbastion.spool.manager"):
+            listed.append(state)
+        return ids(state)
+
+    spool.layout.ids = counting  # type: ignore[method-assign]
+    return listed
+
+
+async def test_a_backlog_is_listed_once_not_once_per_delivery(spool: Spool) -> None:
+    """Behind by n entries, the manager must not list incoming/ (n names) after every delivery: that made
+    the cost per message grow with the backlog (bench/queue_backlog.py: 3.9 times at 20,000). The listing
+    is used up first; the order stays oldest first."""
+    backlog = [await spool.commit(env(f"r{n}@example.net"), MESSAGE, client="c") for n in range(60)]
+    listed = _count_listings(spool)
+    agent = ScriptedAgent()
+    qm = make_manager(spool, agent, scan_interval=3600, concurrency=3)  # one full scan at start
+    await qm.start()
+    try:
+        await eventually(lambda: len(agent.calls) == 60 and states(spool) == {}, timeout=30)
+    finally:
+        await qm.stop()
+    assert [c[1].queue_id for c in agent.calls] == backlog
+    # the full scan's listing serves the 60; one more listing of incoming/ finds it empty (and maybe
+    # another before the last tasks finish), not one per delivery
+    assert listed.count(QueueState.INCOMING) <= 4, listed
+
+
+async def test_deferred_entries_are_claimed_in_due_order_and_a_moved_one_only_once(spool: Spool) -> None:
+    """Due deferred entries come from a heap: by due time, and an entry the CLI moved meanwhile (retry,
+    delete) is neither lost nor claimed twice."""
+    agent = ScriptedAgent({f"d{n}@example.net": [deferred(451, "4.3.0", "later"), OK] for n in range(4)})
+    now = [1000.0]
+    qm = make_manager(spool, agent, scan_interval=3600, clock=lambda: now[0],
+                      schedule=RetrySchedule(min_backoff=100, max_backoff=100))
+    control = QueueControl(spool.root)
+    await qm.start()
+    try:
+        ids = []
+        for n in (3, 1, 0, 2):  # deferred in this order, one clock step apart: due at 1100 + step
+            ids.append(await spool.commit(env(f"d{n}@example.net"), MESSAGE, client="c"))
+            await eventually(lambda: ids[-1] in spool.layout.ids(QueueState.DEFERRED))
+            now[0] += 1
+        control.delete(ids[1])  # d1: gone for good
+        control.retry(ids[2])  # d0: now, through incoming/
+        await eventually(lambda: len(agent.calls_to("d0@example.net")) == 2)
+        now[0] = 2000.0  # every other entry due
+        qm.wake()
+        await eventually(lambda: states(spool) == {})
+    finally:
+        await qm.stop()
+    second = [c[1].addresses[0] for c in agent.calls[4:]]
+    assert second == ["d0@example.net", "d3@example.net", "d2@example.net"]  # d0 by retry, then by due time
+    assert not agent.calls_to("d1@example.net")[1:]
+
+
+async def test_commits_of_another_process_wake_the_manager_through_its_fifo(spool: Spool) -> None:
+    """An SMTP acceptor process, the CLI or the portal commit through a Spool of their own, which the
+    manager does not listen to: they poke `<spool>/wakeup`, and the entry is delivered now, not at the
+    next full scan (an hour here)."""
+    agent = ScriptedAgent()
+    qm = make_manager(spool, agent, scan_interval=3600)
+    await qm.start()
+    try:
+        other = Spool(spool.root, min_free_bytes=0)  # as another process would have
+        qid = await other.commit(env("a@example.net"), MESSAGE, client="c")
+        await eventually(lambda: qid not in queued_ids(spool), timeout=20)
+        # the CLI's retry of a deferred entry wakes it too
+        agent.script["b@example.net"] = [deferred(451, "4.3.0", "later"), OK]
+        late = await other.commit(env("b@example.net"), MESSAGE, client="c")
+        await eventually(lambda: late in spool.layout.ids(QueueState.DEFERRED), timeout=20)
+        QueueControl(spool.root).flush()
+        await eventually(lambda: states(spool) == {}, timeout=20)
+    finally:
+        await qm.stop()
+    assert len(agent.calls_to("b@example.net")) == 2

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailbastion.durable import fsync_dir
-from mailbastion.spool import queue_file
+from mailbastion.spool import queue_file, wakeup
 from mailbastion.spool.layout import QueueState, SpoolLayout, is_queue_id
 from mailbastion.spool.record import QueueRecord, RecordError
 
@@ -147,3 +147,5 @@ class QueueControl:
     def _sync(self, *states: QueueState) -> None:
         for state in states:
             fsync_dir(self.layout.state_dir(state))
+        if QueueState.INCOMING in states:  # the queue manager takes it now, not at its next full scan
+            wakeup.poke(self.layout.root)

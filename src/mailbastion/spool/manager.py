@@ -6,9 +6,11 @@
 
 - It is given a `DeliveryAgent` (the port of core/ports.py) and a `bounce` callable that builds a
   delivery status notification; it knows no agent and no DSN format (apps/ wires delivery/ into it).
-- Pick-up: a scan every `scan_interval` seconds, and at once when `wake()` is called (the in-process
-  Spool calls it after each commit). Entries put back in incoming/ by `mailbastion queue retry` or
-  `release` are seen by the next scan.
+- Pick-up: a scan every `scan_interval` seconds, and at once when `wake()` is called: the in-process
+  Spool calls it after each commit; other processes (SMTP acceptors, the CLI's `queue retry`, `flush`
+  and `release`, the portal) poke the spool's wake-up FIFO, which calls it (spool/wakeup.py). A scan
+  between full ones takes incoming entries from the last listing until it is used up, and due deferred
+  entries from a heap: its cost does not grow with the backlog.
 - At most `concurrency` entries are active at once; the rest wait in their directories.
 - Per-recipient status: an entry claimed from deferred/ retries only its recipients that are due;
   an entry from incoming/ tries every recipient not final.
@@ -29,8 +31,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
+import heapq
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +51,7 @@ from mailbastion.spool.layout import QueueState
 from mailbastion.spool.legacy import migrate_legacy_entries
 from mailbastion.spool.record import QueueRecord, RecipientState, RecipientStatus, RecordError
 from mailbastion.spool.schedule import RetrySchedule
+from mailbastion.spool.wakeup import WakeupReader
 from mailbastion.spool.writer import Spool
 
 log = logging.getLogger("mailbastion.queue")
@@ -99,9 +104,17 @@ class QueueManager:
         self._runner: asyncio.Task[None] | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._deferred: dict[str, float] = {}  # queue id -> when it is due
+        # The same times in a heap, (due, id), so that a scan takes what is due without sorting every deferred
+        # entry; an item whose time no longer matches _deferred is stale and skipped.
+        self._due: list[tuple[float, str]] = []
+        # incoming/ as last listed, oldest first, less what was claimed since: a scan lists the directory
+        # again only when this is used up (or at a full scan), not once per finished delivery, so a backlog
+        # of n entries costs n names listed in all, not n per message.
+        self._incoming: collections.deque[str] = collections.deque()
         self._idle = asyncio.Event()
         self._idle.set()
         spool.add_listener(lambda _qid: self.wake())
+        self._wakeups: WakeupReader | None = None  # commits of other processes (spool/wakeup.py)
 
     @staticmethod
     def from_settings(settings: Settings, spool: Spool, agent: DeliveryAgent, *, bounce: Bounce) -> QueueManager:
@@ -119,12 +132,17 @@ class QueueManager:
         resumed = await asyncio.to_thread(self._recover)
         if resumed:
             log.warning("resuming %d message(s) left in active/ by an interrupted run", resumed)
+        self._wakeups = WakeupReader(self.layout.root)
+        self._wakeups.attach(self.wake)
         self._runner = asyncio.create_task(self._run(), name="queue-manager")
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop claiming work and wait for in-flight deliveries (at most `timeout` seconds)."""
         self._stopping = True
         self._wake.set()
+        if self._wakeups is not None:
+            self._wakeups.close()
+            self._wakeups = None
         if self._runner is not None:
             await self._runner
             self._runner = None
@@ -198,42 +216,56 @@ class QueueManager:
         return incoming, present, fresh
 
     async def _scan(self, *, full: bool = True) -> int:
-        """Claim what is due. A full scan (every `scan_interval`, and `run_once`) also lists deferred/ in a
-        worker thread: entries the CLI moved in or out, and the due times of entries this process does not
-        know yet. The scans in between (woken by a finished delivery or a local commit, under load once per
-        message) list only incoming/, on the loop (a small directory in the page cache: less than the
-        thread hand-off), and take deferred entries from what the last full scan learnt."""
+        """Claim what is due. A full scan (every `scan_interval`, and `run_once`) lists incoming/ and deferred/
+        in a worker thread: entries the CLI moved in or out, and the due times of entries this process does
+        not know yet. The scans in between (woken by a finished delivery or a commit, under load about once
+        per message) take incoming entries from what the last listing found, listing incoming/ again on the
+        loop (a directory in the page cache: less than the thread hand-off) only once those are used up,
+        and deferred entries from what the last full scan learnt."""
         if self._stopping or len(self._inflight) >= self.concurrency:
             return 0
         now = self._clock()
         if full:
             incoming, present, fresh = await asyncio.to_thread(self._list_work, frozenset(self._deferred))
+            self._incoming = collections.deque(incoming)
             now = self._clock()
             for qid in [q for q in self._deferred if q not in present]:
                 del self._deferred[qid]  # moved by the CLI (retry, hold, delete)
             for qid, when in fresh.items():
                 if qid not in self._inflight:
-                    self._deferred[qid] = now if when is None else when
-        else:
-            incoming = self.layout.ids(QueueState.INCOMING)
-        due = [q for _, q in sorted((t, q) for q, t in self._deferred.items() if t <= now)]
+                    self._set_due(qid, now if when is None else when)
+            if len(self._due) > 2 * len(self._deferred) + 64:  # mostly stale items: rebuild
+                self._due = [(t, q) for q, t in self._deferred.items()]
+                heapq.heapify(self._due)
+        elif not self._incoming:
+            self._incoming = collections.deque(self.layout.ids(QueueState.INCOMING))
         claimed = 0
-        for src, ids in ((QueueState.INCOMING, incoming), (QueueState.DEFERRED, due)):
-            for qid in ids:
-                if self._stopping or len(self._inflight) >= self.concurrency:
-                    return claimed
-                try:
-                    self.layout.move(qid, src, QueueState.ACTIVE)  # one rename, not fsynced: no thread needed
-                except FileNotFoundError:
-                    continue  # the CLI moved or deleted it meanwhile
-                self._deferred.pop(qid, None)
-                self._idle.clear()
-                task = asyncio.create_task(self._process(qid, every=src is QueueState.INCOMING),
-                                           name=f"deliver-{qid}")
-                self._inflight[qid] = task
-                task.add_done_callback(functools.partial(self._finished, qid))
-                claimed += 1
+        incoming, due = self._incoming, self._due
+        while len(self._inflight) < self.concurrency and not self._stopping:
+            if incoming:
+                qid, src = incoming.popleft(), QueueState.INCOMING
+            elif due and due[0][0] <= now:
+                when, qid = heapq.heappop(due)
+                if self._deferred.get(qid) != when:
+                    continue  # stale: claimed, moved by the CLI, or due at another time now
+                src = QueueState.DEFERRED
+            else:
+                break
+            try:
+                self.layout.move(qid, src, QueueState.ACTIVE)  # one rename, not fsynced: no thread needed
+            except FileNotFoundError:
+                continue  # the CLI moved or deleted it meanwhile (or a listing was older than a claim)
+            self._deferred.pop(qid, None)
+            self._idle.clear()
+            task = asyncio.create_task(self._process(qid, every=src is QueueState.INCOMING), name=f"deliver-{qid}")
+            self._inflight[qid] = task
+            task.add_done_callback(functools.partial(self._finished, qid))
+            claimed += 1
         return claimed
+
+    def _set_due(self, qid: str, when: float) -> None:
+        self._deferred[qid] = when
+        heapq.heappush(self._due, (when, qid))
 
     def _finished(self, qid: str, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(qid, None)
@@ -271,7 +303,7 @@ class QueueManager:
         record = await self._notify(record, message)
         due_at = await self._settle(record, message)
         if due_at is not None:
-            self._deferred[qid] = due_at
+            self._set_due(qid, due_at)
 
     async def _deliver(self, request: DeliveryRequest) -> Mapping[str, DeliveryOutcome]:
         try:

@@ -27,6 +27,7 @@ from mailbastion.core.errors import SpoolFull
 from mailbastion.core.threads import run_blocking
 from mailbastion.core.verdict import Verdict
 from mailbastion.durable import GroupSync
+from mailbastion.spool import wakeup
 from mailbastion.spool.layout import QueueState, SpoolLayout, new_queue_id
 from mailbastion.spool.record import QueueRecord
 
@@ -38,7 +39,9 @@ class Spool:
 
     `min_free_bytes`: refuse with SpoolFull (452 4.3.1) when the file system would keep less than
     this after the write. Listeners added with `add_listener` (the queue manager's `wake`) are called
-    on the event loop after each commit, so in-process mail is picked up without waiting for a scan.
+    on the event loop after each commit, so in-process mail is picked up without waiting for a scan; a
+    Spool without listeners (an acceptor process, the portal, the CLI) pokes the manager's wake-up FIFO
+    instead (spool/wakeup.py).
     """
 
     def __init__(self, root: Path | str, *, min_free_bytes: int = 100 * 1024 * 1024,
@@ -94,6 +97,8 @@ class Spool:
                 fn(queue_id)
             except Exception:  # a listener's bug must not turn a committed message into a 4xx
                 log.exception("spool listener failed for %s", queue_id)
+        if not self._listeners:  # the queue manager runs elsewhere (another process): wake it through its FIFO
+            wakeup.poke(self.layout.root)
         return queue_id
 
     def _write(self, record: QueueRecord, message: bytes) -> None:

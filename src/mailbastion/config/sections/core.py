@@ -143,6 +143,8 @@ class SpoolSection(Section):
     bounce_lifetime_seconds: int = Field(5 * 86400, ge=60)
     min_backoff_seconds: int = Field(300, ge=1)  # Postfix minimal_backoff_time
     max_backoff_seconds: int = Field(4000, ge=1)  # Postfix maximal_backoff_time
+    # The full scan of incoming/ and deferred/ (due retries, what a writer's wake-up missed); new mail is
+    # picked up at once through the spool's wake-up FIFO (spool/wakeup.py).
     scan_interval_seconds: float = Field(1.0, gt=0)
     delivery_concurrency: int = Field(20, ge=1)
     # A "delayed" DSN (RFC 3464 action=delayed) once a message is still queued after this long, once per
