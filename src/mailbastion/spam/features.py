@@ -27,6 +27,11 @@ from mailbastion.core import lenient_addresses
 from mailbastion.core.message import SpooledMessage
 
 MAX_PART_BYTES = 64 * 1024
+# An HTML or SVG attachment is read further (`_markup_text`): phishing pages carry their logo or background
+# inline as a base64 `data:` URI of 50-200 KB before the form, which the first 64 KiB would never reach.
+MAX_MARKUP_BYTES = 1024 * 1024
+# The payload of a base64 data: URI (its media type is kept, so DATA_URI still sees `data:text/html`).
+_EMBEDDED_RE = re.compile(r"(?i)(data:[a-z0-9.+/-]*(?:;[a-z0-9=._-]+)*;base64,)[A-Za-z0-9+/=\s]{64,}")
 MAX_PARTS = 40
 MAX_SCAN_BYTES = 1024 * 1024  # like SpamAssassin's scan size limits: the rest of a big message is attachments
 _CACHE_KEY = "spam.features"
@@ -142,14 +147,20 @@ def _charset(name: str | None) -> str:
     return name
 
 
-def _payload_text(part: Message) -> str:
+def _markup_text(part: Message) -> str:
+    """An HTML or SVG attachment's markup without the payloads of its embedded base64 images, up to
+    MAX_PART_BYTES of what is left: where a page's form and scripts are, however big its pictures."""
+    return _EMBEDDED_RE.sub(r"\1", _payload_text(part, MAX_MARKUP_BYTES))[:MAX_PART_BYTES]
+
+
+def _payload_text(part: Message, limit: int = MAX_PART_BYTES) -> str:
     try:
         data = part.get_payload(decode=True)
     except (AssertionError, ValueError, TypeError, LookupError, email.errors.MessageError):
         return ""
     if not isinstance(data, bytes):
         return ""
-    data = data[:MAX_PART_BYTES]
+    data = data[:limit]
     try:
         charset = _charset(part.get_content_charset())
     except (ValueError, LookupError, email.errors.MessageError):
@@ -244,7 +255,7 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
             ext = filename.rpartition(".")[2].lower()[:10] if "." in filename else ""
             attachments.append(Attachment(ctype, ext))
             if ext in MARKUP_EXTENSIONS or ctype in _MARKUP_TYPES:
-                markup_files.append(_payload_text(part))
+                markup_files.append(_markup_text(part))
             continue
         if scanned >= MAX_SCAN_BYTES:
             continue
