@@ -146,7 +146,10 @@ async def test_stale_signatures_by_policy(policy: str, expected: Action) -> None
 # ---- the real engines
 
 def real_check(clamd: ClamdTestServer, **kw: object) -> AntivirusCheck:
-    scanners: list[Scanner] = [ClamdScanner(socket_path=clamd.socket_path, scan_timeout=30), YaraScanner(),
+    # Generous timeouts (the scanner's connect timeout is 2 s by default): three tests of this module once failed
+    # together in a run on a loaded machine that took 2.5 times its usual time; not reproduced since.
+    scanners: list[Scanner] = [ClamdScanner(socket_path=clamd.socket_path, scan_timeout=30, connect_timeout=30),
+                               YaraScanner(),
                                AttachmentPolicy()]
     return AntivirusCheck(scanners, engine_timeout=30, **kw)  # type: ignore[arg-type]
 
