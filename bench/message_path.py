@@ -26,6 +26,10 @@ For each server and concurrency it prints messages/s (accepted by the server), e
 message (utime+stime of its whole process tree from /proc, measured until the queue drained, the
 steadiest figure on a shared machine) and its peak RSS. Nothing is hard-coded; a JSON line per cell
 goes to bench/results/.
+
+Deployments are removed at the end of a run, and a run waits until the previous one ended SETTLE_SECONDS ago
+(`--no-settle` does not): file deletions make the next minutes' file creations dearer on ext4 without a
+journal (settle() below), and a figure must not depend on what ran just before it.
 """
 
 from __future__ import annotations
@@ -262,8 +266,43 @@ def bench_ours(anchor: Path, profile: str, conc_list: list[int], args: argparse.
     finally:
         ours.stop()
     if not args.keep:  # measured: its spool and Maildirs are of no more use (kept above when a run raised)
-        shutil.rmtree(ours.root, ignore_errors=True)
+        REMOVE_AT_END.append(ours.root)  # not now: see settle()
     return rows
+
+
+# Deleting files is not free for what comes after it. On ext4 without a journal (this bench's VM: its root file
+# system has none), allocating an inode skips every inode of the group freed in the last 60-300 s
+# (`recently_deleted` in fs/ext4/ialloc.c), reading the inode table for each: after the ~4,500 files of a removed
+# deployment, the next minutes' file creations cost ~0.4 ms more kernel CPU per message in our parent (perf and
+# per-process /proc figures, docs/performance.md, twelfth session). Both sides create files per message, so a
+# cell measured right after a mass deletion is dearer than one measured on a settled disk. Deployments are
+# therefore removed at the end of a run, after every cell, and a run starts only once the previous run's
+# deletions are SETTLE_SECONDS old.
+SETTLE_SECONDS = 300.0
+REMOVE_AT_END: list[Path] = []
+_LAST_END = WORK / ".last-run-end"
+
+
+def settle(skip: bool) -> None:
+    try:
+        age = time.time() - float(_LAST_END.read_text())
+    except (OSError, ValueError):
+        return
+    if skip or age >= SETTLE_SECONDS:
+        return
+    wait = SETTLE_SECONDS - age
+    print(f"message_path: waiting {wait:.0f} s: the last run deleted its files {age:.0f} s ago, and on ext4 without "
+          "a journal new files cost more kernel CPU for a few minutes after a deletion (--no-settle skips this)",
+          file=sys.stderr, flush=True)
+    time.sleep(wait)
+
+
+def finish_run() -> None:
+    """Remove the run's deployments (after every cell) and note when, for the next run's settle()."""
+    for root in REMOVE_AT_END:
+        shutil.rmtree(root, ignore_errors=True)
+    os.sync()
+    _LAST_END.write_text(str(time.time()))
 
 
 def bench_sink(anchor: Path, conc_list: list[int], args: argparse.Namespace) -> list[dict]:
@@ -354,6 +393,9 @@ def main() -> None:
     ap.add_argument("--link", action="store_true",
                     help="ours delivers over the LMTP link (lmtp.direct = false: mutual TLS, the MDA in its own "
                          "process), not directly in the queue manager's process (the all-in-one's default)")
+    ap.add_argument("--no-settle", action="store_true",
+                    help=f"start at once even when the previous run ended less than {SETTLE_SECONDS:g} s ago "
+                         "(its deletions then weigh on this run's figures: see settle())")
     ap.add_argument("--keep", action="store_true",
                     help="keep each deployment of ours (bench/.work/mb-bench-*, ~120 MB with its Maildirs) after a "
                          "run; by default it is removed once its rows are measured (a failed run always keeps it)")
@@ -361,6 +403,7 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     anchor = prepare_anchor_copy()
+    settle(args.no_settle)
     conc_list = [int(c) for c in args.concurrency.split(",")]
     sys.path.insert(0, str(REPO / "src"))
     from mailbastion.testing.dns_server import DnsTestServer
@@ -393,6 +436,7 @@ def main() -> None:
             if args.postfix:
                 rows += bench_postfix(anchor, conc_list, args, with_filters="full" in profiles)
         finally:
+            finish_run()
             if started_anchors:
                 anchors_down(anchor)
     stamp = time.strftime("%Y%m%d-%H%M%S")
