@@ -496,18 +496,24 @@ async def test_a_dsn_that_cannot_be_built_does_not_hold_the_entry(spool: Spool) 
         await qm.stop()
 
 
-async def test_wakes_between_full_scans_list_only_incoming(spool: Spool) -> None:
-    """Under load a scan follows every finished delivery: it lists incoming/ on the loop; deferred/ (a
-    worker-thread hand-off, and possibly large) is listed only by the full scan every scan_interval."""
+def _count_listings(spool: Spool) -> list[QueueState]:
+    """The manager's listings of a state directory, recorded as they happen."""
     listed: list[QueueState] = []
     ids = spool.layout.ids
 
     def counting(state: QueueState) -> list[str]:
-        if sys._getframe(1).f_globals["__name__"].startswith("mailbastion.spool.manager"):  # the manager's calls
+        if sys._getframe(1).f_globals["__name__"].startswith("mailbastion.spool.manager"):
             listed.append(state)
         return ids(state)
 
     spool.layout.ids = counting  # type: ignore[method-assign]
+    return listed
+
+
+async def test_wakes_between_full_scans_list_only_incoming(spool: Spool) -> None:
+    """Under load a scan follows every finished delivery: it lists incoming/ on the loop; deferred/ (a
+    worker-thread hand-off, and possibly large) is listed only by the full scan every scan_interval."""
+    listed = _count_listings(spool)
     agent = ScriptedAgent()
     qm = make_manager(spool, agent, scan_interval=3600)  # one full scan at start, none by the timer
     await qm.start()
@@ -542,17 +548,9 @@ async def test_a_full_scan_finds_what_was_moved_into_deferred(spool: Spool) -> N
 async def test_a_full_scan_due_while_every_slot_is_busy_runs_when_one_frees(spool: Spool) -> None:
     """Under constant load the timer finds no free slot; the full scan (deferred/ listed) must then follow the
     next finished delivery instead of being put off for another interval, again and again."""
-    listed: list[QueueState] = []
-    ids = spool.layout.ids
-
-    def counting(state: QueueState) -> list[str]:
-        if sys._getframe(1).f_globals["__name__"].startswith("mailbastion.spool.manager"):
-            listed.append(state)
-        return ids(state)
-
     for n in range(8):
         await spool.commit(env(f"r{n}@example.net"), MESSAGE, client="c")
-    spool.layout.ids = counting  # type: ignore[method-assign]
+    listed = _count_listings(spool)
     agent = ScriptedAgent(delay=0.15)  # each delivery outlasts several scan intervals
     qm = make_manager(spool, agent, scan_interval=0.02, concurrency=1)
     await qm.start()
@@ -561,20 +559,6 @@ async def test_a_full_scan_due_while_every_slot_is_busy_runs_when_one_frees(spoo
     finally:
         await qm.stop()
     assert listed.count(QueueState.DEFERRED) >= 7  # after (nearly) every delivery, not only at the start
-
-
-def _count_listings(spool: Spool) -> list[QueueState]:
-    """The manager's listings of a state directory, recorded as they happen."""
-    listed: list[QueueState] = []
-    ids = spool.layout.ids
-
-    def counting(state: QueueState) -> list[str]:
-        if sys._getframe(1).f_globals["__name__"].startswith("mailbastion.spool.manager"):
-            listed.append(state)
-        return ids(state)
-
-    spool.layout.ids = counting  # type: ignore[method-assign]
-    return listed
 
 
 async def test_a_backlog_is_listed_once_not_once_per_delivery(spool: Spool) -> None:
