@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from mailbastion.spool.wakeup import FIFO_NAME, WakeupReader, poke
 
@@ -37,3 +41,41 @@ async def test_pokes_call_back_once_per_drain_and_a_full_pipe_does_not_block(tmp
     finally:
         reader.close()
     assert poke(tmp_path) is False  # the reader is gone
+
+
+def test_a_fifo_left_by_another_user_is_replaced() -> None:
+    """`server.user` changed (a test rig ran as root, the service now runs as its own user): the old FIFO,
+    0600 and root's, cannot be opened; the manager replaces it instead of losing its wake-ups."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a FIFO another user cannot open")
+    base = tempfile.mkdtemp(prefix="mb-wakeup-", dir="/tmp")
+    try:
+        os.chmod(base, 0o755)
+        spool = os.path.join(base, "spool")
+        os.mkdir(spool, 0o700)
+        os.mkfifo(os.path.join(spool, FIFO_NAME), 0o600)  # root's
+        os.chown(spool, 65534, 65534)  # the directory is the service user's ("nobody" here)
+        pid = os.fork()
+        if pid == 0:  # the service user's process
+            code = 1
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+
+                async def main() -> bool:
+                    woken = asyncio.Event()
+                    reader = WakeupReader(spool)
+                    ok = reader.attach(woken.set) and poke(spool)
+                    if ok:
+                        await asyncio.wait_for(woken.wait(), 30)
+                    reader.close()
+                    return ok
+
+                code = 0 if asyncio.run(main()) else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert os.stat(os.path.join(spool, FIFO_NAME)).st_uid == 65534
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -81,7 +81,12 @@ class WakeupReader:
             if not stat.S_ISFIFO(os.lstat(self.path).st_mode):  # a leftover file or link: replace it
                 os.unlink(self.path)
                 os.mkfifo(self.path, 0o600)
-        fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except PermissionError:  # left by a server that ran as another user (server.user changed): ours now
+            os.unlink(self.path)
+            os.mkfifo(self.path, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):  # replaced between the check and the open
             os.close(fd)
             raise OSError(f"{self.path} is not a FIFO")
