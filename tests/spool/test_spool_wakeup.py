@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -74,8 +76,14 @@ def test_a_fifo_left_by_another_user_is_replaced() -> None:
                 code = 0 if asyncio.run(main()) else 1
             finally:
                 os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        deadline = time.monotonic() + 60  # never hang the suite on a forked child
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if done[0] == 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the service user's process did not finish in 60 s")
+        assert os.waitstatus_to_exitcode(done[1]) == 0
         assert os.stat(os.path.join(spool, FIFO_NAME)).st_uid == 65534
     finally:
         shutil.rmtree(base, ignore_errors=True)
