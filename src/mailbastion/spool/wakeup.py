@@ -12,7 +12,8 @@ a full pipe (wake-ups already pending) or any other error, and the full scan pic
     reader.close()
 
 The reader opens the FIFO read-write, so that it never sees end-of-file when the last writer closes (which
-would make it readable for ever) and writers always find a reader while it runs. The spool directory is
+would make it readable for ever) and writers always find a reader while it runs. It replaces anything else
+under the name, and a FIFO it may not open (left by a server that ran as another user). The spool directory is
 the service user's, mode 0700, and the FIFO 0600: only that user (and root) can write to it.
 """
 
