@@ -87,3 +87,22 @@ def test_a_fifo_left_by_another_user_is_replaced() -> None:
         assert os.stat(os.path.join(spool, FIFO_NAME)).st_uid == 65534
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_link_under_the_name_is_never_followed(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.mkfifo(elsewhere / "fifo")
+    fd = os.open(elsewhere / "fifo", os.O_RDWR | os.O_NONBLOCK)  # a reader there: a followed link would write
+    try:
+        spool = tmp_path / "spool"
+        spool.mkdir()
+        (spool / FIFO_NAME).symlink_to(elsewhere / "fifo")
+        assert poke(spool) is False
+        try:
+            got = os.read(fd, 10)
+        except BlockingIOError:
+            got = b""
+        assert got == b""
+    finally:
+        os.close(fd)

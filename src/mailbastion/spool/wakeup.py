@@ -38,8 +38,9 @@ def poke(root: Path | str) -> bool:
     """Tell the queue manager of `root` that incoming/ has something new. Never blocks or raises; True
     when a byte was written (or the pipe was full of wake-ups already)."""
     try:
-        fd = os.open(os.path.join(root, FIFO_NAME), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:  # no FIFO (no manager ever ran here), or no reader (ENXIO): the full scan finds it
+        # O_NOFOLLOW: root's CLI must never be led to write into a FIFO elsewhere by a link in the spool
+        fd = os.open(os.path.join(root, FIFO_NAME), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:  # no FIFO (no manager ever ran here), no reader (ENXIO), a link (ELOOP): the full scan finds it
         return False
     try:
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):
@@ -82,12 +83,13 @@ class WakeupReader:
             if not stat.S_ISFIFO(os.lstat(self.path).st_mode):  # a leftover file or link: replace it
                 os.unlink(self.path)
                 os.mkfifo(self.path, 0o600)
+        flags = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(self.path, flags)
         except PermissionError:  # left by a server that ran as another user (server.user changed): ours now
             os.unlink(self.path)
             os.mkfifo(self.path, 0o600)
-            fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(self.path, flags)
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):  # replaced between the check and the open
             os.close(fd)
             raise OSError(f"{self.path} is not a FIFO")
