@@ -139,3 +139,35 @@ def test_a_form_behind_a_big_inline_picture_is_still_read() -> None:
     # without pictures nothing is dropped, and what is read stays bounded
     plain = extract_bytes(_html_attachment("<p>" + "x" * 200_000 + "</p>" + form))
     assert len(plain.attached_markup) == 64 * 1024 and "passwd" not in plain.attached_markup
+
+
+def test_markup_read_from_many_attachments_stays_bounded() -> None:
+    """MAX_MARKUP_BYTES in all, then each attachment's usual 64 KiB: forty big HTML files cost about what
+    one big one costs plus forty ordinary ones, not forty times a megabyte."""
+    import base64
+
+    from mailbastion.spam.features import MAX_MARKUP_BYTES, MAX_PART_BYTES
+
+    page = base64.encodebytes(("<p>" + "x" * 600_000 + "</p>").encode()).decode().replace("\n", "\r\n")
+    parts = "".join(f'--B\r\nContent-Type: text/html; name="p{n}.htm"\r\nContent-Disposition: attachment; '
+                    f'filename="p{n}.htm"\r\nContent-Transfer-Encoding: base64\r\n\r\n{page}' for n in range(4))
+    raw = (b"From: a@sender.test\r\nTo: bob@example.com\r\nSubject: pages\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n' + parts.encode() + b"--B--\r\n")
+    from mailbastion.spam import features
+
+    reads: list[int] = []
+    original = features._payload_text
+
+    def counting(part, limit=MAX_PART_BYTES):  # type: ignore[no-untyped-def]
+        text = original(part, limit)
+        reads.append(len(text))
+        return text
+
+    features._payload_text = counting  # type: ignore[assignment]
+    try:
+        f = extract_bytes(raw)
+    finally:
+        features._payload_text = original  # type: ignore[assignment]
+    assert len(f.attached_markup) >= 4 * MAX_PART_BYTES
+    assert sum(reads) <= MAX_MARKUP_BYTES + 4 * MAX_PART_BYTES
+    assert reads[0] > MAX_PART_BYTES  # the first still read past 64 KiB

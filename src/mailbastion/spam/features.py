@@ -27,8 +27,9 @@ from mailbastion.core import lenient_addresses
 from mailbastion.core.message import SpooledMessage
 
 MAX_PART_BYTES = 64 * 1024
-# An HTML or SVG attachment is read further (`_markup_text`): phishing pages carry their logo or background
-# inline as a base64 `data:` URI of 50-200 KB before the form, which the first 64 KiB would never reach.
+# HTML and SVG attachments are read further (`_markup_text`), up to this much in all: phishing pages carry
+# their logo or background inline as a base64 `data:` URI of 50-200 KB before the form, which the first 64 KiB
+# would never reach.
 MAX_MARKUP_BYTES = 1024 * 1024
 # The payload of a base64 data: URI (its media type is kept, so DATA_URI still sees `data:text/html`).
 _EMBEDDED_RE = re.compile(r"(?i)(data:[a-z0-9.+/-]*(?:;[a-z0-9=._-]+)*;base64,)[A-Za-z0-9+/=\s]{64,}")
@@ -147,10 +148,12 @@ def _charset(name: str | None) -> str:
     return name
 
 
-def _markup_text(part: Message) -> str:
+def _markup_text(part: Message, limit: int) -> tuple[str, int]:
     """An HTML or SVG attachment's markup without the payloads of its embedded base64 images, up to
-    MAX_PART_BYTES of what is left: where a page's form and scripts are, however big its pictures."""
-    return _EMBEDDED_RE.sub(r"\1", _payload_text(part, MAX_MARKUP_BYTES))[:MAX_PART_BYTES]
+    MAX_PART_BYTES of what is left: where a page's form and scripts are, however big its pictures. Reads at
+    most `limit` characters; returns the markup and how many it read."""
+    text = _payload_text(part, limit)
+    return _EMBEDDED_RE.sub(r"\1", text)[:MAX_PART_BYTES], len(text)
 
 
 def _payload_text(part: Message, limit: int = MAX_PART_BYTES) -> str:
@@ -245,6 +248,7 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
     markup_files: list[str] = []
     attachments: list[Attachment] = []
     scanned = 0
+    markup_left = MAX_MARKUP_BYTES
     for part in _parts(message):
         ctype = part.get_content_type()
         filename = _filename(part)
@@ -255,7 +259,11 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
             ext = filename.rpartition(".")[2].lower()[:10] if "." in filename else ""
             attachments.append(Attachment(ctype, ext))
             if ext in MARKUP_EXTENSIONS or ctype in _MARKUP_TYPES:
-                markup_files.append(_markup_text(part))
+                markup, read = _markup_text(part, markup_left)
+                markup_files.append(markup)
+                # MAX_MARKUP_BYTES in all, and never less than a part's usual 64 KiB each: forty HTML files do
+                # not cost forty times the regular expressions
+                markup_left = max(markup_left - read, MAX_PART_BYTES)
             continue
         if scanned >= MAX_SCAN_BYTES:
             continue
