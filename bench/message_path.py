@@ -398,7 +398,8 @@ def main() -> None:
                          "(its deletions then weigh on this run's figures: see settle())")
     ap.add_argument("--keep", action="store_true",
                     help="keep each deployment of ours (bench/.work/mb-bench-*, ~120 MB with its Maildirs) after a "
-                         "run; by default it is removed once its rows are measured (a failed run always keeps it)")
+                         "run; by default it is removed at the end of the run, after every cell (a failed run always "
+                         "keeps it)")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -150,8 +150,9 @@ def _charset(name: str | None) -> str:
 
 def _markup_text(part: Message, limit: int) -> tuple[str, int]:
     """An HTML or SVG attachment's markup without the payloads of its embedded base64 images, up to
-    MAX_PART_BYTES of what is left: where a page's form and scripts are, however big its pictures. Reads at
-    most `limit` characters; returns the markup and how many it read."""
+    MAX_PART_BYTES of what is left: where a page's form and scripts are, however big its pictures. Decodes at
+    most `limit` bytes of the part; returns the markup and the length of the text decoded (what the caller
+    counts against MAX_MARKUP_BYTES: characters, at most as many as the bytes for the usual charsets)."""
     text = _payload_text(part, limit)
     return _EMBEDDED_RE.sub(r"\1", text)[:MAX_PART_BYTES], len(text)
 

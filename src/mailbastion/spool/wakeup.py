@@ -81,19 +81,21 @@ class WakeupReader:
             os.mkfifo(self.path, 0o600)
         except FileExistsError:
             if not stat.S_ISFIFO(os.lstat(self.path).st_mode):  # a leftover file or link: replace it
-                os.unlink(self.path)
-                os.mkfifo(self.path, 0o600)
+                self._replace()
         flags = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
             fd = os.open(self.path, flags)
         except PermissionError:  # left by a server that ran as another user (server.user changed): ours now
-            os.unlink(self.path)
-            os.mkfifo(self.path, 0o600)
+            self._replace()
             fd = os.open(self.path, flags)
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):  # replaced between the check and the open
             os.close(fd)
             raise OSError(f"{self.path} is not a FIFO")
         return fd
+
+    def _replace(self) -> None:
+        os.unlink(self.path)
+        os.mkfifo(self.path, 0o600)
 
     def _drain(self, callback: Callable[[], None]) -> None:
         fd = self._fd
