@@ -6,6 +6,9 @@ profile cannot be a setting: here the anti-virus and encrypted-mail features are
 gateway's pipeline when `serve` loads its features. Everything else is what `path` runs: the SMTP
 engine, relay, recipient, HELO and header checks, the spool with its fsyncs, the queue manager and the
 MDA writing every copy into a Maildir. Compare with Postfix's config b, which has no content check.
+
+Being first on the path, this file hides the interpreter's own `sitecustomize` (on Debian, a hook for
+apport's crash reports) from the bench's server; nothing else sees it.
 """
 
 import os
