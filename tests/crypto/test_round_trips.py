@@ -91,3 +91,30 @@ def test_not_a_key_is_a_clear_error() -> None:
         openpgp.load_cert(b"hello")
     with pytest.raises(smime.SmimeError, match="no recipient"):
         smime.encrypt_der(b"x", [])
+
+
+def test_a_secret_key_is_told_from_its_certificate_without_deprecated_calls(tmp_path: Path) -> None:
+    """`has_secret` is read from the certificate's packets, not from pysequoia's deprecated
+    `Cert.has_secret_keys`: binary or armored, secret or public, and never with a deprecation warning."""
+    import warnings
+
+    import pysequoia
+
+    mine = pysequoia.Tsk.generate("erin@example.net")
+    secret, public = str(mine).encode(), str(mine.extract_certificate()).encode()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        assert openpgp.key_info(secret).has_secret
+        assert not openpgp.key_info(public).has_secret
+        assert openpgp.key_info(_dearmor(secret)).has_secret
+        assert not openpgp.key_info(_dearmor(public)).has_secret
+
+
+def _dearmor(armored: bytes) -> bytes:
+    """The binary packets of an ASCII-armored block (RFC 4880 §6: base64 between the header's blank line and
+    the checksum line)."""
+    import base64
+
+    lines = armored.decode().splitlines()
+    body = lines[lines.index("") + 1:]
+    return base64.b64decode("".join(line for line in body if not line.startswith(("=", "-----"))))

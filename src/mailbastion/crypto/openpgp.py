@@ -80,7 +80,20 @@ def key_info(data: bytes) -> PgpKeyInfo:
     addresses = tuple(dict.fromkeys(m.group(1).lower() for u in uids if (m := _ADDRESS_IN_UID.search(u))))
     expires = cert.expiration
     return PgpKeyInfo(str(cert.fingerprint).lower(), uids, addresses, expires, bool(cert.is_revoked),
-                      bool(cert.has_secret_keys))
+                      _has_secret(data))
+
+
+def _has_secret(data: bytes) -> bool:
+    """Whether the certificate in `data` (one: `load_cert` refuses a keyring) carries secret key material,
+    a Secret-Key or Secret-Subkey packet. Read from the packets, because pysequoia deprecates
+    `Cert.has_secret_keys` (a Cert is to be public; `Tsk.from_bytes` reads a public certificate too, so it
+    cannot tell)."""
+    ps = _ps()
+    secret = (ps.packet.Tag.SecretKey, ps.packet.Tag.SecretSubkey)
+    try:
+        return any(packet.tag in secret for packet in ps.packet.PacketPile.from_bytes(data))
+    except Exception as exc:  # noqa: BLE001 - as load_cert: Sequoia's message in a plain exception
+        raise OpenPgpError(f"not an OpenPGP certificate: {exc}") from None
 
 
 def public_bytes(data: bytes) -> bytes:
