@@ -306,7 +306,10 @@ def settle(skip: bool) -> None:
 
 
 def finish_run() -> None:
-    """Remove the run's deployments (after every cell) and note when, for the next run's settle()."""
+    """Remove the run's deployments (after every cell) and note when, for the next run's settle(). A run that
+    removed nothing (`--keep`, or no cell of ours finished) leaves the note as it was."""
+    if not REMOVE_AT_END:
+        return
     for root in REMOVE_AT_END:
         shutil.rmtree(root, ignore_errors=True)
     os.sync()
