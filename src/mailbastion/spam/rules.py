@@ -13,6 +13,7 @@ Missing From/Date/Message-ID are the header check's (`policy/checks/headers.py`)
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 
@@ -43,7 +44,8 @@ RULE_SYMBOLS = frozenset({
     "LOOKALIKE_DOMAIN", "PUNYCODE_DOMAIN", "DISPLAY_NAME_IMPERSONATION", "FREEMAIL_REPLYTO", "SPAM_PHRASES",
     "GENERIC_GREETING", "SUBJECT_PADDING", "SUBJECT_ADV", "MID_MALFORMED", "PRIORITY_HIGH", "FROM_NO_PUBLIC_SUFFIX",
     "SUBJECT_JOINED_WORDS", "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM",
-    "TO_IS_SENDER", "RECIPS_DICTIONARY", "TEXT_EXCLAMATIONS",
+    "TO_IS_SENDER", "RECIPS_DICTIONARY", "TEXT_EXCLAMATIONS", "MUA_OE_FORGED", "RCVD_NUMERIC_HELO",
+    "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY",
 }) | PHISHING_SYMBOLS
 
 # RFC 5322 §3.3: a date-time ends in a zone ("+0200", or an obsolete name such as "GMT" or "EST"). A universal
@@ -83,6 +85,18 @@ _RANDOM_MAILER_RE = re.compile(r"(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z][A-Za-
 # A per-copy tag at the very end of the body: letters (both cases) and digits around a hyphen ("3442BvLB9-565fAFx").
 _BODY_TAG_RE = re.compile(r"(?:^|\s)(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[a-z])(?=[A-Za-z0-9-]*[A-Z])"
                           r"[A-Za-z0-9]{3,}-[A-Za-z0-9-]{4,}\s*$")
+# Outlook Express for Windows (4.x-6.x) writes "X-MimeOLE: Produced By Microsoft MimeOLE ..." beside its X-Mailer,
+# every copy; its Macintosh edition does not (and easy_ham holds 22 of those). The X-Mailer alone is what bulk
+# tools copy (SpamAssassin's FORGED_MUA_OUTLOOK idea).
+_OE_WINDOWS_RE = re.compile(r"(?i)\bOutlook Express [4-6]\.")
+# Trace fields (RFC 5321 §4.4) as MTAs write them, whitespace folded: "from HELO (rdns [ip]) by host ... id X".
+_RCVD_NUMERIC_HELO_RE = re.compile(r"(?i)^from\s+(\d{1,3}(?:\.\d{1,3}){3})\s+\(")
+_RCVD_NO_RDNS_RE = re.compile(r"(?i)^from\s+([a-z0-9-]+(?:\.[a-z0-9-]+)+)\s+\((?:unknown\s*)?\[(\d{1,3}(?:\.\d{1,3}){3})\]\)")
+_RCVD_SMTP_RE = re.compile(r"(?i)\bwith\s+e?smtp")
+_RCVD_PLAIN_SMTP_RE = re.compile(r"(?i)\bwith\s+smtp\b")
+_RCVD_BY_ID_RE = re.compile(r"(?i)\bby\s+([a-z0-9.-]+)\b.*?\bid\s+<?([A-Za-z0-9.-]{6,})")
+_LOCAL_HOP_RE = re.compile(r"(?i)\blocalhost\b|\b127\.0\.0\.1\b")
+_MSGID_PARTS_RE = re.compile(r"^\s*<([^<>@\s]+)@([^<>@\s]+)>")
 _RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})  # RFC 2606 §2
 
 
@@ -118,6 +132,40 @@ def _looks_random(tag: str) -> bool:
     return (len(letters) >= 5 and not any(c in "aeiouy" for c in letters)) or (inner_caps >= 3 and core != core.upper())
 
 
+def _public_ipv4(text: str) -> bool:
+    try:
+        return ipaddress.IPv4Address(text).is_global
+    except ValueError:
+        return False
+
+
+def _trace_fields(feats: MessageFeatures) -> list[str]:
+    """The message's Received fields, each on one line (at most 30: a loop's are all alike)."""
+    return [" ".join(v.split()) for v in feats.header("received")[:30]]
+
+
+def _msgid_added_by_relay(feats: MessageFeatures, trace: list[str]) -> str:
+    """The Received field of the relay that wrote the Message-ID ("" when none did): the field names as its host
+    the Message-ID's right side and as its queue id part of the left side, and records a message that came to
+    it over SMTP from another machine. A relay writes a Message-ID only for a message that arrived without one
+    (sendmail, Postfix's always_add_missing_headers); mail submitted on the relay itself ("(from user@localhost)
+    by host id X", a web server's script) is left alone."""
+    ids = feats.header("message-id")
+    m = _MSGID_PARTS_RE.match(ids[0]) if ids else None
+    if m is None:
+        return ""
+    local, host = m.group(1), m.group(2).lower()
+    for field_ in trace:
+        by = _RCVD_BY_ID_RE.search(field_)
+        if by is None or by.group(1).lower() != host or by.group(2) not in local:
+            continue
+        sender_side = field_[: by.start()]
+        if field_[:5].lower() == "from " and _RCVD_SMTP_RE.search(field_) and not _LOCAL_HOP_RE.search(sender_side):
+            return field_
+        return ""
+    return ""
+
+
 def _joined_words(subject: str) -> bool:
     core = _SUBJECT_PREFIX_RE.sub("", subject, count=1).strip()
     if not core or any(c in core for c in " \t@/:") or not _WORD_JOINER_RE.search(core):
@@ -141,6 +189,8 @@ class SpamRules:
         out: list[Symbol] = []
         out.extend(self._subject(feats))
         out.extend(self._headers(feats, now))
+        if is_outside:
+            out.extend(self._trace(feats))
         out.extend(self._body(feats))
         out.extend(phishing_symbols(feats))
         out.extend(self._identity(feats, is_outside, ident))
@@ -184,6 +234,9 @@ class SpamRules:
                 _MICROSOFT_RE.search(v) for v in feats.header("x-mailer") + feats.header("x-mimeole")):
             yield Symbol("MSGID_OE_FORGED", ids[0][:40])
         mailer = feats.header("x-mailer")[:1]
+        if mailer and _OE_WINDOWS_RE.search(mailer[0]) and "macintosh" not in mailer[0].lower() \
+                and not feats.header("x-mimeole"):
+            yield Symbol("MUA_OE_FORGED", mailer[0][:40])
         if mailer and _RANDOM_MAILER_RE.fullmatch(mailer[0].strip()) and not mailer[0].strip()[1:].islower():
             yield Symbol("X_MAILER_RANDOM", mailer[0][:40])
         urgent = next((f"{n}: {v}" for n in _PRIORITY_FIELDS for v in feats.header(n)[:1] if _PRIORITY_RE.match(v)), None)
@@ -207,6 +260,29 @@ class SpamRules:
             rdom = feats.reply_to_address.rpartition("@")[2]
             if rdom in FREEMAIL and registrable_domain(rdom) != registrable_domain(feats.from_domain):
                 yield Symbol("FREEMAIL_REPLYTO", rdom)
+
+    # -- the trace fields of the relays before us (mail from outside only) ---------------------------
+    @staticmethod
+    def _trace(feats: MessageFeatures) -> Iterator[Symbol]:
+        """What the relays on the way recorded of the machines before them (SpamAssassin's RCVD_* idea). Our
+        own Received field is added after the verdict, so every field here is upstream; the client that talks
+        to us is judged by the HELO check (HELO_BARE_IP, HELO_NOT_FQDN), not here."""
+        trace = _trace_fields(feats)
+        for field_ in trace:
+            m = _RCVD_NUMERIC_HELO_RE.match(field_)
+            if m and _public_ipv4(m.group(1)) and _RCVD_SMTP_RE.search(field_):
+                yield Symbol("RCVD_NUMERIC_HELO", m.group(1))
+                break
+        for field_ in trace:
+            m = _RCVD_NO_RDNS_RE.match(field_)
+            helo = m.group(1).lower() if m else ""
+            if m and has_known_suffix(helo) and registrable_domain(helo) == helo and _public_ipv4(m.group(2)) \
+                    and _RCVD_PLAIN_SMTP_RE.search(field_):
+                yield Symbol("RCVD_HELO_DOMAIN_NO_RDNS", f"{m.group(1)} [{m.group(2)}]"[:60])
+                break
+        added = _msgid_added_by_relay(feats, trace)
+        if added:
+            yield Symbol("MSGID_ADDED_BY_RELAY", added[:60])
 
     # -- body rules ------------------------------------------------------------------------------
     def _body(self, feats: MessageFeatures) -> Iterator[Symbol]:

@@ -1,0 +1,110 @@
+"""Issue 8 item 11, eighth pass (docs/spam-quality.md, "Eighth session"): four signs of how a message was sent. Each
+fires on a small message of the shape it names and stays quiet on its ordinary look-alike; the three read from the
+relays' trace fields are for mail from outside only."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from spamkit import judge, mail, names
+
+from mailbastion.policy.checks.spam_rules import SpamRulesCheck
+from mailbastion.policy.scoring import load_score_table
+from mailbastion.spam.lookalike import OwnIdentity
+from mailbastion.spam.rules import RULE_SYMBOLS, SpamRules
+
+OURS = OwnIdentity.of(["example.com"], ["alice.smith@example.com"])
+NEW = ("MUA_OE_FORGED", "RCVD_NUMERIC_HELO", "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY")
+WHEN = "Tue, 21 May 2002 12:10:24 +0100"
+PUBLIC = "81.2.69.160"  # a public address, as text in a header only: nothing connects to it
+
+
+async def rule_names(raw: bytes, **kw: object) -> set[str]:
+    verdict, _ = await judge([SpamRulesCheck(SpamRules(OURS))], raw, **kw)
+    return names(verdict)
+
+
+def received(value: str) -> tuple[str, str]:
+    return ("Received", value)
+
+
+def relay_made_id(*, hop: str, queue_id: str = "g4LBANe03301") -> bytes:
+    """A message that left its sender without a Message-ID: the relay `hop` describes wrote one from its queue id."""
+    return mail(message_id=False, extra=[
+        ("Message-ID", f"<200205211110.{queue_id}@relay.example.net>"),
+        received(f"{hop} by relay.example.net (8.11.6/8.11.6) with SMTP id {queue_id} for <bob@example.com>; {WHEN}"),
+    ])
+
+
+FIRES = [
+    (mail(extra=[("X-Mailer", "Microsoft Outlook Express 6.00.2600.0000")]), "MUA_OE_FORGED"),
+    (mail(extra=[("X-Mailer", "Microsoft Outlook Express 5.00.2615.200")]), "MUA_OE_FORGED"),
+    (mail(extra=[received(f"from {PUBLIC} ([{PUBLIC}]) by mx.relay.example (8.11.6/8.11.6) with SMTP id g4LBANe03301 "
+                          f"for <bob@example.com>; {WHEN}")]), "RCVD_NUMERIC_HELO"),
+    (mail(extra=[received(f"from shop-offers.com (unknown [{PUBLIC}]) by mx.relay.example (Postfix) with SMTP id "
+                          f"7A551DE087 for <bob@example.com>; {WHEN}")]), "RCVD_HELO_DOMAIN_NO_RDNS"),
+    (mail(extra=[received(f"from shop-offers.com ([{PUBLIC}]) by mx.relay.example (8.11.6/8.11.6) with SMTP id "
+                          f"g4LBANe03301; {WHEN}")]), "RCVD_HELO_DOMAIN_NO_RDNS"),
+    (relay_made_id(hop=f"from sender.example.org (dsl-7.isp.example.org [{PUBLIC}])"), "MSGID_ADDED_BY_RELAY"),
+]
+
+QUIET = [
+    # Outlook Express for Windows writes X-MimeOLE; its Macintosh edition writes none.
+    (mail(extra=[("X-Mailer", "Microsoft Outlook Express 6.00.2800.1106"),
+                 ("X-MimeOLE", "Produced By Microsoft MimeOLE V6.00.2800.1106")]), "MUA_OE_FORGED"),
+    (mail(extra=[("X-Mailer", "Microsoft Outlook Express Macintosh Edition - 4.5 (0410)")]), "MUA_OE_FORGED"),
+    (mail(extra=[("X-Mailer", "Microsoft Office Outlook 12.0")]), "MUA_OE_FORGED"),
+    # Webmail records the browser's address, not a greeting; a private address is the sender's own network.
+    (mail(extra=[received(f"from {PUBLIC} by lw11fd.law11.hotmail.msn.com with HTTP; {WHEN}")]), "RCVD_NUMERIC_HELO"),
+    (mail(extra=[received(f"from 192.168.1.5 ([192.168.1.5]) by mail.partner.example with ESMTP id 4F2A9C01; {WHEN}")]),
+     "RCVD_NUMERIC_HELO"),
+    (mail(extra=[received(f"from [{PUBLIC}] (dsl-7.isp.example.org [{PUBLIC}]) by mx.relay.example with ESMTPSA id "
+                          f"4F2A9C01; {WHEN}")]), "RCVD_NUMERIC_HELO"),  # an address literal is what RFC 5321 asks for
+    # EHLO, or a reverse DNS name, or a host name rather than a bare domain: how ordinary servers greet.
+    (mail(extra=[received(f"from shop-offers.com (unknown [{PUBLIC}]) by mx.relay.example (Postfix) with ESMTP id "
+                          f"7A551DE087; {WHEN}")]), "RCVD_HELO_DOMAIN_NO_RDNS"),
+    (mail(extra=[received(f"from shop-offers.com (mail.shop-offers.com [{PUBLIC}]) by mx.relay.example (Postfix) with "
+                          f"SMTP id 7A551DE087; {WHEN}")]), "RCVD_HELO_DOMAIN_NO_RDNS"),
+    (mail(extra=[received(f"from mail.shop-offers.com (unknown [{PUBLIC}]) by mx.relay.example (Postfix) with SMTP id "
+                          f"7A551DE087; {WHEN}")]), "RCVD_HELO_DOMAIN_NO_RDNS"),
+    # The sender's own Message-ID; a relay's Message-ID for mail submitted on that machine (a script, cron).
+    (mail(extra=[received(f"from sender.example.org (dsl-7.isp.example.org [{PUBLIC}]) by relay.example.net with "
+                          f"SMTP id g4LBANe03301; {WHEN}")]), "MSGID_ADDED_BY_RELAY"),
+    (relay_made_id(hop="(from www@localhost)").replace(b"with SMTP ", b""), "MSGID_ADDED_BY_RELAY"),
+    (relay_made_id(hop="from localhost (localhost [127.0.0.1])"), "MSGID_ADDED_BY_RELAY"),
+]
+
+
+@pytest.mark.parametrize(("raw", "symbol"), FIRES)
+async def test_rule_fires(raw: bytes, symbol: str) -> None:
+    assert symbol in await rule_names(raw)
+
+
+@pytest.mark.parametrize(("raw", "symbol"), QUIET)
+async def test_rule_stays_quiet(raw: bytes, symbol: str) -> None:
+    assert symbol not in await rule_names(raw)
+
+
+@pytest.mark.parametrize("kw", [{"relay": True}, {"authenticated_as": "alice@example.com"}])
+async def test_trace_rules_leave_our_own_users_and_networks_alone(kw: dict[str, object]) -> None:
+    """An internal relay or a user who logged in may come through hosts with odd greetings: the trace rules judge
+    only mail from outside (the same message from outside carries all three)."""
+    raw = relay_made_id(hop=f"from {PUBLIC} ([{PUBLIC}])") + b""
+    raw = raw.replace(b"MIME-Version", f"Received: from shop-offers.com (unknown [{PUBLIC}]) by mx.relay.example "
+                                       f"(Postfix) with SMTP id 7A551DE087; {WHEN}\r\nMIME-Version".encode())
+    trace = {"RCVD_NUMERIC_HELO", "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY"}
+    assert trace <= await rule_names(raw)
+    assert not trace & await rule_names(raw, **kw)
+
+
+def test_each_new_sign_is_declared_and_weighed_below_the_mark_alone() -> None:
+    """Declared by the check and weighed in config/scores/spam.toml; none marks a message on its own (add_header 5)."""
+    table = load_score_table()
+    for name in NEW:
+        assert name in RULE_SYMBOLS
+        assert 0 < table.symbols[name].weight < table.thresholds.add_header, name
