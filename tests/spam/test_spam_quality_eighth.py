@@ -19,7 +19,7 @@ from mailbastion.spam.lookalike import OwnIdentity
 from mailbastion.spam.rules import RULE_SYMBOLS, SpamRules
 
 OURS = OwnIdentity.of(["example.com"], ["alice.smith@example.com"])
-NEW = ("MUA_OE_FORGED", "RCVD_NUMERIC_HELO", "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY")
+NEW = ("MUA_OUTLOOK_FORGED", "RCVD_NUMERIC_HELO", "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY")
 WHEN = "Tue, 21 May 2002 12:10:24 +0100"
 PUBLIC = "81.2.69.160"  # a public address, as text in a header only: nothing connects to it
 
@@ -42,23 +42,34 @@ def relay_made_id(*, hop: str, queue_id: str = "g4LBANe03301") -> bytes:
 
 
 FIRES = [
-    (mail(extra=[("X-Mailer", "Microsoft Outlook Express 6.00.2600.0000")]), "MUA_OE_FORGED"),
-    (mail(extra=[("X-Mailer", "Microsoft Outlook Express 5.00.2615.200")]), "MUA_OE_FORGED"),
+    (mail(extra=[("X-Mailer", "Microsoft Outlook Express 6.00.2600.0000")]), "MUA_OUTLOOK_FORGED"),
+    (mail(extra=[("X-Mailer", "Microsoft Outlook Express 5.00.2615.200")]), "MUA_OUTLOOK_FORGED"),
+    (mail(extra=[("X-Mailer", "Microsoft Outlook, Build 10.0.2627")]), "MUA_OUTLOOK_FORGED"),
+    (mail(extra=[("X-Mailer", "Microsoft Office Outlook 12.0")]), "MUA_OUTLOOK_FORGED"),
     (mail(extra=[received(f"from {PUBLIC} ([{PUBLIC}]) by mx.relay.example (8.11.6/8.11.6) with SMTP id g4LBANe03301 "
                           f"for <bob@example.com>; {WHEN}")]), "RCVD_NUMERIC_HELO"),
     (mail(extra=[received(f"from shop-offers.com (unknown [{PUBLIC}]) by mx.relay.example (Postfix) with SMTP id "
                           f"7A551DE087 for <bob@example.com>; {WHEN}")]), "RCVD_HELO_DOMAIN_NO_RDNS"),
     (mail(extra=[received(f"from shop-offers.com ([{PUBLIC}]) by mx.relay.example (8.11.6/8.11.6) with SMTP id "
                           f"g4LBANe03301; {WHEN}")]), "RCVD_HELO_DOMAIN_NO_RDNS"),
-    (relay_made_id(hop=f"from sender.example.org (dsl-7.isp.example.org [{PUBLIC}])"), "MSGID_ADDED_BY_RELAY"),
+    # A client with no reverse DNS name, as sendmail, Postfix, Exim and qmail write it.
+    (relay_made_id(hop=f"from sender.example.org ([{PUBLIC}])"), "MSGID_ADDED_BY_RELAY"),
+    (relay_made_id(hop=f"from sender.example.org (unknown [{PUBLIC}])"), "MSGID_ADDED_BY_RELAY"),
+    (relay_made_id(hop=f"from [{PUBLIC}] (helo=sender.example.org)"), "MSGID_ADDED_BY_RELAY"),
+    (relay_made_id(hop="from unknown (HELO sender.example.org) (81.2.69.160)"), "MSGID_ADDED_BY_RELAY"),
 ]
 
 QUIET = [
-    # Outlook Express for Windows writes X-MimeOLE; its Macintosh edition writes none.
+    # Outlook Express and Outlook 2000-2003 for Windows write X-MimeOLE, Outlook 2007 and later a Thread-Index; the
+    # Macintosh editions write neither.
     (mail(extra=[("X-Mailer", "Microsoft Outlook Express 6.00.2800.1106"),
-                 ("X-MimeOLE", "Produced By Microsoft MimeOLE V6.00.2800.1106")]), "MUA_OE_FORGED"),
-    (mail(extra=[("X-Mailer", "Microsoft Outlook Express Macintosh Edition - 4.5 (0410)")]), "MUA_OE_FORGED"),
-    (mail(extra=[("X-Mailer", "Microsoft Office Outlook 12.0")]), "MUA_OE_FORGED"),
+                 ("X-MimeOLE", "Produced By Microsoft MimeOLE V6.00.2800.1106")]), "MUA_OUTLOOK_FORGED"),
+    (mail(extra=[("X-Mailer", "Microsoft Outlook Express Macintosh Edition - 4.5 (0410)")]), "MUA_OUTLOOK_FORGED"),
+    (mail(extra=[("X-Mailer", "Microsoft Office Outlook 12.0"), ("Thread-Index", "AcJKjUYutqtDNiZHR8eiGqDeY7qIUw==")]),
+     "MUA_OUTLOOK_FORGED"),
+    (mail(extra=[("X-Mailer", "Microsoft Outlook, Build 10.0.2627"),
+                 ("X-MimeOLE", "Produced By Microsoft MimeOLE V6.00.2800.1106")]), "MUA_OUTLOOK_FORGED"),
+    (mail(extra=[("X-Mailer", "Microsoft-MacOutlook/16.78.23121017")]), "MUA_OUTLOOK_FORGED"),
     # Webmail records the browser's address, not a greeting; a private address is the sender's own network.
     (mail(extra=[received(f"from {PUBLIC} by lw11fd.law11.hotmail.msn.com with HTTP; {WHEN}")]), "RCVD_NUMERIC_HELO"),
     (mail(extra=[received(f"from 192.168.1.5 ([192.168.1.5]) by mail.partner.example with ESMTP id 4F2A9C01; {WHEN}")]),
@@ -77,6 +88,10 @@ QUIET = [
                           f"SMTP id g4LBANe03301; {WHEN}")]), "MSGID_ADDED_BY_RELAY"),
     (relay_made_id(hop="(from www@localhost)").replace(b"with SMTP ", b""), "MSGID_ADDED_BY_RELAY"),
     (relay_made_id(hop="from localhost (localhost [127.0.0.1])"), "MSGID_ADDED_BY_RELAY"),
+    # A named server's mail without a Message-ID (a 2002 newsletter from its own host) is not marked.
+    (relay_made_id(hop=f"from news.example.org (news.example.org [{PUBLIC}])"), "MSGID_ADDED_BY_RELAY"),
+    (relay_made_id(hop=f"from news.example.org ([{PUBLIC}] helo=news.example.org)"), "MSGID_ADDED_BY_RELAY"),
+    (relay_made_id(hop="from news.example.org (HELO news) (81.2.69.160)"), "MSGID_ADDED_BY_RELAY"),
 ]
 
 

@@ -44,7 +44,7 @@ RULE_SYMBOLS = frozenset({
     "LOOKALIKE_DOMAIN", "PUNYCODE_DOMAIN", "DISPLAY_NAME_IMPERSONATION", "FREEMAIL_REPLYTO", "SPAM_PHRASES",
     "GENERIC_GREETING", "SUBJECT_PADDING", "SUBJECT_ADV", "MID_MALFORMED", "PRIORITY_HIGH", "FROM_NO_PUBLIC_SUFFIX",
     "SUBJECT_JOINED_WORDS", "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM",
-    "TO_IS_SENDER", "RECIPS_DICTIONARY", "TEXT_EXCLAMATIONS", "MUA_OE_FORGED", "RCVD_NUMERIC_HELO",
+    "TO_IS_SENDER", "RECIPS_DICTIONARY", "TEXT_EXCLAMATIONS", "MUA_OUTLOOK_FORGED", "RCVD_NUMERIC_HELO",
     "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY",
 }) | PHISHING_SYMBOLS
 
@@ -85,13 +85,15 @@ _RANDOM_MAILER_RE = re.compile(r"(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z][A-Za-
 # A per-copy tag at the very end of the body: letters (both cases) and digits around a hyphen ("3442BvLB9-565fAFx").
 _BODY_TAG_RE = re.compile(r"(?:^|\s)(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[a-z])(?=[A-Za-z0-9-]*[A-Z])"
                           r"[A-Za-z0-9]{3,}-[A-Za-z0-9-]{4,}\s*$")
-# Outlook Express for Windows (4.x-6.x) writes "X-MimeOLE: Produced By Microsoft MimeOLE ..." beside its X-Mailer,
-# every copy; its Macintosh edition does not (and easy_ham holds 22 of those). The X-Mailer alone is what bulk
-# tools copy (SpamAssassin's FORGED_MUA_OUTLOOK idea).
-_OE_WINDOWS_RE = re.compile(r"(?i)\bOutlook Express [4-6]\.")
+# Microsoft's mail clients for Windows mark what they send: Outlook Express (4-6) and Outlook 2000-2003 write
+# "X-MimeOLE: Produced By Microsoft MimeOLE ..." beside their X-Mailer, Outlook 2007 and later a Thread-Index. The
+# Macintosh editions write neither (easy_ham holds 22 from Outlook Express for Macintosh). An X-Mailer naming one
+# of them without either mark is what bulk tools copy (SpamAssassin's FORGED_MUA_OUTLOOK idea).
+_MS_CLIENT_RE = re.compile(r"(?i)\bMicrosoft (?:Office )?Outlook\b")
 # Trace fields (RFC 5321 §4.4) as MTAs write them, whitespace folded: "from HELO (rdns [ip]) by host ... id X".
 _RCVD_NUMERIC_HELO_RE = re.compile(r"(?i)^from\s+(\d{1,3}(?:\.\d{1,3}){3})\s+\(")
 _RCVD_NO_RDNS_RE = re.compile(r"(?i)^from\s+([a-z0-9-]+(?:\.[a-z0-9-]+)+)\s+\((?:unknown\s*)?\[(\d{1,3}(?:\.\d{1,3}){3})\]\)")
+_RCVD_CLIENT_RE = re.compile(r"(?i)^from\s+(\S+)\s+\(([^)]*)\)")
 _RCVD_SMTP_RE = re.compile(r"(?i)\bwith\s+e?smtp")
 _RCVD_PLAIN_SMTP_RE = re.compile(r"(?i)\bwith\s+smtp\b")
 _RCVD_BY_ID_RE = re.compile(r"(?i)\bby\s+([a-z0-9.-]+)\b.*?\bid\s+<?([A-Za-z0-9.-]{6,})")
@@ -144,12 +146,29 @@ def _trace_fields(feats: MessageFeatures) -> list[str]:
     return [" ".join(v.split()) for v in feats.header("received")[:30]]
 
 
+def _client_has_rdns(field_: str) -> bool:
+    """Whether the trace field names the client by its reverse DNS, in the forms MTAs write: sendmail and Postfix
+    "from HELO (rdns [ip])" ("([ip])", "(unknown [ip])" without), Exim "from rdns ([ip] helo=HELO)" ("[ip]"
+    without), qmail "from rdns (HELO x) (ip)" ("unknown" without). A form not recognised counts as named."""
+    m = _RCVD_CLIENT_RE.match(field_)
+    if m is None:
+        return True
+    name, inner = m.group(1).lower(), m.group(2).strip().lower()
+    if "helo=" in inner:
+        return not name.startswith("[")
+    if inner.startswith("helo "):
+        return name != "unknown"
+    host = inner.partition("[")[0].strip().rpartition("@")[2]
+    return bool(host) and host != "unknown"
+
+
 def _msgid_added_by_relay(feats: MessageFeatures, trace: list[str]) -> str:
     """The Received field of the relay that wrote the Message-ID ("" when none did): the field names as its host
     the Message-ID's right side and as its queue id part of the left side, and records a message that came to
-    it over SMTP from another machine. A relay writes a Message-ID only for a message that arrived without one
-    (sendmail, Postfix's always_add_missing_headers); mail submitted on the relay itself ("(from user@localhost)
-    by host id X", a web server's script) is left alone."""
+    it over SMTP from another machine, one with no reverse DNS name. A relay writes a Message-ID only for a
+    message that arrived without one (sendmail, Postfix's always_add_missing_headers); mail submitted on the
+    relay itself ("(from user@localhost) by host id X", a web server's script) is left alone, and so is a
+    named server's (2002's newsletters from their own hosts: the spamassassin-train ham it would mark)."""
     ids = feats.header("message-id")
     m = _MSGID_PARTS_RE.match(ids[0]) if ids else None
     if m is None:
@@ -160,7 +179,8 @@ def _msgid_added_by_relay(feats: MessageFeatures, trace: list[str]) -> str:
         if by is None or by.group(1).lower() != host or by.group(2) not in local:
             continue
         sender_side = field_[: by.start()]
-        if field_[:5].lower() == "from " and _RCVD_SMTP_RE.search(field_) and not _LOCAL_HOP_RE.search(sender_side):
+        if field_[:5].lower() == "from " and _RCVD_SMTP_RE.search(field_) and not _LOCAL_HOP_RE.search(sender_side) \
+                and not _client_has_rdns(field_):
             return field_
         return ""
     return ""
@@ -234,9 +254,9 @@ class SpamRules:
                 _MICROSOFT_RE.search(v) for v in feats.header("x-mailer") + feats.header("x-mimeole")):
             yield Symbol("MSGID_OE_FORGED", ids[0][:40])
         mailer = feats.header("x-mailer")[:1]
-        if mailer and _OE_WINDOWS_RE.search(mailer[0]) and "macintosh" not in mailer[0].lower() \
-                and not feats.header("x-mimeole"):
-            yield Symbol("MUA_OE_FORGED", mailer[0][:40])
+        if mailer and _MS_CLIENT_RE.search(mailer[0]) and "mac" not in mailer[0].lower() \
+                and not feats.header("x-mimeole") and not feats.header("thread-index"):
+            yield Symbol("MUA_OUTLOOK_FORGED", mailer[0][:40])
         if mailer and _RANDOM_MAILER_RE.fullmatch(mailer[0].strip()) and not mailer[0].strip()[1:].islower():
             yield Symbol("X_MAILER_RANDOM", mailer[0][:40])
         urgent = next((f"{n}: {v}" for n in _PRIORITY_FIELDS for v in feats.header(n)[:1] if _PRIORITY_RE.match(v)), None)
