@@ -123,3 +123,18 @@ def test_each_new_sign_is_declared_and_weighed_below_the_mark_alone() -> None:
     for name in NEW:
         assert name in RULE_SYMBOLS
         assert 0 < table.symbols[name].weight < table.thresholds.add_header, name
+
+
+async def test_a_crafted_trace_field_is_read_only_as_far_as_a_real_one_goes() -> None:
+    """A Received field of a megabyte ("by a by a ..." with no queue id) once made the relay lookup backtrack
+    over every "by" (seconds of CPU in the event loop); the rules now read each field's first
+    TRACE_FIELD_MAX_CHARS and one "by". The verdict on such a message is the ordinary one."""
+    from mailbastion.spam.features import extract_bytes
+    from mailbastion.spam.rules import TRACE_FIELD_MAX_CHARS, _trace_fields
+
+    crafted = "by a " * 200_000
+    raw = mail(extra=[received(crafted), received(f"from {PUBLIC} ([{PUBLIC}]) by mx.relay.example with SMTP id "
+                                                  f"7A551DE087 {'x' * 5000}")])
+    fields = _trace_fields(extract_bytes(raw))
+    assert len(fields) == 2 and all(len(f) <= TRACE_FIELD_MAX_CHARS for f in fields)
+    assert "RCVD_NUMERIC_HELO" in await rule_names(raw)  # what a real field says is still read

@@ -96,7 +96,9 @@ _RCVD_NO_RDNS_RE = re.compile(r"(?i)^from\s+([a-z0-9-]+(?:\.[a-z0-9-]+)+)\s+\((?
 _RCVD_CLIENT_RE = re.compile(r"(?i)^from\s+(\S+)\s+\(([^)]*)\)")
 _RCVD_SMTP_RE = re.compile(r"(?i)\bwith\s+e?smtp")
 _RCVD_PLAIN_SMTP_RE = re.compile(r"(?i)\bwith\s+smtp\b")
-_RCVD_BY_ID_RE = re.compile(r"(?i)\bby\s+([a-z0-9.-]+)\b.*?\bid\s+<?([A-Za-z0-9.-]{6,})")
+_RCVD_BY_RE = re.compile(r"(?i)\bby\s+([a-z0-9.-]+)")
+_RCVD_ID_RE = re.compile(r"(?i)\bid\s+<?([A-Za-z0-9.-]{6,})")
+TRACE_FIELD_MAX_CHARS = 1000  # a real Received field is a few hundred characters; this bounds the rules' work
 _LOCAL_HOP_RE = re.compile(r"(?i)\blocalhost\b|\b127\.0\.0\.1\b")
 _MSGID_PARTS_RE = re.compile(r"^\s*<([^<>@\s]+)@([^<>@\s]+)>")
 _RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})  # RFC 2606 §2
@@ -142,8 +144,9 @@ def _public_ipv4(text: str) -> bool:
 
 
 def _trace_fields(feats: MessageFeatures) -> list[str]:
-    """The message's Received fields, each on one line (at most 30: a loop's are all alike)."""
-    return [" ".join(v.split()) for v in feats.header("received")[:30]]
+    """The message's Received fields, each on one line (at most 30: a loop's are all alike) and cut at
+    TRACE_FIELD_MAX_CHARS, so that a crafted field of a megabyte costs what a real one does."""
+    return [" ".join(v[: 2 * TRACE_FIELD_MAX_CHARS].split())[:TRACE_FIELD_MAX_CHARS] for v in feats.header("received")[:30]]
 
 
 def _client_has_rdns(field_: str) -> bool:
@@ -175,8 +178,9 @@ def _msgid_added_by_relay(feats: MessageFeatures, trace: list[str]) -> str:
         return ""
     local, host = m.group(1), m.group(2).lower()
     for field_ in trace:
-        by = _RCVD_BY_ID_RE.search(field_)
-        if by is None or by.group(1).lower() != host or by.group(2) not in local:
+        by = _RCVD_BY_RE.search(field_)  # the first "by": the relay that wrote this field
+        queue = _RCVD_ID_RE.search(field_, by.end()) if by is not None else None
+        if by is None or queue is None or by.group(1).lower() != host or queue.group(1) not in local:
             continue
         sender_side = field_[: by.start()]
         if field_[:5].lower() == "from " and _RCVD_SMTP_RE.search(field_) and not _LOCAL_HOP_RE.search(sender_side) \
