@@ -34,6 +34,9 @@ MAX_MARKUP_BYTES = 1024 * 1024
 # The payload of a base64 data: URI (its media type is kept, so DATA_URI still sees `data:text/html`).
 _EMBEDDED_RE = re.compile(r"(?i)(data:[a-z0-9.+/-]*(?:;[a-z0-9=._-]+)*;base64,)[A-Za-z0-9+/=\s]{64,}")
 MAX_PARTS = 40
+# A header field's value is read up to here (SpamAssassin's corpus has none longer than 14 KiB): a field of a
+# megabyte, folded over short lines, costs the parsers what this does, not seconds.
+MAX_HEADER_CHARS = 16 * 1024
 MAX_SCAN_BYTES = 1024 * 1024  # like SpamAssassin's scan size limits: the rest of a big message is attachments
 _CACHE_KEY = "spam.features"
 # Attachments whose markup is read (credential forms, scripts): HTML and SVG files, as phishing sends them.
@@ -236,7 +239,7 @@ def _parts(message: SpooledMessage) -> list[Message]:
 
 
 def _extract(message: SpooledMessage) -> MessageFeatures:
-    headers = tuple((f.name, decode_header(f.value)) for f in message.header.fields if f.name)
+    headers = tuple((f.name, decode_header(f.value[:MAX_HEADER_CHARS])) for f in message.header.fields if f.name)
 
     def first(name: str) -> str | None:
         return next((v for k, v in headers if k == name), None)

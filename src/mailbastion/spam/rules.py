@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from mailbastion.core import lenient_addresses
 from mailbastion.core.verdict import Symbol
 from mailbastion.spam.domains import has_known_suffix, registrable_domain
-from mailbastion.spam.features import MessageFeatures
+from mailbastion.spam.features import MAX_HEADER_CHARS, MessageFeatures
 from mailbastion.spam.lexicon import (
     FREEMAIL,
     GENERIC_GREETING_RE,
@@ -106,7 +106,8 @@ _RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})  # RFC 2
 
 def _recipients(feats: MessageFeatures) -> list[str]:
     try:
-        pairs = lenient_addresses.getaddresses(feats.header("to") + feats.header("cc"))
+        listed = ", ".join(feats.header("to") + feats.header("cc"))[:MAX_HEADER_CHARS]  # any number of fields
+        pairs = lenient_addresses.getaddresses([listed])
     except (TypeError, ValueError, IndexError):
         return []
     return [a.lower() for _n, a in pairs if "@" in a]
