@@ -172,6 +172,15 @@ def test_limits_and_parsers_directly() -> None:
         parse_dmarc(b"<feedback>")
 
 
+@pytest.mark.parametrize("field", ["Content-Type: application/gzip; name=", "Content-Disposition: attachment; filename="])
+def test_a_header_nested_too_deep_is_refused_not_a_traceback(field: str) -> None:
+    """Comments nested a thousand deep make the stdlib MIME parser recurse past Python's limit (RecursionError,
+    which escaped to the report reader); the report is refused with a clear line like any hostile one."""
+    raw = f"From: a@b.example\r\nSubject: Report\r\nMIME-Version: 1.0\r\n{field}{'(a ' * 2000}\r\n\r\nAAAA\r\n"
+    with pytest.raises(ReportRejected, match="nests too deep"):
+        report_payloads(raw.encode())
+
+
 def test_no_report_mailbox_is_a_clear_error(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[mailbox]\nroot = "mail"\n', encoding="utf-8")

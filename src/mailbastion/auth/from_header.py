@@ -274,7 +274,14 @@ def analyze_from(header: HeaderBlock | bytes) -> FromAnalysis:
         return FromAnalysis(None, None, (*syms, Symbol("FROM_MULTIPLE_HEADERS", str(len(froms)))))
     if froms[0].name != "From":
         syms.append(Symbol("FROM_NAME_CASE", froms[0].name))
-    value = froms[0].value
+    try:
+        return _analyze_field(froms[0].value, syms, fields)
+    except RecursionError:  # comments nested a thousand deep: the stdlib parsers recurse per level
+        return FromAnalysis(None, None, (*syms, Symbol("FROM_UNPARSEABLE", "comments nested too deep")))
+
+
+def _analyze_field(value: str, syms: list[Symbol], fields: list[_Field]) -> FromAnalysis:
+    """The From value's reading: its size and bytes first, then the parser vote."""
     if len(value) > MAX_FROM_LENGTH:
         return FromAnalysis(None, None, (*syms, Symbol("FROM_UNPARSEABLE", f"{len(value)} characters long")))
     if _CTL.search(value):

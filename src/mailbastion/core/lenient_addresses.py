@@ -21,13 +21,29 @@ except TypeError:  # an interpreter without the strict mode is lenient already
 
 
 def getaddresses(values: Iterable[str]) -> list[tuple[str, str]]:
-    """(display name, address) pairs, as a lenient parser reads them."""
-    return email.utils.getaddresses(list(values), **_LENIENT)  # type: ignore[call-arg]
+    """(display name, address) pairs, as a lenient parser reads them. A value whose comments nest deeper than
+    the parser's recursion can go ("(a (a (a ..." a thousand deep: the stdlib parser recurses per level) reads as
+    no address, ("", ""), as any unreadable value does; the other values are read as usual."""
+    values = list(values)
+    try:
+        return email.utils.getaddresses(values, **_LENIENT)  # type: ignore[call-arg]
+    except RecursionError:
+        out: list[tuple[str, str]] = []
+        for value in values:
+            try:
+                out.extend(email.utils.getaddresses([value], **_LENIENT))  # type: ignore[call-arg]
+            except RecursionError:
+                out.append(("", ""))
+        return out
 
 
 def parseaddr(value: str) -> tuple[str, str]:
-    """(display name, address) of the first address, as a lenient parser reads it."""
-    return email.utils.parseaddr(value, **_LENIENT)  # type: ignore[call-arg]
+    """(display name, address) of the first address, as a lenient parser reads it; ("", "") when there is
+    none or the value nests too deep to read (see `getaddresses`)."""
+    try:
+        return email.utils.parseaddr(value, **_LENIENT)  # type: ignore[call-arg]
+    except RecursionError:
+        return ("", "")
 
 
 __all__ = ["getaddresses", "parseaddr"]

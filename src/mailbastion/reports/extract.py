@@ -105,7 +105,13 @@ def _decode(name: str, ctype: str, data: bytes, limits: Limits) -> list[tuple[st
 
 def report_payloads(raw: bytes, limits: Limits | None = None) -> list[tuple[str, bytes]]:
     """Every report file a report mail carries. Raises ReportRejected for a hostile or broken one."""
-    limits = limits or Limits()
+    try:
+        return _report_payloads(raw, limits or Limits())
+    except RecursionError:  # a Content-Type or Content-Disposition with comments nested a thousand deep
+        raise ReportRejected("a header field nests too deep to read") from None
+
+
+def _report_payloads(raw: bytes, limits: Limits) -> list[tuple[str, bytes]]:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
     out: list[tuple[str, bytes]] = []
