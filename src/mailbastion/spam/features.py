@@ -14,11 +14,13 @@ its cost is bounded per message.
 
 from __future__ import annotations
 
+import bisect
 import email.errors
 import email.header
 import email.utils
 import html
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -44,14 +46,103 @@ MARKUP_EXTENSIONS = frozenset({"htm", "html", "shtml", "xhtml", "svg", "hta", "m
 _MARKUP_TYPES = frozenset({"text/html", "image/svg+xml", "application/xhtml+xml"})
 
 _URL_RE = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s"'<>()\[\]{}]{2,300}""")
-_ANCHOR_RE = re.compile(r"""(?is)<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]+)[^>]*>(.*?)</a\s*>""")
 _TAG_RE = re.compile(r"(?s)<[^>]{0,2000}>")
-_DROP_RE = re.compile(r"(?is)<(script|style|head)\b.*?</\1\s*>")
-_COMMENT_RE = re.compile(r"(?s)<!--.*?-->")
-_HIDDEN_RE = re.compile(
-    r"""(?is)<(\w+)\b[^>]*?style\s*=\s*["'][^"']*?(?:display\s*:\s*none|visibility\s*:\s*hidden|"""
-    r"""font-size\s*:\s*0(?:\.0+)?(?:px|pt|em)?\s*[;"']|opacity\s*:\s*0(?:\.0+)?\s*[;"'])[^>]*>(.*?)</\1\s*>"""
+# Markup is read without patterns that run from every "<" to the end of the part (`<!--.*?-->` over 15,000
+# unterminated "<!--" took 3 s of a 60 KB part): an element's opening tag ends at the first ">" after its name,
+# found by bisecting the ">" positions of one pass, and its closing tag likewise. An opening tag longer than
+# MAX_TAG_CHARS is not read as one (the longest in the corpora, a tracking link, is about 3,000 characters).
+MAX_TAG_CHARS = 16 * 1024
+_NAME_RE = re.compile(r"<(\w+)\b")
+_CLOSE_RE = re.compile(r"</(\w+)\s*>")
+_GT_RE = re.compile(">")
+_DROPPED = frozenset({"script", "style", "head"})  # elements whose content is never shown
+_ANCHOR = frozenset({"a"})
+_DROPPED_CUE = re.compile(r"(?i)<(?:script|style|head)\b")
+_HREF_RE = re.compile(r"""(?i)\bhref\s*=\s*["']?([^"'\s>]+)""")
+_HIDING_RE = re.compile(
+    r"""(?i)style\s*=\s*["'][^"']*?(?:display\s*:\s*none|visibility\s*:\s*hidden|"""
+    r"""font-size\s*:\s*0(?:\.0+)?(?:px|pt|em)?\s*[;"']|opacity\s*:\s*0(?:\.0+)?\s*[;"'])"""
 )
+
+
+class _Closings:
+    """Where each element's closing tags start and end in `markup`, and where its ">" are, found in one pass."""
+
+    def __init__(self, markup: str) -> None:
+        self._at: dict[str, tuple[list[int], list[int]]] = {}
+        self.gt = [m.start() for m in _GT_RE.finditer(markup)]
+        for m in _CLOSE_RE.finditer(markup):
+            starts, ends = self._at.setdefault(m.group(1).lower(), ([], []))
+            starts.append(m.start())
+            ends.append(m.end())
+
+    def tag_end(self, pos: int) -> int:
+        """The position of the first ">" at or after `pos`, -1 when there is none."""
+        i = bisect.bisect_left(self.gt, pos)
+        return self.gt[i] if i < len(self.gt) else -1
+
+    def after(self, name: str, pos: int) -> tuple[int, int] | None:
+        """(start, end) of the first closing tag of `name` that starts at or after `pos`."""
+        found = self._at.get(name.lower())
+        if found is None:
+            return None
+        i = bisect.bisect_left(found[0], pos)
+        return (found[0][i], found[1][i]) if i < len(found[0]) else None
+
+
+def _elements(markup: str, want: Callable[[str, str], bool], *, names: frozenset[str] | None = None,
+              closing_in_tag: bool = False) -> Iterator[tuple[int, str, str, int, int]]:
+    r"""Each element whose (lower-case name, attributes) `want` accepts, as (start, attributes, content, end of
+    opening tag, end of closing tag), in order and not overlapping: from each opening tag to the first closing
+    tag of its name after it (`<(\w+)\b[^>]*>(.*?)</\1\s*>` as a pattern reads it, case-insensitive); an
+    element without a closing tag is no element, and the search goes on at the next "<". `closing_in_tag`: the
+    closing tag may start right after the name (`<(script)\b.*?</\1\s*>`, "<script</script>"). `names`: only
+    elements of these (lower-case) names are looked at."""
+    closings: _Closings | None = None
+    pos = 0
+    for m in _NAME_RE.finditer(markup):
+        if m.start() < pos or (names is not None and m.group(1).lower() not in names):
+            continue
+        closings = closings or _Closings(markup)
+        end = closings.tag_end(m.end())
+        if end < 0:
+            break  # no ">" after this: no tag starts here or later
+        if end - m.end() > MAX_TAG_CHARS:
+            continue
+        name, attributes = m.group(1).lower(), markup[m.end():end]
+        if not want(name, attributes):
+            continue
+        opened = end + 1
+        closing = closings.after(name, m.end() if closing_in_tag else opened)
+        if closing is None:
+            continue
+        yield m.start(), attributes, markup[opened:closing[0]], opened, closing[1]
+        pos = closing[1]
+
+
+def _without_comments(markup: str) -> str:
+    r"""`<!--.*?-->` replaced by a space, left to right; from an unterminated "<!--" on, nothing more is."""
+    out: list[str] = []
+    pos = 0
+    while (start := markup.find("<!--", pos)) >= 0 and (end := markup.find("-->", start + 4)) >= 0:
+        out += (markup[pos:start], " ")
+        pos = end + 3
+    out.append(markup[pos:])
+    return "".join(out)
+
+
+def _without_dropped(markup: str) -> str:
+    """Script, style and head elements replaced by a space (their content is never shown)."""
+    if _DROPPED_CUE.search(markup) is None:
+        return markup
+    out: list[str] = []
+    pos = 0
+    for start, _attributes, _content, _opened, end in _elements(markup, lambda _n, _a: True, names=_DROPPED,
+                                                                  closing_in_tag=True):
+        out += (markup[pos:start], " ")
+        pos = end
+    out.append(markup[pos:])
+    return "".join(out)
 _WS_RE = re.compile(r"\s+")
 _BREAK_RE = re.compile(r"[\r\n\t]+")  # header values keep their runs of spaces (bulk tools pad subjects)
 _HOST_RE = re.compile(r"(?i)^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?(\[[0-9a-f:.]+\]|[^/:?#\\]+)")
@@ -179,10 +270,22 @@ def _payload_text(part: Message, limit: int = MAX_PART_BYTES) -> str:
 
 
 def html_to_text(markup: str) -> str:
-    s = _COMMENT_RE.sub(" ", markup)
-    s = _DROP_RE.sub(" ", s)
+    s = _without_comments(markup)
+    s = _without_dropped(s)
     s = _TAG_RE.sub(" ", s)
     return _WS_RE.sub(" ", html.unescape(s)).strip()
+
+
+def _links(markup: str) -> Iterator[tuple[str, str]]:
+    r"""(href, content) of each <a> element with an href, as the pattern
+    `<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]+)[^>]*>(.*?)</a\s*>` (case-insensitive) reads them, in linear time."""
+    if _HREF_RE.search(markup) is None:
+        return
+    for _start, attributes, content, _opened, _end in _elements(
+            markup, lambda _name, attributes: _HREF_RE.search(attributes) is not None, names=_ANCHOR):
+        href = _HREF_RE.search(attributes)
+        assert href is not None
+        yield href.group(1), content
 
 
 def _parse_date(value: str | None) -> datetime | None:
@@ -278,9 +381,11 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
     markup = "\n".join(htmls)
     anchors = tuple(
         Anchor(href.strip(), url_host(href) if "://" in href else "", _WS_RE.sub(" ", html_to_text(inner)))
-        for href, inner in _ANCHOR_RE.findall(markup)
+        for href, inner in _links(markup)
     ) if markup else ()
-    hidden = " ".join(html_to_text(inner) for _tag, inner in _HIDDEN_RE.findall(markup)) if markup else ""
+    hidden = " ".join(html_to_text(inner) for _s, _a, inner, _o, _e in _elements(
+        markup, lambda _name, attributes: _HIDING_RE.search(attributes) is not None)) \
+        if markup and _HIDING_RE.search(markup) else ""
     urls: dict[str, None] = {}
     for a in anchors:
         if a.host:
