@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import email.errors
 import email.feedparser
 import email.header
 import email.policy
@@ -194,12 +195,32 @@ class MimeParts:
         return not any(n.kind == "limit" or n.name.startswith("mime.unparsable") for n in self.notes)
 
 
+class NestingTooDeep(email.errors.MessageDefect):
+    """Multiparts nested deeper than the parsers can follow (they recurse per level; a thousand levels is
+    14 KB): the message is kept as its header and one opaque body, and the walk notes a "limit"."""
+
+
 def parse_message(raw: bytes) -> Message:
     """The MIME tree as the compat32 parser reads it: lenient, fast, header values as received. Well-formed
     mail is built by `core/mime_tree.py` (the same tree, without the line-by-line feed parser); the rest
-    by the standard library."""
-    tree = parse_well_formed(raw)
-    return tree if tree is not None else email.message_from_bytes(raw, policy=email.policy.compat32)
+    by the standard library. Never raises RecursionError: see `NestingTooDeep`."""
+    try:
+        tree = parse_well_formed(raw)
+        return tree if tree is not None else email.message_from_bytes(raw, policy=email.policy.compat32)
+    except RecursionError:
+        return _opaque(raw)
+
+
+def _opaque(raw: bytes) -> Message:
+    """`raw` as a header section and one application/octet-stream body, marked NestingTooDeep."""
+    end = next((i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := raw.find(sep)) >= 0), len(raw))
+    msg = email.message_from_bytes(raw[:end], policy=email.policy.compat32)
+    for name in ("Content-Type", "Content-Transfer-Encoding"):
+        del msg[name]
+    msg["Content-Type"] = "application/octet-stream"
+    msg.set_payload(raw[end:].decode("latin-1"))
+    msg.defects.append(NestingTooDeep())
+    return msg
 
 
 def decode_parts(msg: Message, *, prefix: str = "", depth: int = 0, max_parts: int = MAX_PARTS) -> MimeParts:
@@ -247,7 +268,9 @@ class _Walk:
         if self.stopped:
             return
         for defect in getattr(part, "defects", []):
-            if type(defect).__name__ in _DEFECTS:
+            if isinstance(defect, NestingTooDeep):
+                self.note("limit", "mime.limit: nesting too deep", where)
+            elif type(defect).__name__ in _DEFECTS:
                 self.note("malformed", f"mime.{type(defect).__name__}", where)
         if len(part.get_all("Content-Type") or []) > 1 or len(part.get_all("Content-Transfer-Encoding") or []) > 1:
             self.note("malformed", "mime.duplicate_header", where)

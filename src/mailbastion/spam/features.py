@@ -36,6 +36,7 @@ MAX_MARKUP_BYTES = 1024 * 1024
 # The payload of a base64 data: URI (its media type is kept, so DATA_URI still sees `data:text/html`).
 _EMBEDDED_RE = re.compile(r"(?i)(data:[a-z0-9.+/-]*(?:;[a-z0-9=._-]+)*;base64,)[A-Za-z0-9+/=\s]{64,}")
 MAX_PARTS = 40
+MAX_NODES = 1000  # entities of the MIME tree walked, containers included (core.mime_parts.MAX_PARTS)
 # A header field's value is read up to here (SpamAssassin's corpus has none longer than 14 KiB): a field of a
 # megabyte, folded over short lines, costs the parsers what this does, not seconds.
 MAX_HEADER_CHARS = 16 * 1024
@@ -328,14 +329,18 @@ def _filename(part: Message) -> str:
 
 
 def _parts(message: SpooledMessage) -> list[Message]:
-    """The leaf parts of the shared MIME tree, at most MAX_PARTS; [] when the tree cannot be built."""
+    """The leaf parts of the shared MIME tree, at most MAX_PARTS of them among its first MAX_NODES entities
+    (containers counted there, not against MAX_PARTS: a text wrapped in 40 nested multiparts was never read);
+    [] when the tree cannot be walked."""
+    out: list[Message] = []
     try:
-        out: list[Message] = []
         for n, part in enumerate(message.parsed.walk()):
-            if n >= MAX_PARTS:
+            if n >= MAX_NODES or len(out) >= MAX_PARTS:
                 break
             if not part.is_multipart():
                 out.append(part)
+        return out
+    except RecursionError:  # nested deeper than the walk can recurse: what was reached is read
         return out
     except (ValueError, LookupError, TypeError, IndexError, AttributeError, email.errors.MessageError):
         return []
