@@ -182,8 +182,8 @@ def _strict(value: str) -> tuple[list[str], str, list[str], str]:
         elif c in " \t":
             tokens.append(("sp", " "))
             i += 1
-        elif c == ">":
-            return [], "", comments, "stray '>'"
+        elif c in ">)":
+            return [], "", comments, f"stray '{c}'"  # a ")" here once looped for ever (an atom of nothing)
         else:
             j = i
             while j < n and value[j] not in '()"<>,;: \t':

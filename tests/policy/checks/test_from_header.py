@@ -161,3 +161,14 @@ async def test_raw_8bit_display_name_is_scored_not_refused(rig: Rig) -> None:
     verdict, _ = await rig.judge(raw, sender="x@evil.test")
     assert "FROM_RAW_8BIT" in names(verdict) and "FROM_UNPARSEABLE" not in names(verdict)
     assert verdict.forced is not None and verdict.forced.by == "dmarc"  # DMARC judged the agreed address
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("value", [")", "))))", "b@c.example (x))", "Bob ) <b@c.example>", "a)b@c.example"])
+def test_a_stray_closing_parenthesis_is_refused_not_looped_on(value: str) -> None:
+    """Our tokenizer had no branch for a ")" outside a comment: it took an atom of nothing and did not move, for ever,
+    appending tokens (a 491-byte message stalled the gateway's event loop and grew its memory; found by fuzzing the
+    scan pipeline in issue 8 item 11's eighth pass). Such a From is refused, as any From the parsers cannot read."""
+    analysis = analyze_from(f"From: {value}\r\nSubject: x\r\n".encode())
+    assert analysis.refuse and analysis.address is None
+    assert {s.name for s in analysis.symbols} & {"FROM_UNPARSEABLE", "FROM_MULTIPLE_ADDRESSES"}
