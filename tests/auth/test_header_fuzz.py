@@ -34,6 +34,7 @@ _PIECES = [
     b"DKIM-Signature: l=5; d=; s=", b"ARC-Seal: i=1; a=rsa-sha256; d=example.org; s=sel; cv=none; b=AA==",
     b"ARC-Message-Signature: i=1; d=example.org; s=sel; h=from; bh=AA==; b=AA==",
     b"ARC-Authentication-Results: i=1; mx; dmarc=pass", b"From: =?utf-8?q?a=40b?= <c@d.test>",
+    b"From: )", b"From: a) <b@c.test>", b"From: (a (b (c", b"From: \\", b"From: <a@b.test>)",  # ")" once looped
 ]
 LINES = st.lists(st.one_of(st.binary(max_size=40), st.sampled_from(_PIECES)), max_size=12)
 EOLS = st.sampled_from([b"\r\n", b"\n"])
