@@ -124,3 +124,23 @@ async def test_transactions_per_connection(gateway_factory: GatewayFactory) -> N
     assert (r.code, r.status) == (421, "4.7.0")
     assert await d.is_closed()
     assert len(gw.spool.commits) == 2
+
+
+async def test_header_section_too_large(gateway_factory: GatewayFactory) -> None:
+    """A header section over smtp.max_header_size is refused with 552 5.3.4 after the data (Exim's header_maxsize):
+    every check reads the header, and megabytes of short fields cost seconds; a big body is no header."""
+    gw = await gateway_factory(smtp={"max_header_size": 65536})
+    d = await gw.connect()
+    await d.cmd("EHLO mail.example.org")
+    fields = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 90) for i in range(700))  # ~72 KB of fields
+    for _ in range(2):
+        await d.cmd("MAIL FROM:<a@example.org>")
+        await d.cmd("RCPT TO:<alice@example.net>")
+        r = await d.message(fields + MESSAGE)
+        assert (r.code, r.status) == (552, "5.3.4") and "header" in r.text.lower()
+        assert gw.spool.commits == []
+    await d.cmd("MAIL FROM:<a@example.org>")
+    await d.cmd("RCPT TO:<alice@example.net>")
+    r = await d.message(fields[: 50 * 1024].rpartition(b"\r\n")[0] + b"\r\n" + MESSAGE + (b"y" * 70 + b"\r\n") * 2000)
+    assert r.code == 250  # 50 KB of fields and a 140 KB body
+    await d.close()

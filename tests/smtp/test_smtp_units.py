@@ -254,3 +254,15 @@ def test_line_ends_on_both_sides_of_the_one_pass_size(lines: int, bad: bytes) ->
     raw = line * (lines // 2) + b"y" + bad + b"\r\n" + line * (lines // 2)
     assert line_ends_are_crlf(raw) is (bad == b"")
     assert check_content(raw, max_line=1000) is (None if bad == b"" else DataProblem.BARE_NEWLINE)
+
+
+def test_the_header_section_is_measured_to_the_crlf_before_the_empty_line() -> None:
+    def message(header_octets: int) -> bytes:
+        line = b"X: " + b"a" * (header_octets - 5) + b"\r\n"  # the whole section: this one field
+        return line + b"\r\n" + b"body\r\n" * 1000
+
+    assert check_content(message(100), max_line=1000, max_header=100) is None
+    assert check_content(message(101), max_line=1000, max_header=100) is DataProblem.HEADER_TOO_BIG
+    assert check_content(b"X: y\r\n" * 40, max_line=1000, max_header=100) is DataProblem.HEADER_TOO_BIG  # no body
+    assert check_content(b"\r\n" + b"body\r\n" * 100, max_line=1000, max_header=100) is None  # no header at all
+    assert check_content(message(101), max_line=1000) is None  # no limit given

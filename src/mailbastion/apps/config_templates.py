@@ -54,6 +54,7 @@ log_level = "info"
 [smtp]                          # the gateway's inbound MX listener
 listen = ["127.0.0.1:2525"]
 max_message_size = 26214400     # 25 MiB
+max_header_size = 1048576       # the header section: 1 MiB (Exim's header_maxsize); over it, 552 5.3.4
 max_recipients = 100
 max_connections = 1000
 max_connections_per_client = 20

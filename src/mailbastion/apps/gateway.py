@@ -56,6 +56,7 @@ def edge_limits(smtp: SmtpSection) -> EdgeLimits:
         max_message_size=smtp.max_message_size,
         max_recipients=smtp.max_recipients,
         max_line_length=smtp.max_line_length,
+        max_header_size=smtp.max_header_size,
         max_command_length=smtp.max_command_length,
         max_unknown_commands=smtp.max_unknown_commands,
         max_errors=smtp.max_errors,

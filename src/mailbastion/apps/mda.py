@@ -43,6 +43,7 @@ def mda_limits(settings: Settings) -> EdgeLimits:
         max_message_size=smtp.max_message_size + _HEADER_ALLOWANCE,
         max_recipients=smtp.max_recipients,
         max_line_length=smtp.max_line_length,
+        max_header_size=smtp.max_header_size + _HEADER_ALLOWANCE,
         max_command_length=smtp.max_command_length,
         max_unknown_commands=smtp.max_unknown_commands,
         max_errors=_NO_LIMIT,

@@ -165,7 +165,7 @@ class SubmissionRole:
             self.phish_intake = await asyncio.to_thread(build_intake, s, directory)
             handler = ReportingSubmission(handler, self.phish_intake)  # type: ignore[assignment]
         limits = EdgeLimits(max_message_size=sub.max_message_size, max_recipients=sub.max_recipients,
-                            max_line_length=s.smtp.max_line_length,
+                            max_line_length=s.smtp.max_line_length, max_header_size=s.smtp.max_header_size,
                             idle_timeout=sub.idle_timeout, max_connections=sub.max_connections,
                             max_connections_per_client=sub.max_connections_per_client)
         config = EdgeConfig(hostname=s.server.hostname, banner="ESMTP mailbastion submission", limits=limits,

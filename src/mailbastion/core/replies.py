@@ -88,6 +88,7 @@ def user_left(successor: str) -> Reply:
 
 
 SENDER_REJECTED = Reply(550, "5.7.1", "Sender address rejected")
+HEADER_TOO_LARGE = Reply(552, "5.3.4", "Message header section too large")
 MESSAGE_TOO_LARGE = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 REJECTED = Reply(550, "5.7.1", "Message rejected by policy")
 SPAM_REJECTED = Reply(550, "5.7.1", "Message rejected as spam")

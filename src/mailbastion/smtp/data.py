@@ -36,6 +36,7 @@ class DataProblem(Enum):
     BARE_NEWLINE = "bare_newline"
     LINE_TOO_LONG = "line_too_long"
     TOO_BIG = "too_big"
+    HEADER_TOO_BIG = "header_too_big"
     NUL = "nul"
 
     @property
@@ -47,19 +48,26 @@ _REPLIES = {
     DataProblem.BARE_NEWLINE: replies.BARE_LINEFEED,
     DataProblem.LINE_TOO_LONG: replies.DATA_LINE_TOO_LONG,
     DataProblem.TOO_BIG: replies.MESSAGE_TOO_LARGE,
+    DataProblem.HEADER_TOO_BIG: replies.HEADER_TOO_LARGE,
     DataProblem.NUL: replies.NUL_IN_DATA,
 }
 
 
-def check_content(content: bytes, *, max_line: int) -> DataProblem | None:
+def check_content(content: bytes, *, max_line: int, max_header: int | None = None) -> DataProblem | None:
     """The first problem of a complete message (as on the wire: still dot-stuffed for DATA), or None.
-    `max_line` counts the CRLF (RFC 5321 §4.5.3.1.6: 1000 octets; ours is a setting)."""
+    `max_line` counts the CRLF (RFC 5321 §4.5.3.1.6: 1000 octets; ours is a setting). `max_header`: the most
+    octets the header section may take, up to and including the CRLF of its last line (Exim's header_maxsize:
+    a header section of megabytes is no mail, and every check reads it)."""
     if b"\x00" in content:
         return DataProblem.NUL
     if not line_ends_are_crlf(content):
         return DataProblem.BARE_NEWLINE
     if _has_long_line(content, max_line):
         return DataProblem.LINE_TOO_LONG
+    if max_header is not None and len(content) > max_header:
+        # The section ends with the CRLF before the empty line: within the limit when that CRLF does.
+        if content.find(b"\r\n\r\n", 0, max_header + 2) < 0 and not content.startswith(b"\r\n"):
+            return DataProblem.HEADER_TOO_BIG
     return None
 
 

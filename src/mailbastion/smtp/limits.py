@@ -20,6 +20,7 @@ class EdgeLimits:
     max_message_size: int = 25 * 1024 * 1024
     max_recipients: int = 100
     max_line_length: int = 2048  # data lines, CRLF included
+    max_header_size: int = 1024 * 1024  # the header section, as Exim's header_maxsize
     max_command_length: int = 512  # RFC 5321 §4.5.3.1.4: 512 octets including CRLF
     max_unknown_commands: int = 5
     max_errors: int = 10

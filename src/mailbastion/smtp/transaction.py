@@ -126,7 +126,8 @@ class TransactionCommands(SmtpConnection):
         if content is None or len(content) > limit:
             await self._refuse(tx, DataProblem.TOO_BIG, size)
             return None
-        problem = check_content(content, max_line=self.limits.max_line_length)
+        problem = check_content(content, max_line=self.limits.max_line_length,
+                                max_header=self.limits.max_header_size)
         if problem is not None:
             await self._refuse(tx, problem, size)
             return None
@@ -168,7 +169,8 @@ class TransactionCommands(SmtpConnection):
         content = bytes(chunks)
         if content and not content.endswith(b"\r\n"):
             content += b"\r\n"  # a message ends with a line end; a last chunk may lack it
-        problem = check_content(content, max_line=self.limits.max_line_length)
+        problem = check_content(content, max_line=self.limits.max_line_length,
+                                max_header=self.limits.max_header_size)
         if problem is not None:
             await self._refuse(tx, problem, len(content))
             return None

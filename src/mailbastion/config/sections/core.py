@@ -35,6 +35,7 @@ class SmtpSection(Section):
     max_message_size: int = Field(25 * 1024 * 1024, ge=1024)
     max_recipients: int = Field(100, ge=1, le=10000)
     max_line_length: int = Field(2048, ge=1000)  # data lines; RFC 5321 §4.5.3.1.6 says 1000 incl. CRLF
+    max_header_size: int = Field(1024 * 1024, ge=64 * 1024)  # the header section (Exim's header_maxsize)
     max_command_length: int = Field(512, ge=512)  # RFC 5321 §4.5.3.1.4
     max_unknown_commands: int = Field(5, ge=1)
     max_errors: int = Field(10, ge=1)
