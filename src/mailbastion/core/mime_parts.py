@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from email.message import Message
 
 from mailbastion.core.filetype import detect
+from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.mime_tree import parse_well_formed
 
 __all__ = ["MAX_MESSAGE_DEPTH", "MAX_PARTS", "MessagePart", "MimeNote", "MimeParts", "decode_parts", "parse_message",
@@ -212,13 +213,14 @@ def parse_message(raw: bytes) -> Message:
 
 
 def _opaque(raw: bytes) -> Message:
-    """`raw` as a header section and one application/octet-stream body, marked NestingTooDeep."""
-    end = next((i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := raw.find(sep)) >= 0), len(raw))
-    msg = email.message_from_bytes(raw[:end], policy=email.policy.compat32)
+    """`raw` as a header section and one application/octet-stream body, marked NestingTooDeep. Split where the
+    one header parser (`core/header_block.py`) ends the section."""
+    block = HeaderBlock.parse(raw)
+    msg = email.message_from_bytes(block.header_bytes + b"\r\n", policy=email.policy.compat32)
     for name in ("Content-Type", "Content-Transfer-Encoding"):
         del msg[name]
     msg["Content-Type"] = "application/octet-stream"
-    msg.set_payload(raw[end:].decode("latin-1"))
+    msg.set_payload(block.body_bytes.decode("latin-1"))
     msg.defects.append(NestingTooDeep())
     return msg
 
