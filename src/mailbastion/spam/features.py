@@ -91,10 +91,10 @@ class _Closings:
         return (found[0][i], found[1][i]) if i < len(found[0]) else None
 
 
-def _elements(markup: str, want: Callable[[str, str], bool], *, names: frozenset[str] | None = None,
-              closing_in_tag: bool = False) -> Iterator[tuple[int, str, str, int, int]]:
-    r"""Each element whose (lower-case name, attributes) `want` accepts, as (start, attributes, content, end of
-    opening tag, end of closing tag), in order and not overlapping: from each opening tag to the first closing
+def _elements(markup: str, want: Callable[[str, str], object], *, names: frozenset[str] | None = None,
+              closing_in_tag: bool = False) -> Iterator[tuple[int, object, str, int]]:
+    r"""Each element whose (lower-case name, attributes) `want` accepts (returns something true), as (start, what
+    `want` returned, content, end of closing tag), in order and not overlapping: from each opening tag to the first closing
     tag of its name after it (`<(\w+)\b[^>]*>(.*?)</\1\s*>` as a pattern reads it, case-insensitive); an
     element without a closing tag is no element, and the search goes on at the next "<". `closing_in_tag`: the
     closing tag may start right after the name (`<(script)\b.*?</\1\s*>`, "<script</script>"). `names`: only
@@ -110,14 +110,15 @@ def _elements(markup: str, want: Callable[[str, str], bool], *, names: frozenset
             break  # no ">" after this: no tag starts here or later
         if end - m.end() > MAX_TAG_CHARS:
             continue
-        name, attributes = m.group(1).lower(), markup[m.end():end]
-        if not want(name, attributes):
+        name = m.group(1).lower()
+        found = want(name, markup[m.end():end])
+        if not found:
             continue
         opened = end + 1
         closing = closings.after(name, m.end() if closing_in_tag else opened)
         if closing is None:
             continue
-        yield m.start(), attributes, markup[opened:closing[0]], opened, closing[1]
+        yield m.start(), found, markup[opened:closing[0]], closing[1]
         pos = closing[1]
 
 
@@ -138,8 +139,7 @@ def _without_dropped(markup: str) -> str:
         return markup
     out: list[str] = []
     pos = 0
-    for start, _attributes, _content, _opened, end in _elements(markup, lambda _n, _a: True, names=_DROPPED,
-                                                                  closing_in_tag=True):
+    for start, _found, _content, end in _elements(markup, lambda _n, _a: True, names=_DROPPED, closing_in_tag=True):
         out += (markup[pos:start], " ")
         pos = end
     out.append(markup[pos:])
@@ -282,10 +282,9 @@ def _links(markup: str) -> Iterator[tuple[str, str]]:
     `<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]+)[^>]*>(.*?)</a\s*>` (case-insensitive) reads them, in linear time."""
     if _HREF_RE.search(markup) is None:
         return
-    for _start, attributes, content, _opened, _end in _elements(
-            markup, lambda _name, attributes: _HREF_RE.search(attributes) is not None, names=_ANCHOR):
-        href = _HREF_RE.search(attributes)
-        assert href is not None
+    for _start, href, content, _end in _elements(markup, lambda _name, attributes: _HREF_RE.search(attributes),
+                                                 names=_ANCHOR):
+        assert isinstance(href, re.Match)
         yield href.group(1), content
 
 
@@ -388,8 +387,8 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
         Anchor(href.strip(), url_host(href) if "://" in href else "", _WS_RE.sub(" ", html_to_text(inner)))
         for href, inner in _links(markup)
     ) if markup else ()
-    hidden = " ".join(html_to_text(inner) for _s, _a, inner, _o, _e in _elements(
-        markup, lambda _name, attributes: _HIDING_RE.search(attributes) is not None)) \
+    hidden = " ".join(html_to_text(inner) for _s, _found, inner, _e in _elements(
+        markup, lambda _name, attributes: _HIDING_RE.search(attributes))) \
         if markup and _HIDING_RE.search(markup) else ""
     urls: dict[str, None] = {}
     for a in anchors:
