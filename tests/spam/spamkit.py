@@ -3,6 +3,7 @@
     raw = business_mail()                                  # a clean business message
     raw = mail(subject="Hi", html="<a href=...>", text=None)
     verdict, ctx = await judge([GtubeCheck(), ...], raw)   # Pipeline(checks, Scorer(load_score_table()))
+    found = await rule_names(raw)                          # the symbols SpamRules gives, for OURS
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from mailbastion.core.peer import PeerInfo
 from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import Verdict
 from mailbastion.policy.check import Check, CheckContext
+from mailbastion.policy.checks.spam_rules import SpamRulesCheck
 from mailbastion.policy.pipeline import Pipeline
 from mailbastion.policy.scoring import Scorer, load_score_table
+from mailbastion.spam.lookalike import OwnIdentity
+from mailbastion.spam.rules import SpamRules
 
 OUTSIDE_IP = "198.51.100.7"
 _IDS = itertools.count(1000)
@@ -110,3 +114,12 @@ async def judge(checks: Sequence[Check], raw: bytes, **kw: object) -> tuple[Verd
 
 def names(verdict: Verdict) -> set[str]:
     return set(verdict.symbol_names)
+
+
+OURS = OwnIdentity.of(["example.com"], ["alice.smith@example.com"])  # our domain and one of our users
+
+
+async def rule_names(raw: bytes, **kw: object) -> set[str]:
+    """The symbols the spam rules (for OURS) give `raw`; `kw` as for `context`."""
+    verdict, _ = await judge([SpamRulesCheck(SpamRules(OURS))], raw, **kw)
+    return names(verdict)

@@ -11,22 +11,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from spamkit import judge, mail, names
+from spamkit import OURS, mail, rule_names
 
-from mailbastion.policy.checks.spam_rules import SpamRulesCheck
 from mailbastion.policy.scoring import load_score_table
-from mailbastion.spam.lookalike import OwnIdentity
-from mailbastion.spam.rules import RULE_SYMBOLS, SpamRules
+from mailbastion.spam.rules import RULE_SYMBOLS
 
-OURS = OwnIdentity.of(["example.com"], ["alice.smith@example.com"])
 NEW = ("MUA_OUTLOOK_FORGED", "RCVD_NUMERIC_HELO", "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY")
 WHEN = "Tue, 21 May 2002 12:10:24 +0100"
 PUBLIC = "81.2.69.160"  # a public address, as text in a header only: nothing connects to it
 
-
-async def rule_names(raw: bytes, **kw: object) -> set[str]:
-    verdict, _ = await judge([SpamRulesCheck(SpamRules(OURS))], raw, **kw)
-    return names(verdict)
 
 
 def received(value: str) -> tuple[str, str]:

@@ -11,22 +11,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from spamkit import judge, mail, names
+from spamkit import mail, rule_names
 
 from mailbastion.config.sections.spam import ClassifierSection
 from mailbastion.core.verdict import Action, Symbol
-from mailbastion.policy.checks.spam_rules import SpamRulesCheck
 from mailbastion.policy.scoring import Scorer, load_score_table
-from mailbastion.spam.lookalike import OwnIdentity
-from mailbastion.spam.rules import RULE_SYMBOLS, SpamRules
+from mailbastion.spam.rules import RULE_SYMBOLS
 
-OURS = OwnIdentity.of(["example.com"], ["alice.smith@example.com"])
 TAIL = "\n\nTo be removed from our list, reply with REMOVE in the subject line.\n"
 
-
-async def rule_names(raw: bytes) -> set[str]:
-    verdict, _ = await judge([SpamRulesCheck(SpamRules(OURS))], raw)
-    return names(verdict)
 
 
 FIRES = [

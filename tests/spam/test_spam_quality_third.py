@@ -10,20 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from spamkit import judge, mail, names
+from spamkit import mail, rule_names
 
 from mailbastion.core.verdict import Action, Symbol
-from mailbastion.policy.checks.spam_rules import SpamRulesCheck
 from mailbastion.policy.scoring import Scorer, load_score_table
-from mailbastion.spam.lookalike import OwnIdentity
-from mailbastion.spam.rules import SpamRules
-
-OURS = OwnIdentity.of(["example.com"], ["alice.smith@example.com"])
-
-
-async def rule_names(raw: bytes) -> set[str]:
-    verdict, _ = await judge([SpamRulesCheck(SpamRules(OURS))], raw)
-    return names(verdict)
 
 
 def _dkim(domain: str) -> tuple[str, str]:
