@@ -46,6 +46,9 @@ _CACHE_KEY = "spam.features"
 MARKUP_EXTENSIONS = frozenset({"htm", "html", "shtml", "xhtml", "svg", "hta", "mht", "mhtml"})
 _MARKUP_TYPES = frozenset({"text/html", "image/svg+xml", "application/xhtml+xml"})
 
+# A dot written as "=2E" inside a word of a quoted-printable text ("www=2Eexample=2Ecom"): no encoder needs to
+# (RFC 2045 §6.7 leaves "." literal); ratware does it so that a filter reading the raw text finds no domain.
+_QP_DOT_RE = re.compile(r"[A-Za-z0-9]=2E[A-Za-z0-9]")
 _URL_RE = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s"'<>()\[\]{}]{2,300}""")
 _TAG_RE = re.compile(r"(?s)<[^>]{0,2000}>")
 # Markup is read without patterns that run from every "<" to the end of the part (`<!--.*?-->` over 15,000
@@ -184,6 +187,7 @@ class MessageFeatures:
     raw_headers: tuple[tuple[str, str], ...] = field(default=())  # (lower name, decoded value)
     url_hosts: tuple[str, ...] = field(default=())  # hosts of `urls`, deduplicated, in order
     attached_markup: str = ""  # decoded HTML/SVG attachments (MARKUP_EXTENSIONS), for forms and scripts
+    qp_encoded_dots: int = 0  # "=2E" inside words of the quoted-printable text parts, before decoding
 
     @property
     def from_domain(self) -> str:
@@ -268,6 +272,17 @@ def _payload_text(part: Message, limit: int = MAX_PART_BYTES) -> str:
         return data.decode(charset, "replace")
     except (LookupError, UnicodeError):
         return data.decode("latin-1", "replace")
+
+
+def _qp_encoded_dots(part: Message) -> int:
+    """How many dots the part's quoted-printable text writes as "=2E" inside a word (its first MAX_PART_BYTES)."""
+    try:
+        if str(part.get("Content-Transfer-Encoding") or "").strip().lower() != "quoted-printable":
+            return 0
+        payload = part.get_payload()
+    except (ValueError, LookupError, TypeError, email.errors.MessageError):
+        return 0
+    return len(_QP_DOT_RE.findall(payload[:MAX_PART_BYTES])) if isinstance(payload, str) else 0
 
 
 def html_to_text(markup: str) -> str:
@@ -359,6 +374,7 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
     markup_files: list[str] = []
     attachments: list[Attachment] = []
     scanned = 0
+    qp_dots = 0
     markup_left = MAX_MARKUP_BYTES
     for part in _parts(message):
         ctype = part.get_content_type()
@@ -380,6 +396,7 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
             continue
         body = _payload_text(part)
         scanned += len(body)
+        qp_dots += _qp_encoded_dots(part)
         (htmls if ctype == "text/html" else texts).append(body)
     text = "\n".join(texts)
     markup = "\n".join(htmls)
@@ -418,4 +435,5 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
         raw_headers=headers,
         url_hosts=tuple(dict.fromkeys(h for h in map(url_host, urls) if h)),
         attached_markup="\n".join(markup_files),
+        qp_encoded_dots=qp_dots,
     )

@@ -45,7 +45,7 @@ RULE_SYMBOLS = frozenset({
     "GENERIC_GREETING", "SUBJECT_PADDING", "SUBJECT_ADV", "MID_MALFORMED", "PRIORITY_HIGH", "FROM_NO_PUBLIC_SUFFIX",
     "SUBJECT_JOINED_WORDS", "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM",
     "TO_IS_SENDER", "RECIPS_DICTIONARY", "TEXT_EXCLAMATIONS", "MUA_OUTLOOK_FORGED", "RCVD_NUMERIC_HELO",
-    "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY",
+    "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY", "QP_ENCODED_DOTS",
 }) | PHISHING_SYMBOLS
 
 # RFC 5322 §3.3: a date-time ends in a zone ("+0200", or an obsolete name such as "GMT" or "EST"). A universal
@@ -322,6 +322,8 @@ class SpamRules:
                       and home not in SHORTENER_OWNERS.get(h, ())), None)
         if short:
             yield Symbol("URI_SHORTENER", short)
+        if feats.qp_encoded_dots:
+            yield Symbol("QP_ENCODED_DOTS", f"{feats.qp_encoded_dots} dots written =2E")
         text = f"{feats.subject or ''}\n{feats.body_text[:30000]}"
         bangs = len(_EXCLAMATION_RE.findall(text))
         if bangs >= EXCLAMATION_RUNS_MIN:
