@@ -16,11 +16,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from mailbastion.core import lenient_addresses
 from mailbastion.core.verdict import Symbol
 from mailbastion.spam.domains import has_known_suffix, registrable_domain
-from mailbastion.spam.features import MAX_HEADER_CHARS, MessageFeatures
+from mailbastion.spam.features import MAX_HEADER_CHARS, MAX_PART_BYTES, MessageFeatures
 from mailbastion.spam.lexicon import (
     FREEMAIL,
     GENERIC_GREETING_RE,
@@ -45,7 +46,7 @@ RULE_SYMBOLS = frozenset({
     "GENERIC_GREETING", "SUBJECT_PADDING", "SUBJECT_ADV", "MID_MALFORMED", "PRIORITY_HIGH", "FROM_NO_PUBLIC_SUFFIX",
     "SUBJECT_JOINED_WORDS", "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM",
     "TO_IS_SENDER", "RECIPS_DICTIONARY", "TEXT_EXCLAMATIONS", "MUA_OUTLOOK_FORGED", "RCVD_NUMERIC_HELO",
-    "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY", "QP_ENCODED_DOTS",
+    "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY", "QP_ENCODED_DOTS", "HTML_FONT_BIG",
 }) | PHISHING_SYMBOLS
 
 # RFC 5322 §3.3: a date-time ends in a zone ("+0200", or an obsolete name such as "GMT" or "EST"). A universal
@@ -92,8 +93,9 @@ _BODY_TAG_RE = re.compile(r"(?:^|\s)(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[a-z])(?=
 _MS_CLIENT_RE = re.compile(r"(?i)\bMicrosoft (?:Office )?Outlook\b")
 # Trace fields (RFC 5321 §4.4) as MTAs write them, whitespace folded: "from HELO (rdns [ip]) by host ... id X".
 _RCVD_NUMERIC_HELO_RE = re.compile(r"(?i)^from\s+(\d{1,3}(?:\.\d{1,3}){3})\s+\(")
-_RCVD_NO_RDNS_RE = re.compile(r"(?i)^from\s+([a-z0-9-]+(?:\.[a-z0-9-]+)+)\s+\((?:unknown\s*)?\[(\d{1,3}(?:\.\d{1,3}){3})\]\)")
 _RCVD_CLIENT_RE = re.compile(r"(?i)^from\s+(\S+)\s+\(([^)]*)\)")
+_RCVD_BRACKET_IP_RE = re.compile(r"\[(\d{1,3}(?:\.\d{1,3}){3})\]")
+_RCVD_QMAIL_IP_RE = re.compile(r"\s*\((\d{1,3}(?:\.\d{1,3}){3})\)")
 _RCVD_SMTP_RE = re.compile(r"(?i)\bwith\s+e?smtp")
 _RCVD_PLAIN_SMTP_RE = re.compile(r"(?i)\bwith\s+smtp\b")
 _RCVD_BY_RE = re.compile(r"(?i)\bby\s+([a-z0-9.-]+)")
@@ -101,6 +103,9 @@ _RCVD_ID_RE = re.compile(r"(?i)\bid\s+<?([A-Za-z0-9.-]{6,})")
 TRACE_FIELD_MAX_CHARS = 1000  # a real Received field is a few hundred characters; this bounds the rules' work
 _LOCAL_HOP_RE = re.compile(r"(?i)\blocalhost\b|\b127\.0\.0\.1\b")
 _MSGID_PARTS_RE = re.compile(r"^\s*<([^<>@\s]+)@([^<>@\s]+)>")
+# <font size=6>, <font size="+3"> and bigger: 24-point type and up, the poster lettering of bulk HTML. The attributes
+# are read up to the next "<" or ">", so thousands of unclosed "<font" stay one linear pass.
+_FONT_BIG_RE = re.compile(r"(?i)<font\b[^<>]*?\bsize\s*=\s*[\"']?\s*(?:\+[3-9]|[67])(?![0-9])")
 _RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})  # RFC 2606 §2
 
 
@@ -150,20 +155,40 @@ def _trace_fields(feats: MessageFeatures) -> list[str]:
     return [" ".join(v[: 2 * TRACE_FIELD_MAX_CHARS].split())[:TRACE_FIELD_MAX_CHARS] for v in feats.header("received")[:30]]
 
 
-def _client_has_rdns(field_: str) -> bool:
-    """Whether the trace field names the client by its reverse DNS, in the forms MTAs write: sendmail and Postfix
-    "from HELO (rdns [ip])" ("([ip])", "(unknown [ip])" without), Exim "from rdns ([ip] helo=HELO)" ("[ip]"
-    without), qmail "from rdns (HELO x) (ip)" ("unknown" without). A form not recognised counts as named."""
+class TraceClient(NamedTuple):
+    """The client a trace field records: the name it greeted with, its address, whether the relay found a
+    reverse DNS name for it, and whether the field tells HELO from EHLO ("with SMTP" / "with ESMTP")."""
+    helo: str
+    ip: str
+    named: bool
+    tells_helo: bool
+
+
+def _trace_client(field_: str) -> TraceClient | None:
+    """The client of a trace field, in the forms MTAs write (None for a form not recognised): sendmail and
+    Postfix "from HELO (rdns [ip])" ("([ip])", "(unknown [ip])", "(IDENT:user@[ip])" without a name); Exim
+    "from rdns ([ip] helo=HELO)" ("[ip]" without); qmail "from rdns (HELO x) (ip)" ("unknown" without), which
+    writes "with SMTP" whichever greeting the client used."""
     m = _RCVD_CLIENT_RE.match(field_)
     if m is None:
-        return True
+        return None
     name, inner = m.group(1).lower(), m.group(2).strip().lower()
+    address = _RCVD_BRACKET_IP_RE.search(inner) or _RCVD_BRACKET_IP_RE.fullmatch(name)  # Exim: "from [ip] (helo=x)"
+    ip = address.group(1) if address else ""
     if "helo=" in inner:
-        return not name.startswith("[")
+        helo = inner.partition("helo=")[2].split()
+        return TraceClient(helo[0] if helo else "", ip, not name.startswith("["), True)
     if inner.startswith("helo "):
-        return name != "unknown"
+        qmail_ip = _RCVD_QMAIL_IP_RE.match(field_, m.end())
+        return TraceClient(inner[5:].strip(), qmail_ip.group(1) if qmail_ip else "", name != "unknown", False)
     host = inner.partition("[")[0].strip().rpartition("@")[2]
-    return bool(host) and host != "unknown"
+    return TraceClient(name, ip, bool(host) and host != "unknown", True)
+
+
+def _client_has_rdns(field_: str) -> bool:
+    """Whether the trace field names its client by reverse DNS; a form not recognised counts as named."""
+    client = _trace_client(field_)
+    return client is None or client.named
 
 
 def _msgid_added_by_relay(feats: MessageFeatures, trace: list[str]) -> str:
@@ -299,11 +324,11 @@ class SpamRules:
                 yield Symbol("RCVD_NUMERIC_HELO", m.group(1))
                 break
         for field_ in trace:
-            m = _RCVD_NO_RDNS_RE.match(field_)
-            helo = m.group(1).lower() if m else ""
-            if m and has_known_suffix(helo) and registrable_domain(helo) == helo and _public_ipv4(m.group(2)) \
+            client = _trace_client(field_)
+            if client and not client.named and client.tells_helo and has_known_suffix(client.helo) \
+                    and registrable_domain(client.helo) == client.helo and _public_ipv4(client.ip) \
                     and _RCVD_PLAIN_SMTP_RE.search(field_):
-                yield Symbol("RCVD_HELO_DOMAIN_NO_RDNS", f"{m.group(1)} [{m.group(2)}]"[:60])
+                yield Symbol("RCVD_HELO_DOMAIN_NO_RDNS", f"{client.helo} [{client.ip}]"[:60])
                 break
         added = _msgid_added_by_relay(feats, trace)
         if added:
@@ -322,6 +347,8 @@ class SpamRules:
                       and home not in SHORTENER_OWNERS.get(h, ())), None)
         if short:
             yield Symbol("URI_SHORTENER", short)
+        if feats.html and _FONT_BIG_RE.search(feats.html, 0, MAX_PART_BYTES):
+            yield Symbol("HTML_FONT_BIG")
         if feats.qp_encoded_dots:
             yield Symbol("QP_ENCODED_DOTS", f"{feats.qp_encoded_dots} dots written =2E")
         text = f"{feats.subject or ''}\n{feats.body_text[:30000]}"
