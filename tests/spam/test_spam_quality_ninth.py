@@ -119,8 +119,8 @@ PUBLIC = "81.2.69.160"  # a public address, as text in a header only: nothing co
 
 
 def via(hop: str, proto: str = "SMTP") -> bytes:
-    return mail(extra=[("Received", f"{hop} by mx.relay.example (8.11.6/8.11.6) with {proto} id g4LBANe03301 "
-                                    f"for <bob@example.com>; {WHEN}")])
+    field = f"{hop} by mx.relay.example (8.11.6/8.11.6) with {proto} id g4LBANe03301 for <bob@example.com>; {WHEN}"
+    return mail(extra=[("Received", field)])
 
 
 @pytest.mark.parametrize("hop", [
