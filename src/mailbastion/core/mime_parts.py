@@ -33,6 +33,7 @@ import email
 import email.errors
 import email.feedparser
 import email.header
+import email.message
 import email.policy
 import email.utils
 import hashlib
@@ -145,6 +146,44 @@ if email.feedparser.re is re:
     email.feedparser.re = _FeedparserRe()  # type: ignore[assignment]
 
 
+# -- the parameter splitter ---------------------------------------------------------------------------
+# email.message._parseparam splits "a; b=1; c=\"x;y\"" at the semicolons outside quotes, and for each candidate
+# semicolon counts the quotes from the start of the parameter again, then copies the rest of the value: a
+# 64 KB Content-Type whose boundary is a quoted run of ";" took 3-13 s in every parse (get_boundary,
+# get_content_charset, get_param). This does the same split in one pass, with the same reading of quotes
+# (quotes minus backslash-quotes, odd = inside); tests/core checks it against the standard library's.
+_STDLIB_PARSEPARAM = email.message._parseparam  # type: ignore[attr-defined]
+
+
+def _parseparam(value: object) -> list[str]:
+    s = ";" + str(value)
+    semis = [m.start() for m in re.finditer(";", s)]
+    quotes, parity, previous = [], 0, 0  # parity: quotes minus backslash-quotes in s[:semicolon]
+    for at in semis:
+        parity += s.count('"', previous, at) - s.count('\\"', previous, at)
+        quotes.append(parity)
+        previous = at
+    out: list[str] = []
+    j = 0
+    while True:
+        start = semis[j] + 1
+        k = j + 1
+        while k < len(semis) and semis[k] > start and (quotes[k] - quotes[j]) % 2:
+            k += 1
+        field = s[start:semis[k]] if k < len(semis) else s[start:]
+        if "=" in field:
+            i = field.index("=")
+            field = field[:i].strip().lower() + "=" + field[i + 1:].strip()
+        out.append(field.strip())
+        if k >= len(semis):
+            return out
+        j = k
+
+
+if email.message._parseparam is _STDLIB_PARSEPARAM:  # type: ignore[attr-defined]
+    email.message._parseparam = _parseparam  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, slots=True)
 class MessagePart:
     """One decoded leaf of a message. `data` is the content with its transfer encoding undone."""
@@ -171,7 +210,7 @@ class MessagePart:
         charset = self.charset if self.charset not in ("", "unknown-8bit", "x-unknown", "default") else "latin-1"
         try:
             return data.decode(charset, "replace")
-        except (LookupError, UnicodeError):
+        except (LookupError, ValueError):  # ValueError: a NUL in the charset's name ("embedded null character")
             return data.decode("latin-1", "replace")
 
 
@@ -242,8 +281,12 @@ def uudecode_blocks(data: bytes) -> list[tuple[str, bytes]]:
     out: list[tuple[str, bytes]] = []
     if b"begin" not in data:
         return out
-    for m in _UU_BEGIN.finditer(data):
-        decoded = _uudecode(data[m.end():], base64_form=m.group(0).startswith(b"begin-base64"))
+    # Each block is read up to the next begin line at most: reading from each begin to the end of the data made
+    # 4,000 "begin" lines with no "end" (52 KB) cost 7 s, quadratically.
+    begins = list(_UU_BEGIN.finditer(data))
+    for m, following in zip(begins, [*begins[1:], None], strict=True):
+        block = data[m.end():following.start()] if following is not None else data[m.end():]
+        decoded = _uudecode(block, base64_form=m.group(0).startswith(b"begin-base64"))
         if decoded:
             out.append((m.group(1).decode("latin-1", "replace").strip(), decoded))
     return out
