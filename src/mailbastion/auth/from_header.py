@@ -28,6 +28,7 @@ from email.headerregistry import HeaderRegistry
 
 from mailbastion.auth.dmarc import organizational_domain
 from mailbastion.core import lenient_addresses
+from mailbastion.core.encoded_words import decode_words
 from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.verdict import Symbol
 
@@ -237,7 +238,7 @@ def _valid(address: str) -> tuple[bool, str]:
 def _naive_decoded(value: str) -> str:
     """What a naive MUA shows: encoded-words decoded, then nothing else."""
     try:
-        return str(email.header.make_header(email.header.decode_header(value)))
+        return str(email.header.make_header(decode_words(value)))
     except (HeaderParseError, UnicodeError, LookupError, ValueError):
         return value
 

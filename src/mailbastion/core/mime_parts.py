@@ -42,6 +42,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
+from mailbastion.core.encoded_words import decode_words
 from mailbastion.core.filetype import detect
 from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.mime_tree import parse_well_formed
@@ -466,7 +467,7 @@ def _filename(part: Message) -> str:
 
 def _decoded_words(value: str) -> str:
     try:
-        return str(email.header.make_header(email.header.decode_header(value)))
+        return str(email.header.make_header(decode_words(value)))
     except Exception:  # noqa: BLE001 - an undecodable RFC 2047 word: the name as written
         return value
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from email.message import Message
 
 from mailbastion.core import lenient_addresses
+from mailbastion.core.encoded_words import decode_words
 from mailbastion.core.message import SpooledMessage
 
 MAX_PART_BYTES = 64 * 1024
@@ -216,7 +217,7 @@ def decode_header(value: str | None) -> str:
         return _BREAK_RE.sub(" ", value).strip()
     try:
         parts = []
-        for chunk, charset in email.header.decode_header(value):
+        for chunk, charset in decode_words(value):
             if isinstance(chunk, bytes):
                 parts.append(chunk.decode(_charset(charset), "replace"))
             else:
