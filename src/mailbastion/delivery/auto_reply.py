@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -40,6 +41,11 @@ __all__ = ["AutoReplier", "ReplyLog", "is_automatic"]
 log = logging.getLogger("mailbastion.delivery.auto_reply")
 _SENDER_NEVER = ("mailer-daemon", "postmaster", "listserv", "majordomo", "noreply", "no-reply")
 _LIST_FIELDS = ("list-id", "list-unsubscribe", "list-post", "list-help")
+# What the reply echoes of the sender's header is bounded: the SMTP policy's header parsing and folding are
+# quadratic, and a crafted 200 KB Message-ID of encoded words cost seconds and gigabytes.
+_MSG_ID = re.compile(r"<[^<>\s]{1,250}>")
+MAX_REFERENCES = 20  # of the original's References, the last ones, before its own Message-ID
+MAX_SUBJECT = 200
 
 
 def is_automatic(sender: str, block: HeaderBlock) -> str | None:
@@ -146,14 +152,16 @@ class AutoReplier:
         msg["From"] = leaver
         msg["To"] = sender
         subject = " ".join((original.first("subject") or "").split())
+        if len(subject) > MAX_SUBJECT:  # cut between words, so that no encoded word is cut in half
+            subject = subject[:MAX_SUBJECT].rsplit(" ", 1)[0]
         msg["Subject"] = f"Auto: {subject}" if subject else "Auto: has left"
         msg["Date"] = formatdate(self.clock())
         msg["Message-ID"] = f"<{uuid.uuid4().hex}@{self.hostname}>"
-        msg_id = (original.first("message-id") or "").strip()
-        if msg_id:
-            msg["In-Reply-To"] = msg_id
-            refs = " ".join((original.first("references") or "").split())
-            msg["References"] = f"{refs} {msg_id}".strip()
+        first = _MSG_ID.search(original.first("message-id") or "")
+        if first:  # only a plain msg-id (RFC 5322 §3.6.4); none, no In-Reply-To
+            refs = _MSG_ID.findall(original.first("references") or "")[-MAX_REFERENCES:]
+            msg["In-Reply-To"] = first.group()
+            msg["References"] = " ".join([*refs, first.group()])
         msg["Auto-Submitted"] = "auto-replied"
         msg.set_content(f"{leaver} no longer works here. Your message has been forwarded to {successor},\n"
                         f"who now looks after this. Please write to {successor} from now on.\n\n"

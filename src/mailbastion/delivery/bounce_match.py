@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import email
-import email.policy
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -33,6 +32,7 @@ from dataclasses import dataclass, replace
 from email.message import Message
 
 from mailbastion.core.header_block import HeaderBlock
+from mailbastion.core.mime_parts import parse_message
 from mailbastion.core.outcome import Delivered, DeliveryOutcome
 from mailbastion.core.ports import DeliveryAgent, DeliveryRequest
 from mailbastion.delivery.sent_log import SentEntry, SentLog
@@ -65,11 +65,13 @@ class BounceReport:
     recipients: tuple[BouncedRecipient, ...]
 
 
-def _field(value: str | None) -> str:
-    return " ".join((value or "").split())
+def _field(value: object) -> str:
+    """compat32 gives an `email.header.Header`, not a str, for a value with 8-bit bytes (a localised
+    Diagnostic-Code): str() it."""
+    return " ".join(str(value).split()) if value is not None else ""
 
 
-def _after_type(value: str | None) -> str:
+def _after_type(value: object) -> str:
     """`rfc822; bob@example.net` -> `bob@example.net` (RFC 3464 §2.3.2 address-type; address)."""
     text = _field(value)
     return text.split(";", 1)[1].strip() if ";" in text else text
@@ -88,7 +90,7 @@ def parse_bounce(raw: bytes) -> BounceReport | None:
     """The facts a bounce gives about the message it returns, or None when it names no message at all."""
     if len(raw) > MAX_BOUNCE_BYTES:
         raw = raw[:MAX_BOUNCE_BYTES]
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    msg = parse_message(raw)  # a bounce nested past the recursion limit is read as one opaque part
     envid: str | None = None
     recipients: list[BouncedRecipient] = []
     ids: list[str] = []

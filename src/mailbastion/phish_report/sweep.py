@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailbastion.core.address import Address, parse_address
+from mailbastion.core.address import Address, AddressError, parse_address
 from mailbastion.core.clock import Clock, system_clock
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.header_block import HeaderBlock, HeaderField
@@ -87,7 +87,7 @@ def _return_path(raw: bytes) -> Address | None:
         return None
     try:
         return parse_address(text, allow_utf8=True)
-    except ValueError:
+    except (AddressError, ValueError):  # AddressError is a MailError, not a ValueError
         return None
 
 

@@ -12,27 +12,27 @@ authenticated or in relay.networks (submission, internal relays), or when both t
 the From domain are ours and the pipeline saw a passing DMARC result (`trusted_symbols`). Outsiders who
 write to the report address are refused (symbol SPAM_REPORT_REFUSED) and nothing is learned.
 
-Unwrapping: every `message/rfc822` part is a reported message (forward as attachment); a message with
-`Resent-*` headers is itself the reported one (bounce/redirect; the Resent-* fields are dropped); an
-inline forward is rebuilt from the header block after the "Forwarded message" / "Original Message"
-marker. A report without any of these is logged and not learned.
+Unwrapping: every `message/rfc822` part (to MAX_MESSAGE_DEPTH attached messages deep) is a reported
+message (forward as attachment); a message with `Resent-*` headers is itself the reported one
+(bounce/redirect; the Resent-* fields are dropped); an inline forward is rebuilt from the header block
+after the "Forwarded message" / "Original Message" marker. A report without any of these is logged and not
+learned.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import email
 import email.message
-import email.policy
 import logging
 import quopri
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from mailbastion.core.address import Address
 from mailbastion.core.envelope import Envelope
+from mailbastion.core.mime_parts import MAX_MESSAGE_DEPTH, parse_message
 from mailbastion.core.peer import PeerInfo
 from mailbastion.spam.store import ModelStore
 from mailbastion.spam.training import strip_mbox_line
@@ -55,32 +55,52 @@ class ReportOutcome:
 def unwrap(raw: bytes) -> tuple[list[bytes], str]:
     """The reported messages inside a report, and how they were wrapped."""
     raw = strip_mbox_line(raw)
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    msg = parse_message(raw)  # a report nested past the recursion limit is read as one opaque part
     attached: list[bytes] = []
-    for part in msg.walk():
-        if part.get_content_type() == "message/rfc822":
-            payload = part.get_payload()
-            inner = payload[0] if isinstance(payload, list) and payload else None
-            if not isinstance(inner, email.message.Message):
-                continue
+    for part in _attached(msg):
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        if not isinstance(inner, email.message.Message):
+            continue
+        try:
             data = inner.as_bytes()
-            cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
-            if cte in ("base64", "quoted-printable"):  # not allowed by RFC 2046 §5.2.1, but clients do it
-                try:
-                    data = base64.b64decode(data, validate=False) if cte == "base64" else quopri.decodestring(data)
-                except (binascii.Error, ValueError):
-                    continue
-            attached.append(data)
+        except RecursionError:  # parsed, but nested too deep to write back
+            continue
+        cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+        if cte in ("base64", "quoted-printable"):  # not allowed by RFC 2046 §5.2.1, but clients do it
+            try:
+                data = base64.b64decode(data, validate=False) if cte == "base64" else quopri.decodestring(data)
+            except (binascii.Error, ValueError):
+                continue
+        attached.append(data)
     if attached:
         return attached, "attachment"
     if any(k.lower().startswith("resent-") for k in msg):
         for key in {k for k in msg if k.lower().startswith("resent-")}:
             del msg[key]
-        return [msg.as_bytes()], "bounce"
+        try:
+            return [msg.as_bytes()], "bounce"
+        except RecursionError:
+            return [], "none"
     inline = _inline(msg)
     if inline is not None:
         return [inline], "inline"
     return [], "none"
+
+
+def _attached(msg: email.message.Message) -> Iterator[email.message.Message]:
+    """The message/rfc822 parts in document order, down to MAX_MESSAGE_DEPTH attached messages (as
+    core/mime_parts reads them): deeper is crafted nesting, each level another message to learn and to write
+    back, at a quadratic cost."""
+    todo = [(msg, 0)]
+    while todo:
+        part, depth = todo.pop()
+        if part.get_content_type() == "message/rfc822":
+            yield part
+            depth += 1
+        payload = part.get_payload()
+        if isinstance(payload, list) and depth < MAX_MESSAGE_DEPTH:
+            todo += [(p, depth) for p in reversed(payload) if isinstance(p, email.message.Message)]
 
 
 def _inline(msg: email.message.Message) -> bytes | None:
