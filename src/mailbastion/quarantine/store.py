@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import email.errors
+import email.header
 import json
 import os
 import re
@@ -27,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from mailbastion.core.address import Address, parse_address
+from mailbastion.core.encoded_words import decode_words
 from mailbastion.core.envelope import Envelope
+from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.verdict import Verdict
 from mailbastion.durable import fsync_dir, write_durably
 
@@ -77,13 +81,15 @@ class QuarantineEntry:
 
 
 def _subject_of(message: bytes) -> str:
-    from email.parser import BytesHeaderParser
-    from email.policy import default
-
+    """The Subject, RFC 2047 decoded, read by the one header parser from the first 64 KiB. Not the stdlib's
+    policy.default: it parses a crafted Content-Type in quadratic time (10 s for 64 KiB), and this runs for
+    every held message while the client waits."""
+    subject = HeaderBlock.parse(message[:65536]).first("subject") or ""
     try:
-        return str(BytesHeaderParser(policy=default).parsebytes(message[:65536]).get("Subject", ""))[:200]
-    except Exception:  # noqa: BLE001 - a subject we cannot decode is shown raw
-        return ""
+        subject = str(email.header.make_header(decode_words(subject)))
+    except (ValueError, LookupError, UnicodeError, AssertionError, email.errors.MessageError):
+        pass  # a subject we cannot decode is shown raw
+    return subject[:200]
 
 
 def verdict_record(verdict: Verdict) -> dict[str, Any]:

@@ -7,7 +7,7 @@ uncompressed under limits. Hostile input is refused with a clear message, never 
 Accepted: gzip (application/gzip, application/x-gzip, application/tlsrpt+gzip, *.gz), zip (application/zip,
 application/x-zip-compressed, *.zip; one level, no encryption), and plain XML or JSON. Limits: the
 compressed size, the uncompressed size (counted while inflating, never trusting a header), the ratio, the
-members of a zip; a zip inside a zip is refused.
+members of a zip; a zip inside a zip is refused; so is a mail with a Content-* field over 8 KiB.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import email
 import email.policy
 import io
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -36,6 +37,12 @@ class Limits:
 _GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/tlsrpt+gzip", "application/x-gzip-compressed"}
 _ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
 _PLAIN_TYPES = {"text/xml", "application/xml", "application/json", "application/tlsrpt+json"}
+MAX_MIME_FIELD = 8 * 1024  # bytes of one Content-* field, folded; real ones are a few hundred
+MAX_MIME_FIELDS = 16 * 1024  # bytes of all of them in the message (a report mail has a few)
+# Every Content-* field anywhere in the message (any line start, as the feed parser splits lines), with its
+# continuation lines: counted before the stdlib parses them, whatever MIME structure it later finds.
+_MIME_FIELD = re.compile(rb"(?<![^\r\n])content-[\x21-\x39\x3b-\x7e]*[ \t]*:[^\r\n]*"
+                         rb"(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*", re.IGNORECASE)
 
 
 def gunzip(data: bytes, limits: Limits, name: str = "report") -> bytes:
@@ -111,7 +118,23 @@ def report_payloads(raw: bytes, limits: Limits | None = None) -> list[tuple[str,
         raise ReportRejected("a header field nests too deep to read") from None
 
 
+def _refuse_long_mime_fields(raw: bytes) -> None:
+    """policy.default parses Content-Type and Content-Disposition in quadratic time on ';', '"' and long
+    parameter values (a 64 KiB field: over a minute); it parses each part's Content-Type while it reads the
+    message. Real report mail has short ones, so a long one is refused before the parse."""
+    total = 0
+    for m in _MIME_FIELD.finditer(raw):
+        size = m.end() - m.start()
+        total += size
+        if size > MAX_MIME_FIELD:
+            name = m.group().split(b":", 1)[0].rstrip().decode("ascii", "replace")
+            raise ReportRejected(f"a {name} field of {size} bytes, over the limit of {MAX_MIME_FIELD}; refused")
+        if total > MAX_MIME_FIELDS:
+            raise ReportRejected(f"over {MAX_MIME_FIELDS} bytes of Content-* fields; refused")
+
+
 def _report_payloads(raw: bytes, limits: Limits) -> list[tuple[str, bytes]]:
+    _refuse_long_mime_fields(raw)
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
     out: list[tuple[str, bytes]] = []
