@@ -27,6 +27,15 @@ def test_begin_lines_without_end_are_read_once() -> None:
     assert uudecode_blocks(raw.split(b"\r\n\r\n", 1)[1]) == []
 
 
+def test_a_text_that_only_says_begin_is_no_block_and_no_error() -> None:
+    """The word "begin" with no begin line after it: no block (a first form of the bounded reading raised
+    ValueError here, which the walk reported as a malformed message: AV_MIME_MALFORMED on an ordinary ham)."""
+    assert uudecode_blocks(b"We begin at nine.\nbegin the meeting\n") == []
+    raw = b"From: a@b.example\r\nSubject: agenda\r\n\r\nWe begin at nine.\r\n"
+    assert SpooledMessage(raw).parts is not None
+    assert mime_parts.decode_parts(SpooledMessage(raw).parsed).notes == ()
+
+
 def test_uuencoded_blocks_are_read_as_before() -> None:
     encoded = b"".join(binascii.b2a_uu(b"hello world " * 3) for _ in range(3))
     text = b"text\nbegin 644 a.txt\n" + encoded + b"end\nmore\nbegin 600 b.bin\n" + encoded + b"end\n"

@@ -285,8 +285,8 @@ def uudecode_blocks(data: bytes) -> list[tuple[str, bytes]]:
     # Each block is read up to the next begin line at most: reading from each begin to the end of the data made
     # 4,000 "begin" lines with no "end" (52 KB) cost 7 s, quadratically.
     begins = list(_UU_BEGIN.finditer(data))
-    for m, following in zip(begins, [*begins[1:], None], strict=True):
-        block = data[m.end():following.start()] if following is not None else data[m.end():]
+    for i, m in enumerate(begins):
+        block = data[m.end():begins[i + 1].start()] if i + 1 < len(begins) else data[m.end():]
         decoded = _uudecode(block, base64_form=m.group(0).startswith(b"begin-base64"))
         if decoded:
             out.append((m.group(1).decode("latin-1", "replace").strip(), decoded))
