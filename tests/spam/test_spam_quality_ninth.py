@@ -1,5 +1,6 @@
-"""Issue 8 item 11, ninth pass (docs/spam-quality.md, "Ninth session"): dots hidden by quoted-printable, and the
-weights of ten signs raised where the ham that carry them sit far below the mark."""
+"""Issue 8 item 11, ninth pass (docs/spam-quality.md, "Ninth session"): dots hidden by quoted-printable, poster-size
+HTML type, one reader of a trace field's client, and the weights of ten signs raised where the ham that carry them
+sit far below the mark."""
 
 from __future__ import annotations
 

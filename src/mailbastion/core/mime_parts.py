@@ -159,7 +159,8 @@ _STDLIB_PARSEPARAM = email.message._parseparam  # type: ignore[attr-defined]
 def _parseparam(value: object) -> list[str]:
     s = ";" + str(value)
     semis = [m.start() for m in re.finditer(";", s)]
-    quotes, parity, previous = [], 0, 0  # parity: quotes minus backslash-quotes in s[:semicolon]
+    quotes: list[int] = []  # at each semicolon: quotes minus backslash-quotes before it
+    parity = previous = 0
     for at in semis:
         parity += s.count('"', previous, at) - s.count('\\"', previous, at)
         quotes.append(parity)
