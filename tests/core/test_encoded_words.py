@@ -57,3 +57,16 @@ def test_the_portal_and_the_quarantine_read_such_a_subject_promptly() -> None:
     assert inert_view(raw).subject.startswith("=?a?q?x =?a?q?x")
     assert _subject_of(raw).startswith("=?a?q?x")
     assert inert_view(b"From: a@b.example\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\r\nx").subject == "café"
+
+
+def test_a_non_ascii_charset_name_leaves_the_from_check_and_the_lookalike_check_working() -> None:
+    """`From: =?ü?q?x?= <a@b.example>` (40 bytes): make_header raised CharsetError, which the From check did
+    not catch, so the From check and the look-alike check failed on the message (their refusals and signs
+    gone). One reader now keeps such a word as written, for every caller."""
+    from mailbastion.auth.from_header import analyze_from
+    from mailbastion.core.encoded_words import decoded_text
+
+    assert decoded_text("=?\u00fc?q?x?=") == "=?\u00fc?q?x?="
+    assert decoded_text("=?utf-8?q?caf=C3=A9?=") == "café"
+    analysis = analyze_from(b"From: =?\xc3\xbc?q?x?= <a@b.example>\r\nSubject: s\r\n\r\nx")
+    assert analysis.address == "a@b.example"

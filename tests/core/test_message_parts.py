@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import mailbastion.core.message as message_module
 import mailbastion.core.mime_parts as mime_parts
+from mailbastion.core.encoded_words import decoded_text
 from mailbastion.core.message import SpooledMessage
 from mailbastion.core.mime_parts import MAX_MESSAGE_DEPTH, decode_parts, parse_message
 from mailbastion.testing import av
@@ -224,13 +225,13 @@ def _filename_by_parser(part: email.message.Message) -> str:
     except Exception:  # noqa: BLE001
         fn = None
     if fn:
-        names.append(mime_parts._decoded_words(fn))
+        names.append(decoded_text(fn))
     try:
         n = part.get_param("name")
     except Exception:  # noqa: BLE001
         n = None
     if n:
-        text = mime_parts._decoded_words(email.utils.collapse_rfc2231_value(n) if isinstance(n, tuple) else str(n))
+        text = decoded_text(email.utils.collapse_rfc2231_value(n) if isinstance(n, tuple) else str(n))
         if text not in names:
             names.append(text)
     return " | ".join(names)

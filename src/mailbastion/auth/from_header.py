@@ -28,7 +28,7 @@ from email.headerregistry import HeaderRegistry
 
 from mailbastion.auth.dmarc import organizational_domain
 from mailbastion.core import lenient_addresses
-from mailbastion.core.encoded_words import decode_words
+from mailbastion.core.encoded_words import decoded_text
 from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.verdict import Symbol
 
@@ -235,14 +235,6 @@ def _valid(address: str) -> tuple[bool, str]:
     return True, ""
 
 
-def _naive_decoded(value: str) -> str:
-    """What a naive MUA shows: encoded-words decoded, then nothing else."""
-    try:
-        return str(email.header.make_header(decode_words(value)))
-    except (HeaderParseError, UnicodeError, LookupError, ValueError):
-        return value
-
-
 def _encoded_parts(value: str) -> list[str]:
     """The decoded text of each RFC 2047 encoded-word in `value`."""
     out = []
@@ -322,7 +314,7 @@ def _analyze_value(value: str, syms: list[Symbol], fields: list[_Field]) -> From
         modern_bad = bool(defects) and not misplaced
     except (HeaderParseError, IndexError, ValueError, TypeError, AttributeError):
         modern, modern_bad, misplaced = [], True, False
-    decoded = _naive_decoded(value)
+    decoded = decoded_text(value)  # what a naive MUA shows: encoded-words decoded, then nothing else
     naive = [a for _n, a in lenient_addresses.getaddresses([decoded])] if decoded != value else compat
 
     if len(strict) > 1 or len([a for a in modern if a != "@"]) > 1 or len([a for a in compat if a]) > 1:
@@ -362,9 +354,9 @@ def _finish(syms: list[Symbol], fields: list[_Field], address: str, comments: li
     if domain and not domain.isascii():
         domain = domain.encode("idna").decode("ascii")
     for comment in comments:
-        if _address_like(_naive_decoded(comment)):
+        if _address_like(decoded_text(comment)):
             syms.append(Symbol("FROM_COMMENT_ADDRESS", comment[:100]))
-    shown = _naive_decoded(display)
+    shown = decoded_text(display)
     found = _address_like(shown)
     if found:
         other = found.rpartition("@")[2].lower().rstrip(".")

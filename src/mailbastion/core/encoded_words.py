@@ -11,6 +11,7 @@ word costs its own length (the "?=" is near), so no honest field comes near the 
 from __future__ import annotations
 
 import bisect
+import email.errors
 import email.header
 import re
 
@@ -44,3 +45,14 @@ def decode_words(value: str) -> list[tuple[bytes | str, str | None]]:
     if search_cost(value) > MAX_SEARCH:
         return [(value, None)]
     return email.header.decode_header(value)
+
+
+def decoded_text(value: str) -> str:
+    """The value with its encoded words decoded, as a mail reader shows it; the value as written when a word
+    cannot be read. A non-ASCII charset name ("=?\u00fc?q?x?=") raises CharsetError, a MessageError that is
+    not a HeaderParseError: caught here once, it made the From check and the look-alike check fail, the
+    portal's quarantine page answer 500 and the daily digest stop."""
+    try:
+        return str(email.header.make_header(decode_words(value)))
+    except (ValueError, LookupError, UnicodeError, AssertionError, email.errors.MessageError):
+        return value

@@ -32,7 +32,6 @@ import binascii
 import email
 import email.errors
 import email.feedparser
-import email.header
 import email.message
 import email.policy
 import email.utils
@@ -42,7 +41,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
-from mailbastion.core.encoded_words import decode_words
+from mailbastion.core.encoded_words import decoded_text
 from mailbastion.core.filetype import detect
 from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.mime_tree import parse_well_formed
@@ -453,24 +452,17 @@ def _filename(part: Message) -> str:
     except Exception:  # noqa: BLE001 - a broken RFC 2231 parameter is still a name to consider
         fn = None
     if fn:
-        names.append(_decoded_words(fn))
+        names.append(decoded_text(fn))
     try:
         n = part.get_param("name") if _may_have(part, "name") else None
     except Exception:  # noqa: BLE001
         n = None
     if n:
-        text = _decoded_words(email.utils.collapse_rfc2231_value(n) if isinstance(n, tuple) else str(n))
+        text = decoded_text(email.utils.collapse_rfc2231_value(n) if isinstance(n, tuple) else str(n))
         if text not in names:
             names.append(text)
     # Clients differ on which name wins; the attachment policy judges the riskier, so keep both.
     return " | ".join(names)
-
-
-def _decoded_words(value: str) -> str:
-    try:
-        return str(email.header.make_header(decode_words(value)))
-    except Exception:  # noqa: BLE001 - an undecodable RFC 2047 word: the name as written
-        return value
 
 
 def _disposition(part: Message) -> str:

@@ -8,11 +8,9 @@ remote loads anyway.
 
 from __future__ import annotations
 
-import email.errors
-import email.header
 from dataclasses import dataclass
 
-from mailbastion.core.encoded_words import decode_words
+from mailbastion.core.encoded_words import decoded_text
 from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.message import SpooledMessage
 
@@ -47,10 +45,7 @@ def decoded_header(value: str) -> str:
     """RFC 2047 encoded words decoded; on any error the value as it was. Control characters become
     visible escapes (a header could carry terminal or bidi tricks). Any MessageError, not only
     HeaderParseError: a non-ASCII charset name raises CharsetError, which made the page a 500."""
-    try:
-        text = str(email.header.make_header(decode_words(value)))
-    except (ValueError, LookupError, UnicodeError, email.errors.MessageError):
-        text = value
+    text = decoded_text(value)
     return "".join(c if c.isprintable() or c in " \t" else f"\\u{ord(c):04x}" for c in text)
 
 

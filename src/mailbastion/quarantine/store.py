@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import email.errors
-import email.header
 import json
 import os
 import re
@@ -29,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mailbastion.core.address import Address, parse_address
-from mailbastion.core.encoded_words import decode_words
+from mailbastion.core.encoded_words import decoded_text
 from mailbastion.core.envelope import Envelope
 from mailbastion.core.header_block import HeaderBlock
 from mailbastion.core.verdict import Verdict
@@ -84,12 +82,7 @@ def _subject_of(message: bytes) -> str:
     """The Subject, RFC 2047 decoded, read by the one header parser from the first 64 KiB. Not the stdlib's
     policy.default: it parses a crafted Content-Type in quadratic time (10 s for 64 KiB), and this runs for
     every held message while the client waits."""
-    subject = HeaderBlock.parse(message[:65536]).first("subject") or ""
-    try:
-        subject = str(email.header.make_header(decode_words(subject)))
-    except (ValueError, LookupError, UnicodeError, AssertionError, email.errors.MessageError):
-        pass  # a subject we cannot decode is shown raw
-    return subject[:200]
+    return decoded_text(HeaderBlock.parse(message[:65536]).first("subject") or "")[:200]
 
 
 def verdict_record(verdict: Verdict) -> dict[str, Any]:
