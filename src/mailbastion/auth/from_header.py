@@ -38,7 +38,8 @@ REFUSING = frozenset({
     "FROM_FOLDING_TRICK", "FROM_INVALID_DOMAIN",
 })
 EMITS = REFUSING | {"FROM_ENCODED_ADDRESS", "FROM_COMMENT_ADDRESS", "FROM_DISPLAY_ADDRESS", "FROM_DISPLAY_SPOOF",
-                    "FROM_SENDER_MISMATCH", "FROM_NAME_CASE", "FROM_RAW_8BIT", "FROM_ENCODED_QUOTED"}
+                    "FROM_SENDER_MISMATCH", "FROM_NAME_CASE", "FROM_RAW_8BIT", "FROM_ENCODED_QUOTED",
+                    "FROM_BASE64_ASCII"}
 # The charsets a mail client may guess for raw 8-bit header bytes (RFC 6532 allows only UTF-8): single-byte
 # Western and Cyrillic, and the double-byte East Asian ones whose trail bytes include ASCII ('@', '\\', '[')
 # and so could hide or reveal structure that the single-byte readings do not see.
@@ -235,6 +236,27 @@ def _valid(address: str) -> tuple[bool, str]:
     return True, ""
 
 
+_BASE64_WORD = re.compile(r"=\?[^?\s]+\?[bB]\?[^?\s]*\?=")
+
+
+def _base64_ascii(value: str) -> str | None:
+    """The text of the base64 encoded-words in `value` when it is all printable ASCII, which needs no
+    encoding (RFC 2047 is for what ASCII cannot write): mail software encodes only what it must, bulk tools
+    encode every name so that a filter reading the raw field finds no words. None otherwise, or when a word
+    does not decode."""
+    shown = []
+    for word in _BASE64_WORD.findall(value):
+        try:
+            for data, charset in email.header.decode_header(word):
+                if not isinstance(data, bytes) or not charset:
+                    return None
+                shown.append(data.decode(charset, "strict"))
+        except (HeaderParseError, UnicodeError, LookupError, ValueError):
+            return None
+    text = "".join(shown)
+    return text if text and all(" " <= c <= "~" for c in text) else None
+
+
 def _encoded_parts(value: str) -> list[str]:
     """The decoded text of each RFC 2047 encoded-word in `value`."""
     out = []
@@ -327,6 +349,9 @@ def _analyze_value(value: str, syms: list[Symbol], fields: list[_Field]) -> From
     if decoded != value:
         if any(re.search(r"[@<>,;:\"]", part) for part in _encoded_parts(value)):
             syms.append(Symbol("FROM_ENCODED_ADDRESS", decoded[:100]))
+        plain = _base64_ascii(value)
+        if plain is not None:
+            syms.append(Symbol("FROM_BASE64_ASCII", plain[:60]))
         views["decoded"] = [*sorted({_norm(a) or "" for a in naive if a})]  # the same address twice is no trick
     if ours is not None and re.search(r"[@<>]", ours.rpartition("@")[0]):
         return FromAnalysis(None, None, (*syms, Symbol("FROM_AMBIGUOUS", f"quoted local part {ours[:100]}")))

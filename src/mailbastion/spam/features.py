@@ -149,6 +149,7 @@ def _without_dropped(markup: str) -> str:
     out.append(markup[pos:])
     return "".join(out)
 _WS_RE = re.compile(r"\s+")
+_WORD_CHAR_RE = re.compile(r"\w")
 _BREAK_RE = re.compile(r"[\r\n\t]+")  # header values keep their runs of spaces (bulk tools pad subjects)
 _HOST_RE = re.compile(r"(?i)^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?(\[[0-9a-f:.]+\]|[^/:?#\\]+)")
 
@@ -189,6 +190,10 @@ class MessageFeatures:
     url_hosts: tuple[str, ...] = field(default=())  # hosts of `urls`, deduplicated, in order
     attached_markup: str = ""  # decoded HTML/SVG attachments (MARKUP_EXTENSIONS), for forms and scripts
     qp_encoded_dots: int = 0  # "=2E" inside words of the quoted-printable text parts, before decoding
+    # How a multipart/alternative fails to offer two readings of one text ("" when none does): "no text/plain"
+    # (an HTML part with no plain sibling) or "empty text/plain" / "empty text/html" (one side without a word
+    # while the other has some). Mail software writes both from one text; bulk tools fill one and leave the other.
+    alternative_flaw: str = ""
 
     @property
     def from_domain(self) -> str:
@@ -343,22 +348,44 @@ def _filename(part: Message) -> str:
     return str(name)
 
 
-def _parts(message: SpooledMessage) -> list[Message]:
+def _parts(message: SpooledMessage) -> tuple[list[Message], list[list[Message]]]:
     """The leaf parts of the shared MIME tree, at most MAX_PARTS of them among its first MAX_NODES entities
-    (containers counted there, not against MAX_PARTS: a text wrapped in 40 nested multiparts was never read);
-    [] when the tree cannot be walked."""
+    (containers counted there, not against MAX_PARTS: a text wrapped in 40 nested multiparts was never read),
+    and the children of each multipart/alternative among those entities; ([], []) when the tree cannot be
+    walked."""
     out: list[Message] = []
+    alternatives: list[list[Message]] = []
     try:
         for n, part in enumerate(message.parsed.walk()):
             if n >= MAX_NODES or len(out) >= MAX_PARTS:
                 break
             if not part.is_multipart():
                 out.append(part)
-        return out
+            elif part.get_content_type() == "multipart/alternative":
+                children = part.get_payload()
+                if isinstance(children, list):
+                    alternatives.append(children)
+        return out, alternatives
     except RecursionError:  # nested deeper than the walk can recurse: what was reached is read
-        return out
+        return out, alternatives
     except (ValueError, LookupError, TypeError, IndexError, AttributeError, email.errors.MessageError):
-        return []
+        return [], []
+
+
+def _alternative_flaw(alternatives: list[list[Message]], worded: dict[int, bool]) -> str:
+    """The first multipart/alternative that offers one reading only (see MessageFeatures.alternative_flaw).
+    `worded` maps the id of each text/plain and text/html body part read to whether its text has a word."""
+    for children in alternatives:
+        types = [child.get_content_type() for child in children]
+        if "text/html" in types and "text/plain" not in types:
+            return "no text/plain"
+        sides: dict[str, bool] = {}
+        for child, ctype in zip(children, types, strict=True):
+            if ctype in ("text/plain", "text/html") and id(child) in worded:
+                sides[ctype] = sides.get(ctype, False) or worded[id(child)]
+        if len(sides) == 2 and sides["text/plain"] != sides["text/html"]:
+            return "empty text/html" if sides["text/plain"] else "empty text/plain"
+    return ""
 
 
 def _extract(message: SpooledMessage) -> MessageFeatures:
@@ -377,7 +404,10 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
     scanned = 0
     qp_dots = 0
     markup_left = MAX_MARKUP_BYTES
-    for part in _parts(message):
+    html_texts: list[str] = []
+    worded: dict[int, bool] = {}
+    leaves, alternatives = _parts(message)
+    for part in leaves:
         ctype = part.get_content_type()
         filename = _filename(part)
         disposition = str(part.get("Content-Disposition") or "").lower()
@@ -398,7 +428,15 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
         body = _payload_text(part)
         scanned += len(body)
         qp_dots += _qp_encoded_dots(part)
-        (htmls if ctype == "text/html" else texts).append(body)
+        if ctype == "text/html":
+            htmls.append(body)
+            shown = html_to_text(body)
+            html_texts.append(shown)
+            worded[id(part)] = _WORD_CHAR_RE.search(shown) is not None
+        else:
+            texts.append(body)
+            if ctype == "text/plain":
+                worded[id(part)] = _WORD_CHAR_RE.search(body) is not None
     text = "\n".join(texts)
     markup = "\n".join(htmls)
     anchors = tuple(
@@ -426,7 +464,7 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
         header_names=tuple(k for k, _ in headers),
         text=text,
         html=markup,
-        html_text=html_to_text(markup) if markup else "",
+        html_text=" ".join(t for t in html_texts if t),  # each part read alone: one part's "<!--" hides no other
         hidden_text=hidden,
         anchors=anchors,
         urls=tuple(urls),
@@ -437,4 +475,5 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
         url_hosts=tuple(dict.fromkeys(h for h in map(url_host, urls) if h)),
         attached_markup="\n".join(markup_files),
         qp_encoded_dots=qp_dots,
+        alternative_flaw=_alternative_flaw(alternatives, worded),
     )

@@ -21,6 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from itertools import chain
+from urllib.parse import unquote
 
 from mailbastion.core import lenient_addresses
 from mailbastion.core.verdict import Symbol
@@ -54,6 +55,7 @@ PHISHING_SYMBOLS = frozenset({
     "TEXT_INVISIBLE_SPLIT", "HTML_OFFSCREEN", "PHISH_CREDENTIAL",
     "ADVANCE_FEE", "LINK_ONLY_BODY", "FROM_DISPLAY_DIGITS", "TO_IN_SUBJECT", "ABUSED_TLD", "URI_LONG_LABEL",
     "DKIM_FOREIGN_TENANT", "WEBFORM_MONEY_LURE", "SECURITY_RENEWAL_LURE", "MS365_UNSIGNED", "FROM_STYLED_DOMAIN",
+    "HEX_ENCODED_ADDRESS", "URI_NO_VOWELS", "URI_FRAGMENT_ADDRESS",
 })
 
 # Link text that is a URL or a bare domain: "https://www.bank.example/login", "www.bank.example", "bank.example".
@@ -130,6 +132,19 @@ _FORM_LURE_RE = re.compile(
     r"[A-Z0-9 .,$€]{3,40}")
 # A run of six or more digits in a display name: a "protocol" or account number dressed as the sender.
 _DISPLAY_DIGITS_RE = re.compile(r"\d{6,}")
+# A mail address written in hexadecimal ("726f647269676f40686f746d61696c2e636f6d" = rodrigo@hotmail.com) inside a
+# link or a Reply-To, From or List-Unsubscribe field: bulk tools track the recipient that way so that no address
+# shows in the raw text. At least 8 bytes of hex; the decoded bytes must be ASCII holding local@domain.tld.
+_HEX_RUN_RE = re.compile(r"[0-9A-Fa-f]{16,}")
+_HEX_ADDRESS_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_HEX_FIELDS = ("reply-to", "from", "list-unsubscribe")
+MAX_HEX_RUN = 2048  # hex digits decoded per run (an address is far shorter); longer runs are read to here
+# Seven letters in a row of a link's host with no vowel, h or y among them ("srgdvstc.plp7.ru"): generated
+# names; no word of a natural language and no brand spells that (SpamAssassin's URI_NOVOWEL idea).
+_NO_VOWELS_RE = re.compile(r"(?i)[bcdfgjklmnpqrstvwxz]{7}")
+# An address in a link's fragment ("https://site.example/login.html#bob@example.com"): a phishing kit fills its
+# login form from it; a fragment never reaches the server, so no tracking or unsubscribe link needs one there.
+_FRAGMENT_ADDRESS_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
 
 def _is_ip(host: str) -> bool:
@@ -276,6 +291,28 @@ def phishing_symbols(feats: MessageFeatures) -> Iterator[Symbol]:
     yield from _text(feats)
 
 
+def hex_address(text: str) -> str | None:
+    """The first mail address written in hexadecimal inside `text` (either byte alignment), or None."""
+    for m in _HEX_RUN_RE.finditer(text):
+        run = m.group(0)[:MAX_HEX_RUN]
+        for shift in (0, 1):
+            digits = run[shift:]
+            data = bytes.fromhex(digits[: len(digits) // 2 * 2])
+            if b"@" not in data or not data.isascii():
+                continue
+            found = _HEX_ADDRESS_RE.search(data.decode("ascii"))
+            if found:
+                return found.group(0)
+    return None
+
+
+def _fragment_address(url: str) -> bool:
+    scheme, _sep, rest = url.partition("://")
+    if scheme.lower() not in ("http", "https") or "#" not in rest:
+        return False
+    return _FRAGMENT_ADDRESS_RE.search(unquote(rest.partition("#")[2][:2048])) is not None
+
+
 def _links(feats: MessageFeatures) -> Iterator[Symbol]:
     for a in feats.anchors:
         m = _SHOWN_URL_RE.match(a.shown) if a.host and a.shown else None
@@ -318,6 +355,17 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
     abused = next((h for h in (feats.from_domain, *hosts) if h and h.rpartition(".")[2] in ABUSED_TLDS), None)
     if abused:
         yield Symbol("ABUSED_TLD", abused[:60])
+    consonants = next((h for h in hosts if _NO_VOWELS_RE.search(h)), None)
+    if consonants:
+        yield Symbol("URI_NO_VOWELS", consonants[:60])
+    fragment = next((u for u in feats.urls if _fragment_address(u)), None)
+    if fragment:
+        yield Symbol("URI_FRAGMENT_ADDRESS", fragment[:80])
+    hexed = next((f"{where}: {found}" for where, text in (
+        *(("link", u) for u in feats.urls), *((k, v) for k, v in feats.raw_headers if k in _HEX_FIELDS))
+        if (found := hex_address(text))), None)
+    if hexed:
+        yield Symbol("HEX_ENCODED_ADDRESS", hexed[:80])
 
 
 def _markup(feats: MessageFeatures) -> Iterator[Symbol]:

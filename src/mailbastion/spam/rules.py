@@ -46,7 +46,7 @@ RULE_SYMBOLS = frozenset({
     "GENERIC_GREETING", "SUBJECT_PADDING", "SUBJECT_ADV", "MID_MALFORMED", "PRIORITY_HIGH", "FROM_NO_PUBLIC_SUFFIX",
     "SUBJECT_JOINED_WORDS", "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM",
     "TO_IS_SENDER", "RECIPS_DICTIONARY", "TEXT_EXCLAMATIONS", "MUA_OUTLOOK_FORGED", "RCVD_NUMERIC_HELO",
-    "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY", "QP_ENCODED_DOTS", "HTML_FONT_BIG",
+    "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY", "QP_ENCODED_DOTS", "HTML_FONT_BIG", "MIME_ALT_ONE_SIDED",
 }) | PHISHING_SYMBOLS
 
 # RFC 5322 §3.3: a date-time ends in a zone ("+0200", or an obsolete name such as "GMT" or "EST"). A universal
@@ -340,6 +340,8 @@ class SpamRules:
             yield Symbol("MIME_HTML_ONLY")
             if "<img" in feats.html.lower() and len(feats.html_text) < 200:
                 yield Symbol("HTML_IMAGE_ONLY", f"{len(feats.html_text)} chars of text")
+        if feats.alternative_flaw:
+            yield Symbol("MIME_ALT_ONE_SIDED", feats.alternative_flaw)
         if len(feats.hidden_text.strip()) >= self.hidden_min_chars:
             yield Symbol("HTML_HIDDEN_TEXT", f"{len(feats.hidden_text)} chars")
         home = registrable_domain(feats.from_domain) if feats.from_domain else ""

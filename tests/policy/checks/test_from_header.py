@@ -78,6 +78,8 @@ SCORED = [
      "joerg@example.org"),
     ("encoded-word inside a quoted display name",
      b"From: \"=?iso-2022-jp?B?GyRCMEtFbCEhP04bKEI=?=\" <hito@example.org>", "FROM_ENCODED_QUOTED", "hito@example.org"),
+    ("base64 display name that is plain ASCII", b"From: =?UTF-8?B?U3VibWFyaW5v?= <news@example.org>",
+     "FROM_BASE64_ASCII", "news@example.org"),
 ]
 
 
@@ -100,6 +102,7 @@ def test_lesser_tricks_are_symbols(why: str, block: bytes, symbol: str, address:
     b"From: alice@example.org",
     b"From: \"Doe, Alice\" <alice@example.org>",
     b"From: =?utf-8?q?J=C3=B6rg?= <joerg@example.org>",
+    b"From: =?utf-8?b?SsO2cmc=?= <joerg@example.org>",  # base64 where it is needed
     b"From: J\xc3\xb6rg <joerg@example.org>",
     b"From: Alice\r\n <alice@example.org>",
     b"From: alice@example.org (Alice)",
