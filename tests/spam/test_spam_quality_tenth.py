@@ -94,9 +94,24 @@ async def test_hex_without_an_address_is_not(raw: bytes) -> None:
     assert "HEX_ENCODED_ADDRESS" not in await rule_names(raw)
 
 
-def test_hex_is_read_at_either_alignment_and_at_a_bounded_length() -> None:
+@pytest.mark.timeout(120)
+def test_hex_is_read_at_either_alignment_and_at_a_bounded_cost() -> None:
     assert hex_address("0" + HEX) == "rodrigo-f-p@hotmail.com"
     assert hex_address("ab" * 500_000) is None  # a megabyte of hex: each run read to MAX_HEX_RUN
+    # runs that decode to a thousand local-part characters and an "@" with no domain: read once each
+    almost = ("61" * 1000 + "40").encode().hex()  # hex of the hex text is no address either
+    assert hex_address(("61" * 1000 + "4021 ") * 2000) is None and hex_address(almost) is None
+
+
+@pytest.mark.timeout(120)
+async def test_long_fragments_are_read_in_one_pass() -> None:
+    """Fragments of 2,000 local-part characters and an "@" with no domain after it are no address (the pattern
+    looks at one character each side of the "@", so a long run is not read again from each of its characters);
+    an address at the end of a long fragment is still found."""
+    links = " ".join(f'<a href="https://x{i}.example/p#{"a" * 2000}@">{i}</a>' for i in range(20))
+    assert "URI_FRAGMENT_ADDRESS" not in await rule_names(mail(text=None, html=links))
+    found = links + f' <a href="https://y.example/p#{"a" * 2000}@example.com">go</a>'
+    assert "URI_FRAGMENT_ADDRESS" in await rule_names(mail(text=None, html=found))
 
 
 @pytest.mark.parametrize("host", ["srgdvstc.plp7.ru", "www.xkqzvbnt-offers.example", "mail.bcdfgjk.example"])

@@ -136,7 +136,9 @@ _DISPLAY_DIGITS_RE = re.compile(r"\d{6,}")
 # link or a Reply-To, From or List-Unsubscribe field: bulk tools track the recipient that way so that no address
 # shows in the raw text. At least 8 bytes of hex; the decoded bytes must be ASCII holding local@domain.tld.
 _HEX_RUN_RE = re.compile(r"[0-9A-Fa-f]{16,}")
-_HEX_ADDRESS_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# The local part starts where the run of its characters starts (the look-behind), so a long run with no address
+# after it is read once, not again from each of its characters.
+_HEX_ADDRESS_RE = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _HEX_FIELDS = ("reply-to", "from", "list-unsubscribe")
 MAX_HEX_RUN = 2048  # hex digits decoded per run (an address is far shorter); longer runs are read to here
 # Seven letters in a row of a link's host with no vowel, h or y among them ("srgdvstc.plp7.ru"): generated
@@ -144,7 +146,7 @@ MAX_HEX_RUN = 2048  # hex digits decoded per run (an address is far shorter); lo
 _NO_VOWELS_RE = re.compile(r"(?i)[bcdfgjklmnpqrstvwxz]{7}")
 # An address in a link's fragment ("https://site.example/login.html#bob@example.com"): a phishing kit fills its
 # login form from it; a fragment never reaches the server, so no tracking or unsubscribe link needs one there.
-_FRAGMENT_ADDRESS_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+_FRAGMENT_ADDRESS_RE = re.compile(r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]")  # local@domain: one character each side
 
 
 def _is_ip(host: str) -> bool:
