@@ -144,9 +144,12 @@ MAX_HEX_RUN = 2048  # hex digits decoded per run (an address is far shorter); lo
 # Seven letters in a row of a link's host with no vowel, h or y among them ("srgdvstc.plp7.ru"): generated
 # names; no word of a natural language and no brand spells that (SpamAssassin's URI_NOVOWEL idea).
 _NO_VOWELS_RE = re.compile(r"(?i)[bcdfgjklmnpqrstvwxz]{7}")
-# An address in a link's fragment ("https://site.example/login.html#bob@example.com"): a phishing kit fills its
-# login form from it; a fragment never reaches the server, so no tracking or unsubscribe link needs one there.
-_FRAGMENT_ADDRESS_RE = re.compile(r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]")  # local@domain: one character each side
+# A link's fragment that is an address ("https://site.example/login.html#bob@example.com", "#email=bob%40..."):
+# a phishing kit fills its login form from it; a fragment never reaches the server, so no tracking or unsubscribe
+# link needs one there. The whole fragment must be the address (or key=address): an image proxy's fragment is
+# the proxied URL (".../logo@2x.png") and a web app's route ("#/invite?email=...") is more than an address.
+_FRAGMENT_ADDRESS_RE = re.compile(
+    r"(?:[\w.-]{1,40}=)?[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}")
 
 
 def _is_ip(host: str) -> bool:
@@ -312,7 +315,7 @@ def _fragment_address(url: str) -> bool:
     scheme, _sep, rest = url.partition("://")
     if scheme.lower() not in ("http", "https") or "#" not in rest:
         return False
-    return _FRAGMENT_ADDRESS_RE.search(unquote(rest.partition("#")[2][:2048])) is not None
+    return _FRAGMENT_ADDRESS_RE.fullmatch(unquote(rest.partition("#")[2][:400]).strip()) is not None
 
 
 def _links(feats: MessageFeatures) -> Iterator[Symbol]:
