@@ -123,6 +123,16 @@ async def test_ordinary_link_hosts_are_not(host: str) -> None:
     assert "URI_NO_VOWELS" not in await rule_names(mail(text=f"See https://{host}/page today."))
 
 
+async def test_images_and_pixels_are_not_links() -> None:
+    """Constant Contact's image CDN and a tracking pixel: no reader is sent there."""
+    page = ('<p>Our autumn newsletter <a href="https://r20.rs6.net/tn.jsp?f=001">read it</a></p>'
+            '<img src="https://static.ctctcdn.com/lp/images/standard/logo.png">'
+            '<img src="https://bcp.crwdcntrl.net/5/c=1/pixel.gif" width="1" height="1">')
+    assert "URI_NO_VOWELS" not in await rule_names(mail(text="Our autumn newsletter.", html=page))
+    linked = page.replace("https://r20.rs6.net/tn.jsp?f=001", "https://static.ctctcdn.com/x")
+    assert "URI_NO_VOWELS" in await rule_names(mail(text="Our autumn newsletter.", html=linked))
+
+
 @pytest.mark.parametrize("url", ["https://coelectric.example/.docs/indox.html#bob@example.com",
                                  "https://login.example/#bob%40example.com", "http://x.example/p#id=bob@example",
                                  "https://x.example/p#email=bob@example.com"])

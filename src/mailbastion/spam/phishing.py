@@ -360,7 +360,11 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
     abused = next((h for h in (feats.from_domain, *hosts) if h and h.rpartition(".")[2] in ABUSED_TLDS), None)
     if abused:
         yield Symbol("ABUSED_TLD", abused[:60])
-    consonants = next((h for h in hosts if _NO_VOWELS_RE.search(h)), None)
+    # Hosts a reader is sent to, not those only pictures come from: the image CDNs and tracking pixels of honest
+    # senders carry such names ("static.ctctcdn.com", Constant Contact's images; "bcp.crwdcntrl.net", a pixel).
+    pictures = {h.lower() for h in _IMG_SRC_RE.findall(feats.html)} if feats.html else set()
+    targets = (*(a.host for a in feats.anchors), *(h for h in hosts if h not in pictures))
+    consonants = next((h for h in targets if _NO_VOWELS_RE.search(h)), None)
     if consonants:
         yield Symbol("URI_NO_VOWELS", consonants[:60])
     fragment = next((u for u in feats.urls if _fragment_address(u)), None)
