@@ -346,7 +346,8 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
     redirect = next((u for u in feats.urls if _REDIRECT_RE.search(u)), None)
     if redirect:
         yield Symbol("URI_REDIRECTOR", redirect[:80])
-    image = next((h.lower() for h in _IMG_SRC_RE.findall(feats.html) if _under(h.lower(), IMAGE_HOSTS)), None)
+    pictures = [h.lower() for h in _IMG_SRC_RE.findall(feats.html)] if feats.html else []  # hosts of <img src>
+    image = next((h for h in pictures if _under(h, IMAGE_HOSTS)), None)
     if image:
         yield Symbol("URI_IMAGE_HOST", image)
     # RFC 3986 §3.2.2 / RFC 5890: a host is ASCII letters, digits, hyphens and dots (IDNs travel as xn--).
@@ -362,8 +363,8 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
         yield Symbol("ABUSED_TLD", abused[:60])
     # Hosts a reader is sent to, not those only pictures come from: the image CDNs and tracking pixels of honest
     # senders carry such names ("static.ctctcdn.com", Constant Contact's images; "bcp.crwdcntrl.net", a pixel).
-    pictures = {h.lower() for h in _IMG_SRC_RE.findall(feats.html)} if feats.html else set()
-    targets = (*(a.host for a in feats.anchors), *(h for h in hosts if h not in pictures))
+    picture_hosts = set(pictures)
+    targets = (*(a.host for a in feats.anchors), *(h for h in hosts if h not in picture_hosts))
     consonants = next((h for h in targets if _NO_VOWELS_RE.search(h)), None)
     if consonants:
         yield Symbol("URI_NO_VOWELS", consonants[:60])
