@@ -236,7 +236,17 @@ def _valid(address: str) -> tuple[bool, str]:
     return True, ""
 
 
-_BASE64_WORD = re.compile(r"=\?[^?\s]+\?[bB]\?[^?\s]*\?=")
+# An RFC 2047 encoded-word; group 1 is its encoding (B or Q).
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?([bBqQ])\?[^?\s]*\?=")
+
+
+def _word_text(word: str, errors: str) -> str | None:
+    """The decoded text of one encoded-word (its bytes decoded with `errors`), None when it does not decode."""
+    try:
+        return "".join(data.decode(charset, errors) for data, charset in email.header.decode_header(word)
+                       if charset and isinstance(data, bytes))
+    except (HeaderParseError, UnicodeError, LookupError, ValueError):
+        return None
 
 
 def _base64_ascii(value: str) -> str | None:
@@ -245,29 +255,19 @@ def _base64_ascii(value: str) -> str | None:
     encode every name so that a filter reading the raw field finds no words. None otherwise, or when a word
     does not decode."""
     shown = []
-    for word in _BASE64_WORD.findall(value):
-        try:
-            for data, charset in email.header.decode_header(word):
-                if not isinstance(data, bytes) or not charset:
-                    return None
-                shown.append(data.decode(charset, "strict"))
-        except (HeaderParseError, UnicodeError, LookupError, ValueError):
-            return None
+    for m in _ENCODED_WORD.finditer(value):
+        if m.group(1) in "bB":
+            if (word := _word_text(m.group(), "strict")) is None:
+                return None
+            shown.append(word)
     text = "".join(shown)
     return text if text and all(" " <= c <= "~" for c in text) else None
 
 
 def _encoded_parts(value: str) -> list[str]:
-    """The decoded text of each RFC 2047 encoded-word in `value`."""
-    out = []
-    for word in re.findall(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=", value):
-        try:
-            for data, charset in email.header.decode_header(word):
-                if charset and isinstance(data, bytes):
-                    out.append(data.decode(charset, "replace"))
-        except (HeaderParseError, UnicodeError, LookupError, ValueError):
-            out.append(word)
-    return out
+    """The decoded text of each RFC 2047 encoded-word in `value` (the word as written when it does not decode)."""
+    return [text if (text := _word_text(m.group(), "replace")) is not None else m.group()
+            for m in _ENCODED_WORD.finditer(value)]
 
 
 def _single_domain(value: str) -> str | None:
