@@ -20,10 +20,11 @@ import email.header
 import email.utils
 import html
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
+from urllib.parse import parse_qsl, unquote
 
 from mailbastion.core import lenient_addresses
 from mailbastion.core.encoded_words import decode_words
@@ -188,6 +189,9 @@ class MessageFeatures:
     has_html_part: bool
     raw_headers: tuple[tuple[str, str], ...] = field(default=())  # (lower name, decoded value)
     url_hosts: tuple[str, ...] = field(default=())  # hosts of `urls`, deduplicated, in order
+    # Hosts of the web addresses that a link's query carries (`redirect_hosts`): where an open redirect or a
+    # tracker sends the reader. Kept apart from `url_hosts`, which the classifier's tokens read.
+    redirect_hosts: tuple[str, ...] = field(default=())
     attached_markup: str = ""  # decoded HTML/SVG attachments (MARKUP_EXTENSIONS), for forms and scripts
     qp_encoded_dots: int = 0  # "=2E" inside words of the quoted-printable text parts, before decoding
     # How a multipart/alternative fails to offer two readings of one text ("" when none does): "no text/plain"
@@ -241,6 +245,35 @@ def url_host(url: str) -> str:
     if host.startswith("[") and host.endswith("]"):
         return host[1:-1]
     return host
+
+
+# A query that may carry a web address: "http" written out or percent-encoded, or "//" (scheme-relative).
+_CARRIED_CUE_RE = re.compile(r"(?i)http|%2f|=//")
+MAX_REDIRECT_URLS = 100
+
+
+def redirect_hosts(urls: Iterable[str]) -> tuple[str, ...]:
+    """The hosts of the web addresses carried as query values of `urls` (deduplicated, in order), as an open
+    redirect or a click tracker holds its destination: `https://vk.com/away.php?to=https%3A%2F%2Ftinyurl.com%2Fx`
+    carries tinyurl.com. A value is read once percent-decoded (as the query is parsed) and, if that is not yet
+    an address, once more (addresses encoded twice over, as trackers nest them). One level: a carried address's
+    own query is not read again. At most MAX_REDIRECT_URLS links are read."""
+    found: dict[str, None] = {}
+    for n, url in enumerate(urls):
+        if n >= MAX_REDIRECT_URLS:
+            break
+        query = url.partition("?")[2].partition("#")[0]
+        if not query or not _CARRIED_CUE_RE.search(query):
+            continue
+        for _name, value in parse_qsl(query[:4000]):
+            value = value.strip()
+            if not value.lower().startswith(("http://", "https://", "//")):
+                value = unquote(value).strip()
+            if value.lower().startswith(("http://", "https://", "//")):
+                host = url_host(value if not value.startswith("//") else "http:" + value)
+                if host and "." in host:
+                    found.setdefault(host, None)
+    return tuple(found)
 
 
 def _charset(name: str | None) -> str:
@@ -473,6 +506,7 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
         has_html_part=bool(htmls),
         raw_headers=headers,
         url_hosts=tuple(dict.fromkeys(h for h in map(url_host, urls) if h)),
+        redirect_hosts=redirect_hosts(urls),
         attached_markup="\n".join(markup_files),
         qp_encoded_dots=qp_dots,
         alternative_flaw=_alternative_flaw(alternatives, worded),

@@ -120,7 +120,7 @@ BRANDS: dict[str, tuple[str, ...]] = {
     "hermes": ("hermes", "myhermes"), "evri": ("evri",), "colissimo": ("colissimo", "laposte"),
     "chronopost": ("chronopost",), "inpost": ("inpost",), "trustwallet": ("trustwallet",), "trezor": ("trezor",),
     "exodus": ("exodus",), "phantom": ("phantom",), "uniswap": ("uniswap",), "gemini": ("gemini", "google"),
-    "kucoin": ("kucoin",), "bybit": ("bybit",), "okx": ("okx",), "electrum": ("electrum",),
+    "kucoin": ("kucoin",), "bybit": ("bybit",), "okx": ("okx",), "electrum": ("electrum",), "ftx": ("ftx",),
     "bitdefender": ("bitdefender",), "kaspersky": ("kaspersky",), "totalav": ("totalav",), "total av": ("totalav",),
     "klarna": ("klarna",),
     "western union": ("westernunion", "wu"), "moneygram": ("moneygram",), "deutsche bahn": ("bahn", "db"),

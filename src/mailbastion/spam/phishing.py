@@ -67,9 +67,6 @@ _ROLE_RE = re.compile(r"(?i)\b(?:support|service|services|team|security|account|
                       r"administrator|helpdesk|help desk|customer care|department|notification|no-?reply|mailbox|"
                       r"webmail|payroll|verification|official)\b")
 _USERINFO_RE = re.compile(r"(?i)^[a-z][a-z0-9+.-]*://[^/?#\s]*@")
-# A query parameter that carries a whole other URL: the first site forwards to the second (open redirect).
-_REDIRECT_RE = re.compile(r"(?i)[?&][a-z_]{0,12}(?:url|redirect|redir|target|goto|dest|destination|link|next|u|q|r)"
-                          r"=(?:https?(?::|%3a)|%2f%2f|//)")
 _DATA_URI_RE = re.compile(r"(?i)(?:href|action|src|data)\s*=\s*[\"']?\s*data:(?:text/html|application/)")
 # What every match of _DATA_URI_RE holds: "data:" in any case (the only characters IGNORECASE matches to a, d and
 # t are their two cases), so "a:" or "A:". Checked first: most pages have no data: URI at all, and the rule's own
@@ -328,7 +325,9 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
                 and registrable_domain(shown_host) != registrable_domain(a.host):
             yield Symbol("HTML_LINK_MISMATCH", f"{shown_host}→{a.host}"[:120])
             break
-    hosts = feats.url_hosts
+    # The hosts a reader is sent to: those of the links and those an open redirect or a tracker carries in its
+    # query ("vk.com/away.php?to=https%3A%2F%2Ftinyurl.com%2F..."), which the reader reaches one click later.
+    hosts = tuple(dict.fromkeys((*feats.url_hosts, *feats.redirect_hosts)))
     ip = next((h for h in hosts if _is_ip(h)), None)
     if ip:
         yield Symbol("URI_IP", ip)
@@ -343,9 +342,8 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
     shared = next((h for h in hosts if _under(h, SHARED_STORAGE) and registrable_domain(h) != home), None)
     if shared:
         yield Symbol("URI_SHARED_STORAGE", shared)
-    redirect = next((u for u in feats.urls if _REDIRECT_RE.search(u)), None)
-    if redirect:
-        yield Symbol("URI_REDIRECTOR", redirect[:80])
+    if feats.redirect_hosts:  # a link carries another web address in its query: the first site forwards
+        yield Symbol("URI_REDIRECTOR", feats.redirect_hosts[0][:80])
     pictures = [h.lower() for h in _IMG_SRC_RE.findall(feats.html)] if feats.html else []  # hosts of <img src>
     image = next((h for h in pictures if _under(h, IMAGE_HOSTS)), None)
     if image:
@@ -358,7 +356,10 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
                                                                  h.split(".")[:-2])), None)
     if long_label:
         yield Symbol("URI_LONG_LABEL", long_label[:60])
-    abused = next((h for h in (feats.from_domain, *hosts) if h and h.rpartition(".")[2] in ABUSED_TLDS), None)
+    # The sender's domain, where replies go (Reply-To), and the hosts a reader is sent to.
+    reply_domain = feats.reply_to_address.rpartition("@")[2]
+    abused = next((h for h in (feats.from_domain, reply_domain, *hosts) if h and h.rpartition(".")[2] in ABUSED_TLDS),
+                  None)
     if abused:
         yield Symbol("ABUSED_TLD", abused[:60])
     # Hosts a reader is sent to, not those only pictures come from: the image CDNs and tracking pixels of honest

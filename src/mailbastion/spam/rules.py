@@ -345,7 +345,9 @@ class SpamRules:
         if len(feats.hidden_text.strip()) >= self.hidden_min_chars:
             yield Symbol("HTML_HIDDEN_TEXT", f"{len(feats.hidden_text)} chars")
         home = registrable_domain(feats.from_domain) if feats.from_domain else ""
-        short = next((h for h in feats.url_hosts if (h in SHORTENERS or registrable_domain(h) in SHORTENERS)
+        # A shortener behind an open redirect or a tracker hides the destination as well as one linked directly.
+        short = next((h for h in (*feats.url_hosts, *feats.redirect_hosts)
+                      if (h in SHORTENERS or registrable_domain(h) in SHORTENERS)
                       and home not in SHORTENER_OWNERS.get(h, ())), None)
         if short:
             yield Symbol("URI_SHORTENER", short)

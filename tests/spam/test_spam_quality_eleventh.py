@@ -1,0 +1,90 @@
+"""Issue 8 item 11, eleventh pass (docs/spam-quality.md, "Eleventh session"): the destination an open redirect or a
+tracker carries in its query is judged like a link (a shortener or an abused top-level domain behind it), the
+Reply-To domain is read for an abused top-level domain, and FTX is a brand."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from spamkit import mail, rule_names
+
+from mailbastion.spam.features import MAX_REDIRECT_URLS, extract_bytes, redirect_hosts
+
+
+@pytest.mark.parametrize(("url", "hosts"), [
+    # percent-encoded once, as the query is parsed (VK's away page)
+    ("https://vk.com/away.php?utf=1&to=https%3A%2F%2Ftinyurl.com%2Fzz5e2u5k", ("tinyurl.com",)),
+    # written out, any parameter name
+    ("https://track.esp.test/c?id=7&returnurl=https://e-multicom.gr/d/", ("e-multicom.gr",)),
+    # encoded twice over, as nested trackers write it
+    ("https://a.test/r?u=https%253A%252F%252Fbit.ly%252Fabc", ("bit.ly",)),
+    # scheme-relative
+    ("https://a.test/r?next=%2F%2Fevil.example%2Fx", ("evil.example",)),
+    # two destinations, each once
+    ("https://a.test/r?u=https://b.example/&v=http://c.example/x&w=https://b.example/y", ("b.example", "c.example")),
+])
+def test_the_destinations_a_link_carries_are_read(url: str, hosts: tuple[str, ...]) -> None:
+    assert redirect_hosts([url]) == hosts
+
+
+@pytest.mark.parametrize("url", [
+    "https://shop.example/item?id=42&ref=mail",  # no address in the query
+    "https://shop.example/search?q=http+tutorial",  # the word "http", not an address
+    "https://shop.example/path/https://other.example/",  # in the path, not the query
+    "https://shop.example/#u=https://other.example/",  # in the fragment
+    "https://a.test/r?u=https%3A%2F%2F",  # an address without a host
+    "https://a.test/r?%%%=%zz&u=https%3A%2F%2Fbad host%2F",  # malformed: no host with a dot, nothing raised
+])
+def test_queries_without_a_carried_address_give_none(url: str) -> None:
+    assert redirect_hosts([url]) == ()
+
+
+def test_reading_is_bounded() -> None:
+    urls = [f"https://a.test/r?u=https://h{n}.example/" for n in range(MAX_REDIRECT_URLS + 5)]
+    assert len(redirect_hosts(urls)) == MAX_REDIRECT_URLS
+
+
+def html_mail(href: str, **kw: object) -> bytes:
+    return mail(text=None, html=f'<html><body><p>Your parcel is waiting.</p><a href="{href}">Track it</a></body></html>',
+                **kw)  # type: ignore[arg-type]
+
+
+VK_TO_TINYURL = "https://vk.com/away.php?utf=1&amp;to=https%3A%2F%2Ftinyurl.com%2Fzz5e2u5k"
+
+
+async def test_a_shortener_behind_an_open_redirect_is_a_shortener() -> None:
+    raw = html_mail(VK_TO_TINYURL)
+    feats = extract_bytes(raw)
+    assert "tinyurl.com" not in feats.url_hosts  # the classifier's view is unchanged
+    assert feats.redirect_hosts == ("tinyurl.com",)
+    found = await rule_names(raw)
+    assert {"URI_SHORTENER", "URI_REDIRECTOR"} <= found
+
+
+async def test_a_tracker_to_an_ordinary_site_is_only_shown() -> None:
+    found = await rule_names(html_mail("https://click.esp.example/c?url=https%3A%2F%2Fwww.partner.example%2Fnews"))
+    assert "URI_REDIRECTOR" in found  # weight 0: shown in the log
+    assert not {"URI_SHORTENER", "ABUSED_TLD"} & found
+
+
+async def test_an_abused_top_level_domain_behind_a_redirect_is_read() -> None:
+    found = await rule_names(html_mail("https://www.google.com/url?q=https://claim-now.shop/x"))
+    assert "ABUSED_TLD" in found
+
+
+async def test_a_reply_to_on_an_abused_top_level_domain_is_marked() -> None:
+    raw = mail(extra=[("Reply-To", "electrum@liveagent.uno")])
+    assert "ABUSED_TLD" in await rule_names(raw)
+    assert "ABUSED_TLD" not in await rule_names(mail(extra=[("Reply-To", "sales@partner.example")]))
+
+
+async def test_ftx_in_a_display_name_must_come_from_ftx() -> None:
+    forged = mail(from_='"Claim Assist(FTX)" <claims-ivsig@iceapple.tech>')
+    assert "FROM_BRAND_MISMATCH" in await rule_names(forged)
+    own = mail(from_='"FTX Claims" <claims@ftx.com>')
+    assert "FROM_BRAND_MISMATCH" not in await rule_names(own)
