@@ -1,6 +1,7 @@
 """Issue 8 item 11, eleventh pass (docs/spam-quality.md, "Eleventh session"): the destination an open redirect or a
 tracker carries in its query is judged like a link (a shortener or an abused top-level domain behind it), the
-Reply-To domain is read for an abused top-level domain, and FTX is a brand."""
+Reply-To domain is read for an abused top-level domain, FTX is a brand, and a link whose text names one site is no
+mismatch when it goes through the sender's own domain or its query carries that site."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from mailbastion.spam.features import MAX_REDIRECT_URLS, extract_bytes, redirect
     ("https://a.test/r?u=https%253A%252F%252Fbit.ly%252Fabc", ("bit.ly",)),
     # scheme-relative
     ("https://a.test/r?next=%2F%2Fevil.example%2Fx", ("evil.example",)),
+    # without a scheme, as some trackers write it
+    ("http://WindowsSecrets.com/links/p3472n61w1axd/9be712h/?url=www.viosoftware.com%2F", ("www.viosoftware.com",)),
     # two destinations, each once
     ("https://a.test/r?u=https://b.example/&v=http://c.example/x&w=https://b.example/y", ("b.example", "c.example")),
 ])
@@ -88,3 +91,44 @@ async def test_ftx_in_a_display_name_must_come_from_ftx() -> None:
     assert "FROM_BRAND_MISMATCH" in await rule_names(forged)
     own = mail(from_='"FTX Claims" <claims@ftx.com>')
     assert "FROM_BRAND_MISMATCH" not in await rule_names(own)
+
+
+def linked(shown: str, href: str, from_: str) -> bytes:
+    return mail(text=None, from_=from_,
+                html=f'<html><body><p>This week\'s programme.</p><a href="{href}">{shown}</a></body></html>')
+
+
+@pytest.mark.parametrize(("shown", "href", "from_"), [
+    # an events mailer sending in its own name, every link through its own click counter
+    ("www.infocastinc.com", "http://cmgr.netcontentinc.net/chandler/proxy.aspx?lid=4F2E9106",
+     "Infocast <Infocast@calcium.netcontentinc.net>"),
+    # a tracker whose query carries the very site the text shows (Constant Contact's rs6.net)
+    ("http://www.genesearch.com.au", "http://rs6.net/tn.jsp?t=ipfoc9bab.0&p=http%3A%2F%2Fwww.genesearch.com.au%2F",
+     "Genesearch <enews@genesearch.com.au>"),
+    # the newsletter's own link counter, the destination written without a scheme
+    ("VioSoftware.com", "http://WindowsSecrets.com/links/p3472n61w1axd/9be712h/?url=www.viosoftware.com%2F",
+     '"Windows Secrets" <Editor@WindowsSecrets.com>'),
+])
+async def test_a_link_through_the_sender_or_to_the_site_it_shows_is_no_mismatch(shown: str, href: str,
+                                                                                 from_: str) -> None:
+    assert "HTML_LINK_MISMATCH" not in await rule_names(linked(shown, href, from_))
+
+
+@pytest.mark.parametrize(("shown", "href", "from_"), [
+    ("www.paypal.com", "https://secure-login.example/paypal", "Service <service@mailer.example>"),
+    # a tracker carrying another site than the one shown, even on the sender's own domain
+    ("www.paypal.com", "https://click.mailer.example/c?url=https%3A%2F%2Fsecure-login.example%2F",
+     "Service <service@mailer.example>"),
+    ("www.paypal.com", "https://click.tracker.example/c?url=https%3A%2F%2Fsecure-login.example%2F",
+     "Service <service@mailer.example>"),
+])
+async def test_a_link_that_hides_where_it_goes_is_a_mismatch(shown: str, href: str, from_: str) -> None:
+    assert "HTML_LINK_MISMATCH" in await rule_names(linked(shown, href, from_))
+
+
+async def test_a_brand_shown_through_the_senders_own_domain_is_still_caught_by_the_brand() -> None:
+    """The exemption's price: a phisher's link through its own domain is no mismatch; the brand in its name is."""
+    found = await rule_names(linked("www.paypal.com", "https://account-help.example/login",
+                                    "PayPal <service@account-help.example>"))
+    assert "HTML_LINK_MISMATCH" not in found
+    assert "FROM_BRAND_MISMATCH" in found

@@ -247,32 +247,39 @@ def url_host(url: str) -> str:
     return host
 
 
-# A query that may carry a web address: "http" written out or percent-encoded, or "//" (scheme-relative).
-_CARRIED_CUE_RE = re.compile(r"(?i)http|%2f|=//")
+# A query that may carry a web address: "http" written out or percent-encoded, "//" (scheme-relative) or "www.".
+_CARRIED_CUE_RE = re.compile(r"(?i)http|%2f|=//|www\.")
+_ADDRESS_STARTS = ("http://", "https://", "//", "www.")
 MAX_REDIRECT_URLS = 100
 
 
+def carried_hosts(url: str) -> Iterator[str]:
+    """The hosts of the web addresses carried as query values of `url`, as an open redirect or a click tracker
+    holds its destination: `https://vk.com/away.php?to=https%3A%2F%2Ftinyurl.com%2Fx` carries tinyurl.com. A value
+    is read once percent-decoded (as the query is parsed) and, if that is not yet an address, once more
+    (addresses encoded twice over, as trackers nest them); an address starts with a scheme, "//" or "www.". One
+    level: a carried address's own query is not read again."""
+    query = url.partition("?")[2].partition("#")[0]
+    if not query or not _CARRIED_CUE_RE.search(query):
+        return
+    for _name, value in parse_qsl(query[:4000]):
+        value = value.strip()
+        if not value.lower().startswith(_ADDRESS_STARTS):
+            value = unquote(value).strip()
+        if value.lower().startswith(_ADDRESS_STARTS):
+            host = url_host("http:" + value if value.startswith("//") else value)
+            if host and "." in host:
+                yield host
+
+
 def redirect_hosts(urls: Iterable[str]) -> tuple[str, ...]:
-    """The hosts of the web addresses carried as query values of `urls` (deduplicated, in order), as an open
-    redirect or a click tracker holds its destination: `https://vk.com/away.php?to=https%3A%2F%2Ftinyurl.com%2Fx`
-    carries tinyurl.com. A value is read once percent-decoded (as the query is parsed) and, if that is not yet
-    an address, once more (addresses encoded twice over, as trackers nest them). One level: a carried address's
-    own query is not read again. At most MAX_REDIRECT_URLS links are read."""
+    """`carried_hosts` of each of `urls`, deduplicated, in order; at most MAX_REDIRECT_URLS links are read."""
     found: dict[str, None] = {}
     for n, url in enumerate(urls):
         if n >= MAX_REDIRECT_URLS:
             break
-        query = url.partition("?")[2].partition("#")[0]
-        if not query or not _CARRIED_CUE_RE.search(query):
-            continue
-        for _name, value in parse_qsl(query[:4000]):
-            value = value.strip()
-            if not value.lower().startswith(("http://", "https://", "//")):
-                value = unquote(value).strip()
-            if value.lower().startswith(("http://", "https://", "//")):
-                host = url_host(value if not value.startswith("//") else "http:" + value)
-                if host and "." in host:
-                    found.setdefault(host, None)
+        for host in carried_hosts(url):
+            found.setdefault(host, None)
     return tuple(found)
 
 

@@ -26,7 +26,7 @@ from urllib.parse import unquote
 from mailbastion.core import lenient_addresses
 from mailbastion.core.verdict import Symbol
 from mailbastion.spam.domains import has_known_suffix, registrable_domain
-from mailbastion.spam.features import MessageFeatures
+from mailbastion.spam.features import MessageFeatures, carried_hosts
 from mailbastion.spam.lexicon import (
     ABUSED_TLDS,
     ACCOUNT_CUES,
@@ -316,15 +316,22 @@ def _fragment_address(url: str) -> bool:
 
 
 def _links(feats: MessageFeatures) -> Iterator[Symbol]:
+    home = registrable_domain(feats.from_domain) if feats.from_domain else ""
     for a in feats.anchors:
         m = _SHOWN_URL_RE.match(a.shown) if a.host and a.shown else None
         if m is None:
             continue  # only link text that is itself a URL or a domain can lie about the target
         shown_host = m.group(1).lower()
-        if has_known_suffix(shown_host) and not _is_ip(a.host) \
-                and registrable_domain(shown_host) != registrable_domain(a.host):
-            yield Symbol("HTML_LINK_MISMATCH", f"{shown_host}→{a.host}"[:120])
-            break
+        shown, target = registrable_domain(shown_host), registrable_domain(a.host)
+        if not has_known_suffix(shown_host) or _is_ip(a.host) or shown == target:
+            continue
+        # No hidden destination: a link whose query carries the site it shows (a tracker that forwards there), or,
+        # carrying none, one through the sender's own domain, which the From names (a newsletter's click counter).
+        carried = {registrable_domain(h) for h in carried_hosts(a.href)}
+        if shown in carried or (not carried and target == home):
+            continue
+        yield Symbol("HTML_LINK_MISMATCH", f"{shown_host}→{a.host}"[:120])
+        break
     # The hosts a reader is sent to: those of the links and those an open redirect or a tracker carries in its
     # query ("vk.com/away.php?to=https%3A%2F%2Ftinyurl.com%2F..."), which the reader reaches one click later.
     hosts = tuple(dict.fromkeys((*feats.url_hosts, *feats.redirect_hosts)))
@@ -338,7 +345,6 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
     if free:
         yield Symbol("URI_FREE_HOSTING", free)
     # Storage links in mail from the storage provider itself (a share notification) are what it is for.
-    home = registrable_domain(feats.from_domain) if feats.from_domain else ""
     shared = next((h for h in hosts if _under(h, SHARED_STORAGE) and registrable_domain(h) != home), None)
     if shared:
         yield Symbol("URI_SHARED_STORAGE", shared)
