@@ -16,6 +16,7 @@ never raise and never do I/O.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -45,7 +46,7 @@ from mailbastion.spam.lexicon import (
     SHARED_STORAGE,
     URGENCY_CUES,
 )
-from mailbastion.spam.lookalike import fold_confusables
+from mailbastion.spam.lookalike import fold_confusables, shipped_list
 
 PHISHING_SYMBOLS = frozenset({
     "HTML_LINK_MISMATCH", "URI_IP", "URI_USERINFO", "URI_FREE_HOSTING", "URI_REDIRECTOR", "DATA_URI",
@@ -315,6 +316,12 @@ def _fragment_address(url: str) -> bool:
     return _FRAGMENT_ADDRESS_RE.fullmatch(unquote(rest.partition("#")[2][:400]).strip()) is not None
 
 
+@functools.cache
+def _impersonated() -> frozenset[str]:
+    """The registrable domains of the shipped list of frequently impersonated domains (spam/data)."""
+    return frozenset(registrable_domain(d) for d in shipped_list())
+
+
 def _links(feats: MessageFeatures) -> Iterator[Symbol]:
     home = registrable_domain(feats.from_domain) if feats.from_domain else ""
     for a in feats.anchors:
@@ -326,9 +333,10 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
         if not has_known_suffix(shown_host) or _is_ip(a.host) or shown == target:
             continue
         # No hidden destination: a link whose query carries the site it shows (a tracker that forwards there), or,
-        # carrying none, one through the sender's own domain, which the From names (a newsletter's click counter).
+        # carrying none, one through the sender's own domain, which the From names (a newsletter's click counter),
+        # unless the text shows a frequently impersonated domain ("www.paypal.com" through the sender's own site).
         carried = {registrable_domain(h) for h in carried_hosts(a.href)}
-        if shown in carried or (not carried and target == home):
+        if shown in carried or (not carried and target == home and shown not in _impersonated()):
             continue
         yield Symbol("HTML_LINK_MISMATCH", f"{shown_host}→{a.host}"[:120])
         break
