@@ -16,7 +16,6 @@ never raise and never do I/O.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 import unicodedata
@@ -67,6 +66,9 @@ _BRAND_RE = re.compile(r"(?<![a-z0-9])(" + "|".join(re.escape(b) for b in sorted
 _ROLE_RE = re.compile(r"(?i)\b(?:support|service|services|team|security|account|billing|bank|banking|admin|"
                       r"administrator|helpdesk|help desk|customer care|department|notification|no-?reply|mailbox|"
                       r"webmail|payroll|verification|official)\b")
+# The registrable domains of the shipped frequently impersonated domains (spam/data/impersonated_domains.txt),
+# read once when the module is loaded: the rules themselves do no I/O.
+_IMPERSONATED = frozenset(registrable_domain(d) for d in shipped_list())
 _USERINFO_RE = re.compile(r"(?i)^[a-z][a-z0-9+.-]*://[^/?#\s]*@")
 _DATA_URI_RE = re.compile(r"(?i)(?:href|action|src|data)\s*=\s*[\"']?\s*data:(?:text/html|application/)")
 # What every match of _DATA_URI_RE holds: "data:" in any case (the only characters IGNORECASE matches to a, d and
@@ -316,12 +318,6 @@ def _fragment_address(url: str) -> bool:
     return _FRAGMENT_ADDRESS_RE.fullmatch(unquote(rest.partition("#")[2][:400]).strip()) is not None
 
 
-@functools.cache
-def _impersonated() -> frozenset[str]:
-    """The registrable domains of the shipped list of frequently impersonated domains (spam/data)."""
-    return frozenset(registrable_domain(d) for d in shipped_list())
-
-
 def _links(feats: MessageFeatures) -> Iterator[Symbol]:
     home = registrable_domain(feats.from_domain) if feats.from_domain else ""
     for a in feats.anchors:
@@ -336,7 +332,7 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
         # carrying none, one through the sender's own domain, which the From names (a newsletter's click counter),
         # unless the text shows a frequently impersonated domain ("www.paypal.com" through the sender's own site).
         carried = {registrable_domain(h) for h in carried_hosts(a.href)}
-        if shown in carried or (not carried and target == home and shown not in _impersonated()):
+        if shown in carried or (not carried and target == home and shown not in _IMPERSONATED):
             continue
         yield Symbol("HTML_LINK_MISMATCH", f"{shown_host}→{a.host}"[:120])
         break
