@@ -200,6 +200,12 @@ class MessageFeatures:
     alternative_flaw: str = ""
 
     @property
+    def reader_hosts(self) -> tuple[str, ...]:
+        """The hosts a reader is sent to: those of the links, then those an open redirect or a tracker carries
+        in its query (`redirect_hosts`), which the reader reaches one click later; each once, in order."""
+        return tuple(dict.fromkeys((*self.url_hosts, *self.redirect_hosts)))
+
+    @property
     def from_domain(self) -> str:
         return self.from_address.rpartition("@")[2]
 

@@ -336,9 +336,7 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
             continue
         yield Symbol("HTML_LINK_MISMATCH", f"{shown_host}→{a.host}"[:120])
         break
-    # The hosts a reader is sent to: those of the links and those an open redirect or a tracker carries in its
-    # query ("vk.com/away.php?to=https%3A%2F%2Ftinyurl.com%2F..."), which the reader reaches one click later.
-    hosts = tuple(dict.fromkeys((*feats.url_hosts, *feats.redirect_hosts)))
+    hosts = feats.reader_hosts  # "vk.com/away.php?to=https%3A%2F%2Ftinyurl.com%2F..." sends the reader to tinyurl.com
     ip = next((h for h in hosts if _is_ip(h)), None)
     if ip:
         yield Symbol("URI_IP", ip)

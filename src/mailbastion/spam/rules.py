@@ -346,8 +346,7 @@ class SpamRules:
             yield Symbol("HTML_HIDDEN_TEXT", f"{len(feats.hidden_text)} chars")
         home = registrable_domain(feats.from_domain) if feats.from_domain else ""
         # A shortener behind an open redirect or a tracker hides the destination as well as one linked directly.
-        short = next((h for h in (*feats.url_hosts, *feats.redirect_hosts)
-                      if (h in SHORTENERS or registrable_domain(h) in SHORTENERS)
+        short = next((h for h in feats.reader_hosts if (h in SHORTENERS or registrable_domain(h) in SHORTENERS)
                       and home not in SHORTENER_OWNERS.get(h, ())), None)
         if short:
             yield Symbol("URI_SHORTENER", short)
