@@ -81,9 +81,10 @@ async def test_shipped_model_on_unseen_trec_sample() -> None:
         junked[label] += verdict.action >= Action.JUNK
     assert junked["ham"] / count["ham"] <= 0.02
     assert flagged["ham"] / count["ham"] <= 0.05  # measured 0 of 68 (issue 8 item 11)
-    # Measured 46 of 132 (35 %) after issue 8 item 11: the classifier alone marks only at P >= 0.99 (no ham of
-    # spamassassin-train by cross-validation there), so a 2002 model on 2007 spam marks less than it did (about
-    # 45 % before); this guards against a broken model or tokenizer, not the quality of a site's own model.
+    # Measured 46 of 132 (35 %) after issue 8 item 11's first pass, 50 of 132 (38 %, all in Junk) after its
+    # twelfth (one threshold marks and files): the classifier alone does not mark, so a 2002 model on 2007 spam
+    # marks less than it did (about 45 % before); this guards against a broken model or tokenizer, not the
+    # quality of a site's own model.
     assert flagged["spam"] / count["spam"] >= 0.33
 
 
@@ -92,7 +93,7 @@ async def test_shipped_model_and_rules_catch_held_out_phishing() -> None:
     files = [f for f in sorted((CORPORA / "phishing_pot" / "email").glob("*.eml")) if _key(f) % 10 < 3][::3]
     pipeline = _pipeline(ModelStore(None))
     junked = sum([(await _judge(pipeline, f)).action >= Action.JUNK for f in files])
-    assert junked / len(files) >= 0.72  # measured 86 of 114 (75 %), the spam stage alone (issue 8 item 11)
+    assert junked / len(files) >= 0.72  # measured 86 of 114 (75 %), the spam stage alone (issue 8 item 11); 103 after its twelfth pass
 
 
 async def test_a_model_trained_on_part_of_the_corpus_judges_the_rest(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ class SymbolScore:
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     add_header: float | None = 5.0
-    junk: float | None = 6.0
+    junk: float | None = 5.0  # actions.toml: one threshold marks and files into Junk
     quarantine: float | None = 10.0
     soft_reject: float | None = None
     reject: float | None = 15.0
