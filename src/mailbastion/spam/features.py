@@ -157,9 +157,14 @@ _HOST_RE = re.compile(r"(?i)^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?(\[[0-9a-f:.
 
 @dataclass(frozen=True, slots=True)
 class Anchor:
-    href: str
+    href: str  # as written in the HTML
     host: str  # lower-case host of href ("" when none)
     shown: str  # the visible link text, whitespace folded
+
+    @property
+    def url(self) -> str:
+        """The address a browser follows: `href` with its HTML character references decoded (`&amp;`, `&#58;`)."""
+        return html.unescape(self.href)
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,7 +500,7 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
     urls: dict[str, None] = {}
     for a in anchors:
         if a.host:
-            urls.setdefault(html.unescape(a.href), None)
+            urls.setdefault(a.url, None)
     for source in (text, markup):
         for m in _URL_RE.finditer(source):
             urls.setdefault(html.unescape(m.group(0)).rstrip(".,;:!?'\""), None)

@@ -331,7 +331,7 @@ def _links(feats: MessageFeatures) -> Iterator[Symbol]:
         # No hidden destination: a link whose query carries the site it shows (a tracker that forwards there), or,
         # carrying none, one through the sender's own domain, which the From names (a newsletter's click counter),
         # unless the text shows a frequently impersonated domain ("www.paypal.com" through the sender's own site).
-        carried = {registrable_domain(h) for h in carried_hosts(a.href)}
+        carried = {registrable_domain(h) for h in carried_hosts(a.url)}
         if shown in carried or (not carried and target == home and shown not in _IMPERSONATED):
             continue
         yield Symbol("HTML_LINK_MISMATCH", f"{shown_host}→{a.host}"[:120])
