@@ -4,6 +4,8 @@
     raw = mail(subject="Hi", html="<a href=...>", text=None)
     verdict, ctx = await judge([GtubeCheck(), ...], raw)   # Pipeline(checks, Scorer(load_score_table()))
     found = await rule_names(raw)                          # the symbols SpamRules gives, for OURS
+    raw = linked("www.paypal.com", "https://...", "S <s@mailer.example>")  # one link whose text shows a site
+    action = shipped_action("BAYES_SPAM", "MIME_HTML_ONLY")  # what the shipped scores make of these symbols
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from mailbastion.core.envelope import Envelope
 from mailbastion.core.message import SpooledMessage
 from mailbastion.core.peer import PeerInfo
 from mailbastion.core.stages import Stage
-from mailbastion.core.verdict import Verdict
+from mailbastion.core.verdict import Action, Symbol, Verdict
 from mailbastion.policy.check import Check, CheckContext
 from mailbastion.policy.checks.spam_rules import SpamRulesCheck
 from mailbastion.policy.pipeline import Pipeline
@@ -123,3 +125,14 @@ async def rule_names(raw: bytes, **kw: object) -> set[str]:
     """The symbols the spam rules (for OURS) give `raw`; `kw` as for `context`."""
     verdict, _ = await judge([SpamRulesCheck(SpamRules(OURS))], raw, **kw)
     return names(verdict)
+
+
+def linked(shown: str, href: str, from_: str) -> bytes:
+    """An HTML-only message from `from_` with one link to `href` whose text is `shown`."""
+    return mail(text=None, from_=from_,
+                html=f'<html><body><p>This week\'s programme.</p><a href="{href}">{shown}</a></body></html>')
+
+
+def shipped_action(*symbols: str) -> Action:
+    """The action the shipped scores and thresholds give these symbols (each once, no detail)."""
+    return Scorer(load_score_table()).decide([Symbol(s) for s in symbols], None).action

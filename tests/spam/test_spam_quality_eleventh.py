@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from spamkit import mail, rule_names
+from spamkit import linked, mail, rule_names
 
 from mailbastion.spam.features import MAX_REDIRECT_URLS, extract_bytes, redirect_hosts
 
@@ -91,11 +91,6 @@ async def test_ftx_in_a_display_name_must_come_from_ftx() -> None:
     assert "FROM_BRAND_MISMATCH" in await rule_names(forged)
     own = mail(from_='"FTX Claims" <claims@ftx.com>')
     assert "FROM_BRAND_MISMATCH" not in await rule_names(own)
-
-
-def linked(shown: str, href: str, from_: str) -> bytes:
-    return mail(text=None, from_=from_,
-                html=f'<html><body><p>This week\'s programme.</p><a href="{href}">{shown}</a></body></html>')
 
 
 @pytest.mark.parametrize(("shown", "href", "from_"), [

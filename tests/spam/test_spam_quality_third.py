@@ -10,10 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from spamkit import mail, rule_names
+from spamkit import mail, rule_names, shipped_action
 
-from mailbastion.core.verdict import Action, Symbol
-from mailbastion.policy.scoring import Scorer, load_score_table
+from mailbastion.core.verdict import Action
 
 
 def _dkim(domain: str) -> tuple[str, str]:
@@ -119,5 +118,4 @@ async def test_rule_stays_quiet(raw: bytes, symbol: str) -> None:
 
 def test_a_web_form_lure_alone_reaches_junk() -> None:
     """The form's name field carrying an exchange sum names the message; nothing else in it need corroborate."""
-    verdict = Scorer(load_score_table()).decide([Symbol("WEBFORM_MONEY_LURE")], None)
-    assert verdict.action >= Action.JUNK
+    assert shipped_action("WEBFORM_MONEY_LURE") >= Action.JUNK

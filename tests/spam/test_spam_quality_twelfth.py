@@ -13,16 +13,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from spamkit import mail, rule_names
+from spamkit import linked, rule_names, shipped_action
 
 from mailbastion.core.verdict import Action, Symbol
 from mailbastion.policy.scoring import Scorer, load_score_table
 from mailbastion.spam.features import Anchor, extract_bytes
-
-
-def linked(shown: str, href: str, from_: str) -> bytes:
-    return mail(text=None, from_=from_,
-                html=f'<html><body><p>This week\'s programme.</p><a href="{href}">{shown}</a></body></html>')
 
 
 def test_an_anchor_url_is_its_href_as_a_browser_reads_it() -> None:
@@ -51,10 +46,6 @@ async def test_a_tracker_carrying_the_shown_site_with_character_references_is_no
     assert "HTML_LINK_MISMATCH" not in found
 
 
-def _action(*symbols: str) -> Action:
-    return Scorer(load_score_table()).decide([Symbol(s) for s in symbols], None).action
-
-
 def test_every_band_needs_the_corroboration_it_needed_when_junk_was_at_six() -> None:
     """Junk went from 6 to 5 and each band's weight with it: 0.4 of rules at P >= 0.99, 2.5 at 0.8-0.99, 3.0 at
     0.5-0.8; only mail in no band needs 1.0 less (5.0) than before."""
@@ -64,9 +55,9 @@ def test_every_band_needs_the_corroboration_it_needed_when_junk_was_at_six() -> 
     need = {band: round(junk - table.weight(band).weight, 2) for band in ("BAYES_SPAM_HIGH", "BAYES_SPAM",
                                                                          "BAYES_SPAM_LOW")}
     assert need == {"BAYES_SPAM_HIGH": 0.4, "BAYES_SPAM": 2.5, "BAYES_SPAM_LOW": 3.0}
-    assert _action("BAYES_SPAM", "URI_SHORTENER") is Action.JUNK  # 2.5 + 3.0
-    assert _action("BAYES_SPAM", "SUBJECT_ALL_CAPS") is Action.ACCEPT  # 2.5 + 1.5: nothing between
-    assert _action("URI_SHORTENER", "GENERIC_GREETING") is Action.JUNK  # 5.0 of rules, no band
+    assert shipped_action("BAYES_SPAM", "URI_SHORTENER") is Action.JUNK  # 2.5 + 3.0
+    assert shipped_action("BAYES_SPAM", "SUBJECT_ALL_CAPS") is Action.ACCEPT  # 2.5 + 1.5: nothing between
+    assert shipped_action("URI_SHORTENER", "GENERIC_GREETING") is Action.JUNK  # 5.0 of rules, no band
 
 
 def test_the_header_only_band_comes_back_when_a_site_sets_add_header_below_junk(tmp_path: Path) -> None:
