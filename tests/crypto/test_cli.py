@@ -116,3 +116,26 @@ def test_pickup_show_opens_once_with_the_code(deployment: Path) -> None:
     gone = mb(deployment, "pickup", "show", ticket.token, "--code", ticket.code)
     assert gone.returncode == 1 and "no such pick-up" in gone.stderr
     assert os.listdir(settings.path("pickup")) == []
+
+
+def test_a_pickup_token_never_starts_with_a_dash_so_the_command_line_takes_it(deployment: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # one base64url token in 16 starts with '-' (a first byte 0xf8-0xfb); `pickup show -Xy...` was read as an
+    # option, "No such option", so a recipient holding such a link could not open it from the command line
+    import mailbastion.crypto.pickup as pickup_module
+
+    real, draws = pickup_module.secrets.token_bytes, []
+
+    def dash_first(n: int) -> bytes:
+        draws.append(n)
+        return b"\xf8" + real(n - 1) if len(draws) == 1 else real(n)
+
+    monkeypatch.setattr(pickup_module.secrets, "token_bytes", dash_first)
+    ticket = PickupStore.from_settings(load_settings(deployment)).deposit(b"Subject: x\r\n\r\nbody\r\n",
+                                                                          recipient="zed@nokey.example",
+                                                                          sender="alice@example.org")
+    monkeypatch.undo()
+    assert draws[0] == 32 and not ticket.token.startswith("-")
+    res = mb(deployment, "pickup", "show", ticket.token, "--code", ticket.code)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["Subject: x", "", "body"]

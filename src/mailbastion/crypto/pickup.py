@@ -71,6 +71,14 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
+def _new_token() -> str:
+    """32 random bytes, base64url; drawn again while it would start with '-', which a command line
+    (`pickup show TOKEN`) reads as an option (1 draw in 16; the token keeps over 255 bits)."""
+    while (token := _b64(secrets.token_bytes(32))).startswith("-"):
+        pass
+    return token
+
+
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -106,7 +114,7 @@ class PickupStore:
         return Scrypt(salt=salt + _unb64(token), length=32, n=_SCRYPT_N, r=8, p=1).derive(normalize_code(code).encode())
 
     def deposit(self, message: bytes, *, recipient: str, sender: str) -> PickupTicket:
-        token = _b64(secrets.token_bytes(32))
+        token = _new_token()
         code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
         code = f"{code[:5]}-{code[5:]}"
         salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
