@@ -47,6 +47,7 @@ RULE_SYMBOLS = frozenset({
     "SUBJECT_JOINED_WORDS", "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM",
     "TO_IS_SENDER", "RECIPS_DICTIONARY", "TEXT_EXCLAMATIONS", "MUA_OUTLOOK_FORGED", "RCVD_NUMERIC_HELO",
     "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY", "QP_ENCODED_DOTS", "HTML_FONT_BIG", "MIME_ALT_ONE_SIDED",
+    "TO_UNDISCLOSED_OWN_LINKS",
 }) | PHISHING_SYMBOLS
 
 # RFC 5322 §3.3: a date-time ends in a zone ("+0200", or an obsolete name such as "GMT" or "EST"). A universal
@@ -116,6 +117,15 @@ def _recipients(feats: MessageFeatures) -> list[str]:
     except (TypeError, ValueError, IndexError):
         return []
     return [a.lower() for _n, a in pairs if "@" in a]
+
+
+def _links_only_to_sender(feats: MessageFeatures) -> str:
+    """The sender's registrable domain when the message links somewhere and every place it sends the reader is
+    on that domain (a freemail domain is nobody's own site); "" otherwise."""
+    home = registrable_domain(feats.from_domain) if feats.from_domain else ""
+    if not home or home in FREEMAIL or not feats.reader_hosts:
+        return ""
+    return home if all(registrable_domain(h) == home for h in feats.reader_hosts) else ""
 
 
 def _dictionary_order(addresses: list[str]) -> bool:
@@ -299,7 +309,12 @@ class SpamRules:
         listed = " ".join(recipients).lower()
         if any(not v.strip() for v in recipients) or "undisclosed" in listed or "recipients@" in listed \
                 or "recipient list suppressed" in listed:
-            yield Symbol("TO_UNDISCLOSED", listed[:60])
+            # A hidden list whose every link goes to the sender's own site is that sender's own mailing (a shop's
+            # or a club's customers in Bcc): weaker evidence than a hidden list pointing elsewhere or nowhere,
+            # which is how advance-fee, giveaway and phishing sprays are sent.
+            own = _links_only_to_sender(feats)
+            yield Symbol("TO_UNDISCLOSED_OWN_LINKS" if own else "TO_UNDISCLOSED",
+                         f"{listed[:60]}; links only to {own}" if own else listed[:60])
         # Addressed to its own sender: the real recipients are on a hidden (Bcc) list, as with TO_UNDISCLOSED.
         recipients_list = _recipients(feats)
         if len(recipients_list) == 1 and feats.from_address and recipients_list[0] == feats.from_address:
