@@ -314,7 +314,7 @@ class SpamRules:
             # which is how advance-fee, giveaway and phishing sprays are sent.
             own = _links_only_to_sender(feats)
             yield Symbol("TO_UNDISCLOSED_OWN_LINKS" if own else "TO_UNDISCLOSED",
-                         f"{listed[:60]}; links only to {own}" if own else listed[:60])
+                         f"{listed[:60]} (links only to {own})" if own else listed[:60])
         # Addressed to its own sender: the real recipients are on a hidden (Bcc) list, as with TO_UNDISCLOSED.
         recipients_list = _recipients(feats)
         if len(recipients_list) == 1 and feats.from_address and recipients_list[0] == feats.from_address:
