@@ -8,12 +8,12 @@ from mailbastion.core.stages import Stage
 from mailbastion.core.verdict import Action, CheckResult, Forced, Symbol
 from mailbastion.policy.check import CheckContext, FunctionCheck
 from mailbastion.policy.pipeline import Pipeline
-from mailbastion.policy.scoring import Scorer, ScoreTable, SymbolScore, Thresholds
+from mailbastion.policy.scoring import Scorer, ScoreTable, SymbolScore, load_score_table
 
 
 def _pipeline(*checks: FunctionCheck) -> Pipeline:
     symbols = {s: SymbolScore(1.0, "t", "") for c in checks for s in c.emits}
-    return Pipeline(checks, Scorer(ScoreTable(symbols, thresholds=Thresholds())))
+    return Pipeline(checks, Scorer(ScoreTable(symbols, thresholds=load_score_table().thresholds)))
 
 
 def _ctx() -> CheckContext:

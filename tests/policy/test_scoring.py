@@ -25,6 +25,22 @@ def test_thresholds_pick_highest_reached() -> None:
     assert t.action_for(100) is Action.REJECT
 
 
+def test_the_shipped_thresholds_live_only_in_actions_toml(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tomllib
+    from importlib import resources
+
+    from mailbastion.policy import scoring
+
+    shipped = tomllib.loads(resources.files("mailbastion.config").joinpath("scores/actions.toml").read_text())
+    assert load_score_table().thresholds == Thresholds(**shipped["actions"])
+    assert Thresholds().action_for(1000.0) is Action.ACCEPT  # no second copy of the numbers to drift apart
+    # an install whose tables lost [actions] must not start and accept everything
+    real = scoring._shipped_files
+    monkeypatch.setattr(scoring, "_shipped_files", lambda: [(n, t) for n, t in real() if not n.endswith("actions.toml")])
+    with pytest.raises(ConfigError, match=r"no \[actions\] thresholds"):
+        load_score_table()
+
+
 def test_group_cap_limits_contribution() -> None:
     scorer = Scorer(_table(A1=3.0, A2=3.0, B1=2.0))
     total, scored = scorer.score([Symbol("A1"), Symbol("A2"), Symbol("B1")])

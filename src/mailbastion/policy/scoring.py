@@ -46,11 +46,14 @@ class SymbolScore:
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    add_header: float | None = 5.0
-    junk: float | None = 5.0  # actions.toml: one threshold marks and files into Junk
-    quarantine: float | None = 10.0
+    """Scores from which each action applies; None: never. The shipped values live in one place,
+    config/scores/actions.toml (`load_score_table().thresholds`); a Thresholds() names no action."""
+
+    add_header: float | None = None
+    junk: float | None = None
+    quarantine: float | None = None
     soft_reject: float | None = None
-    reject: float | None = 15.0
+    reject: float | None = None
 
     def action_for(self, score: float) -> Action:
         best = Action.ACCEPT
@@ -154,7 +157,9 @@ def load_score_table(site_file: Path | None = None) -> ScoreTable:
         for g, b in merged.get("groups", {}).items()
     }
     actions = {k: _opt_float(v) for k, v in merged.get("actions", {}).items()}
-    return ScoreTable(symbols, groups, Thresholds(**actions) if actions else Thresholds())
+    if not actions:  # the shipped actions.toml always has them: a broken install must not accept everything
+        raise ConfigError("no [actions] thresholds in the score tables", file="mailbastion/config/scores/actions.toml")
+    return ScoreTable(symbols, groups, Thresholds(**actions))
 
 
 def _opt_float(value: object) -> float | None:

@@ -172,9 +172,9 @@ def test_parse_record() -> None:
 
 def test_forced_quarantine_never_weakens_a_score_reject() -> None:
     from mailbastion.core.verdict import Forced, Symbol
-    from mailbastion.policy.scoring import Scorer, ScoreTable, SymbolScore, Thresholds
+    from mailbastion.policy.scoring import Scorer, ScoreTable, SymbolScore, load_score_table
 
-    scorer = Scorer(ScoreTable({"SPAMMY": SymbolScore(20.0, "spam", "")}, {}, Thresholds()))
+    scorer = Scorer(ScoreTable({"SPAMMY": SymbolScore(20.0, "spam", "")}, {}, load_score_table().thresholds))
     verdict = scorer.decide([Symbol("SPAMMY")], Forced(Action.JUNK, replies.OK, by="dmarc"))
     assert verdict.action is Action.REJECT
 
