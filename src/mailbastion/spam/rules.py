@@ -123,9 +123,10 @@ def _links_only_to_sender(feats: MessageFeatures) -> str:
     """The sender's registrable domain when the message links somewhere and every place it sends the reader is
     on that domain (a freemail domain is nobody's own site); "" otherwise."""
     home = registrable_domain(feats.from_domain) if feats.from_domain else ""
-    if not home or home in FREEMAIL or not feats.reader_hosts:
+    hosts = feats.reader_hosts
+    if not home or home in FREEMAIL or not hosts:
         return ""
-    return home if all(registrable_domain(h) == home for h in feats.reader_hosts) else ""
+    return home if all(registrable_domain(h) == home for h in hosts) else ""
 
 
 def _dictionary_order(addresses: list[str]) -> bool:
