@@ -259,14 +259,16 @@ async def test_archive_bomb_is_refused_with_bounded_memory(clamd: ClamdTestServe
 async def test_clamd_stopped_mid_run_gives_451_then_accepts_when_back(clamd: ClamdTestServer) -> None:
     check = real_check(clamd)
     verdict, _ = await decide(check, CLEAN)
-    assert verdict.action is Action.ACCEPT
+    assert verdict.action is Action.ACCEPT, verdict.describe()
     clamd.stop()
     try:
         verdict, _ = await decide(check, CLEAN)
-        assert verdict.action is Action.SOFT_REJECT
+        # the verdict's symbols and reply say which engine answered what, should this fail on a loaded machine
+        # (it did once, in a local run beside a CI clone and two other jobs; not reproduced in 7 runs under load)
+        assert verdict.action is Action.SOFT_REJECT, verdict.describe()
         assert str(verdict.reply).startswith("451 4.7.0"), verdict.describe()
         eicar, _ = await decide(check, av.WRAPPINGS["zip"](EICAR, "e.com"))
-        assert eicar.action is Action.REJECT  # YARA still sees the virus: refusing is safe
+        assert eicar.action is Action.REJECT, eicar.describe()  # YARA still sees the virus: refusing is safe
     finally:
         clamd.start()
     verdict, _ = await decide(check, CLEAN)
