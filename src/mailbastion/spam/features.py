@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, unquote
 from mailbastion.core import lenient_addresses
 from mailbastion.core.encoded_words import decode_words
 from mailbastion.core.message import SpooledMessage
+from mailbastion.spam.domains import registrable_domain
 
 MAX_PART_BYTES = 64 * 1024
 # HTML and SVG attachments are read further (`_markup_text`), up to this much in all: phishing pages carry
@@ -213,6 +214,11 @@ class MessageFeatures:
     @property
     def from_domain(self) -> str:
         return self.from_address.rpartition("@")[2]
+
+    @property
+    def from_registrable_domain(self) -> str:
+        """The registrable domain of the From address ("" without one), what the sender's own links share."""
+        return registrable_domain(self.from_domain)
 
     @property
     def body_text(self) -> str:

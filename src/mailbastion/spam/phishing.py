@@ -319,7 +319,7 @@ def _fragment_address(url: str) -> bool:
 
 
 def _links(feats: MessageFeatures) -> Iterator[Symbol]:
-    home = registrable_domain(feats.from_domain) if feats.from_domain else ""
+    home = feats.from_registrable_domain
     for a in feats.anchors:
         m = _SHOWN_URL_RE.match(a.shown) if a.host and a.shown else None
         if m is None:
@@ -478,7 +478,7 @@ def _text(feats: MessageFeatures) -> Iterator[Symbol]:
     product = SECURITY_PRODUCT_CUES.search(text)
     renewal = RENEWAL_CUES.search(text) if product else None
     if product and renewal and not (feats.from_domain and any(
-            brand_owns(b, registrable_domain(feats.from_domain)) for b in SECURITY_VENDORS)):
+            brand_owns(b, feats.from_registrable_domain) for b in SECURITY_VENDORS)):
         yield Symbol("SECURITY_RENEWAL_LURE", f"{product.group(0)} + {renewal.group(0)}"[:60])
     lure = form_lure(text)
     if lure:

@@ -122,7 +122,7 @@ def _recipients(feats: MessageFeatures) -> list[str]:
 def _links_only_to_sender(feats: MessageFeatures) -> str:
     """The sender's registrable domain when the message links somewhere and every place it sends the reader is
     on that domain (a freemail domain is nobody's own site); "" otherwise."""
-    home = registrable_domain(feats.from_domain) if feats.from_domain else ""
+    home = feats.from_registrable_domain
     hosts = feats.reader_hosts
     if not home or home in FREEMAIL or not hosts:
         return ""
@@ -324,7 +324,7 @@ class SpamRules:
             yield Symbol("RECIPS_DICTIONARY", ", ".join(recipients_list)[:60])
         if feats.reply_to_address and feats.from_address:
             rdom = feats.reply_to_address.rpartition("@")[2]
-            if rdom in FREEMAIL and registrable_domain(rdom) != registrable_domain(feats.from_domain):
+            if rdom in FREEMAIL and registrable_domain(rdom) != feats.from_registrable_domain:
                 yield Symbol("FREEMAIL_REPLYTO", rdom)
 
     # -- the trace fields of the relays before us (mail from outside only) ---------------------------
@@ -360,7 +360,7 @@ class SpamRules:
             yield Symbol("MIME_ALT_ONE_SIDED", feats.alternative_flaw)
         if len(feats.hidden_text.strip()) >= self.hidden_min_chars:
             yield Symbol("HTML_HIDDEN_TEXT", f"{len(feats.hidden_text)} chars")
-        home = registrable_domain(feats.from_domain) if feats.from_domain else ""
+        home = feats.from_registrable_domain
         # A shortener behind an open redirect or a tracker hides the destination as well as one linked directly.
         short = next((h for h in feats.reader_hosts if (h in SHORTENERS or registrable_domain(h) in SHORTENERS)
                       and home not in SHORTENER_OWNERS.get(h, ())), None)
