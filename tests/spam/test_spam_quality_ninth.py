@@ -152,10 +152,11 @@ def test_the_trace_reader_reads_each_form() -> None:
     from mailbastion.spam.rules import TraceClient, _trace_client
 
     assert _trace_client(f"from a.example ([{PUBLIC}] helo=b.example) by c") == TraceClient("b.example", PUBLIC,
-                                                                                           True, True)
+                                                                                           True, True, "a.example")
     assert _trace_client(f"from unknown (HELO b.example) ({PUBLIC}) by c") == TraceClient("b.example", PUBLIC,
                                                                                          False, False)
     assert _trace_client(f"from b.example (IDENT:x@[{PUBLIC}]) by c") == TraceClient("b.example", PUBLIC, False, True)
     assert _trace_client(f"from b.example (host.isp.example [{PUBLIC}]) by c") == TraceClient("b.example", PUBLIC,
-                                                                                             True, True)
+                                                                                             True, True,
+                                                                                             "host.isp.example")
     assert _trace_client("by c with SMTP") is None

@@ -200,6 +200,9 @@ class MessageFeatures:
     redirect_hosts: tuple[str, ...] = field(default=())
     attached_markup: str = ""  # decoded HTML/SVG attachments (MARKUP_EXTENSIONS), for forms and scripts
     qp_encoded_dots: int = 0  # "=2E" inside words of the quoted-printable text parts, before decoding
+    # A body text part in base64 whose text is plain ASCII: no mail software needs base64 for 7-bit text (RFC 2045
+    # §6.2 gives it 7bit or quoted-printable); bulk tools encode so that word filters do not read the text.
+    base64_ascii_text: bool = False
     # How a multipart/alternative fails to offer two readings of one text ("" when none does): "no text/plain"
     # (an HTML part with no plain sibling) or "empty text/plain" / "empty text/html" (one side without a word
     # while the other has some). Mail software writes both from one text; bulk tools fill one and leave the other.
@@ -460,6 +463,7 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
     attachments: list[Attachment] = []
     scanned = 0
     qp_dots = 0
+    b64_ascii = False
     markup_left = MAX_MARKUP_BYTES
     html_texts: list[str] = []
     worded: dict[int, bool] = {}
@@ -485,6 +489,8 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
         body = _payload_text(part)
         scanned += len(body)
         qp_dots += _qp_encoded_dots(part)
+        b64_ascii = b64_ascii or (bool(body.strip()) and body.isascii() and str(
+            part.get("Content-Transfer-Encoding") or "").strip().lower() == "base64")
         if ctype == "text/html":
             htmls.append(body)
             shown = html_to_text(body)
@@ -533,5 +539,6 @@ def _extract(message: SpooledMessage) -> MessageFeatures:
         redirect_hosts=redirect_hosts(urls),
         attached_markup="\n".join(markup_files),
         qp_encoded_dots=qp_dots,
+        base64_ascii_text=b64_ascii,
         alternative_flaw=_alternative_flaw(alternatives, worded),
     )

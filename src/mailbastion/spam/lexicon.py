@@ -215,6 +215,12 @@ REMOVAL_CUES = re.compile(
     r"(?i)(?:to be removed|to remove (?:your(?:self| address| e-?mail| name)?|me)|removed? from (?:our|this|the|future) "
     r"(?:mailing |e-?mail )?(?:list|mailings)|type \"?remove\"?|with \"?remove\"? in the subject|\bopt[- ]?out\b|unsubscribe)")
 
+# Bulk-mail software that names itself in X-Mailer (2000s ratware and mass mailers sold to spammers: QuickSender,
+# "Group Mail", "Advanced Mass Sender", Send-Safe, Dark Mailer ...). Mail clients and the mailing-list managers and
+# newsletter services people subscribe to do not call themselves so.
+BULK_MAILER_RE = re.compile(r"(?i)group\s*mail|mass\s*(?:mail|sender)|bulk|quick\s*sender|stormpost|"
+                            r"e-?mail\s*(?:blaster|marketer|sender)|mail\s*king|send-?safe|dark\s*mailer")
+
 # Account theft is asking for an account's secrets (ACCOUNT) under a threat or a deadline (URGENCY).
 ACCOUNT_CUES = re.compile(
     r"(?i)\b(?:account|password|passcode|log ?in|sign[ -]?in|credentials|wallet|mailbox|verify|verification|"

@@ -55,7 +55,7 @@ PHISHING_SYMBOLS = frozenset({
     "TEXT_INVISIBLE_SPLIT", "HTML_OFFSCREEN", "PHISH_CREDENTIAL",
     "ADVANCE_FEE", "LINK_ONLY_BODY", "FROM_DISPLAY_DIGITS", "TO_IN_SUBJECT", "ABUSED_TLD", "URI_LONG_LABEL",
     "DKIM_FOREIGN_TENANT", "WEBFORM_MONEY_LURE", "SECURITY_RENEWAL_LURE", "MS365_UNSIGNED", "FROM_STYLED_DOMAIN",
-    "HEX_ENCODED_ADDRESS", "URI_NO_VOWELS", "URI_FRAGMENT_ADDRESS",
+    "HEX_ENCODED_ADDRESS", "URI_NO_VOWELS", "URI_FRAGMENT_ADDRESS", "FROM_DISPLAY_DOMAIN",
 })
 
 # Link text that is a URL or a bare domain: "https://www.bank.example/login", "www.bank.example", "bank.example".
@@ -435,6 +435,12 @@ def _sender(feats: MessageFeatures) -> Iterator[Symbol]:
             yield Symbol("FROM_BRAND_MISMATCH", f"{brand}≠{home}")
     elif domain in FREEMAIL and _ROLE_RE.search(feats.from_display):
         yield Symbol("FREEMAIL_BRAND", f"{feats.from_display[:40]}@{domain}")
+    else:
+        # The display name is a site's name ("RankMyPix.com", "www.shop.example") that the address is not on: the
+        # reader takes the message for that site's. A brand already named is FROM_BRAND_MISMATCH's, weighed more.
+        shown = _SHOWN_URL_RE.match(feats.from_display)
+        if shown and has_known_suffix(shown.group(1)) and registrable_domain(shown.group(1)) != home:
+            yield Symbol("FROM_DISPLAY_DOMAIN", f"{shown.group(1)}≠{home}"[:60])
     tenant = foreign_tenant(feats)
     if tenant:
         yield Symbol("DKIM_FOREIGN_TENANT", f"{tenant} for {domain}"[:80])

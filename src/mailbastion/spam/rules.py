@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import NamedTuple
 
 from mailbastion.core import lenient_addresses
@@ -23,6 +24,7 @@ from mailbastion.core.verdict import Symbol
 from mailbastion.spam.domains import has_known_suffix, registrable_domain
 from mailbastion.spam.features import MAX_HEADER_CHARS, MAX_PART_BYTES, MessageFeatures
 from mailbastion.spam.lexicon import (
+    BULK_MAILER_RE,
     FREEMAIL,
     GENERIC_GREETING_RE,
     REMOVAL_CUES,
@@ -37,6 +39,7 @@ GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 SPAM_PHRASES_MIN = 3  # distinct phrases before SPAM_PHRASES: one "click here" is any newsletter
 EXCLAMATION_RUNS_MIN = 2  # runs of "!!" before TEXT_EXCLAMATIONS: one is an enthusiastic colleague
 RECIPS_DICTIONARY_MIN = 3  # recipients in dictionary order before RECIPS_DICTIONARY: two in order is chance
+RECIPS_DICTIONARY_LONG = 5  # from this many on, neighbours need share only their first letter
 _EXCLAMATION_RE = re.compile(r"!{2,}")
 
 RULE_SYMBOLS = frozenset({
@@ -47,13 +50,21 @@ RULE_SYMBOLS = frozenset({
     "SUBJECT_JOINED_WORDS", "MSGID_OE_FORGED", "BODY_RANDOM_TAG", "BULK_REMOVAL_NO_LIST", "X_MAILER_RANDOM",
     "TO_IS_SENDER", "RECIPS_DICTIONARY", "TEXT_EXCLAMATIONS", "MUA_OUTLOOK_FORGED", "RCVD_NUMERIC_HELO",
     "RCVD_HELO_DOMAIN_NO_RDNS", "MSGID_ADDED_BY_RELAY", "QP_ENCODED_DOTS", "HTML_FONT_BIG", "MIME_ALT_ONE_SIDED",
-    "TO_UNDISCLOSED_OWN_LINKS",
+    "TO_UNDISCLOSED_OWN_LINKS", "TO_NAME_IS_ADDRESS", "RCVD_HELO_FORGED", "RCVD_RDNS_FORGED", "WEB_SCRIPT_FOREIGN_FROM",
+    "MSGID_RATWARE", "MIME_BOUNDARY_RATWARE", "RCVD_DYNAMIC_DIRECT", "X_MAILER_BULK", "HEADER_REPEATED",
+    "MIME_BASE64_TEXT",
 }) | PHISHING_SYMBOLS
 
 # RFC 5322 §3.3: a date-time ends in a zone ("+0200", or an obsolete name such as "GMT" or "EST"). A universal
 # zone named only in a comment ("03:27:38 (GMT)", which some old mailers wrote) is read as that zone: it says
 # when, and ham of spamassassin-train carries it; what bulk software writes (no zone, "GMT+1", "Eastern Daylight
 # Time", the year "0102") does not pass.
+# A numeric zone no place on Earth keeps (beyond +14:00 or -12:00 by some margin, or 60 minutes and more):
+# "-1600" is a bulk tool's arithmetic, not a clock (SpamAssassin's INVALID_DATE_TZ_ABSURD).
+_NUMERIC_ZONE_RE = re.compile(r"([+-])(\d\d)(\d\d)\s*(?:\([^)]*\))?\s*$")
+# Fields RFC 5322 §3.6 allows at most once (From is the header check's MULTIPLE_FROM).
+_ONCE_ONLY_FIELDS = ("to", "cc", "bcc", "subject", "date", "message-id", "reply-to", "in-reply-to", "references",
+                     "sender")
 _ZONE_RE = re.compile(r"(?i)(?:[+-]\d{4}|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T|[A-IK-Z])\b|\(\s*(?:UT|UTC|GMT)\s*\))"
                       r"\s*(?:\([^)]*\))?\s*$")
 # A tag that bulk software appends to make each copy's subject unique: "  29521", "[wxv4m]", "- G3ejrKK7q".
@@ -74,8 +85,17 @@ _WORD_JOINER_RE = re.compile("[_.\u00a0]+")
 _TWO_LETTERS_RE = re.compile(r"[^\W\d_]{2}")
 _IDENTIFIER_RE = re.compile(r"[a-z0-9_.\-]+")
 _FILE_NAME_RE = re.compile(r".+\.[A-Za-z0-9]{1,4}")
-# RFC 5322 §3.6.4: msg-id = "<" id-left "@" id-right ">", no spaces.
-_MSGID_RE = re.compile(r"^<[^<>@\s]+@[^<>@\s]+>$")
+# RFC 5322 §3.6.4: msg-id = "<" id-left "@" id-right ">", each side atext and dots (dot-atom-text; the obsolete
+# syntax's quoted id-left and the domain literal of id-right too), no spaces. ":", "," or "<" inside is no msg-id
+# any mail software writes ("<Mail2L:2122738:bob@example.com>" from a bulk tool).
+_MSGID_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+"
+_MSGID_RE = re.compile(rf'^<(?:{_MSGID_ATEXT}|"[^"\\\r\n]*")@(?:{_MSGID_ATEXT}|\[[^\[\]\\\s]*\])>$')
+# One bulk tool's Message-ID (2002): a short number, a hyphen and fifteen or more digits, at the sending machine's
+# name ("<4123-2200271290225570@waynemain>"); no mail software's ids look like it (SpamAssassin's RATWARE_* idea).
+_MSGID_RATWARE_RE = re.compile(r"^<\d{2,6}-\d{15,}@[^<>@\s]+>$")
+# A MIME boundary that is one character repeated ("----0000000000000000000000000000"): mail software draws its
+# boundaries at random so that no line of the text can equal one; a bulk tool's template writes a constant.
+_BOUNDARY_RE = re.compile(r'(?i)\bboundary\s*=\s*"?([^";\s]+)')
 # X-Priority 1, X-MSMail-Priority / Importance high, Priority urgent: the sender marks its own mail urgent.
 _PRIORITY_RE = re.compile(r"(?i)^\s*(?:1\b|high\b|urgent\b)")
 _PRIORITY_FIELDS = ("x-priority", "x-msmail-priority", "importance", "priority")
@@ -103,6 +123,19 @@ _RCVD_BY_RE = re.compile(r"(?i)\bby\s+([a-z0-9.-]+)")
 _RCVD_ID_RE = re.compile(r"(?i)\bid\s+<?([A-Za-z0-9.-]{6,})")
 TRACE_FIELD_MAX_CHARS = 1000  # a real Received field is a few hundred characters; this bounds the rules' work
 _LOCAL_HOP_RE = re.compile(r"(?i)\blocalhost\b|\b127\.0\.0\.1\b")
+# The reverse DNS name an access provider gives a customer's line, not a mail server's: the address's numbers in
+# the name ("200-206-139-106.dsl.telesp.net.br", "c-24-98-25-152.atl.client2.attbi.com") or a word for such a line
+# ("n2-190.adsl.co.ru", "pool-7.dialup.isp.example"). SpamAssassin's RDNS_DYNAMIC idea; the ranges Spamhaus PBL lists.
+_DYNAMIC_RDNS_RE = re.compile(r"(?i)(?:^|[.-])(?:\d{1,3}[-.]){3}\d{1,3}(?:[.-]|$)"
+                              r"|(?:^|[.\d-])(?:a?dsl|dial(?:up|in)?|ppp|pool|dyn(?:amic)?|cable|dhcp|catv|modem|cpe"
+                              r"|broadband|cust(?:omer)?|resi?d?|client)[\d.-]")
+# Mail that a web server's own account handed to the MTA (a script's mail(), a form mailer): Exim's "from nobody by
+# HOST with local", qmail's "invoked by uid N" for the web server's usual accounts (Debian's www-data 33, Red Hat's
+# apache 48, FreeBSD's www 80, SUSE's wwwrun 30, nobody 99 / 65534).
+_WEB_USER_EXIM_RE = re.compile(r"(?i)^from\s+(?:nobody|apache|www-data|www|httpd|wwwrun)\s+by\s+([a-z0-9.-]+)\s+with\s+local\b")
+_WEB_USER_QMAIL_RE = re.compile(r"(?i)^\(qmail\s+\d+\s+invoked\s+by\s+uid\s+(?:30|33|48|80|99|65534)\)")
+_QMAIL_MSGID_RE = re.compile(r"(?i)^\s*<[^<>@\s]*\.qmail@([a-z0-9.-]+)>")
+_RCVD_FORGED_RDNS = "(may be forged)"
 _MSGID_PARTS_RE = re.compile(r"^\s*<([^<>@\s]+)@([^<>@\s]+)>")
 # <font size=6>, <font size="+3"> and bigger: 24-point type and up, the poster lettering of bulk HTML. The attributes
 # are read up to the next "<" or ">", so thousands of unclosed "<font" stay one linear pass.
@@ -132,11 +165,16 @@ def _links_only_to_sender(feats: MessageFeatures) -> str:
 def _dictionary_order(addresses: list[str]) -> bool:
     """Addresses at two or more domains whose local parts are in alphabetical order and each share their first
     two letters with the next one (cpuma@earthlink, cpumatt@trib, cpun@rocket): a list harvested or generated
-    in order, not people someone chose to write to."""
+    in order, not people someone chose to write to. Sorted by local part, then domain, so that one name at several
+    providers (jlynch@dreamscape, jlynch@public.nfld) keeps the order; from RECIPS_DICTIONARY_LONG addresses on,
+    the first letter is enough to share (a run that goes on from jlytle to jm)."""
     if len(addresses) < RECIPS_DICTIONARY_MIN or len({a.rpartition("@")[2] for a in addresses}) < 2:
         return False
-    local = [a.rpartition("@")[0] for a in addresses]
-    return local == sorted(set(local)) and all(a[:2] == b[:2] for a, b in zip(local, local[1:], strict=False))
+    pairs = [(a.rpartition("@")[0], a.rpartition("@")[2]) for a in addresses]
+    if pairs != sorted(set(pairs)):
+        return False
+    share = 1 if len(pairs) >= RECIPS_DICTIONARY_LONG else 2
+    return all(a[0][:share] == b[0][:share] for a, b in pairwise(pairs))
 
 
 def _looks_random(tag: str) -> bool:
@@ -168,11 +206,18 @@ def _trace_fields(feats: MessageFeatures) -> list[str]:
 
 class TraceClient(NamedTuple):
     """The client a trace field records: the name it greeted with, its address, whether the relay found a
-    reverse DNS name for it, and whether the field tells HELO from EHLO ("with SMTP" / "with ESMTP")."""
+    reverse DNS name for it, whether the field tells HELO from EHLO ("with SMTP" / "with ESMTP"), and that
+    reverse DNS name ("" without one)."""
     helo: str
     ip: str
     named: bool
     tells_helo: bool
+    rdns: str = ""
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether its reverse DNS name is an access provider's name for a customer line (_DYNAMIC_RDNS_RE)."""
+        return bool(self.rdns) and bool(_DYNAMIC_RDNS_RE.search(self.rdns))
 
 
 def _trace_client(field_: str) -> TraceClient | None:
@@ -188,18 +233,15 @@ def _trace_client(field_: str) -> TraceClient | None:
     ip = address.group(1) if address else ""
     if "helo=" in inner:
         helo = inner.partition("helo=")[2].split()
-        return TraceClient(helo[0] if helo else "", ip, not name.startswith("["), True)
+        named = not name.startswith("[")
+        return TraceClient(helo[0] if helo else "", ip, named, True, name if named else "")
     if inner.startswith("helo "):
         qmail_ip = _RCVD_QMAIL_IP_RE.match(field_, m.end())
-        return TraceClient(inner[5:].strip(), qmail_ip.group(1) if qmail_ip else "", name != "unknown", False)
+        named = name != "unknown"
+        return TraceClient(inner[5:].strip(), qmail_ip.group(1) if qmail_ip else "", named, False, name if named else "")
     host = inner.partition("[")[0].strip().rpartition("@")[2]
-    return TraceClient(name, ip, bool(host) and host != "unknown", True)
-
-
-def _client_has_rdns(field_: str) -> bool:
-    """Whether the trace field names its client by reverse DNS; a form not recognised counts as named."""
-    client = _trace_client(field_)
-    return client is None or client.named
+    named = bool(host) and host != "unknown"
+    return TraceClient(name, ip, named, True, host if named else "")
 
 
 def _msgid_added_by_relay(feats: MessageFeatures, trace: list[str]) -> str:
@@ -208,7 +250,10 @@ def _msgid_added_by_relay(feats: MessageFeatures, trace: list[str]) -> str:
     it over SMTP from another machine, one with no reverse DNS name. A relay writes a Message-ID only for a
     message that arrived without one (sendmail, Postfix's always_add_missing_headers); mail submitted on the
     relay itself ("(from user@localhost) by host id X", a web server's script) is left alone, and so is a
-    named server's (2002's newsletters from their own hosts: the spamassassin-train ham it would mark)."""
+    named server's (2002's newsletters from their own hosts: the spamassassin-train ham it would mark). A client
+    whose reverse DNS name is a customer line's (`TraceClient.dynamic`) counts as unnamed: a home machine sending
+    straight to a remote relay is no server. The hop is local when the client's address is a loopback one (a
+    HELO of "localhost.com" from a public address is not), or, when the field gives none, when it says localhost."""
     ids = feats.header("message-id")
     m = _MSGID_PARTS_RE.match(ids[0]) if ids else None
     if m is None:
@@ -219,12 +264,68 @@ def _msgid_added_by_relay(feats: MessageFeatures, trace: list[str]) -> str:
         queue = _RCVD_ID_RE.search(field_, by.end()) if by is not None else None
         if by is None or queue is None or by.group(1).lower() != host or queue.group(1) not in local:
             continue
-        sender_side = field_[: by.start()]
-        if field_[:5].lower() == "from " and _RCVD_SMTP_RE.search(field_) and not _LOCAL_HOP_RE.search(sender_side) \
-                and not _client_has_rdns(field_):
-            return field_
-        return ""
+        client = _trace_client(field_)
+        if field_[:5].lower() != "from " or not _RCVD_SMTP_RE.search(field_) or client is None:
+            return ""
+        local = ipaddress.IPv4Address(client.ip).is_loopback if client.ip else bool(
+            _LOCAL_HOP_RE.search(field_[: by.start()]))
+        return field_ if not local and (not client.named or client.dynamic) else ""
     return ""
+
+
+def _helo_forged(client: TraceClient) -> bool:
+    """Whether the client greeted with a domain that it is not: a free-mail provider's (mfa.vip.mail.yahoo.com)
+    from a machine whose reverse DNS name is not that provider's, or a bare registrable domain ("mydomain.com",
+    "localhost.com") from a customer line of another domain (`TraceClient.dynamic`). A server greeting with its
+    owner's bare domain from a hosting provider's name is common and left alone."""
+    helo = client.helo.lower().rstrip(".")
+    if not has_known_suffix(helo):
+        return False
+    home = registrable_domain(helo)
+    if home in FREEMAIL:
+        return registrable_domain(client.rdns) != home
+    return home == helo and client.dynamic and registrable_domain(client.rdns) != home
+
+
+def _web_script_host(feats: MessageFeatures, trace: list[str]) -> str:
+    """The host whose web server account handed the message to its MTA ("" when none did): Exim's field names
+    it; qmail's ("invoked by uid 33") does not, and its Message-ID ("<...qmail@host>") does."""
+    for field_ in trace:
+        m = _WEB_USER_EXIM_RE.match(field_)
+        if m is not None:
+            return m.group(1).lower()
+        if _WEB_USER_QMAIL_RE.match(field_):
+            ids = feats.header("message-id")
+            own = _QMAIL_MSGID_RE.match(ids[0]) if ids else None
+            return own.group(1).lower() if own else ""
+    return ""
+
+
+def _to_named_by_address(feats: MessageFeatures) -> str:
+    """The To address when every mailbox of the (first) To field shows its own address as its name
+    ('"bob@example.com" <bob@example.com>'): what bulk tools write from a bare list of addresses (SpamAssassin's
+    TO_ADDRESS_EQ_REAL). "" otherwise."""
+    try:
+        pairs = lenient_addresses.getaddresses([v[:MAX_HEADER_CHARS] for v in feats.header("to")[:1]])
+    except (TypeError, ValueError, IndexError):
+        return ""
+    shown = [(n.strip().strip("'\"").strip().lower(), a.lower()) for n, a in pairs if "@" in a]
+    return shown[0][1] if shown and all(n == a for n, a in shown) else ""
+
+
+def _absurd_zone(date: str) -> bool:
+    """Whether the Date field's numeric zone is one no clock keeps (`_NUMERIC_ZONE_RE`)."""
+    m = _NUMERIC_ZONE_RE.search(date.strip()[-80:])
+    return m is not None and (int(m.group(2)) > 14 or int(m.group(3)) >= 60)
+
+
+def _constant_boundary(feats: MessageFeatures) -> str:
+    """The top-level MIME boundary when, its dashes, equals signs and underscores aside, it is one character eight
+    or more times (`_BOUNDARY_RE`); "" otherwise."""
+    types = feats.header("content-type")
+    m = _BOUNDARY_RE.search(types[0][:MAX_HEADER_CHARS]) if types else None
+    core = m.group(1).strip("-=_") if m else ""
+    return m.group(1) if m and len(core) >= 8 and len(set(core)) == 1 else ""
 
 
 def _joined_words(subject: str) -> bool:
@@ -300,11 +401,17 @@ class SpamRules:
             yield Symbol("MUA_OUTLOOK_FORGED", mailer[0][:40])
         if mailer and _RANDOM_MAILER_RE.fullmatch(mailer[0].strip()) and not mailer[0].strip()[1:].islower():
             yield Symbol("X_MAILER_RANDOM", mailer[0][:40])
+        if mailer and BULK_MAILER_RE.search(mailer[0][:200]):
+            yield Symbol("X_MAILER_BULK", mailer[0][:40])
+        repeated = [n for n in _ONCE_ONLY_FIELDS if feats.header_names.count(n) > 1]
+        if repeated:
+            yield Symbol("HEADER_REPEATED", ", ".join(repeated))
         urgent = next((f"{n}: {v}" for n in _PRIORITY_FIELDS for v in feats.header(n)[:1] if _PRIORITY_RE.match(v)), None)
         if urgent:
             yield Symbol("PRIORITY_HIGH", urgent[:40])
         dates = feats.header("date")
-        if dates and (feats.date is None or feats.date.year < 1990 or not _ZONE_RE.search(dates[0])):
+        if dates and (feats.date is None or feats.date.year < 1990 or not _ZONE_RE.search(dates[0])
+                      or _absurd_zone(dates[0])):
             yield Symbol("DATE_MALFORMED", dates[0][:40])
         recipients = feats.header("to") + feats.header("cc")
         listed = " ".join(recipients).lower()
@@ -322,6 +429,14 @@ class SpamRules:
             yield Symbol("TO_IS_SENDER", feats.from_address[:60])
         if _dictionary_order(recipients_list):
             yield Symbol("RECIPS_DICTIONARY", ", ".join(recipients_list)[:60])
+        named_by_address = _to_named_by_address(feats)
+        if named_by_address:
+            yield Symbol("TO_NAME_IS_ADDRESS", named_by_address[:60])
+        if ids and _MSGID_RATWARE_RE.match(ids[0].strip()):
+            yield Symbol("MSGID_RATWARE", ids[0][:40])
+        boundary = _constant_boundary(feats)
+        if boundary:
+            yield Symbol("MIME_BOUNDARY_RATWARE", boundary[:40])
         if feats.reply_to_address and feats.from_address:
             rdom = feats.reply_to_address.rpartition("@")[2]
             if rdom in FREEMAIL and registrable_domain(rdom) != feats.from_registrable_domain:
@@ -349,6 +464,25 @@ class SpamRules:
         added = _msgid_added_by_relay(feats, trace)
         if added:
             yield Symbol("MSGID_ADDED_BY_RELAY", added[:60])
+        for field_ in trace:
+            client = _trace_client(field_)
+            if client and _public_ipv4(client.ip) and _RCVD_SMTP_RE.search(field_) and _helo_forged(client):
+                yield Symbol("RCVD_HELO_FORGED", f"{client.helo} from {client.rdns or 'no name'} [{client.ip}]"[:60])
+                break
+        for field_ in trace:
+            if _RCVD_FORGED_RDNS in field_ and _RCVD_SMTP_RE.search(field_):
+                yield Symbol("RCVD_RDNS_FORGED", field_[:60])
+                break
+        for field_ in trace:
+            client = _trace_client(field_)
+            by = _RCVD_BY_RE.search(field_)
+            if client and client.dynamic and by is not None and _public_ipv4(client.ip) \
+                    and _RCVD_SMTP_RE.search(field_) and registrable_domain(by.group(1)) != registrable_domain(client.rdns):
+                yield Symbol("RCVD_DYNAMIC_DIRECT", f"{client.rdns} to {by.group(1)}"[:60])
+                break
+        web_host = _web_script_host(feats, trace)
+        if "." in web_host and feats.from_address and registrable_domain(web_host) != feats.from_registrable_domain:
+            yield Symbol("WEB_SCRIPT_FOREIGN_FROM", f"{web_host} for {feats.from_domain}"[:60])
 
     # -- body rules ------------------------------------------------------------------------------
     def _body(self, feats: MessageFeatures) -> Iterator[Symbol]:
@@ -368,6 +502,8 @@ class SpamRules:
             yield Symbol("URI_SHORTENER", short)
         if feats.html and _FONT_BIG_RE.search(feats.html, 0, MAX_PART_BYTES):
             yield Symbol("HTML_FONT_BIG")
+        if feats.base64_ascii_text:
+            yield Symbol("MIME_BASE64_TEXT")
         if feats.qp_encoded_dots:
             yield Symbol("QP_ENCODED_DOTS", f"{feats.qp_encoded_dots} dots written =2E")
         text = f"{feats.subject or ''}\n{feats.body_text[:30000]}"
