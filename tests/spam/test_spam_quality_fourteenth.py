@@ -214,3 +214,16 @@ def test_each_new_sign_is_declared_and_weighed_below_the_mark_alone() -> None:
         assert 0 < table.symbols[name].weight < table.thresholds.add_header, name
         assert shipped_action(name) is Action.ACCEPT, name
         assert shipped_action("BAYES_SPAM_HIGH", name) is Action.JUNK, name
+
+
+def test_an_address_that_is_none_is_read_without_an_error() -> None:
+    """"[999.1.2.3]" has the form of an IPv4 address and is none: the rules read it and go on."""
+    import time
+
+    from mailbastion.spam.features import extract_bytes
+    from mailbastion.spam.rules import SpamRules
+
+    for client in ("from h ([999.1.2.3])", "from h (x.example [999.1.2.3])", "from hotmail.com ([300.2.3.4])"):
+        feats = extract_bytes(relay_made_id(client))
+        names = {s.name for s in SpamRules().evaluate(feats, now=time.time(), is_outside=True)}
+        assert "RCVD_HELO_FORGED" not in names, client  # not a public address

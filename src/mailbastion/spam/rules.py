@@ -198,6 +198,14 @@ def _public_ipv4(text: str) -> bool:
         return False
 
 
+def _loopback(text: str) -> bool:
+    """Whether `text` is a loopback IPv4 address (a trace field's "[999.1.2.3]" is none)."""
+    try:
+        return ipaddress.IPv4Address(text).is_loopback
+    except ValueError:
+        return False
+
+
 def _trace_fields(feats: MessageFeatures) -> list[str]:
     """The message's Received fields, each on one line (at most 30: a loop's are all alike) and cut at
     TRACE_FIELD_MAX_CHARS, so that a crafted field of a megabyte costs what a real one does."""
@@ -267,8 +275,7 @@ def _msgid_added_by_relay(feats: MessageFeatures, trace: list[str]) -> str:
         client = _trace_client(field_)
         if field_[:5].lower() != "from " or not _RCVD_SMTP_RE.search(field_) or client is None:
             return ""
-        local = ipaddress.IPv4Address(client.ip).is_loopback if client.ip else bool(
-            _LOCAL_HOP_RE.search(field_[: by.start()]))
+        local = _loopback(client.ip) if client.ip else bool(_LOCAL_HOP_RE.search(field_[: by.start()]))
         return field_ if not local and (not client.named or client.dynamic) else ""
     return ""
 
