@@ -59,14 +59,15 @@ RULE_SYMBOLS = frozenset({
 # zone named only in a comment ("03:27:38 (GMT)", which some old mailers wrote) is read as that zone: it says
 # when, and ham of spamassassin-train carries it; what bulk software writes (no zone, "GMT+1", "Eastern Daylight
 # Time", the year "0102") does not pass.
-# A numeric zone no place on Earth keeps (beyond +14:00 or -12:00 by some margin, or 60 minutes and more):
+_ZONE_RE = re.compile(r"(?i)(?:[+-]\d{4}|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T|[A-IK-Z])\b|\(\s*(?:UT|UTC|GMT)\s*\))"
+                      r"\s*(?:\([^)]*\))?\s*$")
+# A numeric zone no place on Earth keeps (more than 14 hours either way, or 60 minutes and more; real zones run
+# from -12:00 to +14:00):
 # "-1600" is a bulk tool's arithmetic, not a clock (SpamAssassin's INVALID_DATE_TZ_ABSURD).
 _NUMERIC_ZONE_RE = re.compile(r"([+-])(\d\d)(\d\d)\s*(?:\([^)]*\))?\s*$")
 # Fields RFC 5322 §3.6 allows at most once (From is the header check's MULTIPLE_FROM).
 _ONCE_ONLY_FIELDS = ("to", "cc", "bcc", "subject", "date", "message-id", "reply-to", "in-reply-to", "references",
                      "sender")
-_ZONE_RE = re.compile(r"(?i)(?:[+-]\d{4}|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T|[A-IK-Z])\b|\(\s*(?:UT|UTC|GMT)\s*\))"
-                      r"\s*(?:\([^)]*\))?\s*$")
 # A tag that bulk software appends to make each copy's subject unique: "  29521", "[wxv4m]", "- G3ejrKK7q".
 _SUBJECT_TAG_RE = re.compile(r"(?:\s{3,}|\s[-#:.]\s?|[.:]|\s\[|\s\()([A-Za-z0-9-]{4,30})[\])]?\s*$")
 _YEAR_RE = re.compile(r"^(?:19|20)\d\d$")
