@@ -144,13 +144,18 @@ _FONT_BIG_RE = re.compile(r"(?i)<font\b[^<>]*?\bsize\s*=\s*[\"']?\s*(?:\+[3-9]|[
 _RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})  # RFC 2606 §2
 
 
-def _recipients(feats: MessageFeatures) -> list[str]:
+def _mailboxes(values: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) of every mailbox in these address fields, read as one list (cut at
+    MAX_HEADER_CHARS), the addresses lower case; [] when the list cannot be read."""
     try:
-        listed = ", ".join(feats.header("to") + feats.header("cc"))[:MAX_HEADER_CHARS]  # any number of fields
-        pairs = lenient_addresses.getaddresses([listed])
+        pairs = lenient_addresses.getaddresses([", ".join(values)[:MAX_HEADER_CHARS]])
     except (TypeError, ValueError, IndexError):
         return []
-    return [a.lower() for _n, a in pairs if "@" in a]
+    return [(n, a.lower()) for n, a in pairs if "@" in a]
+
+
+def _recipients(feats: MessageFeatures) -> list[str]:
+    return [a for _n, a in _mailboxes(feats.header("to") + feats.header("cc"))]  # any number of fields
 
 
 def _links_only_to_sender(feats: MessageFeatures) -> str:
@@ -313,11 +318,7 @@ def _to_named_by_address(feats: MessageFeatures) -> str:
     """The To address when every mailbox of the (first) To field shows its own address as its name
     ('"bob@example.com" <bob@example.com>'): what bulk tools write from a bare list of addresses (SpamAssassin's
     TO_ADDRESS_EQ_REAL). "" otherwise."""
-    try:
-        pairs = lenient_addresses.getaddresses([v[:MAX_HEADER_CHARS] for v in feats.header("to")[:1]])
-    except (TypeError, ValueError, IndexError):
-        return ""
-    shown = [(n.strip().strip("'\"").strip().lower(), a.lower()) for n, a in pairs if "@" in a]
+    shown = [(n.strip().strip("'\"").strip().lower(), a) for n, a in _mailboxes(feats.header("to")[:1])]
     return shown[0][1] if shown and all(n == a for n, a in shown) else ""
 
 
@@ -462,8 +463,8 @@ class SpamRules:
             if m and _public_ipv4(m.group(1)) and _RCVD_SMTP_RE.search(field_):
                 yield Symbol("RCVD_NUMERIC_HELO", m.group(1))
                 break
-        for field_ in trace:
-            client = _trace_client(field_)
+        clients = [(field_, _trace_client(field_)) for field_ in trace]  # each field read once, for three rules
+        for field_, client in clients:
             if client and not client.named and client.tells_helo and has_known_suffix(client.helo) \
                     and registrable_domain(client.helo) == client.helo and _public_ipv4(client.ip) \
                     and _RCVD_PLAIN_SMTP_RE.search(field_):
@@ -472,20 +473,19 @@ class SpamRules:
         added = _msgid_added_by_relay(feats, trace)
         if added:
             yield Symbol("MSGID_ADDED_BY_RELAY", added[:60])
-        for field_ in trace:
-            client = _trace_client(field_)
-            if client and _public_ipv4(client.ip) and _RCVD_SMTP_RE.search(field_) and _helo_forged(client):
-                yield Symbol("RCVD_HELO_FORGED", f"{client.helo} from {client.rdns or 'no name'} [{client.ip}]"[:60])
-                break
+        # Clients that a relay took over SMTP from a public address: whose greeting and line the next two judge.
+        remote = [(field_, client) for field_, client in clients
+                  if client is not None and _public_ipv4(client.ip) and _RCVD_SMTP_RE.search(field_)]
+        forged = next((client for _field, client in remote if _helo_forged(client)), None)
+        if forged is not None:
+            yield Symbol("RCVD_HELO_FORGED", f"{forged.helo} from {forged.rdns or 'no name'} [{forged.ip}]"[:60])
         for field_ in trace:
             if _RCVD_FORGED_RDNS in field_ and _RCVD_SMTP_RE.search(field_):
                 yield Symbol("RCVD_RDNS_FORGED", field_[:60])
                 break
-        for field_ in trace:
-            client = _trace_client(field_)
+        for field_, client in remote:
             by = _RCVD_BY_RE.search(field_)
-            if client and client.dynamic and by is not None and _public_ipv4(client.ip) \
-                    and _RCVD_SMTP_RE.search(field_) and registrable_domain(by.group(1)) != registrable_domain(client.rdns):
+            if client.dynamic and by is not None and registrable_domain(by.group(1)) != registrable_domain(client.rdns):
                 yield Symbol("RCVD_DYNAMIC_DIRECT", f"{client.rdns} to {by.group(1)}"[:60])
                 break
         web_host = _web_script_host(feats, trace)
